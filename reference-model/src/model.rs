@@ -1,0 +1,366 @@
+//! The loaded, validated reference model.
+
+pub mod files;
+
+use std::fmt;
+
+use indexmap::{IndexMap, IndexSet};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Location, ModelError, ModelErrorKind};
+
+/// An Anuket requirement ID such as `ra2.ntw.011`, `ra2.k8s.012#2` or `int.api.01@ra1`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct RequirementId(String);
+
+/// Why a string is not a requirement ID.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct RequirementIdError(&'static str);
+
+impl RequirementId {
+    /// Parses and validates an ID: dot-separated lowercase segments of `[a-z0-9-]`, at least
+    /// two of them, then an optional `#N` use index and an optional `@document` qualifier.
+    pub fn parse(s: &str) -> Result<Self, RequirementIdError> {
+        let (rest, document) = match s.split_once('@') {
+            Some((rest, doc)) => (rest, Some(doc)),
+            None => (s, None),
+        };
+        if let Some(doc) = document
+            && !matches!(doc, "rm" | "ra1" | "ra2")
+        {
+            return Err(RequirementIdError("the @ qualifier must be one of @rm, @ra1, @ra2"));
+        }
+        let (base, index) = match rest.split_once('#') {
+            Some((base, index)) => (base, Some(index)),
+            None => (rest, None),
+        };
+        if let Some(index) = index
+            && (index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(RequirementIdError("the # use index must be a number"));
+        }
+        let segments: Vec<&str> = base.split('.').collect();
+        if segments.len() < 2 {
+            return Err(RequirementIdError("expected dot-separated segments such as `ra2.ntw.011`"));
+        }
+        let segment_ok = |seg: &&str| {
+            !seg.is_empty()
+                && seg.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        };
+        if !segments.iter().all(segment_ok) {
+            return Err(RequirementIdError(
+                "segments may only hold lowercase letters, digits and `-`",
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The ID as written, qualifiers included.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The ID without its `@document` qualifier (what the Anuket document prints, plus any
+    /// `#N` index).
+    pub fn unqualified(&self) -> &str {
+        self.0.split_once('@').map_or(&self.0, |(base, _)| base)
+    }
+}
+
+impl fmt::Display for RequirementId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How binding a requirement is. Ordered from weakest to strongest.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Level {
+    /// Optional.
+    May,
+    /// Recommended: a failure is a warning unless the run is strict.
+    Should,
+    /// Required: a failure makes the NFVI non-conformant.
+    Must,
+}
+
+impl Level {
+    /// The lowercase name used in data files and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::May => "may",
+            Level::Should => "should",
+            Level::Must => "must",
+        }
+    }
+}
+
+/// Which deployments a requirement applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Profile {
+    /// Every profile: basic and network-intensive.
+    Basic,
+    /// Only the network-intensive (high-performance) profile.
+    NetworkIntensive,
+    /// Only where the feature it talks about is deployed (a CNI multiplexer, AF_XDP, PTP).
+    Conditional,
+}
+
+impl Profile {
+    /// The kebab-case name used in data files and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Basic => "basic",
+            Profile::NetworkIntensive => "network-intensive",
+            Profile::Conditional => "conditional",
+        }
+    }
+}
+
+/// The Anuket document a requirement comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Document {
+    /// Reference Model.
+    Rm,
+    /// Reference Architecture 1 (OpenStack).
+    Ra1,
+    /// Reference Architecture 2 (Kubernetes).
+    Ra2,
+}
+
+impl Document {
+    /// The lowercase name used in data files and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Document::Rm => "rm",
+            Document::Ra1 => "ra1",
+            Document::Ra2 => "ra2",
+        }
+    }
+}
+
+/// A verification area; every check belongs to exactly one.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Area {
+    /// Host readiness of NFVI nodes.
+    Host,
+    /// CNI plugin conformance.
+    Cni,
+    /// Data-path semantics and latency.
+    Datapath,
+    /// Docker networking.
+    Docker,
+    /// Kolla containers, registry and OpenStack APIs.
+    Kolla,
+    /// Kubernetes API checks.
+    K8s,
+}
+
+impl Area {
+    /// Every area, in report order.
+    pub const ALL: [Area; 6] =
+        [Area::Host, Area::Cni, Area::Datapath, Area::Docker, Area::Kolla, Area::K8s];
+
+    /// The lowercase name used in data files, check IDs and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Area::Host => "host",
+            Area::Cni => "cni",
+            Area::Datapath => "datapath",
+            Area::Docker => "docker",
+            Area::Kolla => "kolla",
+            Area::K8s => "k8s",
+        }
+    }
+}
+
+impl fmt::Display for Area {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One requirement of the catalogue.
+#[derive(Clone, Debug)]
+pub struct Requirement {
+    /// The ID.
+    pub id: RequirementId,
+    /// The document it comes from.
+    pub document: Document,
+    /// must, should or may.
+    pub level: Level,
+    /// Which profile it applies to.
+    pub profile: Profile,
+    /// One sentence in this project's words.
+    pub summary: String,
+    /// The source chapter.
+    pub source: String,
+    /// A note about how the ID is used, if any.
+    pub note: Option<String>,
+    /// Equivalent requirements in other documents.
+    pub related: Vec<RequirementId>,
+    /// Where the requirement is defined.
+    pub defined_at: Location,
+}
+
+/// A suite, with its includes already merged in.
+#[derive(Clone, Debug)]
+pub struct Suite {
+    /// The name users pass to `--suite`.
+    pub name: String,
+    /// A human title.
+    pub title: String,
+    /// The suite version, shown on the badge.
+    pub version: String,
+    /// What the suite verifies.
+    pub description: String,
+    /// Every check of these areas is in the suite.
+    pub areas: Vec<Area>,
+    /// Further checks by ID, with where they are named.
+    pub checks: Vec<(String, Location)>,
+    /// Checks left out by ID, with where they are named.
+    pub exclude: Vec<(String, Location)>,
+    /// Requirements that decide the verdict.
+    pub mandatory: IndexSet<RequirementId>,
+    /// Requirements that are traced but never decide the verdict.
+    pub optional: IndexSet<RequirementId>,
+    /// Where the suite is defined.
+    pub defined_at: Location,
+}
+
+impl Suite {
+    /// Whether a check of `area` with `id` belongs to the suite.
+    pub fn contains(&self, area: Area, id: &str) -> bool {
+        let named = self.checks.iter().any(|(c, _)| c == id);
+        let excluded = self.exclude.iter().any(|(c, _)| c == id);
+        (self.areas.contains(&area) || named) && !excluded
+    }
+
+    /// Whether the suite lists `id` at all (mandatory or optional).
+    pub fn covers(&self, id: &RequirementId) -> bool {
+        self.mandatory.contains(id) || self.optional.contains(id)
+    }
+}
+
+/// The validated requirement catalogue and suites.
+#[derive(Clone, Debug)]
+pub struct ReferenceModel {
+    pub(crate) requirements: IndexMap<RequirementId, Requirement>,
+    pub(crate) suites: IndexMap<String, Suite>,
+}
+
+impl ReferenceModel {
+    /// Every requirement, in catalogue order.
+    pub fn requirements(&self) -> impl ExactSizeIterator<Item = &Requirement> {
+        self.requirements.values()
+    }
+
+    /// The requirement with exactly this ID.
+    pub fn requirement(&self, id: &str) -> Option<&Requirement> {
+        self.requirements.iter().find(|(k, _)| k.as_str() == id).map(|(_, v)| v)
+    }
+
+    /// Every suite, in the order of the data files.
+    pub fn suites(&self) -> impl ExactSizeIterator<Item = &Suite> {
+        self.suites.values()
+    }
+
+    /// The suite with this name.
+    pub fn suite(&self, name: &str) -> Option<&Suite> {
+        self.suites.get(name)
+    }
+
+    /// Resolves an ID as a user or a check wrote it. An exact match wins; otherwise a
+    /// suggestion names the qualified IDs it could mean (`int.api.01` means `int.api.01@ra1`
+    /// or `int.api.01@ra2`).
+    pub fn resolve(&self, id: &str) -> Result<&Requirement, ModelErrorKind> {
+        if let Some(req) = self.requirement(id) {
+            return Ok(req);
+        }
+        let candidates: Vec<&str> = self
+            .requirements
+            .keys()
+            .filter(|k| k.unqualified() == id || k.unqualified().split('#').next() == Some(id))
+            .map(RequirementId::as_str)
+            .collect();
+        let hint = if candidates.is_empty() {
+            String::new()
+        } else {
+            format!("; the ID is ambiguous, write one of: {}", candidates.join(", "))
+        };
+        Err(ModelErrorKind::UnknownRequirement { id: id.to_owned(), hint })
+    }
+
+    /// Checks that every check a suite names exists. `check_exists` answers for the harness's
+    /// registry; `all_checks` is used for "did you mean" hints.
+    pub fn validate_checks<'a>(
+        &self,
+        all_checks: impl Iterator<Item = &'a str> + Clone,
+    ) -> Result<(), ModelError> {
+        for suite in self.suites.values() {
+            for (check, at) in suite.checks.iter().chain(&suite.exclude) {
+                if !all_checks.clone().any(|c| c == check) {
+                    let near: Vec<&str> = all_checks
+                        .clone()
+                        .filter(|c| {
+                            let prefix = check.rsplit_once('.').map_or(check.as_str(), |p| p.0);
+                            c.starts_with(prefix)
+                        })
+                        .take(5)
+                        .collect();
+                    let hint = if near.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; checks with a similar ID: {}", near.join(", "))
+                    };
+                    return Err(ModelError {
+                        location: at.clone(),
+                        kind: ModelErrorKind::UnknownCheck {
+                            suite: suite.name.clone(),
+                            check: check.clone(),
+                            hint,
+                        },
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requirement_ids_are_validated() {
+        for ok in ["ra2.ntw.011", "ra2.k8s.012#2", "int.api.01@ra1", "infra.com.cfg.004"] {
+            assert!(RequirementId::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["ra2", "RA2.ntw.011", "ra2..011", "ra2.k8s.012#", "int.api.01@ra3", "a b.c"] {
+            assert!(RequirementId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn unqualified_strips_the_document() {
+        let id = RequirementId::parse("int.api.01@ra1").unwrap();
+        assert_eq!(id.unqualified(), "int.api.01");
+    }
+
+    #[test]
+    fn levels_order_from_may_to_must() {
+        assert!(Level::May < Level::Should && Level::Should < Level::Must);
+    }
+}
