@@ -1,1 +1,41 @@
-//! placeholder
+//! The nfvi-verify engine: what a check is, how a suite becomes a [`Plan`], how the
+//! [`Runner`] executes a plan (concurrency, deadlines, cancellation, cleanup), and the
+//! results model that every report is rendered from.
+//!
+//! The flow is plan, then run. [`plan::build`] turns the reference model's suite, the
+//! registered checks, the [`Target`] and the machine's [`Capabilities`] into an immutable
+//! [`Plan`] in which every check is either going to run or is skipped with a reason;
+//! `nfvi-verify list` prints exactly that. [`Runner::execute`] runs it and sends
+//! [`RunEvent`]s to [`Reporter`]s, which only consume. [`results::RunResults`] is the
+//! serialisable source of truth (`results.json`).
+
+#![warn(missing_docs)]
+
+pub mod cancel;
+pub mod caps;
+pub mod check;
+pub mod context;
+pub mod diff;
+
+pub mod exit_code;
+pub mod glob;
+pub mod inventory;
+pub mod outcome;
+pub mod plan;
+pub mod process;
+pub mod registry;
+pub mod results;
+pub mod runner;
+pub mod target;
+mod text;
+
+pub use caps::Capabilities;
+pub use check::{BoxFuture, Check, CheckMeta, Need, Severity};
+pub use context::CheckContext;
+pub use outcome::{Evidence, Metric, Outcome, SkipKind, SkipReason, Status};
+pub use plan::{Plan, PlanOptions, PlannedCheck};
+pub use registry::Registry;
+pub use runner::{Reporter, RunEvent, Runner, RunnerBuilder};
+pub use target::Target;
+pub use text::{bytes_to_evidence, truncate_chars};
+pub use runner::Tee;

@@ -1,0 +1,122 @@
+//! What the machine the harness runs on can do, detected once before planning.
+
+use std::path::{Path, PathBuf};
+
+use crate::check::Need;
+use crate::target::Target;
+
+/// Detected capabilities. Each field answers one [`Need`].
+#[derive(Clone, Debug, Default)]
+pub struct Capabilities {
+    /// Effective UID 0.
+    pub root: bool,
+    /// `PATH` directories, for tool lookups.
+    pub path: Vec<PathBuf>,
+    /// The Docker socket exists.
+    pub docker_socket: bool,
+    /// A kubeconfig was found.
+    pub kubeconfig: Option<PathBuf>,
+    /// OpenStack credentials were found (target cloud or `OS_AUTH_URL`).
+    pub openstack: bool,
+    /// CNI plugin directories that hold at least one file.
+    pub cni_dirs: Vec<PathBuf>,
+}
+
+impl Capabilities {
+    /// Looks at the machine and the target.
+    pub fn detect(target: &Target) -> Self {
+        let path = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).collect())
+            .unwrap_or_default();
+        let kubeconfig = [
+            Some(target.kubernetes.kubeconfig.clone()).filter(|s| !s.is_empty()),
+            std::env::var("KUBECONFIG").ok().filter(|s| !s.is_empty()),
+            std::env::var("HOME").ok().map(|h| format!("{h}/.kube/config")),
+        ]
+        .into_iter()
+        .flatten()
+        .map(PathBuf::from)
+        .find(|p| p.is_file());
+        let cni_dirs = target
+            .cni
+            .paths
+            .iter()
+            .filter(|d| std::fs::read_dir(d).is_ok_and(|mut r| r.next().is_some()))
+            .cloned()
+            .collect();
+        Self {
+            root: nix::unistd::geteuid().is_root(),
+            path,
+            docker_socket: target.docker.socket.exists(),
+            kubeconfig,
+            openstack: !target.openstack.cloud.is_empty() || std::env::var_os("OS_AUTH_URL").is_some(),
+            cni_dirs,
+        }
+    }
+
+    /// Whether `tool` is an executable on `PATH`.
+    pub fn has_tool(&self, tool: &str) -> bool {
+        self.path.iter().any(|dir| is_executable(&dir.join(tool)))
+    }
+
+    /// `None` if the need is met, otherwise why not and how to fix it.
+    pub fn missing(&self, need: &Need, target: &Target) -> Option<String> {
+        let ok = match need {
+            Need::Root => self.root,
+            Need::Tool(t) => self.has_tool(t),
+            Need::DockerSocket => self.docker_socket,
+            Need::Kubeconfig => self.kubeconfig.is_some(),
+            Need::OpenStackCloud => self.openstack,
+            Need::CniPlugins => !self.cni_dirs.is_empty(),
+        };
+        if ok {
+            return None;
+        }
+        Some(match need {
+            Need::Root => "needs root (effective UID 0); run nfvi-verify as root".to_owned(),
+            Need::Tool(t) => format!("needs `{t}` on PATH; install it (for example with apt)"),
+            Need::DockerSocket => format!(
+                "no Docker socket at {}; start dockerd or set docker.socket in the target file",
+                target.docker.socket.display()
+            ),
+            Need::Kubeconfig => {
+                "no kubeconfig: set kubernetes.kubeconfig in the target file or KUBECONFIG"
+                    .to_owned()
+            }
+            Need::OpenStackCloud => {
+                "no OpenStack credentials: set openstack.cloud in the target file or source an openrc (OS_AUTH_URL)"
+                    .to_owned()
+            }
+            Need::CniPlugins => format!(
+                "no CNI plugins in {}; install containernetworking-plugins or set cni.paths",
+                target.cni.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":")
+            ),
+        })
+    }
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_needs_say_how_to_fix_them() {
+        let caps = Capabilities::default();
+        let target = Target::local();
+        assert!(caps.missing(&Need::Root, &target).unwrap().contains("root"));
+        let tool = caps.missing(&Need::Tool("ip".into()), &target).unwrap();
+        assert!(tool.contains("`ip`"), "{tool}");
+    }
+
+    #[test]
+    fn tools_are_found_on_path() {
+        let caps = Capabilities { path: vec!["/bin".into(), "/usr/bin".into()], ..Default::default() };
+        assert!(caps.has_tool("sh"));
+        assert!(!caps.has_tool("nfvi-no-such-tool"));
+    }
+}

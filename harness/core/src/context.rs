@@ -1,0 +1,89 @@
+//! What a running check gets: the target, cancellation, a command runner that records
+//! evidence, and a cleanup registry the runner drains whatever happens.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::cancel::CancelToken;
+use crate::outcome::CommandRecord;
+use crate::process::{self, CommandError, CommandOutput, CommandSpec};
+use crate::target::Target;
+
+type CleanupFn = Box<dyn FnOnce() -> Result<(), String> + Send>;
+
+/// One undo action a check registered.
+pub(crate) struct Cleanup {
+    pub(crate) what: String,
+    pub(crate) action: CleanupFn,
+}
+
+/// The context of one running check.
+pub struct CheckContext {
+    target: Arc<Target>,
+    cancel: CancelToken,
+    grace: Duration,
+    cleanups: Mutex<Vec<Cleanup>>,
+    commands: Mutex<Vec<CommandRecord>>,
+}
+
+impl CheckContext {
+    /// A context; the runner makes one per check, tests may make their own.
+    pub fn new(target: Arc<Target>, cancel: CancelToken, grace: Duration) -> Self {
+        Self {
+            target,
+            cancel,
+            grace,
+            cleanups: Mutex::new(Vec::new()),
+            commands: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The NFVI under test.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// The run's cancellation token.
+    pub fn cancel(&self) -> &CancelToken {
+        &self.cancel
+    }
+
+    /// Runs a command under the check's cancellation and records it as evidence.
+    pub async fn command(&self, spec: CommandSpec) -> Result<CommandOutput, CommandError> {
+        let result = process::run(&spec, &self.cancel, self.grace).await;
+        let record = match &result {
+            Ok(out) => out.record(&spec),
+            Err(e) => CommandRecord {
+                command: spec.display(),
+                exit_code: None,
+                stdout: String::new(),
+                stderr: format!("{e}: {}", e.source),
+                duration_secs: 0.0,
+            },
+        };
+        self.commands.lock().expect("command log poisoned").push(record);
+        result
+    }
+
+    /// Registers an undo action. Register before creating what it undoes; the runner runs
+    /// every registered action, last first, after the check ends however it ends (pass, fail,
+    /// panic, timeout, Ctrl-C), and reports actions that fail.
+    pub fn on_cleanup(
+        &self,
+        what: impl Into<String>,
+        action: impl FnOnce() -> Result<(), String> + Send + 'static,
+    ) {
+        self.cleanups
+            .lock()
+            .expect("cleanup registry poisoned")
+            .push(Cleanup { what: what.into(), action: Box::new(action) });
+    }
+
+    pub(crate) fn take_cleanups(&self) -> Vec<Cleanup> {
+        std::mem::take(&mut *self.cleanups.lock().expect("cleanup registry poisoned"))
+    }
+
+    pub(crate) fn take_commands(&self) -> Vec<CommandRecord> {
+        std::mem::take(&mut *self.commands.lock().expect("command log poisoned"))
+    }
+}

@@ -1,0 +1,614 @@
+//! `results.json`: the source of truth every report is rendered from. The schema is
+//! versioned ([`SCHEMA_VERSION`]), generated from these types (`cargo xtask schemas`) and
+//! checked in under `schemas/results.schema.json`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use nfvi_reference_model::{Area, Document, Level, Profile, RequirementId};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::cancel::CancelReason;
+use crate::check::Severity;
+use crate::inventory::Inventory;
+use crate::outcome::{Evidence, SkipKind, Status};
+use crate::plan::Plan;
+use crate::target::NodeProfile;
+
+/// The version of the results format. Bumped on any change a consumer could notice.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The name and version of the tool that produced a result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ToolInfo {
+    /// `nfvi-verify`.
+    pub name: String,
+    /// The release.
+    pub version: String,
+    /// The git commit it was built from, or `unknown`.
+    pub git_sha: String,
+}
+
+/// The suite a run verified.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SuiteInfo {
+    /// Name, as passed to `--suite`.
+    pub name: String,
+    /// Title.
+    pub title: String,
+    /// Version, shown on the badge.
+    pub version: String,
+    /// What it verifies.
+    pub description: String,
+}
+
+/// The target a run verified.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TargetInfo {
+    /// Its name.
+    pub name: String,
+    /// The target file, or `None` for the embedded local default.
+    pub file: Option<String>,
+    /// The node profile judged.
+    pub profile: NodeProfile,
+}
+
+/// How the run was started, so a reviewer can reproduce it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Invocation {
+    /// The command-line arguments.
+    pub argv: Vec<String>,
+    /// A command that reruns the same checks against the same target.
+    pub reproduce: String,
+}
+
+/// The verdict for the suite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// No check of a mandatory requirement failed, and nothing was left undecided.
+    Conformant,
+    /// A check of a mandatory requirement failed (or a SHOULD check under `--strict`).
+    NonConformant,
+    /// Nothing failed, but a check errored or timed out, or the run was interrupted.
+    Incomplete,
+}
+
+impl Verdict {
+    /// The kebab-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Conformant => "conformant",
+            Verdict::NonConformant => "non-conformant",
+            Verdict::Incomplete => "incomplete",
+        }
+    }
+
+    /// The process exit code for this verdict.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Verdict::Conformant => crate::exit_code::CONFORMANT,
+            Verdict::NonConformant => crate::exit_code::NON_CONFORMANT,
+            Verdict::Incomplete => crate::exit_code::INCOMPLETE,
+        }
+    }
+}
+
+/// Counts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Totals {
+    /// Checks in the run.
+    pub checks: usize,
+    /// Passed.
+    pub passed: usize,
+    /// Failed.
+    pub failed: usize,
+    /// Errored.
+    pub errors: usize,
+    /// Timed out.
+    pub timed_out: usize,
+    /// Skipped.
+    pub skipped: usize,
+    /// Failures that do not decide the verdict (SHOULD without `--strict`, MAY, info).
+    pub warnings: usize,
+    /// Mandatory requirements of the suite that apply to the profile.
+    pub mandatory_requirements: usize,
+    /// Of those, how many have checks that all passed.
+    pub mandatory_verified: usize,
+    /// Of those, how many have a failed check.
+    pub mandatory_failed: usize,
+    /// Of those, how many no check of this build covers.
+    pub mandatory_untested: usize,
+}
+
+/// One requirement in the traceability matrix.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RequirementRow {
+    /// The ID.
+    pub id: RequirementId,
+    /// The document.
+    pub document: Document,
+    /// must, should, may.
+    pub level: Level,
+    /// The profile it applies to.
+    pub profile: Profile,
+    /// Summary.
+    pub summary: String,
+    /// Source chapter.
+    pub source: String,
+    /// A note on the ID, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Mandatory in the suite (else optional or only traced).
+    pub mandatory: bool,
+    /// Applies to the target's profile.
+    pub applies: bool,
+    /// IDs of the checks that cover it.
+    pub checks: Vec<String>,
+}
+
+/// How a requirement fared, from its checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum TraceStatus {
+    /// Every covering check passed.
+    Passed,
+    /// A covering check failed.
+    Failed,
+    /// A covering check errored or timed out, and none failed.
+    Error,
+    /// Some covering checks passed and others were skipped.
+    Partial,
+    /// Every covering check was skipped.
+    Skipped,
+    /// No check of this build covers it.
+    Untested,
+}
+
+impl TraceStatus {
+    /// The kebab-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TraceStatus::Passed => "passed",
+            TraceStatus::Failed => "failed",
+            TraceStatus::Error => "error",
+            TraceStatus::Partial => "partial",
+            TraceStatus::Skipped => "skipped",
+            TraceStatus::Untested => "untested",
+        }
+    }
+}
+
+/// A requirement row with its status.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RequirementResult {
+    /// The row.
+    #[serde(flatten)]
+    pub row: RequirementRow,
+    /// The status.
+    pub status: TraceStatus,
+}
+
+/// One cleanup action and how it went.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CleanupRecord {
+    /// What it undid.
+    pub action: String,
+    /// `None` on success, else the error.
+    pub error: Option<String>,
+}
+
+/// One check's result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CheckResult {
+    /// Stable ID.
+    pub id: String,
+    /// What is verified.
+    pub title: String,
+    /// The area.
+    pub area: Area,
+    /// What the check was about (a plugin, a container), if not the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Requirement IDs covered.
+    pub requirements: Vec<RequirementId>,
+    /// The check's declared severity.
+    pub severity: Severity,
+    /// The weight of a failure in this suite and profile.
+    pub effective_severity: Severity,
+    /// What happened.
+    pub outcome: Status,
+    /// For skips: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_kind: Option<SkipKind>,
+    /// What was observed, or why it was skipped or could not be decided.
+    pub message: String,
+    /// When it started; `None` if it never ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    /// How long it ran, in seconds.
+    pub duration_secs: f64,
+    /// What it needed from the machine.
+    pub needs: Vec<String>,
+    /// Its side effects on the NFVI.
+    pub side_effects: String,
+    /// How those are undone.
+    pub cleanup_policy: String,
+    /// The cleanup actions that ran, with errors.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cleanup: Vec<CleanupRecord>,
+    /// What it observed.
+    #[serde(default, skip_serializing_if = "Evidence::is_empty")]
+    pub evidence: Evidence,
+}
+
+impl CheckResult {
+    /// A failure that does not decide the verdict.
+    pub fn is_warning(&self, strict: bool) -> bool {
+        self.outcome == Status::Failed
+            && match self.effective_severity {
+                Severity::Must => false,
+                Severity::Should => !strict,
+                Severity::May | Severity::Info => true,
+            }
+    }
+
+    /// A failure that makes the run non-conformant.
+    pub fn decides_non_conformance(&self, strict: bool) -> bool {
+        self.outcome == Status::Failed && !self.is_warning(strict)
+    }
+}
+
+/// The results of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RunResults {
+    /// The results format version ([`SCHEMA_VERSION`]).
+    pub schema_version: u32,
+    /// The tool.
+    pub tool: ToolInfo,
+    /// Unique run ID: UTC start time and a random suffix.
+    pub run_id: String,
+    /// The suite.
+    pub suite: SuiteInfo,
+    /// The target.
+    pub target: TargetInfo,
+    /// Whether SHOULD failures decided the verdict.
+    pub strict: bool,
+    /// Start, UTC.
+    pub started_at: DateTime<Utc>,
+    /// End, UTC.
+    pub finished_at: DateTime<Utc>,
+    /// Wall-clock seconds.
+    pub duration_secs: f64,
+    /// False when the run stopped early; the results are then partial.
+    pub complete: bool,
+    /// Why the run stopped early.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_reason: Option<CancelReason>,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Counts.
+    pub totals: Totals,
+    /// What the NFVI is made of.
+    pub inventory: Inventory,
+    /// How to reproduce the run.
+    pub invocation: Invocation,
+    /// Requirement traceability: requirement → checks → status.
+    pub requirements: Vec<RequirementResult>,
+    /// Every planned check, in plan order.
+    pub checks: Vec<CheckResult>,
+}
+
+/// A finished check as the runner reports it.
+#[derive(Clone, Debug)]
+pub struct CheckRun {
+    /// Index in the plan.
+    pub index: usize,
+    /// The outcome (evidence includes the commands run).
+    pub outcome: crate::outcome::Outcome,
+    /// Start time; `None` if it never ran.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Run time.
+    pub duration: Duration,
+    /// Cleanup actions that ran.
+    pub cleanup: Vec<CleanupRecord>,
+}
+
+/// What the run knows besides the plan and the check runs.
+#[derive(Clone, Debug)]
+pub struct RunMeta {
+    /// Tool info.
+    pub tool: ToolInfo,
+    /// Run ID.
+    pub run_id: String,
+    /// Target file, if any.
+    pub target_file: Option<String>,
+    /// Start.
+    pub started_at: DateTime<Utc>,
+    /// End.
+    pub finished_at: DateTime<Utc>,
+    /// Why the run stopped early.
+    pub cancel_reason: Option<CancelReason>,
+    /// Inventory.
+    pub inventory: Inventory,
+    /// Invocation.
+    pub invocation: Invocation,
+}
+
+impl RunResults {
+    /// Puts the plan and the runs together, computing statuses, totals and the verdict.
+    /// Checks without a run (never started) must not occur: the runner reports every planned
+    /// check exactly once.
+    pub fn assemble(plan: &Plan, mut runs: Vec<CheckRun>, meta: RunMeta) -> Self {
+        runs.sort_by_key(|r| r.index);
+        let checks: Vec<CheckResult> = runs
+            .into_iter()
+            .map(|run| {
+                let item = &plan.items[run.index];
+                let m = item.check.meta();
+                CheckResult {
+                    id: m.id.clone(),
+                    title: m.title.clone(),
+                    area: m.area,
+                    subject: m.subject.clone(),
+                    requirements: item.covers.clone(),
+                    severity: m.severity,
+                    effective_severity: item.effective,
+                    outcome: run.outcome.status,
+                    skip_kind: run.outcome.skip,
+                    message: run.outcome.message,
+                    started_at: run.started_at,
+                    duration_secs: run.duration.as_secs_f64(),
+                    needs: m.needs.iter().map(ToString::to_string).collect(),
+                    side_effects: m.side_effects.clone(),
+                    cleanup_policy: m.cleanup.clone(),
+                    cleanup: run.cleanup,
+                    evidence: run.outcome.evidence,
+                }
+            })
+            .collect();
+        Self::from_parts(plan, checks, meta)
+    }
+
+    fn from_parts(plan: &Plan, checks: Vec<CheckResult>, meta: RunMeta) -> Self {
+        let requirements: Vec<RequirementResult> = plan
+            .requirements
+            .iter()
+            .map(|row| RequirementResult { status: trace_status(row, &checks), row: row.clone() })
+            .collect();
+        let totals = totals(&checks, &requirements, plan.strict);
+        let complete = meta.cancel_reason.is_none();
+        let verdict = verdict(&checks, plan.strict, complete);
+        Self {
+            schema_version: SCHEMA_VERSION,
+            tool: meta.tool,
+            run_id: meta.run_id,
+            suite: plan.suite.clone(),
+            target: TargetInfo {
+                name: plan.target.clone(),
+                file: meta.target_file,
+                profile: plan.profile,
+            },
+            strict: plan.strict,
+            started_at: meta.started_at,
+            finished_at: meta.finished_at,
+            duration_secs: (meta.finished_at - meta.started_at)
+                .to_std()
+                .unwrap_or_default()
+                .as_secs_f64(),
+            complete,
+            cancel_reason: meta.cancel_reason,
+            verdict,
+            totals,
+            inventory: meta.inventory,
+            invocation: meta.invocation,
+            requirements,
+            checks,
+        }
+    }
+
+    /// Reads a results file, with a message naming the file, line and what was expected.
+    pub fn load(path: &Path) -> Result<Self, ResultsError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ResultsError::Read { path: path.to_owned(), source })?;
+        let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| ResultsError::Invalid {
+            path: path.to_owned(),
+            line: e.line(),
+            message: format!("not JSON: {e}"),
+        })?;
+        match value.get("schema_version").and_then(serde_json::Value::as_u64) {
+            Some(v) if v == u64::from(SCHEMA_VERSION) => {}
+            Some(v) => {
+                return Err(ResultsError::Invalid {
+                    path: path.to_owned(),
+                    line: 1,
+                    message: format!(
+                        "results schema version {v}, this nfvi-verify reads version {SCHEMA_VERSION}"
+                    ),
+                });
+            }
+            None => {
+                return Err(ResultsError::Invalid {
+                    path: path.to_owned(),
+                    line: 1,
+                    message: "not an nfvi-verify results.json (no schema_version)".to_owned(),
+                });
+            }
+        }
+        serde_json::from_str(&text).map_err(|e| ResultsError::Invalid {
+            path: path.to_owned(),
+            line: e.line(),
+            message: format!("does not match the results schema: {e}"),
+        })
+    }
+
+    /// The JSON text, pretty-printed with a trailing newline.
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("results serialise");
+        s.push('\n');
+        s
+    }
+
+    /// IDs of checks that did not pass or were never started, for `--rerun-failed`.
+    pub fn rerun_candidates(&self) -> impl Iterator<Item = &str> {
+        self.checks
+            .iter()
+            .filter(|c| {
+                matches!(c.outcome, Status::Failed | Status::Error | Status::TimedOut)
+                    || matches!(c.skip_kind, Some(SkipKind::Interrupted | SkipKind::FailFast))
+            })
+            .map(|c| c.id.as_str())
+    }
+}
+
+fn trace_status(row: &RequirementRow, checks: &[CheckResult]) -> TraceStatus {
+    let outcomes: Vec<Status> =
+        checks.iter().filter(|c| c.requirements.contains(&row.id)).map(|c| c.outcome).collect();
+    if outcomes.is_empty() {
+        TraceStatus::Untested
+    } else if outcomes.contains(&Status::Failed) {
+        TraceStatus::Failed
+    } else if outcomes.iter().any(|o| matches!(o, Status::Error | Status::TimedOut)) {
+        TraceStatus::Error
+    } else if outcomes.iter().all(|o| *o == Status::Passed) {
+        TraceStatus::Passed
+    } else if outcomes.iter().all(|o| *o == Status::Skipped) {
+        TraceStatus::Skipped
+    } else {
+        TraceStatus::Partial
+    }
+}
+
+fn totals(checks: &[CheckResult], requirements: &[RequirementResult], strict: bool) -> Totals {
+    let count = |s: Status| checks.iter().filter(|c| c.outcome == s).count();
+    let mandatory: Vec<&RequirementResult> =
+        requirements.iter().filter(|r| r.row.mandatory && r.row.applies).collect();
+    let mcount = |s: TraceStatus| mandatory.iter().filter(|r| r.status == s).count();
+    Totals {
+        checks: checks.len(),
+        passed: count(Status::Passed),
+        failed: count(Status::Failed),
+        errors: count(Status::Error),
+        timed_out: count(Status::TimedOut),
+        skipped: count(Status::Skipped),
+        warnings: checks.iter().filter(|c| c.is_warning(strict)).count(),
+        mandatory_requirements: mandatory.len(),
+        mandatory_verified: mcount(TraceStatus::Passed),
+        mandatory_failed: mcount(TraceStatus::Failed),
+        mandatory_untested: mcount(TraceStatus::Untested),
+    }
+}
+
+/// The verdict rule: a deciding failure makes the run non-conformant, even when other checks
+/// could not decide; otherwise any error, timeout or interruption makes it incomplete.
+pub fn verdict(checks: &[CheckResult], strict: bool, complete: bool) -> Verdict {
+    if checks.iter().any(|c| c.decides_non_conformance(strict)) {
+        Verdict::NonConformant
+    } else if !complete || checks.iter().any(|c| matches!(c.outcome, Status::Error | Status::TimedOut)) {
+        Verdict::Incomplete
+    } else {
+        Verdict::Conformant
+    }
+}
+
+/// A results file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsError {
+    /// Unreadable.
+    #[error("cannot read results file `{}`", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not a results file of this version.
+    #[error("{}:{line}: {message}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+}
+
+/// Writes a file so that it is either absent or complete: the bytes go to a temporary file
+/// in the same directory, which is synced and renamed over the destination.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(outcome: Status, effective: Severity) -> CheckResult {
+        CheckResult {
+            id: "host.x".into(),
+            title: String::new(),
+            area: Area::Host,
+            subject: None,
+            requirements: vec![],
+            severity: effective,
+            effective_severity: effective,
+            outcome,
+            skip_kind: None,
+            message: String::new(),
+            started_at: None,
+            duration_secs: 0.0,
+            needs: vec![],
+            side_effects: String::new(),
+            cleanup_policy: String::new(),
+            cleanup: vec![],
+            evidence: Evidence::default(),
+        }
+    }
+
+    #[test]
+    fn the_verdict_follows_the_documented_rule() {
+        use Severity::*;
+        use Status::*;
+        let v = |cs: &[(Status, Severity)], strict, complete| {
+            let cs: Vec<_> = cs.iter().map(|(o, s)| check(*o, *s)).collect();
+            verdict(&cs, strict, complete)
+        };
+        assert_eq!(v(&[(Passed, Must), (Skipped, Must)], false, true), Verdict::Conformant);
+        assert_eq!(v(&[(Failed, Must)], false, true), Verdict::NonConformant);
+        assert_eq!(v(&[(Failed, Should)], false, true), Verdict::Conformant);
+        assert_eq!(v(&[(Failed, Should)], true, true), Verdict::NonConformant);
+        assert_eq!(v(&[(Failed, Info)], true, true), Verdict::Conformant);
+        assert_eq!(v(&[(Error, Info)], false, true), Verdict::Incomplete);
+        assert_eq!(v(&[(TimedOut, Must)], false, true), Verdict::Incomplete);
+        assert_eq!(v(&[(Passed, Must)], false, false), Verdict::Incomplete);
+        assert_eq!(v(&[(Failed, Must), (Error, Must)], false, false), Verdict::NonConformant);
+    }
+
+    #[test]
+    fn atomic_writes_leave_no_temporary_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.json");
+        write_atomic(&path, b"{}").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"{}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        let err = write_atomic(&dir.path().join("missing/x.json"), b"{}");
+        assert!(err.is_err());
+    }
+}

@@ -1,0 +1,384 @@
+//! Executes a [`Plan`]: at most `jobs` checks at a time, each under its deadline, every
+//! registered cleanup drained after each check however it ended, and signals handled as
+//! documented in [`crate::cancel`]. Reporters receive [`RunEvent`]s and never query the runner.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::task::JoinSet;
+
+use crate::cancel::{CancelLevel, CancelReason, CancelSource, CancelToken};
+use crate::check::Check;
+use crate::context::CheckContext;
+use crate::outcome::{Outcome, SkipKind, SkipReason, Status};
+use crate::plan::{Decision, Plan};
+use crate::results::{CheckRun, CleanupRecord};
+use crate::target::Target;
+
+/// Something that happened during a run.
+pub enum RunEvent<'a> {
+    /// The run is starting.
+    RunStarted {
+        /// The plan.
+        plan: &'a Plan,
+    },
+    /// A check started.
+    CheckStarted {
+        /// Its index in the plan.
+        index: usize,
+        /// Its ID.
+        id: &'a str,
+    },
+    /// A check finished (or was skipped).
+    CheckFinished {
+        /// Its ID.
+        id: &'a str,
+        /// What happened.
+        run: &'a CheckRun,
+    },
+    /// The run is stopping early.
+    Cancelling {
+        /// Why.
+        reason: CancelReason,
+    },
+    /// The run is over.
+    RunFinished {
+        /// Why it stopped early, if it did.
+        cancel_reason: Option<CancelReason>,
+    },
+}
+
+/// Consumes run events.
+pub trait Reporter {
+    /// Handles one event.
+    fn report(&mut self, event: &RunEvent<'_>);
+}
+
+/// Fans events out to several reporters.
+pub struct Tee<'a>(pub Vec<&'a mut dyn Reporter>);
+
+impl Reporter for Tee<'_> {
+    fn report(&mut self, event: &RunEvent<'_>) {
+        for r in &mut self.0 {
+            r.report(event);
+        }
+    }
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct RunOutput {
+    /// One entry per planned check, in completion order.
+    pub runs: Vec<CheckRun>,
+    /// Why the run stopped early, if it did.
+    pub cancel_reason: Option<CancelReason>,
+}
+
+/// Configures a [`Runner`].
+#[derive(Clone, Debug)]
+pub struct RunnerBuilder {
+    jobs: usize,
+    fail_fast: bool,
+    timeout_override: Option<Duration>,
+    grace: Duration,
+    handle_signals: bool,
+}
+
+impl Default for RunnerBuilder {
+    fn default() -> Self {
+        Self {
+            jobs: 1,
+            fail_fast: false,
+            timeout_override: None,
+            grace: Duration::from_secs(5),
+            handle_signals: true,
+        }
+    }
+}
+
+impl RunnerBuilder {
+    /// Checks run at the same time (at least 1).
+    pub fn jobs(mut self, jobs: usize) -> Self {
+        self.jobs = jobs.max(1);
+        self
+    }
+
+    /// Stop starting checks after the first failure, error or timeout.
+    pub fn fail_fast(mut self, yes: bool) -> Self {
+        self.fail_fast = yes;
+        self
+    }
+
+    /// One deadline for every check instead of each check's own.
+    pub fn timeout_override(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout_override = timeout;
+        self
+    }
+
+    /// How long running checks get after the first signal before they are stopped.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// Whether to install SIGINT/SIGTERM handlers (off in tests that cancel by hand).
+    pub fn handle_signals(mut self, yes: bool) -> Self {
+        self.handle_signals = yes;
+        self
+    }
+
+    /// A runner for `plan` against `target`.
+    pub fn build(self, plan: &Plan, target: Arc<Target>) -> Runner<'_> {
+        let (source, _) = CancelSource::new();
+        Runner { plan, target, options: self, source }
+    }
+}
+
+/// Runs a plan.
+pub struct Runner<'p> {
+    plan: &'p Plan,
+    target: Arc<Target>,
+    options: RunnerBuilder,
+    source: CancelSource,
+}
+
+impl Runner<'_> {
+    /// A handle that cancels the run as a signal would (for tests and embedders).
+    pub fn cancel_source(&self) -> CancelSource {
+        self.source.clone()
+    }
+
+    /// Executes the plan on a runtime the runner owns. Returns when every check has finished
+    /// or been skipped and every cleanup has run.
+    pub fn execute(self, reporter: &mut dyn Reporter) -> std::io::Result<RunOutput> {
+        let workers = self.options.jobs.clamp(2, 8);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .thread_name("nfvi-runner")
+            .build()?;
+        Ok(runtime.block_on(self.run_async(reporter)))
+    }
+
+    async fn run_async(self, reporter: &mut dyn Reporter) -> RunOutput {
+        let plan = self.plan;
+        let token = self.source.token();
+        if self.options.handle_signals {
+            spawn_signal_listener(self.source.clone());
+        }
+        reporter.report(&RunEvent::RunStarted { plan });
+
+        let mut queue = plan.items.iter().enumerate();
+        let mut running: JoinSet<CheckRun> = JoinSet::new();
+        let mut runs = Vec::with_capacity(plan.items.len());
+        let mut stop: Option<CancelReason> = None;
+        let finish = |run: CheckRun, runs: &mut Vec<CheckRun>, reporter: &mut dyn Reporter| {
+            let id = &plan.items[run.index].check.meta().id;
+            reporter.report(&RunEvent::CheckFinished { id, run: &run });
+            runs.push(run);
+        };
+
+        loop {
+            while stop.is_none() && running.len() < self.options.jobs {
+                let Some((index, item)) = queue.next() else { break };
+                match &item.decision {
+                    Decision::Skip(reason) => {
+                        let run = never_ran(index, reason.clone());
+                        finish(run, &mut runs, reporter);
+                    }
+                    Decision::Run => {
+                        let meta = item.check.meta();
+                        reporter.report(&RunEvent::CheckStarted { index, id: &meta.id });
+                        let limit = self.options.timeout_override.unwrap_or(meta.timeout);
+                        running.spawn(run_one(
+                            index,
+                            item.check.clone(),
+                            self.target.clone(),
+                            token.clone(),
+                            self.options.grace,
+                            limit,
+                        ));
+                    }
+                }
+            }
+            if running.is_empty() {
+                break;
+            }
+            tokio::select! {
+                Some(joined) = running.join_next() => {
+                    // run_one catches check panics itself; a panic here is a harness bug.
+                    let run = joined.expect("check task panicked outside the check");
+                    let bad = matches!(run.outcome.status, Status::Failed | Status::Error | Status::TimedOut);
+                    finish(run, &mut runs, reporter);
+                    if bad && self.options.fail_fast && stop.is_none() {
+                        stop = Some(CancelReason::FailFast);
+                        reporter.report(&RunEvent::Cancelling { reason: CancelReason::FailFast });
+                    }
+                }
+                () = token.cancelled(), if stop.is_none() || stop == Some(CancelReason::FailFast) => {
+                    let reason = token.reason().unwrap_or(CancelReason::Interrupt);
+                    stop = Some(reason);
+                    reporter.report(&RunEvent::Cancelling { reason });
+                }
+            }
+        }
+        // Whatever was never started is reported as skipped, so every planned check appears
+        // exactly once in the results.
+        for (index, _) in queue {
+            let (kind, message) = match stop {
+                Some(CancelReason::FailFast) => {
+                    (SkipKind::FailFast, "not started: --fail-fast stopped the run after a failure".to_owned())
+                }
+                Some(r) => (SkipKind::Interrupted, format!("not started: the run was interrupted ({})", r.as_str())),
+                None => unreachable!("the queue is drained unless the run stopped"),
+            };
+            finish(never_ran(index, SkipReason { kind, message }), &mut runs, reporter);
+        }
+        let cancel_reason = stop;
+        reporter.report(&RunEvent::RunFinished { cancel_reason });
+        RunOutput { runs, cancel_reason }
+    }
+}
+
+fn never_ran(index: usize, reason: SkipReason) -> CheckRun {
+    CheckRun {
+        index,
+        outcome: Outcome::skip(reason),
+        started_at: None,
+        duration: Duration::ZERO,
+        cleanup: Vec::new(),
+    }
+}
+
+fn spawn_signal_listener(source: CancelSource) {
+    use tokio::signal::unix::{SignalKind, signal};
+    tokio::spawn(async move {
+        let (Ok(mut int), Ok(mut term)) =
+            (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+        else {
+            tracing::warn!("cannot install signal handlers; Ctrl-C will end the run without cleanup");
+            return;
+        };
+        loop {
+            let reason = tokio::select! {
+                _ = int.recv() => CancelReason::Interrupt,
+                _ = term.recv() => CancelReason::Terminate,
+            };
+            tracing::warn!(reason = reason.as_str(), "signal received");
+            source.escalate(reason);
+        }
+    });
+}
+
+async fn stop_requested(token: &CancelToken, grace: Duration) {
+    token.cancelled().await;
+    tokio::select! {
+        () = tokio::time::sleep(grace) => {}
+        () = token.reached(CancelLevel::Hard) => {}
+    }
+}
+
+async fn run_one(
+    index: usize,
+    check: Arc<dyn Check>,
+    target: Arc<Target>,
+    token: CancelToken,
+    grace: Duration,
+    limit: Duration,
+) -> CheckRun {
+    let started_at = Utc::now();
+    let t0 = Instant::now();
+    let id = check.meta().id.clone();
+    tracing::info!(check = %id, "started");
+    let cx = Arc::new(CheckContext::new(target, token.clone(), grace));
+    let inner = {
+        let cx = cx.clone();
+        tokio::spawn(async move { check.run(&cx).await })
+    };
+    let abort = inner.abort_handle();
+    tokio::pin!(inner);
+    let mut outcome = tokio::select! {
+        joined = &mut inner => match joined {
+            Ok(outcome) => outcome,
+            Err(e) if e.is_panic() => {
+                Outcome::error(format!("the check panicked: {}", panic_message(e.into_panic())))
+            }
+            Err(_) => Outcome::error("the check was aborted"),
+        },
+        () = tokio::time::sleep(limit) => {
+            abort.abort();
+            let _ = (&mut inner).await;
+            Outcome::timed_out(format!(
+                "timed out: did not finish within {}; stopped and cleaned up",
+                humanize(limit)
+            ))
+        }
+        () = stop_requested(&token, grace) => {
+            abort.abort();
+            let _ = (&mut inner).await;
+            let reason = token.reason().map_or("cancelled", CancelReason::as_str);
+            Outcome::error(format!("interrupted ({reason}) before it finished; cleaned up"))
+        }
+    };
+    let mut commands = cx.take_commands();
+    commands.append(&mut outcome.evidence.commands);
+    outcome.evidence.commands = commands;
+
+    let cleanups = cx.take_cleanups();
+    let cleanup = if cleanups.is_empty() {
+        Vec::new()
+    } else {
+        tokio::task::spawn_blocking(move || {
+            cleanups
+                .into_iter()
+                .rev()
+                .map(|c| {
+                    let error = match std::panic::catch_unwind(AssertUnwindSafe(c.action)) {
+                        Ok(Ok(())) => None,
+                        Ok(Err(e)) => Some(e),
+                        Err(p) => Some(format!("cleanup panicked: {}", panic_message(p))),
+                    };
+                    CleanupRecord { action: c.what, error }
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default()
+    };
+    let failed: Vec<String> = cleanup
+        .iter()
+        .filter_map(|c| c.error.as_ref().map(|e| format!("{}: {e}", c.action)))
+        .collect();
+    if !failed.is_empty() && outcome.status == Status::Passed {
+        outcome.status = Status::Error;
+        outcome.message = format!(
+            "{}; but cleanup left something behind: {}",
+            outcome.message,
+            failed.join("; ")
+        );
+    }
+    tracing::info!(check = %id, outcome = outcome.status.as_str(), "finished");
+    CheckRun { index, outcome, started_at: Some(started_at), duration: t0.elapsed(), cleanup }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(non-string panic payload)".to_owned())
+}
+
+/// `90s` → `1m30s`, `0.5s` → `500ms`.
+pub fn humanize(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}m{}s", d.as_secs() / 60, d.as_secs() % 60)
+    }
+}

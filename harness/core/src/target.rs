@@ -1,0 +1,311 @@
+//! The target file: which NFVI is under test and where its parts are. Without `--target` the
+//! target is the local machine with the values of the embedded `default-target.toml`.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The commented default target file, also printed by `nfvi-verify target --example`.
+pub const DEFAULT_TARGET_TOML: &str = include_str!("default-target.toml");
+
+/// The Anuket node profile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeProfile {
+    /// Basic profile.
+    Basic,
+    /// Network-intensive (high-performance) profile.
+    NetworkIntensive,
+}
+
+impl NodeProfile {
+    /// The kebab-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeProfile::Basic => "basic",
+            NodeProfile::NetworkIntensive => "network-intensive",
+        }
+    }
+}
+
+/// The NFVI under test.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// A name for the NFVI, shown in reports.
+    pub name: String,
+    /// The Anuket node profile.
+    pub profile: NodeProfile,
+    /// Host readiness settings.
+    pub host: HostTarget,
+    /// CNI plugins.
+    pub cni: CniTarget,
+    /// Docker Engine.
+    pub docker: DockerTarget,
+    /// Kubernetes cluster.
+    pub kubernetes: KubernetesTarget,
+    /// OpenStack cloud.
+    pub openstack: OpenStackTarget,
+    /// Network resources the harness may use.
+    pub network: NetworkTarget,
+    /// The file this target was read from, if any.
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
+}
+
+/// Host readiness settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HostTarget {
+    /// Oldest acceptable kernel release, `major.minor`.
+    pub min_kernel: String,
+    /// Package changes within this many hours are drift.
+    pub drift_window_hours: u32,
+    /// Whether recent package changes fail the drift check.
+    pub change_freeze: bool,
+    /// dpkg's log file.
+    pub dpkg_log: PathBuf,
+}
+
+/// CNI settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CniTarget {
+    /// Plugin directories, searched in order.
+    pub paths: Vec<PathBuf>,
+    /// Only these plugins; empty for all.
+    pub plugins: Vec<String>,
+}
+
+/// Docker settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DockerTarget {
+    /// The Engine API socket.
+    pub socket: PathBuf,
+}
+
+/// Kubernetes settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesTarget {
+    /// kubeconfig path; empty for the default search.
+    pub kubeconfig: String,
+    /// Context; empty for the current one.
+    pub context: String,
+}
+
+/// OpenStack settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenStackTarget {
+    /// Cloud name in clouds.yaml; empty for OS_* variables.
+    pub cloud: String,
+    /// clouds.yaml path; empty for the standard search path.
+    pub clouds_yaml: String,
+}
+
+/// Network resources the harness may use.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkTarget {
+    /// The IPv4 range for addresses the harness assigns.
+    pub lab_cidr: String,
+    /// Existing interfaces the harness may attach to.
+    pub interfaces: Vec<String>,
+}
+
+/// A target file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// The file cannot be read.
+    #[error("cannot read target file `{}`", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid or has unknown or missing keys.
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+}
+
+/// Parses an IPv4 CIDR such as `198.18.0.0/15`.
+pub fn parse_ipv4_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
+    let (addr, len) = s.split_once('/')?;
+    let addr: Ipv4Addr = addr.parse().ok()?;
+    let len: u8 = len.parse().ok().filter(|l| *l <= 32)?;
+    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+    (u32::from(addr) & !mask == 0).then_some((addr, len))
+}
+
+/// Parses `major.minor` (and ignores anything after).
+pub fn parse_kernel_version(s: &str) -> Option<(u32, u32)> {
+    let mut parts = s.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+impl Target {
+    /// The local machine with the embedded defaults.
+    pub fn local() -> Self {
+        Self::parse(Path::new("<embedded default-target.toml>"), DEFAULT_TARGET_TOML)
+            .expect("the embedded default target is valid")
+    }
+
+    /// Reads a target file. Keys it leaves out take the embedded defaults.
+    pub fn load(path: &Path) -> Result<Self, TargetError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| TargetError::Read { path: path.to_owned(), source })?;
+        let mut target = Self::parse(path, &text)?;
+        target.file = Some(path.to_owned());
+        Ok(target)
+    }
+
+    /// Parses target text, layering it over the defaults.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, TargetError> {
+        let invalid = |offset: usize, message: String| {
+            let before = &text[..offset.min(text.len())];
+            TargetError::Invalid {
+                path: path.to_owned(),
+                line: before.matches('\n').count() + 1,
+                column: before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
+                message,
+            }
+        };
+        let user: toml::Table = toml::from_str(text).map_err(|e| {
+            invalid(e.span().map_or(0, |s| s.start), e.message().trim_end().to_owned())
+        })?;
+        // Layer the user's table over the defaults, then deserialise once with
+        // deny_unknown_fields; the user's spans are used for messages by re-parsing on error.
+        let mut merged: toml::Table =
+            toml::from_str(DEFAULT_TARGET_TOML).expect("the embedded default target is TOML");
+        merge(&mut merged, user);
+        let target: Target = merged.try_into().map_err(|e: toml::de::Error| {
+            // Find the offending key in the user's text to point at the right line.
+            let message = e.message().trim_end().to_owned();
+            let offset = key_in_message(&message).and_then(|k| find_key(text, &k)).unwrap_or(0);
+            invalid(offset, message)
+        })?;
+        if parse_ipv4_cidr(&target.network.lab_cidr).is_none() {
+            let offset = find_key(text, "lab_cidr").unwrap_or(0);
+            return Err(invalid(
+                offset,
+                format!(
+                    "network.lab_cidr `{}` is not an IPv4 network such as \"198.18.0.0/15\"",
+                    target.network.lab_cidr
+                ),
+            ));
+        }
+        if parse_kernel_version(&target.host.min_kernel).is_none() {
+            let offset = find_key(text, "min_kernel").unwrap_or(0);
+            return Err(invalid(
+                offset,
+                format!(
+                    "host.min_kernel `{}` is not a kernel release such as \"4.19\"",
+                    target.host.min_kernel
+                ),
+            ));
+        }
+        Ok(target)
+    }
+}
+
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+fn key_in_message(message: &str) -> Option<String> {
+    let start = message.find('`')? + 1;
+    let len = message[start..].find('`')?;
+    Some(message[start..start + len].to_owned())
+}
+
+fn find_key(text: &str, key: &str) -> Option<usize> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if let Some(rest) = trimmed.strip_prefix(key)
+            && rest.trim_start().starts_with('=')
+        {
+            return Some(offset + (line.len() - trimmed.len()));
+        }
+        offset += line.len();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_target_is_the_local_machine() {
+        let t = Target::local();
+        assert_eq!(t.name, "local");
+        assert_eq!(t.profile, NodeProfile::Basic);
+        assert_eq!(t.network.lab_cidr, "198.18.0.0/15");
+    }
+
+    #[test]
+    fn partial_files_layer_over_the_defaults() {
+        let t = Target::parse(Path::new("t.toml"), "name = \"lab\"\n[host]\nmin_kernel = \"5.10\"\n")
+            .unwrap();
+        assert_eq!(t.name, "lab");
+        assert_eq!(t.host.min_kernel, "5.10");
+        assert_eq!(t.host.drift_window_hours, 24);
+    }
+
+    #[test]
+    fn unknown_keys_name_the_line() {
+        let err = Target::parse(Path::new("t.toml"), "name = \"lab\"\n\n[host]\nmin_kernal = \"5.10\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("t.toml:4:1: unknown field `min_kernal`"), "{err}");
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let err = Target::parse(Path::new("t.toml"), "name = \"lab\"\nprofile = \n").unwrap_err();
+        assert!(err.to_string().starts_with("t.toml:2:"), "{err}");
+    }
+
+    #[test]
+    fn wrong_types_and_values_are_explained() {
+        let err = Target::parse(Path::new("t.toml"), "profile = \"fast\"\n").unwrap_err().to_string();
+        assert!(err.contains("basic") && err.contains("network-intensive"), "{err}");
+        let err = Target::parse(Path::new("t.toml"), "[network]\nlab_cidr = \"198.18.0.1/15\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("t.toml:2:1: network.lab_cidr"), "{err}");
+    }
+
+    #[test]
+    fn cidrs_and_kernel_versions_parse() {
+        assert_eq!(parse_ipv4_cidr("198.18.0.0/15"), Some((Ipv4Addr::new(198, 18, 0, 0), 15)));
+        assert_eq!(parse_ipv4_cidr("198.19.0.0/15"), None);
+        assert_eq!(parse_kernel_version("6.18.44-fc-v669"), Some((6, 18)));
+        assert_eq!(parse_kernel_version("six"), None);
+    }
+}
