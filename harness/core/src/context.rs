@@ -48,8 +48,20 @@ impl CheckContext {
         &self.cancel
     }
 
-    /// Runs a command under the check's cancellation and records it as evidence.
+    /// Runs a command under the check's cancellation and records it as evidence. The record
+    /// is made before the command starts, so a command stopped by a timeout still shows up.
     pub async fn command(&self, spec: CommandSpec) -> Result<CommandOutput, CommandError> {
+        let slot = {
+            let mut log = self.commands.lock().expect("command log poisoned");
+            log.push(CommandRecord {
+                command: spec.display(),
+                exit_code: None,
+                stdout: String::new(),
+                stderr: "[still running when the check was stopped; killed]".to_owned(),
+                duration_secs: 0.0,
+            });
+            log.len() - 1
+        };
         let result = process::run(&spec, &self.cancel, self.grace).await;
         let record = match &result {
             Ok(out) => out.record(&spec),
@@ -61,7 +73,7 @@ impl CheckContext {
                 duration_secs: 0.0,
             },
         };
-        self.commands.lock().expect("command log poisoned").push(record);
+        self.commands.lock().expect("command log poisoned")[slot] = record;
         result
     }
 
