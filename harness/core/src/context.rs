@@ -95,6 +95,11 @@ impl CheckContext {
         std::mem::take(&mut *self.cleanups.lock().expect("cleanup registry poisoned"))
     }
 
+    /// The commands run so far, as recorded evidence.
+    pub fn recorded_commands(&self) -> Vec<CommandRecord> {
+        self.commands.lock().expect("command log poisoned").clone()
+    }
+
     pub(crate) fn take_commands(&self) -> Vec<CommandRecord> {
         std::mem::take(&mut *self.commands.lock().expect("command log poisoned"))
     }

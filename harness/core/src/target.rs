@@ -63,8 +63,6 @@ pub struct HostTarget {
     pub min_kernel: String,
     /// Package changes within this many hours are drift.
     pub drift_window_hours: u32,
-    /// Whether recent package changes fail the drift check.
-    pub change_freeze: bool,
     /// dpkg's log file.
     pub dpkg_log: PathBuf,
 }

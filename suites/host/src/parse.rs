@@ -1,0 +1,161 @@
+//! Pure parsers for the kernel and dpkg files the checks read, kept apart so they can be
+//! tested against recorded samples.
+
+use chrono::{NaiveDateTime, TimeDelta};
+
+/// The CPU flags of the first processor in `/proc/cpuinfo`.
+pub(crate) fn cpu_flags(cpuinfo: &str) -> Vec<&str> {
+    cpuinfo
+        .lines()
+        .find(|l| l.starts_with("flags") || l.starts_with("Features"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.split_whitespace().collect())
+        .unwrap_or_default()
+}
+
+/// Number of `processor` entries in `/proc/cpuinfo`.
+pub(crate) fn cpu_count(cpuinfo: &str) -> u32 {
+    cpuinfo.lines().filter(|l| l.starts_with("processor")).count() as u32
+}
+
+/// A `/proc/meminfo` field in bytes.
+pub(crate) fn meminfo_bytes(meminfo: &str, field: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.split(':').next() == Some(field))?;
+    let mut parts = line.split(':').nth(1)?.split_whitespace();
+    let value: u64 = parts.next()?.parse().ok()?;
+    match parts.next() {
+        Some("kB") => Some(value * 1024),
+        None => Some(value),
+        Some(_) => None,
+    }
+}
+
+/// A global-scope address from `ip -j addr show`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct GlobalAddr {
+    pub(crate) ifname: String,
+    pub(crate) family: String,
+    pub(crate) addr: String,
+}
+
+/// Global-scope addresses on interfaces other than loopback, from `ip -j addr show` output.
+pub(crate) fn global_addresses(json: &str) -> Result<Vec<GlobalAddr>, String> {
+    #[derive(serde::Deserialize)]
+    struct Link {
+        ifname: String,
+        #[serde(default)]
+        addr_info: Vec<Addr>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Addr {
+        family: String,
+        local: String,
+        scope: String,
+        prefixlen: u8,
+    }
+    let links: Vec<Link> =
+        serde_json::from_str(json).map_err(|e| format!("cannot parse `ip -j addr` output: {e}"))?;
+    Ok(links
+        .into_iter()
+        .filter(|l| l.ifname != "lo")
+        .flat_map(|l| {
+            let ifname = l.ifname;
+            l.addr_info.into_iter().filter(|a| a.scope == "global").map(move |a| GlobalAddr {
+                ifname: ifname.clone(),
+                family: a.family,
+                addr: format!("{}/{}", a.local, a.prefixlen),
+            })
+        })
+        .collect())
+}
+
+/// One package change recorded by dpkg.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PackageChange {
+    pub(crate) when: NaiveDateTime,
+    pub(crate) action: String,
+    pub(crate) package: String,
+    pub(crate) old: String,
+    pub(crate) new: String,
+}
+
+/// Package installs, upgrades, removals and purges in a dpkg log newer than `since`
+/// (dpkg writes local time). Lines dpkg writes for configuration steps are ignored.
+pub(crate) fn dpkg_changes(log: &str, since: NaiveDateTime) -> Vec<PackageChange> {
+    log.lines()
+        .filter_map(|line| {
+            let mut f = line.split_whitespace();
+            let (date, time, action) = (f.next()?, f.next()?, f.next()?);
+            if !matches!(action, "install" | "upgrade" | "remove" | "purge") {
+                return None;
+            }
+            let when = NaiveDateTime::parse_from_str(&format!("{date} {time}"), "%Y-%m-%d %H:%M:%S").ok()?;
+            if when < since {
+                return None;
+            }
+            let package = f.next()?.to_owned();
+            let old = f.next().unwrap_or("").to_owned();
+            let new = f.next().unwrap_or("").to_owned();
+            Some(PackageChange { when, action: action.to_owned(), package, old, new })
+        })
+        .collect()
+}
+
+/// The start of the drift window.
+pub(crate) fn window_start(now: NaiveDateTime, hours: u32) -> NaiveDateTime {
+    now - TimeDelta::hours(i64::from(hours))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CPUINFO: &str = "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu vme sse2 vmx hypervisor\n\nprocessor\t: 1\nflags\t\t: fpu vme sse2 vmx hypervisor\n";
+
+    #[test]
+    fn cpuinfo() {
+        assert_eq!(cpu_flags(CPUINFO), ["fpu", "vme", "sse2", "vmx", "hypervisor"]);
+        assert_eq!(cpu_count(CPUINFO), 2);
+        assert!(cpu_flags("").is_empty());
+    }
+
+    #[test]
+    fn meminfo() {
+        let m = "MemTotal:       24628428 kB\nHugepagesize:       2048 kB\nHugePages_Total:       0\n";
+        assert_eq!(meminfo_bytes(m, "MemTotal"), Some(24_628_428 * 1024));
+        assert_eq!(meminfo_bytes(m, "HugePages_Total"), Some(0));
+        assert_eq!(meminfo_bytes(m, "Missing"), None);
+    }
+
+    #[test]
+    fn global_addresses_skip_loopback_and_link_scope() {
+        let json = r#"[{"ifname":"lo","addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8,"scope":"host"}]},
+            {"ifname":"eth0","addr_info":[{"family":"inet","local":"10.0.0.2","prefixlen":24,"scope":"global"},
+            {"family":"inet6","local":"fe80::1","prefixlen":64,"scope":"link"},
+            {"family":"inet6","local":"fd00::2","prefixlen":64,"scope":"global"}]},
+            {"ifname":"ifb0"}]"#;
+        let got = global_addresses(json).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0], GlobalAddr { ifname: "eth0".into(), family: "inet".into(), addr: "10.0.0.2/24".into() });
+        assert_eq!(got[1].family, "inet6");
+        assert!(global_addresses("not json").is_err());
+    }
+
+    #[test]
+    fn dpkg_changes_in_the_window() {
+        let log = "\
+2026-09-22 04:51:30 configure osslsigncode:amd64 2.9-1 2.9-1
+2026-09-22 04:51:29 upgrade docker.io:amd64 20.10.24 20.10.25
+2026-09-20 10:00:00 install sockperf:amd64 <none> 3.7-1
+2026-09-22 05:00:00 status installed docker.io:amd64 20.10.25
+garbage line
+2026-09-22 06:00:00 remove chromium:amd64 120.0 <none>
+";
+        let since = NaiveDateTime::parse_from_str("2026-09-21 12:00:00", "%Y-%m-%d %H:%M:%S").unwrap();
+        let got = dpkg_changes(log, since);
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[0].action.as_str(), got[0].package.as_str()), ("upgrade", "docker.io:amd64"));
+        assert_eq!((got[0].old.as_str(), got[0].new.as_str()), ("20.10.24", "20.10.25"));
+        assert_eq!(got[1].action, "remove");
+    }
+}
