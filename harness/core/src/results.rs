@@ -120,6 +120,8 @@ pub struct Totals {
     pub mandatory_verified: usize,
     /// Of those, how many have a failed check.
     pub mandatory_failed: usize,
+    /// Of those, how many have only non-deciding failures (warnings).
+    pub mandatory_warnings: usize,
     /// Of those, how many no check of this build covers.
     pub mandatory_untested: usize,
 }
@@ -160,6 +162,9 @@ pub enum TraceStatus {
     Failed,
     /// A covering check errored or timed out, and none failed.
     Error,
+    /// A covering check failed without deciding the verdict (SHOULD without `--strict`,
+    /// MAY), and none failed outright or errored.
+    Warning,
     /// Some covering checks passed and others were skipped.
     Partial,
     /// Every covering check was skipped.
@@ -175,6 +180,7 @@ impl TraceStatus {
             TraceStatus::Passed => "passed",
             TraceStatus::Failed => "failed",
             TraceStatus::Error => "error",
+            TraceStatus::Warning => "warning",
             TraceStatus::Partial => "partial",
             TraceStatus::Skipped => "skipped",
             TraceStatus::Untested => "untested",
@@ -377,7 +383,7 @@ impl RunResults {
         let requirements: Vec<RequirementResult> = plan
             .requirements
             .iter()
-            .map(|row| RequirementResult { status: trace_status(row, &checks), row: row.clone() })
+            .map(|row| RequirementResult { status: trace_status(row, &checks, plan.strict), row: row.clone() })
             .collect();
         let totals = totals(&checks, &requirements, plan.strict);
         let complete = meta.cancel_reason.is_none();
@@ -464,15 +470,17 @@ impl RunResults {
     }
 }
 
-fn trace_status(row: &RequirementRow, checks: &[CheckResult]) -> TraceStatus {
-    let outcomes: Vec<Status> =
-        checks.iter().filter(|c| c.requirements.contains(&row.id)).map(|c| c.outcome).collect();
+fn trace_status(row: &RequirementRow, checks: &[CheckResult], strict: bool) -> TraceStatus {
+    let covering: Vec<&CheckResult> = checks.iter().filter(|c| c.requirements.contains(&row.id)).collect();
+    let outcomes: Vec<Status> = covering.iter().map(|c| c.outcome).collect();
     if outcomes.is_empty() {
         TraceStatus::Untested
-    } else if outcomes.contains(&Status::Failed) {
+    } else if covering.iter().any(|c| c.decides_non_conformance(strict)) {
         TraceStatus::Failed
     } else if outcomes.iter().any(|o| matches!(o, Status::Error | Status::TimedOut)) {
         TraceStatus::Error
+    } else if outcomes.contains(&Status::Failed) {
+        TraceStatus::Warning
     } else if outcomes.iter().all(|o| *o == Status::Passed) {
         TraceStatus::Passed
     } else if outcomes.iter().all(|o| *o == Status::Skipped) {
@@ -498,6 +506,7 @@ fn totals(checks: &[CheckResult], requirements: &[RequirementResult], strict: bo
         mandatory_requirements: mandatory.len(),
         mandatory_verified: mcount(TraceStatus::Passed),
         mandatory_failed: mcount(TraceStatus::Failed),
+        mandatory_warnings: mcount(TraceStatus::Warning),
         mandatory_untested: mcount(TraceStatus::Untested),
     }
 }

@@ -1,0 +1,464 @@
+//! The subcommands.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nfvi_harness::plan::{self, Decision, Plan, PlanOptions};
+use nfvi_harness::results::{Invocation, RunMeta, RunResults, ToolInfo};
+use nfvi_harness::runner::{Reporter, RunEvent, Tee};
+use nfvi_harness::{Capabilities, Check, Registry, RunnerBuilder, Target, exit_code};
+use nfvi_reference_model::ReferenceModel;
+use nfvi_reports::Artifacts;
+
+use crate::cli::{DiffArgs, Format, ListArgs, ReportArgs, RunArgs, Selection, TargetArgs};
+use crate::console::{Console, use_bar};
+use crate::{Failure, chain};
+
+type CmdResult = Result<i32, Failure>;
+
+/// Every check this build has, from every area crate.
+fn all_checks() -> Vec<Arc<dyn Check>> {
+    let mut checks = Vec::new();
+    checks.extend(nfvi_suite_host::checks());
+    checks
+}
+
+fn tool() -> ToolInfo {
+    ToolInfo {
+        name: "nfvi-verify".to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        git_sha: env!("NFVI_VERIFY_GIT_SHA").to_owned(),
+    }
+}
+
+fn load_model_and_registry() -> Result<(ReferenceModel, Registry), Failure> {
+    // Both come with the binary; an error here is a defect in this build's data.
+    let model = nfvi_reference_model::load_embedded().map_err(|e| Failure::bad_input(&e))?;
+    let registry = Registry::new(all_checks(), &model).map_err(|e| Failure::bad_input(&e))?;
+    Ok((model, registry))
+}
+
+fn load_target(path: Option<&Path>) -> Result<Target, Failure> {
+    match path {
+        Some(p) => Target::load(p).map_err(|e| Failure::bad_input(&e)),
+        None => Ok(Target::local()),
+    }
+}
+
+struct Prepared {
+    model: ReferenceModel,
+    registry: Registry,
+    target: Target,
+    caps: Capabilities,
+}
+
+fn prepare(selection: &Selection) -> Result<Prepared, Failure> {
+    let (model, registry) = load_model_and_registry()?;
+    let target = load_target(selection.target.as_deref())?;
+    let caps = Capabilities::detect(&target);
+    Ok(Prepared { model, registry, target, caps })
+}
+
+fn build_plan(p: &Prepared, options: &PlanOptions) -> Result<Plan, Failure> {
+    plan::build(&p.model, &p.registry, &p.target, &p.caps, options).map_err(|e| Failure::bad_input(&e))
+}
+
+fn print_json(value: &impl serde::Serialize) -> CmdResult {
+    let text = serde_json::to_string_pretty(value).expect("serialisable");
+    println!("{text}");
+    Ok(exit_code::CONFORMANT)
+}
+
+pub fn list(args: &ListArgs) -> CmdResult {
+    let p = prepare(&args.selection)?;
+    let options = PlanOptions {
+        suite: args.suite.clone().unwrap_or_else(|| "all".to_owned()),
+        filters: args.selection.filter.clone(),
+        skips: args.selection.skip.clone(),
+        ..Default::default()
+    };
+    let plan = build_plan(&p, &options)?;
+    if args.format == Format::Json {
+        return print_json(&plan.view());
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "suite {} ({}): {} checks, {} will run, {} skipped; target {} ({} profile)",
+        plan.suite.name,
+        plan.suite.version,
+        plan.items.len(),
+        plan.runnable(),
+        plan.items.len() - plan.runnable(),
+        plan.target,
+        plan.profile.as_str()
+    );
+    let width = plan.items.iter().map(|i| i.check.meta().id.len()).max().unwrap_or(10);
+    for item in &plan.items {
+        let m = item.check.meta();
+        let reqs: Vec<&str> = item.covers.iter().map(|r| r.as_str()).collect();
+        let reqs = if reqs.is_empty() { "(informational)".to_owned() } else { reqs.join(", ") };
+        let severity = if m.severity == item.effective {
+            m.severity.to_string()
+        } else {
+            format!("{}->{}", m.severity, item.effective)
+        };
+        match &item.decision {
+            Decision::Run => {
+                let _ = writeln!(out, "  run   {:width$}  {:<11} {}", m.id, severity, reqs);
+            }
+            Decision::Skip(r) => {
+                let _ = writeln!(out, "  skip  {:width$}  {:<11} {}\n        {:width$}  skipped: {}", m.id, severity, reqs, "", r.message);
+            }
+        }
+    }
+    let areas_without: Vec<&str> = p
+        .model
+        .suite(&plan.suite.name)
+        .map(|s| {
+            s.areas
+                .iter()
+                .filter(|a| !plan.items.iter().any(|i| i.check.meta().area == **a))
+                .map(|a| a.as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    if !areas_without.is_empty() && args.selection.filter.is_empty() {
+        let _ = writeln!(out, "areas of this suite with no checks in this build: {}", areas_without.join(", "));
+    }
+    print!("{out}");
+    Ok(exit_code::CONFORMANT)
+}
+
+pub fn requirements(args: &ListArgs) -> CmdResult {
+    let p = prepare(&args.selection)?;
+    let rows = match &args.suite {
+        Some(suite) => {
+            let options = PlanOptions {
+                suite: suite.clone(),
+                filters: args.selection.filter.clone(),
+                skips: args.selection.skip.clone(),
+                ..Default::default()
+            };
+            build_plan(&p, &options)?.requirements
+        }
+        None => {
+            // The whole catalogue, with every check of the build that covers each entry.
+            let all = build_plan(&p, &PlanOptions { suite: "all".into(), ..Default::default() })?;
+            p.model
+                .requirements()
+                .map(|r| {
+                    all.requirements.iter().find(|row| row.id == r.id).cloned().unwrap_or_else(|| {
+                        nfvi_harness::results::RequirementRow {
+                            id: r.id.clone(),
+                            document: r.document,
+                            level: r.level,
+                            profile: r.profile,
+                            summary: r.summary.clone(),
+                            source: r.source.clone(),
+                            note: r.note.clone(),
+                            mandatory: false,
+                            applies: true,
+                            checks: Vec::new(),
+                        }
+                    })
+                })
+                .collect()
+        }
+    };
+    if args.format == Format::Json {
+        return print_json(&rows);
+    }
+    let mut out = String::new();
+    let covered = rows.iter().filter(|r| !r.checks.is_empty()).count();
+    let _ = writeln!(
+        out,
+        "{} requirements{}; {} covered by checks of this build",
+        rows.len(),
+        args.suite.as_ref().map(|s| format!(" in suite {s}")).unwrap_or_default(),
+        covered
+    );
+    for r in &rows {
+        let role = if r.mandatory { "mandatory" } else { "optional" };
+        let _ = writeln!(
+            out,
+            "{:<18} {:<6} {:<17} {:<9} {}\n{:18} {}  [{}]",
+            r.id.as_str(),
+            r.level.as_str(),
+            r.profile.as_str(),
+            role,
+            if r.checks.is_empty() { "not covered".to_owned() } else { format!("checks: {}", r.checks.join(", ")) },
+            "",
+            r.summary,
+            r.source
+        );
+    }
+    print!("{out}");
+    Ok(exit_code::CONFORMANT)
+}
+
+fn run_id() -> String {
+    let now = chrono::Utc::now();
+    let rand = uuid::Uuid::new_v4().simple().to_string();
+    format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), &rand[..6])
+}
+
+/// Creates the output directory and proves it is writable before anything runs, so a run is
+/// never lost to an output problem found at the end.
+fn prepare_out_dir(dir: &Path) -> Result<(), Failure> {
+    if dir.join("results.json").exists() {
+        return Err(Failure::bad_input_msg(format!(
+            "output directory `{}` already holds a results.json; choose another --out or move it away (nothing was run)",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| {
+        Failure::bad_input_msg(format!("cannot create output directory `{}`: {e}", dir.display()))
+    })?;
+    let probe = dir.join(format!(".nfvi-verify-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| {
+        Failure::bad_input_msg(format!("output directory `{}` is not writable: {e}", dir.display()))
+    })?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+fn init_logging(dir: &Path) -> Option<PathBuf> {
+    let path = dir.join("nfvi-verify.log");
+    let file = std::fs::File::create(&path).ok()?;
+    tracing_subscriber::fmt()
+        .with_writer(std::sync::Mutex::new(file))
+        .with_ansi(false)
+        .with_max_level(tracing::Level::DEBUG)
+        .try_init()
+        .ok()?;
+    Some(path)
+}
+
+fn reproduce(args: &RunArgs, suite: &str) -> String {
+    let mut cmd = format!("nfvi-verify run --suite {suite}");
+    if let Some(t) = &args.selection.target {
+        let _ = write!(cmd, " --target {}", t.display());
+    }
+    for f in &args.selection.filter {
+        let _ = write!(cmd, " --filter '{f}'");
+    }
+    for s in &args.selection.skip {
+        let _ = write!(cmd, " --skip '{s}'");
+    }
+    if args.strict {
+        cmd.push_str(" --strict");
+    }
+    if let Some(t) = args.timeout {
+        let _ = write!(cmd, " --timeout {t}");
+    }
+    cmd
+}
+
+/// Collects the finished checks for results.json.
+#[derive(Default)]
+struct Collector {
+    runs: Vec<nfvi_harness::results::CheckRun>,
+}
+
+impl Reporter for Collector {
+    fn report(&mut self, event: &RunEvent<'_>) {
+        if let RunEvent::CheckFinished { run, .. } = event {
+            self.runs.push((*run).clone());
+        }
+    }
+}
+
+pub fn run(args: &RunArgs) -> CmdResult {
+    let previous = match &args.rerun_failed {
+        Some(path) => Some(RunResults::load(path).map_err(|e| Failure::bad_input(&e))?),
+        None => None,
+    };
+    let suite = match (&args.suite, &previous) {
+        (Some(s), _) => s.clone(),
+        (None, Some(prev)) => prev.suite.name.clone(),
+        (None, None) => {
+            return Err(Failure::bad_input_msg(
+                "missing --suite; expected one of: rc2, rc1, host, cni, datapath, docker, kolla, k8s, all",
+            ));
+        }
+    };
+    let p = prepare(&args.selection)?;
+    let only = previous.as_ref().map(|prev| prev.rerun_candidates().map(str::to_owned).collect::<HashSet<_>>());
+    let options = PlanOptions {
+        suite: suite.clone(),
+        filters: args.selection.filter.clone(),
+        skips: args.selection.skip.clone(),
+        only,
+        strict: args.strict,
+    };
+    let plan = build_plan(&p, &options)?;
+    if let (Some(prev), true) = (&previous, plan.items.is_empty()) {
+        eprintln!("nfvi-verify: nothing to rerun: run {} has no failed, errored, timed-out or unstarted checks", prev.run_id);
+        return Ok(exit_code::CONFORMANT);
+    }
+
+    let run_id = run_id();
+    let (dir, latest_root) = match &args.out {
+        Some(d) => (d.clone(), None),
+        None => {
+            let root = PathBuf::from("nfvi-results");
+            (root.join(&run_id), Some(root))
+        }
+    };
+    prepare_out_dir(&dir)?;
+    let log = init_logging(&dir);
+    tracing::info!(run_id = %run_id, suite = %suite, "run starting");
+
+    let started_at = chrono::Utc::now();
+    let inventory = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map(|rt| rt.block_on(nfvi_suite_host::inventory::collect(&p.target)))
+        .unwrap_or_default();
+
+    let target = Arc::new(p.target.clone());
+    let runner = RunnerBuilder::default()
+        .jobs(args.jobs)
+        .fail_fast(args.fail_fast)
+        .timeout_override(args.timeout.map(Duration::from_secs))
+        .build(&plan, target);
+    let mut console = Console::new(use_bar(args.no_progress));
+    let mut collector = Collector::default();
+    let output = runner
+        .execute(&mut Tee(vec![&mut console, &mut collector]))
+        .map_err(|e| Failure { code: exit_code::INCOMPLETE, message: format!("cannot start the runner: {e}") })?;
+
+    let results = RunResults::assemble(
+        &plan,
+        collector.runs,
+        RunMeta {
+            tool: tool(),
+            run_id: run_id.clone(),
+            target_file: p.target.file.as_ref().map(|f| f.display().to_string()),
+            started_at,
+            finished_at: chrono::Utc::now(),
+            cancel_reason: output.cancel_reason,
+            inventory,
+            invocation: Invocation {
+                argv: std::env::args().collect(),
+                reproduce: reproduce(args, &suite),
+            },
+        },
+    );
+    let artifacts = Artifacts::in_dir(&dir);
+    nfvi_reports::write_artifacts(&results, &artifacts).map_err(|e| Failure::bad_input(&e))?;
+    if let Some(root) = latest_root {
+        let link = root.join("latest");
+        let _ = std::fs::remove_file(&link);
+        if let Err(e) = std::os::unix::fs::symlink(&run_id, &link) {
+            eprintln!("warning: cannot update {}: {e}", link.display());
+        }
+    }
+    summary(&results, &artifacts, log.as_deref());
+    Ok(results.verdict.exit_code())
+}
+
+fn summary(r: &RunResults, a: &Artifacts, log: Option<&Path>) {
+    let t = &r.totals;
+    let verdict = match r.verdict {
+        nfvi_harness::results::Verdict::Conformant => "CONFORMANT",
+        nfvi_harness::results::Verdict::NonConformant => "NOT CONFORMANT",
+        nfvi_harness::results::Verdict::Incomplete => "INCOMPLETE",
+    };
+    eprintln!(
+        "\n{verdict}: suite {} ({}) on {}{}",
+        r.suite.name,
+        r.suite.version,
+        r.target.name,
+        if r.complete { String::new() } else { " (partial results: the run was stopped early)".to_owned() }
+    );
+    eprintln!(
+        "  {} checks: {} passed, {} failed ({} warnings), {} errors, {} timed out, {} skipped",
+        t.checks, t.passed, t.failed, t.warnings, t.errors, t.timed_out, t.skipped
+    );
+    eprintln!(
+        "  mandatory requirements: {} verified, {} failed, {} with warnings, {} not covered by this build, of {}",
+        t.mandatory_verified, t.mandatory_failed, t.mandatory_warnings, t.mandatory_untested, t.mandatory_requirements
+    );
+    for c in r.checks.iter().filter(|c| c.decides_non_conformance(r.strict)) {
+        eprintln!("  failed {} [{}]: {}", c.id, c.effective_severity, c.message);
+    }
+    eprintln!("  results: {}", a.results.display());
+    eprintln!("  junit:   {}", a.junit.display());
+    if let Some(log) = log {
+        eprintln!("  log:     {}", log.display());
+    }
+    eprintln!("  report:  {}", a.html.display());
+}
+
+pub fn report(args: &ReportArgs) -> CmdResult {
+    let results = RunResults::load(&args.from).map_err(|e| Failure::bad_input(&e))?;
+    let dir = args.from.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let html_path = args.html.clone().unwrap_or_else(|| dir.join("report.html"));
+    let junit_path = args.junit.clone().unwrap_or_else(|| dir.join("junit.xml"));
+    let html = nfvi_reports::render_html(&results).map_err(|e| Failure::bad_input(&e))?;
+    let junit = nfvi_reports::render_junit(&results).map_err(|e| Failure::bad_input(&e))?;
+    for (path, text) in [(&html_path, html), (&junit_path, junit)] {
+        nfvi_harness::results::write_atomic(path, text.as_bytes()).map_err(|e| {
+            Failure::bad_input_msg(format!("cannot write `{}`: {e}", path.display()))
+        })?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(exit_code::CONFORMANT)
+}
+
+pub fn diff(args: &DiffArgs) -> CmdResult {
+    let old = RunResults::load(&args.old).map_err(|e| Failure::bad_input(&e))?;
+    let new = RunResults::load(&args.new).map_err(|e| Failure::bad_input(&e))?;
+    let d = nfvi_harness::diff::diff(&old, &new);
+    let code = if d.has_regression() { exit_code::NON_CONFORMANT } else { exit_code::CONFORMANT };
+    if args.format == Format::Json {
+        print_json(&d)?;
+        return Ok(code);
+    }
+    let mut out = String::new();
+    if let Some((o, n)) = &d.verdict {
+        let _ = writeln!(out, "verdict: {o} -> {n}");
+    }
+    for c in &d.changed {
+        let _ = writeln!(
+            out,
+            "{} {}: {} -> {}",
+            if c.regression { "REGRESSED" } else { "changed  " },
+            c.id,
+            c.old.as_str(),
+            c.new.as_str()
+        );
+    }
+    for (id, s) in &d.added {
+        let _ = writeln!(out, "new       {id}: {}", s.as_str());
+    }
+    for id in &d.removed {
+        let _ = writeln!(out, "vanished  {id}");
+    }
+    for m in &d.metrics {
+        let delta = if m.old != 0.0 { format!(" ({:+.1}%)", (m.new - m.old) / m.old.abs() * 100.0) } else { String::new() };
+        let _ = writeln!(out, "metric    {} {}: {} -> {} {}{delta}", m.check, m.metric, m.old, m.new, m.unit);
+    }
+    if out.is_empty() {
+        out.push_str("no differences in outcomes or metrics\n");
+    }
+    print!("{out}");
+    Ok(code)
+}
+
+pub fn target(args: &TargetArgs) -> CmdResult {
+    if args.example {
+        print!("{}", nfvi_harness::target::DEFAULT_TARGET_TOML);
+        return Ok(exit_code::CONFORMANT);
+    }
+    let path = args.check.as_deref().expect("clap requires --example or --check");
+    let t = Target::load(path).map_err(|e| Failure::bad_input(&e))?;
+    println!("{}", toml::to_string(&t).map_err(|e| Failure::bad_input_msg(chain(&e)))?);
+    eprintln!("{}: valid", path.display());
+    Ok(exit_code::CONFORMANT)
+}

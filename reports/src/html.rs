@@ -1,0 +1,220 @@
+//! `report.html`: one self-contained file (inline CSS and SVG, no scripts, no fetches) that
+//! a reviewer can open offline. askama escapes every value from the NFVI; the only raw
+//! insertion is the badge SVG, which [`crate::badge`] escapes itself.
+
+use askama::Template;
+use nfvi_harness::results::{CheckResult, RunResults, Verdict};
+use nfvi_harness::{Status, truncate_chars};
+use nfvi_reference_model::Area;
+
+use crate::ReportError;
+use crate::badge::{badge_svg, verdict_label};
+
+const MAX_COMMAND_OUTPUT: usize = 16 * 1024;
+
+/// An HTML id for a check or requirement ID (`#` and `@` are not welcome in fragments).
+fn anchor(prefix: &str, id: &str) -> String {
+    let body: String = id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+        .collect();
+    format!("{prefix}-{body}")
+}
+
+fn secs(s: f64) -> String {
+    if s < 1.0 { format!("{:.0} ms", s * 1000.0) } else { format!("{s:.1} s") }
+}
+
+struct Link {
+    anchor: String,
+    text: String,
+    class: &'static str,
+}
+
+struct ReqView<'a> {
+    id: &'a str,
+    anchor: String,
+    level: &'static str,
+    profile: &'static str,
+    role: &'static str,
+    status: &'static str,
+    summary: &'a str,
+    source: &'a str,
+    note: Option<&'a str>,
+    checks: Vec<Link>,
+}
+
+struct CommandView {
+    command: String,
+    exit: String,
+    stdout: String,
+    stderr: String,
+}
+
+struct CheckView<'a> {
+    c: &'a CheckResult,
+    anchor: String,
+    class: &'static str,
+    label: &'static str,
+    reqs: Vec<Link>,
+    duration: String,
+    metrics: Vec<(String, String)>,
+    commands: Vec<CommandView>,
+}
+
+struct AreaView<'a> {
+    name: &'static str,
+    counts: String,
+    checks: Vec<CheckView<'a>>,
+}
+
+#[derive(Template)]
+#[template(path = "report.html")]
+struct Page<'a> {
+    r: &'a RunResults,
+    verdict_text: &'static str,
+    verdict_class: &'static str,
+    badge: String,
+    started: String,
+    duration: String,
+    reqs: Vec<ReqView<'a>>,
+    areas: Vec<AreaView<'a>>,
+    warnings: Vec<Link>,
+    memory_gib: String,
+}
+
+fn outcome_class(c: &CheckResult, strict: bool) -> (&'static str, &'static str) {
+    match c.outcome {
+        Status::Passed => ("pass", "passed"),
+        Status::Failed if c.is_warning(strict) => ("warn", "failed (warning)"),
+        Status::Failed => ("fail", "failed"),
+        Status::Error => ("error", "error"),
+        Status::TimedOut => ("error", "timed out"),
+        Status::Skipped => ("skip", "skipped"),
+    }
+}
+
+/// Renders `report.html`.
+pub fn render_html(r: &RunResults) -> Result<String, ReportError> {
+    let (verdict_text, _) = verdict_label(r.verdict);
+    let verdict_class = match r.verdict {
+        Verdict::Conformant => "pass",
+        Verdict::NonConformant => "fail",
+        Verdict::Incomplete => "error",
+    };
+    let link_to_check = |id: &str| {
+        let c = r.checks.iter().find(|c| c.id == id);
+        Link {
+            anchor: anchor("check", id),
+            text: id.to_owned(),
+            class: c.map_or("skip", |c| outcome_class(c, r.strict).0),
+        }
+    };
+    let reqs = r
+        .requirements
+        .iter()
+        .map(|q| ReqView {
+            id: q.row.id.as_str(),
+            anchor: anchor("req", q.row.id.as_str()),
+            level: q.row.level.as_str(),
+            profile: q.row.profile.as_str(),
+            role: match (q.row.mandatory, q.row.applies) {
+                (true, true) => "mandatory",
+                (true, false) => "mandatory, other profile",
+                (false, _) => "optional",
+            },
+            status: q.status.as_str(),
+            summary: &q.row.summary,
+            source: &q.row.source,
+            note: q.row.note.as_deref(),
+            checks: q.row.checks.iter().map(|id| link_to_check(id)).collect(),
+        })
+        .collect();
+    let areas = Area::ALL
+        .iter()
+        .filter_map(|area| {
+            let checks: Vec<CheckView<'_>> = r
+                .checks
+                .iter()
+                .filter(|c| c.area == *area)
+                .map(|c| {
+                    let (class, label) = outcome_class(c, r.strict);
+                    CheckView {
+                        c,
+                        anchor: anchor("check", &c.id),
+                        class,
+                        label,
+                        reqs: c
+                            .requirements
+                            .iter()
+                            .map(|id| Link { anchor: anchor("req", id.as_str()), text: id.to_string(), class: "" })
+                            .collect(),
+                        duration: secs(c.duration_secs),
+                        metrics: c
+                            .evidence
+                            .metrics
+                            .iter()
+                            .map(|(k, m)| (k.clone(), format!("{} {}", m.value, m.unit)))
+                            .collect(),
+                        commands: c
+                            .evidence
+                            .commands
+                            .iter()
+                            .map(|cmd| CommandView {
+                                command: cmd.command.clone(),
+                                exit: cmd.exit_code.map_or("killed or not started".to_owned(), |e| e.to_string()),
+                                stdout: truncate_chars(&cmd.stdout, MAX_COMMAND_OUTPUT),
+                                stderr: truncate_chars(&cmd.stderr, MAX_COMMAND_OUTPUT),
+                            })
+                            .collect(),
+                    }
+                })
+                .collect();
+            if checks.is_empty() {
+                return None;
+            }
+            let n = |s: Status| checks.iter().filter(|v| v.c.outcome == s).count();
+            Some(AreaView {
+                name: area.as_str(),
+                counts: format!(
+                    "{} passed, {} failed, {} error, {} skipped",
+                    n(Status::Passed),
+                    n(Status::Failed),
+                    n(Status::Error) + n(Status::TimedOut),
+                    n(Status::Skipped)
+                ),
+                checks,
+            })
+        })
+        .collect();
+    let warnings = r
+        .checks
+        .iter()
+        .filter(|c| c.is_warning(r.strict))
+        .map(|c| Link { anchor: anchor("check", &c.id), text: format!("{}: {}", c.id, c.message), class: "warn" })
+        .collect();
+    let page = Page {
+        r,
+        verdict_text,
+        verdict_class,
+        badge: badge_svg(r),
+        started: r.started_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        duration: secs(r.duration_secs),
+        reqs,
+        areas,
+        warnings,
+        memory_gib: format!("{:.1} GiB", r.inventory.memory_bytes as f64 / (1u64 << 30) as f64),
+    };
+    page.render().map_err(|e| ReportError::Render { what: "report.html", message: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::anchor;
+
+    #[test]
+    fn anchors_are_fragment_safe() {
+        assert_eq!(anchor("req", "ra2.k8s.012#2"), "req-ra2.k8s.012_2");
+        assert_eq!(anchor("req", "int.api.01@ra1"), "req-int.api.01_ra1");
+    }
+}

@@ -1,0 +1,136 @@
+//! JUnit XML for CI test reporters (GitLab, Jenkins, GitHub).
+//!
+//! One `<testsuite>` per area named `<suite>.<area>`; each check is a `<testcase>` with
+//! `classname = <suite>.<area>` and `name = <check id>`, unique as GitLab requires. Failed,
+//! error and skipped stay apart (`<failure>`, `<error>`, `<skipped>`); timeouts are errors of
+//! type `timeout`. Requirement IDs are testcase properties (Jenkins, tooling) and the first
+//! line of system-out (GitLab shows that, not properties). quick-junit drops characters XML
+//! 1.0 cannot carry, so whatever a plugin printed, the file parses.
+
+use std::time::Duration;
+
+use nfvi_harness::Status;
+use nfvi_harness::results::{CheckResult, RunResults};
+use nfvi_harness::truncate_chars;
+use nfvi_reference_model::Area;
+use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
+
+use crate::ReportError;
+
+const MAX_COMMAND_OUTPUT: usize = 4096;
+
+fn system_out(c: &CheckResult) -> String {
+    let reqs: Vec<&str> = c.requirements.iter().map(|r| r.as_str()).collect();
+    let mut s = format!(
+        "requirements: {}\nseverity: {} (in this suite: {})\noutcome: {}\n{}\n",
+        if reqs.is_empty() { "none (informational)".to_owned() } else { reqs.join(", ") },
+        c.severity,
+        c.effective_severity,
+        c.outcome.as_str(),
+        c.message
+    );
+    if let Some(subject) = &c.subject {
+        s.push_str(&format!("subject: {subject}\n"));
+    }
+    for (k, v) in &c.evidence.properties {
+        s.push_str(&format!("{k} = {v}\n"));
+    }
+    for (k, m) in &c.evidence.metrics {
+        s.push_str(&format!("{k} = {} {}\n", m.value, m.unit));
+    }
+    for cmd in &c.evidence.commands {
+        s.push_str(&format!(
+            "$ {}\n{}{}[exit {}]\n",
+            cmd.command,
+            truncate_chars(&cmd.stdout, MAX_COMMAND_OUTPUT),
+            truncate_chars(&cmd.stderr, MAX_COMMAND_OUTPUT),
+            cmd.exit_code.map_or("-".to_owned(), |c| c.to_string())
+        ));
+    }
+    for cl in &c.cleanup {
+        s.push_str(&format!(
+            "cleanup: {} ({})\n",
+            cl.action,
+            cl.error.as_deref().unwrap_or("ok")
+        ));
+    }
+    s
+}
+
+fn status(c: &CheckResult, strict: bool) -> TestCaseStatus {
+    match c.outcome {
+        Status::Passed => TestCaseStatus::success(),
+        Status::Failed => {
+            let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            let message = if c.is_warning(strict) {
+                format!("[warning: {} failure, does not decide the verdict] {}", c.effective_severity, c.message)
+            } else {
+                c.message.clone()
+            };
+            st.set_message(message).set_type(format!("non-conformant:{}", c.effective_severity));
+            st
+        }
+        Status::Error | Status::TimedOut => {
+            let mut st = TestCaseStatus::non_success(NonSuccessKind::Error);
+            st.set_message(c.message.clone())
+                .set_type(if c.outcome == Status::TimedOut { "timeout" } else { "error" });
+            st
+        }
+        Status::Skipped => {
+            let mut st = TestCaseStatus::skipped();
+            st.set_message(c.message.clone());
+            if let Some(kind) = c.skip_kind {
+                st.set_type(serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default());
+            }
+            st
+        }
+    }
+}
+
+/// Renders `junit.xml`.
+pub fn render_junit(results: &RunResults) -> Result<String, ReportError> {
+    let mut report = Report::new(format!("nfvi-verify {}", results.suite.name));
+    report
+        .set_timestamp(results.started_at.fixed_offset())
+        .set_time(Duration::from_secs_f64(results.duration_secs.max(0.0)));
+    for area in Area::ALL {
+        let checks: Vec<&CheckResult> = results.checks.iter().filter(|c| c.area == area).collect();
+        if checks.is_empty() {
+            continue;
+        }
+        let classname = format!("{}.{}", results.suite.name, area);
+        let mut suite = TestSuite::new(classname.clone());
+        suite.set_timestamp(results.started_at.fixed_offset());
+        suite.add_properties([
+            Property::new("run_id", results.run_id.as_str()),
+            Property::new("suite_version", results.suite.version.as_str()),
+            Property::new("verdict", results.verdict.as_str()),
+            Property::new("complete", results.complete.to_string()),
+            Property::new("tool_version", results.tool.version.as_str()),
+            Property::new("git_sha", results.tool.git_sha.as_str()),
+            Property::new("inventory_fingerprint", results.inventory.fingerprint.as_str()),
+        ]);
+        let mut total = Duration::ZERO;
+        for c in checks {
+            let mut tc = TestCase::new(c.id.as_str(), status(c, results.strict));
+            let time = Duration::from_secs_f64(c.duration_secs.max(0.0));
+            total += time;
+            tc.set_classname(classname.clone()).set_time(time);
+            if let Some(t) = c.started_at {
+                tc.set_timestamp(t.fixed_offset());
+            }
+            let reqs: Vec<&str> = c.requirements.iter().map(|r| r.as_str()).collect();
+            tc.add_properties([
+                Property::new("requirements", reqs.join(",")),
+                Property::new("severity", c.severity.as_str()),
+                Property::new("effective_severity", c.effective_severity.as_str()),
+                Property::new("outcome", c.outcome.as_str()),
+            ]);
+            tc.set_system_out(system_out(c));
+            suite.add_test_case(tc);
+        }
+        suite.set_time(total);
+        report.add_test_suite(suite);
+    }
+    report.to_string().map_err(|e| ReportError::Render { what: "junit.xml", message: e.to_string() })
+}
