@@ -1,1 +1,191 @@
-fn main() {}
+//! Project automation: `cargo xtask <demo|ci|schemas|bench|lab-deps>`.
+//!
+//! - `demo`: installs what the local run needs (Debian packages) if missing, builds, and runs
+//!   `nfvi-verify run --suite rc2` against this machine, then prints where the report is.
+//! - `ci`: the whole test suite, as `.ci/run` and the README call it.
+//! - `schemas [--check]`: regenerates (or checks) the JSON Schemas under `schemas/`.
+//! - `bench`: criterion benchmarks plus the memory and `list` timing figures in the README.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// Debian packages the tests and the local run use.
+const SYSTEM_PACKAGES: &[&str] = &[
+    "iproute2",
+    "util-linux",
+    "procps",
+    "containernetworking-plugins",
+    "chromium",
+    "python3",
+    "python3-pip",
+];
+
+/// Python test helpers (a real JUnit consumer).
+const PYTHON_PACKAGES: &[&str] = &["junitparser==3.2.0"];
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the repo").to_owned()
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("xtask: $ {}", describe(cmd));
+    let status = cmd.status().with_context(|| format!("cannot start `{}`", describe(cmd)))?;
+    if !status.success() {
+        bail!("`{}` failed with {status}", describe(cmd));
+    }
+    Ok(())
+}
+
+fn describe(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program().to_string_lossy().into_owned())
+        .chain(cmd.get_args().map(|a| a.to_string_lossy().into_owned()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(repo());
+    c
+}
+
+fn missing_debs(packages: &[&str]) -> Vec<String> {
+    packages
+        .iter()
+        .filter(|p| {
+            !Command::new("dpkg-query")
+                .args(["-W", "-f", "${db:Status-Abbrev}", p])
+                .output()
+                .is_ok_and(|o| o.status.success() && o.stdout.starts_with(b"ii"))
+        })
+        .map(|p| (*p).to_owned())
+        .collect()
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
+/// Installs the Debian packages and Python helpers the tests and the demo need.
+fn install_deps(python: bool) -> Result<()> {
+    let missing = missing_debs(SYSTEM_PACKAGES);
+    if !missing.is_empty() {
+        if !is_root() {
+            bail!("missing Debian packages {}: run as root or install them with apt-get", missing.join(" "));
+        }
+        run(Command::new("apt-get").args(["update", "-q"]))?;
+        run(Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    }
+    if python {
+        let have = Command::new("python3").args(["-c", "import junitparser"]).status().is_ok_and(|s| s.success());
+        if !have {
+            run(Command::new("python3").args(["-m", "pip", "install", "-q"]).args(PYTHON_PACKAGES))?;
+        }
+    }
+    Ok(())
+}
+
+fn demo() -> Result<()> {
+    install_deps(false)?;
+    run(cargo().args(["build", "--quiet", "--package", "nfvi-verify"]))?;
+    let bin = repo().join("target/debug/nfvi-verify");
+    eprintln!("xtask: running the rc2 suite against this machine (the embedded local default target)");
+    let status = Command::new(&bin)
+        .args(["run", "--suite", "rc2"])
+        .current_dir(repo())
+        .status()
+        .with_context(|| format!("cannot start {}", bin.display()))?;
+    let report = repo().join("nfvi-results/latest/report.html");
+    match status.code() {
+        // 0, 1 and 3 are verdicts (conformant, non-conformant, incomplete): the run worked.
+        Some(0 | 1 | 3) if report.exists() => {
+            eprintln!("\nxtask: open the certification report: {}", report.display());
+            Ok(())
+        }
+        _ => bail!("nfvi-verify did not complete a run ({status})"),
+    }
+}
+
+fn schemas(check: bool) -> Result<()> {
+    let dir = repo().join("schemas");
+    std::fs::create_dir_all(&dir)?;
+    let mut stale = Vec::new();
+    for (name, text) in nfvi_harness::schemas::all() {
+        let path = dir.join(name);
+        let current = std::fs::read_to_string(&path).unwrap_or_default();
+        if current != text {
+            if check {
+                stale.push(name);
+            } else {
+                std::fs::write(&path, text)?;
+                eprintln!("xtask: wrote {}", path.display());
+            }
+        }
+    }
+    if !stale.is_empty() {
+        bail!("stale schemas: {}; run `cargo xtask schemas`", stale.join(", "));
+    }
+    Ok(())
+}
+
+fn ci() -> Result<()> {
+    let in_ci = std::env::var_os("CI").is_some();
+    install_deps(true)?;
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    schemas(true)?;
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--quiet", "--", "-D", "warnings"]))?;
+    let mut nextest = cargo();
+    nextest.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+    if in_ci {
+        nextest.args(["--profile", "ci"]);
+    }
+    run(&mut nextest)?;
+    Ok(())
+}
+
+fn bench() -> Result<()> {
+    run(cargo().args(["build", "--release", "--quiet", "--package", "nfvi-verify", "--package", "nfvi-integration-tests", "--bins"]))?;
+    // Memory and wall time of rendering 10,000 results into all three artifacts, in a fresh
+    // process so that peak RSS is the renderer's own.
+    run(Command::new(repo().join("target/release/render-synthetic")).arg("10000"))?;
+    // `nfvi-verify list --suite all`: whole-process wall time, median of 21 runs.
+    let bin = repo().join("target/release/nfvi-verify");
+    let mut times = Vec::new();
+    for _ in 0..21 {
+        let t = Instant::now();
+        let out = Command::new(&bin).args(["list", "--suite", "all"]).output()?;
+        times.push(t.elapsed());
+        if !out.status.success() {
+            bail!("nfvi-verify list failed");
+        }
+    }
+    times.sort();
+    let median = times[times.len() / 2];
+    eprintln!("bench: nfvi-verify list --suite all: median {:.1} ms over 21 runs (goal < 50 ms)", ms(median));
+    run(cargo().args(["bench", "--package", "nfvi-integration-tests", "--bench", "engine"]))?;
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("demo") => demo(),
+        Some("ci") => ci(),
+        Some("schemas") => schemas(args.get(1).is_some_and(|a| a == "--check")),
+        Some("bench") => bench(),
+        Some("deps") => install_deps(true),
+        _ => bail!(
+            "usage: cargo xtask <demo|ci|schemas [--check]|bench|deps>\n  demo     set up and run the rc2 suite against this machine\n  ci       the whole test suite (what .ci/run runs)\n  schemas  regenerate the JSON Schemas (--check: fail if stale)\n  bench    benchmarks and the README's performance figures\n  deps     install the system packages and Python helpers the tests need"
+        ),
+    }
+}

@@ -26,6 +26,7 @@ pub mod process;
 pub mod registry;
 pub mod results;
 pub mod runner;
+pub mod schemas;
 pub mod target;
 mod text;
 
