@@ -1,0 +1,95 @@
+//! Helpers for the CLI tests: the binary, prerequisites that skip loudly (and fail under CI),
+//! a real JUnit consumer and headless Chromium.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::Command;
+
+pub fn nfvi() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("nfvi-verify");
+    cmd.env_remove("CI").env("NO_COLOR", "1");
+    cmd
+}
+
+/// Whether a prerequisite is there. Without it a test is skipped with a loud message, except
+/// under `CI`, where .ci/run installs everything and a missing prerequisite is a failure.
+pub fn require(what: &str, present: bool) -> bool {
+    if present {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("prerequisite missing under CI: {what} (.ci/run should have provided it)");
+    }
+    eprintln!("SKIPPED: prerequisite missing: {what}");
+    false
+}
+
+pub fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
+pub fn has_junitparser() -> bool {
+    Command::new("python3").args(["-c", "import junitparser"]).output().is_ok_and(|o| o.status.success())
+}
+
+/// Parses a JUnit file with Python's junitparser (a real consumer) and returns per-outcome
+/// counts and the list of (classname, name) pairs.
+pub fn junitparser_summary(path: &Path) -> serde_json::Value {
+    let script = r#"
+import json, sys
+from junitparser import JUnitXml, Failure, Error, Skipped
+xml = JUnitXml.fromfile(sys.argv[1])
+out = {"passed": 0, "failure": 0, "error": 0, "skipped": 0, "cases": [], "properties": {}}
+for suite in xml:
+    for case in suite:
+        kinds = [type(r).__name__ for r in case.result]
+        if "Failure" in kinds: out["failure"] += 1
+        elif "Error" in kinds: out["error"] += 1
+        elif "Skipped" in kinds: out["skipped"] += 1
+        else: out["passed"] += 1
+        out["cases"].append([case.classname, case.name])
+        out["properties"][case.name] = {p.name: p.value for p in case.properties()} if hasattr(case, "properties") else {}
+print(json.dumps(out))
+"#;
+    let out = Command::new("python3").args(["-c", script]).arg(path).output().expect("python3 runs");
+    assert!(out.status.success(), "junitparser rejected {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+pub fn chromium() -> Option<&'static str> {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().find(|p| Path::new(p).exists())
+}
+
+/// Loads a page in headless Chromium and returns the DOM after load and the console
+/// messages Chromium logged.
+pub fn chromium_load(browser: &str, page: &Path) -> (String, Vec<String>) {
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new("timeout")
+        .arg("120")
+        .arg(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium starts");
+    assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+    let console = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.contains(":CONSOLE"))
+        .map(str::to_owned)
+        .collect();
+    (String::from_utf8_lossy(&out.stdout).into_owned(), console)
+}
