@@ -20,7 +20,11 @@ impl Location {
         let before = &text[..offset];
         let line = before.matches('\n').count() + 1;
         let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        Self { file: file.to_owned(), line, column }
+        Self {
+            file: file.to_owned(),
+            line,
+            column,
+        }
     }
 }
 

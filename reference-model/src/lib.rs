@@ -18,6 +18,6 @@ pub use embedded::{EMBEDDED_REQUIREMENT_FILES, EMBEDDED_SUITE_FILES};
 pub use error::{Location, ModelError, ModelErrorKind};
 pub use load::{Source, load_embedded, load_sources};
 pub use model::{
-    Area, Document, Level, Profile, ReferenceModel, Requirement, RequirementId,
-    RequirementIdError, Suite, files::RequirementsFile, files::SuiteFile,
+    Area, Document, Level, Profile, ReferenceModel, Requirement, RequirementId, RequirementIdError,
+    Suite, files::RequirementsFile, files::SuiteFile,
 };

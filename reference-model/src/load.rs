@@ -20,7 +20,10 @@ pub struct Source {
 impl Source {
     /// A source from a name and text.
     pub fn new(file: impl Into<String>, text: impl Into<String>) -> Self {
-        Self { file: file.into(), text: text.into() }
+        Self {
+            file: file.into(),
+            text: text.into(),
+        }
     }
 
     fn location(&self, offset: usize) -> Location {
@@ -42,9 +45,15 @@ impl Source {
 /// Loads the model compiled into the binary.
 pub fn load_embedded() -> Result<ReferenceModel, ModelError> {
     let to_sources = |files: &[(&str, &str)]| -> Vec<Source> {
-        files.iter().map(|(f, t)| Source::new(format!("reference-model/{f}"), *t)).collect()
+        files
+            .iter()
+            .map(|(f, t)| Source::new(format!("reference-model/{f}"), *t))
+            .collect()
     };
-    load_sources(&to_sources(EMBEDDED_REQUIREMENT_FILES), &to_sources(EMBEDDED_SUITE_FILES))
+    load_sources(
+        &to_sources(EMBEDDED_REQUIREMENT_FILES),
+        &to_sources(EMBEDDED_SUITE_FILES),
+    )
 }
 
 /// Loads and validates a model from requirement catalogue files and suite files.
@@ -89,9 +98,14 @@ pub fn load_sources(
             );
         }
     }
-    let mut model = ReferenceModel { requirements, suites: IndexMap::new() };
+    let mut model = ReferenceModel {
+        requirements,
+        suites: IndexMap::new(),
+    };
     for (id, at) in related_refs {
-        model.resolve(&id).map_err(|kind| ModelError { location: at, kind })?;
+        model
+            .resolve(&id)
+            .map_err(|kind| ModelError { location: at, kind })?;
     }
 
     let mut raw: IndexMap<String, (SuiteFile, &Source)> = IndexMap::new();
@@ -121,7 +135,10 @@ pub fn load_sources(
 fn parse_id(id: &Spanned<String>, source: &Source) -> Result<RequirementId, ModelError> {
     RequirementId::parse(id.get_ref()).map_err(|e| ModelError {
         location: source.at(id),
-        kind: ModelErrorKind::InvalidId { id: id.get_ref().clone(), reason: e.to_string() },
+        kind: ModelErrorKind::InvalidId {
+            id: id.get_ref().clone(),
+            reason: e.to_string(),
+        },
     })
 }
 
@@ -139,12 +156,17 @@ fn build_suite(
                 model
                     .resolve(id.get_ref())
                     .map(|r| r.id.clone())
-                    .map_err(|kind| ModelError { location: source.at(id), kind })
+                    .map_err(|kind| ModelError {
+                        location: source.at(id),
+                        kind,
+                    })
             })
             .collect()
     };
     let spanned_list = |ids: &[Spanned<String>]| -> Vec<(String, Location)> {
-        ids.iter().map(|c| (c.get_ref().clone(), source.at(c))).collect()
+        ids.iter()
+            .map(|c| (c.get_ref().clone(), source.at(c)))
+            .collect()
     };
     let mut suite = Suite {
         name: name.to_owned(),
@@ -159,10 +181,17 @@ fn build_suite(
         defined_at: source.at(&file.name),
     };
     if let Some(both) = suite.mandatory.intersection(&suite.optional).next() {
-        let at = file.optional.iter().find(|o| o.get_ref() == both.as_str()).map(|o| source.at(o));
+        let at = file
+            .optional
+            .iter()
+            .find(|o| o.get_ref() == both.as_str())
+            .map(|o| source.at(o));
         return Err(ModelError {
             location: at.unwrap_or_else(|| suite.defined_at.clone()),
-            kind: ModelErrorKind::MandatoryAndOptional { suite: name.to_owned(), id: both.to_string() },
+            kind: ModelErrorKind::MandatoryAndOptional {
+                suite: name.to_owned(),
+                id: both.to_string(),
+            },
         });
     }
     for inc in &file.include {
@@ -232,16 +261,24 @@ source = "RA2 ch4"
     fn the_embedded_model_loads() {
         let model = load_embedded().unwrap();
         assert!(model.requirements().len() > 100);
-        for name in ["rc1", "rc2", "host", "cni", "datapath", "docker", "kolla", "k8s", "all"] {
+        for name in [
+            "rc1", "rc2", "host", "cni", "datapath", "docker", "kolla", "k8s", "all",
+        ] {
             assert!(model.suite(name).is_some(), "suite {name} missing");
         }
     }
 
     #[test]
     fn unknown_keys_are_rejected_with_their_line() {
-        let bad = REQS.replace("source = \"RA2 ch4\"", "source = \"RA2 ch4\"\ncolour = \"red\"");
+        let bad = REQS.replace(
+            "source = \"RA2 ch4\"",
+            "source = \"RA2 ch4\"\ncolour = \"red\"",
+        );
         let err = load(&bad, &[]).unwrap_err();
-        assert_eq!((err.location.file.as_str(), err.location.line), ("reqs.toml", 10));
+        assert_eq!(
+            (err.location.file.as_str(), err.location.line),
+            ("reqs.toml", 10)
+        );
         assert!(err.to_string().contains("unknown field `colour`"), "{err}");
     }
 
@@ -249,35 +286,60 @@ source = "RA2 ch4"
     fn duplicate_ids_are_rejected() {
         let twice = format!("{REQS}\n{}", REQS.replace("document = \"ra2\"", ""));
         let err = load(&twice, &[]).unwrap_err();
-        assert!(matches!(err.kind, ModelErrorKind::DuplicateRequirement { .. }), "{err}");
+        assert!(
+            matches!(err.kind, ModelErrorKind::DuplicateRequirement { .. }),
+            "{err}"
+        );
         assert_eq!(err.location.line, 15);
-        assert!(err.to_string().contains("first defined at reqs.toml:5"), "{err}");
+        assert!(
+            err.to_string().contains("first defined at reqs.toml:5"),
+            "{err}"
+        );
     }
 
     #[test]
     fn suites_naming_unknown_requirements_are_rejected() {
-        let s = suite(&format!("{SUITE_HEAD}mandatory = [\n  \"ra2.ntw.011\",\n  \"ra2.ntw.999\",\n]\n"));
+        let s = suite(&format!(
+            "{SUITE_HEAD}mandatory = [\n  \"ra2.ntw.011\",\n  \"ra2.ntw.999\",\n]\n"
+        ));
         let err = load(REQS, &[s]).unwrap_err();
         assert_eq!(err.location.line, 7);
-        assert!(err.to_string().contains("unknown requirement id `ra2.ntw.999`"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("unknown requirement id `ra2.ntw.999`"),
+            "{err}"
+        );
     }
 
     #[test]
     fn ambiguous_bare_ids_suggest_the_qualified_ones() {
         let model = load_embedded().unwrap();
         let err = model.resolve("int.api.01").unwrap_err().to_string();
-        assert!(err.contains("int.api.01@ra2") && err.contains("int.api.01@ra1"), "{err}");
+        assert!(
+            err.contains("int.api.01@ra2") && err.contains("int.api.01@ra1"),
+            "{err}"
+        );
         let err = model.resolve("ra2.k8s.012").unwrap_err().to_string();
-        assert!(err.contains("ra2.k8s.012#1") && err.contains("ra2.k8s.012#2"), "{err}");
+        assert!(
+            err.contains("ra2.k8s.012#1") && err.contains("ra2.k8s.012#2"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unknown_checks_in_a_suite_are_rejected() {
-        let s = suite(&format!("{SUITE_HEAD}checks = [\"host.kernel.nope\"]\nmandatory = []\n"));
+        let s = suite(&format!(
+            "{SUITE_HEAD}checks = [\"host.kernel.nope\"]\nmandatory = []\n"
+        ));
         let model = load(REQS, &[s]).unwrap();
-        let err = model.validate_checks(["host.kernel.version"].into_iter()).unwrap_err();
+        let err = model
+            .validate_checks(["host.kernel.version"].into_iter())
+            .unwrap_err();
         assert_eq!(err.location.line, 5);
-        assert!(err.to_string().contains("names check `host.kernel.nope`, which does not exist"));
+        assert!(
+            err.to_string()
+                .contains("names check `host.kernel.nope`, which does not exist")
+        );
         assert!(err.to_string().contains("host.kernel.version"), "{err}");
     }
 
@@ -297,7 +359,10 @@ source = "RA2 ch4"
         let all = model.suite("all").unwrap();
         for name in ["rc1", "rc2"] {
             let s = model.suite(name).unwrap();
-            assert!(s.mandatory.iter().all(|id| all.mandatory.contains(id)), "{name}");
+            assert!(
+                s.mandatory.iter().all(|id| all.mandatory.contains(id)),
+                "{name}"
+            );
         }
         assert_eq!(all.areas.len(), 6);
     }
@@ -307,22 +372,85 @@ source = "RA2 ch4"
         // The IDs the shared reference notes list; kept here so that dropping one fails.
         let model = load_embedded().unwrap();
         for id in [
-            "gen.cnt.03", "ra2.k8s.001", "ra2.k8s.005", "ra2.k8s.012#1", "ra2.k8s.012#2",
-            "ra2.k8s.024", "int.api.01@ra2", "ra2.crt.002", "ra2.stg.010", "ra2.k8s.021",
-            "inf.ntw.03", "ra2.ntw.001", "inf.ntw.08", "ra2.ntw.002", "e.cap.004", "ra2.ntw.016",
-            "inf.ntw.13", "inf.ntw.14", "ra2.ntw.011", "ra2.ntw.008", "e.cap.013", "ra2.ch.003",
-            "inf.ntw.04", "ra2.ch.007", "ra2.k8s.010", "ra2.ntw.013", "ra2.k8s.014",
-            "infra.net.cfg.004", "inf.ntw.15", "ra2.ntw.018", "ra2.ntw.022", "ra2.ntw.019",
-            "inf.ntw.16", "ra2.k8s.017", "ra2.ntw.023", "e.cap.027", "ra2.ch.019", "e.cap.025",
-            "ra2.ch.001", "i.cap.018", "infra.com.cfg.004", "ra2.k8s.006", "e.cap.007",
-            "ra2.k8s.009", "e.cap.006", "ra2.k8s.007", "ra2.k8s.008", "i.cap.014", "ra2.k8s.011",
-            "ra2.ch.018", "ra2.ch.011", "ra2.ch.012", "e.cap.001", "e.cap.002", "sec.std.001",
-            "sec.sys.001", "sec.sys.007", "sec.sys.021", "sec.ci.008", "sec.img.002",
-            "sec.mon.008", "ra2.app.030", "ra2.app.031", "ra2.app.041", "ra2.app.015",
-            "ra2.app.016", "gen.ost.01", "int.api.10@ra1", "inf.nw.16", "inf.stg.01",
-            "inf.stg.02", "req.inf.ntw.01", "design.cicd.005", "auto.cicd.015",
+            "gen.cnt.03",
+            "ra2.k8s.001",
+            "ra2.k8s.005",
+            "ra2.k8s.012#1",
+            "ra2.k8s.012#2",
+            "ra2.k8s.024",
+            "int.api.01@ra2",
+            "ra2.crt.002",
+            "ra2.stg.010",
+            "ra2.k8s.021",
+            "inf.ntw.03",
+            "ra2.ntw.001",
+            "inf.ntw.08",
+            "ra2.ntw.002",
+            "e.cap.004",
+            "ra2.ntw.016",
+            "inf.ntw.13",
+            "inf.ntw.14",
+            "ra2.ntw.011",
+            "ra2.ntw.008",
+            "e.cap.013",
+            "ra2.ch.003",
+            "inf.ntw.04",
+            "ra2.ch.007",
+            "ra2.k8s.010",
+            "ra2.ntw.013",
+            "ra2.k8s.014",
+            "infra.net.cfg.004",
+            "inf.ntw.15",
+            "ra2.ntw.018",
+            "ra2.ntw.022",
+            "ra2.ntw.019",
+            "inf.ntw.16",
+            "ra2.k8s.017",
+            "ra2.ntw.023",
+            "e.cap.027",
+            "ra2.ch.019",
+            "e.cap.025",
+            "ra2.ch.001",
+            "i.cap.018",
+            "infra.com.cfg.004",
+            "ra2.k8s.006",
+            "e.cap.007",
+            "ra2.k8s.009",
+            "e.cap.006",
+            "ra2.k8s.007",
+            "ra2.k8s.008",
+            "i.cap.014",
+            "ra2.k8s.011",
+            "ra2.ch.018",
+            "ra2.ch.011",
+            "ra2.ch.012",
+            "e.cap.001",
+            "e.cap.002",
+            "sec.std.001",
+            "sec.sys.001",
+            "sec.sys.007",
+            "sec.sys.021",
+            "sec.ci.008",
+            "sec.img.002",
+            "sec.mon.008",
+            "ra2.app.030",
+            "ra2.app.031",
+            "ra2.app.041",
+            "ra2.app.015",
+            "ra2.app.016",
+            "gen.ost.01",
+            "int.api.10@ra1",
+            "inf.nw.16",
+            "inf.stg.01",
+            "inf.stg.02",
+            "req.inf.ntw.01",
+            "design.cicd.005",
+            "auto.cicd.015",
         ] {
-            assert!(model.requirement(id).is_some(), "{id} missing from the catalogue");
+            assert!(
+                model.requirement(id).is_some(),
+                "{id} missing from the catalogue"
+            );
         }
     }
 }

@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Location, ModelError, ModelErrorKind};
 
 /// An Anuket requirement ID such as `ra2.ntw.011`, `ra2.k8s.012#2` or `int.api.01@ra1`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(transparent)]
 pub struct RequirementId(String);
 
@@ -31,7 +33,9 @@ impl RequirementId {
         if let Some(doc) = document
             && !matches!(doc, "rm" | "ra1" | "ra2")
         {
-            return Err(RequirementIdError("the @ qualifier must be one of @rm, @ra1, @ra2"));
+            return Err(RequirementIdError(
+                "the @ qualifier must be one of @rm, @ra1, @ra2",
+            ));
         }
         let (base, index) = match rest.split_once('#') {
             Some((base, index)) => (base, Some(index)),
@@ -44,11 +48,15 @@ impl RequirementId {
         }
         let segments: Vec<&str> = base.split('.').collect();
         if segments.len() < 2 {
-            return Err(RequirementIdError("expected dot-separated segments such as `ra2.ntw.011`"));
+            return Err(RequirementIdError(
+                "expected dot-separated segments such as `ra2.ntw.011`",
+            ));
         }
         let segment_ok = |seg: &&str| {
             !seg.is_empty()
-                && seg.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         };
         if !segments.iter().all(segment_ok) {
             return Err(RequirementIdError(
@@ -169,8 +177,14 @@ pub enum Area {
 
 impl Area {
     /// Every area, in report order.
-    pub const ALL: [Area; 6] =
-        [Area::Host, Area::Cni, Area::Datapath, Area::Docker, Area::Kolla, Area::K8s];
+    pub const ALL: [Area; 6] = [
+        Area::Host,
+        Area::Cni,
+        Area::Datapath,
+        Area::Docker,
+        Area::Kolla,
+        Area::K8s,
+    ];
 
     /// The lowercase name used in data files, check IDs and reports.
     pub fn as_str(self) -> &'static str {
@@ -268,7 +282,10 @@ impl ReferenceModel {
 
     /// The requirement with exactly this ID.
     pub fn requirement(&self, id: &str) -> Option<&Requirement> {
-        self.requirements.iter().find(|(k, _)| k.as_str() == id).map(|(_, v)| v)
+        self.requirements
+            .iter()
+            .find(|(k, _)| k.as_str() == id)
+            .map(|(_, v)| v)
     }
 
     /// Every suite, in the order of the data files.
@@ -297,9 +314,15 @@ impl ReferenceModel {
         let hint = if candidates.is_empty() {
             String::new()
         } else {
-            format!("; the ID is ambiguous, write one of: {}", candidates.join(", "))
+            format!(
+                "; the ID is ambiguous, write one of: {}",
+                candidates.join(", ")
+            )
         };
-        Err(ModelErrorKind::UnknownRequirement { id: id.to_owned(), hint })
+        Err(ModelErrorKind::UnknownRequirement {
+            id: id.to_owned(),
+            hint,
+        })
     }
 
     /// Checks that every check a suite names exists. `check_exists` answers for the harness's
@@ -345,10 +368,22 @@ mod tests {
 
     #[test]
     fn requirement_ids_are_validated() {
-        for ok in ["ra2.ntw.011", "ra2.k8s.012#2", "int.api.01@ra1", "infra.com.cfg.004"] {
+        for ok in [
+            "ra2.ntw.011",
+            "ra2.k8s.012#2",
+            "int.api.01@ra1",
+            "infra.com.cfg.004",
+        ] {
             assert!(RequirementId::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["ra2", "RA2.ntw.011", "ra2..011", "ra2.k8s.012#", "int.api.01@ra3", "a b.c"] {
+        for bad in [
+            "ra2",
+            "RA2.ntw.011",
+            "ra2..011",
+            "ra2.k8s.012#",
+            "int.api.01@ra3",
+            "a b.c",
+        ] {
             assert!(RequirementId::parse(bad).is_err(), "{bad}");
         }
     }

@@ -16,13 +16,23 @@ const MAX_COMMAND_OUTPUT: usize = 16 * 1024;
 fn anchor(prefix: &str, id: &str) -> String {
     let body: String = id
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("{prefix}-{body}")
 }
 
 fn secs(s: f64) -> String {
-    if s < 1.0 { format!("{:.0} ms", s * 1000.0) } else { format!("{s:.1} s") }
+    if s < 1.0 {
+        format!("{:.0} ms", s * 1000.0)
+    } else {
+        format!("{s:.1} s")
+    }
 }
 
 struct Link {
@@ -147,7 +157,11 @@ pub fn render_html(r: &RunResults) -> Result<String, ReportError> {
                         reqs: c
                             .requirements
                             .iter()
-                            .map(|id| Link { anchor: anchor("req", id.as_str()), text: id.to_string(), class: "" })
+                            .map(|id| Link {
+                                anchor: anchor("req", id.as_str()),
+                                text: id.to_string(),
+                                class: "",
+                            })
                             .collect(),
                         duration: secs(c.duration_secs),
                         metrics: c
@@ -162,7 +176,9 @@ pub fn render_html(r: &RunResults) -> Result<String, ReportError> {
                             .iter()
                             .map(|cmd| CommandView {
                                 command: cmd.command.clone(),
-                                exit: cmd.exit_code.map_or("killed or not started".to_owned(), |e| e.to_string()),
+                                exit: cmd
+                                    .exit_code
+                                    .map_or("killed or not started".to_owned(), |e| e.to_string()),
                                 stdout: truncate_chars(&cmd.stdout, MAX_COMMAND_OUTPUT),
                                 stderr: truncate_chars(&cmd.stderr, MAX_COMMAND_OUTPUT),
                             })
@@ -191,7 +207,11 @@ pub fn render_html(r: &RunResults) -> Result<String, ReportError> {
         .checks
         .iter()
         .filter(|c| c.is_warning(r.strict))
-        .map(|c| Link { anchor: anchor("check", &c.id), text: format!("{}: {}", c.id, c.message), class: "warn" })
+        .map(|c| Link {
+            anchor: anchor("check", &c.id),
+            text: format!("{}: {}", c.id, c.message),
+            class: "warn",
+        })
         .collect();
     let page = Page {
         r,
@@ -203,9 +223,15 @@ pub fn render_html(r: &RunResults) -> Result<String, ReportError> {
         reqs,
         areas,
         warnings,
-        memory_gib: format!("{:.1} GiB", r.inventory.memory_bytes as f64 / (1u64 << 30) as f64),
+        memory_gib: format!(
+            "{:.1} GiB",
+            r.inventory.memory_bytes as f64 / (1u64 << 30) as f64
+        ),
     };
-    page.render().map_err(|e| ReportError::Render { what: "report.html", message: e.to_string() })
+    page.render().map_err(|e| ReportError::Render {
+        what: "report.html",
+        message: e.to_string(),
+    })
 }
 
 #[cfg(test)]

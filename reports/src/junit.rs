@@ -23,7 +23,11 @@ fn system_out(c: &CheckResult) -> String {
     let reqs: Vec<&str> = c.requirements.iter().map(|r| r.as_str()).collect();
     let mut s = format!(
         "requirements: {}\nseverity: {} (in this suite: {})\noutcome: {}\n{}\n",
-        if reqs.is_empty() { "none (informational)".to_owned() } else { reqs.join(", ") },
+        if reqs.is_empty() {
+            "none (informational)".to_owned()
+        } else {
+            reqs.join(", ")
+        },
         c.severity,
         c.effective_severity,
         c.outcome.as_str(),
@@ -63,24 +67,37 @@ fn status(c: &CheckResult, strict: bool) -> TestCaseStatus {
         Status::Failed => {
             let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
             let message = if c.is_warning(strict) {
-                format!("[warning: {} failure, does not decide the verdict] {}", c.effective_severity, c.message)
+                format!(
+                    "[warning: {} failure, does not decide the verdict] {}",
+                    c.effective_severity, c.message
+                )
             } else {
                 c.message.clone()
             };
-            st.set_message(message).set_type(format!("non-conformant:{}", c.effective_severity));
+            st.set_message(message)
+                .set_type(format!("non-conformant:{}", c.effective_severity));
             st
         }
         Status::Error | Status::TimedOut => {
             let mut st = TestCaseStatus::non_success(NonSuccessKind::Error);
             st.set_message(c.message.clone())
-                .set_type(if c.outcome == Status::TimedOut { "timeout" } else { "error" });
+                .set_type(if c.outcome == Status::TimedOut {
+                    "timeout"
+                } else {
+                    "error"
+                });
             st
         }
         Status::Skipped => {
             let mut st = TestCaseStatus::skipped();
             st.set_message(c.message.clone());
             if let Some(kind) = c.skip_kind {
-                st.set_type(serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default());
+                st.set_type(
+                    serde_json::to_value(kind)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                );
             }
             st
         }
@@ -108,7 +125,10 @@ pub fn render_junit(results: &RunResults) -> Result<String, ReportError> {
             Property::new("complete", results.complete.to_string()),
             Property::new("tool_version", results.tool.version.as_str()),
             Property::new("git_sha", results.tool.git_sha.as_str()),
-            Property::new("inventory_fingerprint", results.inventory.fingerprint.as_str()),
+            Property::new(
+                "inventory_fingerprint",
+                results.inventory.fingerprint.as_str(),
+            ),
         ]);
         let mut total = Duration::ZERO;
         for c in checks {
@@ -132,5 +152,8 @@ pub fn render_junit(results: &RunResults) -> Result<String, ReportError> {
         suite.set_time(total);
         report.add_test_suite(suite);
     }
-    report.to_string().map_err(|e| ReportError::Render { what: "junit.xml", message: e.to_string() })
+    report.to_string().map_err(|e| ReportError::Render {
+        what: "junit.xml",
+        message: e.to_string(),
+    })
 }

@@ -67,7 +67,10 @@ impl Artifacts {
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    write_atomic(path, bytes).map_err(|source| ReportError::Write { path: path.to_owned(), source })
+    write_atomic(path, bytes).map_err(|source| ReportError::Write {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Renders every artifact first, then writes each atomically, `results.json` first: a reader

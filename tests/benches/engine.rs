@@ -11,10 +11,16 @@ fn benches(c: &mut Criterion) {
     g.bench_function("plan", |b| b.iter(|| synthetic_plan(&model, 10_000)));
     let results = synthetic_results(10_000);
     g.bench_function("json", |b| b.iter(|| results.to_json()));
-    g.bench_function("junit", |b| b.iter(|| nfvi_reports::render_junit(&results).unwrap()));
-    g.bench_function("html", |b| b.iter(|| nfvi_reports::render_html(&results).unwrap()));
+    g.bench_function("junit", |b| {
+        b.iter(|| nfvi_reports::render_junit(&results).unwrap())
+    });
+    g.bench_function("html", |b| {
+        b.iter(|| nfvi_reports::render_html(&results).unwrap())
+    });
     g.finish();
-    c.bench_function("model/load_embedded", |b| b.iter(nfvi_reference_model::load_embedded));
+    c.bench_function("model/load_embedded", |b| {
+        b.iter(nfvi_reference_model::load_embedded)
+    });
 }
 
 criterion_group!(engine, benches);

@@ -19,10 +19,17 @@ use nfvi_harness::{
 use nfvi_reference_model::{Area, ReferenceModel};
 
 /// A string that breaks naive HTML, XML and JSON writers.
-pub const HOSTILE: &str = "<script>document.title='PWNED'</script> & \"quotes\" \u{1b}[31mansi\u{1b}[0m \u{7}bell";
+pub const HOSTILE: &str =
+    "<script>document.title='PWNED'</script> & \"quotes\" \u{1b}[31mansi\u{1b}[0m \u{7}bell";
 
 /// Requirement IDs the synthetic checks cycle through.
-const COVERS: &[&[&str]] = &[&["ra2.ch.011"], &["ra2.ntw.002", "inf.ntw.08"], &["ra2.ch.001"], &[], &["sec.sys.001"]];
+const COVERS: &[&[&str]] = &[
+    &["ra2.ch.011"],
+    &["ra2.ntw.002", "inf.ntw.08"],
+    &["ra2.ch.001"],
+    &[],
+    &["sec.sys.001"],
+];
 
 struct Synthetic(CheckMeta);
 
@@ -41,8 +48,12 @@ pub fn synthetic_checks(n: usize) -> Vec<Arc<dyn Check>> {
     (0..n)
         .map(|i| {
             let area = Area::ALL[i % Area::ALL.len()];
-            let meta = CheckMeta::new(format!("{area}.synthetic.c{i:05}"), area, format!("synthetic check {i}"))
-                .covers(Severity::Must, COVERS[i % COVERS.len()]);
+            let meta = CheckMeta::new(
+                format!("{area}.synthetic.c{i:05}"),
+                area,
+                format!("synthetic check {i}"),
+            )
+            .covers(Severity::Must, COVERS[i % COVERS.len()]);
             Arc::new(Synthetic(meta)) as Arc<dyn Check>
         })
         .collect()
@@ -56,7 +67,10 @@ pub fn synthetic_plan(model: &ReferenceModel, n: usize) -> Plan {
         &registry,
         &Target::local(),
         &Capabilities::default(),
-        &PlanOptions { suite: "all".into(), ..Default::default() },
+        &PlanOptions {
+            suite: "all".into(),
+            ..Default::default()
+        },
     )
     .expect("suite all exists")
 }
@@ -70,16 +84,26 @@ pub fn synthetic_results(n: usize) -> RunResults {
     let runs = (0..plan.items.len())
         .map(|index| {
             let mut outcome = match index % 7 {
-                0 | 1 | 2 => Outcome::pass("observed what the requirement asks"),
+                0..=2 => Outcome::pass("observed what the requirement asks"),
                 3 => Outcome::fail(format!("plugin said {HOSTILE}")),
                 4 => Outcome::error("could not decide: daemon unreachable"),
                 5 => Outcome::timed_out("timed out: did not finish within 1m0s"),
-                _ => Outcome::skip(SkipReason { kind: SkipKind::MissingCapability, message: "needs root".into() }),
+                _ => Outcome::skip(SkipReason {
+                    kind: SkipKind::MissingCapability,
+                    message: "needs root".into(),
+                }),
             };
             if outcome.status != Status::Skipped {
                 let mut ev = Evidence::default();
-                ev.properties.insert("observed".into(), format!("value {index}"));
-                ev.metrics.insert("rtt_p99".into(), Metric { value: 42.0 + index as f64, unit: "us".into() });
+                ev.properties
+                    .insert("observed".into(), format!("value {index}"));
+                ev.metrics.insert(
+                    "rtt_p99".into(),
+                    Metric {
+                        value: 42.0 + index as f64,
+                        unit: "us".into(),
+                    },
+                );
                 ev.commands.push(CommandRecord {
                     command: "ip -j addr show".into(),
                     exit_code: Some(0),
@@ -107,19 +131,29 @@ pub fn synthetic_results(n: usize) -> RunResults {
         memory_bytes: 24 << 30,
         ..Default::default()
     };
-    inventory.packages.insert("containernetworking-plugins".into(), "1.1.1+ds1-3+b9".into());
+    inventory.packages.insert(
+        "containernetworking-plugins".into(),
+        "1.1.1+ds1-3+b9".into(),
+    );
     RunResults::assemble(
         &plan,
         runs,
         RunMeta {
-            tool: ToolInfo { name: "nfvi-verify".into(), version: "0.1.0".into(), git_sha: "synthetic".into() },
+            tool: ToolInfo {
+                name: "nfvi-verify".into(),
+                version: "0.1.0".into(),
+                git_sha: "synthetic".into(),
+            },
             run_id: "20261127T010000Z-synthetic".into(),
             target_file: None,
             started_at: started,
             finished_at: started + chrono::TimeDelta::seconds(30),
             cancel_reason: None,
             inventory: inventory.seal(),
-            invocation: Invocation { argv: vec![], reproduce: "nfvi-verify run --suite all".into() },
+            invocation: Invocation {
+                argv: vec![],
+                reproduce: "nfvi-verify run --suite all".into(),
+            },
         },
     )
 }

@@ -27,12 +27,17 @@ const SYSTEM_PACKAGES: &[&str] = &[
 const PYTHON_PACKAGES: &[&str] = &["junitparser==3.2.0"];
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the repo").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the repo")
+        .to_owned()
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
     eprintln!("xtask: $ {}", describe(cmd));
-    let status = cmd.status().with_context(|| format!("cannot start `{}`", describe(cmd)))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start `{}`", describe(cmd)))?;
     if !status.success() {
         bail!("`{}` failed with {status}", describe(cmd));
     }
@@ -66,7 +71,10 @@ fn missing_debs(packages: &[&str]) -> Vec<String> {
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
 
 /// Installs the Debian packages and Python helpers the tests and the demo need.
@@ -74,7 +82,10 @@ fn install_deps(python: bool) -> Result<()> {
     let missing = missing_debs(SYSTEM_PACKAGES);
     if !missing.is_empty() {
         if !is_root() {
-            bail!("missing Debian packages {}: run as root or install them with apt-get", missing.join(" "));
+            bail!(
+                "missing Debian packages {}: run as root or install them with apt-get",
+                missing.join(" ")
+            );
         }
         run(Command::new("apt-get").args(["update", "-q"]))?;
         run(Command::new("apt-get")
@@ -83,9 +94,14 @@ fn install_deps(python: bool) -> Result<()> {
             .env("DEBIAN_FRONTEND", "noninteractive"))?;
     }
     if python {
-        let have = Command::new("python3").args(["-c", "import junitparser"]).status().is_ok_and(|s| s.success());
+        let have = Command::new("python3")
+            .args(["-c", "import junitparser"])
+            .status()
+            .is_ok_and(|s| s.success());
         if !have {
-            run(Command::new("python3").args(["-m", "pip", "install", "-q"]).args(PYTHON_PACKAGES))?;
+            run(Command::new("python3")
+                .args(["-m", "pip", "install", "-q"])
+                .args(PYTHON_PACKAGES))?;
         }
     }
     Ok(())
@@ -95,7 +111,9 @@ fn demo() -> Result<()> {
     install_deps(false)?;
     run(cargo().args(["build", "--quiet", "--package", "nfvi-verify"]))?;
     let bin = repo().join("target/debug/nfvi-verify");
-    eprintln!("xtask: running the rc2 suite against this machine (the embedded local default target)");
+    eprintln!(
+        "xtask: running the rc2 suite against this machine (the embedded local default target)"
+    );
     let status = Command::new(&bin)
         .args(["run", "--suite", "rc2"])
         .current_dir(repo())
@@ -105,7 +123,10 @@ fn demo() -> Result<()> {
     match status.code() {
         // 0, 1 and 3 are verdicts (conformant, non-conformant, incomplete): the run worked.
         Some(0 | 1 | 3) if report.exists() => {
-            eprintln!("\nxtask: open the certification report: {}", report.display());
+            eprintln!(
+                "\nxtask: open the certification report: {}",
+                report.display()
+            );
             Ok(())
         }
         _ => bail!("nfvi-verify did not complete a run ({status})"),
@@ -129,7 +150,10 @@ fn schemas(check: bool) -> Result<()> {
         }
     }
     if !stale.is_empty() {
-        bail!("stale schemas: {}; run `cargo xtask schemas`", stale.join(", "));
+        bail!(
+            "stale schemas: {}; run `cargo xtask schemas`",
+            stale.join(", ")
+        );
     }
     Ok(())
 }
@@ -139,7 +163,15 @@ fn ci() -> Result<()> {
     install_deps(true)?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
     schemas(true)?;
-    run(cargo().args(["clippy", "--workspace", "--all-targets", "--quiet", "--", "-D", "warnings"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--quiet",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     let mut nextest = cargo();
     nextest.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
     if in_ci {
@@ -150,7 +182,16 @@ fn ci() -> Result<()> {
 }
 
 fn bench() -> Result<()> {
-    run(cargo().args(["build", "--release", "--quiet", "--package", "nfvi-verify", "--package", "nfvi-integration-tests", "--bins"]))?;
+    run(cargo().args([
+        "build",
+        "--release",
+        "--quiet",
+        "--package",
+        "nfvi-verify",
+        "--package",
+        "nfvi-integration-tests",
+        "--bins",
+    ]))?;
     // Memory and wall time of rendering 10,000 results into all three artifacts, in a fresh
     // process so that peak RSS is the renderer's own.
     run(Command::new(repo().join("target/release/render-synthetic")).arg("10000"))?;
@@ -159,7 +200,9 @@ fn bench() -> Result<()> {
     let mut times = Vec::new();
     for _ in 0..21 {
         let t = Instant::now();
-        let out = Command::new(&bin).args(["list", "--suite", "all"]).output()?;
+        let out = Command::new(&bin)
+            .args(["list", "--suite", "all"])
+            .output()?;
         times.push(t.elapsed());
         if !out.status.success() {
             bail!("nfvi-verify list failed");
@@ -167,8 +210,17 @@ fn bench() -> Result<()> {
     }
     times.sort();
     let median = times[times.len() / 2];
-    eprintln!("bench: nfvi-verify list --suite all: median {:.1} ms over 21 runs (goal < 50 ms)", ms(median));
-    run(cargo().args(["bench", "--package", "nfvi-integration-tests", "--bench", "engine"]))?;
+    eprintln!(
+        "bench: nfvi-verify list --suite all: median {:.1} ms over 21 runs (goal < 50 ms)",
+        ms(median)
+    );
+    run(cargo().args([
+        "bench",
+        "--package",
+        "nfvi-integration-tests",
+        "--bench",
+        "engine",
+    ]))?;
     Ok(())
 }
 

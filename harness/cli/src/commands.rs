@@ -59,11 +59,17 @@ fn prepare(selection: &Selection) -> Result<Prepared, Failure> {
     let (model, registry) = load_model_and_registry()?;
     let target = load_target(selection.target.as_deref())?;
     let caps = Capabilities::detect(&target);
-    Ok(Prepared { model, registry, target, caps })
+    Ok(Prepared {
+        model,
+        registry,
+        target,
+        caps,
+    })
 }
 
 fn build_plan(p: &Prepared, options: &PlanOptions) -> Result<Plan, Failure> {
-    plan::build(&p.model, &p.registry, &p.target, &p.caps, options).map_err(|e| Failure::bad_input(&e))
+    plan::build(&p.model, &p.registry, &p.target, &p.caps, options)
+        .map_err(|e| Failure::bad_input(&e))
 }
 
 fn print_json(value: &impl serde::Serialize) -> CmdResult {
@@ -96,11 +102,20 @@ pub fn list(args: &ListArgs) -> CmdResult {
         plan.target,
         plan.profile.as_str()
     );
-    let width = plan.items.iter().map(|i| i.check.meta().id.len()).max().unwrap_or(10);
+    let width = plan
+        .items
+        .iter()
+        .map(|i| i.check.meta().id.len())
+        .max()
+        .unwrap_or(10);
     for item in &plan.items {
         let m = item.check.meta();
         let reqs: Vec<&str> = item.covers.iter().map(|r| r.as_str()).collect();
-        let reqs = if reqs.is_empty() { "(informational)".to_owned() } else { reqs.join(", ") };
+        let reqs = if reqs.is_empty() {
+            "(informational)".to_owned()
+        } else {
+            reqs.join(", ")
+        };
         let severity = if m.severity == item.effective {
             m.severity.to_string()
         } else {
@@ -111,7 +126,11 @@ pub fn list(args: &ListArgs) -> CmdResult {
                 let _ = writeln!(out, "  run   {:width$}  {:<11} {}", m.id, severity, reqs);
             }
             Decision::Skip(r) => {
-                let _ = writeln!(out, "  skip  {:width$}  {:<11} {}\n        {:width$}  skipped: {}", m.id, severity, reqs, "", r.message);
+                let _ = writeln!(
+                    out,
+                    "  skip  {:width$}  {:<11} {}\n        {:width$}  skipped: {}",
+                    m.id, severity, reqs, "", r.message
+                );
             }
         }
     }
@@ -127,7 +146,11 @@ pub fn list(args: &ListArgs) -> CmdResult {
         })
         .unwrap_or_default();
     if !areas_without.is_empty() && args.selection.filter.is_empty() {
-        let _ = writeln!(out, "areas of this suite with no checks in this build: {}", areas_without.join(", "));
+        let _ = writeln!(
+            out,
+            "areas of this suite with no checks in this build: {}",
+            areas_without.join(", ")
+        );
     }
     print!("{out}");
     Ok(exit_code::CONFORMANT)
@@ -147,12 +170,21 @@ pub fn requirements(args: &ListArgs) -> CmdResult {
         }
         None => {
             // The whole catalogue, with every check of the build that covers each entry.
-            let all = build_plan(&p, &PlanOptions { suite: "all".into(), ..Default::default() })?;
+            let all = build_plan(
+                &p,
+                &PlanOptions {
+                    suite: "all".into(),
+                    ..Default::default()
+                },
+            )?;
             p.model
                 .requirements()
                 .map(|r| {
-                    all.requirements.iter().find(|row| row.id == r.id).cloned().unwrap_or_else(|| {
-                        nfvi_harness::results::RequirementRow {
+                    all.requirements
+                        .iter()
+                        .find(|row| row.id == r.id)
+                        .cloned()
+                        .unwrap_or_else(|| nfvi_harness::results::RequirementRow {
                             id: r.id.clone(),
                             document: r.document,
                             level: r.level,
@@ -163,8 +195,7 @@ pub fn requirements(args: &ListArgs) -> CmdResult {
                             mandatory: false,
                             applies: true,
                             checks: Vec::new(),
-                        }
-                    })
+                        })
                 })
                 .collect()
         }
@@ -178,7 +209,10 @@ pub fn requirements(args: &ListArgs) -> CmdResult {
         out,
         "{} requirements{}; {} covered by checks of this build",
         rows.len(),
-        args.suite.as_ref().map(|s| format!(" in suite {s}")).unwrap_or_default(),
+        args.suite
+            .as_ref()
+            .map(|s| format!(" in suite {s}"))
+            .unwrap_or_default(),
         covered
     );
     for r in &rows {
@@ -190,7 +224,11 @@ pub fn requirements(args: &ListArgs) -> CmdResult {
             r.level.as_str(),
             r.profile.as_str(),
             role,
-            if r.checks.is_empty() { "not covered".to_owned() } else { format!("checks: {}", r.checks.join(", ")) },
+            if r.checks.is_empty() {
+                "not covered".to_owned()
+            } else {
+                format!("checks: {}", r.checks.join(", "))
+            },
             "",
             r.summary,
             r.source
@@ -216,11 +254,17 @@ fn prepare_out_dir(dir: &Path) -> Result<(), Failure> {
         )));
     }
     std::fs::create_dir_all(dir).map_err(|e| {
-        Failure::bad_input_msg(format!("cannot create output directory `{}`: {e}", dir.display()))
+        Failure::bad_input_msg(format!(
+            "cannot create output directory `{}`: {e}",
+            dir.display()
+        ))
     })?;
     let probe = dir.join(format!(".nfvi-verify-write-test-{}", std::process::id()));
     std::fs::write(&probe, b"").map_err(|e| {
-        Failure::bad_input_msg(format!("output directory `{}` is not writable: {e}", dir.display()))
+        Failure::bad_input_msg(format!(
+            "output directory `{}` is not writable: {e}",
+            dir.display()
+        ))
     })?;
     let _ = std::fs::remove_file(probe);
     Ok(())
@@ -287,7 +331,11 @@ pub fn run(args: &RunArgs) -> CmdResult {
         }
     };
     let p = prepare(&args.selection)?;
-    let only = previous.as_ref().map(|prev| prev.rerun_candidates().map(str::to_owned).collect::<HashSet<_>>());
+    let only = previous.as_ref().map(|prev| {
+        prev.rerun_candidates()
+            .map(str::to_owned)
+            .collect::<HashSet<_>>()
+    });
     let options = PlanOptions {
         suite: suite.clone(),
         filters: args.selection.filter.clone(),
@@ -297,7 +345,10 @@ pub fn run(args: &RunArgs) -> CmdResult {
     };
     let plan = build_plan(&p, &options)?;
     if let (Some(prev), true) = (&previous, plan.items.is_empty()) {
-        eprintln!("nfvi-verify: nothing to rerun: run {} has no failed, errored, timed-out or unstarted checks", prev.run_id);
+        eprintln!(
+            "nfvi-verify: nothing to rerun: run {} has no failed, errored, timed-out or unstarted checks",
+            prev.run_id
+        );
         return Ok(exit_code::CONFORMANT);
     }
 
@@ -330,7 +381,10 @@ pub fn run(args: &RunArgs) -> CmdResult {
     let mut collector = Collector::default();
     let output = runner
         .execute(&mut Tee(vec![&mut console, &mut collector]))
-        .map_err(|e| Failure { code: exit_code::INCOMPLETE, message: format!("cannot start the runner: {e}") })?;
+        .map_err(|e| Failure {
+            code: exit_code::INCOMPLETE,
+            message: format!("cannot start the runner: {e}"),
+        })?;
 
     let results = RunResults::assemble(
         &plan,
@@ -374,7 +428,11 @@ fn summary(r: &RunResults, a: &Artifacts, log: Option<&Path>) {
         r.suite.name,
         r.suite.version,
         r.target.name,
-        if r.complete { String::new() } else { " (partial results: the run was stopped early)".to_owned() }
+        if r.complete {
+            String::new()
+        } else {
+            " (partial results: the run was stopped early)".to_owned()
+        }
     );
     eprintln!(
         "  {} checks: {} passed, {} failed ({} warnings), {} errors, {} timed out, {} skipped",
@@ -382,10 +440,21 @@ fn summary(r: &RunResults, a: &Artifacts, log: Option<&Path>) {
     );
     eprintln!(
         "  mandatory requirements: {} verified, {} failed, {} with warnings, {} not covered by this build, of {}",
-        t.mandatory_verified, t.mandatory_failed, t.mandatory_warnings, t.mandatory_untested, t.mandatory_requirements
+        t.mandatory_verified,
+        t.mandatory_failed,
+        t.mandatory_warnings,
+        t.mandatory_untested,
+        t.mandatory_requirements
     );
-    for c in r.checks.iter().filter(|c| c.decides_non_conformance(r.strict)) {
-        eprintln!("  failed {} [{}]: {}", c.id, c.effective_severity, c.message);
+    for c in r
+        .checks
+        .iter()
+        .filter(|c| c.decides_non_conformance(r.strict))
+    {
+        eprintln!(
+            "  failed {} [{}]: {}",
+            c.id, c.effective_severity, c.message
+        );
     }
     eprintln!("  results: {}", a.results.display());
     eprintln!("  junit:   {}", a.junit.display());
@@ -397,7 +466,11 @@ fn summary(r: &RunResults, a: &Artifacts, log: Option<&Path>) {
 
 pub fn report(args: &ReportArgs) -> CmdResult {
     let results = RunResults::load(&args.from).map_err(|e| Failure::bad_input(&e))?;
-    let dir = args.from.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = args
+        .from
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let html_path = args.html.clone().unwrap_or_else(|| dir.join("report.html"));
     let junit_path = args.junit.clone().unwrap_or_else(|| dir.join("junit.xml"));
     let html = nfvi_reports::render_html(&results).map_err(|e| Failure::bad_input(&e))?;
@@ -415,7 +488,11 @@ pub fn diff(args: &DiffArgs) -> CmdResult {
     let old = RunResults::load(&args.old).map_err(|e| Failure::bad_input(&e))?;
     let new = RunResults::load(&args.new).map_err(|e| Failure::bad_input(&e))?;
     let d = nfvi_harness::diff::diff(&old, &new);
-    let code = if d.has_regression() { exit_code::NON_CONFORMANT } else { exit_code::CONFORMANT };
+    let code = if d.has_regression() {
+        exit_code::NON_CONFORMANT
+    } else {
+        exit_code::CONFORMANT
+    };
     if args.format == Format::Json {
         print_json(&d)?;
         return Ok(code);
@@ -428,7 +505,11 @@ pub fn diff(args: &DiffArgs) -> CmdResult {
         let _ = writeln!(
             out,
             "{} {}: {} -> {}",
-            if c.regression { "REGRESSED" } else { "changed  " },
+            if c.regression {
+                "REGRESSED"
+            } else {
+                "changed  "
+            },
             c.id,
             c.old.as_str(),
             c.new.as_str()
@@ -441,8 +522,16 @@ pub fn diff(args: &DiffArgs) -> CmdResult {
         let _ = writeln!(out, "vanished  {id}");
     }
     for m in &d.metrics {
-        let delta = if m.old != 0.0 { format!(" ({:+.1}%)", (m.new - m.old) / m.old.abs() * 100.0) } else { String::new() };
-        let _ = writeln!(out, "metric    {} {}: {} -> {} {}{delta}", m.check, m.metric, m.old, m.new, m.unit);
+        let delta = if m.old != 0.0 {
+            format!(" ({:+.1}%)", (m.new - m.old) / m.old.abs() * 100.0)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "metric    {} {}: {} -> {} {}{delta}",
+            m.check, m.metric, m.old, m.new, m.unit
+        );
     }
     if out.is_empty() {
         out.push_str("no differences in outcomes or metrics\n");
@@ -456,9 +545,15 @@ pub fn target(args: &TargetArgs) -> CmdResult {
         print!("{}", nfvi_harness::target::DEFAULT_TARGET_TOML);
         return Ok(exit_code::CONFORMANT);
     }
-    let path = args.check.as_deref().expect("clap requires --example or --check");
+    let path = args
+        .check
+        .as_deref()
+        .expect("clap requires --example or --check");
     let t = Target::load(path).map_err(|e| Failure::bad_input(&e))?;
-    println!("{}", toml::to_string(&t).map_err(|e| Failure::bad_input_msg(chain(&e)))?);
+    println!(
+        "{}",
+        toml::to_string(&t).map_err(|e| Failure::bad_input_msg(chain(&e)))?
+    );
     eprintln!("{}: valid", path.display());
     Ok(exit_code::CONFORMANT)
 }

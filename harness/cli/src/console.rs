@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use nfvi_harness::runner::humanize;
-use nfvi_harness::{RunEvent, Reporter, Status};
+use nfvi_harness::{Reporter, RunEvent, Status};
 
 /// Whether to draw a progress bar.
 pub fn use_bar(no_progress: bool) -> bool {
@@ -43,7 +43,13 @@ impl Console {
             pb.enable_steady_tick(Duration::from_millis(120));
             pb
         });
-        Self { bar, total: 0, done: 0, counts: Counts::default(), running: Vec::new() }
+        Self {
+            bar,
+            total: 0,
+            done: 0,
+            counts: Counts::default(),
+            running: Vec::new(),
+        }
     }
 
     fn line(&self, text: &str) {
@@ -126,7 +132,12 @@ impl Reporter for Console {
                     humanize(run.duration)
                 );
                 if o.status != Status::Passed {
-                    text.push_str(&format!("\n{:width$}         {}", "", o.message, width = width * 2));
+                    text.push_str(&format!(
+                        "\n{:width$}         {}",
+                        "",
+                        o.message,
+                        width = width * 2
+                    ));
                 }
                 // On a terminal only the interesting lines scroll above the bar.
                 if self.bar.is_none() || o.status != Status::Passed {

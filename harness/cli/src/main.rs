@@ -20,11 +20,17 @@ pub struct Failure {
 impl Failure {
     /// Bad input (exit 2), with the error's whole source chain on one line.
     pub fn bad_input(e: &dyn std::error::Error) -> Self {
-        Self { code: nfvi_harness::exit_code::BAD_INPUT, message: chain(e) }
+        Self {
+            code: nfvi_harness::exit_code::BAD_INPUT,
+            message: chain(e),
+        }
     }
 
     pub fn bad_input_msg(message: impl Into<String>) -> Self {
-        Self { code: nfvi_harness::exit_code::BAD_INPUT, message: message.into() }
+        Self {
+            code: nfvi_harness::exit_code::BAD_INPUT,
+            message: message.into(),
+        }
     }
 }
 

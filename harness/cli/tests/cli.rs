@@ -9,30 +9,60 @@ use predicates::prelude::*;
 
 #[test]
 fn help_documents_commands_and_exit_codes() {
-    let out = nfvi().arg("--help").assert().success().get_output().stdout.clone();
+    let out = nfvi()
+        .arg("--help")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     insta::assert_snapshot!("help", String::from_utf8(out).unwrap());
-    let out = nfvi().args(["run", "--help"]).assert().success().get_output().stdout.clone();
+    let out = nfvi()
+        .args(["run", "--help"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     insta::assert_snapshot!("run_help", String::from_utf8(out).unwrap());
 }
 
 #[test]
 fn list_shows_checks_requirements_and_decisions() {
-    let out = nfvi().args(["list", "--suite", "rc2", "--format", "json"]).assert().success().get_output().stdout.clone();
+    let out = nfvi()
+        .args(["list", "--suite", "rc2", "--format", "json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let plan: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(plan["suite"]["name"], "rc2");
     let checks = plan["checks"].as_array().unwrap();
-    let huge = checks.iter().find(|c| c["id"] == "host.hugepages.2mi").unwrap();
+    let huge = checks
+        .iter()
+        .find(|c| c["id"] == "host.hugepages.2mi")
+        .unwrap();
     assert_eq!(huge["requirements"][0], "ra2.ch.001");
     assert_eq!(huge["severity"], "must");
-    assert_eq!(huge["effective_severity"], "may", "hugepages only decide for network-intensive nodes");
-    assert!(checks.iter().all(|c| c["decision"] == "run" || c["reason"].is_string()));
+    assert_eq!(
+        huge["effective_severity"], "may",
+        "hugepages only decide for network-intensive nodes"
+    );
+    assert!(
+        checks
+            .iter()
+            .all(|c| c["decision"] == "run" || c["reason"].is_string())
+    );
     nfvi()
         .args(["list", "--suite", "rc2"])
         .assert()
         .success()
         .stdout(predicate::str::contains("host.node.vcpus"))
         .stdout(predicate::str::contains("ra2.ch.011, e.cap.001"))
-        .stdout(predicate::str::contains("areas of this suite with no checks in this build: cni, datapath, k8s"));
+        .stdout(predicate::str::contains(
+            "areas of this suite with no checks in this build: cni, datapath, k8s",
+        ));
 }
 
 #[test]
@@ -42,28 +72,59 @@ fn requirements_show_traceability() {
         .assert()
         .success()
         .stdout(predicate::str::contains("ra2.ch.001"))
-        .stdout(predicate::str::contains("checks: host.hugepages.2mi, host.hugepages.1gi"))
+        .stdout(predicate::str::contains(
+            "checks: host.hugepages.2mi, host.hugepages.1gi",
+        ))
         .stdout(predicate::str::contains("ra2.k8s.012#1"))
         .stdout(predicate::str::contains("not covered"));
-    let out = nfvi().args(["requirements", "--format", "json"]).assert().success().get_output().stdout.clone();
+    let out = nfvi()
+        .args(["requirements", "--format", "json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let rows: serde_json::Value = serde_json::from_slice(&out).unwrap();
-    let ids: Vec<&str> = rows.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
-    assert!(ids.contains(&"int.api.01@ra1") && ids.contains(&"int.api.01@ra2") && ids.contains(&"design.cicd.005"));
+    let ids: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"int.api.01@ra1")
+            && ids.contains(&"int.api.01@ra2")
+            && ids.contains(&"design.cicd.005")
+    );
 }
 
 #[test]
 fn unknown_suites_filters_and_missing_suite_are_usage_errors() {
     nfvi()
-        .args(["run", "--suite", "rc3", "--out", "/nonexistent-never-created"])
+        .args([
+            "run",
+            "--suite",
+            "rc3",
+            "--out",
+            "/nonexistent-never-created",
+        ])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("error: unknown suite `rc3`; expected one of: rc2, rc1, host"));
+        .stderr(predicate::str::contains(
+            "error: unknown suite `rc3`; expected one of: rc2, rc1, host",
+        ));
     nfvi()
         .args(["list", "--suite", "host", "--filter", "host.kernal.*"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("--filter `host.kernal.*` matches no check ID or requirement ID in suite `host`"));
-    nfvi().arg("run").assert().code(2).stderr(predicate::str::contains("missing --suite"));
+        .stderr(predicate::str::contains(
+            "--filter `host.kernal.*` matches no check ID or requirement ID in suite `host`",
+        ));
+    nfvi()
+        .arg("run")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("missing --suite"));
     nfvi().args(["run", "--bogus"]).assert().code(2);
     assert!(!Path::new("/nonexistent-never-created").exists());
 }
@@ -81,29 +142,62 @@ fn a_malformed_target_file_names_file_line_and_expectation() {
         .arg(&out)
         .assert()
         .code(2)
-        .stderr(predicate::str::contains(format!("{}:4:1: unknown field `min_kernal`, expected one of", target.display())));
+        .stderr(predicate::str::contains(format!(
+            "{}:4:1: unknown field `min_kernal`, expected one of",
+            target.display()
+        )));
     assert!(!out.exists(), "nothing may be written for bad input");
     std::fs::write(&target, "profile = \"fast\"\n").unwrap();
-    nfvi().args(["list", "--target"]).arg(&target).assert().code(2).stderr(predicate::str::contains("network-intensive"));
-    nfvi().args(["target", "--check"]).arg(dir.path().join("missing.toml")).assert().code(2).stderr(predicate::str::contains("cannot read target file"));
+    nfvi()
+        .args(["list", "--target"])
+        .arg(&target)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("network-intensive"));
+    nfvi()
+        .args(["target", "--check"])
+        .arg(dir.path().join("missing.toml"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot read target file"));
     std::fs::write(&target, "name = \"lab\"\n").unwrap();
-    nfvi().args(["target", "--check"]).arg(&target).assert().success().stdout(predicate::str::contains("name = \"lab\""));
+    nfvi()
+        .args(["target", "--check"])
+        .arg(&target)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("name = \"lab\""));
 }
 
 #[test]
 fn the_example_target_is_the_default_and_validates() {
-    let out = nfvi().args(["target", "--example"]).assert().success().get_output().stdout.clone();
+    let out = nfvi()
+        .args(["target", "--example"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("example.toml");
     std::fs::write(&path, &out).unwrap();
-    nfvi().args(["target", "--check"]).arg(&path).assert().success();
+    nfvi()
+        .args(["target", "--check"])
+        .arg(&path)
+        .assert()
+        .success();
 }
 
 #[test]
 fn unreadable_or_foreign_results_files_are_bad_input() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.json");
-    nfvi().args(["report", "--from"]).arg(&missing).assert().code(2).stderr(predicate::str::contains("cannot read results file"));
+    nfvi()
+        .args(["report", "--from"])
+        .arg(&missing)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot read results file"));
     let garbage = dir.path().join("garbage.json");
     std::fs::write(&garbage, "{\n  \"schema_version\": 1,\n  oops\n}").unwrap();
     nfvi()
@@ -111,10 +205,19 @@ fn unreadable_or_foreign_results_files_are_bad_input() {
         .arg(&garbage)
         .assert()
         .code(2)
-        .stderr(predicate::str::contains(format!("{}:3: not JSON", garbage.display())));
+        .stderr(predicate::str::contains(format!(
+            "{}:3: not JSON",
+            garbage.display()
+        )));
     let foreign = dir.path().join("foreign.json");
     std::fs::write(&foreign, "{\"tests\": []}").unwrap();
-    nfvi().arg("diff").arg(&foreign).arg(&foreign).assert().code(2).stderr(predicate::str::contains("not an nfvi-verify results.json"));
+    nfvi()
+        .arg("diff")
+        .arg(&foreign)
+        .arg(&foreign)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not an nfvi-verify results.json"));
     assert!(!dir.path().join("report.html").exists());
 }
 
@@ -124,7 +227,9 @@ fn an_unwritable_or_occupied_output_directory_is_refused_before_running() {
         .args(["run", "--suite", "host", "--out", "/proc/nfvi-verify-out"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("cannot create output directory `/proc/nfvi-verify-out`"));
+        .stderr(predicate::str::contains(
+            "cannot create output directory `/proc/nfvi-verify-out`",
+        ));
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("results.json"), "precious").unwrap();
     nfvi()
@@ -133,5 +238,8 @@ fn an_unwritable_or_occupied_output_directory_is_refused_before_running() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("already holds a results.json"));
-    assert_eq!(std::fs::read_to_string(dir.path().join("results.json")).unwrap(), "precious");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("results.json")).unwrap(),
+        "precious"
+    );
 }

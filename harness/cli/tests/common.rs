@@ -26,11 +26,17 @@ pub fn require(what: &str, present: bool) -> bool {
 }
 
 pub fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
 
 pub fn has_junitparser() -> bool {
-    Command::new("python3").args(["-c", "import junitparser"]).output().is_ok_and(|o| o.status.success())
+    Command::new("python3")
+        .args(["-c", "import junitparser"])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// Parses a JUnit file with Python's junitparser (a real consumer) and returns per-outcome
@@ -52,13 +58,24 @@ for suite in xml:
         out["properties"][case.name] = {p.name: p.value for p in case.properties()} if hasattr(case, "properties") else {}
 print(json.dumps(out))
 "#;
-    let out = Command::new("python3").args(["-c", script]).arg(path).output().expect("python3 runs");
-    assert!(out.status.success(), "junitparser rejected {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(path)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "junitparser rejected {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 pub fn chromium() -> Option<&'static str> {
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().find(|p| Path::new(p).exists())
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
 }
 
 /// Loads a page in headless Chromium and returns the DOM after load and the console
@@ -85,7 +102,11 @@ pub fn chromium_load(browser: &str, page: &Path) -> (String, Vec<String>) {
         .arg(format!("file://{}", page.display()))
         .output()
         .expect("chromium starts");
-    assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let console = String::from_utf8_lossy(&out.stderr)
         .lines()
         .filter(|l| l.contains(":CONSOLE"))

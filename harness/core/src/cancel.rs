@@ -77,7 +77,9 @@ impl CancelSource {
 
     /// A new token.
     pub fn token(&self) -> CancelToken {
-        CancelToken { rx: self.tx.subscribe() }
+        CancelToken {
+            rx: self.tx.subscribe(),
+        }
     }
 }
 

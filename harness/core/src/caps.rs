@@ -31,7 +31,9 @@ impl Capabilities {
         let kubeconfig = [
             Some(target.kubernetes.kubeconfig.clone()).filter(|s| !s.is_empty()),
             std::env::var("KUBECONFIG").ok().filter(|s| !s.is_empty()),
-            std::env::var("HOME").ok().map(|h| format!("{h}/.kube/config")),
+            std::env::var("HOME")
+                .ok()
+                .map(|h| format!("{h}/.kube/config")),
         ]
         .into_iter()
         .flatten()
@@ -49,7 +51,8 @@ impl Capabilities {
             path,
             docker_socket: target.docker.socket.exists(),
             kubeconfig,
-            openstack: !target.openstack.cloud.is_empty() || std::env::var_os("OS_AUTH_URL").is_some(),
+            openstack: !target.openstack.cloud.is_empty()
+                || std::env::var_os("OS_AUTH_URL").is_some(),
             cni_dirs,
         }
     }
@@ -97,7 +100,8 @@ impl Capabilities {
 
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    p.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 #[cfg(test)]
@@ -115,7 +119,10 @@ mod tests {
 
     #[test]
     fn tools_are_found_on_path() {
-        let caps = Capabilities { path: vec!["/bin".into(), "/usr/bin".into()], ..Default::default() };
+        let caps = Capabilities {
+            path: vec!["/bin".into(), "/usr/bin".into()],
+            ..Default::default()
+        };
         assert!(caps.has_tool("sh"));
         assert!(!caps.has_tool("nfvi-no-such-tool"));
     }

@@ -88,7 +88,10 @@ impl CheckContext {
         self.cleanups
             .lock()
             .expect("cleanup registry poisoned")
-            .push(Cleanup { what: what.into(), action: Box::new(action) });
+            .push(Cleanup {
+                what: what.into(),
+                action: Box::new(action),
+            });
     }
 
     pub(crate) fn take_cleanups(&self) -> Vec<Cleanup> {

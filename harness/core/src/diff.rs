@@ -53,8 +53,7 @@ pub struct RunDiff {
 impl RunDiff {
     /// Whether anything got worse.
     pub fn has_regression(&self) -> bool {
-        self.changed.iter().any(|c| c.regression)
-            || self.added.iter().any(|(_, s)| is_bad(*s))
+        self.changed.iter().any(|c| c.regression) || self.added.iter().any(|(_, s)| is_bad(*s))
     }
 }
 
@@ -110,7 +109,10 @@ pub fn diff(old: &RunResults, new: &RunResults) -> RunDiff {
         .map(|o| o.id.clone())
         .collect();
     if old.verdict != new.verdict {
-        d.verdict = Some((old.verdict.as_str().to_owned(), new.verdict.as_str().to_owned()));
+        d.verdict = Some((
+            old.verdict.as_str().to_owned(),
+            new.verdict.as_str().to_owned(),
+        ));
     }
     d
 }

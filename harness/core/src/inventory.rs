@@ -64,7 +64,10 @@ mod tests {
 
     #[test]
     fn the_fingerprint_changes_with_a_package_version() {
-        let mut a = Inventory { hostname: "n1".into(), ..Default::default() };
+        let mut a = Inventory {
+            hostname: "n1".into(),
+            ..Default::default()
+        };
         a.packages.insert("docker.io".into(), "20.10.24".into());
         let mut b = a.clone();
         b.packages.insert("docker.io".into(), "20.10.25".into());

@@ -36,7 +36,7 @@ pub use context::CheckContext;
 pub use outcome::{Evidence, Metric, Outcome, SkipKind, SkipReason, Status};
 pub use plan::{Plan, PlanOptions, PlannedCheck};
 pub use registry::Registry;
+pub use runner::Tee;
 pub use runner::{Reporter, RunEvent, Runner, RunnerBuilder};
 pub use target::Target;
 pub use text::{bytes_to_evidence, truncate_chars};
-pub use runner::Tee;

@@ -124,7 +124,12 @@ pub struct Outcome {
 
 impl Outcome {
     fn new(status: Status, message: impl Into<String>) -> Self {
-        Self { status, message: message.into(), skip: None, evidence: Evidence::default() }
+        Self {
+            status,
+            message: message.into(),
+            skip: None,
+            evidence: Evidence::default(),
+        }
     }
 
     /// The NFVI conforms.
@@ -156,13 +161,21 @@ impl Outcome {
 
     /// Records an observed fact.
     pub fn with_property(mut self, key: impl Into<String>, value: impl ToString) -> Self {
-        self.evidence.properties.insert(key.into(), value.to_string());
+        self.evidence
+            .properties
+            .insert(key.into(), value.to_string());
         self
     }
 
     /// Records a measurement.
     pub fn with_metric(mut self, name: impl Into<String>, value: f64, unit: &str) -> Self {
-        self.evidence.metrics.insert(name.into(), Metric { value, unit: unit.to_owned() });
+        self.evidence.metrics.insert(
+            name.into(),
+            Metric {
+                value,
+                unit: unit.to_owned(),
+            },
+        );
         self
     }
 

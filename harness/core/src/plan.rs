@@ -98,7 +98,10 @@ pub struct Plan {
 impl Plan {
     /// How many checks will run.
     pub fn runnable(&self) -> usize {
-        self.items.iter().filter(|i| i.decision == Decision::Run).count()
+        self.items
+            .iter()
+            .filter(|i| i.decision == Decision::Run)
+            .count()
     }
 }
 
@@ -110,7 +113,9 @@ fn profile_applies(profile: Profile, node: NodeProfile) -> bool {
 }
 
 fn matches_any(patterns: &[String], id: &str, covers: &[RequirementId]) -> bool {
-    patterns.iter().any(|p| glob::matches(p, id) || covers.iter().any(|r| glob::matches(p, r.as_str())))
+    patterns
+        .iter()
+        .any(|p| glob::matches(p, id) || covers.iter().any(|r| glob::matches(p, r.as_str())))
 }
 
 /// Builds the plan.
@@ -121,13 +126,24 @@ pub fn build(
     caps: &Capabilities,
     options: &PlanOptions,
 ) -> Result<Plan, PlanError> {
-    let suite = model.suite(&options.suite).ok_or_else(|| PlanError::UnknownSuite {
-        name: options.suite.clone(),
-        available: model.suites().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
-    })?;
+    let suite = model
+        .suite(&options.suite)
+        .ok_or_else(|| PlanError::UnknownSuite {
+            name: options.suite.clone(),
+            available: model
+                .suites()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
     let resolve = |c: &Arc<dyn Check>| -> Vec<RequirementId> {
         // The registry validated every ID, so resolution cannot fail here.
-        c.meta().covers.iter().filter_map(|id| model.resolve(id).ok()).map(|r| r.id.clone()).collect()
+        c.meta()
+            .covers
+            .iter()
+            .filter_map(|id| model.resolve(id).ok())
+            .map(|r| r.id.clone())
+            .collect()
     };
     let in_suite: Vec<(&Arc<dyn Check>, Vec<RequirementId>)> = registry
         .checks()
@@ -138,7 +154,10 @@ pub fn build(
 
     for (flag, patterns) in [("--filter", &options.filters), ("--skip", &options.skips)] {
         for p in patterns {
-            if !in_suite.iter().any(|(c, covers)| matches_any(std::slice::from_ref(p), &c.meta().id, covers)) {
+            if !in_suite
+                .iter()
+                .any(|(c, covers)| matches_any(std::slice::from_ref(p), &c.meta().id, covers))
+            {
                 return Err(PlanError::PatternMatchesNothing {
                     flag,
                     pattern: p.clone(),
@@ -164,7 +183,12 @@ pub fn build(
         }
         let effective = effective_severity(model, suite, target.profile, meta.severity, &covers);
         let decision = decide(check.as_ref(), &meta.needs, caps, target);
-        items.push(PlannedCheck { check: check.clone(), covers, effective, decision });
+        items.push(PlannedCheck {
+            check: check.clone(),
+            covers,
+            effective,
+            decision,
+        });
     }
 
     let requirements = traceability(model, suite, target.profile, &items);
@@ -205,13 +229,22 @@ fn effective_severity(
 }
 
 fn decide(check: &dyn Check, needs: &[Need], caps: &Capabilities, target: &Target) -> Decision {
-    let missing: Vec<String> = needs.iter().filter_map(|n| caps.missing(n, target)).collect();
+    let missing: Vec<String> = needs
+        .iter()
+        .filter_map(|n| caps.missing(n, target))
+        .collect();
     if !missing.is_empty() {
-        return Decision::Skip(SkipReason { kind: SkipKind::MissingCapability, message: missing.join("; ") });
+        return Decision::Skip(SkipReason {
+            kind: SkipKind::MissingCapability,
+            message: missing.join("; "),
+        });
     }
     match check.applicable(target) {
         Ok(()) => Decision::Run,
-        Err(message) => Decision::Skip(SkipReason { kind: SkipKind::NotApplicable, message }),
+        Err(message) => Decision::Skip(SkipReason {
+            kind: SkipKind::NotApplicable,
+            message,
+        }),
     }
 }
 

@@ -81,7 +81,8 @@ impl CommandSpec {
             .chain(&self.args)
             .map(|a| {
                 if !a.is_empty()
-                    && a.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b))
+                    && a.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b))
                 {
                     a.clone()
                 } else {
@@ -132,13 +133,19 @@ impl CommandOutput {
     pub fn record(&self, spec: &CommandSpec) -> CommandRecord {
         let mut stderr = self.stderr_text();
         if self.timed_out {
-            stderr.push_str(&format!("\n[killed: deadline of {:?} passed]", spec.timeout));
+            stderr.push_str(&format!(
+                "\n[killed: deadline of {:?} passed]",
+                spec.timeout
+            ));
         }
         if self.cancelled {
             stderr.push_str("\n[killed: run cancelled]");
         }
         if self.dropped_bytes > 0 {
-            stderr.push_str(&format!("\n[{} bytes of output beyond the cap dropped]", self.dropped_bytes));
+            stderr.push_str(&format!(
+                "\n[{} bytes of output beyond the cap dropped]",
+                self.dropped_bytes
+            ));
         }
         CommandRecord {
             command: spec.display(),
@@ -209,14 +216,19 @@ pub async fn run(
     let mut cmd = tokio::process::Command::new(&spec.program);
     cmd.args(&spec.args)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .stdin(if spec.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if spec.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = cmd
-        .spawn()
-        .map_err(|source| CommandError { program: spec.program.clone(), source })?;
+    let mut child = cmd.spawn().map_err(|source| CommandError {
+        program: spec.program.clone(),
+        source,
+    })?;
     let guard = GroupGuard(child.id().map(|id| Pid::from_raw(id as i32)));
 
     if let (Some(bytes), Some(mut stdin)) = (spec.stdin.clone(), child.stdin.take()) {
@@ -282,7 +294,10 @@ mod tests {
     use crate::cancel::{CancelReason, CancelSource};
 
     fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
     }
 
     #[test]
@@ -314,8 +329,16 @@ mod tests {
             ))
             .unwrap();
         assert!(out.timed_out);
-        assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
-        assert!(out.record(&CommandSpec::new("sh")).stderr.contains("deadline"));
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(
+            out.record(&CommandSpec::new("sh"))
+                .stderr
+                .contains("deadline")
+        );
     }
 
     #[test]
@@ -337,8 +360,10 @@ mod tests {
     fn graceful_cancel_sends_sigterm_first() {
         let (source, token) = CancelSource::new();
         let out = rt().block_on(async {
-            let spec = CommandSpec::new("sh")
-                .args(["-c", "trap 'echo got-term; exit 7' TERM; while :; do sleep 0.05; done"]);
+            let spec = CommandSpec::new("sh").args([
+                "-c",
+                "trap 'echo got-term; exit 7' TERM; while :; do sleep 0.05; done",
+            ]);
             let handle = tokio::spawn({
                 let token = token.clone();
                 async move { run(&spec, &token, Duration::from_secs(5)).await }

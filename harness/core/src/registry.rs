@@ -54,10 +54,7 @@ pub struct Registry {
 impl Registry {
     /// Builds and validates a registry: unique IDs, IDs prefixed by their area, covered
     /// requirements known to the model, and every check a suite names present.
-    pub fn new(
-        checks: Vec<Arc<dyn Check>>,
-        model: &ReferenceModel,
-    ) -> Result<Self, RegistryError> {
+    pub fn new(checks: Vec<Arc<dyn Check>>, model: &ReferenceModel) -> Result<Self, RegistryError> {
         let mut seen: HashMap<&str, &Arc<dyn Check>> = HashMap::new();
         for check in &checks {
             let meta = check.meta();
@@ -77,11 +74,13 @@ impl Registry {
                 });
             }
             for id in &meta.covers {
-                model.resolve(id).map_err(|e| RegistryError::UnknownRequirement {
-                    at: at.clone(),
-                    check: meta.id.clone(),
-                    reason: e.to_string(),
-                })?;
+                model
+                    .resolve(id)
+                    .map_err(|e| RegistryError::UnknownRequirement {
+                        at: at.clone(),
+                        check: meta.id.clone(),
+                        reason: e.to_string(),
+                    })?;
             }
         }
         model.validate_checks(checks.iter().map(|c| c.meta().id.as_str()))?;

@@ -383,7 +383,10 @@ impl RunResults {
         let requirements: Vec<RequirementResult> = plan
             .requirements
             .iter()
-            .map(|row| RequirementResult { status: trace_status(row, &checks, plan.strict), row: row.clone() })
+            .map(|row| RequirementResult {
+                status: trace_status(row, &checks, plan.strict),
+                row: row.clone(),
+            })
             .collect();
         let totals = totals(&checks, &requirements, plan.strict);
         let complete = meta.cancel_reason.is_none();
@@ -418,14 +421,20 @@ impl RunResults {
 
     /// Reads a results file, with a message naming the file, line and what was expected.
     pub fn load(path: &Path) -> Result<Self, ResultsError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ResultsError::Read { path: path.to_owned(), source })?;
-        let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| ResultsError::Invalid {
+        let text = std::fs::read_to_string(path).map_err(|source| ResultsError::Read {
             path: path.to_owned(),
-            line: e.line(),
-            message: format!("not JSON: {e}"),
+            source,
         })?;
-        match value.get("schema_version").and_then(serde_json::Value::as_u64) {
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| ResultsError::Invalid {
+                path: path.to_owned(),
+                line: e.line(),
+                message: format!("not JSON: {e}"),
+            })?;
+        match value
+            .get("schema_version")
+            .and_then(serde_json::Value::as_u64)
+        {
             Some(v) if v == u64::from(SCHEMA_VERSION) => {}
             Some(v) => {
                 return Err(ResultsError::Invalid {
@@ -464,20 +473,29 @@ impl RunResults {
             .iter()
             .filter(|c| {
                 matches!(c.outcome, Status::Failed | Status::Error | Status::TimedOut)
-                    || matches!(c.skip_kind, Some(SkipKind::Interrupted | SkipKind::FailFast))
+                    || matches!(
+                        c.skip_kind,
+                        Some(SkipKind::Interrupted | SkipKind::FailFast)
+                    )
             })
             .map(|c| c.id.as_str())
     }
 }
 
 fn trace_status(row: &RequirementRow, checks: &[CheckResult], strict: bool) -> TraceStatus {
-    let covering: Vec<&CheckResult> = checks.iter().filter(|c| c.requirements.contains(&row.id)).collect();
+    let covering: Vec<&CheckResult> = checks
+        .iter()
+        .filter(|c| c.requirements.contains(&row.id))
+        .collect();
     let outcomes: Vec<Status> = covering.iter().map(|c| c.outcome).collect();
     if outcomes.is_empty() {
         TraceStatus::Untested
     } else if covering.iter().any(|c| c.decides_non_conformance(strict)) {
         TraceStatus::Failed
-    } else if outcomes.iter().any(|o| matches!(o, Status::Error | Status::TimedOut)) {
+    } else if outcomes
+        .iter()
+        .any(|o| matches!(o, Status::Error | Status::TimedOut))
+    {
         TraceStatus::Error
     } else if outcomes.contains(&Status::Failed) {
         TraceStatus::Warning
@@ -492,8 +510,10 @@ fn trace_status(row: &RequirementRow, checks: &[CheckResult], strict: bool) -> T
 
 fn totals(checks: &[CheckResult], requirements: &[RequirementResult], strict: bool) -> Totals {
     let count = |s: Status| checks.iter().filter(|c| c.outcome == s).count();
-    let mandatory: Vec<&RequirementResult> =
-        requirements.iter().filter(|r| r.row.mandatory && r.row.applies).collect();
+    let mandatory: Vec<&RequirementResult> = requirements
+        .iter()
+        .filter(|r| r.row.mandatory && r.row.applies)
+        .collect();
     let mcount = |s: TraceStatus| mandatory.iter().filter(|r| r.status == s).count();
     Totals {
         checks: checks.len(),
@@ -516,7 +536,11 @@ fn totals(checks: &[CheckResult], requirements: &[RequirementResult], strict: bo
 pub fn verdict(checks: &[CheckResult], strict: bool, complete: bool) -> Verdict {
     if checks.iter().any(|c| c.decides_non_conformance(strict)) {
         Verdict::NonConformant
-    } else if !complete || checks.iter().any(|c| matches!(c.outcome, Status::Error | Status::TimedOut)) {
+    } else if !complete
+        || checks
+            .iter()
+            .any(|c| matches!(c.outcome, Status::Error | Status::TimedOut))
+    {
         Verdict::Incomplete
     } else {
         Verdict::Conformant
@@ -550,8 +574,14 @@ pub enum ResultsError {
 /// Writes a file so that it is either absent or complete: the bytes go to a temporary file
 /// in the same directory, which is synced and renamed over the destination.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
@@ -599,7 +629,10 @@ mod tests {
             let cs: Vec<_> = cs.iter().map(|(o, s)| check(*o, *s)).collect();
             verdict(&cs, strict, complete)
         };
-        assert_eq!(v(&[(Passed, Must), (Skipped, Must)], false, true), Verdict::Conformant);
+        assert_eq!(
+            v(&[(Passed, Must), (Skipped, Must)], false, true),
+            Verdict::Conformant
+        );
         assert_eq!(v(&[(Failed, Must)], false, true), Verdict::NonConformant);
         assert_eq!(v(&[(Failed, Should)], false, true), Verdict::Conformant);
         assert_eq!(v(&[(Failed, Should)], true, true), Verdict::NonConformant);
@@ -607,7 +640,10 @@ mod tests {
         assert_eq!(v(&[(Error, Info)], false, true), Verdict::Incomplete);
         assert_eq!(v(&[(TimedOut, Must)], false, true), Verdict::Incomplete);
         assert_eq!(v(&[(Passed, Must)], false, false), Verdict::Incomplete);
-        assert_eq!(v(&[(Failed, Must), (Error, Must)], false, false), Verdict::NonConformant);
+        assert_eq!(
+            v(&[(Failed, Must), (Error, Must)], false, false),
+            Verdict::NonConformant
+        );
     }
 
     #[test]

@@ -132,7 +132,12 @@ impl RunnerBuilder {
     /// A runner for `plan` against `target`.
     pub fn build(self, plan: &Plan, target: Arc<Target>) -> Runner<'_> {
         let (source, _) = CancelSource::new();
-        Runner { plan, target, options: self, source }
+        Runner {
+            plan,
+            target,
+            options: self,
+            source,
+        }
     }
 }
 
@@ -182,7 +187,9 @@ impl Runner<'_> {
 
         loop {
             while stop.is_none() && running.len() < self.options.jobs {
-                let Some((index, item)) = queue.next() else { break };
+                let Some((index, item)) = queue.next() else {
+                    break;
+                };
                 match &item.decision {
                     Decision::Skip(reason) => {
                         let run = never_ran(index, reason.clone());
@@ -190,7 +197,10 @@ impl Runner<'_> {
                     }
                     Decision::Run => {
                         let meta = item.check.meta();
-                        reporter.report(&RunEvent::CheckStarted { index, id: &meta.id });
+                        reporter.report(&RunEvent::CheckStarted {
+                            index,
+                            id: &meta.id,
+                        });
                         let limit = self.options.timeout_override.unwrap_or(meta.timeout);
                         running.spawn(run_one(
                             index,
@@ -228,17 +238,28 @@ impl Runner<'_> {
         // exactly once in the results.
         for (index, _) in queue {
             let (kind, message) = match stop {
-                Some(CancelReason::FailFast) => {
-                    (SkipKind::FailFast, "not started: --fail-fast stopped the run after a failure".to_owned())
-                }
-                Some(r) => (SkipKind::Interrupted, format!("not started: the run was interrupted ({})", r.as_str())),
+                Some(CancelReason::FailFast) => (
+                    SkipKind::FailFast,
+                    "not started: --fail-fast stopped the run after a failure".to_owned(),
+                ),
+                Some(r) => (
+                    SkipKind::Interrupted,
+                    format!("not started: the run was interrupted ({})", r.as_str()),
+                ),
                 None => unreachable!("the queue is drained unless the run stopped"),
             };
-            finish(never_ran(index, SkipReason { kind, message }), &mut runs, reporter);
+            finish(
+                never_ran(index, SkipReason { kind, message }),
+                &mut runs,
+                reporter,
+            );
         }
         let cancel_reason = stop;
         reporter.report(&RunEvent::RunFinished { cancel_reason });
-        RunOutput { runs, cancel_reason }
+        RunOutput {
+            runs,
+            cancel_reason,
+        }
     }
 }
 
@@ -255,10 +276,13 @@ fn never_ran(index: usize, reason: SkipReason) -> CheckRun {
 fn spawn_signal_listener(source: CancelSource) {
     use tokio::signal::unix::{SignalKind, signal};
     tokio::spawn(async move {
-        let (Ok(mut int), Ok(mut term)) =
-            (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-        else {
-            tracing::warn!("cannot install signal handlers; Ctrl-C will end the run without cleanup");
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            tracing::warn!(
+                "cannot install signal handlers; Ctrl-C will end the run without cleanup"
+            );
             return;
         };
         loop {
@@ -340,7 +364,10 @@ async fn run_one(
                         Ok(Err(e)) => Some(e),
                         Err(p) => Some(format!("cleanup panicked: {}", panic_message(p))),
                     };
-                    CleanupRecord { action: c.what, error }
+                    CleanupRecord {
+                        action: c.what,
+                        error,
+                    }
                 })
                 .collect::<Vec<_>>()
         })
@@ -360,7 +387,13 @@ async fn run_one(
         );
     }
     tracing::info!(check = %id, outcome = outcome.status.as_str(), "finished");
-    CheckRun { index, outcome, started_at: Some(started_at), duration: t0.elapsed(), cleanup }
+    CheckRun {
+        index,
+        outcome,
+        started_at: Some(started_at),
+        duration: t0.elapsed(),
+        cleanup,
+    }
 }
 
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {

@@ -17,7 +17,10 @@ pub fn all() -> Vec<(&'static str, String)> {
     vec![
         ("results.schema.json", pretty(schema_for!(RunResults))),
         ("target.schema.json", pretty(schema_for!(Target))),
-        ("requirements.schema.json", pretty(schema_for!(RequirementsFile))),
+        (
+            "requirements.schema.json",
+            pretty(schema_for!(RequirementsFile)),
+        ),
         ("suite.schema.json", pretty(schema_for!(SuiteFile))),
     ]
 }

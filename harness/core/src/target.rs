@@ -161,14 +161,19 @@ pub fn parse_kernel_version(s: &str) -> Option<(u32, u32)> {
 impl Target {
     /// The local machine with the embedded defaults.
     pub fn local() -> Self {
-        Self::parse(Path::new("<embedded default-target.toml>"), DEFAULT_TARGET_TOML)
-            .expect("the embedded default target is valid")
+        Self::parse(
+            Path::new("<embedded default-target.toml>"),
+            DEFAULT_TARGET_TOML,
+        )
+        .expect("the embedded default target is valid")
     }
 
     /// Reads a target file. Keys it leaves out take the embedded defaults.
     pub fn load(path: &Path) -> Result<Self, TargetError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| TargetError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| TargetError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         let mut target = Self::parse(path, &text)?;
         target.file = Some(path.to_owned());
         Ok(target)
@@ -186,7 +191,10 @@ impl Target {
             }
         };
         let user: toml::Table = toml::from_str(text).map_err(|e| {
-            invalid(e.span().map_or(0, |s| s.start), e.message().trim_end().to_owned())
+            invalid(
+                e.span().map_or(0, |s| s.start),
+                e.message().trim_end().to_owned(),
+            )
         })?;
         // Layer the user's table over the defaults, then deserialise once with
         // deny_unknown_fields; the user's spans are used for messages by re-parsing on error.
@@ -196,7 +204,9 @@ impl Target {
         let target: Target = merged.try_into().map_err(|e: toml::de::Error| {
             // Find the offending key in the user's text to point at the right line.
             let message = e.message().trim_end().to_owned();
-            let offset = key_in_message(&message).and_then(|k| find_key(text, &k)).unwrap_or(0);
+            let offset = key_in_message(&message)
+                .and_then(|k| find_key(text, &k))
+                .unwrap_or(0);
             invalid(offset, message)
         })?;
         if parse_ipv4_cidr(&target.network.lab_cidr).is_none() {
@@ -268,8 +278,11 @@ mod tests {
 
     #[test]
     fn partial_files_layer_over_the_defaults() {
-        let t = Target::parse(Path::new("t.toml"), "name = \"lab\"\n[host]\nmin_kernel = \"5.10\"\n")
-            .unwrap();
+        let t = Target::parse(
+            Path::new("t.toml"),
+            "name = \"lab\"\n[host]\nmin_kernel = \"5.10\"\n",
+        )
+        .unwrap();
         assert_eq!(t.name, "lab");
         assert_eq!(t.host.min_kernel, "5.10");
         assert_eq!(t.host.drift_window_hours, 24);
@@ -277,10 +290,16 @@ mod tests {
 
     #[test]
     fn unknown_keys_name_the_line() {
-        let err = Target::parse(Path::new("t.toml"), "name = \"lab\"\n\n[host]\nmin_kernal = \"5.10\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("t.toml:4:1: unknown field `min_kernal`"), "{err}");
+        let err = Target::parse(
+            Path::new("t.toml"),
+            "name = \"lab\"\n\n[host]\nmin_kernal = \"5.10\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("t.toml:4:1: unknown field `min_kernal`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -291,17 +310,28 @@ mod tests {
 
     #[test]
     fn wrong_types_and_values_are_explained() {
-        let err = Target::parse(Path::new("t.toml"), "profile = \"fast\"\n").unwrap_err().to_string();
-        assert!(err.contains("basic") && err.contains("network-intensive"), "{err}");
-        let err = Target::parse(Path::new("t.toml"), "[network]\nlab_cidr = \"198.18.0.1/15\"\n")
+        let err = Target::parse(Path::new("t.toml"), "profile = \"fast\"\n")
             .unwrap_err()
             .to_string();
+        assert!(
+            err.contains("basic") && err.contains("network-intensive"),
+            "{err}"
+        );
+        let err = Target::parse(
+            Path::new("t.toml"),
+            "[network]\nlab_cidr = \"198.18.0.1/15\"\n",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.starts_with("t.toml:2:1: network.lab_cidr"), "{err}");
     }
 
     #[test]
     fn cidrs_and_kernel_versions_parse() {
-        assert_eq!(parse_ipv4_cidr("198.18.0.0/15"), Some((Ipv4Addr::new(198, 18, 0, 0), 15)));
+        assert_eq!(
+            parse_ipv4_cidr("198.18.0.0/15"),
+            Some((Ipv4Addr::new(198, 18, 0, 0), 15))
+        );
         assert_eq!(parse_ipv4_cidr("198.19.0.0/15"), None);
         assert_eq!(parse_kernel_version("6.18.44-fc-v669"), Some((6, 18)));
         assert_eq!(parse_kernel_version("six"), None);

@@ -28,7 +28,10 @@ mod tests {
 
     #[test]
     fn invalid_utf8_is_kept_as_escapes() {
-        assert_eq!(bytes_to_evidence(b"ok \xff\xfe \x1b[31mred"), "ok \\xff\\xfe \x1b[31mred");
+        assert_eq!(
+            bytes_to_evidence(b"ok \xff\xfe \x1b[31mred"),
+            "ok \\xff\\xfe \x1b[31mred"
+        );
     }
 
     #[test]

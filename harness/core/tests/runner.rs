@@ -11,8 +11,8 @@ use nfvi_harness::process::CommandSpec;
 use nfvi_harness::results::{RunMeta, RunResults, Verdict};
 use nfvi_harness::runner::RunOutput;
 use nfvi_harness::{
-    BoxFuture, Capabilities, Check, CheckContext, CheckMeta, Need, Outcome, Registry, RunEvent,
-    Reporter, RunnerBuilder, Severity, SkipKind, Status, Target,
+    BoxFuture, Capabilities, Check, CheckContext, CheckMeta, Need, Outcome, Registry, Reporter,
+    RunEvent, RunnerBuilder, Severity, SkipKind, Status, Target,
 };
 use nfvi_reference_model::{Area, load_embedded};
 
@@ -54,7 +54,13 @@ impl Check for Scripted {
                         std::fs::remove_file(&p).map_err(|e| e.to_string())
                     });
                     std::fs::write(path, b"created by a check").unwrap();
-                    let _ = cx.command(CommandSpec::new("sleep").args(["30"]).timeout(Duration::from_secs(60))).await;
+                    let _ = cx
+                        .command(
+                            CommandSpec::new("sleep")
+                                .args(["30"])
+                                .timeout(Duration::from_secs(60)),
+                        )
+                        .await;
                     Outcome::pass("finished hanging")
                 }
             }
@@ -82,22 +88,33 @@ impl Reporter for Recorder {
     fn report(&mut self, event: &RunEvent<'_>) {
         match event {
             RunEvent::CheckStarted { id, .. } => self.started.push((*id).to_owned()),
-            RunEvent::CheckFinished { id, run } => self.finished.push(((*id).to_owned(), run.outcome.status)),
+            RunEvent::CheckFinished { id, run } => {
+                self.finished.push(((*id).to_owned(), run.outcome.status))
+            }
             RunEvent::Cancelling { reason } => self.cancelling.push(*reason),
             _ => {}
         }
     }
 }
 
-fn plan_for(checks: Vec<Arc<dyn Check>>, options: PlanOptions) -> Result<nfvi_harness::Plan, PlanError> {
+fn plan_for(
+    checks: Vec<Arc<dyn Check>>,
+    options: PlanOptions,
+) -> Result<nfvi_harness::Plan, PlanError> {
     let model = load_embedded().unwrap();
     let registry = Registry::new(checks, &model).unwrap();
-    let caps = Capabilities { root: true, ..Default::default() };
+    let caps = Capabilities {
+        root: true,
+        ..Default::default()
+    };
     plan::build(&model, &registry, &Target::local(), &caps, &options)
 }
 
 fn host(options: PlanOptions) -> PlanOptions {
-    PlanOptions { suite: "host".into(), ..options }
+    PlanOptions {
+        suite: "host".into(),
+        ..options
+    }
 }
 
 fn results(plan: &nfvi_harness::Plan, out: RunOutput) -> RunResults {
@@ -106,7 +123,11 @@ fn results(plan: &nfvi_harness::Plan, out: RunOutput) -> RunResults {
         plan,
         out.runs,
         RunMeta {
-            tool: nfvi_harness::results::ToolInfo { name: "t".into(), version: "0".into(), git_sha: "x".into() },
+            tool: nfvi_harness::results::ToolInfo {
+                name: "t".into(),
+                version: "0".into(),
+                git_sha: "x".into(),
+            },
             run_id: "r".into(),
             target_file: None,
             started_at: now,
@@ -124,10 +145,21 @@ fn outcomes_stay_distinct_and_panics_and_timeouts_are_contained() {
         vec![
             check("host.t.pass", Severity::Must, &["ra2.ch.011"], Script::Pass),
             check("host.t.fail", Severity::Must, &["ra2.ch.012"], Script::Fail),
-            check("host.t.error", Severity::Must, &["ra2.ch.007"], Script::Error),
-            check("host.t.panic", Severity::Must, &["ra2.ch.007"], Script::Panic),
+            check(
+                "host.t.error",
+                Severity::Must,
+                &["ra2.ch.007"],
+                Script::Error,
+            ),
+            check(
+                "host.t.panic",
+                Severity::Must,
+                &["ra2.ch.007"],
+                Script::Panic,
+            ),
             Arc::new(Scripted {
-                meta: CheckMeta::new("host.t.slow", Area::Host, "slow").timeout(Duration::from_millis(200)),
+                meta: CheckMeta::new("host.t.slow", Area::Host, "slow")
+                    .timeout(Duration::from_millis(200)),
                 script: Script::Sleep(Duration::from_secs(30)),
             }),
         ],
@@ -135,7 +167,12 @@ fn outcomes_stay_distinct_and_panics_and_timeouts_are_contained() {
     )
     .unwrap();
     let mut rec = Recorder::default();
-    let out = RunnerBuilder::default().jobs(3).handle_signals(false).build(&plan, Arc::new(Target::local())).execute(&mut rec).unwrap();
+    let out = RunnerBuilder::default()
+        .jobs(3)
+        .handle_signals(false)
+        .build(&plan, Arc::new(Target::local()))
+        .execute(&mut rec)
+        .unwrap();
     let r = results(&plan, out);
     let status = |id: &str| r.checks.iter().find(|c| c.id == id).unwrap();
     assert_eq!(status("host.t.pass").outcome, Status::Passed);
@@ -144,9 +181,21 @@ fn outcomes_stay_distinct_and_panics_and_timeouts_are_contained() {
     assert_eq!(status("host.t.panic").outcome, Status::Error);
     assert!(status("host.t.panic").message.contains("scripted panic"));
     assert_eq!(status("host.t.slow").outcome, Status::TimedOut);
-    assert!(status("host.t.slow").message.contains("200ms"), "{}", status("host.t.slow").message);
+    assert!(
+        status("host.t.slow").message.contains("200ms"),
+        "{}",
+        status("host.t.slow").message
+    );
     assert_eq!(r.verdict, Verdict::NonConformant);
-    assert_eq!((r.totals.passed, r.totals.failed, r.totals.errors, r.totals.timed_out), (1, 1, 2, 1));
+    assert_eq!(
+        (
+            r.totals.passed,
+            r.totals.failed,
+            r.totals.errors,
+            r.totals.timed_out
+        ),
+        (1, 1, 2, 1)
+    );
     assert_eq!(rec.finished.len(), 5);
 }
 
@@ -156,14 +205,19 @@ fn cleanup_runs_after_a_timeout_and_the_hung_command_is_killed() {
     let file = dir.path().join("leftover");
     let plan = plan_for(
         vec![Arc::new(Scripted {
-            meta: CheckMeta::new("host.t.hang", Area::Host, "hang").timeout(Duration::from_millis(300)),
+            meta: CheckMeta::new("host.t.hang", Area::Host, "hang")
+                .timeout(Duration::from_millis(300)),
             script: Script::CreateThenHang(file.clone()),
         })],
         host(PlanOptions::default()),
     )
     .unwrap();
     let started = std::time::Instant::now();
-    let out = RunnerBuilder::default().handle_signals(false).build(&plan, Arc::new(Target::local())).execute(&mut Recorder::default()).unwrap();
+    let out = RunnerBuilder::default()
+        .handle_signals(false)
+        .build(&plan, Arc::new(Target::local()))
+        .execute(&mut Recorder::default())
+        .unwrap();
     assert!(started.elapsed() < Duration::from_secs(10));
     let r = results(&plan, out);
     assert_eq!(r.checks[0].outcome, Status::TimedOut);
@@ -182,7 +236,12 @@ fn an_interrupt_stops_new_checks_cleans_up_and_marks_the_run_incomplete() {
         script: Script::CreateThenHang(file.clone()),
     })];
     for i in 0..3 {
-        checks.push(check(&format!("host.t.later{i}"), Severity::Must, &["ra2.ch.011"], Script::Pass));
+        checks.push(check(
+            &format!("host.t.later{i}"),
+            Severity::Must,
+            &["ra2.ch.011"],
+            Script::Pass,
+        ));
     }
     let plan = plan_for(checks, host(PlanOptions::default())).unwrap();
     let runner = RunnerBuilder::default()
@@ -224,7 +283,12 @@ fn fail_fast_lets_nothing_new_start_after_a_failure() {
         host(PlanOptions::default()),
     )
     .unwrap();
-    let out = RunnerBuilder::default().fail_fast(true).handle_signals(false).build(&plan, Arc::new(Target::local())).execute(&mut Recorder::default()).unwrap();
+    let out = RunnerBuilder::default()
+        .fail_fast(true)
+        .handle_signals(false)
+        .build(&plan, Arc::new(Target::local()))
+        .execute(&mut Recorder::default())
+        .unwrap();
     let r = results(&plan, out);
     assert_eq!(r.checks[1].skip_kind, Some(SkipKind::FailFast));
     assert_eq!(r.cancel_reason, Some(CancelReason::FailFast));
@@ -235,15 +299,29 @@ fn fail_fast_lets_nothing_new_start_after_a_failure() {
 fn needs_that_are_not_met_skip_with_the_reason_at_plan_time() {
     let model = load_embedded().unwrap();
     let needy: Arc<dyn Check> = Arc::new(Scripted {
-        meta: CheckMeta::new("host.t.needy", Area::Host, "needy").needs([Need::Root, Need::Tool("nfvi-no-such-tool".into())]),
+        meta: CheckMeta::new("host.t.needy", Area::Host, "needy")
+            .needs([Need::Root, Need::Tool("nfvi-no-such-tool".into())]),
         script: Script::Pass,
     });
     let registry = Registry::new(vec![needy], &model).unwrap();
     let caps = Capabilities::default();
-    let plan = plan::build(&model, &registry, &Target::local(), &caps, &host(PlanOptions::default())).unwrap();
-    let Decision::Skip(reason) = &plan.items[0].decision else { panic!("should skip") };
+    let plan = plan::build(
+        &model,
+        &registry,
+        &Target::local(),
+        &caps,
+        &host(PlanOptions::default()),
+    )
+    .unwrap();
+    let Decision::Skip(reason) = &plan.items[0].decision else {
+        panic!("should skip")
+    };
     assert_eq!(reason.kind, SkipKind::MissingCapability);
-    assert!(reason.message.contains("root") && reason.message.contains("nfvi-no-such-tool"), "{}", reason.message);
+    assert!(
+        reason.message.contains("root") && reason.message.contains("nfvi-no-such-tool"),
+        "{}",
+        reason.message
+    );
 }
 
 #[test]
@@ -254,15 +332,57 @@ fn filters_select_by_check_or_requirement_and_typos_are_errors() {
             check("host.t.b", Severity::Must, &["ra2.ch.001"], Script::Pass),
         ]
     };
-    let ids = |p: &nfvi_harness::Plan| p.items.iter().map(|i| i.check.meta().id.clone()).collect::<Vec<_>>();
-    let by_req = plan_for(checks(), host(PlanOptions { filters: vec!["ra2.ch.00?".into()], ..Default::default() })).unwrap();
+    let ids = |p: &nfvi_harness::Plan| {
+        p.items
+            .iter()
+            .map(|i| i.check.meta().id.clone())
+            .collect::<Vec<_>>()
+    };
+    let by_req = plan_for(
+        checks(),
+        host(PlanOptions {
+            filters: vec!["ra2.ch.00?".into()],
+            ..Default::default()
+        }),
+    )
+    .unwrap();
     assert_eq!(ids(&by_req), ["host.t.b"]);
-    let skipped = plan_for(checks(), host(PlanOptions { skips: vec!["host.t.b".into()], ..Default::default() })).unwrap();
+    let skipped = plan_for(
+        checks(),
+        host(PlanOptions {
+            skips: vec!["host.t.b".into()],
+            ..Default::default()
+        }),
+    )
+    .unwrap();
     assert_eq!(ids(&skipped), ["host.t.a"]);
-    let err = plan_for(checks(), host(PlanOptions { filters: vec!["host.t.zzz".into()], ..Default::default() })).err().unwrap();
-    assert!(err.to_string().contains("`host.t.zzz` matches no check"), "{err}");
-    let err = plan_for(checks(), PlanOptions { suite: "rc3".into(), ..Default::default() }).err().unwrap();
-    assert!(err.to_string().contains("unknown suite `rc3`; expected one of: rc2, rc1"), "{err}");
+    let err = plan_for(
+        checks(),
+        host(PlanOptions {
+            filters: vec!["host.t.zzz".into()],
+            ..Default::default()
+        }),
+    )
+    .err()
+    .unwrap();
+    assert!(
+        err.to_string().contains("`host.t.zzz` matches no check"),
+        "{err}"
+    );
+    let err = plan_for(
+        checks(),
+        PlanOptions {
+            suite: "rc3".into(),
+            ..Default::default()
+        },
+    )
+    .err()
+    .unwrap();
+    assert!(
+        err.to_string()
+            .contains("unknown suite `rc3`; expected one of: rc2, rc1"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -281,8 +401,16 @@ fn severity_follows_the_suite_and_the_profile() {
     assert_eq!(eff, [Severity::May, Severity::Must, Severity::Info]);
     // In rc1, ra2.ch.011 is not listed at all, so the same check weighs nothing.
     let plan = plan_for(
-        vec![check("host.t.vm", Severity::Must, &["ra2.ch.011"], Script::Pass)],
-        PlanOptions { suite: "rc1".into(), ..Default::default() },
+        vec![check(
+            "host.t.vm",
+            Severity::Must,
+            &["ra2.ch.011"],
+            Script::Pass,
+        )],
+        PlanOptions {
+            suite: "rc1".into(),
+            ..Default::default()
+        },
     )
     .unwrap();
     assert_eq!(plan.items[0].effective, Severity::May);
@@ -291,11 +419,22 @@ fn severity_follows_the_suite_and_the_profile() {
 #[test]
 fn the_registry_rejects_unknown_requirements_and_duplicate_ids() {
     let model = load_embedded().unwrap();
-    let err = Registry::new(vec![check("host.t.a", Severity::Must, &["ra2.ch.999"], Script::Pass)], &model)
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(err.contains("runner.rs:") && err.contains("unknown requirement id `ra2.ch.999`"), "{err}");
+    let err = Registry::new(
+        vec![check(
+            "host.t.a",
+            Severity::Must,
+            &["ra2.ch.999"],
+            Script::Pass,
+        )],
+        &model,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        err.contains("runner.rs:") && err.contains("unknown requirement id `ra2.ch.999`"),
+        "{err}"
+    );
     let err = Registry::new(
         vec![
             check("host.t.a", Severity::Must, &[], Script::Pass),

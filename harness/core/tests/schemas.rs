@@ -22,7 +22,8 @@ fn checked_in_schemas_are_fresh() {
 
 fn validator(name: &str) -> jsonschema::Validator {
     let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(repo().join("schemas").join(name)).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(repo().join("schemas").join(name)).unwrap())
+            .unwrap();
     jsonschema::validator_for(&schema).unwrap()
 }
 
@@ -34,7 +35,10 @@ fn toml_to_json(text: &str) -> serde_json::Value {
 #[test]
 fn data_files_validate_against_their_schemas() {
     let dir = repo().join("reference-model/data");
-    for (sub, schema) in [("requirements", "requirements.schema.json"), ("suites", "suite.schema.json")] {
+    for (sub, schema) in [
+        ("requirements", "requirements.schema.json"),
+        ("suites", "suite.schema.json"),
+    ] {
         let v = validator(schema);
         let mut seen = 0;
         for entry in std::fs::read_dir(dir.join(sub)).unwrap() {
@@ -58,8 +62,14 @@ fn every_data_file_is_embedded() {
         .collect();
     for sub in ["requirements", "suites"] {
         for entry in std::fs::read_dir(dir.join(sub)).unwrap() {
-            let name = format!("data/{sub}/{}", entry.unwrap().file_name().to_string_lossy());
-            assert!(embedded.contains(&name.as_str()), "{name} is not in embedded.rs");
+            let name = format!(
+                "data/{sub}/{}",
+                entry.unwrap().file_name().to_string_lossy()
+            );
+            assert!(
+                embedded.contains(&name.as_str()),
+                "{name} is not in embedded.rs"
+            );
         }
     }
 }

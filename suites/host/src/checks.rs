@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use nfvi_harness::process::CommandSpec;
 use nfvi_harness::target::parse_kernel_version;
-use nfvi_harness::{BoxFuture, Check, CheckContext, CheckMeta, Need, Outcome, Severity, SkipKind, SkipReason};
+use nfvi_harness::{
+    BoxFuture, Check, CheckContext, CheckMeta, Need, Outcome, Severity, SkipKind, SkipReason,
+};
 use nfvi_reference_model::Area;
 
 use crate::parse;
@@ -22,11 +24,19 @@ pub fn checks_with_root(root: impl Into<PathBuf>) -> Vec<Arc<dyn Check>> {
     let root = Arc::new(root.into());
     let mut out: Vec<Arc<dyn Check>> = Vec::new();
     let mut add = |meta: CheckMeta, kind: Kind| {
-        out.push(Arc::new(HostCheck { meta, kind, root: root.clone() }));
+        out.push(Arc::new(HostCheck {
+            meta,
+            kind,
+            root: root.clone(),
+        }));
     };
 
     add(
-        CheckMeta::new("host.kernel.version", Area::Host, "Kernel release is at least the target's minimum"),
+        CheckMeta::new(
+            "host.kernel.version",
+            Area::Host,
+            "Kernel release is at least the target's minimum",
+        ),
         Kind::KernelVersion,
     );
     for probe in LINK_PROBES {
@@ -45,20 +55,36 @@ pub fn checks_with_root(root: impl Into<PathBuf>) -> Vec<Arc<dyn Check>> {
         add(meta, Kind::Link(probe));
     }
     add(
-        CheckMeta::new("host.virt.kvm", Area::Host, "KVM hardware-assisted virtualization is available (/dev/kvm)"),
+        CheckMeta::new(
+            "host.virt.kvm",
+            Area::Host,
+            "KVM hardware-assisted virtualization is available (/dev/kvm)",
+        ),
         Kind::Kvm,
     );
     add(
-        CheckMeta::new("host.virt.nested", Area::Host, "KVM nested virtualization is enabled (kvm_intel/kvm_amd `nested`)"),
+        CheckMeta::new(
+            "host.virt.nested",
+            Area::Host,
+            "KVM nested virtualization is enabled (kvm_intel/kvm_amd `nested`)",
+        ),
         Kind::Nested,
     );
     add(
-        CheckMeta::new("host.virt.vhost-net", Area::Host, "vhost-net in-kernel virtio-net acceleration is available"),
+        CheckMeta::new(
+            "host.virt.vhost-net",
+            Area::Host,
+            "vhost-net in-kernel virtio-net acceleration is available",
+        ),
         Kind::VhostNet,
     );
     add(
-        CheckMeta::new("host.sysctl.ip-forward", Area::Host, "IPv4 forwarding is enabled (net.ipv4.ip_forward = 1)")
-            .covers(Severity::Should, &["inf.ntw.08", "ra2.ntw.002"]),
+        CheckMeta::new(
+            "host.sysctl.ip-forward",
+            Area::Host,
+            "IPv4 forwarding is enabled (net.ipv4.ip_forward = 1)",
+        )
+        .covers(Severity::Should, &["inf.ntw.08", "ra2.ntw.002"]),
         Kind::IpForward,
     );
     add(
@@ -77,32 +103,55 @@ pub fn checks_with_root(root: impl Into<PathBuf>) -> Vec<Arc<dyn Check>> {
                 Area::Host,
                 format!("{label} hugepages are configured"),
             )
-            .covers(Severity::Must, &["ra2.ch.001", "i.cap.018", "infra.com.cfg.004"]),
+            .covers(
+                Severity::Must,
+                &["ra2.ch.001", "i.cap.018", "infra.com.cfg.004"],
+            ),
             Kind::Hugepages { size_kb, label },
         );
     }
     add(
-        CheckMeta::new("host.node.vcpus", Area::Host, "A virtual-machine node has at least 16 vCPUs")
-            .covers(Severity::Must, &["ra2.ch.011", "e.cap.001"]),
+        CheckMeta::new(
+            "host.node.vcpus",
+            Area::Host,
+            "A virtual-machine node has at least 16 vCPUs",
+        )
+        .covers(Severity::Must, &["ra2.ch.011", "e.cap.001"]),
         Kind::Vcpus,
     );
     add(
-        CheckMeta::new("host.node.memory", Area::Host, "A virtual-machine node has at least 32 GB of RAM")
-            .covers(Severity::Must, &["ra2.ch.012", "e.cap.002"]),
+        CheckMeta::new(
+            "host.node.memory",
+            Area::Host,
+            "A virtual-machine node has at least 32 GB of RAM",
+        )
+        .covers(Severity::Must, &["ra2.ch.012", "e.cap.002"]),
         Kind::Memory,
     );
     add(
-        CheckMeta::new("host.node.addresses", Area::Host, "The node has global IPv4 and IPv6 addresses")
-            .covers(Severity::Must, &["ra2.ch.007"])
-            .needs([Need::Tool("ip".into())]),
+        CheckMeta::new(
+            "host.node.addresses",
+            Area::Host,
+            "The node has global IPv4 and IPv6 addresses",
+        )
+        .covers(Severity::Must, &["ra2.ch.007"])
+        .needs([Need::Tool("ip".into())]),
         Kind::Addresses,
     );
     add(
-        CheckMeta::new("host.clock.sync", Area::Host, "The system clock is synchronised (NTP or chrony)"),
+        CheckMeta::new(
+            "host.clock.sync",
+            Area::Host,
+            "The system clock is synchronised (NTP or chrony)",
+        ),
         Kind::Clock,
     );
     add(
-        CheckMeta::new("host.packages.drift", Area::Host, "No packages changed within the drift window (dpkg log)"),
+        CheckMeta::new(
+            "host.packages.drift",
+            Area::Host,
+            "No packages changed within the drift window (dpkg log)",
+        ),
         Kind::Drift,
     );
     out
@@ -245,7 +294,9 @@ impl Fs<'_> {
 
     /// Reads a file the check cannot decide without; an unreadable file is an error outcome.
     async fn require(&self, p: &str) -> Result<String, Outcome> {
-        self.read(p).await.map_err(|e| Outcome::error(format!("cannot read {p}: {e}")))
+        self.read(p)
+            .await
+            .map_err(|e| Outcome::error(format!("cannot read {p}: {e}")))
     }
 }
 
@@ -259,13 +310,19 @@ macro_rules! try_outcome {
 }
 
 fn not_applicable(message: impl Into<String>) -> Outcome {
-    Outcome::skip(SkipReason { kind: SkipKind::NotApplicable, message: message.into() })
+    Outcome::skip(SkipReason {
+        kind: SkipKind::NotApplicable,
+        message: message.into(),
+    })
 }
 
 async fn kernel_version(fs: &Fs<'_>, cx: &CheckContext) -> Outcome {
-    let release = try_outcome!(fs.require("/proc/sys/kernel/osrelease").await).trim().to_owned();
+    let release = try_outcome!(fs.require("/proc/sys/kernel/osrelease").await)
+        .trim()
+        .to_owned();
     let min = &cx.target().host.min_kernel;
-    let (Some(have), Some(want)) = (parse_kernel_version(&release), parse_kernel_version(min)) else {
+    let (Some(have), Some(want)) = (parse_kernel_version(&release), parse_kernel_version(min))
+    else {
         return Outcome::error(format!("cannot parse kernel release `{release}`"));
     };
     let o = if have >= want {
@@ -275,7 +332,8 @@ async fn kernel_version(fs: &Fs<'_>, cx: &CheckContext) -> Outcome {
             "kernel {release} is older than the minimum {min}; upgrade the kernel or lower host.min_kernel in the target file"
         ))
     };
-    o.with_property("kernel", &release).with_property("minimum", min)
+    o.with_property("kernel", &release)
+        .with_property("minimum", min)
 }
 
 async fn link_probe(probe: LinkProbe, cx: &CheckContext) -> Outcome {
@@ -288,8 +346,11 @@ async fn link_probe(probe: LinkProbe, cx: &CheckContext) -> Outcome {
         Err(e) => return Outcome::error(format!("{e}: {}", e.source)),
     };
     if out.success() {
-        return Outcome::pass(format!("created a {} link in a throwaway namespace", probe.what))
-            .with_property("link_type", probe.name);
+        return Outcome::pass(format!(
+            "created a {} link in a throwaway namespace",
+            probe.what
+        ))
+        .with_property("link_type", probe.name);
     }
     let stderr = out.stderr_text();
     // These are the kernel's answers when the link type is not built in and has no module.
@@ -315,14 +376,26 @@ async fn link_probe(probe: LinkProbe, cx: &CheckContext) -> Outcome {
 async fn kvm(fs: &Fs<'_>) -> Outcome {
     let cpuinfo = fs.read("/proc/cpuinfo").await.unwrap_or_default();
     let flags = parse::cpu_flags(&cpuinfo);
-    let hw: Vec<&str> = flags.iter().copied().filter(|f| *f == "vmx" || *f == "svm").collect();
-    let modules: Vec<String> =
-        fs.dir_names("/sys/module").await.into_iter().filter(|m| m.starts_with("kvm")).collect();
+    let hw: Vec<&str> = flags
+        .iter()
+        .copied()
+        .filter(|f| *f == "vmx" || *f == "svm")
+        .collect();
+    let modules: Vec<String> = fs
+        .dir_names("/sys/module")
+        .await
+        .into_iter()
+        .filter(|m| m.starts_with("kvm"))
+        .collect();
     let dev = fs.exists("/dev/kvm").await;
     let o = if dev {
         Outcome::pass(format!(
             "/dev/kvm is present (KVM modules: {})",
-            if modules.is_empty() { "built in".to_owned() } else { modules.join(", ") }
+            if modules.is_empty() {
+                "built in".to_owned()
+            } else {
+                modules.join(", ")
+            }
         ))
     } else if hw.is_empty() {
         Outcome::fail(
@@ -334,9 +407,16 @@ async fn kvm(fs: &Fs<'_>) -> Outcome {
             hw.join(",")
         ))
     };
-    o.with_property("cpu_virtualization_flags", if hw.is_empty() { "none".to_owned() } else { hw.join(",") })
-        .with_property("kvm_modules", modules.join(","))
-        .with_property("dev_kvm", dev)
+    o.with_property(
+        "cpu_virtualization_flags",
+        if hw.is_empty() {
+            "none".to_owned()
+        } else {
+            hw.join(",")
+        },
+    )
+    .with_property("kvm_modules", modules.join(","))
+    .with_property("dev_kvm", dev)
 }
 
 async fn nested(fs: &Fs<'_>) -> Outcome {
@@ -355,11 +435,19 @@ async fn nested(fs: &Fs<'_>) -> Outcome {
             return o.with_property("module", module).with_property("nested", v);
         }
     }
-    let modules: Vec<String> =
-        fs.dir_names("/sys/module").await.into_iter().filter(|m| m.starts_with("kvm")).collect();
+    let modules: Vec<String> = fs
+        .dir_names("/sys/module")
+        .await
+        .into_iter()
+        .filter(|m| m.starts_with("kvm"))
+        .collect();
     not_applicable(format!(
         "neither kvm_intel nor kvm_amd is loaded (KVM modules here: {}), so there is no nested setting to read",
-        if modules.is_empty() { "none".to_owned() } else { modules.join(", ") }
+        if modules.is_empty() {
+            "none".to_owned()
+        } else {
+            modules.join(", ")
+        }
     ))
 }
 
@@ -367,7 +455,12 @@ async fn vhost_net(fs: &Fs<'_>) -> Outcome {
     if fs.exists("/dev/vhost-net").await {
         return Outcome::pass("/dev/vhost-net is present").with_property("dev_vhost_net", true);
     }
-    let release = fs.read("/proc/sys/kernel/osrelease").await.unwrap_or_default().trim().to_owned();
+    let release = fs
+        .read("/proc/sys/kernel/osrelease")
+        .await
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
     let modules_dir = format!("/lib/modules/{release}");
     let listed = |file: &'static str| {
         let p = format!("{modules_dir}/{file}");
@@ -376,9 +469,15 @@ async fn vhost_net(fs: &Fs<'_>) -> Outcome {
     let (builtin, loadable) = (listed("modules.builtin").await, listed("modules.dep").await);
     let hint = match (builtin, loadable) {
         (_, Ok(true)) => "the vhost_net module exists: `modprobe vhost_net`".to_owned(),
-        (Ok(true), _) => "vhost_net is built in but /dev/vhost-net is missing: check devtmpfs/udev".to_owned(),
-        (Err(_), Err(_)) => format!("and {modules_dir} does not exist, so no module can be loaded: use a kernel with CONFIG_VHOST_NET"),
-        _ => "and this kernel has no vhost_net module: use a kernel with CONFIG_VHOST_NET".to_owned(),
+        (Ok(true), _) => {
+            "vhost_net is built in but /dev/vhost-net is missing: check devtmpfs/udev".to_owned()
+        }
+        (Err(_), Err(_)) => format!(
+            "and {modules_dir} does not exist, so no module can be loaded: use a kernel with CONFIG_VHOST_NET"
+        ),
+        _ => {
+            "and this kernel has no vhost_net module: use a kernel with CONFIG_VHOST_NET".to_owned()
+        }
     };
     Outcome::fail(format!("no /dev/vhost-net; {hint}")).with_property("dev_vhost_net", false)
 }
@@ -386,7 +485,9 @@ async fn vhost_net(fs: &Fs<'_>) -> Outcome {
 async fn sysctl_is_one(fs: &Fs<'_>, path: &str, name: &str, fix: &str) -> Outcome {
     match fs.read(path).await {
         Ok(v) if v.trim() == "1" => Outcome::pass(format!("{name} = 1")).with_property(name, 1),
-        Ok(v) => Outcome::fail(format!("{name} = {}; {fix}", v.trim())).with_property(name, v.trim()),
+        Ok(v) => {
+            Outcome::fail(format!("{name} = {}; {fix}", v.trim())).with_property(name, v.trim())
+        }
         Err(e) => Outcome::error(format!("cannot read {path}: {e}")),
     }
 }
@@ -427,9 +528,17 @@ async fn hugepages(fs: &Fs<'_>, size_kb: u64, label: &str) -> Outcome {
     }
     let read_num = |name: &'static str| {
         let p = format!("{dir}/{name}");
-        async move { fs.read(&p).await.ok().and_then(|v| v.trim().parse::<u64>().ok()) }
+        async move {
+            fs.read(&p)
+                .await
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        }
     };
-    let (Some(total), free) = (read_num("nr_hugepages").await, read_num("free_hugepages").await) else {
+    let (Some(total), free) = (
+        read_num("nr_hugepages").await,
+        read_num("free_hugepages").await,
+    ) else {
         return Outcome::error(format!("cannot read {dir}/nr_hugepages"));
     };
     let o = if total > 0 {
@@ -451,30 +560,44 @@ async fn hugepages(fs: &Fs<'_>, size_kb: u64, label: &str) -> Outcome {
 async fn hypervisor(fs: &Fs<'_>) -> Option<String> {
     let cpuinfo = fs.read("/proc/cpuinfo").await.unwrap_or_default();
     if parse::cpu_flags(&cpuinfo).contains(&"hypervisor") {
-        let vendor = fs.read("/sys/class/dmi/id/sys_vendor").await.unwrap_or_default();
+        let vendor = fs
+            .read("/sys/class/dmi/id/sys_vendor")
+            .await
+            .unwrap_or_default();
         let vendor = vendor.trim();
-        return Some(if vendor.is_empty() { "cpu flag `hypervisor`".to_owned() } else { vendor.to_owned() });
+        return Some(if vendor.is_empty() {
+            "cpu flag `hypervisor`".to_owned()
+        } else {
+            vendor.to_owned()
+        });
     }
     None
 }
 
 async fn vcpus(fs: &Fs<'_>) -> Outcome {
     let Some(vm) = hypervisor(fs).await else {
-        return not_applicable("the node is bare metal (no `hypervisor` CPU flag); RA2 sets the vCPU floor for VM nodes only");
+        return not_applicable(
+            "the node is bare metal (no `hypervisor` CPU flag); RA2 sets the vCPU floor for VM nodes only",
+        );
     };
     let cpuinfo = try_outcome!(fs.require("/proc/cpuinfo").await);
     let n = parse::cpu_count(&cpuinfo);
     let o = if n >= 16 {
         Outcome::pass(format!("{n} vCPUs (VM: {vm})"))
     } else {
-        Outcome::fail(format!("{n} vCPUs, RA2 asks for at least 16 on a VM node; resize the VM"))
+        Outcome::fail(format!(
+            "{n} vCPUs, RA2 asks for at least 16 on a VM node; resize the VM"
+        ))
     };
-    o.with_metric("vcpus", f64::from(n), "count").with_property("hypervisor", vm)
+    o.with_metric("vcpus", f64::from(n), "count")
+        .with_property("hypervisor", vm)
 }
 
 async fn memory(fs: &Fs<'_>) -> Outcome {
     let Some(vm) = hypervisor(fs).await else {
-        return not_applicable("the node is bare metal (no `hypervisor` CPU flag); RA2 sets the memory floor for VM nodes only");
+        return not_applicable(
+            "the node is bare metal (no `hypervisor` CPU flag); RA2 sets the memory floor for VM nodes only",
+        );
     };
     let meminfo = try_outcome!(fs.require("/proc/meminfo").await);
     let Some(bytes) = parse::meminfo_bytes(&meminfo, "MemTotal") else {
@@ -487,15 +610,26 @@ async fn memory(fs: &Fs<'_>) -> Outcome {
     let o = if bytes >= floor {
         Outcome::pass(format!("{gb:.1} GB of RAM (VM: {vm})"))
     } else {
-        Outcome::fail(format!("{gb:.1} GB of RAM, RA2 asks for at least 32 GB on a VM node; resize the VM"))
+        Outcome::fail(format!(
+            "{gb:.1} GB of RAM, RA2 asks for at least 32 GB on a VM node; resize the VM"
+        ))
     };
-    o.with_metric("memory", bytes as f64, "bytes").with_property("hypervisor", vm)
+    o.with_metric("memory", bytes as f64, "bytes")
+        .with_property("hypervisor", vm)
 }
 
 async fn addresses(cx: &CheckContext) -> Outcome {
-    let out = match cx.command(CommandSpec::new("ip").args(["-j", "addr", "show"])).await {
+    let out = match cx
+        .command(CommandSpec::new("ip").args(["-j", "addr", "show"]))
+        .await
+    {
         Ok(out) if out.success() => out,
-        Ok(out) => return Outcome::error(format!("`ip -j addr show` failed: {}", out.stderr_text().trim())),
+        Ok(out) => {
+            return Outcome::error(format!(
+                "`ip -j addr show` failed: {}",
+                out.stderr_text().trim()
+            ));
+        }
         Err(e) => return Outcome::error(format!("{e}: {}", e.source)),
     };
     let addrs = match parse::global_addresses(&out.stdout_text()) {
@@ -503,11 +637,18 @@ async fn addresses(cx: &CheckContext) -> Outcome {
         Err(e) => return Outcome::error(e),
     };
     let of = |family: &str| -> Vec<String> {
-        addrs.iter().filter(|a| a.family == family).map(|a| format!("{} on {}", a.addr, a.ifname)).collect()
+        addrs
+            .iter()
+            .filter(|a| a.family == family)
+            .map(|a| format!("{} on {}", a.addr, a.ifname))
+            .collect()
     };
     let (v4, v6) = (of("inet"), of("inet6"));
-    let missing: Vec<&str> =
-        [("IPv4", v4.is_empty()), ("IPv6", v6.is_empty())].into_iter().filter(|(_, m)| *m).map(|(f, _)| f).collect();
+    let missing: Vec<&str> = [("IPv4", v4.is_empty()), ("IPv6", v6.is_empty())]
+        .into_iter()
+        .filter(|(_, m)| *m)
+        .map(|(f, _)| f)
+        .collect();
     let o = if missing.is_empty() {
         Outcome::pass("the node has global IPv4 and IPv6 addresses")
     } else {
@@ -516,14 +657,32 @@ async fn addresses(cx: &CheckContext) -> Outcome {
             missing.join(" or ")
         ))
     };
-    o.with_property("ipv4", if v4.is_empty() { "none".into() } else { v4.join(", ") })
-        .with_property("ipv6", if v6.is_empty() { "none".into() } else { v6.join(", ") })
+    o.with_property(
+        "ipv4",
+        if v4.is_empty() {
+            "none".into()
+        } else {
+            v4.join(", ")
+        },
+    )
+    .with_property(
+        "ipv6",
+        if v6.is_empty() {
+            "none".into()
+        } else {
+            v6.join(", ")
+        },
+    )
 }
 
 async fn clock(cx: &CheckContext) -> Outcome {
     let short = Duration::from_secs(5);
     let timedatectl = cx
-        .command(CommandSpec::new("timedatectl").args(["show", "-p", "NTPSynchronized", "--value"]).timeout(short))
+        .command(
+            CommandSpec::new("timedatectl")
+                .args(["show", "-p", "NTPSynchronized", "--value"])
+                .timeout(short),
+        )
         .await;
     if let Ok(out) = &timedatectl
         && out.success()
@@ -538,12 +697,22 @@ async fn clock(cx: &CheckContext) -> Outcome {
         }
         .with_property("source", "timedatectl");
     }
-    let chrony = cx.command(CommandSpec::new("chronyc").args(["-n", "tracking"]).timeout(short)).await;
+    let chrony = cx
+        .command(
+            CommandSpec::new("chronyc")
+                .args(["-n", "tracking"])
+                .timeout(short),
+        )
+        .await;
     if let Ok(out) = &chrony
         && out.success()
     {
         let text = out.stdout_text();
-        let leap = text.lines().find(|l| l.starts_with("Leap status")).unwrap_or("").to_owned();
+        let leap = text
+            .lines()
+            .find(|l| l.starts_with("Leap status"))
+            .unwrap_or("")
+            .to_owned();
         return if leap.contains("Normal") {
             Outcome::pass("chrony reports the clock synchronised")
         } else {
@@ -568,15 +737,19 @@ async fn drift(fs: &Fs<'_>, cx: &CheckContext) -> Outcome {
         }
     }
     if !read_any {
-        return not_applicable(format!("no dpkg log at {log}: not a dpkg-based system, or the log was removed"));
+        return not_applicable(format!(
+            "no dpkg log at {log}: not a dpkg-based system, or the log was removed"
+        ));
     }
     let now = chrono::Local::now().naive_local();
     let since = parse::window_start(now, host.drift_window_hours);
     let changes = parse::dpkg_changes(&text, since);
     let window = format!("{} h", host.drift_window_hours);
     if changes.is_empty() {
-        return Outcome::pass(format!("no package installed, upgraded or removed in the last {window}"))
-            .with_metric("changed_packages", 0.0, "count");
+        return Outcome::pass(format!(
+            "no package installed, upgraded or removed in the last {window}"
+        ))
+        .with_metric("changed_packages", 0.0, "count");
     }
     let mut o = Outcome::fail(format!(
         "{} package change(s) in the last {window}: compare with the last known-good inventory; roll back with `apt install pkg=old-version`",

@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use indexmap::IndexMap;
+use nfvi_harness::Target;
 use nfvi_harness::cancel::CancelToken;
 use nfvi_harness::inventory::Inventory;
 use nfvi_harness::process::{self, CommandSpec};
-use nfvi_harness::Target;
 
 use crate::parse;
 
@@ -37,9 +37,13 @@ const PACKAGES: &[&str] = &[
 ];
 
 async fn output(spec: CommandSpec) -> Option<(String, String)> {
-    let out = process::run(&spec.timeout(Duration::from_secs(5)), &CancelToken::never(), Duration::from_secs(1))
-        .await
-        .ok()?;
+    let out = process::run(
+        &spec.timeout(Duration::from_secs(5)),
+        &CancelToken::never(),
+        Duration::from_secs(1),
+    )
+    .await
+    .ok()?;
     Some((out.stdout_text(), out.stderr_text()))
 }
 
@@ -50,7 +54,8 @@ fn first_line(s: &str) -> String {
 /// Collects the inventory of the local node for `target`. Never fails: what cannot be read is
 /// left empty.
 pub async fn collect(target: &Target) -> Inventory {
-    let read = |p: &'static str| async move { tokio::fs::read_to_string(p).await.unwrap_or_default() };
+    let read =
+        |p: &'static str| async move { tokio::fs::read_to_string(p).await.unwrap_or_default() };
     let cpuinfo = read("/proc/cpuinfo").await;
     let os_release = read("/etc/os-release").await;
     let os = os_release
@@ -60,7 +65,11 @@ pub async fn collect(target: &Target) -> Inventory {
         .unwrap_or_default();
     let hypervisor = parse::cpu_flags(&cpuinfo).contains(&"hypervisor").then(|| {
         let vendor = std::fs::read_to_string("/sys/class/dmi/id/sys_vendor").unwrap_or_default();
-        if vendor.trim().is_empty() { "unknown hypervisor".to_owned() } else { vendor.trim().to_owned() }
+        if vendor.trim().is_empty() {
+            "unknown hypervisor".to_owned()
+        } else {
+            vendor.trim().to_owned()
+        }
     });
 
     let mut packages = IndexMap::new();
@@ -91,7 +100,11 @@ pub async fn collect(target: &Target) -> Inventory {
         && let Some((stdout, _)) = output(
             CommandSpec::new("docker")
                 .args(["-H", &format!("unix://{}", target.docker.socket.display())])
-                .args(["version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})"]),
+                .args([
+                    "version",
+                    "--format",
+                    "{{.Server.Version}} (API {{.Server.APIVersion}})",
+                ]),
         )
         .await
         && !stdout.trim().is_empty()
@@ -99,19 +112,28 @@ pub async fn collect(target: &Target) -> Inventory {
         components.insert("docker-engine".to_owned(), first_line(&stdout));
     }
     for dir in &target.cni.paths {
-        let Ok(entries) = std::fs::read_dir(dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
         let mut names: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
         names.sort();
         for plugin in names.into_iter().take(64) {
-            let name = plugin.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = plugin
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             if components.contains_key(&format!("cni/{name}")) {
                 continue;
             }
             // Run without CNI_COMMAND, a reference-library plugin prints its "about" line
             // ("CNI bridge plugin v1.1.1") and exits.
-            if let Some((stdout, stderr)) = output(CommandSpec::new(plugin.to_string_lossy())).await {
+            if let Some((stdout, stderr)) = output(CommandSpec::new(plugin.to_string_lossy())).await
+            {
                 let about = format!("{stdout}\n{stderr}");
-                if let Some(line) = about.lines().find(|l| l.contains("CNI") && l.contains("plugin")) {
+                if let Some(line) = about
+                    .lines()
+                    .find(|l| l.contains("CNI") && l.contains("plugin"))
+                {
                     components.insert(format!("cni/{name}"), line.trim().to_owned());
                 }
             }

@@ -15,12 +15,17 @@ pub(crate) fn cpu_flags(cpuinfo: &str) -> Vec<&str> {
 
 /// Number of `processor` entries in `/proc/cpuinfo`.
 pub(crate) fn cpu_count(cpuinfo: &str) -> u32 {
-    cpuinfo.lines().filter(|l| l.starts_with("processor")).count() as u32
+    cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count() as u32
 }
 
 /// A `/proc/meminfo` field in bytes.
 pub(crate) fn meminfo_bytes(meminfo: &str, field: &str) -> Option<u64> {
-    let line = meminfo.lines().find(|l| l.split(':').next() == Some(field))?;
+    let line = meminfo
+        .lines()
+        .find(|l| l.split(':').next() == Some(field))?;
     let mut parts = line.split(':').nth(1)?.split_whitespace();
     let value: u64 = parts.next()?.parse().ok()?;
     match parts.next() {
@@ -60,11 +65,14 @@ pub(crate) fn global_addresses(json: &str) -> Result<Vec<GlobalAddr>, String> {
         .filter(|l| l.ifname != "lo")
         .flat_map(|l| {
             let ifname = l.ifname;
-            l.addr_info.into_iter().filter(|a| a.scope == "global").map(move |a| GlobalAddr {
-                ifname: ifname.clone(),
-                family: a.family,
-                addr: format!("{}/{}", a.local, a.prefixlen),
-            })
+            l.addr_info
+                .into_iter()
+                .filter(|a| a.scope == "global")
+                .map(move |a| GlobalAddr {
+                    ifname: ifname.clone(),
+                    family: a.family,
+                    addr: format!("{}/{}", a.local, a.prefixlen),
+                })
         })
         .collect())
 }
@@ -89,14 +97,22 @@ pub(crate) fn dpkg_changes(log: &str, since: NaiveDateTime) -> Vec<PackageChange
             if !matches!(action, "install" | "upgrade" | "remove" | "purge") {
                 return None;
             }
-            let when = NaiveDateTime::parse_from_str(&format!("{date} {time}"), "%Y-%m-%d %H:%M:%S").ok()?;
+            let when =
+                NaiveDateTime::parse_from_str(&format!("{date} {time}"), "%Y-%m-%d %H:%M:%S")
+                    .ok()?;
             if when < since {
                 return None;
             }
             let package = f.next()?.to_owned();
             let old = f.next().unwrap_or("").to_owned();
             let new = f.next().unwrap_or("").to_owned();
-            Some(PackageChange { when, action: action.to_owned(), package, old, new })
+            Some(PackageChange {
+                when,
+                action: action.to_owned(),
+                package,
+                old,
+                new,
+            })
         })
         .collect()
 }
@@ -114,14 +130,18 @@ mod tests {
 
     #[test]
     fn cpuinfo() {
-        assert_eq!(cpu_flags(CPUINFO), ["fpu", "vme", "sse2", "vmx", "hypervisor"]);
+        assert_eq!(
+            cpu_flags(CPUINFO),
+            ["fpu", "vme", "sse2", "vmx", "hypervisor"]
+        );
         assert_eq!(cpu_count(CPUINFO), 2);
         assert!(cpu_flags("").is_empty());
     }
 
     #[test]
     fn meminfo() {
-        let m = "MemTotal:       24628428 kB\nHugepagesize:       2048 kB\nHugePages_Total:       0\n";
+        let m =
+            "MemTotal:       24628428 kB\nHugepagesize:       2048 kB\nHugePages_Total:       0\n";
         assert_eq!(meminfo_bytes(m, "MemTotal"), Some(24_628_428 * 1024));
         assert_eq!(meminfo_bytes(m, "HugePages_Total"), Some(0));
         assert_eq!(meminfo_bytes(m, "Missing"), None);
@@ -136,7 +156,14 @@ mod tests {
             {"ifname":"ifb0"}]"#;
         let got = global_addresses(json).unwrap();
         assert_eq!(got.len(), 2);
-        assert_eq!(got[0], GlobalAddr { ifname: "eth0".into(), family: "inet".into(), addr: "10.0.0.2/24".into() });
+        assert_eq!(
+            got[0],
+            GlobalAddr {
+                ifname: "eth0".into(),
+                family: "inet".into(),
+                addr: "10.0.0.2/24".into()
+            }
+        );
         assert_eq!(got[1].family, "inet6");
         assert!(global_addresses("not json").is_err());
     }
@@ -151,11 +178,18 @@ mod tests {
 garbage line
 2026-09-22 06:00:00 remove chromium:amd64 120.0 <none>
 ";
-        let since = NaiveDateTime::parse_from_str("2026-09-21 12:00:00", "%Y-%m-%d %H:%M:%S").unwrap();
+        let since =
+            NaiveDateTime::parse_from_str("2026-09-21 12:00:00", "%Y-%m-%d %H:%M:%S").unwrap();
         let got = dpkg_changes(log, since);
         assert_eq!(got.len(), 2);
-        assert_eq!((got[0].action.as_str(), got[0].package.as_str()), ("upgrade", "docker.io:amd64"));
-        assert_eq!((got[0].old.as_str(), got[0].new.as_str()), ("20.10.24", "20.10.25"));
+        assert_eq!(
+            (got[0].action.as_str(), got[0].package.as_str()),
+            ("upgrade", "docker.io:amd64")
+        );
+        assert_eq!(
+            (got[0].old.as_str(), got[0].new.as_str()),
+            ("20.10.24", "20.10.25")
+        );
         assert_eq!(got[1].action, "remove");
     }
 }

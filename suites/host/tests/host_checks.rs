@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nfvi_harness::cancel::CancelToken;
-use nfvi_harness::{Check, CheckContext, Outcome, SkipKind, Status, Target};
+use nfvi_harness::{CheckContext, Outcome, SkipKind, Status, Target};
 
 fn write(root: &Path, rel: &str, text: &str) {
     let p = root.join(rel);
@@ -16,8 +16,15 @@ fn write(root: &Path, rel: &str, text: &str) {
 
 async fn run_with(root: &Path, target: Target, id: &str) -> Outcome {
     let checks = nfvi_suite_host::checks_with_root(root);
-    let check = checks.iter().find(|c| c.meta().id == id).unwrap_or_else(|| panic!("no check {id}"));
-    let cx = CheckContext::new(Arc::new(target), CancelToken::never(), Duration::from_secs(1));
+    let check = checks
+        .iter()
+        .find(|c| c.meta().id == id)
+        .unwrap_or_else(|| panic!("no check {id}"));
+    let cx = CheckContext::new(
+        Arc::new(target),
+        CancelToken::never(),
+        Duration::from_secs(1),
+    );
     let mut o = check.run(&cx).await;
     // The runner folds the commands a check ran into its evidence; do the same here.
     o.evidence.commands = cx.recorded_commands();
@@ -34,14 +41,30 @@ const VM_CPUINFO: &str = "processor\t: 0\nflags\t\t: fpu sse2 hypervisor\n\nproc
 async fn hugepages_configured_missing_and_unsupported() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    write(root, "sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages", "0\n");
-    write(root, "sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages", "0\n");
+    write(
+        root,
+        "sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages",
+        "0\n",
+    );
+    write(
+        root,
+        "sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages",
+        "0\n",
+    );
     let o = run(root, "host.hugepages.2mi").await;
     assert_eq!(o.status, Status::Failed);
     assert!(o.message.contains("hugepagesz=2M"), "{}", o.message);
 
-    write(root, "sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages", "512\n");
-    write(root, "sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages", "500\n");
+    write(
+        root,
+        "sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages",
+        "512\n",
+    );
+    write(
+        root,
+        "sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages",
+        "500\n",
+    );
     let o = run(root, "host.hugepages.2mi").await;
     assert_eq!(o.status, Status::Passed);
     assert_eq!(o.evidence.metrics["total"].value, 512.0);
@@ -49,7 +72,11 @@ async fn hugepages_configured_missing_and_unsupported() {
 
     let o = run(root, "host.hugepages.1gi").await;
     assert_eq!(o.status, Status::Failed);
-    assert!(o.message.contains("offers no 1Gi hugepages"), "{}", o.message);
+    assert!(
+        o.message.contains("offers no 1Gi hugepages"),
+        "{}",
+        o.message
+    );
 }
 
 #[tokio::test]
@@ -68,9 +95,16 @@ async fn vm_sizing_applies_to_virtual_machines_only() {
     write(root, "proc/meminfo", "MemTotal:       32827000 kB\n");
     assert_eq!(run(root, "host.node.memory").await.status, Status::Passed);
 
-    write(root, "proc/cpuinfo", "processor\t: 0\nflags\t\t: fpu sse2 vmx\n");
+    write(
+        root,
+        "proc/cpuinfo",
+        "processor\t: 0\nflags\t\t: fpu sse2 vmx\n",
+    );
     let o = run(root, "host.node.vcpus").await;
-    assert_eq!((o.status, o.skip), (Status::Skipped, Some(SkipKind::NotApplicable)));
+    assert_eq!(
+        (o.status, o.skip),
+        (Status::Skipped, Some(SkipKind::NotApplicable))
+    );
 }
 
 #[tokio::test]
@@ -80,7 +114,11 @@ async fn kvm_and_nested_virtualization() {
     write(root, "proc/cpuinfo", "processor\t: 0\nflags\t\t: fpu vmx\n");
     let o = run(root, "host.virt.kvm").await;
     assert_eq!(o.status, Status::Failed);
-    assert!(o.message.contains("load kvm_intel or kvm_amd"), "{}", o.message);
+    assert!(
+        o.message.contains("load kvm_intel or kvm_amd"),
+        "{}",
+        o.message
+    );
     write(root, "dev/kvm", "");
     write(root, "sys/module/kvm_intel/parameters/nested", "N\n");
     assert_eq!(run(root, "host.virt.kvm").await.status, Status::Passed);
@@ -100,13 +138,20 @@ async fn vhost_net_says_how_to_get_it() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     write(root, "proc/sys/kernel/osrelease", "6.1.0-test\n");
-    write(root, "lib/modules/6.1.0-test/modules.dep", "kernel/drivers/vhost/vhost_net.ko: kernel/drivers/vhost/vhost.ko\n");
+    write(
+        root,
+        "lib/modules/6.1.0-test/modules.dep",
+        "kernel/drivers/vhost/vhost_net.ko: kernel/drivers/vhost/vhost.ko\n",
+    );
     write(root, "lib/modules/6.1.0-test/modules.builtin", "");
     let o = run(root, "host.virt.vhost-net").await;
     assert_eq!(o.status, Status::Failed);
     assert!(o.message.contains("modprobe vhost_net"), "{}", o.message);
     write(root, "dev/vhost-net", "");
-    assert_eq!(run(root, "host.virt.vhost-net").await.status, Status::Passed);
+    assert_eq!(
+        run(root, "host.virt.vhost-net").await.status,
+        Status::Passed
+    );
 }
 
 #[tokio::test]
@@ -116,18 +161,33 @@ async fn forwarding_and_bridge_netfilter_sysctls() {
     write(root, "proc/sys/net/ipv4/ip_forward", "0\n");
     let o = run(root, "host.sysctl.ip-forward").await;
     assert_eq!(o.status, Status::Failed);
-    assert!(o.message.contains("sysctl -w net.ipv4.ip_forward=1"), "{}", o.message);
+    assert!(
+        o.message.contains("sysctl -w net.ipv4.ip_forward=1"),
+        "{}",
+        o.message
+    );
     write(root, "proc/sys/net/ipv4/ip_forward", "1\n");
-    assert_eq!(run(root, "host.sysctl.ip-forward").await.status, Status::Passed);
+    assert_eq!(
+        run(root, "host.sysctl.ip-forward").await.status,
+        Status::Passed
+    );
 
     let o = run(root, "host.sysctl.bridge-nf-call-iptables").await;
     assert_eq!(o.status, Status::Failed);
     assert!(o.message.contains("modprobe br_netfilter"), "{}", o.message);
     write(root, "proc/sys/net/bridge/bridge-nf-call-iptables", "1\n");
-    assert_eq!(run(root, "host.sysctl.bridge-nf-call-iptables").await.status, Status::Passed);
+    assert_eq!(
+        run(root, "host.sysctl.bridge-nf-call-iptables")
+            .await
+            .status,
+        Status::Passed
+    );
 
     let empty = tempfile::tempdir().unwrap();
-    assert_eq!(run(empty.path(), "host.sysctl.ip-forward").await.status, Status::Error);
+    assert_eq!(
+        run(empty.path(), "host.sysctl.ip-forward").await.status,
+        Status::Error
+    );
 }
 
 #[tokio::test]
@@ -135,12 +195,21 @@ async fn kernel_version_against_the_target_minimum() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     write(root, "proc/sys/kernel/osrelease", "4.14.0-old\n");
-    assert_eq!(run(root, "host.kernel.version").await.status, Status::Failed);
+    assert_eq!(
+        run(root, "host.kernel.version").await.status,
+        Status::Failed
+    );
     write(root, "proc/sys/kernel/osrelease", "6.1.0-13-amd64\n");
-    assert_eq!(run(root, "host.kernel.version").await.status, Status::Passed);
+    assert_eq!(
+        run(root, "host.kernel.version").await.status,
+        Status::Passed
+    );
     let mut target = Target::local();
     target.host.min_kernel = "6.2".into();
-    assert_eq!(run_with(root, target, "host.kernel.version").await.status, Status::Failed);
+    assert_eq!(
+        run_with(root, target, "host.kernel.version").await.status,
+        Status::Failed
+    );
 }
 
 #[tokio::test]
@@ -150,12 +219,20 @@ async fn package_drift_within_the_window() {
     let log = root.join("var/log/dpkg.log");
     let mut target = Target::local();
     target.host.dpkg_log = "/var/log/dpkg.log".into();
-    write(root, "var/log/dpkg.log", "2020-01-01 00:00:00 upgrade docker.io:amd64 1 2\n");
+    write(
+        root,
+        "var/log/dpkg.log",
+        "2020-01-01 00:00:00 upgrade docker.io:amd64 1 2\n",
+    );
     let o = run_with(root, target.clone(), "host.packages.drift").await;
     assert_eq!(o.status, Status::Passed);
 
     let recent = (chrono::Local::now() - chrono::TimeDelta::hours(1)).format("%Y-%m-%d %H:%M:%S");
-    std::fs::write(&log, format!("{recent} upgrade docker.io:amd64 20.10.24 20.10.25\n")).unwrap();
+    std::fs::write(
+        &log,
+        format!("{recent} upgrade docker.io:amd64 20.10.24 20.10.25\n"),
+    )
+    .unwrap();
     let o = run_with(root, target.clone(), "host.packages.drift").await;
     assert_eq!(o.status, Status::Failed);
     assert_eq!(o.evidence.metrics["changed_packages"].value, 1.0);
@@ -164,7 +241,10 @@ async fn package_drift_within_the_window() {
     assert_eq!(value, "upgrade 20.10.24 -> 20.10.25");
 
     target.host.drift_window_hours = 0;
-    assert_eq!(run_with(root, target, "host.packages.drift").await.status, Status::Passed);
+    assert_eq!(
+        run_with(root, target, "host.packages.drift").await.status,
+        Status::Passed
+    );
 }
 
 /// The probes act on this machine's kernel. A missing link type must fail (the NFVI lacks a
@@ -172,7 +252,10 @@ async fn package_drift_within_the_window() {
 #[tokio::test]
 async fn link_probes_on_the_real_kernel() {
     if !nix::unistd::geteuid().is_root() {
-        assert!(std::env::var_os("CI").is_none(), "CI must run the host tests as root");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the host tests as root"
+        );
         eprintln!("SKIPPED link_probes_on_the_real_kernel: needs root for unshare --net");
         return;
     }
@@ -181,11 +264,25 @@ async fn link_probes_on_the_real_kernel() {
         let o = run(root, id).await;
         assert_eq!(o.status, Status::Passed, "{id}: {}", o.message);
         assert_eq!(o.evidence.commands.len(), 1);
-        assert!(o.evidence.commands[0].command.starts_with("unshare --net -- ip -batch -"));
+        assert!(
+            o.evidence.commands[0]
+                .command
+                .starts_with("unshare --net -- ip -batch -")
+        );
     }
-    for id in ["host.kernel.link.macvlan", "host.kernel.link.vxlan", "host.kernel.link.ipvlan", "host.kernel.link.vlan"] {
+    for id in [
+        "host.kernel.link.macvlan",
+        "host.kernel.link.vxlan",
+        "host.kernel.link.ipvlan",
+        "host.kernel.link.vlan",
+    ] {
         let o = run(root, id).await;
-        assert!(matches!(o.status, Status::Passed | Status::Failed), "{id}: {:?} {}", o.status, o.message);
+        assert!(
+            matches!(o.status, Status::Passed | Status::Failed),
+            "{id}: {:?} {}",
+            o.status,
+            o.message
+        );
         if o.status == Status::Failed {
             assert!(o.message.contains("cannot create"), "{}", o.message);
         }
@@ -194,6 +291,9 @@ async fn link_probes_on_the_real_kernel() {
     let links = std::fs::read_dir("/sys/class/net").unwrap();
     for l in links {
         let name = l.unwrap().file_name().to_string_lossy().into_owned();
-        assert!(!name.starts_with("nfv"), "probe link {name} leaked into the host namespace");
+        assert!(
+            !name.starts_with("nfv"),
+            "probe link {name} leaked into the host namespace"
+        );
     }
 }

@@ -8,20 +8,26 @@ fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
 }
 
 fn main() {
-    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(10_000);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(10_000);
     let dir = std::env::temp_dir().join(format!("nfvi-render-synthetic-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let t0 = Instant::now();
     let results = nfvi_integration_tests::synthetic_results(n);
     let built = t0.elapsed();
     let t1 = Instant::now();
-    nfvi_reports::write_artifacts(&results, &nfvi_reports::Artifacts::in_dir(&dir)).expect("write artifacts");
+    nfvi_reports::write_artifacts(&results, &nfvi_reports::Artifacts::in_dir(&dir))
+        .expect("write artifacts");
     let rendered = t1.elapsed();
     let size = |f: &str| std::fs::metadata(dir.join(f)).map(|m| m.len()).unwrap_or(0);
     println!(
