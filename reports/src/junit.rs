@@ -43,11 +43,17 @@ fn system_out(c: &CheckResult) -> String {
         s.push_str(&format!("{k} = {} {}\n", m.value, m.unit));
     }
     for cmd in &c.evidence.commands {
+        s.push_str(&format!("$ {}\n", cmd.command));
+        for stream in [&cmd.stdout, &cmd.stderr] {
+            if !stream.is_empty() {
+                s.push_str(&truncate_chars(stream, MAX_COMMAND_OUTPUT));
+                if !stream.ends_with('\n') {
+                    s.push('\n');
+                }
+            }
+        }
         s.push_str(&format!(
-            "$ {}\n{}{}[exit {}]\n",
-            cmd.command,
-            truncate_chars(&cmd.stdout, MAX_COMMAND_OUTPUT),
-            truncate_chars(&cmd.stderr, MAX_COMMAND_OUTPUT),
+            "[exit {}]\n",
             cmd.exit_code.map_or("-".to_owned(), |c| c.to_string())
         ));
     }
