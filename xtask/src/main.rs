@@ -12,16 +12,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-/// Debian packages the tests and the local run use.
-const SYSTEM_PACKAGES: &[&str] = &[
+/// Debian packages a local run uses (ip, unshare, dpkg-query, CNI plugins for the inventory).
+const RUN_PACKAGES: &[&str] = &[
     "iproute2",
     "util-linux",
     "procps",
     "containernetworking-plugins",
-    "chromium",
-    "python3",
-    "python3-pip",
 ];
+
+/// Further Debian packages the tests use (a real browser for the HTML report).
+const TEST_PACKAGES: &[&str] = &["chromium", "python3", "python3-pip"];
 
 /// Python test helpers (a real JUnit consumer).
 const PYTHON_PACKAGES: &[&str] = &["junitparser==3.2.0"];
@@ -77,9 +77,15 @@ fn is_root() -> bool {
         .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
 
-/// Installs the Debian packages and Python helpers the tests and the demo need.
-fn install_deps(python: bool) -> Result<()> {
-    let missing = missing_debs(SYSTEM_PACKAGES);
+/// Installs the Debian packages a run needs and, for the tests, the test packages and the
+/// Python helpers.
+fn install_deps(tests: bool) -> Result<()> {
+    let wanted: Vec<&str> = RUN_PACKAGES
+        .iter()
+        .chain(if tests { TEST_PACKAGES } else { &[] })
+        .copied()
+        .collect();
+    let missing = missing_debs(&wanted);
     if !missing.is_empty() {
         if !is_root() {
             bail!(
@@ -93,7 +99,7 @@ fn install_deps(python: bool) -> Result<()> {
             .args(&missing)
             .env("DEBIAN_FRONTEND", "noninteractive"))?;
     }
-    if python {
+    if tests {
         let have = Command::new("python3")
             .args(["-c", "import junitparser"])
             .status()

@@ -209,10 +209,10 @@ pub fn requirements(args: &ListArgs) -> CmdResult {
         out,
         "{} requirements{}; {} covered by checks of this build",
         rows.len(),
-        args.suite
-            .as_ref()
-            .map(|s| format!(" in suite {s}"))
-            .unwrap_or_default(),
+        args.suite.as_ref().map_or_else(
+            || " in the catalogue (mandatory/optional as in suite `all`)".to_owned(),
+            |s| format!(" in suite {s}")
+        ),
         covered
     );
     for r in &rows {
