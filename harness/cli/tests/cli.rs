@@ -243,3 +243,36 @@ fn an_unwritable_or_occupied_output_directory_is_refused_before_running() {
         "precious"
     );
 }
+
+/// On a terminal the progress bar replaces the per-check PASS lines; with `CI` set (or no
+/// terminal) every check gets a plain line. `script` provides the terminal.
+#[test]
+fn progress_is_a_bar_on_a_terminal_and_plain_lines_in_ci() {
+    if !common::require(
+        "`script` (bsdutils) for a pseudo-terminal",
+        std::path::Path::new("/usr/bin/script").exists(),
+    ) {
+        return;
+    }
+    let bin = assert_cmd::cargo::cargo_bin!("nfvi-verify");
+    let dir = tempfile::tempdir().unwrap();
+    let run = |ci: bool, out: &str| {
+        let mut cmd = std::process::Command::new("script");
+        cmd.args(["-q", "-e", "-c"])
+            .arg(format!("{} run --suite host --filter 'host.kernel.version' --filter 'host.node.*' --out {}", bin.display(), dir.path().join(out).display()))
+            .arg("/dev/null")
+            .env_remove("CI");
+        if ci {
+            cmd.env("CI", "true");
+        }
+        String::from_utf8_lossy(&cmd.output().unwrap().stdout).into_owned()
+    };
+    let tty = run(false, "tty");
+    assert!(tty.contains("nfvi-verify: suite host"), "{tty}");
+    assert!(
+        !tty.contains("PASS  host.kernel.version"),
+        "a terminal gets the bar, not PASS lines: {tty}"
+    );
+    let ci = run(true, "ci");
+    assert!(ci.contains("PASS  host.kernel.version"), "{ci}");
+}
