@@ -184,17 +184,8 @@ pub fn requirements(args: &ListArgs) -> CmdResult {
                         .iter()
                         .find(|row| row.id == r.id)
                         .cloned()
-                        .unwrap_or_else(|| nfvi_harness::results::RequirementRow {
-                            id: r.id.clone(),
-                            document: r.document,
-                            level: r.level,
-                            profile: r.profile,
-                            summary: r.summary.clone(),
-                            source: r.source.clone(),
-                            note: r.note.clone(),
-                            mandatory: false,
-                            applies: true,
-                            checks: Vec::new(),
+                        .unwrap_or_else(|| {
+                            nfvi_harness::results::RequirementRow::new(r, false, true, Vec::new())
                         })
                 })
                 .collect()

@@ -259,21 +259,18 @@ fn traceability(
     model
         .requirements()
         .filter(|r| listed.contains(&r.id) || covered.contains(&r.id))
-        .map(|r| RequirementRow {
-            id: r.id.clone(),
-            document: r.document,
-            level: r.level,
-            profile: r.profile,
-            summary: r.summary.clone(),
-            source: r.source.clone(),
-            note: r.note.clone(),
-            mandatory: suite.mandatory.contains(&r.id),
-            applies: profile_applies(r.profile, profile),
-            checks: items
+        .map(|r| {
+            let checks = items
                 .iter()
                 .filter(|i| i.covers.contains(&r.id))
                 .map(|i| i.check.meta().id.clone())
-                .collect(),
+                .collect();
+            RequirementRow::new(
+                r,
+                suite.mandatory.contains(&r.id),
+                profile_applies(r.profile, profile),
+                checks,
+            )
         })
         .collect()
 }

@@ -152,6 +152,29 @@ pub struct RequirementRow {
     pub checks: Vec<String>,
 }
 
+impl RequirementRow {
+    /// A row for a catalogue requirement.
+    pub fn new(
+        r: &nfvi_reference_model::Requirement,
+        mandatory: bool,
+        applies: bool,
+        checks: Vec<String>,
+    ) -> Self {
+        Self {
+            id: r.id.clone(),
+            document: r.document,
+            level: r.level,
+            profile: r.profile,
+            summary: r.summary.clone(),
+            source: r.source.clone(),
+            note: r.note.clone(),
+            mandatory,
+            applies,
+            checks,
+        }
+    }
+}
+
 /// How a requirement fared, from its checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]

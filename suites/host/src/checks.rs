@@ -309,6 +309,19 @@ macro_rules! try_outcome {
     };
 }
 
+/// `a, b` or `none`.
+fn list_or_none<S: AsRef<str>>(items: &[S], sep: &str) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items
+            .iter()
+            .map(AsRef::as_ref)
+            .collect::<Vec<_>>()
+            .join(sep)
+    }
+}
+
 fn not_applicable(message: impl Into<String>) -> Outcome {
     Outcome::skip(SkipReason {
         kind: SkipKind::NotApplicable,
@@ -407,16 +420,9 @@ async fn kvm(fs: &Fs<'_>) -> Outcome {
             hw.join(",")
         ))
     };
-    o.with_property(
-        "cpu_virtualization_flags",
-        if hw.is_empty() {
-            "none".to_owned()
-        } else {
-            hw.join(",")
-        },
-    )
-    .with_property("kvm_modules", modules.join(","))
-    .with_property("dev_kvm", dev)
+    o.with_property("cpu_virtualization_flags", list_or_none(&hw, ","))
+        .with_property("kvm_modules", modules.join(","))
+        .with_property("dev_kvm", dev)
 }
 
 async fn nested(fs: &Fs<'_>) -> Outcome {
@@ -443,11 +449,7 @@ async fn nested(fs: &Fs<'_>) -> Outcome {
         .collect();
     not_applicable(format!(
         "neither kvm_intel nor kvm_amd is loaded (KVM modules here: {}), so there is no nested setting to read",
-        if modules.is_empty() {
-            "none".to_owned()
-        } else {
-            modules.join(", ")
-        }
+        list_or_none(&modules, ", ")
     ))
 }
 
@@ -657,22 +659,8 @@ async fn addresses(cx: &CheckContext) -> Outcome {
             missing.join(" or ")
         ))
     };
-    o.with_property(
-        "ipv4",
-        if v4.is_empty() {
-            "none".into()
-        } else {
-            v4.join(", ")
-        },
-    )
-    .with_property(
-        "ipv6",
-        if v6.is_empty() {
-            "none".into()
-        } else {
-            v6.join(", ")
-        },
-    )
+    o.with_property("ipv4", list_or_none(&v4, ", "))
+        .with_property("ipv6", list_or_none(&v6, ", "))
 }
 
 async fn clock(cx: &CheckContext) -> Outcome {
