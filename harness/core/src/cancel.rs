@@ -84,12 +84,11 @@ impl CancelSource {
 }
 
 impl CancelToken {
-    /// A token that is never cancelled, for running checks outside a runner.
+    /// A token that is never cancelled, for running checks and commands outside a runner.
     pub fn never() -> Self {
-        let (source, token) = CancelSource::new();
-        // Keep the sender alive for the life of the program so `changed()` never errors.
-        std::mem::forget(source);
-        token
+        // One source, kept for the life of the program, so `changed()` never sees it dropped.
+        static NEVER: std::sync::OnceLock<CancelSource> = std::sync::OnceLock::new();
+        NEVER.get_or_init(|| CancelSource::new().0).token()
     }
 
     /// The current level.
