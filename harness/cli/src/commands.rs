@@ -23,6 +23,7 @@ type CmdResult = Result<i32, Failure>;
 fn all_checks() -> Vec<Arc<dyn Check>> {
     let mut checks = Vec::new();
     checks.extend(nfvi_suite_host::checks());
+    checks.extend(nfvi_suite_cni::checks());
     checks
 }
 

@@ -118,8 +118,8 @@ pub struct Outcome {
     pub message: String,
     /// Skip kind, for skipped outcomes.
     pub skip: Option<SkipKind>,
-    /// What was observed.
-    pub evidence: Evidence,
+    /// What was observed (boxed: outcomes travel through `Result`s and stay small).
+    pub evidence: Box<Evidence>,
 }
 
 impl Outcome {
@@ -128,7 +128,7 @@ impl Outcome {
             status,
             message: message.into(),
             skip: None,
-            evidence: Evidence::default(),
+            evidence: Box::default(),
         }
     }
 
@@ -181,7 +181,7 @@ impl Outcome {
 
     /// Replaces the evidence.
     pub fn with_evidence(mut self, evidence: Evidence) -> Self {
-        self.evidence = evidence;
+        self.evidence = Box::new(evidence);
         self
     }
 }

@@ -23,6 +23,7 @@ pub struct CommandSpec {
     program: String,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    clear_env: bool,
     stdin: Option<Vec<u8>>,
     timeout: Duration,
     output_cap: usize,
@@ -35,6 +36,7 @@ impl CommandSpec {
             program: program.into(),
             args: Vec::new(),
             env: Vec::new(),
+            clear_env: false,
             stdin: None,
             timeout: Duration::from_secs(30),
             output_cap: DEFAULT_OUTPUT_CAP,
@@ -54,6 +56,13 @@ impl CommandSpec {
     /// Sets an environment variable.
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Starts from an empty environment (plus what [`CommandSpec::env`] sets), so nothing of
+    /// the harness's own environment leaks into the command.
+    pub fn env_clear(mut self) -> Self {
+        self.clear_env = true;
         self
     }
 
@@ -214,6 +223,9 @@ pub async fn run(
 ) -> Result<CommandOutput, CommandError> {
     let started = Instant::now();
     let mut cmd = tokio::process::Command::new(&spec.program);
+    if spec.clear_env {
+        cmd.env_clear();
+    }
     cmd.args(&spec.args)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .stdin(if spec.stdin.is_some() {

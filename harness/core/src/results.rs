@@ -395,7 +395,7 @@ impl RunResults {
                     side_effects: m.side_effects.clone(),
                     cleanup_policy: m.cleanup.clone(),
                     cleanup: run.cleanup,
-                    evidence: run.outcome.evidence,
+                    evidence: *run.outcome.evidence,
                 }
             })
             .collect();

@@ -1,0 +1,2263 @@
+//! The assertions. Each function runs one catalog assertion against one plugin inside its own
+//! [`Lab`] and returns the outcome, with the expected and the observed behaviour in the
+//! message when it fails.
+
+use std::collections::BTreeSet;
+
+use nfvi_harness::Outcome;
+use serde_json::{Value, json};
+
+use crate::lab::{Env, Exec, Lab, Netns, Stdout, expect_result, expect_success};
+use crate::result::{
+    validate_error, validate_ipam_result, validate_result, validate_version, well_known_code,
+};
+
+macro_rules! t {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(outcome) => return outcome,
+        }
+    };
+}
+
+const CID: &str = "nfvcid1";
+
+fn with_prev(conf: &Value, prev: &Value) -> Value {
+    let mut c = conf.clone();
+    c["prevResult"] = prev.clone();
+    c
+}
+
+fn without(conf: &Value, key: &str) -> Value {
+    let mut c = conf.clone();
+    if let Some(o) = c.as_object_mut() {
+        o.remove(key);
+    }
+    c
+}
+
+/// A live attachment: namespace, config and the ADD result.
+struct Attached {
+    ns: Netns,
+    conf: Value,
+    result: Value,
+}
+
+async fn attach(lab: &Lab<'_>, plugin: &str) -> Result<Attached, Outcome> {
+    let ns = lab.netns().await?;
+    let conf = lab.conf_for(plugin).await?;
+    let exec = lab
+        .exec(plugin, &lab.env("ADD", &ns, CID, "eth0"), &conf)
+        .await;
+    let result = expect_result(&exec, &format!("{plugin} ADD"))?;
+    Ok(Attached { ns, conf, result })
+}
+
+/// IPAM network name of a fixture config.
+fn net_name(conf: &Value) -> String {
+    conf["name"].as_str().unwrap_or_default().to_owned()
+}
+
+fn uses_ipam(plugin: &str) -> bool {
+    matches!(plugin, "bridge" | "macvlan" | "ptp")
+}
+
+/// Only `lo` (in any state) is left in a container namespace.
+async fn only_lo(lab: &Lab<'_>, ns: &Netns) -> Result<Vec<String>, Outcome> {
+    Ok(lab
+        .links(Some(ns))
+        .await?
+        .into_iter()
+        .map(|l| l.name)
+        .filter(|n| n != "lo")
+        .collect())
+}
+
+fn fail_expected(what: &str, expected: &str, exec: &Exec) -> Outcome {
+    Outcome::fail(format!(
+        "{what}: expected {expected}; got {}",
+        exec.describe()
+    ))
+    .with_property("stderr", &exec.stderr)
+}
+
+/// The failed invocation is rejected with a JSON error of `code` whose message mentions
+/// `needle` (when given).
+fn expect_error(
+    exec: &Exec,
+    what: &str,
+    code: Option<u64>,
+    needle: Option<&str>,
+) -> Result<(), Outcome> {
+    let expected = format!(
+        "non-zero exit and a JSON error{}{}",
+        code.map(|c| format!(" with code {c}")).unwrap_or_default(),
+        needle.map(|n| format!(" naming `{n}`")).unwrap_or_default()
+    );
+    let good = !exec.ok()
+        && exec.json().is_some()
+        && code.is_none_or(|c| exec.code() == Some(c))
+        && needle.is_none_or(|n| {
+            exec.msg().contains(n) || exec.json().is_some_and(|v| v.to_string().contains(n))
+        });
+    if good {
+        Ok(())
+    } else {
+        Err(fail_expected(what, &expected, exec))
+    }
+}
+
+// ---- ENV ---------------------------------------------------------------------------------
+
+pub(crate) async fn env_001(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let ns = t!(lab.netns().await);
+    let mut env = lab.env("ADD", &ns, CID, "eth0");
+    env.command = None;
+    let exec = lab
+        .exec(plugin, &env, &t!(lab.conf_for(plugin).await))
+        .await;
+    t!(expect_error(
+        &exec,
+        "invocation without CNI_COMMAND",
+        Some(4),
+        Some("CNI_COMMAND")
+    ));
+    Outcome::pass(format!("rejected with code 4: {}", exec.msg()))
+}
+
+pub(crate) async fn env_002(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let ns = t!(lab.netns().await);
+    let exec = lab
+        .exec(
+            plugin,
+            &lab.env("FROB", &ns, CID, "eth0"),
+            &t!(lab.conf_for(plugin).await),
+        )
+        .await;
+    t!(expect_error(
+        &exec,
+        "CNI_COMMAND=FROB",
+        Some(4),
+        Some("FROB")
+    ));
+    let left = t!(only_lo(lab, &ns).await);
+    if !left.is_empty() {
+        return Outcome::fail(format!(
+            "the rejected command still created {left:?} in the netns"
+        ));
+    }
+    Outcome::pass(format!("rejected with code 4: {}", exec.msg()))
+}
+
+async fn env_missing(lab: &Lab<'_>, plugin: &str, var: &str) -> Outcome {
+    let ns = t!(lab.netns().await);
+    let conf = t!(lab.conf_for(plugin).await);
+    let mut env = lab.env("ADD", &ns, CID, "eth0");
+    match var {
+        "CNI_CONTAINERID" => env.container_id = None,
+        "CNI_NETNS" => env.netns = None,
+        _ => env.ifname = None,
+    }
+    let exec = lab.exec(plugin, &env, &conf).await;
+    t!(expect_error(
+        &exec,
+        &format!("ADD without {var}"),
+        Some(4),
+        Some(var)
+    ));
+    let left = t!(only_lo(lab, &ns).await);
+    let reserved = lab.reservations(&net_name(&conf));
+    if !left.is_empty() || !reserved.is_empty() {
+        return Outcome::fail(format!(
+            "ADD without {var} failed but left links {left:?} and reservations {reserved:?}"
+        ));
+    }
+    Outcome::pass(format!(
+        "rejected with code 4 naming {var}; nothing created"
+    ))
+}
+
+pub(crate) async fn env_003(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    env_missing(lab, plugin, "CNI_CONTAINERID").await
+}
+pub(crate) async fn env_004(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    env_missing(lab, plugin, "CNI_NETNS").await
+}
+pub(crate) async fn env_005(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    env_missing(lab, plugin, "CNI_IFNAME").await
+}
+
+pub(crate) async fn env_006(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let ns = t!(lab.netns().await);
+    let conf = t!(lab.conf_for(plugin).await);
+    let (command, env) = if plugin == "loopback" {
+        ("ADD", lab.env("ADD", &ns, CID, "eth0").without_path())
+    } else {
+        (
+            "DEL",
+            lab.env("DEL", &ns, "nfvneveradded", "eth0").without_path(),
+        )
+    };
+    let exec = lab.exec(plugin, &env, &conf).await;
+    t!(expect_success(
+        &exec,
+        &format!("{command} without CNI_PATH")
+    ));
+    Outcome::pass(format!("{command} without CNI_PATH succeeded"))
+}
+
+pub(crate) async fn env_007(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let a = t!(attach(lab, plugin).await);
+    let name = net_name(&a.conf);
+    if lab.reservations(&name).is_empty() {
+        return Outcome::error("ADD succeeded but host-local recorded no reservation to watch");
+    }
+    let mut env = lab.env("DEL", &a.ns, CID, "eth0");
+    env.netns = None;
+    let exec = lab.exec(plugin, &env, &with_prev(&a.conf, &a.result)).await;
+    t!(expect_success(&exec, "DEL without CNI_NETNS"));
+    let left = lab.reservations(&name);
+    if !left.is_empty() {
+        return Outcome::fail(format!(
+            "DEL without CNI_NETNS exited 0 but left reservations {left:?}"
+        ));
+    }
+    Outcome::pass("DEL without CNI_NETNS succeeded and released the address")
+}
+
+pub(crate) async fn env_008(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let conf = t!(lab.conf_for(plugin).await);
+    let mut accepted = Vec::new();
+    for bad in ["-lead", "has/slash", "has space", "semi;colon", "ümlaut"] {
+        let ns = t!(lab.netns().await);
+        let exec = lab
+            .exec(plugin, &lab.env("ADD", &ns, bad, "eth0"), &conf)
+            .await;
+        if exec.ok() {
+            accepted.push(bad);
+            let _ = lab
+                .exec(plugin, &lab.env("DEL", &ns, bad, "eth0"), &conf)
+                .await;
+        }
+    }
+    let ns = t!(lab.netns().await);
+    let good = lab
+        .exec(plugin, &lab.env("ADD", &ns, "A1_b.c-D", "eth0"), &conf)
+        .await;
+    let _ = lab
+        .exec(plugin, &lab.env("DEL", &ns, "A1_b.c-D", "eth0"), &conf)
+        .await;
+    if !accepted.is_empty() {
+        return Outcome::fail(format!(
+            "container IDs outside [A-Za-z0-9][A-Za-z0-9_.-]* were accepted: {accepted:?} (expected rejection)"
+        ));
+    }
+    t!(expect_success(
+        &good,
+        "ADD with the valid container ID `A1_b.c-D`"
+    ));
+    Outcome::pass("invalid container IDs rejected; `A1_b.c-D` accepted")
+}
+
+pub(crate) async fn env_009(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let conf = t!(lab.conf_for(plugin).await);
+    let mut problems = Vec::new();
+    for bad in ["abcdefghijklmnop", "a/b", "a:b", "a b", ".", "..", ""] {
+        let ns = t!(lab.netns().await);
+        let exec = lab
+            .exec(plugin, &lab.env("ADD", &ns, CID, bad), &conf)
+            .await;
+        let left = t!(only_lo(lab, &ns).await);
+        if exec.ok() {
+            problems.push(format!("ifname {bad:?} accepted"));
+            let _ = lab
+                .exec(plugin, &lab.env("DEL", &ns, CID, bad), &conf)
+                .await;
+        } else if !left.is_empty() {
+            problems.push(format!("ifname {bad:?} rejected but left {left:?}"));
+        }
+    }
+    let ns = t!(lab.netns().await);
+    let ok = lab
+        .exec(plugin, &lab.env("ADD", &ns, CID, "abcdefghijklmno"), &conf)
+        .await;
+    let present = t!(lab.links(Some(&ns)).await)
+        .iter()
+        .any(|l| l.name == "abcdefghijklmno");
+    if !ok.ok() || !present {
+        problems.push(format!(
+            "the 15-character ifname was not created ({})",
+            ok.describe()
+        ));
+    }
+    if problems.is_empty() {
+        Outcome::pass("unusable interface names fail without residue; a 15-character name works")
+    } else {
+        Outcome::fail(problems.join("; "))
+    }
+}
+
+pub(crate) async fn env_010(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let conf = t!(lab.conf_for(plugin).await);
+    let conf = &conf;
+    let run = |args: &'static str| async move {
+        let ns = lab.netns().await?;
+        let mut env = lab.env("ADD", &ns, CID, "eth0");
+        env.args = Some(args.to_owned());
+        let exec = lab.exec(plugin, &env, conf).await;
+        let _ = lab
+            .exec(plugin, &lab.env("DEL", &ns, CID, "eth0"), conf)
+            .await;
+        Ok::<_, Outcome>(exec)
+    };
+    let unknown = t!(run("K8S_POD_NAME=x;FOO=bar").await);
+    let ignored = t!(run("IgnoreUnknown=1;K8S_POD_NAME=x;FOO=bar").await);
+    let malformed = t!(run("garbage-without-equals").await);
+    let o = if !unknown.ok() && ignored.ok() && !malformed.ok() {
+        Outcome::pass(
+            "unknown CNI_ARGS keys rejected unless IgnoreUnknown=1; malformed CNI_ARGS rejected",
+        )
+    } else {
+        Outcome::fail(format!(
+            "expected unknown keys rejected, IgnoreUnknown=1 accepted, malformed rejected; got: unknown {}, ignore-unknown {}, malformed {}",
+            unknown.describe(),
+            ignored.describe(),
+            malformed.describe()
+        ))
+    };
+    o.with_property("unknown keys", unknown.describe())
+        .with_property("IgnoreUnknown=1", ignored.describe())
+}
+
+pub(crate) async fn env_011(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let ns = t!(lab.netns().await);
+    let conf = t!(lab.conf_for(plugin).await);
+    let (subnet, _) = lab.subnet(0);
+    let want = subnet.replace(".0/24", ".77");
+    let mut env = lab.env("ADD", &ns, CID, "eth0");
+    env.args = Some(format!("IgnoreUnknown=1;IP={want}"));
+    let exec = lab.exec(plugin, &env, &conf).await;
+    let result = t!(expect_result(&exec, "ADD with CNI_ARGS IP="));
+    let got: Vec<String> = result["ips"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["address"].as_str().map(str::to_owned))
+        .collect();
+    let addrs = t!(lab.addrs(Some(&ns)).await);
+    if got.iter().any(|a| a.starts_with(&format!("{want}/")))
+        && addrs
+            .iter()
+            .any(|(_, a)| a.starts_with(&format!("{want}/")))
+    {
+        Outcome::pass(format!("requested {want} was assigned and configured"))
+    } else {
+        Outcome::fail(format!(
+            "requested IP={want}; result has {got:?}, netns has {addrs:?}"
+        ))
+    }
+}
+
+// ---- CONF --------------------------------------------------------------------------------
+
+async fn add_with_stdin(
+    lab: &Lab<'_>,
+    plugin: &str,
+    stdin: &[u8],
+) -> Result<(Netns, Exec), Outcome> {
+    let ns = lab.netns().await?;
+    if plugin == "macvlan" {
+        lab.macvlan_master().await?;
+    }
+    let exec = lab
+        .exec_raw(plugin, &lab.env("ADD", &ns, CID, "eth0"), stdin)
+        .await;
+    Ok((ns, exec))
+}
+
+pub(crate) async fn conf_001(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let (_, exec) = t!(add_with_stdin(lab, plugin, br#"{"cniVersion": "1.0.0", "name": "#).await);
+    t!(expect_error(
+        &exec,
+        "ADD with truncated JSON",
+        Some(6),
+        None
+    ));
+    Outcome::pass("truncated JSON rejected with code 6")
+}
+
+fn ipam_or_plugin_conf(lab: &Lab<'_>, plugin: &str) -> Value {
+    match plugin {
+        "host-local" => {
+            json!({"cniVersion": lab.version, "name": "nfvnet-ipam", "ipam": lab.host_local(3)})
+        }
+        "bridge" => lab.bridge_conf(),
+        "ptp" => lab.ptp_conf(),
+        "macvlan" => lab.macvlan_conf(),
+        _ => lab.loopback_conf(),
+    }
+}
+
+pub(crate) async fn conf_002(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let conf = without(&ipam_or_plugin_conf(lab, plugin), "name");
+    let (_, exec) = t!(add_with_stdin(lab, plugin, conf.to_string().as_bytes()).await);
+    t!(expect_error(
+        &exec,
+        "ADD of a config without `name`",
+        Some(7),
+        None
+    ));
+    Outcome::pass("config without name rejected with code 7")
+}
+
+pub(crate) async fn conf_003(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let mut accepted = Vec::new();
+    for bad in ["bad/name", "-lead", "sp ace"] {
+        let mut conf = ipam_or_plugin_conf(lab, plugin);
+        conf["name"] = bad.into();
+        let (ns, exec) = t!(add_with_stdin(lab, plugin, conf.to_string().as_bytes()).await);
+        if exec.ok() || exec.code() != Some(7) {
+            accepted.push(format!("{bad:?}: {}", exec.describe()));
+            let _ = lab
+                .exec(plugin, &lab.env("DEL", &ns, CID, "eth0"), &conf)
+                .await;
+        }
+    }
+    if accepted.is_empty() {
+        Outcome::pass("invalid network names rejected with code 7")
+    } else {
+        Outcome::fail(format!(
+            "expected code 7 for invalid network names; got {}",
+            accepted.join("; ")
+        ))
+    }
+}
+
+pub(crate) async fn conf_004(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let mut conf = t!(lab.conf_for(plugin).await);
+    conf["keyA"] = json!(["x", 1]);
+    conf["x-vendor"] = json!({"nested": true});
+    let (_, exec) = t!(add_with_stdin(lab, plugin, conf.to_string().as_bytes()).await);
+    t!(expect_result(&exec, "ADD with unknown vendor keys"));
+    Outcome::pass("unknown vendor keys tolerated")
+}
+
+pub(crate) async fn conf_005(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let conf = without(&t!(lab.conf_for(plugin).await), "cniVersion");
+    let (_, exec) = t!(add_with_stdin(lab, plugin, conf.to_string().as_bytes()).await);
+    let result = t!(expect_result(&exec, "ADD without cniVersion"));
+    let v = result["cniVersion"]
+        .as_str()
+        .unwrap_or("missing")
+        .to_owned();
+    if v == "0.1.0" || v == "0.2.0" {
+        Outcome::pass(format!("treated as legacy: result cniVersion {v}"))
+            .with_property("result", result)
+    } else {
+        Outcome::fail(format!(
+            "expected a legacy (0.1.0) result; result cniVersion is {v}"
+        ))
+        .with_property("result", result)
+    }
+}
+
+pub(crate) async fn conf_006(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let (_, exec) = t!(add_with_stdin(lab, plugin, b"").await);
+    t!(expect_error(&exec, "ADD with empty stdin", None, None));
+    Outcome::pass(format!(
+        "empty stdin rejected (code {})",
+        exec.code().unwrap_or(0)
+    ))
+}
+
+// ---- VER ---------------------------------------------------------------------------------
+
+fn version_env(command: &str) -> Env {
+    Env {
+        command: Some(command.to_owned()),
+        container_id: None,
+        netns: None,
+        ifname: None,
+        args: None,
+        path: None,
+    }
+}
+
+pub(crate) async fn supported_versions(
+    lab: &Lab<'_>,
+    plugin: &str,
+) -> Result<Vec<String>, Outcome> {
+    let exec = lab
+        .exec(
+            plugin,
+            &version_env("VERSION"),
+            &json!({"cniVersion": "1.0.0"}),
+        )
+        .await;
+    let v = expect_result(&exec, "VERSION")?;
+    Ok(v["supportedVersions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_owned))
+        .collect())
+}
+
+pub(crate) async fn ver_001(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let exec = lab
+        .exec(
+            plugin,
+            &version_env("VERSION"),
+            &json!({"cniVersion": "1.0.0"}),
+        )
+        .await;
+    let v = t!(expect_result(&exec, "VERSION"));
+    let problems = validate_version(&v);
+    if problems.is_empty() {
+        Outcome::pass(format!("supportedVersions {}", v["supportedVersions"]))
+            .with_property("version", v)
+    } else {
+        Outcome::fail(format!(
+            "VERSION output does not match the schema: {}",
+            problems.join("; ")
+        ))
+    }
+}
+
+pub(crate) async fn ver_002(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let mut wrong = Vec::new();
+    for input in ["0.4.0", "0.3.1"] {
+        let exec = lab
+            .exec(
+                plugin,
+                &version_env("VERSION"),
+                &json!({"cniVersion": input}),
+            )
+            .await;
+        let v = t!(expect_result(&exec, "VERSION"));
+        if v["cniVersion"] != input {
+            wrong.push(format!(
+                "input {input} -> output cniVersion {}",
+                v["cniVersion"]
+            ));
+        }
+    }
+    if wrong.is_empty() {
+        Outcome::pass("VERSION echoes the input cniVersion")
+    } else {
+        Outcome::fail(format!(
+            "expected the input version echoed: {}",
+            wrong.join("; ")
+        ))
+    }
+}
+
+pub(crate) async fn ver_003(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let exec = lab.exec_raw(plugin, &version_env("VERSION"), b"").await;
+    let v = t!(expect_result(&exec, "VERSION with empty stdin"));
+    let problems = validate_version(&v);
+    if problems.is_empty() {
+        Outcome::pass("VERSION works with only CNI_COMMAND and empty stdin")
+    } else {
+        Outcome::fail(problems.join("; "))
+    }
+}
+
+pub(crate) async fn ver_004(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let supported = t!(supported_versions(lab, plugin).await);
+    let mut problems = Vec::new();
+    for v in ["1.1.0", "2.0.0"]
+        .into_iter()
+        .filter(|v| !supported.iter().any(|s| s == v))
+    {
+        let ns = t!(lab.netns().await);
+        let mut conf = ipam_or_plugin_conf(lab, plugin);
+        if plugin == "macvlan" {
+            t!(lab.macvlan_master().await);
+        }
+        conf["cniVersion"] = v.into();
+        let exec = lab
+            .exec(plugin, &lab.env("ADD", &ns, CID, "eth0"), &conf)
+            .await;
+        if let Err(o) = expect_error(
+            &exec,
+            &format!("ADD at unsupported version {v}"),
+            Some(1),
+            None,
+        ) {
+            problems.push(o.message);
+        }
+        let left = t!(only_lo(lab, &ns).await);
+        if !left.is_empty() {
+            problems.push(format!("ADD at {v} left {left:?}"));
+        }
+    }
+    if problems.is_empty() {
+        Outcome::pass("unsupported versions rejected with code 1, nothing created")
+    } else {
+        Outcome::fail(problems.join("; "))
+    }
+}
+
+pub(crate) async fn ver_005(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let supported = t!(supported_versions(lab, plugin).await);
+    let mut problems = Vec::new();
+    let mut tried = Vec::new();
+    for v in ["0.3.0", "0.3.1", "0.4.0", "1.0.0"]
+        .into_iter()
+        .filter(|v| supported.iter().any(|s| s == v))
+    {
+        tried.push(v);
+        let ns = t!(lab.netns().await);
+        let mut conf = t!(lab.conf_for(plugin).await);
+        conf["cniVersion"] = v.into();
+        let exec = lab
+            .exec(plugin, &lab.env("ADD", &ns, CID, "eth0"), &conf)
+            .await;
+        match expect_result(&exec, &format!("ADD at {v}")) {
+            Ok(r) => {
+                for p in validate_result(&r, v, Some(&ns.path)) {
+                    problems.push(format!("{v}: {p}"));
+                }
+                let _ = lab
+                    .exec(
+                        plugin,
+                        &lab.env("DEL", &ns, CID, "eth0"),
+                        &with_prev(&conf, &r),
+                    )
+                    .await;
+            }
+            Err(o) => problems.push(o.message),
+        }
+    }
+    if problems.is_empty() {
+        Outcome::pass(format!(
+            "results match the schema of each version: {}",
+            tried.join(", ")
+        ))
+    } else {
+        Outcome::fail(problems.join("; "))
+    }
+}
+
+pub(crate) async fn ver_006(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let ns = t!(lab.netns().await);
+    let mut conf = t!(lab.conf_for(plugin).await);
+    conf["cniVersion"] = "0.3.1".into();
+    let add = lab
+        .exec(plugin, &lab.env("ADD", &ns, CID, "eth0"), &conf)
+        .await;
+    let r = t!(expect_result(&add, "ADD at 0.3.1"));
+    let check = lab
+        .exec(
+            plugin,
+            &lab.env("CHECK", &ns, CID, "eth0"),
+            &with_prev(&conf, &r),
+        )
+        .await;
+    t!(expect_error(&check, "CHECK at 0.3.1", Some(1), None));
+    Outcome::pass("CHECK below 0.4.0 rejected with code 1")
+}
+
+pub(crate) async fn ver_007(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let supported = t!(supported_versions(lab, plugin).await);
+    let Some(old) = ["0.3.1", "0.3.0", "0.2.0", "0.1.0"]
+        .into_iter()
+        .find(|v| !supported.iter().any(|s| s == v))
+    else {
+        return crate::catalog::not_applicable(
+            "the plugin supports every older version, so there is none to reject",
+        );
+    };
+    let ns = t!(lab.netns().await);
+    let conf = json!({"cniVersion": old, "name": "nfvnet-old", "type": plugin,
+        "prevResult": {"cniVersion": old, "interfaces": [{"name": "eth0", "sandbox": ns.path}],
+                       "ips": [{"version": "4", "interface": 0, "address": "198.18.30.2/24"}]}});
+    let exec = lab
+        .exec(plugin, &lab.env("ADD", &ns, CID, "eth0"), &conf)
+        .await;
+    t!(expect_error(
+        &exec,
+        &format!("ADD at {old}, which VERSION does not list"),
+        Some(1),
+        None
+    ));
+    Outcome::pass(format!(
+        "version {old} (not in supportedVersions) rejected with code 1"
+    ))
+}
+
+pub(crate) async fn ver_008(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let supported = t!(supported_versions(lab, plugin).await);
+    let has_11 = supported.iter().any(|s| s == "1.1.0");
+    let mut seen = Vec::new();
+    let mut problems = Vec::new();
+    for cmd in ["GC", "STATUS"] {
+        let conf = json!({"cniVersion": if has_11 { "1.1.0" } else { "1.0.0" }, "name": "nfvnet-gc", "type": plugin,
+                          "cni.dev/attachments": [], "cni.dev/valid-attachments": []});
+        let exec = lab.exec(plugin, &version_env(cmd), &conf).await;
+        seen.push(exec.describe());
+        let fine = if has_11 {
+            exec.ok()
+        } else {
+            !exec.ok() && exec.json().is_some()
+        };
+        if !fine {
+            problems.push(format!(
+                "{cmd}: expected {}; got {}",
+                if has_11 {
+                    "success (the plugin lists 1.1.0)"
+                } else {
+                    "a JSON error (the plugin does not list 1.1.0)"
+                },
+                exec.describe()
+            ));
+        }
+    }
+    let o = if problems.is_empty() {
+        Outcome::pass(format!(
+            "GC/STATUS answered consistently with supportedVersions: {}",
+            seen.join("; ")
+        ))
+    } else {
+        Outcome::fail(problems.join("; "))
+    };
+    o.with_property("supports 1.1.0", has_11)
+}
+
+// ---- ADD ---------------------------------------------------------------------------------
+
+pub(crate) async fn add_001(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let ns = t!(lab.netns().await);
+    let conf = t!(lab.conf_for(plugin).await);
+    let exec = lab
+        .exec(plugin, &lab.env("ADD", &ns, CID, "eth0"), &conf)
+        .await;
+    if let Stdout::Garbage(what) = &exec.stdout {
+        return Outcome::fail(format!(
+            "ADD stdout must be exactly one JSON result; it is {what}"
+        ));
+    }
+    let r = t!(expect_result(&exec, "ADD"));
+    let problems = validate_result(&r, &lab.version, Some(&ns.path));
+    if problems.is_empty() {
+        Outcome::pass(format!("one JSON result, valid for {}", lab.version))
+            .with_property("result", r)
+    } else {
+        Outcome::fail(format!(
+            "the result violates the {} schema: {}",
+            lab.version,
+            problems.join("; ")
+        ))
+        .with_property("result", r)
+    }
+}
+
+/// Compares a result with the container namespace: the interface, MAC, UP state, addresses,
+/// routes. Returns the problems found.
+async fn kernel_agrees(
+    lab: &Lab<'_>,
+    r: &Value,
+    ns: &Netns,
+    ifname: &str,
+) -> Result<Vec<String>, Outcome> {
+    let mut p = Vec::new();
+    let links = lab.links(Some(ns)).await?;
+    let Some(link) = links.iter().find(|l| l.name == ifname) else {
+        return Ok(vec![format!(
+            "{ifname} does not exist in the netns (links: {:?})",
+            links.iter().map(|l| &l.name).collect::<Vec<_>>()
+        )]);
+    };
+    if !link.up {
+        p.push(format!("{ifname} is not UP"));
+    }
+    let interfaces = r["interfaces"].as_array().cloned().unwrap_or_default();
+    let idx = interfaces
+        .iter()
+        .position(|i| i["name"] == ifname && i["sandbox"].as_str() == Some(ns.path.as_str()));
+    match idx {
+        None => p.push(format!(
+            "the result lists no interface {ifname} with sandbox {}",
+            ns.path
+        )),
+        Some(i) => {
+            if let Some(mac) = interfaces[i]["mac"].as_str()
+                && !mac.eq_ignore_ascii_case(&link.mac)
+            {
+                p.push(format!("result MAC {mac} but the kernel has {}", link.mac));
+            }
+            for ip in r["ips"].as_array().into_iter().flatten() {
+                if ip["interface"].as_u64() != Some(i as u64) {
+                    p.push(format!(
+                        "ips entry {} does not point at {ifname} (index {i})",
+                        ip["address"]
+                    ));
+                }
+            }
+        }
+    }
+    let addrs = lab.addrs(Some(ns)).await?;
+    for ip in r["ips"].as_array().into_iter().flatten() {
+        let a = ip["address"].as_str().unwrap_or_default();
+        if !addrs.iter().any(|(n, x)| n == ifname && x == a) {
+            p.push(format!("address {a} is not configured on {ifname}"));
+        }
+    }
+    let routes = lab.routes(Some(ns)).await?;
+    for route in r["routes"].as_array().into_iter().flatten() {
+        let dst = route["dst"].as_str().unwrap_or_default();
+        if !routes
+            .iter()
+            .any(|e| crate::netstate::route_matches(e, dst))
+        {
+            p.push(format!("route to {dst} is not installed"));
+        }
+    }
+    Ok(p)
+}
+
+pub(crate) async fn add_002(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let a = t!(attach(lab, plugin).await);
+    let p = t!(kernel_agrees(lab, &a.result, &a.ns, "eth0").await);
+    if p.is_empty() {
+        Outcome::pass(
+            "the netns matches the result: interface UP with the result's MAC, addresses and routes",
+        )
+    } else {
+        Outcome::fail(p.join("; ")).with_property("result", a.result)
+    }
+}
+
+pub(crate) async fn add_003(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let a = t!(attach(lab, plugin).await);
+    let mut p = Vec::new();
+    let ifs = a.result["interfaces"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let host: Vec<&Value> = ifs
+        .iter()
+        .filter(|i| i["sandbox"].as_str().is_none_or(str::is_empty))
+        .collect();
+    let host_links = t!(lab.links(None).await);
+    let bridge = host_links.iter().find(|l| l.name == "nfvbr0");
+    if bridge.is_none() {
+        p.push("bridge nfvbr0 does not exist on the host".to_owned());
+    }
+    let veth = host.iter().find_map(|i| {
+        host_links
+            .iter()
+            .find(|l| i["name"] == l.name.as_str() && l.kind.as_deref() == Some("veth"))
+    });
+    let container = t!(lab.links(Some(&a.ns)).await)
+        .into_iter()
+        .find(|l| l.name == "eth0");
+    match (veth, container) {
+        (Some(v), Some(c)) => {
+            if v.master.as_deref() != Some("nfvbr0") {
+                p.push(format!(
+                    "host veth {} is not enslaved to nfvbr0 (master {:?})",
+                    v.name, v.master
+                ));
+            }
+            if c.link_index != Some(v.index) {
+                p.push(format!(
+                    "container eth0 peer index {:?} is not host veth {} ({})",
+                    c.link_index, v.name, v.index
+                ));
+            }
+        }
+        _ => p.push("the result lists no host veth that exists on the host".to_owned()),
+    }
+    let addrs = t!(lab.addrs(None).await);
+    let (_, gw) = lab.subnet(0);
+    if !addrs
+        .iter()
+        .any(|(n, x)| n == "nfvbr0" && x.starts_with(&format!("{gw}/")))
+    {
+        p.push(format!("isGateway is set but nfvbr0 does not hold {gw}"));
+    }
+    if p.is_empty() {
+        Outcome::pass(
+            "host side: bridge and veth without sandbox, veth enslaved and peered, gateway on the bridge",
+        )
+    } else {
+        Outcome::fail(p.join("; ")).with_property("result", a.result)
+    }
+}
+
+pub(crate) async fn add_004(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let ns = t!(lab.netns().await);
+    t!(lab
+        .run_ok(
+            "ip",
+            &[
+                "-n", &ns.name, "link", "add", "eth0", "type", "veth", "peer", "name", "nfvpeer"
+            ]
+        )
+        .await);
+    let before = t!(lab.links(Some(&ns)).await)
+        .into_iter()
+        .find(|l| l.name == "eth0")
+        .map(|l| l.mac);
+    let host_before = t!(lab.links(None).await).len();
+    let conf = t!(lab.conf_for(plugin).await);
+    let host_before = if plugin == "macvlan" {
+        t!(lab.links(None).await).len()
+    } else {
+        host_before
+    };
+    let exec = lab
+        .exec(plugin, &lab.env("ADD", &ns, CID, "eth0"), &conf)
+        .await;
+    let mut p = Vec::new();
+    if exec.ok() {
+        p.push(format!(
+            "expected an error because eth0 exists; got {}",
+            exec.describe()
+        ));
+    }
+    let after = t!(lab.links(Some(&ns)).await)
+        .into_iter()
+        .find(|l| l.name == "eth0")
+        .map(|l| l.mac);
+    if after != before {
+        p.push(format!(
+            "the existing eth0 changed: MAC {before:?} -> {after:?}"
+        ));
+    }
+    let host_after = t!(lab.links(None).await);
+    let extra = host_after.len().saturating_sub(host_before);
+    let stray: Vec<&str> = host_after
+        .iter()
+        .filter(|l| l.kind.as_deref() == Some("veth") && l.name != "nfvmm0" && l.name != "nfvmm1")
+        .map(|l| l.name.as_str())
+        .collect();
+    if !stray.is_empty() {
+        p.push(format!("host veths left behind: {stray:?}"));
+    }
+    let reserved = lab.reservations(&net_name(&conf));
+    if !reserved.is_empty() {
+        p.push(format!("IPAM reservations left: {reserved:?}"));
+    }
+    if p.is_empty() {
+        Outcome::pass(format!(
+            "rejected ({}); existing eth0 untouched; no residue",
+            exec.msg()
+        ))
+        .with_metric("new_host_links", extra as f64, "count")
+    } else {
+        Outcome::fail(p.join("; "))
+    }
+}
+
+pub(crate) async fn add_007(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let ns = t!(lab.netns().await);
+    let mut conf = t!(lab.conf_for(plugin).await);
+    let mac = "0e:00:00:00:30:01";
+    conf["runtimeConfig"] = json!({"mac": mac});
+    let exec = lab
+        .exec(plugin, &lab.env("ADD", &ns, CID, "eth0"), &conf)
+        .await;
+    let r = t!(expect_result(&exec, "ADD with runtimeConfig.mac"));
+    let kernel = t!(lab.links(Some(&ns)).await)
+        .into_iter()
+        .find(|l| l.name == "eth0")
+        .map(|l| l.mac)
+        .unwrap_or_default();
+    let reported = r["interfaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|i| i["name"] == "eth0")
+        .and_then(|i| i["mac"].as_str())
+        .unwrap_or("")
+        .to_owned();
+    if kernel == mac && reported == mac {
+        Outcome::pass(format!("container MAC set to {mac} and reported"))
+    } else {
+        Outcome::fail(format!(
+            "expected MAC {mac}; the kernel has {kernel}, the result reports {reported:?}"
+        ))
+    }
+}
+
+pub(crate) async fn add_008(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let ns = t!(lab.netns().await);
+    let conf = t!(lab.conf_for(plugin).await);
+    let r0 = t!(expect_result(
+        &lab.exec(plugin, &lab.env("ADD", &ns, CID, "eth0"), &conf)
+            .await,
+        "ADD eth0"
+    ));
+    let r1 = t!(expect_result(
+        &lab.exec(plugin, &lab.env("ADD", &ns, CID, "net1"), &conf)
+            .await,
+        "ADD net1"
+    ));
+    let ip = |r: &Value| {
+        r["ips"][0]["address"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    if ip(&r0) == ip(&r1) {
+        return Outcome::fail(format!("eth0 and net1 got the same address {}", ip(&r0)));
+    }
+    t!(expect_success(
+        &lab.exec(
+            plugin,
+            &lab.env("DEL", &ns, CID, "eth0"),
+            &with_prev(&conf, &r0)
+        )
+        .await,
+        "DEL eth0"
+    ));
+    let links = t!(lab.links(Some(&ns)).await);
+    let addrs = t!(lab.addrs(Some(&ns)).await);
+    if links.iter().any(|l| l.name == "eth0")
+        || !links.iter().any(|l| l.name == "net1")
+        || !addrs.iter().any(|(n, a)| n == "net1" && *a == ip(&r1))
+    {
+        return Outcome::fail(
+            "after DEL of eth0, expected eth0 gone and net1 intact with its address".to_owned(),
+        )
+        .with_property(
+            "links",
+            links
+                .iter()
+                .map(|l| l.name.clone())
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+    }
+    Outcome::pass(format!(
+        "eth0 {} and net1 {} coexisted; DEL eth0 left net1 intact",
+        ip(&r0),
+        ip(&r1)
+    ))
+}
+
+pub(crate) async fn add_009(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let ns = t!(lab.netns().await);
+    let mut conf = t!(lab.conf_for(plugin).await);
+    conf["mtu"] = 1400.into();
+    let r = t!(expect_result(
+        &lab.exec(plugin, &lab.env("ADD", &ns, CID, "eth0"), &conf)
+            .await,
+        "ADD with mtu 1400"
+    ));
+    let c = t!(lab.links(Some(&ns)).await)
+        .into_iter()
+        .find(|l| l.name == "eth0")
+        .map(|l| l.mtu);
+    let host_veth = r["interfaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["sandbox"].is_null())
+        .filter_map(|i| i["name"].as_str())
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    let hl = t!(lab.links(None).await);
+    let h = hl
+        .iter()
+        .find(|l| host_veth.contains(&l.name) && l.kind.as_deref() == Some("veth"))
+        .map(|l| l.mtu);
+    if c == Some(1400) && h == Some(1400) {
+        Outcome::pass("mtu 1400 applied to the container interface and the host veth")
+    } else {
+        Outcome::fail(format!(
+            "expected MTU 1400 on both ends; container {c:?}, host veth {h:?}"
+        ))
+    }
+}
+
+pub(crate) async fn add_010(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let conf = t!(lab.conf_for(plugin).await);
+    let before = t!(lab.links(None).await).len();
+    let ghost = Netns {
+        name: "nfvdoesnotexist".into(),
+        path: "/run/netns/nfvdoesnotexist".into(),
+    };
+    let exec = lab
+        .exec(plugin, &lab.env("ADD", &ghost, CID, "eth0"), &conf)
+        .await;
+    t!(expect_error(
+        &exec,
+        "ADD with a CNI_NETNS that does not exist",
+        None,
+        None
+    ));
+    let after = t!(lab.links(None).await);
+    let reserved = lab.reservations(&net_name(&conf));
+    let stray: Vec<String> = after
+        .iter()
+        .filter(|l| l.kind.as_deref() == Some("veth") && !l.name.starts_with("nfvmm"))
+        .map(|l| l.name.clone())
+        .collect();
+    if !stray.is_empty() || !reserved.is_empty() {
+        return Outcome::fail(format!(
+            "the failed ADD left host veths {stray:?} and reservations {reserved:?}"
+        ))
+        .with_metric("host_links_before", before as f64, "count");
+    }
+    Outcome::pass(format!("rejected ({}), no host residue", exec.msg()))
+}
+
+pub(crate) async fn add_011(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let a = t!(attach(lab, plugin).await);
+    let mut p = t!(kernel_agrees(lab, &a.result, &a.ns, "eth0").await);
+    let link = t!(lab.links(Some(&a.ns)).await)
+        .into_iter()
+        .find(|l| l.name == "eth0");
+    let master = t!(lab.links(None).await)
+        .into_iter()
+        .find(|l| l.name == "nfvmm0");
+    match (link, master) {
+        (Some(l), Some(m)) => {
+            if l.kind.as_deref() != Some("macvlan") {
+                p.push(format!("eth0 is {:?}, not macvlan", l.kind));
+            }
+            if l.mode.as_deref() != Some("bridge") {
+                p.push(format!("macvlan mode is {:?}, configured bridge", l.mode));
+            }
+            if l.link_index != Some(m.index) {
+                p.push(format!(
+                    "lower device index {:?} is not the master nfvmm0 ({})",
+                    l.link_index, m.index
+                ));
+            }
+        }
+        _ => p.push("eth0 or the master nfvmm0 is missing".to_owned()),
+    }
+    let n = a.result["interfaces"].as_array().map_or(0, Vec::len);
+    if n != 1 {
+        p.push(format!(
+            "the result lists {n} interfaces, expected exactly 1"
+        ));
+    }
+    if p.is_empty() {
+        Outcome::pass("eth0 is a bridge-mode macvlan of nfvmm0 matching the result")
+    } else {
+        Outcome::fail(p.join("; "))
+    }
+}
+
+pub(crate) async fn add_012(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let a = t!(attach(lab, plugin).await);
+    let mut p = t!(kernel_agrees(lab, &a.result, &a.ns, "eth0").await);
+    let ip = a.result["ips"][0]["address"]
+        .as_str()
+        .unwrap_or_default()
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let host_veth = a.result["interfaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|i| i["sandbox"].is_null())
+        .and_then(|i| i["name"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let routes = t!(lab.routes(None).await);
+    if !routes
+        .iter()
+        .any(|r| r.dst == ip && r.dev.as_deref() == Some(host_veth.as_str()))
+    {
+        p.push(format!("no host /32 route to {ip} via {host_veth}"));
+    }
+    t!(expect_success(
+        &lab.exec(
+            plugin,
+            &lab.env("DEL", &a.ns, CID, "eth0"),
+            &with_prev(&a.conf, &a.result)
+        )
+        .await,
+        "DEL"
+    ));
+    let after = t!(lab.routes(None).await);
+    if after.iter().any(|r| r.dst == ip)
+        || t!(lab.links(None).await)
+            .iter()
+            .any(|l| l.name == host_veth)
+    {
+        p.push(format!(
+            "after DEL the host veth {host_veth} or the route to {ip} remains"
+        ));
+    }
+    if p.is_empty() {
+        Outcome::pass(format!(
+            "veth pair with host route {ip}/32 via {host_veth}; gone after DEL"
+        ))
+    } else {
+        Outcome::fail(p.join("; "))
+    }
+}
+
+pub(crate) async fn add_013(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let ns = t!(lab.netns().await);
+    let conf = lab.loopback_conf();
+    let exec = lab
+        .exec(plugin, &lab.env("ADD", &ns, CID, "eth7"), &conf)
+        .await;
+    let r = t!(expect_result(&exec, "loopback ADD"));
+    let mut p = Vec::new();
+    let lo = t!(lab.links(Some(&ns)).await)
+        .into_iter()
+        .find(|l| l.name == "lo");
+    if !lo.is_some_and(|l| l.up) {
+        p.push("lo is not UP".to_owned());
+    }
+    let lists_lo = r["interfaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|i| i["name"] == "lo" && i["sandbox"].as_str() == Some(ns.path.as_str()));
+    if !lists_lo {
+        p.push("the result does not list lo with the sandbox".to_owned());
+    }
+    if !r["ips"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|i| i["address"] == "127.0.0.1/8")
+    {
+        p.push("the result does not list 127.0.0.1/8".to_owned());
+    }
+    if p.is_empty() {
+        Outcome::pass("lo UP; result lists lo with the sandbox and 127.0.0.1/8")
+            .with_property("result", r)
+    } else {
+        Outcome::fail(p.join("; ")).with_property("result", r)
+    }
+}
+
+pub(crate) async fn add_015(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let ns = t!(lab.netns().await);
+    let mut conf = t!(lab.conf_for(plugin).await);
+    conf["ipMasq"] = true.into();
+    let r = t!(expect_result(
+        &lab.exec(plugin, &lab.env("ADD", &ns, CID, "eth0"), &conf)
+            .await,
+        "ADD with ipMasq"
+    ));
+    let ip = r["ips"][0]["address"]
+        .as_str()
+        .unwrap_or_default()
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let rt = lab.rt.clone();
+    let nat_args = ["netns", "exec", rt.as_str(), "iptables-save", "-t", "nat"];
+    let before = t!(lab.run_ok("ip", &nat_args).await);
+    let has_chain = before
+        .lines()
+        .any(|l| l.contains(&ip) && l.contains("CNI-"));
+    t!(expect_success(
+        &lab.exec(
+            plugin,
+            &lab.env("DEL", &ns, CID, "eth0"),
+            &with_prev(&conf, &r)
+        )
+        .await,
+        "DEL"
+    ));
+    let after = t!(lab.run_ok("ip", &nat_args).await);
+    let left = after.lines().filter(|l| l.contains(&ip)).count();
+    if has_chain && left == 0 {
+        Outcome::pass(format!(
+            "a CNI- masquerade chain for {ip} was installed and removed on DEL"
+        ))
+    } else {
+        Outcome::fail(format!(
+            "expected a CNI- masquerade rule for {ip} after ADD and none after DEL; installed: {has_chain}, rules left after DEL: {left}"
+        ))
+    }
+}
+
+// ---- IPAM --------------------------------------------------------------------------------
+
+fn ipam_conf(lab: &Lab<'_>, plugin: &str, k: u32) -> Value {
+    match plugin {
+        "static" => json!({"cniVersion": lab.version, "name": "nfvnet-static",
+            "ipam": {"type": "static", "addresses": [{"address": lab.subnet(k).0.replace(".0/24", ".9/24")}],
+                     "routes": [{"dst": "0.0.0.0/0"}], "dns": {"nameservers": ["198.18.39.53"]}}}),
+        _ => json!({"cniVersion": lab.version, "name": "nfvnet-ipam", "ipam": lab.host_local(k)}),
+    }
+}
+
+pub(crate) async fn ipam_001(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let ns = t!(lab.netns().await);
+    let conf = ipam_conf(lab, plugin, 3);
+    let r = t!(expect_result(
+        &lab.exec(plugin, &lab.env("ADD", &ns, CID, "eth0"), &conf)
+            .await,
+        "IPAM ADD"
+    ));
+    let p = validate_ipam_result(&r, &lab.version);
+    if p.is_empty() {
+        Outcome::pass("abbreviated result: ips without interface, no interfaces")
+            .with_property("result", r)
+    } else {
+        Outcome::fail(p.join("; ")).with_property("result", r)
+    }
+}
+
+pub(crate) async fn ipam_002(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let ns = t!(lab.netns().await);
+    let conf = ipam_conf(lab, plugin, 3);
+    let r = t!(expect_result(
+        &lab.exec(plugin, &lab.env("ADD", &ns, "nfvi2", "eth3"), &conf)
+            .await,
+        "host-local ADD"
+    ));
+    let ip = r["ips"][0]["address"]
+        .as_str()
+        .unwrap_or_default()
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let res = lab.reservations("nfvnet-ipam");
+    let Some((_, content)) = res.iter().find(|(a, _)| *a == ip) else {
+        return Outcome::fail(format!("no reservation file for {ip}; files: {res:?}"));
+    };
+    if !(content.contains("nfvi2") && content.contains("eth3")) {
+        return Outcome::fail(format!(
+            "the reservation for {ip} holds {content:?}, expected the container ID and ifname"
+        ));
+    }
+    t!(expect_success(
+        &lab.exec(plugin, &lab.env("DEL", &ns, "nfvi2", "eth3"), &conf)
+            .await,
+        "host-local DEL"
+    ));
+    if lab
+        .reservations("nfvnet-ipam")
+        .iter()
+        .any(|(a, _)| *a == ip)
+    {
+        return Outcome::fail(format!("DEL left the reservation for {ip}"));
+    }
+    Outcome::pass(format!(
+        "reservation {ip} recorded container ID and ifname; removed on DEL"
+    ))
+}
+
+pub(crate) async fn ipam_004(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let (subnet, _) = lab.subnet(3);
+    let tiny = subnet.replace(".0/24", ".16/30");
+    let gw = subnet.replace(".0/24", ".17");
+    let conf = json!({"cniVersion": lab.version, "name": "nfvnet-tiny",
+        "ipam": {"type": "host-local", "subnet": tiny, "gateway": gw, "dataDir": lab.ipam_dir()}});
+    let ns = t!(lab.netns().await);
+    let a = lab
+        .exec(plugin, &lab.env("ADD", &ns, "nfva", "eth0"), &conf)
+        .await;
+    let b = lab
+        .exec(plugin, &lab.env("ADD", &ns, "nfvb", "eth0"), &conf)
+        .await;
+    let mut p = Vec::new();
+    if !a.ok() {
+        p.push(format!(
+            "the first ADD in {tiny} should succeed: {}",
+            a.describe()
+        ));
+    }
+    if b.ok() || b.json().is_none() {
+        p.push(format!(
+            "ADD in the exhausted range should fail with a JSON error: {}",
+            b.describe()
+        ));
+    }
+    let before = lab.reservations("nfvnet-tiny");
+    if before.len() != 1 {
+        p.push(format!(
+            "expected one reservation after exhaustion, found {before:?}"
+        ));
+    }
+    let _ = lab
+        .exec(plugin, &lab.env("DEL", &ns, "nfva", "eth0"), &conf)
+        .await;
+    let c = lab
+        .exec(plugin, &lab.env("ADD", &ns, "nfvc", "eth0"), &conf)
+        .await;
+    if !c.ok() {
+        p.push(format!(
+            "after releasing one address ADD should succeed: {}",
+            c.describe()
+        ));
+    }
+    if p.is_empty() {
+        Outcome::pass(format!(
+            "{tiny} exhausted with a JSON error ({}); freed address reused",
+            b.msg()
+        ))
+    } else {
+        Outcome::fail(p.join("; "))
+    }
+}
+
+pub(crate) async fn ipam_005(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let ns = t!(lab.netns().await);
+    let conf = ipam_conf(lab, plugin, 3);
+    let mut p = Vec::new();
+    let never = lab
+        .exec(plugin, &lab.env("DEL", &ns, "nfvnever", "eth0"), &conf)
+        .await;
+    if !never.ok() {
+        p.push(format!(
+            "DEL of a never-allocated container: {}",
+            never.describe()
+        ));
+    }
+    let _ = lab
+        .exec(plugin, &lab.env("ADD", &ns, CID, "eth0"), &conf)
+        .await;
+    for i in 1..=2 {
+        let d = lab
+            .exec(plugin, &lab.env("DEL", &ns, CID, "eth0"), &conf)
+            .await;
+        if !d.ok() {
+            p.push(format!("DEL #{i}: {}", d.describe()));
+        }
+    }
+    let mut env = lab.env("DEL", &ns, CID, "eth0");
+    env.netns = None;
+    let d = lab.exec(plugin, &env, &conf).await;
+    if !d.ok() {
+        p.push(format!("DEL without CNI_NETNS: {}", d.describe()));
+    }
+    if p.is_empty() {
+        Outcome::pass(
+            "DEL of a never-allocated address, repeated DEL and DEL without netns all succeed",
+        )
+    } else {
+        Outcome::fail(format!("expected every DEL to succeed: {}", p.join("; ")))
+    }
+}
+
+pub(crate) async fn ipam_006(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let ns = t!(lab.netns().await);
+    let conf = ipam_conf(lab, plugin, 4);
+    let adds = (0..40).map(|i| {
+        let (conf, ns) = (&conf, &ns);
+        async move {
+            lab.exec(
+                plugin,
+                &lab.env("ADD", ns, &format!("nfvconc{i}"), "eth0"),
+                conf,
+            )
+            .await
+        }
+    });
+    let results = join_all(adds).await;
+    let failed: Vec<String> = results
+        .iter()
+        .filter(|e| !e.ok())
+        .map(Exec::describe)
+        .collect();
+    let ips: BTreeSet<String> = results
+        .iter()
+        .filter_map(|e| e.json()?["ips"][0]["address"].as_str().map(str::to_owned))
+        .collect();
+    let dels = (0..40).map(|i| {
+        let (conf, ns) = (&conf, &ns);
+        async move {
+            lab.exec(
+                plugin,
+                &lab.env("DEL", ns, &format!("nfvconc{i}"), "eth0"),
+                conf,
+            )
+            .await
+        }
+    });
+    let del_failed = join_all(dels).await.iter().filter(|e| !e.ok()).count();
+    let left = lab.reservations("nfvnet-ipam");
+    if failed.is_empty() && ips.len() == 40 && del_failed == 0 && left.is_empty() {
+        Outcome::pass(
+            "40 concurrent ADDs got 40 distinct addresses; 40 concurrent DELs released all",
+        )
+    } else {
+        Outcome::fail(format!(
+            "expected 40 distinct addresses and a clean release; {} ADDs failed ({}), {} distinct addresses, {del_failed} DELs failed, {} reservations left",
+            failed.len(),
+            failed.first().cloned().unwrap_or_default(),
+            ips.len(),
+            left.len()
+        ))
+    }
+}
+
+pub(crate) async fn ipam_007(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let ns = t!(lab.netns().await);
+    let conf = ipam_conf(lab, plugin, 3);
+    let r = t!(expect_result(
+        &lab.exec(plugin, &lab.env("ADD", &ns, CID, "eth0"), &conf)
+            .await,
+        "ADD"
+    ));
+    let live = lab
+        .exec(
+            plugin,
+            &lab.env("CHECK", &ns, CID, "eth0"),
+            &with_prev(&conf, &r),
+        )
+        .await;
+    let _ = lab
+        .exec(plugin, &lab.env("DEL", &ns, CID, "eth0"), &conf)
+        .await;
+    let gone = lab
+        .exec(
+            plugin,
+            &lab.env("CHECK", &ns, CID, "eth0"),
+            &with_prev(&conf, &r),
+        )
+        .await;
+    if live.ok() && !gone.ok() {
+        Outcome::pass("CHECK passes for a live reservation and fails once it is released")
+    } else {
+        Outcome::fail(format!(
+            "expected CHECK to pass while reserved and fail after DEL; live: {}, after DEL: {}",
+            live.describe(),
+            gone.describe()
+        ))
+    }
+}
+
+pub(crate) async fn ipam_008(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let a = t!(attach(lab, plugin).await);
+    let name = net_name(&a.conf);
+    let before = lab.reservations(&name);
+    if before.is_empty() {
+        return Outcome::fail("ADD succeeded but no host-local reservation exists");
+    }
+    t!(expect_success(
+        &lab.exec(
+            plugin,
+            &lab.env("DEL", &a.ns, CID, "eth0"),
+            &with_prev(&a.conf, &a.result)
+        )
+        .await,
+        "DEL"
+    ));
+    let after = lab.reservations(&name);
+    if after.is_empty() {
+        Outcome::pass(format!("DEL released {}", before[0].0))
+    } else {
+        Outcome::fail(format!("DEL left reservations {after:?}"))
+    }
+}
+
+pub(crate) async fn ipam_009(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let ns = t!(lab.netns().await);
+    let conf = ipam_conf(lab, plugin, 3);
+    let first = t!(expect_result(
+        &lab.exec(plugin, &lab.env("ADD", &ns, CID, "eth0"), &conf)
+            .await,
+        "first ADD"
+    ));
+    let second = lab
+        .exec(plugin, &lab.env("ADD", &ns, CID, "eth0"), &conf)
+        .await;
+    let res = lab.reservations("nfvnet-ipam");
+    let ip = first["ips"][0]["address"]
+        .as_str()
+        .unwrap_or_default()
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    if !second.ok() && res.len() == 1 && res[0].0 == ip {
+        Outcome::pass(format!(
+            "second ADD refused ({}); first reservation {ip} kept",
+            second.msg()
+        ))
+    } else {
+        Outcome::fail(format!(
+            "expected the second ADD refused and only {ip} reserved; got {} and reservations {res:?}",
+            second.describe()
+        ))
+    }
+}
+
+// ---- DEL ---------------------------------------------------------------------------------
+
+pub(crate) async fn del_001(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    t!(lab.conf_for(plugin).await);
+    let snapshot = t!(lab.host_snapshot().await);
+    let a = t!(attach(lab, plugin).await);
+    let host_ifs: Vec<String> = a.result["interfaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["sandbox"].is_null() && i["name"] != "nfvbr0")
+        .filter_map(|i| i["name"].as_str().map(str::to_owned))
+        .collect();
+    let exec = lab
+        .exec(
+            plugin,
+            &lab.env("DEL", &a.ns, CID, "eth0"),
+            &with_prev(&a.conf, &a.result),
+        )
+        .await;
+    let mut p = Vec::new();
+    if !exec.ok() {
+        p.push(format!("DEL: {}", exec.describe()));
+    }
+    if exec.stdout != Stdout::Empty {
+        p.push(format!(
+            "DEL printed on stdout: {}",
+            exec.stdout_text.trim()
+        ));
+    }
+    let left = t!(only_lo(lab, &a.ns).await);
+    if !left.is_empty() {
+        p.push(format!("the netns still has {left:?}"));
+    }
+    let host = t!(lab.links(None).await);
+    let stale: Vec<&String> = host_ifs
+        .iter()
+        .filter(|n| host.iter().any(|l| &l.name == *n))
+        .collect();
+    if !stale.is_empty() {
+        p.push(format!("host interfaces from the result remain: {stale:?}"));
+    }
+    if uses_ipam(plugin) && !lab.reservations(&net_name(&a.conf)).is_empty() {
+        p.push("the address is still reserved".to_owned());
+    }
+    // The runtime namespace is back to its state before ADD, except for the bridge itself,
+    // which the bridge plugin creates on first use and deliberately keeps.
+    let after = t!(lab.host_snapshot().await);
+    let added: Vec<&String> = after
+        .iter()
+        .filter(|l| !snapshot.contains(l) && l.as_str() != "link nfvbr0")
+        .collect();
+    let removed: Vec<&String> = snapshot.iter().filter(|l| !after.contains(l)).collect();
+    if !added.is_empty() || !removed.is_empty() {
+        p.push(format!(
+            "host state differs after DEL: added {added:?}, removed {removed:?}"
+        ));
+    }
+    if p.is_empty() {
+        Outcome::pass(
+            "DEL: exit 0, empty stdout, interfaces gone, address released, host links, iptables and qdiscs as before",
+        )
+    } else {
+        Outcome::fail(p.join("; "))
+    }
+}
+
+pub(crate) async fn del_002(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let a = t!(attach(lab, plugin).await);
+    let conf = with_prev(&a.conf, &a.result);
+    for i in 1..=3 {
+        let exec = lab
+            .exec(plugin, &lab.env("DEL", &a.ns, CID, "eth0"), &conf)
+            .await;
+        if !exec.ok() {
+            return fail_expected(&format!("DEL #{i} of the same attachment"), "exit 0", &exec);
+        }
+    }
+    Outcome::pass("three DELs of the same attachment all exited 0")
+}
+
+fn meta_conf(lab: &Lab<'_>, plugin: &str) -> Value {
+    let mut c =
+        json!({"cniVersion": lab.version, "name": format!("nfvnet-{plugin}"), "type": plugin});
+    match plugin {
+        "portmap" => {
+            c["capabilities"] = json!({"portMappings": true});
+            c["runtimeConfig"] = json!({"portMappings": [{"hostPort": 18080, "containerPort": 80, "protocol": "tcp"}]});
+        }
+        "firewall" => c["backend"] = "iptables".into(),
+        "tuning" => c["sysctl"] = json!({"net.ipv4.conf.IFNAME.arp_notify": "1"}),
+        "bandwidth" => {
+            c["runtimeConfig"] =
+                json!({"bandwidth": {"ingressRate": 8_000_000, "ingressBurst": 800_000}})
+        }
+        "host-local" | "static" => return ipam_conf(lab, plugin, 3),
+        _ => {}
+    }
+    c
+}
+
+pub(crate) async fn del_003(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let ns = t!(lab.netns().await);
+    let conf = match plugin {
+        "bridge" | "macvlan" | "ptp" | "loopback" => t!(lab.conf_for(plugin).await),
+        _ => meta_conf(lab, plugin),
+    };
+    let exec = lab
+        .exec(plugin, &lab.env("DEL", &ns, "nfvunknown", "eth0"), &conf)
+        .await;
+    t!(expect_success(
+        &exec,
+        "DEL of an attachment that was never added"
+    ));
+    Outcome::pass("DEL of a never-added attachment exited 0")
+}
+
+pub(crate) async fn del_004(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let a = t!(attach(lab, plugin).await);
+    t!(lab.delete_netns(&a.ns).await);
+    let exec = lab
+        .exec(
+            plugin,
+            &lab.env("DEL", &a.ns, CID, "eth0"),
+            &with_prev(&a.conf, &a.result),
+        )
+        .await;
+    t!(expect_success(&exec, "DEL after the netns was deleted"));
+    if uses_ipam(plugin) && !lab.reservations(&net_name(&a.conf)).is_empty() {
+        return Outcome::fail(
+            "DEL after the netns was deleted exited 0 but did not release the address",
+        );
+    }
+    Outcome::pass("DEL with a stale CNI_NETNS exited 0 and released the address")
+}
+
+pub(crate) async fn del_005(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let a = t!(attach(lab, plugin).await);
+    t!(lab
+        .run_ok("ip", &["-n", &lab.rt, "link", "del", "nfvmm0"])
+        .await);
+    let exec = lab
+        .exec(
+            plugin,
+            &lab.env("DEL", &a.ns, CID, "eth0"),
+            &with_prev(&a.conf, &a.result),
+        )
+        .await;
+    t!(expect_success(
+        &exec,
+        "macvlan DEL after its master disappeared"
+    ));
+    Outcome::pass("DEL succeeded after the master was deleted")
+}
+
+pub(crate) async fn del_006(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let a = t!(attach(lab, plugin).await);
+    let exec = lab
+        .exec(plugin, &lab.env("DEL", &a.ns, CID, "eth0"), &a.conf)
+        .await;
+    t!(expect_success(&exec, "DEL without prevResult"));
+    let left = t!(only_lo(lab, &a.ns).await);
+    let res = lab.reservations(&net_name(&a.conf));
+    if !left.is_empty() || !res.is_empty() {
+        return Outcome::fail(format!(
+            "DEL without prevResult exited 0 but left {left:?} and reservations {res:?}"
+        ));
+    }
+    Outcome::pass("DEL without prevResult exited 0 and cleaned up")
+}
+
+pub(crate) async fn del_008(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let a = t!(attach(lab, plugin).await);
+    let exec = lab
+        .exec(
+            plugin,
+            &lab.env("DEL", &a.ns, CID, "eth0"),
+            &with_prev(&a.conf, &a.result),
+        )
+        .await;
+    t!(expect_success(&exec, "DEL"));
+    if exec.stdout == Stdout::Empty {
+        Outcome::pass("successful DEL printed nothing")
+    } else {
+        Outcome::fail(format!(
+            "successful DEL printed {}",
+            exec.stdout_text.trim()
+        ))
+    }
+}
+
+pub(crate) async fn del_009(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let a = t!(attach(lab, plugin).await);
+    let env = lab.env("DEL", &a.ns, CID, "eth0").without_path();
+    let exec = lab.exec(plugin, &env, &with_prev(&a.conf, &a.result)).await;
+    t!(expect_success(
+        &exec,
+        "DEL without CNI_PATH for a live attachment"
+    ));
+    let res = lab.reservations(&net_name(&a.conf));
+    if uses_ipam(plugin) && !res.is_empty() {
+        return Outcome::fail(format!(
+            "DEL without CNI_PATH exited 0 but the IPAM reservation {res:?} was not released"
+        ));
+    }
+    Outcome::pass("DEL without CNI_PATH succeeded")
+}
+
+// ---- CHECK -------------------------------------------------------------------------------
+
+async fn check_after(lab: &Lab<'_>, plugin: &str, a: &Attached) -> Exec {
+    lab.exec(
+        plugin,
+        &lab.env("CHECK", &a.ns, CID, "eth0"),
+        &with_prev(&a.conf, &a.result),
+    )
+    .await
+}
+
+pub(crate) async fn chk_001(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let a = t!(attach(lab, plugin).await);
+    let exec = check_after(lab, plugin, &a).await;
+    if exec.ok() && exec.stdout == Stdout::Empty {
+        Outcome::pass("CHECK right after ADD: exit 0, no output")
+    } else {
+        fail_expected("CHECK right after ADD", "exit 0 and empty stdout", &exec)
+    }
+}
+
+pub(crate) async fn chk_002(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let a = t!(attach(lab, plugin).await);
+    let exec = lab
+        .exec(plugin, &lab.env("CHECK", &a.ns, CID, "eth0"), &a.conf)
+        .await;
+    if exec.ok() {
+        fail_expected(
+            "CHECK without prevResult",
+            "an error (nothing to verify against)",
+            &exec,
+        )
+    } else {
+        Outcome::pass(format!("refused: {}", exec.msg()))
+    }
+}
+
+async fn check_detects(
+    lab: &Lab<'_>,
+    plugin: &str,
+    what: &str,
+    perturb: impl AsyncFnOnce(&Attached) -> Result<(), Outcome>,
+) -> Outcome {
+    let a = t!(attach(lab, plugin).await);
+    let before = check_after(lab, plugin, &a).await;
+    if !before.ok() {
+        return Outcome::error(format!(
+            "CHECK already fails before {what}, so the assertion cannot be judged: {}",
+            before.describe()
+        ));
+    }
+    t!(perturb(&a).await);
+    let exec = check_after(lab, plugin, &a).await;
+    if exec.ok() {
+        fail_expected(&format!("CHECK after {what}"), "an error", &exec)
+    } else {
+        Outcome::pass(format!("CHECK noticed {what}: {}", exec.msg()))
+    }
+}
+
+pub(crate) async fn chk_003(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    check_detects(
+        lab,
+        plugin,
+        "the container address was removed",
+        async |a: &Attached| {
+            let ip = a.result["ips"][0]["address"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            lab.run_ok("ip", &["-n", &a.ns.name, "addr", "del", &ip, "dev", "eth0"])
+                .await
+                .map(|_| ())
+        },
+    )
+    .await
+}
+
+pub(crate) async fn chk_004(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    check_detects(
+        lab,
+        plugin,
+        "the default route was removed",
+        async |a: &Attached| {
+            lab.run_ok("ip", &["-n", &a.ns.name, "route", "del", "default"])
+                .await
+                .map(|_| ())
+        },
+    )
+    .await
+}
+
+pub(crate) async fn chk_005(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    check_detects(
+        lab,
+        plugin,
+        "the container interface was deleted",
+        async |a: &Attached| {
+            lab.run_ok("ip", &["-n", &a.ns.name, "link", "del", "eth0"])
+                .await
+                .map(|_| ())
+        },
+    )
+    .await
+}
+
+pub(crate) async fn chk_006(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    check_detects(
+        lab,
+        plugin,
+        "the host veth was detached from the bridge",
+        async |a: &Attached| {
+            let veth = a.result["interfaces"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|i| i["sandbox"].is_null() && i["name"] != "nfvbr0")
+                .and_then(|i| i["name"].as_str())
+                .unwrap_or_default()
+                .to_owned();
+            lab.run_ok("ip", &["-n", &lab.rt, "link", "set", &veth, "nomaster"])
+                .await
+                .map(|_| ())
+        },
+    )
+    .await
+}
+
+pub(crate) async fn chk_007(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    check_detects(
+        lab,
+        plugin,
+        "the IPAM reservation was removed",
+        async |a: &Attached| {
+            for (ip, _) in lab.reservations(&net_name(&a.conf)) {
+                std::fs::remove_file(lab.dir.join("ipam").join(net_name(&a.conf)).join(ip))
+                    .map_err(|e| Outcome::error(e.to_string()))?;
+            }
+            Ok(())
+        },
+    )
+    .await
+}
+
+pub(crate) async fn chk_008(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    check_detects(
+        lab,
+        plugin,
+        "the container MAC was changed",
+        async |a: &Attached| {
+            lab.run_ok(
+                "ip",
+                &[
+                    "-n",
+                    &a.ns.name,
+                    "link",
+                    "set",
+                    "eth0",
+                    "address",
+                    "0e:00:00:00:3f:3f",
+                ],
+            )
+            .await
+            .map(|_| ())
+        },
+    )
+    .await
+}
+
+pub(crate) async fn chk_009(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let ns = t!(lab.netns().await);
+    let conf = without(&t!(lab.conf_for(plugin).await), "ipam");
+    let r = t!(expect_result(
+        &lab.exec(plugin, &lab.env("ADD", &ns, CID, "eth0"), &conf)
+            .await,
+        "L2-only ADD"
+    ));
+    let exec = lab
+        .exec(
+            plugin,
+            &lab.env("CHECK", &ns, CID, "eth0"),
+            &with_prev(&conf, &r),
+        )
+        .await;
+    if exec.ok() {
+        Outcome::pass("CHECK after an L2-only ADD exited 0")
+    } else {
+        fail_expected("CHECK after an L2-only ADD", "exit 0", &exec)
+    }
+}
+
+pub(crate) async fn chk_011(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let a = t!(attach(lab, plugin).await);
+    let mut accepted = Vec::new();
+    let mut altered = a.result.clone();
+    if let Some(ifs) = altered["interfaces"].as_array_mut() {
+        for i in ifs.iter_mut().filter(|i| i["sandbox"].is_string()) {
+            i["sandbox"] = "/run/netns/nfvelsewhere".into();
+        }
+    }
+    let cases = [
+        (
+            "prevResult sandbox altered",
+            lab.env("CHECK", &a.ns, CID, "eth0"),
+            with_prev(&a.conf, &altered),
+        ),
+        (
+            "CNI_IFNAME=eth9",
+            lab.env("CHECK", &a.ns, CID, "eth9"),
+            with_prev(&a.conf, &a.result),
+        ),
+        (
+            "another CNI_CONTAINERID",
+            lab.env("CHECK", &a.ns, "nfvother", "eth0"),
+            with_prev(&a.conf, &a.result),
+        ),
+    ];
+    for (what, env, conf) in cases {
+        let exec = lab.exec(plugin, &env, &conf).await;
+        if exec.ok() {
+            accepted.push(what);
+        }
+    }
+    if accepted.is_empty() {
+        Outcome::pass("CHECK with parameters that do not match the attachment failed every time")
+    } else {
+        Outcome::fail(format!(
+            "expected CHECK to fail, but it passed for: {}",
+            accepted.join(", ")
+        ))
+    }
+}
+
+// ---- ERR ---------------------------------------------------------------------------------
+
+/// A fixed set of invocations that must fail (bad command, missing variables, malformed
+/// config, unsupported version, unusable netns), plus successful ones.
+async fn error_corpus(lab: &Lab<'_>, plugin: &str) -> Result<Vec<Exec>, Outcome> {
+    let ns = lab.netns().await?;
+    let conf = match plugin {
+        "host-local" | "static" => ipam_conf(lab, plugin, 3),
+        "bridge" | "macvlan" | "ptp" | "loopback" => lab.conf_for(plugin).await?,
+        _ => meta_conf(lab, plugin),
+    };
+    let mut out = Vec::new();
+    out.push(
+        lab.exec(plugin, &lab.env("FROB", &ns, CID, "eth0"), &conf)
+            .await,
+    );
+    let mut env = lab.env("ADD", &ns, CID, "eth0");
+    env.container_id = None;
+    out.push(lab.exec(plugin, &env, &conf).await);
+    out.push(
+        lab.exec_raw(
+            plugin,
+            &lab.env("ADD", &ns, CID, "eth0"),
+            b"{\"cniVersion\":",
+        )
+        .await,
+    );
+    let mut v = conf.clone();
+    v["cniVersion"] = "9.9.9".into();
+    out.push(
+        lab.exec(plugin, &lab.env("ADD", &ns, CID, "eth0"), &v)
+            .await,
+    );
+    let ghost = Netns {
+        name: "nfvghost".into(),
+        path: "/run/netns/nfvghost".into(),
+    };
+    out.push(
+        lab.exec(plugin, &lab.env("ADD", &ghost, CID, "eth0"), &conf)
+            .await,
+    );
+    out.push(
+        lab.exec(
+            plugin,
+            &version_env("VERSION"),
+            &json!({"cniVersion": "1.0.0"}),
+        )
+        .await,
+    );
+    out.push(
+        lab.exec(plugin, &lab.env("DEL", &ns, "nfvnever", "eth0"), &conf)
+            .await,
+    );
+    Ok(out)
+}
+
+pub(crate) async fn err_001(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let corpus = t!(error_corpus(lab, plugin).await);
+    let bad: Vec<String> = corpus
+        .iter()
+        .filter(|e| {
+            let is_error_obj = e.json().is_some_and(|v| v.get("code").is_some());
+            (!e.ok() && !is_error_obj) || (e.ok() && is_error_obj)
+        })
+        .map(Exec::describe)
+        .collect();
+    if bad.is_empty() {
+        Outcome::pass(format!(
+            "{} invocations: every failure exited non-zero with a JSON error on stdout",
+            corpus.len()
+        ))
+    } else {
+        Outcome::fail(format!(
+            "expected non-zero exit with a JSON error object on stdout for failures only: {}",
+            bad.join("; ")
+        ))
+    }
+}
+
+pub(crate) async fn err_002(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let corpus = t!(error_corpus(lab, plugin).await);
+    let mut p = Vec::new();
+    for e in corpus.iter().filter(|e| !e.ok()) {
+        if let Some(v) = e.json() {
+            let mut issues = validate_error(v);
+            if v.get("cniVersion").is_none() {
+                issues.push("no cniVersion".to_owned());
+            }
+            if !issues.is_empty() {
+                p.push(format!("{} {}: {}", e.command, v, issues.join(", ")));
+            }
+        }
+    }
+    if p.is_empty() {
+        Outcome::pass("every error object carries cniVersion, an integer code and msg")
+    } else {
+        Outcome::fail(format!(
+            "error objects lacking required keys: {}",
+            p.join("; ")
+        ))
+    }
+}
+
+pub(crate) async fn err_003(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let corpus = t!(error_corpus(lab, plugin).await);
+    let mut histogram = std::collections::BTreeMap::new();
+    let mut p = Vec::new();
+    for e in corpus.iter().filter(|e| !e.ok()) {
+        if let Some(code) = e.code() {
+            *histogram.entry(code).or_insert(0u32) += 1;
+            if code < 100 && well_known_code(code).is_none() {
+                p.push(format!(
+                    "code {code} is in the reserved range 1-99 but has no well-known meaning ({})",
+                    e.msg()
+                ));
+            }
+        }
+    }
+    let hist = histogram
+        .iter()
+        .map(|(c, n)| format!("{c}:{n}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let o = if p.is_empty() {
+        Outcome::pass(format!("codes seen: {hist}"))
+    } else {
+        Outcome::fail(p.join("; "))
+    };
+    o.with_property("code histogram", hist)
+}
+
+pub(crate) async fn err_004(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let corpus = t!(error_corpus(lab, plugin).await);
+    let bad: Vec<String> = corpus
+        .iter()
+        .filter(|e| matches!(e.stdout, Stdout::Garbage(_)))
+        .map(Exec::describe)
+        .collect();
+    if bad.is_empty() {
+        Outcome::pass(format!(
+            "{} invocations: stdout was empty or one JSON document each time",
+            corpus.len()
+        ))
+    } else {
+        Outcome::fail(bad.join("; "))
+    }
+}
+
+// ---- CONC --------------------------------------------------------------------------------
+
+pub(crate) async fn conc_001(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let conf = t!(lab.conf_for(plugin).await);
+    let mut spaces = Vec::new();
+    for _ in 0..16 {
+        spaces.push(t!(lab.netns().await));
+    }
+    let adds = spaces.iter().enumerate().map(|(i, ns)| {
+        let conf = &conf;
+        async move {
+            lab.exec(
+                plugin,
+                &lab.env("ADD", ns, &format!("nfvconc{i}"), "eth0"),
+                conf,
+            )
+            .await
+        }
+    });
+    let results = join_all(adds).await;
+    let failed: Vec<String> = results
+        .iter()
+        .filter(|e| !e.ok())
+        .map(Exec::describe)
+        .collect();
+    let ips: BTreeSet<String> = results
+        .iter()
+        .filter_map(|e| e.json()?["ips"][0]["address"].as_str().map(str::to_owned))
+        .collect();
+    let dels = spaces.iter().enumerate().zip(&results).map(|((i, ns), r)| {
+        let conf = r
+            .json()
+            .map_or_else(|| conf.clone(), |r| with_prev(&conf, r));
+        async move {
+            lab.exec(
+                plugin,
+                &lab.env("DEL", ns, &format!("nfvconc{i}"), "eth0"),
+                &conf,
+            )
+            .await
+        }
+    });
+    let del_failed = join_all(dels).await.iter().filter(|e| !e.ok()).count();
+    let left = lab.reservations(&net_name(&conf));
+    if failed.is_empty() && ips.len() == 16 && del_failed == 0 && left.is_empty() {
+        Outcome::pass(
+            "16 concurrent ADDs succeeded with 16 distinct addresses; 16 concurrent DELs cleaned up",
+        )
+    } else {
+        Outcome::fail(format!(
+            "expected 16 successes with distinct addresses and a clean release; {} ADDs failed ({}), {} distinct addresses, {del_failed} DELs failed, {} reservations left",
+            failed.len(),
+            failed.first().cloned().unwrap_or_default(),
+            ips.len(),
+            left.len()
+        ))
+    }
+}
+
+/// Runs futures concurrently on the current task (plugin execs are I/O-bound subprocesses).
+async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = (0..futures.len()).map(|_| None).collect();
+    let mut pending: Vec<(usize, std::pin::Pin<Box<F>>)> =
+        futures.into_iter().enumerate().collect();
+    std::future::poll_fn(|cx| {
+        pending.retain_mut(|(i, f)| match f.as_mut().poll(cx) {
+            std::task::Poll::Ready(v) => {
+                outputs[*i] = Some(v);
+                false
+            }
+            std::task::Poll::Pending => true,
+        });
+        if pending.is_empty() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    outputs
+        .into_iter()
+        .map(|o| o.expect("every future completed"))
+        .collect()
+}

@@ -1,0 +1,23 @@
+//! CNI conformance: the harness acts as the container runtime, executes the real CNI plugin
+//! binaries against real network namespaces, and judges them by the CNI specification with
+//! the kernel as the oracle.
+//!
+//! Every check is one assertion of the catalog (`CNI-ENV-*`, `CNI-CONF-*`, `CNI-VER-*`,
+//! `CNI-ADD-*`, `CNI-IPAM-*`, `CNI-DEL-*`, `CNI-CHK-*`, `CNI-CHAIN-*`, `CNI-ERR-*`,
+//! `CNI-CONC-*`) applied to one plugin, with the check ID `cni.<plugin>.<assertion>`.
+//!
+//! Isolation: each check gets its own "runtime" network namespace, in which the plugins run
+//! (`ip netns exec`), so every host-side object a plugin creates (bridges, veths, iptables
+//! rules, qdiscs) lives there and disappears with it; container namespaces are fresh per
+//! lifecycle; IPAM state goes to a private directory. Addresses come from the target's lab
+//! range (198.18.0.0/15 by default). Teardown is registered before anything is created.
+
+#![warn(missing_docs)]
+
+mod assertions;
+mod catalog;
+mod lab;
+mod netstate;
+pub mod result;
+
+pub use catalog::checks;

@@ -1,0 +1,381 @@
+//! The CNI result, error and version objects as Rust types, the JSON Schemas generated from
+//! them (checked in under `schemas/cni-*.schema.json`), and validation of raw plugin output
+//! against the schema of the negotiated version plus the semantic rules the schema cannot
+//! express.
+
+use std::sync::OnceLock;
+
+use schemars::{JsonSchema, schema_for};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// An interface in a result.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Interface {
+    /// Interface name.
+    pub name: String,
+    /// Hardware address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// Netns path for container interfaces; absent or empty for host interfaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<String>,
+}
+
+/// An IP configuration in a 1.0.0 result (`version` was removed in 1.0.0).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IpConfig {
+    /// Index into `interfaces`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<u32>,
+    /// CIDR address.
+    pub address: String,
+    /// Gateway address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+}
+
+/// An IP configuration in a 0.3.x / 0.4.0 result: `version` is required.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IpConfigV04 {
+    /// "4" or "6".
+    pub version: IpVersion,
+    /// Index into `interfaces`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<u32>,
+    /// CIDR address.
+    pub address: String,
+    /// Gateway address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+}
+
+/// The `version` of an IP configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub enum IpVersion {
+    /// IPv4.
+    #[serde(rename = "4")]
+    V4,
+    /// IPv6.
+    #[serde(rename = "6")]
+    V6,
+}
+
+/// A route.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Destination CIDR.
+    pub dst: String,
+    /// Next hop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gw: Option<String>,
+}
+
+/// DNS settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Dns {
+    /// Name servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nameservers: Option<Vec<String>>,
+    /// Local domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// Search domains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<Vec<String>>,
+    /// Resolver options.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<Vec<String>>,
+}
+
+/// The ADD success result of spec 1.0.0.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Result100 {
+    /// The version of the result, equal to the request's.
+    pub cni_version: String,
+    /// Interfaces created or used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interfaces: Option<Vec<Interface>>,
+    /// Addresses assigned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ips: Option<Vec<IpConfig>>,
+    /// Routes installed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routes: Option<Vec<Route>>,
+    /// DNS settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<Dns>,
+}
+
+/// The ADD success result of spec 0.3.0 to 0.4.0.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Result040 {
+    /// The version of the result.
+    pub cni_version: String,
+    /// Interfaces created or used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interfaces: Option<Vec<Interface>>,
+    /// Addresses assigned, each with its `version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ips: Option<Vec<IpConfigV04>>,
+    /// Routes installed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routes: Option<Vec<Route>>,
+    /// DNS settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<Dns>,
+}
+
+/// The error object.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorObject {
+    /// The protocol version in use (SHOULD per spec; the reference skeleton omits it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cni_version: Option<String>,
+    /// Error code: 1-99 well-known, 100+ plugin specific.
+    pub code: u32,
+    /// Short message.
+    pub msg: String,
+    /// Longer details.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<String>,
+}
+
+/// The VERSION result.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct VersionResult {
+    /// The version given on input.
+    pub cni_version: String,
+    /// Every spec version the plugin supports.
+    pub supported_versions: Vec<String>,
+}
+
+/// The CNI schemas as (file name, pretty JSON with a trailing newline).
+pub fn schemas() -> Vec<(&'static str, String)> {
+    let pretty = |v: schemars::Schema| {
+        let mut s = serde_json::to_string_pretty(&v).expect("schemas serialise");
+        s.push('\n');
+        s
+    };
+    vec![
+        (
+            "cni-result-1.0.0.schema.json",
+            pretty(schema_for!(Result100)),
+        ),
+        (
+            "cni-result-0.4.0.schema.json",
+            pretty(schema_for!(Result040)),
+        ),
+        ("cni-error.schema.json", pretty(schema_for!(ErrorObject))),
+        (
+            "cni-version.schema.json",
+            pretty(schema_for!(VersionResult)),
+        ),
+    ]
+}
+
+fn validator(index: usize) -> &'static jsonschema::Validator {
+    static VALIDATORS: OnceLock<Vec<jsonschema::Validator>> = OnceLock::new();
+    let all = VALIDATORS.get_or_init(|| {
+        schemas()
+            .into_iter()
+            .map(|(_, text)| {
+                let schema: Value = serde_json::from_str(&text).expect("generated schema is JSON");
+                jsonschema::validator_for(&schema).expect("generated schema compiles")
+            })
+            .collect()
+    });
+    &all[index]
+}
+
+fn violations(index: usize, value: &Value) -> Vec<String> {
+    validator(index)
+        .iter_errors(value)
+        .map(|e| {
+            let at = e.instance_path().to_string();
+            format!("{}: {e}", if at.is_empty() { "/" } else { &at })
+        })
+        .collect()
+}
+
+/// Which result shape a version uses.
+pub fn result_schema_for(version: &str) -> Option<&'static str> {
+    match version {
+        "1.0.0" | "1.1.0" => Some("1.0.0"),
+        "0.3.0" | "0.3.1" | "0.4.0" => Some("0.4.0"),
+        _ => None,
+    }
+}
+
+/// Validates an ADD result against the schema of `version`, then the semantics: every
+/// `ips[].interface` indexes an existing interface, gateways lie inside their subnet, the
+/// container interface's `sandbox` is the netns path. `sandbox` may be `None` for results that
+/// have no container interface (IPAM results are checked with [`validate_ipam_result`]).
+pub fn validate_result(value: &Value, version: &str, sandbox: Option<&str>) -> Vec<String> {
+    let mut problems = match result_schema_for(version) {
+        Some("1.0.0") => violations(0, value),
+        Some(_) => violations(1, value),
+        None => vec![format!("no result schema for version {version}")],
+    };
+    if value.get("cniVersion").and_then(Value::as_str) != Some(version) {
+        problems.push(format!(
+            "cniVersion is {}, expected the request's {version}",
+            value
+                .get("cniVersion")
+                .map_or("missing".to_owned(), Value::to_string)
+        ));
+    }
+    let interfaces = value
+        .get("interfaces")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for ip in value
+        .get("ips")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(i) = ip.get("interface").and_then(Value::as_u64)
+            && i as usize >= interfaces.len()
+        {
+            problems.push(format!(
+                "ips[].interface {i} indexes no interface ({} listed)",
+                interfaces.len()
+            ));
+        }
+        if let (Some(addr), Some(gw)) = (
+            ip.get("address").and_then(Value::as_str),
+            ip.get("gateway").and_then(Value::as_str),
+        ) && !in_subnet(addr, gw)
+        {
+            problems.push(format!("gateway {gw} is outside the subnet of {addr}"));
+        }
+    }
+    if let Some(ns) = sandbox {
+        let has = interfaces
+            .iter()
+            .any(|i| i.get("sandbox").and_then(Value::as_str) == Some(ns));
+        if !has && !interfaces.is_empty() {
+            problems.push(format!("no interface has sandbox == CNI_NETNS ({ns})"));
+        }
+    }
+    problems
+}
+
+/// Validates an IPAM (abbreviated) result: a result without `interfaces` and without
+/// `ips[].interface`.
+pub fn validate_ipam_result(value: &Value, version: &str) -> Vec<String> {
+    let mut problems = validate_result(value, version, None);
+    if value.get("interfaces").is_some() {
+        problems.push("an IPAM result must not carry `interfaces`".to_owned());
+    }
+    if value
+        .get("ips")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|ip| ip.get("interface").is_some())
+    {
+        problems.push("an IPAM result must not carry `ips[].interface`".to_owned());
+    }
+    problems
+}
+
+/// Validates an error object.
+pub fn validate_error(value: &Value) -> Vec<String> {
+    violations(2, value)
+}
+
+/// Validates a VERSION result.
+pub fn validate_version(value: &Value) -> Vec<String> {
+    violations(3, value)
+}
+
+fn parse_v4(s: &str) -> Option<u32> {
+    s.parse::<std::net::Ipv4Addr>().ok().map(u32::from)
+}
+
+/// Whether `gw` lies in the subnet of CIDR `addr` (IPv4; IPv6 is accepted unchecked).
+fn in_subnet(addr: &str, gw: &str) -> bool {
+    let Some((ip, len)) = addr.split_once('/') else {
+        return false;
+    };
+    let (Some(ip), Some(gw), Ok(len)) = (parse_v4(ip), parse_v4(gw), len.parse::<u32>()) else {
+        return addr.contains(':');
+    };
+    let mask = if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - len.min(32))
+    };
+    ip & mask == gw & mask
+}
+
+/// Well-known error codes and their meaning (spec §5).
+pub fn well_known_code(code: u64) -> Option<&'static str> {
+    Some(match code {
+        1 => "incompatible CNI version",
+        2 => "unsupported field in network configuration",
+        3 => "container unknown or does not exist",
+        4 => "invalid necessary environment variables",
+        5 => "I/O failure",
+        6 => "failed to decode content",
+        7 => "invalid network config",
+        11 => "try again later",
+        50 => "plugin not available",
+        51 => "plugin not available, limited connectivity",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_good_1_0_0_result_validates() {
+        let r = json!({"cniVersion":"1.0.0","interfaces":[{"name":"br"},{"name":"eth0","mac":"0e:00:00:00:00:01","sandbox":"/run/netns/x"}],
+            "ips":[{"interface":1,"address":"198.18.30.2/24","gateway":"198.18.30.1"}],"routes":[{"dst":"0.0.0.0/0"}],"dns":{}});
+        assert!(validate_result(&r, "1.0.0", Some("/run/netns/x")).is_empty());
+    }
+
+    #[test]
+    fn version_field_rules_differ_between_0_4_0_and_1_0_0() {
+        let with_version =
+            json!({"cniVersion":"1.0.0","ips":[{"version":"4","address":"198.18.30.2/24"}]});
+        assert!(!validate_result(&with_version, "1.0.0", None).is_empty());
+        let old = json!({"cniVersion":"0.4.0","ips":[{"address":"198.18.30.2/24"}]});
+        assert!(!validate_result(&old, "0.4.0", None).is_empty());
+        let old_ok =
+            json!({"cniVersion":"0.4.0","ips":[{"version":"4","address":"198.18.30.2/24"}]});
+        assert!(validate_result(&old_ok, "0.4.0", None).is_empty());
+    }
+
+    #[test]
+    fn semantic_errors_are_found() {
+        let r = json!({"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"/run/netns/other"}],
+            "ips":[{"interface":3,"address":"198.18.30.2/24","gateway":"198.18.31.1"}]});
+        let p = validate_result(&r, "1.0.0", Some("/run/netns/x"));
+        assert_eq!(p.len(), 3, "{p:?}");
+        let ipam = json!({"cniVersion":"1.0.0","interfaces":[],"ips":[{"interface":0,"address":"198.18.30.2/24"}]});
+        assert!(validate_ipam_result(&ipam, "1.0.0").len() >= 2);
+    }
+
+    #[test]
+    fn error_objects_need_code_and_msg() {
+        assert!(validate_error(&json!({"code":4,"msg":"x"})).is_empty());
+        assert!(!validate_error(&json!({"code":"4","msg":"x"})).is_empty());
+        assert!(!validate_error(&json!({"msg":"x"})).is_empty());
+    }
+}
