@@ -143,7 +143,10 @@ fn schemas(check: bool) -> Result<()> {
     let dir = repo().join("schemas");
     std::fs::create_dir_all(&dir)?;
     let mut stale = Vec::new();
-    for (name, text) in nfvi_harness::schemas::all().into_iter().chain(nfvi_suite_cni::result::schemas()) {
+    for (name, text) in nfvi_harness::schemas::all()
+        .into_iter()
+        .chain(nfvi_suite_cni::result::schemas())
+    {
         let path = dir.join(name);
         let current = std::fs::read_to_string(&path).unwrap_or_default();
         if current != text {

@@ -2261,3 +2261,962 @@ async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) 
         .map(|o| o.expect("every future completed"))
         .collect()
 }
+
+// ---- CHAIN -------------------------------------------------------------------------------
+
+use crate::runtime::{Attachment, Runtime};
+
+/// The CHAIN fixture: bridge -> tuning -> portmap -> firewall -> bandwidth, with the
+/// capability arguments a kubelet would offer.
+fn chain_list(lab: &Lab<'_>) -> (Value, Value) {
+    let mut ipam = lab.host_local(4);
+    ipam.as_object_mut().expect("object").remove("routes");
+    let list = json!({
+        "cniVersion": lab.version, "name": "nfvchain",
+        "plugins": [
+            {"type": "bridge", "bridge": "nfvbr1", "isGateway": true, "isDefaultGateway": true, "ipam": ipam},
+            {"type": "tuning", "capabilities": {"mac": true}, "sysctl": {"net.ipv4.conf.IFNAME.arp_notify": "1"}},
+            {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true},
+            {"type": "firewall", "backend": "iptables"},
+            {"type": "bandwidth", "capabilities": {"bandwidth": true}}
+        ]
+    });
+    let caps = json!({
+        "mac": "0e:00:00:00:34:42",
+        "portMappings": [
+            {"hostPort": 18080, "containerPort": 80, "protocol": "tcp"},
+            {"hostPort": 18053, "containerPort": 53, "protocol": "udp"}
+        ],
+        "bandwidth": {"ingressRate": 8_000_000, "ingressBurst": 800_000, "egressRate": 4_000_000, "egressBurst": 400_000},
+        "unknownCapability": {"ignored": true}
+    });
+    (list, caps)
+}
+
+async fn chain_attachment(lab: &Lab<'_>, caps: Value) -> Result<Attachment, Outcome> {
+    Ok(Attachment {
+        container_id: CID.to_owned(),
+        ns: lab.netns().await?,
+        ifname: "eth0".to_owned(),
+        capability_args: caps,
+    })
+}
+
+fn names(r: &Value) -> Vec<String> {
+    r["interfaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+pub(crate) async fn chain_001(lab: &Lab<'_>, _plugin: &str) -> Outcome {
+    let (list, caps) = chain_list(lab);
+    let att = t!(chain_attachment(lab, caps).await);
+    let rt = Runtime::new(lab);
+    let (last, steps) = match rt.add(&list, &att).await {
+        Ok(v) => v,
+        Err(e) => {
+            return Outcome::fail(format!(
+                "chain ADD: expected every plugin to succeed; {}",
+                e.describe()
+            ));
+        }
+    };
+    // The harness is the runtime here: its requests must follow CNI-RT-003, or the verdict on
+    // the plugins means nothing.
+    for s in &steps {
+        let declared_mac = s.request["type"] == "tuning";
+        let rc = &s.request["runtimeConfig"];
+        if s.request.get("capabilities").is_some()
+            || s.request["cniVersion"] != lab.version.as_str()
+            || s.request["name"] != "nfvchain"
+            || rc.get("unknownCapability").is_some()
+            || (declared_mac != rc.get("mac").is_some())
+        {
+            return Outcome::error(format!(
+                "the harness built a request that breaks CNI-RT-003: {}",
+                s.request
+            ));
+        }
+    }
+    let mut p = Vec::new();
+    for s in &steps {
+        let r = s.exec.json().cloned().unwrap_or_default();
+        for problem in validate_result(&r, &lab.version, Some(&att.ns.path)) {
+            p.push(format!("{}: {problem}", s.exec.plugin));
+        }
+    }
+    let first = steps[0].exec.json().cloned().unwrap_or_default();
+    if first["ips"] != last["ips"] || first["routes"] != last["routes"] {
+        p.push("ips or routes changed between the bridge result and the final result".to_owned());
+    }
+    let (n0, n1) = (names(&first), names(&last));
+    if !n0.iter().all(|n| n1.contains(n)) {
+        p.push(format!(
+            "interfaces of the bridge result were dropped: {n0:?} -> {n1:?}"
+        ));
+    }
+    let added: Vec<&String> = n1.iter().filter(|n| !n0.contains(n)).collect();
+    if added.len() != 1 {
+        p.push(format!(
+            "expected exactly one added interface (bandwidth's ifb), found {added:?}"
+        ));
+    }
+    let mac = last["interfaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|i| i["name"] == "eth0")
+        .and_then(|i| i["mac"].as_str())
+        .unwrap_or("");
+    if mac != "0e:00:00:00:34:42" {
+        p.push(format!(
+            "the final result's eth0 MAC is {mac:?}, tuning set 0e:00:00:00:34:42"
+        ));
+    }
+    let _ = rt.del(&list, &att).await;
+    if p.is_empty() {
+        Outcome::pass(format!(
+            "5-plugin chain: every step valid; final result adds {added:?} and tuning's MAC"
+        ))
+        .with_property("final result", last)
+    } else {
+        Outcome::fail(p.join("; "))
+    }
+}
+
+async fn bridge_then(lab: &Lab<'_>, ns: &Netns, version: &str) -> Result<(Value, Value), Outcome> {
+    bridge_then_as(lab, ns, version, CID).await
+}
+
+async fn bridge_then_as(
+    lab: &Lab<'_>,
+    ns: &Netns,
+    version: &str,
+    cid: &str,
+) -> Result<(Value, Value), Outcome> {
+    let mut conf = lab.bridge_conf();
+    conf["cniVersion"] = version.into();
+    let r = expect_result(
+        &lab.exec("bridge", &lab.env("ADD", ns, cid, "eth0"), &conf)
+            .await,
+        "bridge ADD",
+    )?;
+    Ok((conf, r))
+}
+
+fn noop_conf(lab: &Lab<'_>, plugin: &str) -> Value {
+    let mut c = meta_conf(lab, plugin);
+    c["name"] = "nfvnet-br".into();
+    c
+}
+
+pub(crate) async fn chain_002(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let ns = t!(lab.netns().await);
+    let (_, prev) = t!(bridge_then(lab, &ns, &lab.version).await);
+    let conf = with_prev(&noop_conf(lab, plugin), &prev);
+    let out = t!(expect_result(
+        &lab.exec(plugin, &lab.env("ADD", &ns, CID, "eth0"), &conf)
+            .await,
+        &format!("{plugin} ADD with prevResult")
+    ));
+    let _ = lab
+        .exec(plugin, &lab.env("DEL", &ns, CID, "eth0"), &conf)
+        .await;
+    if out == prev {
+        Outcome::pass("the result equals prevResult")
+    } else {
+        Outcome::fail(format!(
+            "expected prevResult echoed unchanged; got {out}, prevResult {prev}"
+        ))
+    }
+}
+
+pub(crate) async fn chain_003(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let ns = t!(lab.netns().await);
+    let (_, prev) = t!(bridge_then(lab, &ns, &lab.version).await);
+    let before = t!(lab.links(Some(&ns)).await)
+        .into_iter()
+        .find(|l| l.name == "eth0");
+    let mac = "0e:00:00:00:34:43";
+    let conf = json!({"cniVersion": lab.version, "name": "nfvnet-br", "type": plugin, "mtu": 1300, "promisc": true,
+                      "runtimeConfig": {"mac": mac}, "prevResult": prev});
+    let out = t!(expect_result(
+        &lab.exec(plugin, &lab.env("ADD", &ns, CID, "eth0"), &conf)
+            .await,
+        "tuning ADD"
+    ));
+    let during = t!(lab.links(Some(&ns)).await)
+        .into_iter()
+        .find(|l| l.name == "eth0");
+    let reported = out["interfaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|i| i["name"] == "eth0")
+        .and_then(|i| i["mac"].as_str())
+        .unwrap_or("")
+        .to_owned();
+    let check = lab
+        .exec(
+            plugin,
+            &lab.env("CHECK", &ns, CID, "eth0"),
+            &with_prev(&conf, &out),
+        )
+        .await;
+    let del = lab
+        .exec(
+            plugin,
+            &lab.env("DEL", &ns, CID, "eth0"),
+            &with_prev(&conf, &out),
+        )
+        .await;
+    let after = t!(lab.links(Some(&ns)).await)
+        .into_iter()
+        .find(|l| l.name == "eth0");
+    let mut p = Vec::new();
+    if during.as_ref().map(|l| l.mac.as_str()) != Some(mac) || reported != mac {
+        p.push(format!(
+            "expected MAC {mac} in the kernel and the result; kernel {:?}, result {reported:?}",
+            during.as_ref().map(|l| &l.mac)
+        ));
+    }
+    if during.as_ref().map(|l| l.mtu) != Some(1300) {
+        p.push(format!(
+            "MTU is {:?}, tuning set 1300",
+            during.as_ref().map(|l| l.mtu)
+        ));
+    }
+    if !check.ok() {
+        p.push(format!("CHECK: {}", check.describe()));
+    }
+    if !del.ok() {
+        p.push(format!("DEL: {}", del.describe()));
+    }
+    if after.as_ref().map(|l| &l.mac) != before.as_ref().map(|l| &l.mac)
+        || after.as_ref().map(|l| l.mtu) != before.as_ref().map(|l| l.mtu)
+    {
+        p.push(format!(
+            "DEL did not restore eth0: MAC {:?} -> {:?}, MTU {:?} -> {:?}",
+            before.as_ref().map(|l| &l.mac),
+            after.as_ref().map(|l| &l.mac),
+            before.as_ref().map(|l| l.mtu),
+            after.as_ref().map(|l| l.mtu)
+        ));
+    }
+    if p.is_empty() {
+        Outcome::pass(format!(
+            "tuning set MAC {mac} and MTU 1300, CHECK passed, DEL restored both"
+        ))
+    } else {
+        Outcome::fail(p.join("; "))
+    }
+}
+
+async fn sysctl_in(lab: &Lab<'_>, ns: &str, key: &str) -> String {
+    let path = format!("/proc/sys/{}", key.replace('.', "/"));
+    lab.run_ok("ip", &["netns", "exec", ns, "cat", &path])
+        .await
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+pub(crate) async fn chain_004(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let ns = t!(lab.netns().await);
+    let (_, prev) = t!(bridge_then(lab, &ns, &lab.version).await);
+    let rt_all_before = sysctl_in(lab, &lab.rt, "net.ipv4.conf.all.arp_ignore").await;
+    let conf = json!({"cniVersion": lab.version, "name": "nfvnet-br", "type": plugin, "prevResult": prev,
+                      "sysctl": {"net.ipv4.conf.IFNAME.arp_ignore": "2", "net.ipv4.conf.all.arp_ignore": "1"}});
+    let add = lab
+        .exec(plugin, &lab.env("ADD", &ns, CID, "eth0"), &conf)
+        .await;
+    let mut p = Vec::new();
+    if !add.ok() {
+        p.push(format!("tuning ADD: {}", add.describe()));
+    }
+    let eth0 = sysctl_in(lab, &ns.name, "net.ipv4.conf.eth0.arp_ignore").await;
+    let all = sysctl_in(lab, &ns.name, "net.ipv4.conf.all.arp_ignore").await;
+    let rt_all = sysctl_in(lab, &lab.rt, "net.ipv4.conf.all.arp_ignore").await;
+    if eth0 != "2" || all != "1" {
+        p.push(format!(
+            "inside the netns eth0 arp_ignore = {eth0:?} (want 2), all = {all:?} (want 1)"
+        ));
+    }
+    if rt_all != rt_all_before {
+        p.push(format!(
+            "the runtime namespace's all.arp_ignore changed {rt_all_before:?} -> {rt_all:?}"
+        ));
+    }
+    let bad = json!({"cniVersion": lab.version, "name": "nfvnet-br", "type": plugin, "prevResult": prev, "sysctl": {"kernel.hostname": "nfvpwned"}});
+    let ns2 = ns.clone();
+    let refused = lab
+        .exec(plugin, &lab.env("ADD", &ns2, CID, "eth0"), &bad)
+        .await;
+    if refused.ok() {
+        p.push("a non-net sysctl (kernel.hostname) was accepted".to_owned());
+    }
+    if p.is_empty() {
+        Outcome::pass(
+            "IFNAME substituted; sysctls applied in the container netns only; kernel.hostname refused",
+        )
+    } else {
+        Outcome::fail(p.join("; "))
+    }
+}
+
+async fn iptables(lab: &Lab<'_>, table: &str) -> Result<String, Outcome> {
+    lab.run_ok(
+        "ip",
+        &["netns", "exec", &lab.rt, "iptables-save", "-t", table],
+    )
+    .await
+}
+
+fn container_ip(r: &Value) -> String {
+    r["ips"][0]["address"]
+        .as_str()
+        .unwrap_or_default()
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+pub(crate) async fn chain_005(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let ns = t!(lab.netns().await);
+    let (_, prev) = t!(bridge_then(lab, &ns, &lab.version).await);
+    let ip = container_ip(&prev);
+    let conf = json!({"cniVersion": lab.version, "name": "nfvnet-br", "type": plugin, "snat": true, "prevResult": prev,
+        "runtimeConfig": {"portMappings": [{"hostPort": 18080, "containerPort": 80, "protocol": "tcp"}, {"hostPort": 18053, "containerPort": 53, "protocol": "udp"}]}});
+    let out = t!(expect_result(
+        &lab.exec(plugin, &lab.env("ADD", &ns, CID, "eth0"), &conf)
+            .await,
+        "portmap ADD"
+    ));
+    let nat = t!(iptables(lab, "nat").await);
+    let mut p = Vec::new();
+    for (port, to) in [("18080", format!("{ip}:80")), ("18053", format!("{ip}:53"))] {
+        if !nat.lines().any(|l| {
+            l.contains("DNAT") && l.contains(&format!("--dport {port}")) && l.contains(&to)
+        }) {
+            p.push(format!("no DNAT rule for port {port} to {to}"));
+        }
+    }
+    let check = lab
+        .exec(
+            plugin,
+            &lab.env("CHECK", &ns, CID, "eth0"),
+            &with_prev(&conf, &out),
+        )
+        .await;
+    if !check.ok() {
+        p.push(format!("CHECK: {}", check.describe()));
+    }
+    let d1 = lab
+        .exec(
+            plugin,
+            &lab.env("DEL", &ns, CID, "eth0"),
+            &with_prev(&conf, &out),
+        )
+        .await;
+    let after = t!(iptables(lab, "nat").await);
+    let d2 = lab
+        .exec(
+            plugin,
+            &lab.env("DEL", &ns, CID, "eth0"),
+            &with_prev(&conf, &out),
+        )
+        .await;
+    if !d1.ok() || !d2.ok() {
+        p.push(format!(
+            "DEL: {}; second DEL: {}",
+            d1.describe(),
+            d2.describe()
+        ));
+    }
+    if after.lines().any(|l| l.contains("DNAT") && l.contains(&ip)) {
+        p.push("DNAT rules remain after DEL".to_owned());
+    }
+    if p.is_empty() {
+        Outcome::pass(format!(
+            "DNAT 18080->{ip}:80 and 18053->{ip}:53 installed, CHECK passed, DEL removed them, second DEL ok"
+        ))
+    } else {
+        Outcome::fail(p.join("; "))
+    }
+}
+
+pub(crate) async fn chain_006(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let ns = t!(lab.netns().await);
+    let conf = meta_conf(lab, plugin);
+    let exec = lab
+        .exec(plugin, &lab.env("ADD", &ns, CID, "eth0"), &conf)
+        .await;
+    let clean_error = !exec.ok() && exec.json().is_some_and(|v| validate_error(v).is_empty());
+    let pass_through = exec.ok()
+        && exec
+            .json()
+            .is_some_and(|v| validate_result(v, &lab.version, None).is_empty());
+    if clean_error || pass_through {
+        Outcome::pass(if clean_error {
+            format!("failed cleanly: {}", exec.msg())
+        } else {
+            "passed through a valid result".to_owned()
+        })
+    } else {
+        fail_expected(
+            &format!("{plugin} as the first plugin"),
+            "a JSON error or a valid pass-through result",
+            &exec,
+        )
+    }
+}
+
+pub(crate) async fn chain_007(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let ns = t!(lab.netns().await);
+    let (_, prev) = t!(bridge_then(lab, &ns, &lab.version).await);
+    let ip = container_ip(&prev);
+    let conf = json!({"cniVersion": lab.version, "name": "nfvnet-br", "type": plugin, "backend": "iptables", "prevResult": prev});
+    let out = t!(expect_result(
+        &lab.exec(plugin, &lab.env("ADD", &ns, CID, "eth0"), &conf)
+            .await,
+        "firewall ADD"
+    ));
+    let filter = t!(iptables(lab, "filter").await);
+    let mut p = Vec::new();
+    if !filter
+        .lines()
+        .any(|l| l.contains("CNI-") && l.contains(&ip))
+    {
+        p.push(format!("no CNI-FORWARD rule mentions {ip}"));
+    }
+    let check = lab
+        .exec(
+            plugin,
+            &lab.env("CHECK", &ns, CID, "eth0"),
+            &with_prev(&conf, &out),
+        )
+        .await;
+    if !check.ok() {
+        p.push(format!("CHECK: {}", check.describe()));
+    }
+    let d1 = lab
+        .exec(
+            plugin,
+            &lab.env("DEL", &ns, CID, "eth0"),
+            &with_prev(&conf, &out),
+        )
+        .await;
+    let after = t!(iptables(lab, "filter").await);
+    let d2 = lab
+        .exec(
+            plugin,
+            &lab.env("DEL", &ns, CID, "eth0"),
+            &with_prev(&conf, &out),
+        )
+        .await;
+    if !d1.ok() || !d2.ok() {
+        p.push(format!(
+            "DEL: {}; second DEL: {}",
+            d1.describe(),
+            d2.describe()
+        ));
+    }
+    if after.lines().any(|l| l.contains(&ip)) {
+        p.push(format!("rules for {ip} remain after DEL"));
+    }
+    if p.is_empty() {
+        Outcome::pass(format!(
+            "CNI-FORWARD rules for {ip} installed, checked and removed; DEL twice ok"
+        ))
+    } else {
+        Outcome::fail(p.join("; "))
+    }
+}
+
+pub(crate) async fn chain_008(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let ns = t!(lab.netns().await);
+    let (_, prev) = t!(bridge_then(lab, &ns, &lab.version).await);
+    let conf = json!({"cniVersion": lab.version, "name": "nfvnet-br", "type": plugin, "prevResult": prev,
+        "runtimeConfig": {"bandwidth": {"ingressRate": 8_000_000, "ingressBurst": 800_000, "egressRate": 4_000_000, "egressBurst": 400_000}}});
+    let out = t!(expect_result(
+        &lab.exec(plugin, &lab.env("ADD", &ns, CID, "eth0"), &conf)
+            .await,
+        "bandwidth ADD"
+    ));
+    let qdiscs = t!(lab
+        .run_ok("ip", &["netns", "exec", &lab.rt, "tc", "qdisc", "show"])
+        .await);
+    let added: Vec<String> = names(&out)
+        .into_iter()
+        .filter(|n| !names(&prev).contains(n))
+        .collect();
+    let mut p = Vec::new();
+    if !qdiscs.contains("tbf") {
+        p.push("no tbf qdisc in the runtime namespace".to_owned());
+    }
+    let links = t!(lab.links(None).await);
+    let ifb = added.iter().find(|n| {
+        links
+            .iter()
+            .any(|l| &&l.name == n && l.kind.as_deref() == Some("ifb"))
+    });
+    if ifb.is_none() {
+        p.push(format!(
+            "no ifb device added to the result and present on the host (added: {added:?})"
+        ));
+    }
+    let check = lab
+        .exec(
+            plugin,
+            &lab.env("CHECK", &ns, CID, "eth0"),
+            &with_prev(&conf, &out),
+        )
+        .await;
+    if !check.ok() {
+        p.push(format!("CHECK: {}", check.describe()));
+    }
+    let d1 = lab
+        .exec(
+            plugin,
+            &lab.env("DEL", &ns, CID, "eth0"),
+            &with_prev(&conf, &out),
+        )
+        .await;
+    let d2 = lab
+        .exec(
+            plugin,
+            &lab.env("DEL", &ns, CID, "eth0"),
+            &with_prev(&conf, &out),
+        )
+        .await;
+    if !d1.ok() || !d2.ok() {
+        p.push(format!(
+            "DEL: {}; second DEL: {}",
+            d1.describe(),
+            d2.describe()
+        ));
+    }
+    if let Some(ifb) = ifb
+        && t!(lab.links(None).await).iter().any(|l| &l.name == ifb)
+    {
+        p.push(format!("ifb {ifb} remains after DEL"));
+    }
+    if p.is_empty() {
+        Outcome::pass(format!(
+            "tbf on the host veth, ifb {} in the result, removed on DEL; DEL twice ok",
+            ifb.map_or("", |s| s)
+        ))
+        .with_property("qdiscs", qdiscs)
+    } else {
+        Outcome::fail(p.join("; ")).with_property("qdiscs", qdiscs)
+    }
+}
+
+pub(crate) async fn chain_009(lab: &Lab<'_>, _plugin: &str) -> Outcome {
+    let (list, caps) = chain_list(lab);
+    let att = t!(chain_attachment(lab, caps).await);
+    let rt = Runtime::new(lab);
+    let before = t!(lab.host_snapshot().await);
+    let first_result = match rt.add(&list, &att).await {
+        Ok((_, steps)) => steps[0].exec.json().cloned().unwrap_or_default(),
+        Err(e) => return Outcome::fail(format!("chain ADD: {}", e.describe())),
+    };
+    let mut p = Vec::new();
+    if let Err(e) = rt.check(&list, &att).await {
+        p.push(format!("chain CHECK (list order): {}", e.describe()));
+    }
+    if let Err(e) = rt.del(&list, &att).await {
+        p.push(format!("chain DEL (reverse order): {}", e.describe()));
+    }
+    let after = t!(lab.host_snapshot().await);
+    // Anything left that names the attachment (its address, container ID or host interfaces)
+    // is a leak. Shared infrastructure the plugins create on first use and keep for the next
+    // container (the bridge, the CNI-FORWARD and CNI-HOSTPORT-* base chains) is recorded but
+    // allowed, like the bridge itself.
+    let ip = container_ip(&first_result);
+    let mut markers: Vec<String> = names(&first_result)
+        .into_iter()
+        .filter(|n| n != "eth0" && n != "nfvbr1")
+        .collect();
+    markers.push(CID.to_owned());
+    markers.push(ip.clone());
+    let added: Vec<&String> = after.iter().filter(|l| !before.contains(l)).collect();
+    let leaked: Vec<&&String> = added
+        .iter()
+        .filter(|l| {
+            markers
+                .iter()
+                .any(|m| !m.is_empty() && l.contains(m.as_str()))
+        })
+        .collect();
+    let removed: Vec<&String> = before.iter().filter(|l| !after.contains(l)).collect();
+    if !leaked.is_empty() || !removed.is_empty() {
+        p.push(format!(
+            "host state of the attachment survived DEL: {leaked:?}; removed: {removed:?}"
+        ));
+    }
+    let shared: Vec<&&String> = added.iter().filter(|l| !leaked.contains(l)).collect();
+    let res = lab.reservations("nfvchain");
+    if !res.is_empty() {
+        p.push(format!("IPAM reservations left: {res:?}"));
+    }
+    let left = t!(only_lo(lab, &att.ns).await);
+    if !left.is_empty() {
+        p.push(format!("container netns still has {left:?}"));
+    }
+    if rt.cached(&list, &att).is_some() {
+        p.push("the runtime's cached result survived a successful DEL".to_owned());
+    }
+    let o = if p.is_empty() {
+        Outcome::pass(
+            "chain CHECK passed; reverse DEL removed every rule, qdisc, link and reservation of the attachment",
+        )
+    } else {
+        Outcome::fail(p.join("; "))
+    };
+    o.with_property(
+        "shared infrastructure kept after DEL",
+        format!("{shared:?}"),
+    )
+}
+
+pub(crate) async fn chain_010(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let ns = t!(lab.netns().await);
+    let (_, prev) = t!(bridge_then(lab, &ns, "0.4.0").await);
+    let mut conf = noop_conf(lab, plugin);
+    conf["cniVersion"] = "0.4.0".into();
+    let out = t!(expect_result(
+        &lab.exec(
+            plugin,
+            &lab.env("ADD", &ns, CID, "eth0"),
+            &with_prev(&conf, &prev)
+        )
+        .await,
+        "ADD at 0.4.0 with a 0.4.0 prevResult"
+    ));
+    let p = validate_result(&out, "0.4.0", Some(&ns.path));
+    let _ = lab
+        .exec(
+            plugin,
+            &lab.env("DEL", &ns, CID, "eth0"),
+            &with_prev(&conf, &out),
+        )
+        .await;
+    if p.is_empty() {
+        Outcome::pass("the 0.4.0 chain got a 0.4.0-shaped result (ips[].version present)")
+    } else {
+        Outcome::fail(format!("expected a 0.4.0 result: {}", p.join("; ")))
+    }
+}
+
+pub(crate) async fn chain_011(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let ns = t!(lab.netns().await);
+    let (_, prev) = t!(bridge_then(lab, &ns, &lab.version).await);
+    let mut conf = with_prev(&noop_conf(lab, plugin), &prev);
+    conf["capabilities"] = json!({"mac": true, "portMappings": true});
+    let rc = conf
+        .get("runtimeConfig")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    let mut rc = rc;
+    rc["nfvUnknownKey"] = json!({"x": 1});
+    conf["runtimeConfig"] = rc;
+    let exec = lab
+        .exec(plugin, &lab.env("ADD", &ns, CID, "eth0"), &conf)
+        .await;
+    let _ = lab
+        .exec(plugin, &lab.env("DEL", &ns, CID, "eth0"), &conf)
+        .await;
+    if exec.ok() {
+        Outcome::pass("a stray capabilities key and an unknown runtimeConfig key were tolerated")
+    } else {
+        fail_expected(
+            "ADD with a stray capabilities key and unknown runtimeConfig",
+            "exit 0",
+            &exec,
+        )
+    }
+}
+
+pub(crate) async fn chain_012(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let mut p = Vec::new();
+    for (n, key) in [
+        "net.ipv4.conf.IFNAME.arp_notify",
+        "net.ipv4.conf.eth0.arp_notify",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let ns = t!(lab.netns().await);
+        let cid = format!("nfvsysctl{n}");
+        let (_, prev) = t!(bridge_then_as(lab, &ns, &lab.version, &cid).await);
+        let conf = json!({"cniVersion": lab.version, "name": "nfvnet-br", "type": plugin, "sysctl": {key: "1"}});
+        let out = lab
+            .exec(
+                plugin,
+                &lab.env("ADD", &ns, &cid, "eth0"),
+                &with_prev(&conf, &prev),
+            )
+            .await;
+        let Some(r) = out.json().filter(|_| out.ok()).cloned() else {
+            p.push(format!("ADD with {key}: {}", out.describe()));
+            continue;
+        };
+        let check = lab
+            .exec(
+                plugin,
+                &lab.env("CHECK", &ns, &cid, "eth0"),
+                &with_prev(&conf, &r),
+            )
+            .await;
+        if !check.ok() {
+            p.push(format!(
+                "CHECK right after ADD with {key}: {}",
+                check.describe()
+            ));
+        }
+    }
+    if p.is_empty() {
+        Outcome::pass("CHECK right after ADD passed for the IFNAME placeholder and a literal key")
+    } else {
+        Outcome::fail(p.join("; "))
+    }
+}
+
+pub(crate) async fn chain_013(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let ns = t!(lab.netns().await);
+    let conf = t!(lab.conf_for(plugin).await);
+    let prev = json!({"cniVersion": lab.version,
+        "interfaces": [{"name": "nfvprev0", "mac": "0e:00:00:00:39:01", "sandbox": ns.path}],
+        "ips": [{"interface": 0, "address": "198.18.39.201/24", "gateway": "198.18.39.1"}],
+        "routes": [{"dst": "198.18.38.0/24", "gw": "198.18.39.1"}],
+        "dns": {"nameservers": ["198.18.39.53"], "search": ["nfv.example"]}});
+    let out = t!(expect_result(
+        &lab.exec(
+            plugin,
+            &lab.env("ADD", &ns, CID, "net1"),
+            &with_prev(&conf, &prev)
+        )
+        .await,
+        &format!("{plugin} ADD as the second plugin")
+    ));
+    let mut p = Vec::new();
+    if !names(&out).iter().any(|n| n == "nfvprev0") {
+        p.push("the prevResult interface nfvprev0 is missing".to_owned());
+    }
+    if !out["ips"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|i| i["address"] == "198.18.39.201/24")
+    {
+        p.push("the prevResult address 198.18.39.201/24 is missing".to_owned());
+    }
+    if !out["routes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|r| r["dst"] == "198.18.38.0/24")
+    {
+        p.push("the prevResult route 198.18.38.0/24 is missing".to_owned());
+    }
+    if out["dns"]["nameservers"]
+        .as_array()
+        .is_none_or(|n| !n.iter().any(|x| x == "198.18.39.53"))
+    {
+        p.push("the prevResult DNS nameserver is missing".to_owned());
+    }
+    if p.is_empty() {
+        Outcome::pass("prevResult interfaces, ips, routes and dns kept in the output")
+    } else {
+        Outcome::fail(p.join("; ")).with_property("result", out)
+    }
+}
+
+pub(crate) async fn chk_010(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let ns = t!(lab.netns().await);
+    let (conf, prev) = t!(bridge_then(lab, &ns, &lab.version).await);
+    let tuning = json!({"cniVersion": lab.version, "name": "nfvnet-br", "type": "tuning", "runtimeConfig": {"mac": "0e:00:00:00:34:44"}});
+    let fin = t!(expect_result(
+        &lab.exec(
+            "tuning",
+            &lab.env("ADD", &ns, CID, "eth0"),
+            &with_prev(&tuning, &prev)
+        )
+        .await,
+        "tuning ADD (mac)"
+    ));
+    let check = lab
+        .exec(
+            plugin,
+            &lab.env("CHECK", &ns, CID, "eth0"),
+            &with_prev(&conf, &fin),
+        )
+        .await;
+    let tcheck = lab
+        .exec(
+            "tuning",
+            &lab.env("CHECK", &ns, CID, "eth0"),
+            &with_prev(&tuning, &fin),
+        )
+        .await;
+    if check.ok() && tcheck.ok() {
+        Outcome::pass("bridge and tuning CHECK accept the final result with tuning's MAC")
+    } else {
+        Outcome::fail(format!(
+            "expected both CHECKs to pass with the final chain result; bridge: {}, tuning: {}",
+            check.describe(),
+            tcheck.describe()
+        ))
+    }
+}
+
+// ---- more ADD / IPAM / DEL ----------------------------------------------------------------
+
+pub(crate) async fn add_014(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let resolv = lab.dir.join("resolv.conf");
+    if let Err(e) = std::fs::write(&resolv, "nameserver 198.18.39.53\nsearch nfv.example\n") {
+        return Outcome::error(format!("cannot write {}: {e}", resolv.display()));
+    }
+    let mut ipam = lab.host_local(3);
+    ipam.as_object_mut().expect("object").remove("routes");
+    ipam["resolvConf"] = resolv.display().to_string().into();
+    let ns = t!(lab.netns().await);
+    let direct = json!({"cniVersion": lab.version, "name": "nfvnet-dns", "ipam": ipam});
+    let ipam_result = t!(expect_result(
+        &lab.exec(
+            "host-local",
+            &lab.env("ADD", &ns, "nfvdns0", "eth0"),
+            &direct
+        )
+        .await,
+        "host-local ADD with resolvConf"
+    ));
+    let mut plugin_dns = lab.bridge_conf();
+    plugin_dns["ipam"] = ipam.clone();
+    plugin_dns["dns"] = json!({"nameservers": ["198.18.39.54"]});
+    let ns1 = t!(lab.netns().await);
+    let with_plugin_dns = t!(expect_result(
+        &lab.exec(
+            plugin,
+            &lab.env("ADD", &ns1, "nfvdns1", "eth0"),
+            &plugin_dns
+        )
+        .await,
+        "bridge ADD with plugin-level dns"
+    ));
+    let mut only_ipam = lab.bridge_conf();
+    only_ipam["ipam"] = ipam;
+    let ns2 = t!(lab.netns().await);
+    let with_ipam_dns = t!(expect_result(
+        &lab.exec(plugin, &lab.env("ADD", &ns2, "nfvdns2", "eth0"), &only_ipam)
+            .await,
+        "bridge ADD with IPAM dns only"
+    ));
+    let mut p = Vec::new();
+    if with_plugin_dns["dns"]["nameservers"] != json!(["198.18.39.54"]) {
+        p.push(format!(
+            "the plugin-level dns block was not copied: {}",
+            with_plugin_dns["dns"]
+        ));
+    }
+    if with_ipam_dns["dns"] != ipam_result["dns"] {
+        p.push(format!("the DNS host-local returned ({}) is not in the bridge result ({}); 0.4.0 says they should match", ipam_result["dns"], with_ipam_dns["dns"]));
+    }
+    let o = if p.is_empty() {
+        Outcome::pass("plugin-level dns copied; IPAM dns propagated")
+    } else {
+        Outcome::fail(p.join("; "))
+    };
+    o.with_property("host-local dns", ipam_result["dns"].to_string())
+        .with_property("bridge dns (IPAM only)", with_ipam_dns["dns"].to_string())
+}
+
+pub(crate) async fn ipam_003(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let ns = t!(lab.netns().await);
+    let (subnet, _) = lab.subnet(3);
+    let at = |host: u8| subnet.replace(".0/24", &format!(".{host}"));
+    let mut p = Vec::new();
+    let base = ipam_conf(lab, plugin, 3);
+    let mut cases = Vec::new();
+    if plugin == "host-local" {
+        let mut rc = base.clone();
+        rc["runtimeConfig"] = json!({"ips": [at(66)]});
+        cases.push(("runtimeConfig.ips", rc, Some(at(66))));
+        let mut args = base.clone();
+        args["args"] = json!({"cni": {"ips": [at(67)]}});
+        cases.push(("args.cni.ips", args, Some(at(67))));
+        let mut out = base.clone();
+        out["runtimeConfig"] = json!({"ips": ["198.19.250.1"]});
+        cases.push(("an out-of-range request", out, None));
+    } else {
+        let mut rc = json!({"cniVersion": lab.version, "name": "nfvnet-static", "capabilities": {"ips": true},
+                            "ipam": {"type": "static", "routes": [{"dst": "0.0.0.0/0"}]}});
+        rc["runtimeConfig"] = json!({"ips": [format!("{}/24", at(68))]});
+        cases.push(("runtimeConfig.ips", rc, Some(at(68))));
+    }
+    for (i, (what, conf, want)) in cases.into_iter().enumerate() {
+        let cid = format!("nfvreq{i}");
+        let exec = lab
+            .exec(plugin, &lab.env("ADD", &ns, &cid, "eth0"), &conf)
+            .await;
+        match want {
+            Some(ip) => {
+                let got = exec
+                    .json()
+                    .and_then(|v| v["ips"][0]["address"].as_str())
+                    .unwrap_or("")
+                    .to_owned();
+                if !exec.ok() || !got.starts_with(&format!("{ip}/")) {
+                    p.push(format!("{what} asked for {ip}: {}", exec.describe()));
+                }
+            }
+            None => {
+                let leaked = lab
+                    .reservations("nfvnet-ipam")
+                    .into_iter()
+                    .filter(|(_, c)| c.contains(&cid))
+                    .count();
+                if exec.ok() || leaked > 0 {
+                    p.push(format!(
+                        "{what} should fail without a reservation: {}, {leaked} reservations",
+                        exec.describe()
+                    ));
+                }
+            }
+        }
+    }
+    if p.is_empty() {
+        Outcome::pass(
+            "requested addresses honoured; an unsatisfiable request failed without leaking",
+        )
+    } else {
+        Outcome::fail(p.join("; "))
+    }
+}
+
+pub(crate) async fn del_007(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let a = t!(attach(lab, plugin).await);
+    let file = lab.dir.join("not-a-netns");
+    if let Err(e) = std::fs::write(&file, b"") {
+        return Outcome::error(format!("cannot create {}: {e}", file.display()));
+    }
+    let mut env = lab.env("DEL", &a.ns, CID, "eth0");
+    env.netns = Some(file.display().to_string());
+    let exec = lab.exec(plugin, &env, &with_prev(&a.conf, &a.result)).await;
+    let res = lab.reservations(&net_name(&a.conf));
+    if exec.ok() && res.is_empty() {
+        Outcome::pass(
+            "DEL with CNI_NETNS pointing at a regular file exited 0 and released the address",
+        )
+    } else {
+        Outcome::fail(format!(
+            "expected a best-effort DEL (exit 0, address released); got {}, reservations {res:?}",
+            exec.describe()
+        ))
+    }
+}

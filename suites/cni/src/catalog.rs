@@ -78,619 +78,93 @@ macro_rules! assertion {
     };
 }
 
+#[rustfmt::skip]
 pub(crate) static CATALOG: &[Assertion] = &[
-    assertion!(
-        "CNI-ENV-001",
-        Should,
-        "§2 Parameters; §5 error code 4",
-        "Invocation without CNI_COMMAND is rejected with code 4",
-        &["bridge"],
-        true,
-        env_001
-    ),
-    assertion!(
-        "CNI-ENV-002",
-        Must,
-        "§2 CNI operations; §5 error code 4",
-        "Unknown CNI_COMMAND fails with code 4 naming the command",
-        &["bridge"],
-        true,
-        env_002
-    ),
-    assertion!(
-        "CNI-ENV-003",
-        Must,
-        "§2 ADD required environment; §5 code 4",
-        "ADD without CNI_CONTAINERID fails with code 4; nothing created",
-        &["bridge"],
-        true,
-        env_003
-    ),
-    assertion!(
-        "CNI-ENV-004",
-        Must,
-        "§2 ADD required environment; §5 code 4",
-        "ADD without CNI_NETNS fails with code 4",
-        &["bridge"],
-        true,
-        env_004
-    ),
-    assertion!(
-        "CNI-ENV-005",
-        Must,
-        "§2 ADD required environment; §5 code 4",
-        "ADD without CNI_IFNAME fails with code 4",
-        &["bridge"],
-        true,
-        env_005
-    ),
-    assertion!(
-        "CNI-ENV-006",
-        Must,
-        "§2 ADD/DEL/CHECK optional CNI_PATH",
-        "A plugin that delegates nothing accepts ADD/DEL without CNI_PATH",
-        &["loopback", "bridge"],
-        true,
-        env_006
-    ),
-    assertion!(
-        "CNI-ENV-007",
-        Must,
-        "§2 DEL: CNI_NETNS optional",
-        "DEL without CNI_NETNS succeeds and releases the address",
-        &["bridge"],
-        false,
-        env_007
-    ),
-    assertion!(
-        "CNI-ENV-008",
-        Should,
-        "§2 Parameters (CNI_CONTAINERID format)",
-        "Invalid container IDs are rejected; valid exotic IDs accepted",
-        &["bridge"],
-        true,
-        env_008
-    ),
-    assertion!(
-        "CNI-ENV-009",
-        Must,
-        "§2 Parameters: CNI_IFNAME",
-        "Unusable interface names fail without residue",
-        &["bridge", "macvlan"],
-        false,
-        env_009
-    ),
-    assertion!(
-        "CNI-ENV-010",
-        Info,
-        "§2 CNI_ARGS; CONVENTIONS",
-        "Unknown CNI_ARGS keys rejected unless IgnoreUnknown=1",
-        &["bridge"],
-        true,
-        env_010
-    ),
-    assertion!(
-        "CNI-ENV-011",
-        Should,
-        "CONVENTIONS CNI_ARGS IP",
-        "CNI_ARGS IP=<addr> requests a specific address",
-        &["bridge"],
-        false,
-        env_011
-    ),
-    assertion!(
-        "CNI-CONF-001",
-        Should,
-        "§5 error code 6",
-        "Malformed JSON is rejected with code 6",
-        &["bridge", "host-local", "macvlan", "ptp"],
-        true,
-        conf_001
-    ),
-    assertion!(
-        "CNI-CONF-002",
-        Should,
-        "§1 name required; §5 code 7",
-        "A config without name is rejected with code 7",
-        &["bridge"],
-        true,
-        conf_002
-    ),
-    assertion!(
-        "CNI-CONF-003",
-        Should,
-        "§1 name grammar; §5 code 7",
-        "Network names with invalid characters are rejected with code 7",
-        &["bridge"],
-        true,
-        conf_003
-    ),
-    assertion!(
-        "CNI-CONF-004",
-        Info,
-        "§1 plugins may define additional fields",
-        "Unknown vendor keys are tolerated",
-        &["bridge"],
-        false,
-        conf_004
-    ),
-    assertion!(
-        "CNI-CONF-005",
-        Info,
-        "§5 Version; libcni decoder",
-        "A config without cniVersion is treated as 0.1.0",
-        &["bridge"],
-        true,
-        conf_005
-    ),
-    assertion!(
-        "CNI-CONF-006",
-        Should,
-        "§5 error code 6",
-        "Empty stdin for ADD fails with a decode error",
-        &["bridge"],
-        true,
-        conf_006
-    ),
-    assertion!(
-        "CNI-VER-001",
-        Must,
-        "§2 VERSION; §5 VERSION success",
-        "VERSION exits 0 with {cniVersion, supportedVersions}",
-        ALL16,
-        true,
-        ver_001
-    ),
-    assertion!(
-        "CNI-VER-002",
-        Must,
-        "§5 VERSION success: cniVersion is the input's",
-        "VERSION echoes the input cniVersion",
-        ALL16,
-        true,
-        ver_002
-    ),
-    assertion!(
-        "CNI-VER-003",
-        Must,
-        "§2 VERSION: only CNI_COMMAND required",
-        "VERSION works with only CNI_COMMAND and empty stdin",
-        ALL16,
-        true,
-        ver_003
-    ),
-    assertion!(
-        "CNI-VER-004",
-        Must,
-        "§1 Version considerations; §5 code 1",
-        "ADD at an unsupported cniVersion fails with code 1, no side effects",
-        &["bridge", "macvlan", "ptp", "host-local"],
-        true,
-        ver_004
-    ),
-    assertion!(
-        "CNI-VER-005",
-        Must,
-        "§5 ADD success cniVersion; per-version result schema",
-        "Results carry the request's version and match that version's schema",
-        IFACE,
-        false,
-        ver_005
-    ),
-    assertion!(
-        "CNI-VER-006",
-        Must,
-        "0.4.0: CHECK introduced in 0.4.0",
-        "CHECK below 0.4.0 fails with code 1",
-        &["bridge"],
-        true,
-        ver_006
-    ),
-    assertion!(
-        "CNI-VER-007",
-        Must,
-        "§1 Version considerations (plugins support subsets)",
-        "A version missing from supportedVersions is rejected with code 1",
-        &["firewall", "bandwidth", "vrf"],
-        true,
-        ver_007
-    ),
-    assertion!(
-        "CNI-VER-008",
-        Info,
-        "1.1.0 §2 GC / STATUS",
-        "GC and STATUS answer consistently with supportedVersions",
-        ALL16,
-        true,
-        ver_008
-    ),
-    assertion!(
-        "CNI-ADD-001",
-        Must,
-        "§2 ADD; §5 ADD success",
-        "ADD prints exactly one JSON result valid for the version",
-        IFACE,
-        false,
-        add_001
-    ),
-    assertion!(
-        "CNI-ADD-002",
-        Must,
-        "§5 ADD success interfaces/ips/routes",
-        "The netns matches the result: interface, UP, MAC, sandbox, addresses, routes",
-        IFACE,
-        false,
-        add_002
-    ),
-    assertion!(
-        "CNI-ADD-003",
-        Must,
-        "§5 interfaces.sandbox; bridge plugin",
-        "Host side: bridge and veth without sandbox, veth enslaved and peered, gateway on the bridge",
-        &["bridge"],
-        false,
-        add_003
-    ),
-    assertion!(
-        "CNI-ADD-004",
-        Must,
-        "§2 ADD: existing CNI_IFNAME must be an error",
-        "ADD onto an existing CNI_IFNAME fails and leaves it untouched",
-        IFACE,
-        false,
-        add_004
-    ),
-    assertion!(
-        "CNI-ADD-007",
-        Should,
-        "CONVENTIONS capability mac; §3 runtimeConfig",
-        "runtimeConfig.mac sets and reports the container MAC",
-        &["bridge", "macvlan"],
-        false,
-        add_007
-    ),
-    assertion!(
-        "CNI-ADD-008",
-        Must,
-        "§2 ADD; §3 same container, different ifname",
-        "Two attachments of one container coexist; DEL of one leaves the other",
-        &["bridge"],
-        false,
-        add_008
-    ),
-    assertion!(
-        "CNI-ADD-009",
-        Should,
-        "bridge plugin mtu",
-        "bridge mtu applies to the container interface and the host veth",
-        &["bridge"],
-        false,
-        add_009
-    ),
-    assertion!(
-        "CNI-ADD-010",
-        Must,
-        "§2 ADD (netns must be usable)",
-        "ADD into a missing netns fails without host residue",
-        &["bridge", "macvlan", "ptp", "loopback"],
-        false,
-        add_010
-    ),
-    assertion!(
-        "CNI-ADD-011",
-        Must,
-        "macvlan plugin; §5 ADD success",
-        "macvlan interface of the configured master and mode, matching the result",
-        &["macvlan"],
-        false,
-        add_011
-    ),
-    assertion!(
-        "CNI-ADD-012",
-        Must,
-        "ptp plugin; §5 ADD success",
-        "ptp: veth pair and a host /32 route to the container",
-        &["ptp"],
-        false,
-        add_012
-    ),
-    assertion!(
-        "CNI-ADD-013",
-        Must,
-        "loopback plugin; §5 ADD success",
-        "loopback brings lo up and reports it with 127.0.0.1/8",
-        &["loopback"],
-        false,
-        add_013
-    ),
-    assertion!(
-        "CNI-ADD-015",
-        Should,
-        "bridge ipMasq; §1 well-known key ipMasq",
-        "ipMasq installs a per-container masquerade chain, removed on DEL",
-        &["bridge"],
-        false,
-        add_015
-    ),
-    assertion!(
-        "CNI-IPAM-001",
-        Must,
-        "§5 delegated plugins: abbreviated result",
-        "IPAM plugins return the abbreviated result",
-        &["host-local", "static"],
-        false,
-        ipam_001
-    ),
-    assertion!(
-        "CNI-IPAM-002",
-        Must,
-        "host-local; §2 DEL",
-        "host-local persists a reservation with container ID and ifname and removes it on DEL",
-        &["host-local"],
-        false,
-        ipam_002
-    ),
-    assertion!(
-        "CNI-IPAM-004",
-        Must,
-        "host-local; §5 Error",
-        "Range exhaustion fails with a JSON error; releasing makes room again",
-        &["host-local"],
-        false,
-        ipam_004
-    ),
-    assertion!(
-        "CNI-IPAM-005",
-        Must,
-        "§2 DEL: accept multiple DELs",
-        "IPAM DEL is idempotent",
-        &["host-local", "static"],
-        false,
-        ipam_005
-    ),
-    assertion!(
-        "CNI-IPAM-006",
-        Must,
-        "§3 Lifecycle: concurrent execution across containers",
-        "40 concurrent ADDs get 40 distinct addresses; concurrent DELs release all",
-        &["host-local"],
-        false,
-        ipam_006
-    ),
-    assertion!(
-        "CNI-IPAM-007",
-        Should,
-        "§2 CHECK: missing reservations are errors",
-        "host-local CHECK passes while reserved, fails after release",
-        &["host-local"],
-        false,
-        ipam_007
-    ),
-    assertion!(
-        "CNI-IPAM-008",
-        Must,
-        "§4 delegated plugins on DEL",
-        "The main plugin's DEL releases the IPAM reservation",
-        IFACE,
-        false,
-        ipam_008
-    ),
-    assertion!(
-        "CNI-IPAM-009",
-        Info,
-        "§2 ADD: no second ADD for the same attachment",
-        "host-local refuses a second ADD for the same container and ifname",
-        &["host-local"],
-        false,
-        ipam_009
-    ),
-    assertion!(
-        "CNI-DEL-001",
-        Must,
-        "§2 DEL",
-        "DEL after ADD: exit 0, no output, interfaces gone, address released",
-        IFACE,
-        false,
-        del_001
-    ),
-    assertion!(
-        "CNI-DEL-002",
-        Must,
-        "§2 DEL: accept multiple DEL calls",
-        "Repeated DEL of the same attachment exits 0",
-        &["bridge", "macvlan", "ptp", "loopback"],
-        false,
-        del_002
-    ),
-    assertion!(
-        "CNI-DEL-003",
-        Must,
-        "§2 DEL: success when resources are missing",
-        "DEL of a never-added attachment exits 0",
-        ERR_PLUGINS,
-        false,
-        del_003
-    ),
-    assertion!(
-        "CNI-DEL-004",
-        Should,
-        "§2 DEL: success when the netns is gone",
-        "DEL after the netns was deleted exits 0 and releases the address",
-        &["bridge", "macvlan", "ptp", "loopback"],
-        false,
-        del_004
-    ),
-    assertion!(
-        "CNI-DEL-005",
-        Should,
-        "§2 DEL: best effort",
-        "macvlan DEL succeeds after its master disappeared",
-        &["macvlan"],
-        false,
-        del_005
-    ),
-    assertion!(
-        "CNI-DEL-006",
-        Should,
-        "1.1.0 §2 DEL: empty prevResult",
-        "DEL without prevResult after a real ADD cleans up",
-        IFACE,
-        false,
-        del_006
-    ),
-    assertion!(
-        "CNI-DEL-008",
-        Info,
-        "§2 DEL output",
-        "A successful DEL prints nothing",
-        &["bridge", "macvlan", "ptp", "loopback"],
-        false,
-        del_008
-    ),
-    assertion!(
-        "CNI-DEL-009",
-        Must,
-        "§2 DEL: optional CNI_PATH",
-        "DEL without CNI_PATH for a live attachment",
-        &["bridge", "macvlan", "ptp", "loopback"],
-        true,
-        del_009
-    ),
-    assertion!(
-        "CNI-CHK-001",
-        Must,
-        "§2 CHECK",
-        "CHECK right after ADD exits 0 with no output",
-        &["bridge", "macvlan", "ptp", "loopback"],
-        false,
-        chk_001
-    ),
-    assertion!(
-        "CNI-CHK-002",
-        Must,
-        "§2 CHECK: must consult prevResult",
-        "CHECK without prevResult fails",
-        IFACE,
-        false,
-        chk_002
-    ),
-    assertion!(
-        "CNI-CHK-003",
-        Should,
-        "§2 CHECK: missing address is an error",
-        "CHECK fails after the container address is removed",
-        IFACE,
-        false,
-        chk_003
-    ),
-    assertion!(
-        "CNI-CHK-004",
-        Should,
-        "§2 CHECK: missing route is an error",
-        "CHECK fails after the default route is removed",
-        IFACE,
-        false,
-        chk_004
-    ),
-    assertion!(
-        "CNI-CHK-005",
-        Should,
-        "§2 CHECK: missing interface is an error",
-        "CHECK fails after the container interface is deleted",
-        IFACE,
-        false,
-        chk_005
-    ),
-    assertion!(
-        "CNI-CHK-006",
-        Should,
-        "§2 CHECK: host-side resources",
-        "bridge CHECK fails after the host veth leaves the bridge",
-        &["bridge"],
-        false,
-        chk_006
-    ),
-    assertion!(
-        "CNI-CHK-007",
-        Should,
-        "§2 CHECK: delegated CHECK",
-        "CHECK fails when the IPAM reservation is gone",
-        IFACE,
-        false,
-        chk_007
-    ),
-    assertion!(
-        "CNI-CHK-008",
-        Should,
-        "§2 CHECK: MAC consistency",
-        "CHECK fails when the container MAC no longer matches",
-        IFACE,
-        false,
-        chk_008
-    ),
-    assertion!(
-        "CNI-CHK-009",
-        Must,
-        "§2 CHECK: any valid configuration",
-        "CHECK after an L2-only ADD exits 0",
-        &["bridge", "macvlan"],
-        false,
-        chk_009
-    ),
-    assertion!(
-        "CNI-CHK-011",
-        Should,
-        "§2 CHECK: same parameters as ADD",
-        "CHECK with parameters not matching the attachment fails",
-        &["bridge"],
-        false,
-        chk_011
-    ),
-    assertion!(
-        "CNI-ERR-001",
-        Must,
-        "§2 Errors; §5 Error",
-        "Every failure exits non-zero with a JSON error on stdout",
-        ERR_PLUGINS,
-        true,
-        err_001
-    ),
-    assertion!(
-        "CNI-ERR-002",
-        Should,
-        "§5 Error: cniVersion, code, msg",
-        "Error objects carry cniVersion, an integer code and msg",
-        ERR_PLUGINS,
-        true,
-        err_002
-    ),
-    assertion!(
-        "CNI-ERR-003",
-        Must,
-        "§5 Error codes: 1-99 reserved",
-        "Error codes are well-known with their meaning, or 100 and above",
-        ERR_PLUGINS,
-        true,
-        err_003
-    ),
-    assertion!(
-        "CNI-ERR-004",
-        Must,
-        "§2 Overview: stdout carries the result",
-        "stdout is empty or exactly one JSON document",
-        ERR_PLUGINS,
-        true,
-        err_004
-    ),
-    assertion!(
-        "CNI-CONC-001",
-        Must,
-        "§3 Lifecycle: concurrency across containers",
-        "16 concurrent ADDs and DELs of distinct containers",
-        &["bridge", "macvlan"],
-        false,
-        conc_001
-    ),
+    assertion!("CNI-ENV-001", Should, "§2 Parameters; §5 error code 4", "Invocation without CNI_COMMAND is rejected with code 4", &["bridge"], true, env_001),
+    assertion!("CNI-ENV-002", Must, "§2 CNI operations; §5 error code 4", "Unknown CNI_COMMAND fails with code 4 naming the command", &["bridge"], true, env_002),
+    assertion!("CNI-ENV-003", Must, "§2 ADD required environment; §5 code 4", "ADD without CNI_CONTAINERID fails with code 4; nothing created", &["bridge"], true, env_003),
+    assertion!("CNI-ENV-004", Must, "§2 ADD required environment; §5 code 4", "ADD without CNI_NETNS fails with code 4", &["bridge"], true, env_004),
+    assertion!("CNI-ENV-005", Must, "§2 ADD required environment; §5 code 4", "ADD without CNI_IFNAME fails with code 4", &["bridge"], true, env_005),
+    assertion!("CNI-ENV-006", Must, "§2 ADD/DEL/CHECK optional CNI_PATH", "A plugin that delegates nothing accepts ADD/DEL without CNI_PATH", &["loopback", "bridge"], true, env_006),
+    assertion!("CNI-ENV-007", Must, "§2 DEL: CNI_NETNS optional", "DEL without CNI_NETNS succeeds and releases the address", &["bridge"], false, env_007),
+    assertion!("CNI-ENV-008", Should, "§2 Parameters (CNI_CONTAINERID format)", "Invalid container IDs are rejected; valid exotic IDs accepted", &["bridge"], true, env_008),
+    assertion!("CNI-ENV-009", Must, "§2 Parameters: CNI_IFNAME", "Unusable interface names fail without residue", &["bridge", "macvlan"], false, env_009),
+    assertion!("CNI-ENV-010", Info, "§2 CNI_ARGS; CONVENTIONS", "Unknown CNI_ARGS keys rejected unless IgnoreUnknown=1", &["bridge"], true, env_010),
+    assertion!("CNI-ENV-011", Should, "CONVENTIONS CNI_ARGS IP", "CNI_ARGS IP=<addr> requests a specific address", &["bridge"], false, env_011),
+    assertion!("CNI-CONF-001", Should, "§5 error code 6", "Malformed JSON is rejected with code 6", &["bridge", "host-local", "macvlan", "ptp"], true, conf_001),
+    assertion!("CNI-CONF-002", Should, "§1 name required; §5 code 7", "A config without name is rejected with code 7", &["bridge"], true, conf_002),
+    assertion!("CNI-CONF-003", Should, "§1 name grammar; §5 code 7", "Network names with invalid characters are rejected with code 7", &["bridge"], true, conf_003),
+    assertion!("CNI-CONF-004", Info, "§1 plugins may define additional fields", "Unknown vendor keys are tolerated", &["bridge"], false, conf_004),
+    assertion!("CNI-CONF-005", Info, "§5 Version; libcni decoder", "A config without cniVersion is treated as 0.1.0", &["bridge"], true, conf_005),
+    assertion!("CNI-CONF-006", Should, "§5 error code 6", "Empty stdin for ADD fails with a decode error", &["bridge"], true, conf_006),
+    assertion!("CNI-VER-001", Must, "§2 VERSION; §5 VERSION success", "VERSION exits 0 with {cniVersion, supportedVersions}", ALL16, true, ver_001),
+    assertion!("CNI-VER-002", Must, "§5 VERSION success: cniVersion is the input's", "VERSION echoes the input cniVersion", ALL16, true, ver_002),
+    assertion!("CNI-VER-003", Must, "§2 VERSION: only CNI_COMMAND required", "VERSION works with only CNI_COMMAND and empty stdin", ALL16, true, ver_003),
+    assertion!("CNI-VER-004", Must, "§1 Version considerations; §5 code 1", "ADD at an unsupported cniVersion fails with code 1, no side effects", &["bridge", "macvlan", "ptp", "host-local"], true, ver_004),
+    assertion!("CNI-VER-005", Must, "§5 ADD success cniVersion; per-version result schema", "Results carry the request's version and match that version's schema", IFACE, false, ver_005),
+    assertion!("CNI-VER-006", Must, "0.4.0: CHECK introduced in 0.4.0", "CHECK below 0.4.0 fails with code 1", &["bridge"], true, ver_006),
+    assertion!("CNI-VER-007", Must, "§1 Version considerations (plugins support subsets)", "A version missing from supportedVersions is rejected with code 1", &["firewall", "bandwidth", "vrf"], true, ver_007),
+    assertion!("CNI-VER-008", Info, "1.1.0 §2 GC / STATUS", "GC and STATUS answer consistently with supportedVersions", ALL16, true, ver_008),
+    assertion!("CNI-ADD-001", Must, "§2 ADD; §5 ADD success", "ADD prints exactly one JSON result valid for the version", IFACE, false, add_001),
+    assertion!("CNI-ADD-002", Must, "§5 ADD success interfaces/ips/routes", "The netns matches the result: interface, UP, MAC, sandbox, addresses, routes", IFACE, false, add_002),
+    assertion!("CNI-ADD-003", Must, "§5 interfaces.sandbox; bridge plugin", "Host side: bridge and veth without sandbox, veth enslaved and peered, gateway on the bridge", &["bridge"], false, add_003),
+    assertion!("CNI-ADD-004", Must, "§2 ADD: existing CNI_IFNAME must be an error", "ADD onto an existing CNI_IFNAME fails and leaves it untouched", IFACE, false, add_004),
+    assertion!("CNI-ADD-007", Should, "CONVENTIONS capability mac; §3 runtimeConfig", "runtimeConfig.mac sets and reports the container MAC", &["bridge", "macvlan"], false, add_007),
+    assertion!("CNI-ADD-008", Must, "§2 ADD; §3 same container, different ifname", "Two attachments of one container coexist; DEL of one leaves the other", &["bridge"], false, add_008),
+    assertion!("CNI-ADD-009", Should, "bridge plugin mtu", "bridge mtu applies to the container interface and the host veth", &["bridge"], false, add_009),
+    assertion!("CNI-ADD-010", Must, "§2 ADD (netns must be usable)", "ADD into a missing netns fails without host residue", &["bridge", "macvlan", "ptp", "loopback"], false, add_010),
+    assertion!("CNI-ADD-011", Must, "macvlan plugin; §5 ADD success", "macvlan interface of the configured master and mode, matching the result", &["macvlan"], false, add_011),
+    assertion!("CNI-ADD-012", Must, "ptp plugin; §5 ADD success", "ptp: veth pair and a host /32 route to the container", &["ptp"], false, add_012),
+    assertion!("CNI-ADD-013", Must, "loopback plugin; §5 ADD success", "loopback brings lo up and reports it with 127.0.0.1/8", &["loopback"], false, add_013),
+    assertion!("CNI-ADD-014", Info, "§5 ADD success dns; 0.4.0 ips and dns as IPAM returned", "bridge copies plugin-level dns; IPAM dns reaches the result", &["bridge"], false, add_014),
+    assertion!("CNI-ADD-015", Should, "bridge ipMasq; §1 well-known key ipMasq", "ipMasq installs a per-container masquerade chain, removed on DEL", &["bridge"], false, add_015),
+    assertion!("CNI-IPAM-001", Must, "§5 delegated plugins: abbreviated result", "IPAM plugins return the abbreviated result", &["host-local", "static"], false, ipam_001),
+    assertion!("CNI-IPAM-002", Must, "host-local; §2 DEL", "host-local persists a reservation with container ID and ifname and removes it on DEL", &["host-local"], false, ipam_002),
+    assertion!("CNI-IPAM-003", Should, "CONVENTIONS ips capability and args.cni.ips", "Requested IPs are honoured; an unsatisfiable request fails without leaking", &["host-local", "static"], false, ipam_003),
+    assertion!("CNI-IPAM-004", Must, "host-local; §5 Error", "Range exhaustion fails with a JSON error; releasing makes room again", &["host-local"], false, ipam_004),
+    assertion!("CNI-IPAM-005", Must, "§2 DEL: accept multiple DELs", "IPAM DEL is idempotent", &["host-local", "static"], false, ipam_005),
+    assertion!("CNI-IPAM-006", Must, "§3 Lifecycle: concurrent execution across containers", "40 concurrent ADDs get 40 distinct addresses; concurrent DELs release all", &["host-local"], false, ipam_006),
+    assertion!("CNI-IPAM-007", Should, "§2 CHECK: missing reservations are errors", "host-local CHECK passes while reserved, fails after release", &["host-local"], false, ipam_007),
+    assertion!("CNI-IPAM-008", Must, "§4 delegated plugins on DEL", "The main plugin's DEL releases the IPAM reservation", IFACE, false, ipam_008),
+    assertion!("CNI-IPAM-009", Info, "§2 ADD: no second ADD for the same attachment", "host-local refuses a second ADD for the same container and ifname", &["host-local"], false, ipam_009),
+    assertion!("CNI-DEL-001", Must, "§2 DEL", "DEL after ADD: exit 0, no output, interfaces gone, address released", IFACE, false, del_001),
+    assertion!("CNI-DEL-002", Must, "§2 DEL: accept multiple DEL calls", "Repeated DEL of the same attachment exits 0", &["bridge", "macvlan", "ptp", "loopback"], false, del_002),
+    assertion!("CNI-DEL-003", Must, "§2 DEL: success when resources are missing", "DEL of a never-added attachment exits 0", ERR_PLUGINS, false, del_003),
+    assertion!("CNI-DEL-004", Should, "§2 DEL: success when the netns is gone", "DEL after the netns was deleted exits 0 and releases the address", &["bridge", "macvlan", "ptp", "loopback"], false, del_004),
+    assertion!("CNI-DEL-005", Should, "§2 DEL: best effort", "macvlan DEL succeeds after its master disappeared", &["macvlan"], false, del_005),
+    assertion!("CNI-DEL-006", Should, "1.1.0 §2 DEL: empty prevResult", "DEL without prevResult after a real ADD cleans up", IFACE, false, del_006),
+    assertion!("CNI-DEL-007", Info, "§2 DEL best effort", "DEL with CNI_NETNS pointing at a regular file", &["bridge", "macvlan"], false, del_007),
+    assertion!("CNI-DEL-008", Info, "§2 DEL output", "A successful DEL prints nothing", &["bridge", "macvlan", "ptp", "loopback"], false, del_008),
+    assertion!("CNI-DEL-009", Must, "§2 DEL: optional CNI_PATH", "DEL without CNI_PATH for a live attachment", &["bridge", "macvlan", "ptp", "loopback"], true, del_009),
+    assertion!("CNI-CHK-001", Must, "§2 CHECK", "CHECK right after ADD exits 0 with no output", &["bridge", "macvlan", "ptp", "loopback"], false, chk_001),
+    assertion!("CNI-CHK-002", Must, "§2 CHECK: must consult prevResult", "CHECK without prevResult fails", IFACE, false, chk_002),
+    assertion!("CNI-CHK-003", Should, "§2 CHECK: missing address is an error", "CHECK fails after the container address is removed", IFACE, false, chk_003),
+    assertion!("CNI-CHK-004", Should, "§2 CHECK: missing route is an error", "CHECK fails after the default route is removed", IFACE, false, chk_004),
+    assertion!("CNI-CHK-005", Should, "§2 CHECK: missing interface is an error", "CHECK fails after the container interface is deleted", IFACE, false, chk_005),
+    assertion!("CNI-CHK-006", Should, "§2 CHECK: host-side resources", "bridge CHECK fails after the host veth leaves the bridge", &["bridge"], false, chk_006),
+    assertion!("CNI-CHK-007", Should, "§2 CHECK: delegated CHECK", "CHECK fails when the IPAM reservation is gone", IFACE, false, chk_007),
+    assertion!("CNI-CHK-008", Should, "§2 CHECK: MAC consistency", "CHECK fails when the container MAC no longer matches", IFACE, false, chk_008),
+    assertion!("CNI-CHK-009", Must, "§2 CHECK: any valid configuration", "CHECK after an L2-only ADD exits 0", &["bridge", "macvlan"], false, chk_009),
+    assertion!("CNI-CHK-011", Should, "§2 CHECK: same parameters as ADD", "CHECK with parameters not matching the attachment fails", &["bridge"], false, chk_011),
+    assertion!("CNI-CHK-010", Must, "§2 CHECK: later chained plugins may modify resources", "bridge CHECK accepts the final chain result in which tuning changed the MAC", &["bridge"], false, chk_010),
+    assertion!("CNI-CHAIN-001", Must, "§3 Adding an attachment; §5 prevResult with modifications", "5-plugin chain ADD: every step valid; the final result is prevResult plus the plugins' own changes", &["chain"], false, chain_001),
+    assertion!("CNI-CHAIN-002", Must, "§5 no changes: output equals prevResult", "Meta plugins that change nothing in the result echo prevResult", &["tuning", "portmap", "firewall", "bandwidth"], false, chain_002),
+    assertion!("CNI-CHAIN-003", Must, "CONVENTIONS mac capability; §5 result reflects changes", "tuning sets MAC and MTU, reports them, and DEL restores them", &["tuning"], false, chain_003),
+    assertion!("CNI-CHAIN-004", Should, "tuning sysctl; §2 ADD", "tuning sysctls apply inside the container netns only; non-net sysctls refused", &["tuning"], false, chain_004),
+    assertion!("CNI-CHAIN-005", Must, "CONVENTIONS portMappings; §2 DEL undoes changes", "portmap DNAT rules installed, checked, removed; second DEL ok", &["portmap"], false, chain_005),
+    assertion!("CNI-CHAIN-006", Should, "CONVENTIONS chained plugins", "Meta plugins run first fail cleanly or pass through", &["portmap", "tuning", "firewall", "bandwidth"], false, chain_006),
+    assertion!("CNI-CHAIN-007", Should, "firewall plugin; §2 CHECK/DEL", "firewall rules for the container installed, checked, removed; DEL twice ok", &["firewall"], false, chain_007),
+    assertion!("CNI-CHAIN-008", Should, "CONVENTIONS bandwidth; §5 host interfaces in the result", "bandwidth shapes with tbf and an ifb listed in the result; DEL removes the ifb", &["bandwidth"], false, chain_008),
+    assertion!("CNI-CHAIN-009", Must, "§3 Deleting (reverse order, cached result); §3 Checking", "Full chain CHECK passes and reverse DEL leaves the host exactly as before", &["chain"], false, chain_009),
+    assertion!("CNI-CHAIN-010", Must, "§5 prevResult across versions", "A 0.4.0 chain gets a 0.4.0-shaped result back", &["tuning", "portmap"], false, chain_010),
+    assertion!("CNI-CHAIN-011", Info, "§3 capabilities must not be set (plugin tolerance)", "A stray capabilities key and unknown runtimeConfig keys are tolerated", &["tuning", "portmap"], false, chain_011),
+    assertion!("CNI-CHAIN-012", Must, "§2 CHECK right after ADD", "tuning CHECK right after ADD with IFNAME and literal sysctl keys", &["tuning"], false, chain_012),
+    assertion!("CNI-CHAIN-013", Must, "§2 ADD: handle prevResult; §5 output prevResult with modifications", "Interface plugins second in a chain keep prevResult's entries", &["bridge", "macvlan", "ptp", "loopback"], false, chain_013),
+    assertion!("CNI-ERR-001", Must, "§2 Errors; §5 Error", "Every failure exits non-zero with a JSON error on stdout", ERR_PLUGINS, true, err_001),
+    assertion!("CNI-ERR-002", Should, "§5 Error: cniVersion, code, msg", "Error objects carry cniVersion, an integer code and msg", ERR_PLUGINS, true, err_002),
+    assertion!("CNI-ERR-003", Must, "§5 Error codes: 1-99 reserved", "Error codes are well-known with their meaning, or 100 and above", ERR_PLUGINS, true, err_003),
+    assertion!("CNI-ERR-004", Must, "§2 Overview: stdout carries the result", "stdout is empty or exactly one JSON document", ERR_PLUGINS, true, err_004),
+    assertion!("CNI-CONC-001", Must, "§3 Lifecycle: concurrency across containers", "16 concurrent ADDs and DELs of distinct containers", &["bridge", "macvlan"], false, conc_001),
 ];
 
 /// A skip outcome for an assertion that does not apply.
@@ -737,8 +211,18 @@ pub fn checks() -> Vec<Arc<dyn Check>> {
     out
 }
 
+/// The plugins of the CHAIN fixture; the pseudo-plugin `chain` needs all of them.
+pub(crate) const CHAIN: &[&str] = &["bridge", "tuning", "portmap", "firewall", "bandwidth"];
+
 fn plugin_exists(target: &Target, plugin: &str) -> bool {
-    target.cni.paths.iter().any(|d| d.join(plugin).is_file())
+    let needed: &[&str] = if plugin == "chain" {
+        CHAIN
+    } else {
+        std::slice::from_ref(&plugin)
+    };
+    needed
+        .iter()
+        .all(|p| target.cni.paths.iter().any(|d| d.join(p).is_file()))
 }
 
 impl Check for CniCheck {
@@ -747,7 +231,10 @@ impl Check for CniCheck {
     }
 
     fn applicable(&self, target: &Target) -> Result<(), String> {
-        if !target.cni.plugins.is_empty() && !target.cni.plugins.iter().any(|p| p == self.plugin) {
+        if !target.cni.plugins.is_empty()
+            && self.plugin != "chain"
+            && !target.cni.plugins.iter().any(|p| p == self.plugin)
+        {
             return Err(format!("plugin `{}` is not in cni.plugins", self.plugin));
         }
         if !plugin_exists(target, self.plugin) {
@@ -773,7 +260,12 @@ impl Check for CniCheck {
                 Err(o) => return o,
             };
             // Negotiate the fixture version: 1.0.0 when supported, else the highest listed.
-            let version = match assertions::supported_versions(&lab, self.plugin).await {
+            let probe = if self.plugin == "chain" {
+                "bridge"
+            } else {
+                self.plugin
+            };
+            let version = match assertions::supported_versions(&lab, probe).await {
                 Ok(v) if v.iter().any(|s| s == "1.0.0") => "1.0.0".to_owned(),
                 Ok(v) => v.last().cloned().unwrap_or_else(|| "1.0.0".to_owned()),
                 Err(o) if self.assertion.id.starts_with("CNI-VER") => return o,

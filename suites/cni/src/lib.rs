@@ -19,5 +19,6 @@ mod catalog;
 mod lab;
 mod netstate;
 pub mod result;
+mod runtime;
 
 pub use catalog::checks;
