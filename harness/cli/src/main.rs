@@ -47,6 +47,10 @@ pub fn chain(e: &dyn std::error::Error) -> String {
 }
 
 fn main() -> ExitCode {
+    // Started as the CNI area's recording plugin (a symlink named `nfvspy`)?
+    if let Some(code) = nfvi_suite_cni::spy::main_if_spy() {
+        return ExitCode::from(code as u8);
+    }
     let cli = cli::Cli::parse();
     let result = match cli.command {
         cli::Command::List(args) => commands::list(&args),

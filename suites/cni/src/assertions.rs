@@ -3220,3 +3220,214 @@ pub(crate) async fn del_007(lab: &Lab<'_>, plugin: &str) -> Outcome {
         ))
     }
 }
+
+// ---- delegation (the nfvspy recording IPAM plugin) -------------------------------------------
+
+/// A private plugin directory holding `nfvspy` (a symlink to this binary) and its record
+/// file. Only the nfvi-verify binary can act as the spy.
+fn spy_setup(lab: &Lab<'_>) -> Result<(String, std::path::PathBuf), Outcome> {
+    let exe = std::env::current_exe()
+        .map_err(|e| Outcome::error(format!("cannot locate this binary: {e}")))?;
+    if exe.file_name().is_none_or(|n| n != "nfvi-verify") {
+        return Err(Outcome::error(format!(
+            "the recording plugin is built into nfvi-verify, but this process is {}",
+            exe.display()
+        )));
+    }
+    let dir = lab.dir.join("spybin");
+    std::fs::create_dir_all(&dir).map_err(|e| Outcome::error(e.to_string()))?;
+    let link = dir.join(crate::spy::SPY_NAME);
+    if !link.exists() {
+        std::os::unix::fs::symlink(&exe, &link)
+            .map_err(|e| Outcome::error(format!("cannot link the spy: {e}")))?;
+    }
+    Ok((dir.display().to_string(), lab.dir.join("spy.jsonl")))
+}
+
+fn spy_records(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn spy_conf(lab: &Lab<'_>, plugin_conf: Value, record: &std::path::Path, extra: Value) -> Value {
+    let mut c = plugin_conf;
+    let mut ipam = c["ipam"].clone();
+    ipam["type"] = crate::spy::SPY_NAME.into();
+    ipam["record"] = record.display().to_string().into();
+    if let (Some(ipam), Some(extra)) = (ipam.as_object_mut(), extra.as_object()) {
+        ipam.extend(extra.clone());
+    }
+    c["ipam"] = ipam;
+    let _ = lab;
+    c
+}
+
+fn spy_env(lab: &Lab<'_>, command: &str, ns: &Netns, spydir: &str) -> Env {
+    let mut env = lab.env(command, ns, CID, "eth0");
+    env.path = Some(format!("{spydir}:{}", env.path.unwrap_or_default()));
+    env
+}
+
+pub(crate) async fn add_005(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let (spydir, record) = t!(spy_setup(lab));
+    let ns = t!(lab.netns().await);
+    let conf = spy_conf(lab, t!(lab.conf_for(plugin).await), &record, json!({}));
+    let mut p = Vec::new();
+    let mut sent = Vec::new();
+    let mut prev = Value::Null;
+    for command in ["ADD", "CHECK", "DEL"] {
+        let mut env = spy_env(lab, command, &ns, &spydir);
+        env.args = Some("IgnoreUnknown=1;X=y".into());
+        let stdin = if command == "ADD" {
+            conf.clone()
+        } else {
+            with_prev(&conf, &prev)
+        };
+        let exec = lab.exec(plugin, &env, &stdin).await;
+        if command == "ADD" {
+            prev = t!(expect_result(&exec, "ADD with the recording IPAM"));
+        }
+        sent.push((command, env, stdin));
+    }
+    let records = spy_records(&record);
+    for (command, env, stdin) in &sent {
+        let Some(r) = records.iter().find(|r| r["env"]["CNI_COMMAND"] == *command) else {
+            p.push(format!("the IPAM plugin was not called for {command}"));
+            continue;
+        };
+        for (k, v) in [
+            ("CNI_CONTAINERID", &env.container_id),
+            ("CNI_NETNS", &env.netns),
+            ("CNI_IFNAME", &env.ifname),
+            ("CNI_ARGS", &env.args),
+            ("CNI_PATH", &env.path),
+        ] {
+            if r["env"][k].as_str() != v.as_deref() {
+                p.push(format!(
+                    "{command}: delegate got {k}={} but the plugin got {v:?}",
+                    r["env"][k]
+                ));
+            }
+        }
+        let got: Value =
+            serde_json::from_str(r["stdin"].as_str().unwrap_or("")).unwrap_or(Value::Null);
+        if got != *stdin {
+            p.push(format!(
+                "{command}: the delegate's stdin differs from the plugin's network configuration"
+            ));
+        }
+    }
+    if p.is_empty() {
+        Outcome::pass(
+            "the IPAM plugin was found on CNI_PATH and got identical CNI_* variables and the complete configuration for ADD, CHECK and DEL",
+        )
+    } else {
+        Outcome::fail(p.join("; "))
+    }
+}
+
+pub(crate) async fn add_006(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let (spydir, record) = t!(spy_setup(lab));
+    let ns = t!(lab.netns().await);
+    let marker = "nfvspy-stderr-marker";
+    let conf = spy_conf(
+        lab,
+        t!(lab.conf_for(plugin).await),
+        &record,
+        json!({"fail": {"code": 142, "msg": "nfvspy refuses"}, "stderrMarker": marker}),
+    );
+    let host_before: Vec<String> = t!(lab.links(None).await)
+        .into_iter()
+        .map(|l| l.name)
+        .collect();
+    let exec = lab
+        .exec(plugin, &spy_env(lab, "ADD", &ns, &spydir), &conf)
+        .await;
+    let mut p = Vec::new();
+    if exec.ok() || exec.code() != Some(142) {
+        p.push(format!(
+            "expected the IPAM error code 142 propagated; got {}",
+            exec.describe()
+        ));
+    }
+    if !exec.stderr.contains(marker) {
+        p.push("the IPAM plugin's stderr was not forwarded".to_owned());
+    }
+    let records = spy_records(&record);
+    if !records.iter().any(|r| r["env"]["CNI_COMMAND"] == "DEL") {
+        p.push("the plugin did not call IPAM DEL after the failed IPAM ADD".to_owned());
+    }
+    let left = t!(only_lo(lab, &ns).await);
+    let host_after: Vec<String> = t!(lab.links(None).await)
+        .into_iter()
+        .map(|l| l.name)
+        .filter(|n| !host_before.contains(n) && n != "nfvbr0")
+        .collect();
+    if !left.is_empty() || !host_after.is_empty() {
+        p.push(format!(
+            "residue after the failed ADD: container {left:?}, host {host_after:?}"
+        ));
+    }
+    let _ = lab
+        .exec(plugin, &spy_env(lab, "DEL", &ns, &spydir), &conf)
+        .await;
+    if p.is_empty() {
+        Outcome::pass("code 142 propagated, stderr forwarded, IPAM DEL called, no residue")
+    } else {
+        Outcome::fail(p.join("; "))
+    }
+}
+
+pub(crate) async fn add_016(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let (spydir, record) = t!(spy_setup(lab));
+    let ns = t!(lab.netns().await);
+    let marker = "nfvspy-stderr-marker";
+    let conf = spy_conf(
+        lab,
+        t!(lab.conf_for(plugin).await),
+        &record,
+        json!({"stderrMarker": marker}),
+    );
+    let add = lab
+        .exec(plugin, &spy_env(lab, "ADD", &ns, &spydir), &conf)
+        .await;
+    let prev = add.json().cloned().unwrap_or_default();
+    let del = lab
+        .exec(
+            plugin,
+            &spy_env(lab, "DEL", &ns, &spydir),
+            &with_prev(&conf, &prev),
+        )
+        .await;
+    let failing = spy_conf(
+        lab,
+        t!(lab.conf_for(plugin).await),
+        &record,
+        json!({"stderrMarker": marker, "fail": {"code": 142}}),
+    );
+    let ns2 = t!(lab.netns().await);
+    let fail = lab
+        .exec(plugin, &spy_env(lab, "ADD", &ns2, &spydir), &failing)
+        .await;
+    let mut p = Vec::new();
+    for (what, exec) in [
+        ("successful ADD", &add),
+        ("DEL", &del),
+        ("failing ADD", &fail),
+    ] {
+        let cmd = if what == "DEL" { "DEL" } else { "ADD" };
+        if !exec.stderr.contains(&format!("{marker} {cmd}")) {
+            p.push(format!(
+                "{what}: the delegate's stderr marker is missing from the plugin's stderr"
+            ));
+        }
+    }
+    if p.is_empty() {
+        Outcome::pass("the delegate's stderr reached the caller on success and on failure")
+    } else {
+        Outcome::fail(p.join("; "))
+    }
+}

@@ -20,5 +20,6 @@ mod lab;
 mod netstate;
 pub mod result;
 mod runtime;
+pub mod spy;
 
 pub use catalog::checks;
