@@ -3431,3 +3431,292 @@ pub(crate) async fn add_016(lab: &Lab<'_>, plugin: &str) -> Outcome {
         Outcome::fail(p.join("; "))
     }
 }
+
+// ---- pod-level requirements RC2 leaves untested ---------------------------------------------
+
+/// A pod sandbox as a kubelet with a multiplexer would build it: loopback, the default network
+/// and five extra networks from different plugins.
+pub(crate) async fn pod_multi_interface(lab: &Lab<'_>, _plugin: &str) -> Outcome {
+    let sandbox = t!(lab.netns().await);
+    t!(lab.macvlan_master().await);
+    t!(lab
+        .run_ok(
+            "ip",
+            &[
+                "-n", &lab.rt, "link", "add", "nfvmm2", "type", "veth", "peer", "name", "nfvmm3"
+            ]
+        )
+        .await);
+    t!(lab
+        .run_ok("ip", &["-n", &lab.rt, "link", "set", "nfvmm2", "up"])
+        .await);
+    let ipam = |k: u32| {
+        let mut i = lab.host_local(k);
+        i.as_object_mut().expect("object").remove("routes");
+        i
+    };
+    let v = lab.version.clone();
+    let nets: Vec<(&str, &str, Value)> = vec![
+        (
+            "loopback",
+            "lo",
+            json!({"cniVersion": v, "name": "nfvpod-lo", "type": "loopback"}),
+        ),
+        (
+            "bridge",
+            "eth0",
+            json!({"cniVersion": v, "name": "nfvpod-default", "type": "bridge", "bridge": "nfvbr0", "isGateway": true, "isDefaultGateway": true, "ipam": ipam(10)}),
+        ),
+        (
+            "macvlan",
+            "net1",
+            json!({"cniVersion": v, "name": "nfvpod-mv1", "type": "macvlan", "master": "nfvmm0", "mode": "bridge", "ipam": ipam(11)}),
+        ),
+        (
+            "ptp",
+            "net2",
+            json!({"cniVersion": v, "name": "nfvpod-ptp1", "type": "ptp", "ipam": ipam(12)}),
+        ),
+        (
+            "bridge",
+            "net3",
+            json!({"cniVersion": v, "name": "nfvpod-br2", "type": "bridge", "bridge": "nfvbr2", "ipam": ipam(13)}),
+        ),
+        (
+            "macvlan",
+            "net4",
+            json!({"cniVersion": v, "name": "nfvpod-mv2", "type": "macvlan", "master": "nfvmm2", "mode": "private", "ipam": ipam(14)}),
+        ),
+        (
+            "ptp",
+            "net5",
+            json!({"cniVersion": v, "name": "nfvpod-ptp2", "type": "ptp", "ipam": ipam(15)}),
+        ),
+    ];
+    let mut results = Vec::new();
+    for (plugin, ifname, conf) in &nets {
+        let exec = lab
+            .exec(plugin, &lab.env("ADD", &sandbox, CID, ifname), conf)
+            .await;
+        results.push(t!(expect_result(
+            &exec,
+            &format!("{plugin} ADD of {ifname}")
+        )));
+    }
+    let mut p = Vec::new();
+    let addrs = t!(lab.addrs(Some(&sandbox)).await);
+    let mut seen = BTreeSet::new();
+    for ((_, ifname, _), r) in nets.iter().zip(&results).skip(1) {
+        let a = r["ips"][0]["address"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if !addrs.iter().any(|(n, x)| n == ifname && *x == a) {
+            p.push(format!("{ifname} does not carry its address {a}"));
+        }
+        if !seen.insert(a.clone()) {
+            p.push(format!("address {a} is used twice"));
+        }
+    }
+    let extra = nets.len() - 2;
+    for ((plugin, ifname, conf), r) in nets.iter().zip(&results).rev() {
+        let exec = lab
+            .exec(
+                plugin,
+                &lab.env("DEL", &sandbox, CID, ifname),
+                &with_prev(conf, r),
+            )
+            .await;
+        if !exec.ok() {
+            p.push(format!(
+                "DEL of {ifname} (reverse order): {}",
+                exec.describe()
+            ));
+        }
+    }
+    let left = t!(only_lo(lab, &sandbox).await);
+    if !left.is_empty() {
+        p.push(format!("interfaces left after removing all: {left:?}"));
+    }
+    if p.is_empty() {
+        Outcome::pass(format!("the pod had lo, eth0 and {extra} extra interfaces from bridge, macvlan and ptp networks with distinct addresses; all removed in reverse order"))
+            .with_metric("extra_interfaces", extra as f64, "count")
+    } else {
+        Outcome::fail(p.join("; "))
+    }
+}
+
+/// Dual stack: IPv4 from the lab range and IPv6 from the IPv6 benchmarking range
+/// 2001:2::/48 (RFC 5180), both configured on one attachment.
+pub(crate) async fn pod_dual_stack(lab: &Lab<'_>, _plugin: &str) -> Outcome {
+    let ns = t!(lab.netns().await);
+    let (v4, gw4) = lab.subnet(16);
+    let conf = json!({"cniVersion": lab.version, "name": "nfvpod-ds", "type": "bridge", "bridge": "nfvbr0", "isGateway": true,
+        "ipam": {"type": "host-local", "dataDir": lab.ipam_dir(),
+                 "ranges": [[{"subnet": v4, "gateway": gw4}], [{"subnet": "2001:2:0:1::/64", "gateway": "2001:2:0:1::1"}]],
+                 "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]}});
+    let r = t!(expect_result(
+        &lab.exec("bridge", &lab.env("ADD", &ns, CID, "eth0"), &conf)
+            .await,
+        "dual-stack ADD"
+    ));
+    let ips: Vec<String> = r["ips"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["address"].as_str().map(str::to_owned))
+        .collect();
+    let mut p = Vec::new();
+    let v6 = ips.iter().find(|a| a.contains(':')).cloned();
+    let v4a = ips.iter().find(|a| !a.contains(':')).cloned();
+    if v4a.is_none() || v6.is_none() {
+        p.push(format!("the result does not hold both families: {ips:?}"));
+    }
+    let addrs = t!(lab.addrs(Some(&ns)).await);
+    for a in ips.iter() {
+        if !addrs.iter().any(|(n, x)| n == "eth0" && x == a) {
+            p.push(format!("{a} is not configured on eth0"));
+        }
+    }
+    let routes6 = t!(lab
+        .run_ok("ip", &["-n", &ns.name, "-6", "-j", "route", "show"])
+        .await);
+    if !routes6.contains("\"default\"") {
+        p.push("no IPv6 default route in the pod".to_owned());
+    }
+    // IPv4 reachability of the gateway; IPv6 is verified as configuration only, because the
+    // lab sends traffic to 198.18.0.0/15 and nowhere else.
+    if !reaches(lab, &ns, &gw4).await {
+        p.push(format!(
+            "the IPv4 gateway {gw4} does not answer ARP from the pod"
+        ));
+    }
+    let _ = lab
+        .exec(
+            "bridge",
+            &lab.env("DEL", &ns, CID, "eth0"),
+            &with_prev(&conf, &r),
+        )
+        .await;
+    let o = if p.is_empty() {
+        Outcome::pass(format!(
+            "dual-stack attachment: {} configured with default routes for both families; IPv4 gateway reachable",
+            ips.join(" and ")
+        ))
+    } else {
+        Outcome::fail(p.join("; "))
+    };
+    o.with_property(
+        "ipv6 reachability",
+        "not sent: the lab's traffic rule allows only 198.18.0.0/15; IPv6 checked as configuration",
+    )
+}
+
+/// NAT-less egress: a peer on the far side of the macvlan master sees the pod's own address.
+pub(crate) async fn pod_natless_egress(lab: &Lab<'_>, _plugin: &str) -> Outcome {
+    let pod = t!(lab.netns().await);
+    let peer = t!(lab.netns().await);
+    t!(lab.macvlan_master().await);
+    // The far end of the master's veth becomes the external peer (the gateway of the subnet).
+    let (subnet, gw) = lab.subnet(1);
+    let _ = subnet;
+    t!(lab
+        .run_ok(
+            "ip",
+            &["-n", &lab.rt, "link", "set", "nfvmm1", "netns", &peer.name]
+        )
+        .await);
+    t!(lab
+        .run_ok(
+            "ip",
+            &[
+                "-n",
+                &peer.name,
+                "addr",
+                "add",
+                &format!("{gw}/24"),
+                "dev",
+                "nfvmm1"
+            ]
+        )
+        .await);
+    t!(lab
+        .run_ok("ip", &["-n", &peer.name, "link", "set", "nfvmm1", "up"])
+        .await);
+    t!(lab
+        .run_ok("ip", &["-n", &peer.name, "link", "set", "lo", "up"])
+        .await);
+    let conf = lab.macvlan_conf();
+    let r = t!(expect_result(
+        &lab.exec("macvlan", &lab.env("ADD", &pod, CID, "eth0"), &conf)
+            .await,
+        "macvlan ADD"
+    ));
+    let pod_ip = container_ip(&r);
+    let bind = format!("{gw}:17999");
+    let listener = {
+        let bind = bind.clone();
+        crate::nsthread::in_netns(peer.path.clone(), move || {
+            let sock = std::net::UdpSocket::bind(&bind).map_err(|e| format!("bind {bind}: {e}"))?;
+            sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .map_err(|e| e.to_string())?;
+            let mut buf = [0u8; 64];
+            let (_, from) = sock
+                .recv_from(&mut buf)
+                .map_err(|e| format!("no datagram reached the peer: {e}"))?;
+            Ok(from.ip().to_string())
+        })
+    };
+    let sender = crate::nsthread::in_netns(pod.path.clone(), move || {
+        // Give the listener time to bind before the first datagram.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let sock = std::net::UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
+        for _ in 0..3 {
+            sock.send_to(b"nfvi-verify natless probe", &bind)
+                .map_err(|e| format!("send: {e}"))?;
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Ok(())
+    });
+    let (seen, sent) = tokio::join!(listener, sender);
+    let _ = lab
+        .exec(
+            "macvlan",
+            &lab.env("DEL", &pod, CID, "eth0"),
+            &with_prev(&conf, &r),
+        )
+        .await;
+    match (seen, sent) {
+        (Ok(src), Ok(())) if src == pod_ip => Outcome::pass(format!(
+            "the peer saw the pod's own address {pod_ip} as source: no NAT on the macvlan path"
+        )),
+        (Ok(src), Ok(())) => Outcome::fail(format!(
+            "the peer saw source {src}, the pod's address is {pod_ip}: the egress path translates addresses"
+        )),
+        (Err(e), _) | (_, Err(e)) => Outcome::fail(format!("the probe did not get through: {e}")),
+    }
+}
+
+/// Whether `ip` answers ARP from inside `ns`: a datagram to its discard port makes the kernel
+/// resolve it, and the neighbour entry shows whether a reply came. Only lab addresses are
+/// ever probed.
+async fn reaches(lab: &Lab<'_>, ns: &Netns, ip: &str) -> bool {
+    let target = format!("{ip}:9");
+    let sent = crate::nsthread::in_netns(ns.path.clone(), move || {
+        let sock = std::net::UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
+        for _ in 0..3 {
+            let _ = sock.send_to(b"nfvi-verify reachability probe", &target);
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Ok(())
+    })
+    .await;
+    let neigh = lab
+        .run_ok("ip", &["-n", &ns.name, "neigh", "show", ip])
+        .await
+        .unwrap_or_default();
+    sent.is_ok()
+        && neigh.contains("lladdr")
+        && !neigh.contains("FAILED")
+        && !neigh.contains("INCOMPLETE")
+}

@@ -163,6 +163,9 @@ pub(crate) static CATALOG: &[Assertion] = &[
     assertion!("CNI-CHAIN-011", Info, "§3 capabilities must not be set (plugin tolerance)", "A stray capabilities key and unknown runtimeConfig keys are tolerated", &["tuning", "portmap"], false, chain_011),
     assertion!("CNI-CHAIN-012", Must, "§2 CHECK right after ADD", "tuning CHECK right after ADD with IFNAME and literal sysctl keys", &["tuning"], false, chain_012),
     assertion!("CNI-CHAIN-013", Must, "§2 ADD: handle prevResult; §5 output prevResult with modifications", "Interface plugins second in a chain keep prevResult's entries", &["bridge", "macvlan", "ptp", "loopback"], false, chain_013),
+    assertion!("POD-MULTI-IF", Must, "RA2 ra2.ntw.003 / RM e.cap.004", "A pod sandbox gets the default interface plus 5 extra interfaces from bridge, macvlan and ptp networks", &["pod"], false, pod_multi_interface),
+    assertion!("POD-DUAL-STACK", Must, "RA2 inf.ntw.04 / ra2.ntw.013", "A dual-stack attachment gets IPv4 and IPv6 configured with default routes", &["pod"], false, pod_dual_stack),
+    assertion!("POD-NATLESS", Must, "RA2 ra2.ntw.011 / inf.ntw.14", "NAT-less egress on macvlan: a peer sees the pod's own source address", &["pod"], false, pod_natless_egress),
     assertion!("CNI-ERR-001", Must, "§2 Errors; §5 Error", "Every failure exits non-zero with a JSON error on stdout", ERR_PLUGINS, true, err_001),
     assertion!("CNI-ERR-002", Should, "§5 Error: cniVersion, code, msg", "Error objects carry cniVersion, an integer code and msg", ERR_PLUGINS, true, err_002),
     assertion!("CNI-ERR-003", Must, "§5 Error codes: 1-99 reserved", "Error codes are well-known with their meaning, or 100 and above", ERR_PLUGINS, true, err_003),
@@ -189,10 +192,12 @@ pub fn checks() -> Vec<Arc<dyn Check>> {
     let mut out: Vec<Arc<dyn Check>> = Vec::new();
     for a in CATALOG {
         for plugin in a.plugins {
-            let covers: &[&str] = if a.severity == Severity::Info {
-                &[]
-            } else {
-                &["inf.ntw.08", "ra2.ntw.002", "ra2.ntw.009"]
+            let covers: &[&str] = match a.id {
+                "POD-MULTI-IF" => &["ra2.ntw.003", "e.cap.004"],
+                "POD-DUAL-STACK" => &["inf.ntw.04", "ra2.ntw.013"],
+                "POD-NATLESS" => &["ra2.ntw.011", "inf.ntw.14"],
+                _ if a.severity == Severity::Info => &[],
+                _ => &["inf.ntw.08", "ra2.ntw.002", "ra2.ntw.009"],
             };
             let heavy = a.id == "CNI-IPAM-006" || a.id == "CNI-CONC-001";
             let meta = CheckMeta::new(format!("cni.{plugin}.{}", a.id), Area::Cni, a.title)
@@ -217,11 +222,16 @@ pub fn checks() -> Vec<Arc<dyn Check>> {
 /// The plugins of the CHAIN fixture; the pseudo-plugin `chain` needs all of them.
 pub(crate) const CHAIN: &[&str] = &["bridge", "tuning", "portmap", "firewall", "bandwidth"];
 
+/// `chain` and `pod` name fixtures that use several plugins, not a plugin binary.
+fn is_pseudo(plugin: &str) -> bool {
+    matches!(plugin, "chain" | "pod")
+}
+
 fn plugin_exists(target: &Target, plugin: &str) -> bool {
-    let needed: &[&str] = if plugin == "chain" {
-        CHAIN
-    } else {
-        std::slice::from_ref(&plugin)
+    let needed: &[&str] = match plugin {
+        "chain" => CHAIN,
+        "pod" => &["bridge", "macvlan", "ptp", "loopback", "host-local"],
+        _ => std::slice::from_ref(&plugin),
     };
     needed
         .iter()
@@ -235,7 +245,7 @@ impl Check for CniCheck {
 
     fn applicable(&self, target: &Target) -> Result<(), String> {
         if !target.cni.plugins.is_empty()
-            && self.plugin != "chain"
+            && !is_pseudo(self.plugin)
             && !target.cni.plugins.iter().any(|p| p == self.plugin)
         {
             return Err(format!("plugin `{}` is not in cni.plugins", self.plugin));
@@ -263,7 +273,7 @@ impl Check for CniCheck {
                 Err(o) => return o,
             };
             // Negotiate the fixture version: 1.0.0 when supported, else the highest listed.
-            let probe = if self.plugin == "chain" {
+            let probe = if is_pseudo(self.plugin) {
                 "bridge"
             } else {
                 self.plugin

@@ -18,6 +18,7 @@ mod assertions;
 mod catalog;
 mod lab;
 mod netstate;
+mod nsthread;
 pub mod result;
 mod runtime;
 pub mod spy;
