@@ -75,6 +75,8 @@ pub struct CniTarget {
     pub paths: Vec<PathBuf>,
     /// Only these plugins; empty for all.
     pub plugins: Vec<String>,
+    /// Deadline of one plugin invocation, in seconds.
+    pub exec_timeout_secs: u64,
 }
 
 /// Docker settings.

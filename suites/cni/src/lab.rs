@@ -267,7 +267,9 @@ impl<'a> Lab<'a> {
                 "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             )
             .stdin(stdin.to_vec())
-            .timeout(Duration::from_secs(15))
+            .timeout(Duration::from_secs(
+                self.cx.target().cni.exec_timeout_secs.max(1),
+            ))
             .output_cap(1 << 20);
         for (k, v) in [
             ("CNI_COMMAND", &env.command),

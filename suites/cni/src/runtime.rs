@@ -137,8 +137,6 @@ impl<'l, 'a> Runtime<'l, 'a> {
         if let Some(v) = list["cniVersion"].as_str() {
             wanted.push(v.to_owned());
         }
-        wanted.sort_by_key(|v| version_key(v));
-        wanted.dedup();
         let mut supported_by_all: Option<Vec<String>> = None;
         for p in list["plugins"].as_array().into_iter().flatten() {
             let plugin = p["type"].as_str().unwrap_or_default();
@@ -153,51 +151,11 @@ impl<'l, 'a> Runtime<'l, 'a> {
             });
         }
         let all = supported_by_all.unwrap_or_default();
-        wanted
-            .into_iter()
-            .rev()
-            .find(|v| all.contains(v))
-            .ok_or_else(|| {
-                RuntimeError::Refused(format!(
-                    "no version of the list is supported by every plugin (common: {all:?})"
-                ))
-            })
-    }
-
-    /// RT-003: the request configuration for one plugin of the list.
-    pub(crate) fn request(
-        &self,
-        list: &Value,
-        plugin: &Value,
-        version: &str,
-        prev: Option<&Value>,
-        caps: &Value,
-    ) -> Value {
-        let mut req: Map<String, Value> = plugin.as_object().cloned().unwrap_or_default();
-        req.insert("cniVersion".into(), version.into());
-        req.insert("name".into(), list["name"].clone());
-        let declared = req.remove("capabilities");
-        let mut runtime_config = Map::new();
-        if let (Some(declared), Some(offered)) = (
-            declared.as_ref().and_then(Value::as_object),
-            caps.as_object(),
-        ) {
-            for (k, v) in offered {
-                if declared.get(k).and_then(Value::as_bool) == Some(true) {
-                    runtime_config.insert(k.clone(), v.clone());
-                }
-            }
-        }
-        if runtime_config.is_empty() {
-            req.remove("runtimeConfig");
-        } else {
-            req.insert("runtimeConfig".into(), Value::Object(runtime_config));
-        }
-        match prev {
-            Some(p) => req.insert("prevResult".into(), p.clone()),
-            None => req.remove("prevResult"),
-        };
-        Value::Object(req)
+        pick_version(wanted, &all).ok_or_else(|| {
+            RuntimeError::Refused(format!(
+                "no version of the list is supported by every plugin (common: {all:?})"
+            ))
+        })
     }
 
     fn env(&self, command: &str, att: &Attachment) -> Env {
@@ -222,7 +180,7 @@ impl<'l, 'a> Runtime<'l, 'a> {
         let mut steps = Vec::new();
         let mut prev: Option<Value> = None;
         for plugin in list["plugins"].as_array().into_iter().flatten() {
-            let request = self.request(list, plugin, &version, prev.as_ref(), &att.capability_args);
+            let request = request(list, plugin, &version, prev.as_ref(), &att.capability_args);
             let kind = plugin["type"].as_str().unwrap_or_default();
             let exec = self.lab.exec(kind, &self.env("ADD", att), &request).await;
             let result = if exec.ok() {
@@ -264,7 +222,7 @@ impl<'l, 'a> Runtime<'l, 'a> {
         let version = cached["cniVersion"].as_str().unwrap_or("1.0.0").to_owned();
         let mut steps = Vec::new();
         for plugin in list["plugins"].as_array().into_iter().flatten() {
-            let request = self.request(list, plugin, &version, Some(&cached), &att.capability_args);
+            let request = request(list, plugin, &version, Some(&cached), &att.capability_args);
             let kind = plugin["type"].as_str().unwrap_or_default();
             let exec = self.lab.exec(kind, &self.env("CHECK", att), &request).await;
             let ok = exec.ok();
@@ -291,7 +249,7 @@ impl<'l, 'a> Runtime<'l, 'a> {
         let mut steps = Vec::new();
         let plugins: Vec<&Value> = list["plugins"].as_array().into_iter().flatten().collect();
         for plugin in plugins.into_iter().rev() {
-            let request = self.request(
+            let request = request(
                 list,
                 plugin,
                 &version,
@@ -309,6 +267,51 @@ impl<'l, 'a> Runtime<'l, 'a> {
         let _ = std::fs::remove_file(self.cache_path(&net, att));
         Ok(steps)
     }
+}
+
+/// RT-003: the request configuration for one plugin of the list.
+pub(crate) fn request(
+    list: &Value,
+    plugin: &Value,
+    version: &str,
+    prev: Option<&Value>,
+    caps: &Value,
+) -> Value {
+    let mut req: Map<String, Value> = plugin.as_object().cloned().unwrap_or_default();
+    req.insert("cniVersion".into(), version.into());
+    req.insert("name".into(), list["name"].clone());
+    let declared = req.remove("capabilities");
+    let mut runtime_config = Map::new();
+    if let (Some(declared), Some(offered)) = (
+        declared.as_ref().and_then(Value::as_object),
+        caps.as_object(),
+    ) {
+        for (k, v) in offered {
+            if declared.get(k).and_then(Value::as_bool) == Some(true) {
+                runtime_config.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    if runtime_config.is_empty() {
+        req.remove("runtimeConfig");
+    } else {
+        req.insert("runtimeConfig".into(), Value::Object(runtime_config));
+    }
+    match prev {
+        Some(p) => req.insert("prevResult".into(), p.clone()),
+        None => req.remove("prevResult"),
+    };
+    Value::Object(req)
+}
+
+/// RT-009: the highest wanted version that every plugin supports.
+pub(crate) fn pick_version(mut wanted: Vec<String>, supported_by_all: &[String]) -> Option<String> {
+    wanted.sort_by_key(|v| version_key(v));
+    wanted.dedup();
+    wanted
+        .into_iter()
+        .rev()
+        .find(|v| supported_by_all.contains(v))
 }
 
 /// Orders versions numerically ("0.10.0" after "0.4.0").
@@ -333,9 +336,56 @@ mod tests {
     }
 
     #[test]
+    fn requests_follow_rt_003() {
+        let list = json!({"name": "net", "cniVersion": "1.0.0", "plugins": []});
+        let plugin = json!({"type": "tuning", "capabilities": {"mac": true}, "runtimeConfig": {"stale": 1}, "prevResult": {"old": 1}});
+        let caps = json!({"mac": "0e:00:00:00:00:01", "portMappings": [{"hostPort": 1}]});
+        let first = request(&list, &plugin, "1.0.0", None, &caps);
+        assert_eq!(first["cniVersion"], "1.0.0");
+        assert_eq!(first["name"], "net");
+        assert!(
+            first.get("capabilities").is_none(),
+            "capabilities must be stripped"
+        );
+        assert_eq!(
+            first["runtimeConfig"],
+            json!({"mac": "0e:00:00:00:00:01"}),
+            "only declared capabilities"
+        );
+        assert!(
+            first.get("prevResult").is_none(),
+            "no prevResult for the first plugin"
+        );
+        let prev = json!({"cniVersion": "1.0.0"});
+        let second = request(
+            &list,
+            &json!({"type": "bridge"}),
+            "1.0.0",
+            Some(&prev),
+            &caps,
+        );
+        assert_eq!(second["prevResult"], prev);
+        assert!(
+            second.get("runtimeConfig").is_none(),
+            "no capability declared, no runtimeConfig"
+        );
+    }
+
+    #[test]
+    fn the_highest_common_version_is_picked() {
+        let all = vec!["0.4.0".to_owned(), "1.0.0".to_owned()];
+        let wanted = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            pick_version(wanted(&["1.1.0", "1.0.0", "0.4.0"]), &all).as_deref(),
+            Some("1.0.0")
+        );
+        assert_eq!(pick_version(wanted(&["1.1.0"]), &all), None);
+    }
+
+    #[test]
     fn versions_order_numerically() {
         let mut v = vec!["1.0.0", "0.10.0", "0.4.0"];
         v.sort_by_key(|s| version_key(s));
-        assert_eq!(v, ["0.4.0", "1.0.0", "0.10.0"]);
+        assert_eq!(v, ["0.4.0", "0.10.0", "1.0.0"]);
     }
 }

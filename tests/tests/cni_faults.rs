@@ -1,0 +1,254 @@
+//! The CNI area against the real plugins and against fault plugins (tests/src/bin/
+//! fault-cni-plugin.rs) that each break one rule: the matching assertion must fail with a
+//! message that says what was expected and what was seen, every other outcome must still be
+//! produced, and the machine must be left as it was.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use nfvi_harness::plan::{self, PlanOptions};
+use nfvi_harness::results::{RunMeta, RunResults, ToolInfo};
+use nfvi_harness::{Capabilities, Registry, Reporter, RunEvent, RunnerBuilder, Status, Target};
+
+struct Quiet;
+impl Reporter for Quiet {
+    fn report(&mut self, _: &RunEvent<'_>) {}
+}
+
+fn prerequisites() -> bool {
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    let plugins = Path::new("/usr/lib/cni/bridge").exists();
+    if root && plugins {
+        return true;
+    }
+    let what = format!(
+        "root ({root}) and Debian's containernetworking-plugins in /usr/lib/cni ({plugins})"
+    );
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "prerequisite missing under CI: {what}"
+    );
+    eprintln!("SKIPPED: prerequisite missing: {what}");
+    false
+}
+
+/// Tests in this file run one at a time, so each can compare the machine before and after.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// This process's namespaces and the `nfv*` links in the machine's namespace.
+fn host_state() -> (Vec<String>, Vec<String>) {
+    let pid = format!("-{}-", std::process::id());
+    let list = |args: &[&str]| {
+        let out = std::process::Command::new("ip")
+            .args(args)
+            .output()
+            .expect("ip runs");
+        let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+            .filter(|n| n.starts_with("nfv"))
+            .collect();
+        if args[0] == "netns" {
+            v.retain(|n| n.contains(&pid));
+        }
+        v.sort();
+        v
+    };
+    (list(&["netns", "list"]), list(&["-o", "link", "show"]))
+}
+
+fn run_cni(target: Target, filters: &[&str]) -> RunResults {
+    let model = nfvi_reference_model::load_embedded().unwrap();
+    let registry = Registry::new(nfvi_suite_cni::checks(), &model).unwrap();
+    let caps = Capabilities::detect(&target);
+    let options = PlanOptions {
+        suite: "cni".into(),
+        filters: filters.iter().map(|f| (*f).to_owned()).collect(),
+        ..Default::default()
+    };
+    let plan = plan::build(&model, &registry, &target, &caps, &options).unwrap();
+    let started = chrono::Utc::now();
+    let out = RunnerBuilder::default()
+        .jobs(4)
+        .handle_signals(false)
+        .build(&plan, Arc::new(target))
+        .execute(&mut Quiet)
+        .unwrap();
+    RunResults::assemble(
+        &plan,
+        out.runs,
+        RunMeta {
+            tool: ToolInfo {
+                name: "t".into(),
+                version: "0".into(),
+                git_sha: "t".into(),
+            },
+            run_id: "t".into(),
+            target_file: None,
+            started_at: started,
+            finished_at: chrono::Utc::now(),
+            cancel_reason: out.cancel_reason,
+            inventory: Default::default(),
+            invocation: Default::default(),
+        },
+    )
+}
+
+/// A plugin directory whose `bridge` is the fault plugin wrapping the real bridge.
+fn faulty_bridge(dir: &Path, fault: &str) -> Target {
+    let link = dir.join("bridge");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_fault-cni-plugin"), &link).unwrap();
+    std::fs::write(dir.join("bridge.fault"), fault).unwrap();
+    std::fs::write(dir.join("bridge.real"), "/usr/lib/cni/bridge").unwrap();
+    let mut target = Target::local();
+    target.cni.paths = vec![dir.to_owned(), PathBuf::from("/usr/lib/cni")];
+    target.cni.exec_timeout_secs = 2;
+    target
+}
+
+/// (fault, check, what the failure message must say). Every row also runs without the
+/// fault and must pass then, so the fault is what made it fail.
+const FAULTS: &[(&str, &str, &str)] = &[
+    (
+        "del-not-idempotent",
+        "cni.bridge.CNI-DEL-002",
+        "DEL #2 of the same attachment: expected exit 0",
+    ),
+    ("del-noop", "cni.bridge.CNI-DEL-001", "the netns still has"),
+    (
+        "del-noop",
+        "cni.bridge.CNI-IPAM-008",
+        "DEL left reservations",
+    ),
+    (
+        "wrong-result",
+        "cni.bridge.CNI-ADD-001",
+        "violates the 1.0.0 schema",
+    ),
+    (
+        "error-exit-0",
+        "cni.bridge.CNI-ERR-001",
+        "expected non-zero exit with a JSON error object",
+    ),
+    (
+        "garbage",
+        "cni.bridge.CNI-ADD-001",
+        "exactly one JSON result",
+    ),
+    ("huge", "cni.bridge.CNI-ADD-001", "exactly one JSON result"),
+    ("hang", "cni.bridge.CNI-ADD-002", "timed out"),
+];
+
+#[test]
+fn each_fault_fails_its_assertion_and_nothing_is_left_behind() {
+    if !prerequisites() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let before = host_state();
+    for (fault, check, expected) in FAULTS {
+        let dir = tempfile::tempdir().unwrap();
+        let results = run_cni(faulty_bridge(dir.path(), fault), &[check]);
+        let c = results
+            .checks
+            .iter()
+            .find(|c| c.id == *check)
+            .unwrap_or_else(|| panic!("{check} not run"));
+        assert_eq!(
+            c.outcome,
+            Status::Failed,
+            "{fault}: {check} should fail: {}",
+            c.message
+        );
+        assert!(
+            c.message.contains(expected),
+            "{fault}: {check}: message {:?} lacks {expected:?}",
+            c.message
+        );
+        assert!(
+            c.cleanup.iter().all(|r| r.error.is_none()),
+            "{fault}: cleanup errors {:?}",
+            c.cleanup
+        );
+        assert_eq!(
+            host_state(),
+            before,
+            "{fault}: namespaces or links left behind"
+        );
+
+        let clean = tempfile::tempdir().unwrap();
+        let results = run_cni(faulty_bridge(clean.path(), "none"), &[check]);
+        let c = results.checks.iter().find(|c| c.id == *check).unwrap();
+        assert_eq!(
+            c.outcome,
+            Status::Passed,
+            "without the fault {check} should pass: {}",
+            c.message
+        );
+    }
+}
+
+#[test]
+fn core_lifecycles_pass_against_the_real_plugins() {
+    if !prerequisites() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let before = host_state();
+    let checks = [
+        "cni.bridge.CNI-ADD-002",
+        "cni.bridge.CNI-ADD-003",
+        "cni.bridge.CNI-DEL-001",
+        "cni.macvlan.CNI-ADD-011",
+        "cni.ptp.CNI-ADD-012",
+        "cni.host-local.CNI-IPAM-006",
+        "cni.bridge.CNI-CONC-001",
+        "cni.pod.POD-MULTI-IF",
+        "cni.pod.POD-NATLESS",
+        "cni.chain.CNI-CHAIN-001",
+    ];
+    let results = run_cni(Target::local(), &checks);
+    assert_eq!(results.checks.len(), checks.len());
+    for c in &results.checks {
+        assert_eq!(c.outcome, Status::Passed, "{}: {}", c.id, c.message);
+        assert!(
+            !c.evidence.commands.is_empty(),
+            "{} recorded no commands",
+            c.id
+        );
+    }
+    assert_eq!(host_state(), before, "namespaces or links left behind");
+}
+
+#[test]
+fn a_missing_plugin_is_skipped_as_not_applicable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut target = Target::local();
+    target.cni.paths = vec![dir.path().to_owned()];
+    let model = nfvi_reference_model::load_embedded().unwrap();
+    let registry = Registry::new(nfvi_suite_cni::checks(), &model).unwrap();
+    let caps = Capabilities {
+        root: true,
+        ..Capabilities::detect(&target)
+    };
+    let plan = plan::build(
+        &model,
+        &registry,
+        &target,
+        &caps,
+        &PlanOptions {
+            suite: "cni".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(plan.runnable() == 0);
+    assert!(
+        plan.items
+            .iter()
+            .all(|i| matches!(&i.decision, nfvi_harness::plan::Decision::Skip(_)))
+    );
+}
