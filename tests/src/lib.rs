@@ -154,6 +154,7 @@ pub fn synthetic_results(n: usize) -> RunResults {
                 argv: vec![],
                 reproduce: "nfvi-verify run --suite all".into(),
             },
+            resource_usage: None,
         },
     )
 }

@@ -93,6 +93,7 @@ fn run_cni(target: Target, filters: &[&str]) -> RunResults {
             cancel_reason: out.cancel_reason,
             inventory: Default::default(),
             invocation: Default::default(),
+            resource_usage: None,
         },
     )
 }

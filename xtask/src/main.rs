@@ -233,6 +233,44 @@ fn bench() -> Result<()> {
     Ok(())
 }
 
+/// `cargo xtask bench cni`: the CNI suite against the installed plugins, release build.
+fn bench_cni() -> Result<()> {
+    run(cargo().args(["build", "--release", "--quiet", "--package", "nfvi-verify"]))?;
+    let out = std::env::temp_dir().join(format!("nfvi-bench-cni-{}", std::process::id()));
+    let t = Instant::now();
+    let status = Command::new(repo().join("target/release/nfvi-verify"))
+        .args(["run", "--suite", "cni", "--no-progress", "--out"])
+        .arg(&out)
+        .stderr(std::process::Stdio::null())
+        .status()?;
+    let wall = t.elapsed();
+    if !matches!(status.code(), Some(0 | 1 | 3)) {
+        bail!("the cni run did not complete ({status})");
+    }
+    let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json"))?)?;
+    let _ = std::fs::remove_dir_all(&out);
+    let checks = results["checks"].as_array().map_or(0, Vec::len);
+    let commands: Vec<&str> = results["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c["evidence"]["commands"].as_array().into_iter().flatten())
+        .filter_map(|c| c["command"].as_str())
+        .collect();
+    let execs = commands.iter().filter(|c| c.starts_with("ip netns exec nfvrt-") && c.contains("/cni")).count();
+    let usage = &results["resource_usage"];
+    let (harness, children) = (usage["harness_cpu_secs"].as_f64().unwrap_or(0.0), usage["children_cpu_secs"].as_f64().unwrap_or(0.0));
+    eprintln!(
+        "bench: cni suite: {checks} checks in {:.2} s wall; {execs} plugin execs ({:.0}/s), {} commands in all; CPU: harness {harness:.2} s, children (plugins, ip, iptables) {children:.2} s, harness share {:.1}%; harness peak RSS {} KiB (goal: < 20 s wall)",
+        wall.as_secs_f64(),
+        execs as f64 / wall.as_secs_f64(),
+        commands.len(),
+        100.0 * harness / (harness + children).max(f64::EPSILON),
+        usage["harness_max_rss_kib"],
+    );
+    Ok(())
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -243,10 +281,11 @@ fn main() -> Result<()> {
         Some("demo") => demo(),
         Some("ci") => ci(),
         Some("schemas") => schemas(args.get(1).is_some_and(|a| a == "--check")),
+        Some("bench") if args.get(1).is_some_and(|a| a == "cni") => bench_cni(),
         Some("bench") => bench(),
         Some("deps") => install_deps(true),
         _ => bail!(
-            "usage: cargo xtask <demo|ci|schemas [--check]|bench|deps>\n  demo     set up and run the rc2 suite against this machine\n  ci       the whole test suite (what .ci/run runs)\n  schemas  regenerate the JSON Schemas (--check: fail if stale)\n  bench    benchmarks and the README's performance figures\n  deps     install the system packages and Python helpers the tests need"
+            "usage: cargo xtask <demo|ci|schemas [--check]|bench [cni]|deps>\n  demo     set up and run the rc2 suite against this machine\n  ci       the whole test suite (what .ci/run runs)\n  schemas  regenerate the JSON Schemas (--check: fail if stale)\n  bench    benchmarks and the README's performance figures (bench cni: the CNI suite)\n  deps     install the system packages and Python helpers the tests need"
         ),
     }
 }

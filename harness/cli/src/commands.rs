@@ -393,6 +393,7 @@ pub fn run(args: &RunArgs) -> CmdResult {
                 argv: std::env::args().collect(),
                 reproduce: reproduce(args, &suite),
             },
+            resource_usage: Some(nfvi_harness::results::ResourceUsage::measure()),
         },
     );
     let artifacts = Artifacts::in_dir(&dir);

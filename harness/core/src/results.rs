@@ -65,6 +65,35 @@ pub struct Invocation {
     pub reproduce: String,
 }
 
+/// CPU and memory the run used, from getrusage at the end of the run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ResourceUsage {
+    /// User + system CPU seconds of the harness process itself.
+    pub harness_cpu_secs: f64,
+    /// User + system CPU seconds of every process it started (plugins, `ip`, probes).
+    pub children_cpu_secs: f64,
+    /// Peak resident memory of the harness process, KiB.
+    pub harness_max_rss_kib: u64,
+}
+
+impl ResourceUsage {
+    /// Reads the usage of this process and its waited-for children so far.
+    pub fn measure() -> Self {
+        use nix::sys::resource::{UsageWho, getrusage};
+        let secs = |u: &nix::sys::resource::Usage| {
+            let t = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 / 1e6;
+            t(u.user_time()) + t(u.system_time())
+        };
+        let me = getrusage(UsageWho::RUSAGE_SELF).ok();
+        let children = getrusage(UsageWho::RUSAGE_CHILDREN).ok();
+        Self {
+            harness_cpu_secs: me.as_ref().map_or(0.0, secs),
+            children_cpu_secs: children.as_ref().map_or(0.0, secs),
+            harness_max_rss_kib: me.map_or(0, |u| u.max_rss() as u64),
+        }
+    }
+}
+
 /// The verdict for the suite.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -325,6 +354,9 @@ pub struct RunResults {
     pub inventory: Inventory,
     /// How to reproduce the run.
     pub invocation: Invocation,
+    /// CPU and memory the run used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_usage: Option<ResourceUsage>,
     /// Requirement traceability: requirement → checks → status.
     pub requirements: Vec<RequirementResult>,
     /// Every planned check, in plan order.
@@ -365,6 +397,8 @@ pub struct RunMeta {
     pub inventory: Inventory,
     /// Invocation.
     pub invocation: Invocation,
+    /// Resource usage, when measured.
+    pub resource_usage: Option<ResourceUsage>,
 }
 
 impl RunResults {
@@ -437,6 +471,7 @@ impl RunResults {
             totals,
             inventory: meta.inventory,
             invocation: meta.invocation,
+            resource_usage: meta.resource_usage,
             requirements,
             checks,
         }

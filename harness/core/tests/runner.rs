@@ -135,6 +135,7 @@ fn results(plan: &nfvi_harness::Plan, out: RunOutput) -> RunResults {
             cancel_reason: out.cancel_reason,
             inventory: Default::default(),
             invocation: Default::default(),
+            resource_usage: None,
         },
     )
 }
