@@ -76,6 +76,17 @@ struct AreaView<'a> {
     name: &'static str,
     counts: String,
     checks: Vec<CheckView<'a>>,
+    subjects: Vec<SubjectView>,
+}
+
+/// Per-subject summary (for example per CNI plugin): counts and links to what did not pass.
+struct SubjectView {
+    name: String,
+    passed: usize,
+    failed: usize,
+    errors: usize,
+    skipped: usize,
+    problems: Vec<Link>,
 }
 
 #[derive(Template)]
@@ -190,7 +201,46 @@ pub fn render_html(r: &RunResults) -> Result<String, ReportError> {
                 return None;
             }
             let n = |s: Status| checks.iter().filter(|v| v.c.outcome == s).count();
+            let mut names: Vec<&str> = checks
+                .iter()
+                .filter_map(|v| v.c.subject.as_deref())
+                .collect();
+            names.sort_unstable();
+            names.dedup();
+            let subjects = names
+                .into_iter()
+                .map(|name| {
+                    let of: Vec<&CheckView<'_>> = checks
+                        .iter()
+                        .filter(|v| v.c.subject.as_deref() == Some(name))
+                        .collect();
+                    let count =
+                        |s: &[Status]| of.iter().filter(|v| s.contains(&v.c.outcome)).count();
+                    SubjectView {
+                        name: name.to_owned(),
+                        passed: count(&[Status::Passed]),
+                        failed: count(&[Status::Failed]),
+                        errors: count(&[Status::Error, Status::TimedOut]),
+                        skipped: count(&[Status::Skipped]),
+                        problems: of
+                            .iter()
+                            .filter(|v| {
+                                matches!(
+                                    v.c.outcome,
+                                    Status::Failed | Status::Error | Status::TimedOut
+                                )
+                            })
+                            .map(|v| Link {
+                                anchor: v.anchor.clone(),
+                                text: v.c.id.rsplit('.').next().unwrap_or(&v.c.id).to_owned(),
+                                class: v.class,
+                            })
+                            .collect(),
+                    }
+                })
+                .collect();
             Some(AreaView {
+                subjects,
                 name: area.as_str(),
                 counts: format!(
                     "{} passed, {} failed, {} error, {} skipped",
@@ -209,7 +259,7 @@ pub fn render_html(r: &RunResults) -> Result<String, ReportError> {
         .filter(|c| c.is_warning(r.strict))
         .map(|c| Link {
             anchor: anchor("check", &c.id),
-            text: format!("{}: {}", c.id, c.message),
+            text: truncate_chars(&format!("{}: {}", c.id, c.message), 240),
             class: "warn",
         })
         .collect();

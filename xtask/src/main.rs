@@ -247,7 +247,8 @@ fn bench_cni() -> Result<()> {
     if !matches!(status.code(), Some(0 | 1 | 3)) {
         bail!("the cni run did not complete ({status})");
     }
-    let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json"))?)?;
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json"))?)?;
     let _ = std::fs::remove_dir_all(&out);
     let checks = results["checks"].as_array().map_or(0, Vec::len);
     let commands: Vec<&str> = results["checks"]
@@ -257,9 +258,15 @@ fn bench_cni() -> Result<()> {
         .flat_map(|c| c["evidence"]["commands"].as_array().into_iter().flatten())
         .filter_map(|c| c["command"].as_str())
         .collect();
-    let execs = commands.iter().filter(|c| c.starts_with("ip netns exec nfvrt-") && c.contains("/cni")).count();
+    let execs = commands
+        .iter()
+        .filter(|c| c.starts_with("ip netns exec nfvrt-") && c.contains("/cni"))
+        .count();
     let usage = &results["resource_usage"];
-    let (harness, children) = (usage["harness_cpu_secs"].as_f64().unwrap_or(0.0), usage["children_cpu_secs"].as_f64().unwrap_or(0.0));
+    let (harness, children) = (
+        usage["harness_cpu_secs"].as_f64().unwrap_or(0.0),
+        usage["children_cpu_secs"].as_f64().unwrap_or(0.0),
+    );
     eprintln!(
         "bench: cni suite: {checks} checks in {:.2} s wall; {execs} plugin execs ({:.0}/s), {} commands in all; CPU: harness {harness:.2} s, children (plugins, ip, iptables) {children:.2} s, harness share {:.1}%; harness peak RSS {} KiB (goal: < 20 s wall)",
         wall.as_secs_f64(),
