@@ -54,6 +54,12 @@ pub struct Selection {
     /// The NFVI under test, as a TOML target file; default: this machine.
     #[arg(long, value_name = "FILE")]
     pub target: Option<PathBuf>,
+    /// CNI plugin directories, colon-separated (overrides cni.paths of the target).
+    #[arg(long, value_name = "DIRS")]
+    pub cni_path: Option<String>,
+    /// Only these CNI plugins, comma-separated (overrides cni.plugins of the target).
+    #[arg(long, value_name = "PLUGINS", value_delimiter = ',')]
+    pub cni_plugins: Option<Vec<String>>,
 }
 
 #[derive(Debug, Args)]

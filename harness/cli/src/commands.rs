@@ -58,7 +58,13 @@ struct Prepared {
 
 fn prepare(selection: &Selection) -> Result<Prepared, Failure> {
     let (model, registry) = load_model_and_registry()?;
-    let target = load_target(selection.target.as_deref())?;
+    let mut target = load_target(selection.target.as_deref())?;
+    if let Some(paths) = &selection.cni_path {
+        target.cni.paths = std::env::split_paths(paths).collect();
+    }
+    if let Some(plugins) = &selection.cni_plugins {
+        target.cni.plugins = plugins.clone();
+    }
     let caps = Capabilities::detect(&target);
     Ok(Prepared {
         model,
@@ -278,6 +284,12 @@ fn reproduce(args: &RunArgs, suite: &str) -> String {
     let mut cmd = format!("nfvi-verify run --suite {suite}");
     if let Some(t) = &args.selection.target {
         let _ = write!(cmd, " --target {}", t.display());
+    }
+    if let Some(p) = &args.selection.cni_path {
+        let _ = write!(cmd, " --cni-path {p}");
+    }
+    if let Some(p) = &args.selection.cni_plugins {
+        let _ = write!(cmd, " --cni-plugins {}", p.join(","));
     }
     for f in &args.selection.filter {
         let _ = write!(cmd, " --filter '{f}'");

@@ -60,7 +60,10 @@ fn net_name(conf: &Value) -> String {
 }
 
 fn uses_ipam(plugin: &str) -> bool {
-    matches!(plugin, "bridge" | "macvlan" | "ptp")
+    matches!(
+        plugin,
+        "bridge" | "macvlan" | "ptp" | "ipvlan" | "vlan" | "host-device"
+    )
 }
 
 /// Only `lo` (in any state) is left in a container namespace.

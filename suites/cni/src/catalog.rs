@@ -46,6 +46,17 @@ const ALL16: &[&str] = &[
     "vrf",
 ];
 const IFACE: &[&str] = &["bridge", "macvlan", "ptp"];
+/// Interface plugins whose lifecycle is checked too: kernel permitting (ipvlan, vlan), with a
+/// harness-made device (host-device), or skipped with the reason (dhcp needs a server).
+const IFACE_ALL: &[&str] = &[
+    "bridge",
+    "macvlan",
+    "ptp",
+    "ipvlan",
+    "vlan",
+    "host-device",
+    "dhcp",
+];
 const ERR_PLUGINS: &[&str] = &[
     "bridge",
     "macvlan",
@@ -105,8 +116,8 @@ pub(crate) static CATALOG: &[Assertion] = &[
     assertion!("CNI-VER-006", Must, "0.4.0: CHECK introduced in 0.4.0", "CHECK below 0.4.0 fails with code 1", &["bridge"], true, ver_006),
     assertion!("CNI-VER-007", Must, "§1 Version considerations (plugins support subsets)", "A version missing from supportedVersions is rejected with code 1", &["firewall", "bandwidth", "vrf"], true, ver_007),
     assertion!("CNI-VER-008", Info, "1.1.0 §2 GC / STATUS", "GC and STATUS answer consistently with supportedVersions", ALL16, true, ver_008),
-    assertion!("CNI-ADD-001", Must, "§2 ADD; §5 ADD success", "ADD prints exactly one JSON result valid for the version", IFACE, false, add_001),
-    assertion!("CNI-ADD-002", Must, "§5 ADD success interfaces/ips/routes", "The netns matches the result: interface, UP, MAC, sandbox, addresses, routes", IFACE, false, add_002),
+    assertion!("CNI-ADD-001", Must, "§2 ADD; §5 ADD success", "ADD prints exactly one JSON result valid for the version", IFACE_ALL, false, add_001),
+    assertion!("CNI-ADD-002", Must, "§5 ADD success interfaces/ips/routes", "The netns matches the result: interface, UP, MAC, sandbox, addresses, routes", IFACE_ALL, false, add_002),
     assertion!("CNI-ADD-003", Must, "§5 interfaces.sandbox; bridge plugin", "Host side: bridge and veth without sandbox, veth enslaved and peered, gateway on the bridge", &["bridge"], false, add_003),
     assertion!("CNI-ADD-004", Must, "§2 ADD: existing CNI_IFNAME must be an error", "ADD onto an existing CNI_IFNAME fails and leaves it untouched", IFACE, false, add_004),
     assertion!("CNI-ADD-005", Must, "§4 delegated plugins: same environment, complete config", "The IPAM plugin is found via CNI_PATH and gets identical CNI_* variables and the complete configuration", &["bridge"], false, add_005),
@@ -128,10 +139,10 @@ pub(crate) static CATALOG: &[Assertion] = &[
     assertion!("CNI-IPAM-005", Must, "§2 DEL: accept multiple DELs", "IPAM DEL is idempotent", &["host-local", "static"], false, ipam_005),
     assertion!("CNI-IPAM-006", Must, "§3 Lifecycle: concurrent execution across containers", "40 concurrent ADDs get 40 distinct addresses; concurrent DELs release all", &["host-local"], false, ipam_006),
     assertion!("CNI-IPAM-007", Should, "§2 CHECK: missing reservations are errors", "host-local CHECK passes while reserved, fails after release", &["host-local"], false, ipam_007),
-    assertion!("CNI-IPAM-008", Must, "§4 delegated plugins on DEL", "The main plugin's DEL releases the IPAM reservation", IFACE, false, ipam_008),
+    assertion!("CNI-IPAM-008", Must, "§4 delegated plugins on DEL", "The main plugin's DEL releases the IPAM reservation", IFACE_ALL, false, ipam_008),
     assertion!("CNI-IPAM-009", Info, "§2 ADD: no second ADD for the same attachment", "host-local refuses a second ADD for the same container and ifname", &["host-local"], false, ipam_009),
-    assertion!("CNI-DEL-001", Must, "§2 DEL", "DEL after ADD: exit 0, no output, interfaces gone, address released", IFACE, false, del_001),
-    assertion!("CNI-DEL-002", Must, "§2 DEL: accept multiple DEL calls", "Repeated DEL of the same attachment exits 0", &["bridge", "macvlan", "ptp", "loopback"], false, del_002),
+    assertion!("CNI-DEL-001", Must, "§2 DEL", "DEL after ADD: exit 0, no output, interfaces gone, address released", IFACE_ALL, false, del_001),
+    assertion!("CNI-DEL-002", Must, "§2 DEL: accept multiple DEL calls", "Repeated DEL of the same attachment exits 0", &["bridge", "macvlan", "ptp", "loopback", "ipvlan", "vlan", "host-device"], false, del_002),
     assertion!("CNI-DEL-003", Must, "§2 DEL: success when resources are missing", "DEL of a never-added attachment exits 0", ERR_PLUGINS, false, del_003),
     assertion!("CNI-DEL-004", Should, "§2 DEL: success when the netns is gone", "DEL after the netns was deleted exits 0 and releases the address", &["bridge", "macvlan", "ptp", "loopback"], false, del_004),
     assertion!("CNI-DEL-005", Should, "§2 DEL: best effort", "macvlan DEL succeeds after its master disappeared", &["macvlan"], false, del_005),
@@ -139,7 +150,7 @@ pub(crate) static CATALOG: &[Assertion] = &[
     assertion!("CNI-DEL-007", Info, "§2 DEL best effort", "DEL with CNI_NETNS pointing at a regular file", &["bridge", "macvlan"], false, del_007),
     assertion!("CNI-DEL-008", Info, "§2 DEL output", "A successful DEL prints nothing", &["bridge", "macvlan", "ptp", "loopback"], false, del_008),
     assertion!("CNI-DEL-009", Must, "§2 DEL: optional CNI_PATH", "DEL without CNI_PATH for a live attachment", &["bridge", "macvlan", "ptp", "loopback"], true, del_009),
-    assertion!("CNI-CHK-001", Must, "§2 CHECK", "CHECK right after ADD exits 0 with no output", &["bridge", "macvlan", "ptp", "loopback"], false, chk_001),
+    assertion!("CNI-CHK-001", Must, "§2 CHECK", "CHECK right after ADD exits 0 with no output", &["bridge", "macvlan", "ptp", "loopback", "ipvlan", "vlan", "host-device"], false, chk_001),
     assertion!("CNI-CHK-002", Must, "§2 CHECK: must consult prevResult", "CHECK without prevResult fails", IFACE, false, chk_002),
     assertion!("CNI-CHK-003", Should, "§2 CHECK: missing address is an error", "CHECK fails after the container address is removed", IFACE, false, chk_003),
     assertion!("CNI-CHK-004", Should, "§2 CHECK: missing route is an error", "CHECK fails after the default route is removed", IFACE, false, chk_004),
@@ -227,13 +238,17 @@ fn is_pseudo(plugin: &str) -> bool {
     matches!(plugin, "chain" | "pod")
 }
 
-fn plugin_exists(target: &Target, plugin: &str) -> bool {
-    let needed: &[&str] = match plugin {
-        "chain" => CHAIN,
-        "pod" => &["bridge", "macvlan", "ptp", "loopback", "host-local"],
-        _ => std::slice::from_ref(&plugin),
-    };
-    needed
+/// The plugin binaries a check runs: its plugin, or every plugin of a pseudo-plugin fixture.
+fn needed_plugins(plugin: &'static str) -> Vec<&'static str> {
+    match plugin {
+        "chain" => CHAIN.to_vec(),
+        "pod" => vec!["bridge", "macvlan", "ptp", "loopback", "host-local"],
+        _ => vec![plugin],
+    }
+}
+
+fn plugin_exists(target: &Target, plugin: &'static str) -> bool {
+    needed_plugins(plugin)
         .iter()
         .all(|p| target.cni.paths.iter().any(|d| d.join(p).is_file()))
 }
@@ -244,11 +259,22 @@ impl Check for CniCheck {
     }
 
     fn applicable(&self, target: &Target) -> Result<(), String> {
-        if !target.cni.plugins.is_empty()
-            && !is_pseudo(self.plugin)
-            && !target.cni.plugins.iter().any(|p| p == self.plugin)
-        {
-            return Err(format!("plugin `{}` is not in cni.plugins", self.plugin));
+        let needed = needed_plugins(self.plugin);
+        let filtered: Vec<&&str> = needed
+            .iter()
+            .filter(|p| {
+                !target.cni.plugins.is_empty() && !target.cni.plugins.iter().any(|q| q == **p)
+            })
+            .collect();
+        if !filtered.is_empty() {
+            return Err(format!(
+                "plugin {} not in cni.plugins",
+                filtered
+                    .iter()
+                    .map(|p| format!("`{p}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
         }
         if !plugin_exists(target, self.plugin) {
             let dirs = target

@@ -389,12 +389,103 @@ impl<'a> Lab<'a> {
             }
             "ptp" => self.ptp_conf(),
             "loopback" => self.loopback_conf(),
+            "ipvlan" => {
+                self.macvlan_master().await?;
+                self.kernel_supports(
+                    "ipvlan",
+                    &[
+                        "link",
+                        "add",
+                        "nfvkprobe",
+                        "link",
+                        "nfvmm0",
+                        "type",
+                        "ipvlan",
+                    ],
+                )
+                .await?;
+                json!({"cniVersion": self.version, "name": "nfvnet-ipvlan", "type": "ipvlan", "master": "nfvmm0",
+                       "mode": "l2", "ipam": self.host_local(5)})
+            }
+            "vlan" => {
+                self.macvlan_master().await?;
+                self.kernel_supports(
+                    "802.1Q VLAN",
+                    &[
+                        "link",
+                        "add",
+                        "link",
+                        "nfvmm0",
+                        "name",
+                        "nfvkprobe",
+                        "type",
+                        "vlan",
+                        "id",
+                        "10",
+                    ],
+                )
+                .await?;
+                json!({"cniVersion": self.version, "name": "nfvnet-vlan", "type": "vlan", "master": "nfvmm0",
+                       "vlanId": 10, "ipam": self.host_local(6)})
+            }
+            "host-device" => {
+                if !self.links(None).await?.iter().any(|l| l.name == "nfvhd0") {
+                    self.run_ok(
+                        "ip",
+                        &[
+                            "-n", &self.rt, "link", "add", "nfvhd0", "type", "veth", "peer",
+                            "name", "nfvhd1",
+                        ],
+                    )
+                    .await?;
+                }
+                json!({"cniVersion": self.version, "name": "nfvnet-hostdev", "type": "host-device", "device": "nfvhd0",
+                       "ipam": self.host_local(7)})
+            }
+            "dhcp" => {
+                return Err(crate::catalog::not_applicable(
+                    "the dhcp plugin needs its daemon (`dhcp daemon`) and a DHCP server on the network; the lab provides neither",
+                ));
+            }
             other => {
                 return Err(Outcome::error(format!(
                     "no fixture configuration for plugin `{other}`"
                 )));
             }
         })
+    }
+
+    /// Whether the kernel can create a link type: a probe link in the runtime namespace, removed
+    /// at once. A missing type makes the assertion not applicable, with the reason.
+    pub(crate) async fn kernel_supports(&self, what: &str, args: &[&str]) -> Result<(), Outcome> {
+        let mut full = vec!["-n", self.rt.as_str()];
+        full.extend_from_slice(args);
+        let spec = CommandSpec::new("ip")
+            .args(full)
+            .timeout(Duration::from_secs(10));
+        let out = self
+            .cx
+            .command(spec)
+            .await
+            .map_err(|e| Outcome::error(format!("{e}: {}", e.source)))?;
+        if out.success() {
+            let _ = self
+                .run_ok("ip", &["-n", &self.rt, "link", "del", "nfvkprobe"])
+                .await;
+            return Ok(());
+        }
+        let err = out.stderr_text();
+        if err.contains("Unknown device type") || err.contains("not supported") {
+            Err(crate::catalog::not_applicable(format!(
+                "this kernel cannot create {what} links ({})",
+                err.trim()
+            )))
+        } else {
+            Err(Outcome::error(format!(
+                "probing {what} support failed: {}",
+                err.trim()
+            )))
+        }
     }
 
     /// The macvlan master `nfvmm0`: one end of a veth pair the harness creates in the runtime
