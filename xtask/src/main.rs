@@ -181,13 +181,47 @@ fn ci() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    let before = machine_state();
     let mut nextest = cargo();
     nextest.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
     if in_ci {
         nextest.args(["--profile", "ci"]);
     }
     run(&mut nextest)?;
+    // The tests create namespaces, links and bridges; all of it must be gone afterwards.
+    let after = machine_state();
+    let left: Vec<&String> = after.iter().filter(|x| !before.contains(x)).collect();
+    if !left.is_empty() {
+        bail!("the tests left these behind on the machine: {left:?}");
+    }
+    eprintln!("xtask: the machine's network namespaces and links are as before the tests");
     Ok(())
+}
+
+/// Network namespaces and links of the machine's own namespace, one string each.
+fn machine_state() -> Vec<String> {
+    let names = |args: &[&str], prefix: &str| -> Vec<String> {
+        Command::new("ip")
+            .args(args)
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .filter_map(|l| {
+                        let name = if prefix == "link" {
+                            l.split(": ").nth(1)?.split('@').next()?
+                        } else {
+                            l.split_whitespace().next()?
+                        };
+                        Some(format!("{prefix} {name}"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut all = names(&["netns", "list"], "netns");
+    all.extend(names(&["-o", "link", "show"], "link"));
+    all
 }
 
 fn bench() -> Result<()> {
