@@ -24,6 +24,7 @@ fn all_checks() -> Vec<Arc<dyn Check>> {
     let mut checks = Vec::new();
     checks.extend(nfvi_suite_host::checks());
     checks.extend(nfvi_suite_cni::checks());
+    checks.extend(nfvi_suite_datapath::checks());
     checks
 }
 

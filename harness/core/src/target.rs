@@ -48,6 +48,8 @@ pub struct Target {
     pub kubernetes: KubernetesTarget,
     /// OpenStack cloud.
     pub openstack: OpenStackTarget,
+    /// Data-path measurement settings.
+    pub datapath: DatapathTarget,
     /// Network resources the harness may use.
     pub network: NetworkTarget,
     /// The file this target was read from, if any.
@@ -105,6 +107,37 @@ pub struct OpenStackTarget {
     pub cloud: String,
     /// clouds.yaml path; empty for the standard search path.
     pub clouds_yaml: String,
+}
+
+/// Data-path measurement settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DatapathTarget {
+    /// blocking, spin or paced.
+    pub mode: String,
+    /// Probes per block.
+    pub block_probes: u64,
+    /// Rounds of interleaved blocks.
+    pub rounds: u32,
+    /// Warm-up probes per block.
+    pub warmup: u64,
+    /// Loopback block-median CV above which a comparison is inconclusive.
+    pub noise_cv_limit: f64,
+    /// Latency SLAs per path.
+    #[serde(default)]
+    pub sla: std::collections::BTreeMap<String, LatencySla>,
+}
+
+/// A latency SLA of one path, in microseconds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LatencySla {
+    /// Upper bound for the median RTT.
+    #[serde(default)]
+    pub p50_us: Option<f64>,
+    /// Upper bound for the 99th percentile RTT.
+    #[serde(default)]
+    pub p99_us: Option<f64>,
 }
 
 /// Network resources the harness may use.
@@ -231,6 +264,34 @@ impl Target {
                 ),
             ));
         }
+        let dp = &target.datapath;
+        let dp_error = if !matches!(dp.mode.as_str(), "blocking" | "spin" | "paced") {
+            Some(("mode", format!("datapath.mode `{}` is not one of blocking, spin, paced", dp.mode)))
+        } else if dp.rounds < 2 {
+            Some(("rounds", format!("datapath.rounds = {} is too few: at least 2 rounds are needed for a comparison", dp.rounds)))
+        } else if dp.block_probes < 100 {
+            Some(("block_probes", format!("datapath.block_probes = {} is too few: at least 100", dp.block_probes)))
+        } else if !(dp.noise_cv_limit > 0.0) {
+            Some(("noise_cv_limit", format!("datapath.noise_cv_limit = {} must be positive", dp.noise_cv_limit)))
+        } else {
+            dp.sla.iter().find_map(|(path, sla)| {
+                let bad = |v: Option<f64>| v.is_some_and(|v| !(v > 0.0) || !v.is_finite());
+                if !matches!(path.as_str(), "loopback" | "macvlan" | "bridge" | "ptp") {
+                    Some(("sla", format!("datapath.sla.{path}: unknown path; expected loopback, macvlan, bridge or ptp")))
+                } else if bad(sla.p50_us) || bad(sla.p99_us) {
+                    Some(("sla", format!("datapath.sla.{path}: SLA values must be positive numbers of microseconds")))
+                } else if let (Some(p50), Some(p99)) = (sla.p50_us, sla.p99_us)
+                    && p99 < p50
+                {
+                    Some(("sla", format!("datapath.sla.{path}: p99_us ({p99}) is below p50_us ({p50}), which no distribution satisfies")))
+                } else {
+                    None
+                }
+            })
+        };
+        if let Some((key, message)) = dp_error {
+            return Err(invalid(find_key(text, key).unwrap_or(0), message));
+        }
         Ok(target)
     }
 }
@@ -326,6 +387,21 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.starts_with("t.toml:2:1: network.lab_cidr"), "{err}");
+    }
+
+    #[test]
+    fn impossible_slas_are_refused() {
+        let err = Target::parse(Path::new("t.toml"), "[datapath.sla.macvlan]\np50_us = 50.0\np99_us = 10.0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("p99_us (10) is below p50_us (50)"), "{err}");
+        let err = Target::parse(Path::new("t.toml"), "[datapath.sla.wifi]\np50_us = 5.0\n").unwrap_err().to_string();
+        assert!(err.contains("unknown path"), "{err}");
+        let err = Target::parse(Path::new("t.toml"), "[datapath.sla.bridge]\np50_us = -1.0\n").unwrap_err().to_string();
+        assert!(err.contains("positive"), "{err}");
+        let err = Target::parse(Path::new("t.toml"), "[datapath.sla.bridge]\np50 = 1.0\n").unwrap_err().to_string();
+        assert!(err.contains("unknown field `p50`"), "{err}");
+        assert!(Target::parse(Path::new("t.toml"), "[datapath.sla.bridge]\np50_us = 40.0\n").is_ok());
     }
 
     #[test]

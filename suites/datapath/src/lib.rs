@@ -1,0 +1,15 @@
+//! Data path: bridge, macvlan (private, vepa, bridge, passthru) and ptp topologies built over
+//! netlink in namespaces the harness creates, the connectivity each promises, and round-trip
+//! latency measured with statistics sound enough to tell bridge from macvlan.
+
+#![warn(missing_docs)]
+
+mod checks;
+mod latency;
+pub mod nl;
+pub mod ns;
+pub mod probe;
+pub mod stats;
+pub mod topology;
+
+pub use checks::checks;

@@ -1,0 +1,351 @@
+//! The latency prober: a UDP echo responder and a client that keeps one message in flight,
+//! matches replies by sequence number, times them with the monotonic clock and records them
+//! in an HDR histogram. Blocking, busy-spin and paced modes. Every probe has a deadline and a
+//! run stops after a streak of unanswered probes, so an unreachable peer never hangs it.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// How the client waits for a reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Block in recv (sleeping); the common case, includes the wake-up.
+    Blocking,
+    /// Busy-spin on a non-blocking socket; the lowest, least noisy numbers, one core busy.
+    Spin,
+    /// One probe every `interval`, blocking; like ping.
+    Paced,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "blocking" => Ok(Mode::Blocking),
+            "spin" => Ok(Mode::Spin),
+            "paced" => Ok(Mode::Paced),
+            other => Err(format!("unknown mode `{other}`; expected blocking, spin or paced")),
+        }
+    }
+}
+
+/// What a ping run does.
+#[derive(Clone, Debug)]
+pub struct PingConfig {
+    /// Measured probes (after warm-up).
+    pub count: u64,
+    /// Stop after this long even if `count` is not reached.
+    pub duration: Option<Duration>,
+    /// Probes sent first and discarded.
+    pub warmup: u64,
+    /// How to wait.
+    pub mode: Mode,
+    /// Interval for paced mode.
+    pub interval: Duration,
+    /// Deadline of one probe.
+    pub probe_timeout: Duration,
+    /// Stop when this many probes in a row go unanswered.
+    pub max_consecutive_losses: u32,
+    /// Datagram size in bytes (at least 8).
+    pub payload: usize,
+    /// Keep every RTT in nanoseconds (for block statistics).
+    pub keep_samples: bool,
+}
+
+impl Default for PingConfig {
+    fn default() -> Self {
+        Self {
+            count: 10_000,
+            duration: None,
+            warmup: 1_000,
+            mode: Mode::Blocking,
+            interval: Duration::from_millis(10),
+            probe_timeout: Duration::from_millis(200),
+            max_consecutive_losses: 10,
+            payload: 16,
+            keep_samples: false,
+        }
+    }
+}
+
+/// Percentiles and moments of a run, in microseconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Summary {
+    /// Replies received and measured.
+    pub count: u64,
+    /// Probes that got no reply in time.
+    pub lost: u64,
+    /// Warm-up probes discarded.
+    pub warmup_discarded: u64,
+    /// Minimum.
+    pub min_us: f64,
+    /// Median.
+    pub p50_us: f64,
+    /// 90th percentile.
+    pub p90_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+    /// 99.9th percentile.
+    pub p999_us: f64,
+    /// Maximum.
+    pub max_us: f64,
+    /// Mean.
+    pub mean_us: f64,
+    /// Standard deviation.
+    pub stddev_us: f64,
+    /// Wall time of the measured part, seconds.
+    pub elapsed_secs: f64,
+}
+
+/// A finished ping run.
+pub struct PingResult {
+    /// The histogram of RTTs in nanoseconds.
+    pub histogram: Histogram<u64>,
+    /// Every RTT in nanoseconds, if asked for.
+    pub samples_ns: Vec<u64>,
+    /// The summary.
+    pub summary: Summary,
+}
+
+/// A histogram for RTTs from 1 ns to 60 s with 3 significant digits.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Summarises a histogram.
+pub fn summarize(h: &Histogram<u64>, lost: u64, warmup: u64, elapsed: Duration) -> Summary {
+    let us = |ns: u64| ns as f64 / 1000.0;
+    Summary {
+        count: h.len(),
+        lost,
+        warmup_discarded: warmup,
+        min_us: us(h.min()),
+        p50_us: us(h.value_at_quantile(0.50)),
+        p90_us: us(h.value_at_quantile(0.90)),
+        p99_us: us(h.value_at_quantile(0.99)),
+        p999_us: us(h.value_at_quantile(0.999)),
+        max_us: us(h.max()),
+        mean_us: h.mean() / 1000.0,
+        stddev_us: h.stdev() / 1000.0,
+        elapsed_secs: elapsed.as_secs_f64(),
+    }
+}
+
+/// Serves echo requests on `socket` until `stop` is set (checked every 100 ms), in the given
+/// mode. Returns the number of datagrams echoed.
+pub fn serve(socket: &UdpSocket, stop: &AtomicBool, spin: bool) -> Result<u64, String> {
+    let mut buf = [0u8; 65536];
+    let mut served = 0u64;
+    if spin {
+        socket.set_nonblocking(true).map_err(|e| e.to_string())?;
+    } else {
+        socket.set_read_timeout(Some(Duration::from_millis(100))).map_err(|e| e.to_string())?;
+    }
+    while !stop.load(Ordering::Relaxed) {
+        match socket.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                let _ = socket.send_to(&buf[..n], from);
+                served += 1;
+            }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                if spin {
+                    std::hint::spin_loop();
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+            Err(e) => return Err(format!("echo responder: {e}")),
+        }
+    }
+    Ok(served)
+}
+
+/// A running responder thread; stopping it joins the thread.
+pub struct Responder {
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<Result<u64, String>>>,
+    /// The address it listens on.
+    pub addr: SocketAddr,
+}
+
+impl Responder {
+    /// Stops the responder and returns how many datagrams it echoed.
+    pub fn stop(mut self) -> Result<u64, String> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.take().map_or(Ok(0), |h| h.join().map_err(|_| "responder panicked".to_owned())?)
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Starts a responder on `bind`, inside the namespace at `netns` (or the current one).
+pub fn start_responder(netns: Option<&std::path::Path>, bind: SocketAddr, spin: bool) -> Result<Responder, String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let flag = stop.clone();
+    let body = move || -> Result<u64, String> {
+        let socket = UdpSocket::bind(bind).map_err(|e| format!("cannot bind the responder to {bind}: {e}"));
+        let socket = match socket {
+            Ok(s) => {
+                let _ = ready_tx.send(Ok(()));
+                s
+            }
+            Err(e) => {
+                let _ = ready_tx.send(Err(e.clone()));
+                return Err(e);
+            }
+        };
+        serve(&socket, &flag, spin)
+    };
+    let handle = match netns {
+        Some(path) => crate::ns::spawn_in(path, body),
+        None => std::thread::spawn(body),
+    };
+    match ready_rx.recv_timeout(Duration::from_secs(5)) {
+        Ok(Ok(())) => Ok(Responder { stop, handle: Some(handle), addr: bind }),
+        Ok(Err(e)) => Err(e),
+        Err(_) => {
+            stop.store(true, Ordering::Relaxed);
+            let joined = handle.join().map_err(|_| "responder panicked".to_owned())?;
+            Err(joined.err().unwrap_or_else(|| "the responder did not start".to_owned()))
+        }
+    }
+}
+
+/// Runs a ping: warm-up, then measured probes, one in flight.
+pub fn ping(peer: SocketAddr, cfg: &PingConfig) -> Result<PingResult, String> {
+    let bind: SocketAddr = if peer.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal");
+    let socket = UdpSocket::bind(bind).map_err(|e| format!("cannot open a UDP socket: {e}"))?;
+    socket.connect(peer).map_err(|e| format!("cannot reach {peer}: {e}"))?;
+    let spin = cfg.mode == Mode::Spin;
+    if spin {
+        socket.set_nonblocking(true).map_err(|e| e.to_string())?;
+    } else {
+        socket.set_read_timeout(Some(cfg.probe_timeout)).map_err(|e| e.to_string())?;
+    }
+    let payload = cfg.payload.max(8);
+    let mut out = vec![0u8; payload];
+    let mut buf = vec![0u8; payload.max(64)];
+    let mut hist = new_histogram();
+    let mut samples = Vec::with_capacity(if cfg.keep_samples { cfg.count as usize } else { 0 });
+    let (mut lost, mut streak, mut seq) = (0u64, 0u32, 0u64);
+    let mut measured_start = Instant::now();
+    let total = cfg.warmup + cfg.count;
+    while seq < total {
+        if seq == cfg.warmup {
+            measured_start = Instant::now();
+        }
+        if let Some(d) = cfg.duration
+            && seq >= cfg.warmup
+            && measured_start.elapsed() >= d
+        {
+            break;
+        }
+        out[..8].copy_from_slice(&seq.to_le_bytes());
+        let t0 = Instant::now();
+        if let Err(e) = socket.send(&out) {
+            return Err(format!("send to {peer}: {e}"));
+        }
+        let rtt = loop {
+            match socket.recv(&mut buf) {
+                Ok(n) if n >= 8 && buf[..8] == seq.to_le_bytes() => break Some(t0.elapsed()),
+                Ok(_) => {} // a late reply to an earlier probe
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    // Blocking mode waits the whole timeout inside recv; spin mode checks here.
+                    if !spin || t0.elapsed() >= cfg.probe_timeout {
+                        break None;
+                    }
+                    std::hint::spin_loop();
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break None,
+                Err(e) => return Err(format!("receive from {peer}: {e}")),
+            }
+        };
+        match rtt {
+            Some(d) => {
+                streak = 0;
+                if seq >= cfg.warmup {
+                    let ns = (d.as_nanos() as u64).max(1);
+                    hist.record(ns).map_err(|e| e.to_string())?;
+                    if cfg.keep_samples {
+                        samples.push(ns);
+                    }
+                }
+            }
+            None => {
+                streak += 1;
+                if seq >= cfg.warmup {
+                    lost += 1;
+                }
+                if streak >= cfg.max_consecutive_losses {
+                    return Err(format!(
+                        "{peer} did not answer {streak} probes in a row ({} ms each): unreachable or not running a responder",
+                        cfg.probe_timeout.as_millis()
+                    ));
+                }
+            }
+        }
+        seq += 1;
+        if cfg.mode == Mode::Paced {
+            std::thread::sleep(cfg.interval.saturating_sub(t0.elapsed()));
+        }
+    }
+    if hist.is_empty() {
+        return Err(format!("no reply from {peer}"));
+    }
+    let summary = summarize(&hist, lost, cfg.warmup.min(seq), measured_start.elapsed());
+    Ok(PingResult { histogram: hist, samples_ns: samples, summary })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_ping_pong_in_every_mode() {
+        let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = probe.local_addr().unwrap();
+        drop(probe);
+        let r = start_responder(None, addr, false).unwrap();
+        for mode in [Mode::Blocking, Mode::Spin, Mode::Paced] {
+            let cfg = PingConfig { count: 200, warmup: 20, mode, interval: Duration::from_micros(100), keep_samples: true, ..Default::default() };
+            let res = ping(addr, &cfg).unwrap();
+            assert_eq!(res.summary.count, 200, "{mode:?}");
+            assert_eq!(res.samples_ns.len(), 200);
+            assert!(res.summary.p50_us > 0.0 && res.summary.p50_us <= res.summary.p99_us);
+            assert_eq!(res.summary.warmup_discarded, 20);
+        }
+        assert!(r.stop().unwrap() >= 660);
+    }
+
+    #[test]
+    fn an_absent_responder_is_reported_not_waited_for() {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = s.local_addr().unwrap();
+        drop(s);
+        let cfg = PingConfig { count: 1_000_000, warmup: 0, probe_timeout: Duration::from_millis(20), ..Default::default() };
+        let start = Instant::now();
+        let err = ping(addr, &cfg).err().unwrap();
+        assert!(err.contains("did not answer 10 probes in a row"), "{err}");
+        assert!(start.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_port_in_use_is_a_clear_error() {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let err = start_responder(None, s.local_addr().unwrap(), false).err().unwrap();
+        assert!(err.contains("cannot bind the responder"), "{err}");
+    }
+}
