@@ -35,6 +35,70 @@ pub enum Command {
     Diff(DiffArgs),
     /// Print the commented default target file, or validate one.
     Target(TargetArgs),
+    /// The latency prober on its own: run `serve` at one endpoint and `ping` at the other.
+    #[command(subcommand)]
+    Probe(ProbeCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProbeCommand {
+    /// Echo UDP probes until interrupted.
+    Serve(ServeArgs),
+    /// Measure round-trip latency to a `probe serve` responder.
+    Ping(PingArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on, for example 198.18.40.2:17007.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub bind: std::net::SocketAddr,
+    /// Busy-spin instead of blocking (pair with `ping --mode spin`).
+    #[arg(long)]
+    pub spin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PingArgs {
+    /// The responder's address and port.
+    pub peer: std::net::SocketAddr,
+    /// Measured probes.
+    #[arg(long, default_value_t = 10_000, conflicts_with = "duration")]
+    pub count: u64,
+    /// Probe for this long instead of a count, for example 5s or 500ms.
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<std::time::Duration>,
+    /// How to wait for replies: blocking, spin or paced.
+    #[arg(long, default_value = "blocking")]
+    pub mode: String,
+    /// Interval between probes in paced mode, for example 10ms.
+    #[arg(long, default_value = "10ms", value_parser = parse_duration)]
+    pub interval: std::time::Duration,
+    /// Warm-up probes, discarded.
+    #[arg(long, default_value_t = 1000)]
+    pub warmup: u64,
+    /// Datagram size in bytes.
+    #[arg(long, default_value_t = 16)]
+    pub size: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (num, unit) = s.find(|c: char| !c.is_ascii_digit() && c != '.').map_or((s, "s"), |i| s.split_at(i));
+    let v: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration such as 5s, 500ms or 100us"))?;
+    let secs = match unit {
+        "s" => v,
+        "ms" => v / 1e3,
+        "us" => v / 1e6,
+        "m" => v * 60.0,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}`; use s, ms, us or m")),
+    };
+    if !(secs > 0.0) || !secs.is_finite() {
+        return Err(format!("`{s}` must be a positive duration"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

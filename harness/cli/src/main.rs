@@ -59,6 +59,7 @@ fn main() -> ExitCode {
         cli::Command::Report(args) => commands::report(&args),
         cli::Command::Diff(args) => commands::diff(&args),
         cli::Command::Target(args) => commands::target(&args),
+        cli::Command::Probe(cmd) => commands::probe(&cmd),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),
