@@ -117,7 +117,9 @@ fn outcome_class(c: &CheckResult, strict: bool) -> (&'static str, &'static str) 
     }
 }
 
-const COLOURS: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
+const COLOURS: [&str; 6] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
+];
 
 /// CDF and density charts for samples named `cdf:<path>` (101 quantiles in µs each).
 fn latency_charts(c: &CheckResult) -> Vec<String> {
@@ -134,8 +136,16 @@ fn latency_charts(c: &CheckResult) -> Vec<String> {
     }
     // The x axis ends at the largest p99 so that millisecond preemption spikes do not squash
     // the body of the distributions; the tails are in the percentile table.
-    let x_min = series.iter().map(|(_, v)| v[0]).fold(f64::INFINITY, f64::min).max(0.0);
-    let x_max = series.iter().map(|(_, v)| v[99]).fold(0.0, f64::max).max(x_min + 1.0);
+    let x_min = series
+        .iter()
+        .map(|(_, v)| v[0])
+        .fold(f64::INFINITY, f64::min)
+        .max(0.0);
+    let x_max = series
+        .iter()
+        .map(|(_, v)| v[99])
+        .fold(0.0, f64::max)
+        .max(x_min + 1.0);
     let (w, h, l, b) = (560.0, 240.0, 48.0, 30.0);
     let sx = |x: f64| l + (x.clamp(x_min, x_max) - x_min) / (x_max - x_min) * (w - l - 10.0);
     let axes = |title: &str, y_label: &str| {
@@ -164,11 +174,23 @@ fn latency_charts(c: &CheckResult) -> Vec<String> {
             ));
         }
     };
-    let mut cdf = axes("Cumulative distribution of RTT per path", "fraction of probes");
+    let mut cdf = axes(
+        "Cumulative distribution of RTT per path",
+        "fraction of probes",
+    );
     let sy = |p: f64| 8.0 + (1.0 - p) * (h - b - 8.0);
     for (i, (_, v)) in series.iter().enumerate() {
-        let pts: Vec<String> = v.iter().enumerate().filter(|(_, x)| **x <= x_max).map(|(q, x)| format!("{:.1},{:.1}", sx(*x), sy(q as f64 / 100.0))).collect();
-        cdf.push_str(&format!(r##"<polyline fill="none" stroke="{}" stroke-width="1.6" points="{}"/>"##, COLOURS[i % COLOURS.len()], pts.join(" ")));
+        let pts: Vec<String> = v
+            .iter()
+            .enumerate()
+            .filter(|(_, x)| **x <= x_max)
+            .map(|(q, x)| format!("{:.1},{:.1}", sx(*x), sy(q as f64 / 100.0)))
+            .collect();
+        cdf.push_str(&format!(
+            r##"<polyline fill="none" stroke="{}" stroke-width="1.6" points="{}"/>"##,
+            COLOURS[i % COLOURS.len()],
+            pts.join(" ")
+        ));
     }
     legend(&mut cdf);
     cdf.push_str("</svg>");
@@ -198,8 +220,16 @@ fn latency_charts(c: &CheckResult) -> Vec<String> {
                 .collect()
         })
         .collect();
-    let peak = masses.iter().flatten().copied().fold(0.0, f64::max).max(f64::EPSILON);
-    let mut dens = axes("Histogram of RTT per path (40 bins up to the largest p99)", "share of probes");
+    let peak = masses
+        .iter()
+        .flatten()
+        .copied()
+        .fold(0.0, f64::max)
+        .max(f64::EPSILON);
+    let mut dens = axes(
+        "Histogram of RTT per path (40 bins up to the largest p99)",
+        "share of probes",
+    );
     for (i, m) in masses.iter().enumerate() {
         let mut pts = Vec::new();
         for (k, mass) in m.iter().enumerate() {
@@ -207,7 +237,11 @@ fn latency_charts(c: &CheckResult) -> Vec<String> {
             let y = 8.0 + (1.0 - mass / peak) * (h - b - 8.0);
             pts.push(format!("{:.1},{y:.1} {:.1},{y:.1}", sx(lo), sx(lo + width)));
         }
-        dens.push_str(&format!(r##"<polyline fill="none" stroke="{}" stroke-width="1.4" points="{}"/>"##, COLOURS[i % COLOURS.len()], pts.join(" ")));
+        dens.push_str(&format!(
+            r##"<polyline fill="none" stroke="{}" stroke-width="1.4" points="{}"/>"##,
+            COLOURS[i % COLOURS.len()],
+            pts.join(" ")
+        ));
     }
     legend(&mut dens);
     dens.push_str("</svg>");

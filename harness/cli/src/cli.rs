@@ -86,8 +86,12 @@ pub struct PingArgs {
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let (num, unit) = s.find(|c: char| !c.is_ascii_digit() && c != '.').map_or((s, "s"), |i| s.split_at(i));
-    let v: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration such as 5s, 500ms or 100us"))?;
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| s.split_at(i));
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration such as 5s, 500ms or 100us"))?;
     let secs = match unit {
         "s" => v,
         "ms" => v / 1e3,

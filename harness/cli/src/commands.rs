@@ -13,7 +13,9 @@ use nfvi_harness::{Capabilities, Check, Registry, RunnerBuilder, Target, exit_co
 use nfvi_reference_model::ReferenceModel;
 use nfvi_reports::Artifacts;
 
-use crate::cli::{DiffArgs, Format, ListArgs, ProbeCommand, ReportArgs, RunArgs, Selection, TargetArgs};
+use crate::cli::{
+    DiffArgs, Format, ListArgs, ProbeCommand, ReportArgs, RunArgs, Selection, TargetArgs,
+};
 use crate::console::{Console, use_bar};
 use crate::{Failure, chain};
 
@@ -568,10 +570,18 @@ pub fn probe(cmd: &ProbeCommand) -> CmdResult {
     use nfvi_suite_datapath::probe;
     match cmd {
         ProbeCommand::Serve(args) => {
-            let responder = probe::start_responder(None, args.bind, args.spin).map_err(Failure::bad_input_msg)?;
-            eprintln!("nfvi-verify probe: echoing UDP on {} ({}); Ctrl-C to stop", args.bind, if args.spin { "busy-spin" } else { "blocking" });
+            let responder = probe::start_responder(None, args.bind, args.spin)
+                .map_err(Failure::bad_input_msg)?;
+            eprintln!(
+                "nfvi-verify probe: echoing UDP on {} ({}); Ctrl-C to stop",
+                args.bind,
+                if args.spin { "busy-spin" } else { "blocking" }
+            );
             // Wait for SIGINT/SIGTERM on a small runtime, then stop the responder cleanly.
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| Failure::bad_input_msg(e.to_string()))?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Failure::bad_input_msg(e.to_string()))?;
             rt.block_on(async {
                 use tokio::signal::unix::{SignalKind, signal};
                 let (mut int, mut term) = (signal(SignalKind::interrupt()).ok(), signal(SignalKind::terminate()).ok());
@@ -587,10 +597,17 @@ pub fn probe(cmd: &ProbeCommand) -> CmdResult {
         ProbeCommand::Ping(args) => {
             let mode: probe::Mode = args.mode.parse().map_err(Failure::bad_input_msg)?;
             if args.size < 8 || args.size > 65_507 {
-                return Err(Failure::bad_input_msg(format!("--size {} is out of range; expected 8 to 65507 bytes", args.size)));
+                return Err(Failure::bad_input_msg(format!(
+                    "--size {} is out of range; expected 8 to 65507 bytes",
+                    args.size
+                )));
             }
             let cfg = probe::PingConfig {
-                count: if args.duration.is_some() { u64::MAX / 2 } else { args.count },
+                count: if args.duration.is_some() {
+                    u64::MAX / 2
+                } else {
+                    args.count
+                },
                 duration: args.duration,
                 warmup: args.warmup,
                 mode,
@@ -598,15 +615,32 @@ pub fn probe(cmd: &ProbeCommand) -> CmdResult {
                 payload: args.size,
                 ..Default::default()
             };
-            let result = probe::ping(args.peer, &cfg).map_err(|e| Failure { code: exit_code::INCOMPLETE, message: e })?;
+            let result = probe::ping(args.peer, &cfg).map_err(|e| Failure {
+                code: exit_code::INCOMPLETE,
+                message: e,
+            })?;
             let s = &result.summary;
             if args.format == Format::Json {
-                return print_json(&serde_json::json!({"peer": args.peer.to_string(), "mode": mode, "summary": s}));
+                return print_json(
+                    &serde_json::json!({"peer": args.peer.to_string(), "mode": mode, "summary": s}),
+                );
             }
             println!(
                 "{} probes to {} ({} mode), {} lost, {} warm-up discarded, {:.2} s\n  min {:.2}  p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}  us\n  mean {:.2} us, stddev {:.2} us",
-                s.count, args.peer, args.mode, s.lost, s.warmup_discarded, s.elapsed_secs,
-                s.min_us, s.p50_us, s.p90_us, s.p99_us, s.p999_us, s.max_us, s.mean_us, s.stddev_us
+                s.count,
+                args.peer,
+                args.mode,
+                s.lost,
+                s.warmup_discarded,
+                s.elapsed_secs,
+                s.min_us,
+                s.p50_us,
+                s.p90_us,
+                s.p99_us,
+                s.p999_us,
+                s.max_us,
+                s.mean_us,
+                s.stddev_us
             );
             Ok(exit_code::CONFORMANT)
         }

@@ -266,13 +266,37 @@ impl Target {
         }
         let dp = &target.datapath;
         let dp_error = if !matches!(dp.mode.as_str(), "blocking" | "spin" | "paced") {
-            Some(("mode", format!("datapath.mode `{}` is not one of blocking, spin, paced", dp.mode)))
+            Some((
+                "mode",
+                format!(
+                    "datapath.mode `{}` is not one of blocking, spin, paced",
+                    dp.mode
+                ),
+            ))
         } else if dp.rounds < 2 {
-            Some(("rounds", format!("datapath.rounds = {} is too few: at least 2 rounds are needed for a comparison", dp.rounds)))
+            Some((
+                "rounds",
+                format!(
+                    "datapath.rounds = {} is too few: at least 2 rounds are needed for a comparison",
+                    dp.rounds
+                ),
+            ))
         } else if dp.block_probes < 100 {
-            Some(("block_probes", format!("datapath.block_probes = {} is too few: at least 100", dp.block_probes)))
+            Some((
+                "block_probes",
+                format!(
+                    "datapath.block_probes = {} is too few: at least 100",
+                    dp.block_probes
+                ),
+            ))
         } else if !(dp.noise_cv_limit > 0.0) {
-            Some(("noise_cv_limit", format!("datapath.noise_cv_limit = {} must be positive", dp.noise_cv_limit)))
+            Some((
+                "noise_cv_limit",
+                format!(
+                    "datapath.noise_cv_limit = {} must be positive",
+                    dp.noise_cv_limit
+                ),
+            ))
         } else {
             dp.sla.iter().find_map(|(path, sla)| {
                 let bad = |v: Option<f64>| v.is_some_and(|v| !(v > 0.0) || !v.is_finite());
@@ -290,7 +314,16 @@ impl Target {
             })
         };
         if let Some((key, message)) = dp_error {
-            return Err(invalid(find_key(text, key).unwrap_or(0), message));
+            // SLA problems point at their table header, the others at their key.
+            let offset = if key == "sla" {
+                message
+                    .strip_prefix("datapath.sla.")
+                    .and_then(|m| m.split(':').next())
+                    .and_then(|path| text.find(&format!("[datapath.sla.{path}]")))
+            } else {
+                find_key(text, key)
+            };
+            return Err(invalid(offset.unwrap_or(0), message));
         }
         Ok(target)
     }
@@ -391,17 +424,35 @@ mod tests {
 
     #[test]
     fn impossible_slas_are_refused() {
-        let err = Target::parse(Path::new("t.toml"), "[datapath.sla.macvlan]\np50_us = 50.0\np99_us = 10.0\n")
+        let err = Target::parse(
+            Path::new("t.toml"),
+            "[datapath.sla.macvlan]\np50_us = 50.0\np99_us = 10.0\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("p99_us (10) is below p50_us (50)"), "{err}");
+        let err = Target::parse(Path::new("t.toml"), "[datapath.sla.wifi]\np50_us = 5.0\n")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("p99_us (10) is below p50_us (50)"), "{err}");
-        let err = Target::parse(Path::new("t.toml"), "[datapath.sla.wifi]\np50_us = 5.0\n").unwrap_err().to_string();
         assert!(err.contains("unknown path"), "{err}");
-        let err = Target::parse(Path::new("t.toml"), "[datapath.sla.bridge]\np50_us = -1.0\n").unwrap_err().to_string();
+        let err = Target::parse(
+            Path::new("t.toml"),
+            "[datapath.sla.bridge]\np50_us = -1.0\n",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("positive"), "{err}");
-        let err = Target::parse(Path::new("t.toml"), "[datapath.sla.bridge]\np50 = 1.0\n").unwrap_err().to_string();
+        let err = Target::parse(Path::new("t.toml"), "[datapath.sla.bridge]\np50 = 1.0\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown field `p50`"), "{err}");
-        assert!(Target::parse(Path::new("t.toml"), "[datapath.sla.bridge]\np50_us = 40.0\n").is_ok());
+        assert!(
+            Target::parse(
+                Path::new("t.toml"),
+                "[datapath.sla.bridge]\np50_us = 40.0\n"
+            )
+            .is_ok()
+        );
     }
 
     #[test]

@@ -33,13 +33,20 @@ pub(crate) fn reaches(src: &Endpoint, dst_ns: &Netns, dst_ip: Ipv4Addr) -> Resul
 }
 
 /// The source address `dst` sees for a datagram `src` sends to it.
-pub(crate) fn source_seen(src: &Endpoint, dst_ns: &Netns, dst_ip: Ipv4Addr) -> Result<Ipv4Addr, String> {
+pub(crate) fn source_seen(
+    src: &Endpoint,
+    dst_ns: &Netns,
+    dst_ip: Ipv4Addr,
+) -> Result<Ipv4Addr, String> {
     let bind = SocketAddr::V4(SocketAddrV4::new(dst_ip, PORT));
     let listener = crate::ns::spawn_in(&dst_ns.path(), move || {
         let s = UdpSocket::bind(bind).map_err(|e| format!("bind {bind}: {e}"))?;
-        s.set_read_timeout(Some(Duration::from_secs(3))).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(3)))
+            .map_err(|e| e.to_string())?;
         let mut buf = [0u8; 64];
-        let (_, from) = s.recv_from(&mut buf).map_err(|e| format!("nothing arrived at {bind}: {e}"))?;
+        let (_, from) = s
+            .recv_from(&mut buf)
+            .map_err(|e| format!("nothing arrived at {bind}: {e}"))?;
         match from {
             SocketAddr::V4(v4) => Ok(*v4.ip()),
             SocketAddr::V6(v6) => Err(format!("unexpected IPv6 source {v6}")),
@@ -49,12 +56,15 @@ pub(crate) fn source_seen(src: &Endpoint, dst_ns: &Netns, dst_ip: Ipv4Addr) -> R
     crate::ns::run_in(&src.ns.path(), move || {
         let s = UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
         for _ in 0..3 {
-            s.send_to(b"nfvi-verify source probe", bind).map_err(|e| e.to_string())?;
+            s.send_to(b"nfvi-verify source probe", bind)
+                .map_err(|e| e.to_string())?;
             std::thread::sleep(Duration::from_millis(30));
         }
         Ok(())
     })?;
-    listener.join().map_err(|_| "listener panicked".to_owned())?
+    listener
+        .join()
+        .map_err(|_| "listener panicked".to_owned())?
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -83,32 +93,115 @@ pub fn checks() -> Vec<Arc<dyn Check>> {
     let effects = "creates network namespaces (prefix nfvd), veth pairs, Linux bridges and macvlan sub-interfaces of veths it made, over netlink; addresses from network.lab_cidr; UDP probes only between those namespaces";
     let cleanup = "deletes every namespace it created, which removes every link in them, whatever the outcome";
     let needs = || [Need::Root];
-    let mk = |id: &str, title: &str, sev: Severity, covers: &[&str], kind: Kind| -> Arc<dyn Check> {
-        Arc::new(DpCheck {
-            meta: CheckMeta::new(id, Area::Datapath, title)
-                .covers(sev, covers)
-                .needs(needs())
-                .side_effects(effects, cleanup)
-                .timeout(Duration::from_secs(if matches!(kind, Kind::Latency) { 240 } else { 60 })),
-            kind,
-        })
-    };
+    let mk =
+        |id: &str, title: &str, sev: Severity, covers: &[&str], kind: Kind| -> Arc<dyn Check> {
+            Arc::new(DpCheck {
+                meta: CheckMeta::new(id, Area::Datapath, title)
+                    .covers(sev, covers)
+                    .needs(needs())
+                    .side_effects(effects, cleanup)
+                    .timeout(Duration::from_secs(if matches!(kind, Kind::Latency) {
+                        240
+                    } else {
+                        60
+                    })),
+                kind,
+            })
+        };
     let pod = &["inf.ntw.08", "ra2.ntw.002"];
     let natless = &["ra2.ntw.011", "inf.ntw.14"];
     vec![
-        mk("datapath.bridge.east-west", "Endpoints on one bridge reach each other", Severity::Should, pod, Kind::BridgeEastWest),
-        mk("datapath.bridge.isolation", "Endpoints on different bridges do not reach each other", Severity::Should, pod, Kind::BridgeIsolation),
-        mk("datapath.macvlan-bridge.east-west", "macvlan bridge mode: sub-interfaces of one parent reach each other", Severity::Should, natless, Kind::MacvlanBridgeEastWest),
-        mk("datapath.macvlan-bridge.parent-unreachable", "macvlan: a sub-interface cannot reach its parent's own address", Severity::Info, &[], Kind::MacvlanParentUnreachable),
-        mk("datapath.macvlan-bridge.gateway", "macvlan: the external gateway is reachable (south-north)", Severity::Should, natless, Kind::MacvlanGateway),
-        mk("datapath.macvlan-private.isolation", "macvlan private mode: no east-west, even through a hairpinning switch", Severity::Info, &[], Kind::MacvlanPrivateIsolation),
-        mk("datapath.macvlan-vepa.no-hairpin", "macvlan vepa mode: no east-west without a hairpinning switch", Severity::Info, &[], Kind::MacvlanVepaNoHairpin),
-        mk("datapath.macvlan-vepa.hairpin", "macvlan vepa mode: east-west through a hairpinning (802.1Qbg) switch", Severity::Info, &[], Kind::MacvlanVepaHairpin),
-        mk("datapath.macvlan-passthru.single", "macvlan passthru mode: only one sub-interface per parent", Severity::Info, &[], Kind::MacvlanPassthruSingle),
-        mk("datapath.natless-egress", "NAT-less egress: the gateway sees the endpoint's own source address", Severity::Must, natless, Kind::NatlessEgress),
-        mk("datapath.mtu.bridge", "The bridge path carries full-size datagrams and fragments larger ones", Severity::Info, &[], Kind::Mtu("bridge")),
-        mk("datapath.mtu.macvlan", "The macvlan path carries full-size datagrams and fragments larger ones", Severity::Info, &[], Kind::Mtu("macvlan")),
-        mk("datapath.latency.macvlan-vs-bridge", "Round-trip latency of loopback, macvlan, bridge and ptp paths, and macvlan against bridge with a 95% confidence interval", Severity::Info, &[], Kind::Latency),
+        mk(
+            "datapath.bridge.east-west",
+            "Endpoints on one bridge reach each other",
+            Severity::Should,
+            pod,
+            Kind::BridgeEastWest,
+        ),
+        mk(
+            "datapath.bridge.isolation",
+            "Endpoints on different bridges do not reach each other",
+            Severity::Should,
+            pod,
+            Kind::BridgeIsolation,
+        ),
+        mk(
+            "datapath.macvlan-bridge.east-west",
+            "macvlan bridge mode: sub-interfaces of one parent reach each other",
+            Severity::Should,
+            natless,
+            Kind::MacvlanBridgeEastWest,
+        ),
+        mk(
+            "datapath.macvlan-bridge.parent-unreachable",
+            "macvlan: a sub-interface cannot reach its parent's own address",
+            Severity::Info,
+            &[],
+            Kind::MacvlanParentUnreachable,
+        ),
+        mk(
+            "datapath.macvlan-bridge.gateway",
+            "macvlan: the external gateway is reachable (south-north)",
+            Severity::Should,
+            natless,
+            Kind::MacvlanGateway,
+        ),
+        mk(
+            "datapath.macvlan-private.isolation",
+            "macvlan private mode: no east-west, even through a hairpinning switch",
+            Severity::Info,
+            &[],
+            Kind::MacvlanPrivateIsolation,
+        ),
+        mk(
+            "datapath.macvlan-vepa.no-hairpin",
+            "macvlan vepa mode: no east-west without a hairpinning switch",
+            Severity::Info,
+            &[],
+            Kind::MacvlanVepaNoHairpin,
+        ),
+        mk(
+            "datapath.macvlan-vepa.hairpin",
+            "macvlan vepa mode: east-west through a hairpinning (802.1Qbg) switch",
+            Severity::Info,
+            &[],
+            Kind::MacvlanVepaHairpin,
+        ),
+        mk(
+            "datapath.macvlan-passthru.single",
+            "macvlan passthru mode: only one sub-interface per parent",
+            Severity::Info,
+            &[],
+            Kind::MacvlanPassthruSingle,
+        ),
+        mk(
+            "datapath.natless-egress",
+            "NAT-less egress: the gateway sees the endpoint's own source address",
+            Severity::Must,
+            natless,
+            Kind::NatlessEgress,
+        ),
+        mk(
+            "datapath.mtu.bridge",
+            "The bridge path carries full-size datagrams and fragments larger ones",
+            Severity::Info,
+            &[],
+            Kind::Mtu("bridge"),
+        ),
+        mk(
+            "datapath.mtu.macvlan",
+            "The macvlan path carries full-size datagrams and fragments larger ones",
+            Severity::Info,
+            &[],
+            Kind::Mtu("macvlan"),
+        ),
+        mk(
+            "datapath.latency.macvlan-vs-bridge",
+            "Round-trip latency of loopback, macvlan, bridge and ptp paths, and macvlan against bridge with a 95% confidence interval",
+            Severity::Info,
+            &[],
+            Kind::Latency,
+        ),
     ]
 }
 
@@ -133,9 +226,14 @@ fn expect(what: &str, expected: bool, observed: bool) -> Outcome {
     let o = if expected == observed {
         Outcome::pass(format!("{what}: {} as expected", word(observed)))
     } else {
-        Outcome::fail(format!("{what}: expected {}, observed {}", word(expected), word(observed)))
+        Outcome::fail(format!(
+            "{what}: expected {}, observed {}",
+            word(expected),
+            word(observed)
+        ))
     };
-    o.with_property("expected", word(expected)).with_property("observed", word(observed))
+    o.with_property("expected", word(expected))
+        .with_property("observed", word(observed))
 }
 
 impl DpCheck {
@@ -144,44 +242,85 @@ impl DpCheck {
         Ok(match self.kind {
             Kind::BridgeEastWest => {
                 let t = topology::bridge(&lab)?;
-                expect(&format!("{} -> {} on one bridge", t.a.ip, t.b.ip), true, reaches(&t.a, &t.b.ns, t.b.ip)?)
+                expect(
+                    &format!("{} -> {} on one bridge", t.a.ip, t.b.ip),
+                    true,
+                    reaches(&t.a, &t.b.ns, t.b.ip)?,
+                )
             }
             Kind::BridgeIsolation => {
                 let t = topology::bridge(&lab)?;
-                expect(&format!("{} on br0 -> {} on br1", t.a.ip, t.c.ip), false, reaches(&t.a, &t.c.ns, t.c.ip)?)
+                expect(
+                    &format!("{} on br0 -> {} on br1", t.a.ip, t.c.ip),
+                    false,
+                    reaches(&t.a, &t.c.ns, t.c.ip)?,
+                )
             }
             Kind::MacvlanBridgeEastWest => {
                 let t = topology::macvlan(&lab, MacVlanMode::Bridge, 2, false)?;
                 let (a, b) = (&t.endpoints[0], &t.endpoints[1]);
-                expect(&format!("macvlan {} -> {}", a.ip, b.ip), true, reaches(a, &b.ns, b.ip)?)
+                expect(
+                    &format!("macvlan {} -> {}", a.ip, b.ip),
+                    true,
+                    reaches(a, &b.ns, b.ip)?,
+                )
             }
             Kind::MacvlanParentUnreachable => {
                 let t = topology::macvlan(&lab, MacVlanMode::Bridge, 1, false)?;
-                expect(&format!("macvlan {} -> parent {}", t.endpoints[0].ip, t.parent_ip), false, reaches(&t.endpoints[0], &t.host, t.parent_ip)?)
+                expect(
+                    &format!("macvlan {} -> parent {}", t.endpoints[0].ip, t.parent_ip),
+                    false,
+                    reaches(&t.endpoints[0], &t.host, t.parent_ip)?,
+                )
             }
             Kind::MacvlanGateway => {
                 let t = topology::macvlan(&lab, MacVlanMode::Bridge, 1, false)?;
-                expect(&format!("macvlan {} -> gateway {}", t.endpoints[0].ip, t.gateway), true, reaches(&t.endpoints[0], &t.ext, t.gateway)?)
+                expect(
+                    &format!("macvlan {} -> gateway {}", t.endpoints[0].ip, t.gateway),
+                    true,
+                    reaches(&t.endpoints[0], &t.ext, t.gateway)?,
+                )
             }
             Kind::MacvlanPrivateIsolation => {
                 let t = topology::macvlan(&lab, MacVlanMode::Private, 2, true)?;
                 let (a, b) = (&t.endpoints[0], &t.endpoints[1]);
-                expect(&format!("private macvlan {} -> {} via a hairpinning switch", a.ip, b.ip), false, reaches(a, &b.ns, b.ip)?)
+                expect(
+                    &format!(
+                        "private macvlan {} -> {} via a hairpinning switch",
+                        a.ip, b.ip
+                    ),
+                    false,
+                    reaches(a, &b.ns, b.ip)?,
+                )
             }
             Kind::MacvlanVepaNoHairpin => {
                 let t = topology::macvlan(&lab, MacVlanMode::Vepa, 2, false)?;
                 let (a, b) = (&t.endpoints[0], &t.endpoints[1]);
-                expect(&format!("vepa macvlan {} -> {} without hairpin", a.ip, b.ip), false, reaches(a, &b.ns, b.ip)?)
+                expect(
+                    &format!("vepa macvlan {} -> {} without hairpin", a.ip, b.ip),
+                    false,
+                    reaches(a, &b.ns, b.ip)?,
+                )
             }
             Kind::MacvlanVepaHairpin => {
                 let t = topology::macvlan(&lab, MacVlanMode::Vepa, 2, true)?;
                 let (a, b) = (&t.endpoints[0], &t.endpoints[1]);
-                expect(&format!("vepa macvlan {} -> {} through a hairpinning switch", a.ip, b.ip), true, reaches(a, &b.ns, b.ip)?)
+                expect(
+                    &format!(
+                        "vepa macvlan {} -> {} through a hairpinning switch",
+                        a.ip, b.ip
+                    ),
+                    true,
+                    reaches(a, &b.ns, b.ip)?,
+                )
             }
             Kind::MacvlanPassthruSingle => {
                 let t = topology::macvlan(&lab, MacVlanMode::Passthrough, 2, false)?;
                 if t.endpoints.len() == 1 && t.refused.len() == 1 {
-                    Outcome::pass(format!("the second passthru sub-interface was refused: {}", t.refused[0]))
+                    Outcome::pass(format!(
+                        "the second passthru sub-interface was refused: {}",
+                        t.refused[0]
+                    ))
                 } else {
                     Outcome::fail(format!(
                         "expected exactly one passthru sub-interface per parent; {} were created",
@@ -194,11 +333,17 @@ impl DpCheck {
                 let ep = &t.endpoints[0];
                 let seen = source_seen(ep, &t.ext, t.gateway)?;
                 let o = if seen == ep.ip {
-                    Outcome::pass(format!("the gateway saw the endpoint's own address {seen}: no NAT"))
+                    Outcome::pass(format!(
+                        "the gateway saw the endpoint's own address {seen}: no NAT"
+                    ))
                 } else {
-                    Outcome::fail(format!("the gateway saw {seen}, the endpoint is {}: the path translates addresses", ep.ip))
+                    Outcome::fail(format!(
+                        "the gateway saw {seen}, the endpoint is {}: the path translates addresses",
+                        ep.ip
+                    ))
                 };
-                o.with_property("endpoint", ep.ip).with_property("source seen by the gateway", seen)
+                o.with_property("endpoint", ep.ip)
+                    .with_property("source seen by the gateway", seen)
             }
             Kind::Mtu(path) => crate::latency::mtu_check(&lab, path)?,
             Kind::Latency => crate::latency::latency_check(&lab, cx)?,

@@ -29,15 +29,29 @@ fn snmp_counter(ns: &Netns, field: &str) -> Result<u64, String> {
     let field = field.to_owned();
     ns::run_in(&ns.path(), move || {
         // thread-self: /proc/self/net would show the netns of the thread-group leader.
-        let text = std::fs::read_to_string("/proc/thread-self/net/snmp").map_err(|e| e.to_string())?;
+        let text =
+            std::fs::read_to_string("/proc/thread-self/net/snmp").map_err(|e| e.to_string())?;
         let mut ip = text.lines().filter(|l| l.starts_with("Ip:"));
-        let (head, vals) = (ip.next().ok_or("no Ip: header")?, ip.next().ok_or("no Ip: values")?);
-        let i = head.split_whitespace().position(|h| h == field).ok_or_else(|| format!("no {field} in /proc/net/snmp"))?;
-        vals.split_whitespace().nth(i).and_then(|v| v.parse().ok()).ok_or_else(|| format!("unreadable {field}"))
+        let (head, vals) = (
+            ip.next().ok_or("no Ip: header")?,
+            ip.next().ok_or("no Ip: values")?,
+        );
+        let i = head
+            .split_whitespace()
+            .position(|h| h == field)
+            .ok_or_else(|| format!("no {field} in /proc/net/snmp"))?;
+        vals.split_whitespace()
+            .nth(i)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("unreadable {field}"))
     })
 }
 
-fn ping_from(src: &Endpoint, dst: SocketAddr, cfg: PingConfig) -> Result<probe::PingResult, String> {
+fn ping_from(
+    src: &Endpoint,
+    dst: SocketAddr,
+    cfg: PingConfig,
+) -> Result<probe::PingResult, String> {
     ns::run_in(&src.ns.path(), move || probe::ping(dst, &cfg))
 }
 
@@ -53,10 +67,20 @@ pub(crate) fn mtu_check(lab: &Lab<'_>, path: &str) -> Result<Outcome, String> {
         (t.endpoints.pop().ok_or("no macvlan endpoint")?, b)
     };
     let ifname = a.ifname.clone();
-    let mtu = crate::nl::within(&a.ns, move |h| async move { crate::nl::mtu(&h, &ifname).await })?;
+    let mtu = crate::nl::within(
+        &a.ns,
+        move |h| async move { crate::nl::mtu(&h, &ifname).await },
+    )?;
     let dst = SocketAddr::V4(SocketAddrV4::new(b.ip, PORT));
     let responder = probe::start_responder(Some(&b.ns.path()), dst, false)?;
-    let cfg = |payload: usize| PingConfig { count: 3, warmup: 0, payload, probe_timeout: Duration::from_millis(500), max_consecutive_losses: 3, ..Default::default() };
+    let cfg = |payload: usize| PingConfig {
+        count: 3,
+        warmup: 0,
+        payload,
+        probe_timeout: Duration::from_millis(500),
+        max_consecutive_losses: 3,
+        ..Default::default()
+    };
     let full = (mtu as usize).saturating_sub(28);
     let frags_before = snmp_counter(&a.ns, "FragCreates")?;
     let at_mtu = ping_from(&a, dst, cfg(full));
@@ -66,22 +90,37 @@ pub(crate) fn mtu_check(lab: &Lab<'_>, path: &str) -> Result<Outcome, String> {
     responder.stop()?;
     let mut problems = Vec::new();
     if let Err(e) = &at_mtu {
-        problems.push(format!("a {full}-byte datagram (filling MTU {mtu}) did not cross: {e}"));
+        problems.push(format!(
+            "a {full}-byte datagram (filling MTU {mtu}) did not cross: {e}"
+        ));
     }
     if frags_at_mtu > 0 {
-        problems.push(format!("a datagram filling the MTU was fragmented ({frags_at_mtu} fragments)"));
+        problems.push(format!(
+            "a datagram filling the MTU was fragmented ({frags_at_mtu} fragments)"
+        ));
     }
     match (&above, frags_above) {
         (Ok(_), n) if n > 0 => {}
-        (Ok(_), _) => problems.push(format!("a {}-byte datagram crossed without being fragmented: the path MTU is above {mtu}", full + 100)),
-        (Err(e), _) => problems.push(format!("a datagram above the MTU was neither fragmented nor reported: {e}")),
+        (Ok(_), _) => problems.push(format!(
+            "a {}-byte datagram crossed without being fragmented: the path MTU is above {mtu}",
+            full + 100
+        )),
+        (Err(e), _) => problems.push(format!(
+            "a datagram above the MTU was neither fragmented nor reported: {e}"
+        )),
     }
     let o = if problems.is_empty() {
-        Outcome::pass(format!("MTU {mtu}: {full}-byte datagrams cross whole; larger ones are fragmented ({frags_above} fragments) and delivered"))
+        Outcome::pass(format!(
+            "MTU {mtu}: {full}-byte datagrams cross whole; larger ones are fragmented ({frags_above} fragments) and delivered"
+        ))
     } else {
         Outcome::fail(problems.join("; "))
     };
-    Ok(o.with_metric("mtu", f64::from(mtu), "bytes").with_metric("fragments_above_mtu", frags_above as f64, "count"))
+    Ok(o.with_metric("mtu", f64::from(mtu), "bytes").with_metric(
+        "fragments_above_mtu",
+        frags_above as f64,
+        "count",
+    ))
 }
 
 fn read(path: &str) -> String {
@@ -103,7 +142,9 @@ fn cpu_jiffies() -> (u64, u64) {
 }
 
 fn quantiles_us(h: &Histogram<u64>) -> Vec<f64> {
-    (0..=100).map(|i| h.value_at_quantile(f64::from(i) / 100.0) as f64 / 1000.0).collect()
+    (0..=100)
+        .map(|i| h.value_at_quantile(f64::from(i) / 100.0) as f64 / 1000.0)
+        .collect()
 }
 
 /// The latency measurement and comparison.
@@ -117,10 +158,30 @@ pub(crate) fn latency_check(lab: &Lab<'_>, cx: &CheckContext) -> Result<Outcome,
     let mv_b = mv.endpoints.pop().ok_or("no macvlan endpoint")?;
     let mv_a = mv.endpoints.pop().ok_or("no macvlan endpoint")?;
     let paths = [
-        Path { name: "loopback", dst_ns: lo.ns.clone(), dst_ip: lo.ip, src: lo },
-        Path { name: "macvlan", dst_ns: mv_b.ns.clone(), dst_ip: mv_b.ip, src: mv_a },
-        Path { name: "bridge", dst_ns: br.b.ns.clone(), dst_ip: br.b.ip, src: br.a },
-        Path { name: "ptp", dst_ns: pt.b.ns.clone(), dst_ip: pt.b.ip, src: pt.a },
+        Path {
+            name: "loopback",
+            dst_ns: lo.ns.clone(),
+            dst_ip: lo.ip,
+            src: lo,
+        },
+        Path {
+            name: "macvlan",
+            dst_ns: mv_b.ns.clone(),
+            dst_ip: mv_b.ip,
+            src: mv_a,
+        },
+        Path {
+            name: "bridge",
+            dst_ns: br.b.ns.clone(),
+            dst_ip: br.b.ip,
+            src: br.a,
+        },
+        Path {
+            name: "ptp",
+            dst_ns: pt.b.ns.clone(),
+            dst_ip: pt.b.ip,
+            src: pt.a,
+        },
     ];
     let mut hist: Vec<Histogram<u64>> = paths.iter().map(|_| probe::new_histogram()).collect();
     let mut medians: Vec<Vec<f64>> = vec![Vec::new(); paths.len()];
@@ -141,8 +202,15 @@ pub(crate) fn latency_check(lab: &Lab<'_>, cx: &CheckContext) -> Result<Outcome,
             }
             let p = &paths[i];
             let dst = SocketAddr::V4(SocketAddrV4::new(p.dst_ip, PORT));
-            let responder = probe::start_responder(Some(&p.dst_ns.path()), dst, mode == Mode::Spin)?;
-            let cfg = PingConfig { count: dp.block_probes, warmup: dp.warmup, mode, interval: Duration::from_millis(1), ..Default::default() };
+            let responder =
+                probe::start_responder(Some(&p.dst_ns.path()), dst, mode == Mode::Spin)?;
+            let cfg = PingConfig {
+                count: dp.block_probes,
+                warmup: dp.warmup,
+                mode,
+                interval: Duration::from_millis(1),
+                ..Default::default()
+            };
             let src = p.src.clone();
             let result = ns::run_in(&src.ns.path(), move || {
                 let cpu = nix::sched::sched_getcpu().unwrap_or(usize::MAX);
@@ -158,23 +226,45 @@ pub(crate) fn latency_check(lab: &Lab<'_>, cx: &CheckContext) -> Result<Outcome,
         }
     }
     let (steal1, total1) = cpu_jiffies();
-    let steal_pct = 100.0 * (steal1.saturating_sub(steal0)) as f64 / (total1.saturating_sub(total0)).max(1) as f64;
+    let steal_pct = 100.0 * (steal1.saturating_sub(steal0)) as f64
+        / (total1.saturating_sub(total0)).max(1) as f64;
 
     let mut o = Outcome::pass("");
     let mut sla_failures = Vec::new();
     for (i, p) in paths.iter().enumerate() {
         let s = probe::summarize(&hist[i], lost[i], 0, Duration::ZERO);
-        for (k, v) in [("p50", s.p50_us), ("p90", s.p90_us), ("p99", s.p99_us), ("p99.9", s.p999_us), ("mean", s.mean_us), ("stddev", s.stddev_us), ("min", s.min_us), ("max", s.max_us)] {
+        for (k, v) in [
+            ("p50", s.p50_us),
+            ("p90", s.p90_us),
+            ("p99", s.p99_us),
+            ("p99.9", s.p999_us),
+            ("mean", s.mean_us),
+            ("stddev", s.stddev_us),
+            ("min", s.min_us),
+            ("max", s.max_us),
+        ] {
             o = o.with_metric(format!("{}.{k}", p.name), (v * 100.0).round() / 100.0, "us");
         }
-        o = o.with_metric(format!("{}.samples", p.name), s.count as f64, "count").with_metric(format!("{}.lost", p.name), s.lost as f64, "count");
-        o.evidence.samples.insert(format!("cdf:{}", p.name), quantiles_us(&hist[i]));
-        o.evidence.samples.insert(format!("block-medians:{}", p.name), medians[i].clone());
+        o = o
+            .with_metric(format!("{}.samples", p.name), s.count as f64, "count")
+            .with_metric(format!("{}.lost", p.name), s.lost as f64, "count");
+        o.evidence
+            .samples
+            .insert(format!("cdf:{}", p.name), quantiles_us(&hist[i]));
+        o.evidence
+            .samples
+            .insert(format!("block-medians:{}", p.name), medians[i].clone());
         if let Some(sla) = dp.sla.get(p.name) {
-            for (what, limit, blocks) in [("p50", sla.p50_us, &medians[i]), ("p99", sla.p99_us, &p99s[i])] {
+            for (what, limit, blocks) in [
+                ("p50", sla.p50_us, &medians[i]),
+                ("p99", sla.p99_us, &p99s[i]),
+            ] {
                 if let Some(limit) = limit {
                     let (_, upper) = stats::bootstrap_ci(blocks, stats::median, 0.95, 4000);
-                    o = o.with_property(format!("SLA {} {what}", p.name), format!("upper 95% bound {upper:.1} us against {limit} us"));
+                    o = o.with_property(
+                        format!("SLA {} {what}", p.name),
+                        format!("upper 95% bound {upper:.1} us against {limit} us"),
+                    );
                     if upper > limit {
                         sla_failures.push(format!("{} {what}: the upper 95% bound {upper:.1} us exceeds the SLA of {limit} us", p.name));
                     }
@@ -223,7 +313,10 @@ pub(crate) fn latency_check(lab: &Lab<'_>, cx: &CheckContext) -> Result<Outcome,
         return Ok(e);
     }
     if !sla_failures.is_empty() {
-        let mut f = Outcome::fail(format!("latency SLA missed: {}. {summary}", sla_failures.join("; ")));
+        let mut f = Outcome::fail(format!(
+            "latency SLA missed: {}. {summary}",
+            sla_failures.join("; ")
+        ));
         f.evidence = o.evidence;
         return Ok(f);
     }

@@ -37,8 +37,14 @@ pub fn create(name: &str) -> Result<Netns, String> {
     let target = path.clone();
     let made = std::thread::spawn(move || -> Result<(), String> {
         unshare(CloneFlags::CLONE_NEWNET).map_err(|e| format!("unshare(CLONE_NEWNET): {e}"))?;
-        mount(Some("/proc/thread-self/ns/net"), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-            .map_err(|e| format!("bind-mounting the namespace on {}: {e}", target.display()))
+        mount(
+            Some("/proc/thread-self/ns/net"),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| format!("bind-mounting the namespace on {}: {e}", target.display()))
     })
     .join()
     .map_err(|_| "the namespace thread panicked".to_owned())?;
@@ -46,7 +52,9 @@ pub fn create(name: &str) -> Result<Netns, String> {
         let _ = std::fs::remove_file(&path);
         return Err(e);
     }
-    Ok(Netns { name: name.to_owned() })
+    Ok(Netns {
+        name: name.to_owned(),
+    })
 }
 
 /// Deletes a named namespace: unmount and remove the file. The kernel frees the namespace,
@@ -70,8 +78,10 @@ where
     std::thread::Builder::new()
         .name("nfvi-netns".into())
         .spawn(move || {
-            let file = std::fs::File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-            setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| format!("setns into {}: {e}", path.display()))?;
+            let file = std::fs::File::open(&path)
+                .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            setns(file.as_fd(), CloneFlags::CLONE_NEWNET)
+                .map_err(|e| format!("setns into {}: {e}", path.display()))?;
             f()
         })
         .map_err(|e| format!("cannot start a namespace thread: {e}"))?
@@ -88,8 +98,10 @@ where
 {
     let path = path.to_owned();
     std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| format!("setns into {}: {e}", path.display()))?;
+        let file = std::fs::File::open(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        setns(file.as_fd(), CloneFlags::CLONE_NEWNET)
+            .map_err(|e| format!("setns into {}: {e}", path.display()))?;
         f()
     })
 }

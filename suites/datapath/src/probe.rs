@@ -30,7 +30,9 @@ impl std::str::FromStr for Mode {
             "blocking" => Ok(Mode::Blocking),
             "spin" => Ok(Mode::Spin),
             "paced" => Ok(Mode::Paced),
-            other => Err(format!("unknown mode `{other}`; expected blocking, spin or paced")),
+            other => Err(format!(
+                "unknown mode `{other}`; expected blocking, spin or paced"
+            )),
         }
     }
 }
@@ -145,7 +147,9 @@ pub fn serve(socket: &UdpSocket, stop: &AtomicBool, spin: bool) -> Result<u64, S
     if spin {
         socket.set_nonblocking(true).map_err(|e| e.to_string())?;
     } else {
-        socket.set_read_timeout(Some(Duration::from_millis(100))).map_err(|e| e.to_string())?;
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .map_err(|e| e.to_string())?;
     }
     while !stop.load(Ordering::Relaxed) {
         match socket.recv_from(&mut buf) {
@@ -153,7 +157,12 @@ pub fn serve(socket: &UdpSocket, stop: &AtomicBool, spin: bool) -> Result<u64, S
                 let _ = socket.send_to(&buf[..n], from);
                 served += 1;
             }
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
                 if spin {
                     std::hint::spin_loop();
                 }
@@ -177,7 +186,9 @@ impl Responder {
     /// Stops the responder and returns how many datagrams it echoed.
     pub fn stop(mut self) -> Result<u64, String> {
         self.stop.store(true, Ordering::Relaxed);
-        self.handle.take().map_or(Ok(0), |h| h.join().map_err(|_| "responder panicked".to_owned())?)
+        self.handle.take().map_or(Ok(0), |h| {
+            h.join().map_err(|_| "responder panicked".to_owned())?
+        })
     }
 }
 
@@ -191,12 +202,17 @@ impl Drop for Responder {
 }
 
 /// Starts a responder on `bind`, inside the namespace at `netns` (or the current one).
-pub fn start_responder(netns: Option<&std::path::Path>, bind: SocketAddr, spin: bool) -> Result<Responder, String> {
+pub fn start_responder(
+    netns: Option<&std::path::Path>,
+    bind: SocketAddr,
+    spin: bool,
+) -> Result<Responder, String> {
     let stop = Arc::new(AtomicBool::new(false));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let flag = stop.clone();
     let body = move || -> Result<u64, String> {
-        let socket = UdpSocket::bind(bind).map_err(|e| format!("cannot bind the responder to {bind}: {e}"));
+        let socket =
+            UdpSocket::bind(bind).map_err(|e| format!("cannot bind the responder to {bind}: {e}"));
         let socket = match socket {
             Ok(s) => {
                 let _ = ready_tx.send(Ok(()));
@@ -214,32 +230,52 @@ pub fn start_responder(netns: Option<&std::path::Path>, bind: SocketAddr, spin: 
         None => std::thread::spawn(body),
     };
     match ready_rx.recv_timeout(Duration::from_secs(5)) {
-        Ok(Ok(())) => Ok(Responder { stop, handle: Some(handle), addr: bind }),
+        Ok(Ok(())) => Ok(Responder {
+            stop,
+            handle: Some(handle),
+            addr: bind,
+        }),
         Ok(Err(e)) => Err(e),
         Err(_) => {
             stop.store(true, Ordering::Relaxed);
             let joined = handle.join().map_err(|_| "responder panicked".to_owned())?;
-            Err(joined.err().unwrap_or_else(|| "the responder did not start".to_owned()))
+            Err(joined
+                .err()
+                .unwrap_or_else(|| "the responder did not start".to_owned()))
         }
     }
 }
 
 /// Runs a ping: warm-up, then measured probes, one in flight.
 pub fn ping(peer: SocketAddr, cfg: &PingConfig) -> Result<PingResult, String> {
-    let bind: SocketAddr = if peer.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal");
+    let bind: SocketAddr = if peer.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    }
+    .parse()
+    .expect("literal");
     let socket = UdpSocket::bind(bind).map_err(|e| format!("cannot open a UDP socket: {e}"))?;
-    socket.connect(peer).map_err(|e| format!("cannot reach {peer}: {e}"))?;
+    socket
+        .connect(peer)
+        .map_err(|e| format!("cannot reach {peer}: {e}"))?;
     let spin = cfg.mode == Mode::Spin;
     if spin {
         socket.set_nonblocking(true).map_err(|e| e.to_string())?;
     } else {
-        socket.set_read_timeout(Some(cfg.probe_timeout)).map_err(|e| e.to_string())?;
+        socket
+            .set_read_timeout(Some(cfg.probe_timeout))
+            .map_err(|e| e.to_string())?;
     }
     let payload = cfg.payload.max(8);
     let mut out = vec![0u8; payload];
     let mut buf = vec![0u8; payload.max(64)];
     let mut hist = new_histogram();
-    let mut samples = Vec::with_capacity(if cfg.keep_samples { cfg.count as usize } else { 0 });
+    let mut samples = Vec::with_capacity(if cfg.keep_samples {
+        cfg.count as usize
+    } else {
+        0
+    });
     let (mut lost, mut streak, mut seq) = (0u64, 0u32, 0u64);
     let mut measured_start = Instant::now();
     let total = cfg.warmup + cfg.count;
@@ -262,7 +298,12 @@ pub fn ping(peer: SocketAddr, cfg: &PingConfig) -> Result<PingResult, String> {
             match socket.recv(&mut buf) {
                 Ok(n) if n >= 8 && buf[..8] == seq.to_le_bytes() => break Some(t0.elapsed()),
                 Ok(_) => {} // a late reply to an earlier probe
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
                     // Blocking mode waits the whole timeout inside recv; spin mode checks here.
                     if !spin || t0.elapsed() >= cfg.probe_timeout {
                         break None;
@@ -306,7 +347,11 @@ pub fn ping(peer: SocketAddr, cfg: &PingConfig) -> Result<PingResult, String> {
         return Err(format!("no reply from {peer}"));
     }
     let summary = summarize(&hist, lost, cfg.warmup.min(seq), measured_start.elapsed());
-    Ok(PingResult { histogram: hist, samples_ns: samples, summary })
+    Ok(PingResult {
+        histogram: hist,
+        samples_ns: samples,
+        summary,
+    })
 }
 
 #[cfg(test)]
@@ -320,7 +365,14 @@ mod tests {
         drop(probe);
         let r = start_responder(None, addr, false).unwrap();
         for mode in [Mode::Blocking, Mode::Spin, Mode::Paced] {
-            let cfg = PingConfig { count: 200, warmup: 20, mode, interval: Duration::from_micros(100), keep_samples: true, ..Default::default() };
+            let cfg = PingConfig {
+                count: 200,
+                warmup: 20,
+                mode,
+                interval: Duration::from_micros(100),
+                keep_samples: true,
+                ..Default::default()
+            };
             let res = ping(addr, &cfg).unwrap();
             assert_eq!(res.summary.count, 200, "{mode:?}");
             assert_eq!(res.samples_ns.len(), 200);
@@ -335,7 +387,12 @@ mod tests {
         let s = UdpSocket::bind("127.0.0.1:0").unwrap();
         let addr = s.local_addr().unwrap();
         drop(s);
-        let cfg = PingConfig { count: 1_000_000, warmup: 0, probe_timeout: Duration::from_millis(20), ..Default::default() };
+        let cfg = PingConfig {
+            count: 1_000_000,
+            warmup: 0,
+            probe_timeout: Duration::from_millis(20),
+            ..Default::default()
+        };
         let start = Instant::now();
         let err = ping(addr, &cfg).err().unwrap();
         assert!(err.contains("did not answer 10 probes in a row"), "{err}");
@@ -345,7 +402,9 @@ mod tests {
     #[test]
     fn a_port_in_use_is_a_clear_error() {
         let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let err = start_responder(None, s.local_addr().unwrap(), false).err().unwrap();
+        let err = start_responder(None, s.local_addr().unwrap(), false)
+            .err()
+            .unwrap();
         assert!(err.contains("cannot bind the responder"), "{err}");
     }
 }

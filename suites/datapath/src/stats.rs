@@ -14,7 +14,11 @@ pub fn median(values: &[f64]) -> f64 {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 /// The Hodges-Lehmann location estimate: the median of all Walsh averages.
@@ -58,7 +62,12 @@ impl Rng {
 }
 
 /// A percentile bootstrap confidence interval of `stat` over resampled `values`.
-pub fn bootstrap_ci(values: &[f64], stat: fn(&[f64]) -> f64, level: f64, iterations: usize) -> (f64, f64) {
+pub fn bootstrap_ci(
+    values: &[f64],
+    stat: fn(&[f64]) -> f64,
+    level: f64,
+    iterations: usize,
+) -> (f64, f64) {
     if values.len() < 2 {
         let v = values.first().copied().unwrap_or(f64::NAN);
         return (v, v);
@@ -66,7 +75,9 @@ pub fn bootstrap_ci(values: &[f64], stat: fn(&[f64]) -> f64, level: f64, iterati
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut stats: Vec<f64> = (0..iterations)
         .map(|_| {
-            let resample: Vec<f64> = (0..values.len()).map(|_| values[rng.below(values.len())]).collect();
+            let resample: Vec<f64> = (0..values.len())
+                .map(|_| values[rng.below(values.len())])
+                .collect();
             stat(&resample)
         })
         .collect();
@@ -115,7 +126,13 @@ pub fn compare(first: &[f64], second: &[f64]) -> Comparison {
     } else {
         Finding::NoSignificantDifference
     };
-    Comparison { rounds: diffs.len(), difference_us: hodges_lehmann(&diffs), ci_low_us: lo, ci_high_us: hi, finding }
+    Comparison {
+        rounds: diffs.len(),
+        difference_us: hodges_lehmann(&diffs),
+        ci_low_us: lo,
+        ci_high_us: hi,
+        finding,
+    }
 }
 
 #[cfg(test)]
@@ -137,7 +154,10 @@ mod tests {
         let macvlan = [20.9, 21.5, 20.7, 21.2, 21.9, 20.8];
         let c = compare(&macvlan, &bridge);
         assert_eq!(c.finding, Finding::FirstFaster);
-        assert!(c.ci_high_us < 0.0 && (c.difference_us + 3.3).abs() < 0.5, "{c:?}");
+        assert!(
+            c.ci_high_us < 0.0 && (c.difference_us + 3.3).abs() < 0.5,
+            "{c:?}"
+        );
         let a = [21.0, 23.0, 20.0, 22.5, 21.5, 22.0];
         let b = [22.0, 21.0, 22.5, 20.5, 22.0, 21.5];
         assert_eq!(compare(&a, &b).finding, Finding::NoSignificantDifference);

@@ -36,8 +36,16 @@ impl<'a> Lab<'a> {
     pub fn new(cx: &'a CheckContext) -> Result<Self, String> {
         let (base, _) = nfvi_harness::target::parse_ipv4_cidr(&cx.target().network.lab_cidr)
             .ok_or("network.lab_cidr is not an IPv4 network")?;
-        let tag = format!("nfvd{}-{}", std::process::id() % 100_000, SEQ.fetch_add(1, Ordering::Relaxed));
-        Ok(Self { cx, tag, base: u32::from(base) })
+        let tag = format!(
+            "nfvd{}-{}",
+            std::process::id() % 100_000,
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        Ok(Self {
+            cx,
+            tag,
+            base: u32::from(base),
+        })
     }
 
     /// A namespace named `<tag>-<role>`, deleted at cleanup, with `lo` up.
@@ -45,7 +53,8 @@ impl<'a> Lab<'a> {
         let name = format!("{}-{role}", self.tag);
         {
             let name = name.clone();
-            self.cx.on_cleanup(format!("delete netns {name}"), move || ns::delete(&name));
+            self.cx
+                .on_cleanup(format!("delete netns {name}"), move || ns::delete(&name));
         }
         let ns = ns::create(&name)?;
         nl::within(&ns, |h| async move { nl::up(&h, "lo").await })?;
@@ -59,7 +68,15 @@ impl<'a> Lab<'a> {
 
     /// A veth whose end `inner` (named `ifname`) is in `ns` with `ip/prefix`, and whose other
     /// end, `outer`, is moved into `to` and left down.
-    fn veth_into(&self, ns: &Netns, ifname: &str, ip: Ipv4Addr, prefix: u8, outer: &str, to: &Netns) -> Result<(), String> {
+    fn veth_into(
+        &self,
+        ns: &Netns,
+        ifname: &str,
+        ip: Ipv4Addr,
+        prefix: u8,
+        outer: &str,
+        to: &Netns,
+    ) -> Result<(), String> {
         let (ifname, outer, to) = (ifname.to_owned(), outer.to_owned(), to.clone());
         nl::within(ns, move |h| async move {
             nl::veth(&h, &ifname, &outer).await?;
@@ -102,7 +119,11 @@ pub fn bridge(lab: &Lab<'_>) -> Result<BridgeTopo, String> {
             nl::enslave(&h, &port, &br).await?;
             nl::up(&h, &port).await
         })?;
-        eps.push(Endpoint { ns, ip, ifname: "eth0".into() });
+        eps.push(Endpoint {
+            ns,
+            ip,
+            ifname: "eth0".into(),
+        });
     }
     nl::within(&sw, |h| async move {
         for br in ["br0", "br1"] {
@@ -146,7 +167,12 @@ pub fn mode_name(mode: MacVlanMode) -> &'static str {
 
 /// Builds [`MacvlanTopo`] with `count` sub-interfaces in `mode`, hairpin on the switch port
 /// when asked.
-pub fn macvlan(lab: &Lab<'_>, mode: MacVlanMode, count: u8, hairpin: bool) -> Result<MacvlanTopo, String> {
+pub fn macvlan(
+    lab: &Lab<'_>,
+    mode: MacVlanMode,
+    count: u8,
+    hairpin: bool,
+) -> Result<MacvlanTopo, String> {
     let ext = lab.netns("ext")?;
     let host = lab.netns("host")?;
     let (gateway, parent_ip) = (lab.ip(1, 1), lab.ip(1, 254));
@@ -182,12 +208,23 @@ pub fn macvlan(lab: &Lab<'_>, mode: MacVlanMode, count: u8, hairpin: bool) -> Re
                     nl::addr(&h, &n3, ip, 24).await?;
                     nl::up(&h, &n3).await
                 })?;
-                endpoints.push(Endpoint { ns, ip, ifname: name });
+                endpoints.push(Endpoint {
+                    ns,
+                    ip,
+                    ifname: name,
+                });
             }
             Err(e) => refused.push(e),
         }
     }
-    Ok(MacvlanTopo { endpoints, host, parent_ip, ext, gateway, refused })
+    Ok(MacvlanTopo {
+        endpoints,
+        host,
+        parent_ip,
+        ext,
+        gateway,
+        refused,
+    })
 }
 
 /// Two endpoints routed through a router namespace over /30 veth links, as the CNI ptp
@@ -213,8 +250,14 @@ pub fn ptp(lab: &Lab<'_>) -> Result<PtpTopo, String> {
             nl::addr(&h, &port, gw, 30).await?;
             nl::up(&h, &port).await
         })?;
-        nl::within(&ns, move |h| async move { nl::route(&h, Ipv4Addr::UNSPECIFIED, 0, gw).await })?;
-        eps.push(Endpoint { ns, ip, ifname: "eth0".into() });
+        nl::within(&ns, move |h| async move {
+            nl::route(&h, Ipv4Addr::UNSPECIFIED, 0, gw).await
+        })?;
+        eps.push(Endpoint {
+            ns,
+            ip,
+            ifname: "eth0".into(),
+        });
     }
     let b = eps.pop().expect("2");
     let a = eps.pop().expect("1");
@@ -224,5 +267,9 @@ pub fn ptp(lab: &Lab<'_>) -> Result<PtpTopo, String> {
 /// One namespace whose loopback stands in for host networking.
 pub fn loopback(lab: &Lab<'_>) -> Result<Endpoint, String> {
     let ns = lab.netns("lo")?;
-    Ok(Endpoint { ns, ip: Ipv4Addr::LOCALHOST, ifname: "lo".into() })
+    Ok(Endpoint {
+        ns,
+        ip: Ipv4Addr::LOCALHOST,
+        ifname: "lo".into(),
+    })
 }
