@@ -99,7 +99,7 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         "m" => v * 60.0,
         _ => return Err(format!("`{s}`: unknown unit `{unit}`; use s, ms, us or m")),
     };
-    if !(secs > 0.0) || !secs.is_finite() {
+    if !secs.is_finite() || secs <= 0.0 {
         return Err(format!("`{s}` must be a positive duration"));
     }
     Ok(std::time::Duration::from_secs_f64(secs))

@@ -289,7 +289,7 @@ impl Target {
                     dp.block_probes
                 ),
             ))
-        } else if !(dp.noise_cv_limit > 0.0) {
+        } else if dp.noise_cv_limit.is_nan() || dp.noise_cv_limit <= 0.0 {
             Some((
                 "noise_cv_limit",
                 format!(
@@ -299,7 +299,7 @@ impl Target {
             ))
         } else {
             dp.sla.iter().find_map(|(path, sla)| {
-                let bad = |v: Option<f64>| v.is_some_and(|v| !(v > 0.0) || !v.is_finite());
+                let bad = |v: Option<f64>| v.is_some_and(|v| !v.is_finite() || v <= 0.0);
                 if !matches!(path.as_str(), "loopback" | "macvlan" | "bridge" | "ptp") {
                     Some(("sla", format!("datapath.sla.{path}: unknown path; expected loopback, macvlan, bridge or ptp")))
                 } else if bad(sla.p50_us) || bad(sla.p99_us) {
