@@ -21,6 +21,19 @@ fn benches(c: &mut Criterion) {
     c.bench_function("model/load_embedded", |b| {
         b.iter(nfvi_reference_model::load_embedded)
     });
+    // The prober records every RTT; the goal is under 100 ns per sample.
+    let mut h = nfvi_suite_datapath::probe::new_histogram();
+    let mut v: u64 = 12_345;
+    c.bench_function("probe/histogram_record", |b| {
+        b.iter(|| {
+            v = v.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1) % 50_000_000 + 1;
+            h.record(std::hint::black_box(v)).unwrap();
+        })
+    });
+    let medians: Vec<f64> = (0..12).map(|i| 20.0 + f64::from(i % 5)).collect();
+    c.bench_function("stats/compare_12_rounds", |b| {
+        b.iter(|| nfvi_suite_datapath::stats::compare(&medians, &medians))
+    });
 }
 
 criterion_group!(engine, benches);

@@ -312,6 +312,209 @@ fn bench_cni() -> Result<()> {
     Ok(())
 }
 
+/// Namespaces for the datapath benchmark, deleted on drop.
+struct BenchNetns(Vec<String>);
+
+impl Drop for BenchNetns {
+    fn drop(&mut self) {
+        for n in &self.0 {
+            let _ = Command::new("ip").args(["netns", "del", n]).status();
+        }
+    }
+}
+
+fn rusage_children_cpu() -> f64 {
+    // /proc/self/stat fields 16 and 17: cutime and cstime of waited-for children, in ticks.
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<f64> = after
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    (f.get(13).copied().unwrap_or(0.0) + f.get(14).copied().unwrap_or(0.0)) / 100.0
+}
+
+struct ToolRun {
+    p50: f64,
+    p90: f64,
+    messages: f64,
+    cpu_secs: f64,
+}
+
+fn in_ns(ns: &str, cpu: &str, program: &std::path::Path) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns, "taskset", "-c", cpu])
+        .arg(program);
+    c
+}
+
+/// `cargo xtask bench datapath`: our prober against sockperf on the same pinned veth path, in
+/// interleaved rounds, plus probe rates.
+fn bench_datapath() -> Result<()> {
+    if !missing_debs(&["sockperf"]).is_empty() {
+        if !is_root() {
+            bail!("sockperf is not installed; run as root or `apt-get install sockperf`");
+        }
+        run(Command::new("apt-get")
+            .args(["install", "-y", "-q", "sockperf"])
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    }
+    run(cargo().args(["build", "--release", "--quiet", "--package", "nfvi-verify"]))?;
+    let bin = repo().join("target/release/nfvi-verify");
+    let sockperf = std::path::PathBuf::from("/usr/bin/sockperf");
+    let tag = format!("nfvb{}", std::process::id());
+    let (a, b) = (format!("{tag}a"), format!("{tag}b"));
+    let _guard = BenchNetns(vec![a.clone(), b.clone()]);
+    for args in [
+        vec!["netns", "add", &a],
+        vec!["netns", "add", &b],
+        vec![
+            "-n", &a, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1", "netns", &b,
+        ],
+        vec!["-n", &a, "addr", "add", "198.18.72.1/24", "dev", "eth0"],
+        vec!["-n", &b, "addr", "add", "198.18.72.2/24", "dev", "eth1"],
+        vec!["-n", &a, "link", "set", "eth0", "up"],
+        vec!["-n", &b, "link", "set", "eth1", "up"],
+        vec!["-n", &a, "link", "set", "lo", "up"],
+        vec!["-n", &b, "link", "set", "lo", "up"],
+    ] {
+        run(Command::new("ip").args(&args))?;
+    }
+    let secs = 3;
+    let ours = |mode: &str| -> Result<ToolRun> {
+        let mut serve = in_ns(&b, "0", &bin);
+        serve
+            .args(["probe", "serve", "--bind", "198.18.72.2:17999"])
+            .stderr(std::process::Stdio::null());
+        if mode == "spin" {
+            serve.arg("--spin");
+        }
+        let mut server = serve.spawn()?;
+        std::thread::sleep(Duration::from_millis(300));
+        let cpu0 = rusage_children_cpu();
+        // Same core for client and server (the most stable placement on a small VM), except
+        // in spin mode, where client and server each busy-poll on their own core.
+        let cpu_core = if mode == "spin" { "1" } else { "0" };
+        let out = in_ns(&a, cpu_core, &bin)
+            .args([
+                "probe",
+                "ping",
+                "198.18.72.2:17999",
+                "--duration",
+                &format!("{secs}s"),
+                "--warmup",
+                "1000",
+                "--mode",
+                mode,
+                "--format",
+                "json",
+            ])
+            .output()?;
+        let cpu = rusage_children_cpu() - cpu0;
+        let _ = Command::new("kill")
+            .args(["-INT", &server.id().to_string()])
+            .status();
+        let _ = server.wait();
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).context("our prober printed no JSON")?;
+        let s = &v["summary"];
+        Ok(ToolRun {
+            p50: s["p50_us"].as_f64().unwrap_or(0.0),
+            p90: s["p90_us"].as_f64().unwrap_or(0.0),
+            messages: s["count"].as_f64().unwrap_or(0.0) + 1000.0,
+            cpu_secs: cpu,
+        })
+    };
+    let sock = || -> Result<ToolRun> {
+        let mut server = in_ns(&b, "0", &sockperf)
+            .args(["sr", "-i", "198.18.72.2", "-p", "17998"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        std::thread::sleep(Duration::from_millis(300));
+        let cpu0 = rusage_children_cpu();
+        let out = in_ns(&a, "0", &sockperf)
+            .args([
+                "pp",
+                "-i",
+                "198.18.72.2",
+                "-p",
+                "17998",
+                "-t",
+                &secs.to_string(),
+                "-m",
+                "16",
+                "--full-rtt",
+            ])
+            .output()?;
+        let cpu = rusage_children_cpu() - cpu0;
+        let _ = Command::new("kill")
+            .args(["-INT", &server.id().to_string()])
+            .status();
+        let _ = server.wait();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        let pct = |p: &str| -> f64 {
+            text.lines()
+                .find(|l| l.contains(&format!("percentile {p}")))
+                .and_then(|l| l.rsplit('=').next())
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0.0)
+        };
+        let messages = text
+            .lines()
+            .find(|l| l.contains("SentMessages="))
+            .and_then(|l| l.split("SentMessages=").nth(1))
+            .and_then(|v| v.split(';').next())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0);
+        Ok(ToolRun {
+            p50: pct("50.000"),
+            p90: pct("90.000"),
+            messages,
+            cpu_secs: cpu,
+        })
+    };
+    let rounds = 4;
+    let (mut r50, mut r90, mut rcpu) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let (o, s) = if round % 2 == 0 {
+            let o = ours("blocking")?;
+            (o, sock()?)
+        } else {
+            let s = sock()?;
+            (ours("blocking")?, s)
+        };
+        let cpu_o = o.cpu_secs / o.messages.max(1.0) * 1e6;
+        let cpu_s = s.cpu_secs / s.messages.max(1.0) * 1e6;
+        eprintln!(
+            "bench: round {round}: ours p50 {:.2} p90 {:.2} us, {:.0} probes, {cpu_o:.2} us CPU/probe; sockperf p50 {:.2} p90 {:.2} us, {:.0} messages, {cpu_s:.2} us CPU/message",
+            o.p50, o.p90, o.messages, s.p50, s.p90, s.messages
+        );
+        r50.push(o.p50 / s.p50);
+        r90.push(o.p90 / s.p90);
+        rcpu.push(cpu_o / cpu_s);
+    }
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+    };
+    eprintln!(
+        "bench: ours/sockperf over {rounds} interleaved rounds, same pinned veth path: p50 ratio {:.3} (goal 0.95-1.05), p90 ratio {:.3} (goal 0.90-1.10), client CPU per probe ratio {:.3} (goal <= 1.05)",
+        med(&mut r50),
+        med(&mut r90),
+        med(&mut rcpu)
+    );
+    for mode in ["blocking", "spin"] {
+        let o = ours(mode)?;
+        eprintln!(
+            "bench: {mode} mode: {:.0} probes/s on a veth path (goal: blocking >= 30k, spin >= 80k)",
+            o.messages / f64::from(secs)
+        );
+    }
+    Ok(())
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -323,10 +526,11 @@ fn main() -> Result<()> {
         Some("ci") => ci(),
         Some("schemas") => schemas(args.get(1).is_some_and(|a| a == "--check")),
         Some("bench") if args.get(1).is_some_and(|a| a == "cni") => bench_cni(),
+        Some("bench") if args.get(1).is_some_and(|a| a == "datapath") => bench_datapath(),
         Some("bench") => bench(),
         Some("deps") => install_deps(true),
         _ => bail!(
-            "usage: cargo xtask <demo|ci|schemas [--check]|bench [cni]|deps>\n  demo     set up and run the rc2 suite against this machine\n  ci       the whole test suite (what .ci/run runs)\n  schemas  regenerate the JSON Schemas (--check: fail if stale)\n  bench    benchmarks and the README's performance figures (bench cni: the CNI suite)\n  deps     install the system packages and Python helpers the tests need"
+            "usage: cargo xtask <demo|ci|schemas [--check]|bench [cni|datapath]|deps>\n  demo     set up and run the rc2 suite against this machine\n  ci       the whole test suite (what .ci/run runs)\n  schemas  regenerate the JSON Schemas (--check: fail if stale)\n  bench    benchmarks and the README's performance figures (bench cni: the CNI suite; bench datapath: the prober against sockperf)\n  deps     install the system packages and Python helpers the tests need"
         ),
     }
 }
