@@ -186,6 +186,15 @@ impl Runner<'_> {
         };
 
         loop {
+            // A signal may have arrived while the last check was finishing; never start a
+            // check after it, whichever branch of the select below saw it first.
+            if token.is_cancelled() && matches!(stop, None | Some(CancelReason::FailFast)) {
+                let reason = token.reason().unwrap_or(CancelReason::Interrupt);
+                if stop.is_none() {
+                    reporter.report(&RunEvent::Cancelling { reason });
+                }
+                stop = Some(reason);
+            }
             while stop.is_none() && running.len() < self.options.jobs {
                 let Some((index, item)) = queue.next() else {
                     break;

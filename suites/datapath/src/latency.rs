@@ -157,7 +157,7 @@ pub(crate) fn latency_check(lab: &Lab<'_>, cx: &CheckContext) -> Result<Outcome,
     let pt = topology::ptp(lab)?;
     let mv_b = mv.endpoints.pop().ok_or("no macvlan endpoint")?;
     let mv_a = mv.endpoints.pop().ok_or("no macvlan endpoint")?;
-    let paths = [
+    let mut paths = vec![
         Path {
             name: "loopback",
             dst_ns: lo.ns.clone(),
@@ -183,6 +183,16 @@ pub(crate) fn latency_check(lab: &Lab<'_>, cx: &CheckContext) -> Result<Outcome,
             src: pt.a,
         },
     ];
+    // The same kinds of path as a pod gets them from the CNI plugins, where installed.
+    for (name, a, b) in topology::cni_paths(lab)?.pairs {
+        paths.push(Path {
+            name,
+            dst_ns: b.ns.clone(),
+            dst_ip: b.ip,
+            src: a,
+        });
+    }
+    let paths = paths;
     let mut hist: Vec<Histogram<u64>> = paths.iter().map(|_| probe::new_histogram()).collect();
     let mut medians: Vec<Vec<f64>> = vec![Vec::new(); paths.len()];
     let mut p99s: Vec<Vec<f64>> = vec![Vec::new(); paths.len()];
@@ -293,17 +303,38 @@ pub(crate) fn latency_check(lab: &Lab<'_>, cx: &CheckContext) -> Result<Outcome,
         .with_property("client cpus", format!("{cpus:?}"))
         .with_property("load average before", load_before)
         .with_property("load average after", read("/proc/loadavg").trim());
+    let p50s = paths
+        .iter()
+        .zip(&medians)
+        .map(|(p, m)| format!("{} {:.1}", p.name, stats::median(m)))
+        .collect::<Vec<_>>()
+        .join(", ");
     let summary = format!(
-        "{finding}: macvlan - bridge = {:+.2} us (95% CI {:+.2} to {:+.2}) over {} rounds; p50 loopback {:.1}, macvlan {:.1}, bridge {:.1}, ptp {:.1} us",
-        cmp.difference_us,
-        cmp.ci_low_us,
-        cmp.ci_high_us,
-        cmp.rounds,
-        stats::median(&medians[0]),
-        stats::median(&medians[1]),
-        stats::median(&medians[2]),
-        stats::median(&medians[3]),
+        "{finding}: macvlan - bridge = {:+.2} us (95% CI {:+.2} to {:+.2}) over {} rounds; median block p50 in us: {p50s}",
+        cmp.difference_us, cmp.ci_low_us, cmp.ci_high_us, cmp.rounds,
     );
+    if let (Some(cb), Some(cm)) = (
+        paths.iter().position(|p| p.name == "cni-bridge"),
+        paths.iter().position(|p| p.name == "cni-macvlan"),
+    ) {
+        let c = stats::compare(&medians[cm], &medians[cb]);
+        o = o
+            .with_metric(
+                "cni-macvlan-minus-cni-bridge",
+                (c.difference_us * 100.0).round() / 100.0,
+                "us",
+            )
+            .with_metric(
+                "cni-macvlan-minus-cni-bridge.ci95-low",
+                (c.ci_low_us * 100.0).round() / 100.0,
+                "us",
+            )
+            .with_metric(
+                "cni-macvlan-minus-cni-bridge.ci95-high",
+                (c.ci_high_us * 100.0).round() / 100.0,
+                "us",
+            );
+    }
     if noise > dp.noise_cv_limit {
         let mut e = Outcome::error(format!(
             "inconclusive: the loopback baseline is too noisy (block-median CV {:.2} > {}); rerun on a quieter machine. Measured: {summary}",

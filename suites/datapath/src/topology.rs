@@ -16,7 +16,7 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 /// Allocates namespaces for one check and remembers them for cleanup.
 pub struct Lab<'a> {
     cx: &'a CheckContext,
-    tag: String,
+    pub(crate) tag: String,
     base: u32,
 }
 
@@ -272,4 +272,149 @@ pub fn loopback(lab: &Lab<'_>) -> Result<Endpoint, String> {
         ip: Ipv4Addr::LOCALHOST,
         ifname: "lo".into(),
     })
+}
+
+/// Pods wired by the real CNI plugins the way a kubelet would: a runtime namespace (the
+/// node) in which the plugins run, and pod namespaces attached by ADD. Returns the two pods
+/// of each plugin's network as endpoints.
+pub struct CniPaths {
+    /// (path name, client pod, server pod).
+    pub pairs: Vec<(&'static str, Endpoint, Endpoint)>,
+}
+
+fn plugin_path(cx: &CheckContext, plugin: &str) -> Option<std::path::PathBuf> {
+    cx.target()
+        .cni
+        .paths
+        .iter()
+        .map(|d| d.join(plugin))
+        .find(|p| p.is_file())
+}
+
+/// Runs one CNI ADD in `runtime` and returns the pod's IPv4 address from the result.
+fn cni_add(
+    cx: &CheckContext,
+    runtime: &Netns,
+    pod: &Netns,
+    plugin: &str,
+    conf: &serde_json::Value,
+) -> Result<Ipv4Addr, String> {
+    use std::io::Write;
+    let path = plugin_path(cx, plugin).ok_or_else(|| format!("CNI plugin {plugin} not found"))?;
+    let cni_path = cx
+        .target()
+        .cni
+        .paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(":");
+    let mut child = std::process::Command::new("ip")
+        .args(["netns", "exec", &runtime.name])
+        .arg(&path)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("CNI_COMMAND", "ADD")
+        .env("CNI_CONTAINERID", &pod.name)
+        .env("CNI_NETNS", pod.path())
+        .env("CNI_IFNAME", "eth0")
+        .env("CNI_PATH", cni_path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {plugin}: {e}"))?;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(conf.to_string().as_bytes())
+        .map_err(|e| e.to_string())?;
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|_| {
+        format!(
+            "{plugin} ADD printed no JSON: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    if !out.status.success() {
+        return Err(format!("{plugin} ADD failed: {result}"));
+    }
+    result["ips"][0]["address"]
+        .as_str()
+        .and_then(|a| a.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| format!("{plugin} ADD returned no IPv4 address: {result}"))
+}
+
+/// Builds pods on the bridge, macvlan and ptp plugins (those installed). Pods are deleted
+/// with their namespaces; the runtime namespace takes every host-side object with it; IPAM
+/// state lives in a private directory removed at cleanup.
+pub fn cni_paths(lab: &Lab<'_>) -> Result<CniPaths, String> {
+    let cx = lab.cx;
+    if plugin_path(cx, "host-local").is_none() {
+        return Ok(CniPaths { pairs: Vec::new() });
+    }
+    let runtime = lab.netns("cnirt")?;
+    ns::sysctl(&runtime, "net/ipv4/ip_forward", "1")?;
+    let dir = std::env::temp_dir().join(format!("{}-ipam", lab.tag));
+    {
+        let dir = dir.clone();
+        cx.on_cleanup(format!("remove {}", dir.display()), move || {
+            std::fs::remove_dir_all(&dir).or_else(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Ok(())
+                } else {
+                    Err(e.to_string())
+                }
+            })
+        });
+    }
+    // The macvlan master: a veth pair made here, both ends up, in the runtime namespace.
+    nl::within(&runtime, |h| async move {
+        nl::veth(&h, "cnimm0", "cnimm1").await?;
+        nl::up(&h, "cnimm0").await?;
+        nl::up(&h, "cnimm1").await
+    })?;
+    let ipam = |k: u32| {
+        let net = lab.ip(10 + k, 0);
+        serde_json::json!({"type": "host-local", "subnet": format!("{net}/24"), "dataDir": dir.display().to_string()})
+    };
+    let nets: [(&'static str, &'static str, serde_json::Value); 3] = [
+        (
+            "cni-bridge",
+            "bridge",
+            serde_json::json!({"cniVersion": "0.4.0", "name": "nfvd-br", "type": "bridge", "bridge": "cnibr0", "ipam": ipam(0)}),
+        ),
+        (
+            "cni-macvlan",
+            "macvlan",
+            serde_json::json!({"cniVersion": "0.4.0", "name": "nfvd-mv", "type": "macvlan", "master": "cnimm0", "mode": "bridge", "ipam": ipam(1)}),
+        ),
+        (
+            "cni-ptp",
+            "ptp",
+            serde_json::json!({"cniVersion": "0.4.0", "name": "nfvd-ptp", "type": "ptp", "ipam": ipam(2)}),
+        ),
+    ];
+    let mut pairs = Vec::new();
+    for (name, plugin, conf) in nets {
+        if plugin_path(cx, plugin).is_none() {
+            continue;
+        }
+        let mut pods = Vec::new();
+        for i in 0..2 {
+            let pod = lab.netns(&format!("{plugin}{i}"))?;
+            let ip = cni_add(cx, &runtime, &pod, plugin, &conf)?;
+            pods.push(Endpoint {
+                ns: pod,
+                ip,
+                ifname: "eth0".into(),
+            });
+        }
+        let b = pods.pop().expect("2");
+        let a = pods.pop().expect("1");
+        pairs.push((name, a, b));
+    }
+    Ok(CniPaths { pairs })
 }
