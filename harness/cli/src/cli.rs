@@ -53,9 +53,12 @@ pub struct ServeArgs {
     /// Address and port to listen on, for example 198.18.40.2:17007.
     #[arg(long, value_name = "ADDR:PORT")]
     pub bind: std::net::SocketAddr,
-    /// Busy-spin instead of blocking (pair with `ping --mode spin`).
+    /// Busy-spin instead of blocking (pair with `ping --mode spin`; UDP only).
     #[arg(long)]
     pub spin: bool,
+    /// udp or tcp (request/response over one connection).
+    #[arg(long, default_value = "udp")]
+    pub proto: String,
 }
 
 #[derive(Debug, Args)]
@@ -68,9 +71,12 @@ pub struct PingArgs {
     /// Probe for this long instead of a count, for example 5s or 500ms.
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<std::time::Duration>,
-    /// How to wait for replies: blocking, spin or paced.
+    /// How to wait for replies: blocking, spin (UDP) or paced.
     #[arg(long, default_value = "blocking")]
     pub mode: String,
+    /// udp or tcp (request/response over one connection).
+    #[arg(long, default_value = "udp")]
+    pub proto: String,
     /// Interval between probes in paced mode, for example 10ms.
     #[arg(long, default_value = "10ms", value_parser = parse_duration)]
     pub interval: std::time::Duration,

@@ -570,7 +570,8 @@ pub fn probe(cmd: &ProbeCommand) -> CmdResult {
     use nfvi_suite_datapath::probe;
     match cmd {
         ProbeCommand::Serve(args) => {
-            let responder = probe::start_responder(None, args.bind, args.spin)
+            let proto: probe::Proto = args.proto.parse().map_err(Failure::bad_input_msg)?;
+            let responder = probe::start_responder_proto(None, args.bind, args.spin, proto)
                 .map_err(Failure::bad_input_msg)?;
             eprintln!(
                 "nfvi-verify probe: echoing UDP on {} ({}); Ctrl-C to stop",
@@ -591,11 +592,12 @@ pub fn probe(cmd: &ProbeCommand) -> CmdResult {
                 }
             });
             let served = responder.stop().map_err(Failure::bad_input_msg)?;
-            eprintln!("nfvi-verify probe: echoed {served} datagrams");
+            eprintln!("nfvi-verify probe: echoed {served} messages");
             Ok(exit_code::CONFORMANT)
         }
         ProbeCommand::Ping(args) => {
             let mode: probe::Mode = args.mode.parse().map_err(Failure::bad_input_msg)?;
+            let proto: probe::Proto = args.proto.parse().map_err(Failure::bad_input_msg)?;
             if args.size < 8 || args.size > 65_507 {
                 return Err(Failure::bad_input_msg(format!(
                     "--size {} is out of range; expected 8 to 65507 bytes",
@@ -613,6 +615,7 @@ pub fn probe(cmd: &ProbeCommand) -> CmdResult {
                 mode,
                 interval: args.interval,
                 payload: args.size,
+                proto,
                 ..Default::default()
             };
             let result = probe::ping(args.peer, &cfg).map_err(|e| Failure {
@@ -622,7 +625,7 @@ pub fn probe(cmd: &ProbeCommand) -> CmdResult {
             let s = &result.summary;
             if args.format == Format::Json {
                 return print_json(
-                    &serde_json::json!({"peer": args.peer.to_string(), "mode": mode, "summary": s}),
+                    &serde_json::json!({"peer": args.peer.to_string(), "mode": mode, "proto": proto, "summary": s}),
                 );
             }
             println!(

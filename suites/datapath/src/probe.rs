@@ -37,6 +37,27 @@ impl std::str::FromStr for Mode {
     }
 }
 
+/// The transport of the probes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Proto {
+    /// One UDP datagram per probe.
+    Udp,
+    /// Request/response over one TCP connection (Nagle off), fixed-size messages.
+    Tcp,
+}
+
+impl std::str::FromStr for Proto {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "udp" => Ok(Proto::Udp),
+            "tcp" => Ok(Proto::Tcp),
+            other => Err(format!("unknown protocol `{other}`; expected udp or tcp")),
+        }
+    }
+}
+
 /// What a ping run does.
 #[derive(Clone, Debug)]
 pub struct PingConfig {
@@ -58,6 +79,8 @@ pub struct PingConfig {
     pub payload: usize,
     /// Keep every RTT in nanoseconds (for block statistics).
     pub keep_samples: bool,
+    /// UDP or TCP.
+    pub proto: Proto,
 }
 
 impl Default for PingConfig {
@@ -72,6 +95,7 @@ impl Default for PingConfig {
             max_consecutive_losses: 10,
             payload: 16,
             keep_samples: false,
+            proto: Proto::Udp,
         }
     }
 }
@@ -201,16 +225,39 @@ impl Drop for Responder {
     }
 }
 
-/// Starts a responder on `bind`, inside the namespace at `netns` (or the current one).
+/// Starts a UDP responder on `bind`, inside the namespace at `netns` (or the current one).
 pub fn start_responder(
     netns: Option<&std::path::Path>,
     bind: SocketAddr,
     spin: bool,
 ) -> Result<Responder, String> {
+    start_responder_proto(netns, bind, spin, Proto::Udp)
+}
+
+/// Starts a UDP or TCP responder on `bind`.
+pub fn start_responder_proto(
+    netns: Option<&std::path::Path>,
+    bind: SocketAddr,
+    spin: bool,
+    proto: Proto,
+) -> Result<Responder, String> {
     let stop = Arc::new(AtomicBool::new(false));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let flag = stop.clone();
     let body = move || -> Result<u64, String> {
+        if proto == Proto::Tcp {
+            return match std::net::TcpListener::bind(bind) {
+                Ok(l) => {
+                    let _ = ready_tx.send(Ok(()));
+                    serve_tcp(&l, &flag)
+                }
+                Err(e) => {
+                    let e = format!("cannot bind the responder to {bind}: {e}");
+                    let _ = ready_tx.send(Err(e.clone()));
+                    Err(e)
+                }
+            };
+        }
         let socket =
             UdpSocket::bind(bind).map_err(|e| format!("cannot bind the responder to {bind}: {e}"));
         let socket = match socket {
@@ -246,8 +293,106 @@ pub fn start_responder(
     }
 }
 
+/// Serves TCP request/response probes: each connection echoes what it reads, in order.
+fn serve_tcp(listener: &std::net::TcpListener, stop: &AtomicBool) -> Result<u64, String> {
+    use std::io::{Read, Write};
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let mut served = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((mut conn, _)) => {
+                conn.set_nonblocking(false).map_err(|e| e.to_string())?;
+                conn.set_nodelay(true).map_err(|e| e.to_string())?;
+                conn.set_read_timeout(Some(Duration::from_millis(100)))
+                    .map_err(|e| e.to_string())?;
+                let mut buf = [0u8; 65536];
+                while !stop.load(Ordering::Relaxed) {
+                    match conn.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            if conn.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                            served += 1;
+                        }
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                            ) => {}
+                        Err(_) => break,
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Err(e) => return Err(format!("accept: {e}")),
+        }
+    }
+    Ok(served)
+}
+
+/// A TCP ping: one connection, one request in flight, blocking reads.
+fn ping_tcp(peer: SocketAddr, cfg: &PingConfig) -> Result<PingResult, String> {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect_timeout(&peer, cfg.probe_timeout)
+        .map_err(|e| format!("cannot connect to {peer}: {e}"))?;
+    conn.set_nodelay(true).map_err(|e| e.to_string())?;
+    conn.set_read_timeout(Some(cfg.probe_timeout))
+        .map_err(|e| e.to_string())?;
+    let payload = cfg.payload.max(8);
+    let (mut out, mut buf) = (vec![0u8; payload], vec![0u8; payload]);
+    let mut hist = new_histogram();
+    let mut samples = Vec::new();
+    let mut measured_start = Instant::now();
+    for seq in 0..cfg.warmup.saturating_add(cfg.count) {
+        if seq == cfg.warmup {
+            measured_start = Instant::now();
+        }
+        if cfg
+            .duration
+            .is_some_and(|d| seq >= cfg.warmup && measured_start.elapsed() >= d)
+        {
+            break;
+        }
+        out[..8].copy_from_slice(&seq.to_le_bytes());
+        let t0 = Instant::now();
+        conn.write_all(&out)
+            .map_err(|e| format!("send to {peer}: {e}"))?;
+        conn.read_exact(&mut buf).map_err(|e| {
+            format!(
+                "{peer} did not answer within {} ms: {e}",
+                cfg.probe_timeout.as_millis()
+            )
+        })?;
+        let ns = (t0.elapsed().as_nanos() as u64).max(1);
+        if seq >= cfg.warmup {
+            hist.record(ns).map_err(|e| e.to_string())?;
+            if cfg.keep_samples {
+                samples.push(ns);
+            }
+        }
+        if cfg.mode == Mode::Paced {
+            std::thread::sleep(cfg.interval.saturating_sub(t0.elapsed()));
+        }
+    }
+    if hist.is_empty() {
+        return Err(format!("no reply from {peer}"));
+    }
+    let summary = summarize(&hist, 0, cfg.warmup, measured_start.elapsed());
+    Ok(PingResult {
+        histogram: hist,
+        samples_ns: samples,
+        summary,
+    })
+}
+
 /// Runs a ping: warm-up, then measured probes, one in flight.
 pub fn ping(peer: SocketAddr, cfg: &PingConfig) -> Result<PingResult, String> {
+    if cfg.proto == Proto::Tcp {
+        return ping_tcp(peer, cfg);
+    }
     let bind: SocketAddr = if peer.is_ipv4() {
         "0.0.0.0:0"
     } else {
@@ -380,6 +525,25 @@ mod tests {
             assert_eq!(res.summary.warmup_discarded, 20);
         }
         assert!(r.stop().unwrap() >= 660);
+    }
+
+    #[test]
+    fn tcp_request_response() {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = probe.local_addr().unwrap();
+        drop(probe);
+        let r = start_responder_proto(None, addr, false, Proto::Tcp).unwrap();
+        let cfg = PingConfig {
+            count: 300,
+            warmup: 30,
+            proto: Proto::Tcp,
+            payload: 64,
+            ..Default::default()
+        };
+        let res = ping(addr, &cfg).unwrap();
+        assert_eq!(res.summary.count, 300);
+        assert!(res.summary.p50_us > 0.0);
+        assert_eq!(r.stop().unwrap(), 330);
     }
 
     #[test]
