@@ -97,6 +97,8 @@ pub fn checks() -> Vec<Arc<dyn Check>> {
         |id: &str, title: &str, sev: Severity, covers: &[&str], kind: Kind| -> Arc<dyn Check> {
             Arc::new(DpCheck {
                 meta: CheckMeta::new(id, Area::Datapath, title)
+                    // The topology is the subject: the report groups the connectivity matrix by it.
+                    .subject(id.split('.').nth(1).unwrap_or("datapath"))
                     .covers(sev, covers)
                     .needs(needs())
                     .side_effects(effects, cleanup)
