@@ -2265,6 +2265,39 @@ async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) 
         .collect()
 }
 
+/// CHECK with the ADD result, then DEL twice (a repeated DEL must succeed as well); `between`
+/// looks at the host after the first DEL. Returns the problems found and what `between` saw.
+async fn check_then_delete_twice<T>(
+    lab: &Lab<'_>,
+    plugin: &str,
+    ns: &Netns,
+    conf: &Value,
+    between: impl AsyncFnOnce() -> Result<T, Outcome>,
+) -> Result<(Vec<String>, T), Outcome> {
+    let mut p = Vec::new();
+    let check = lab
+        .exec(plugin, &lab.env("CHECK", ns, CID, "eth0"), conf)
+        .await;
+    if !check.ok() {
+        p.push(format!("CHECK: {}", check.describe()));
+    }
+    let d1 = lab
+        .exec(plugin, &lab.env("DEL", ns, CID, "eth0"), conf)
+        .await;
+    let seen = between().await?;
+    let d2 = lab
+        .exec(plugin, &lab.env("DEL", ns, CID, "eth0"), conf)
+        .await;
+    if !d1.ok() || !d2.ok() {
+        p.push(format!(
+            "DEL: {}; second DEL: {}",
+            d1.describe(),
+            d2.describe()
+        ));
+    }
+    Ok((p, seen))
+}
+
 // ---- CHAIN -------------------------------------------------------------------------------
 
 use crate::runtime::{Attachment, Runtime};
@@ -2608,38 +2641,14 @@ pub(crate) async fn chain_005(lab: &Lab<'_>, plugin: &str) -> Outcome {
             p.push(format!("no DNAT rule for port {port} to {to}"));
         }
     }
-    let check = lab
-        .exec(
-            plugin,
-            &lab.env("CHECK", &ns, CID, "eth0"),
-            &with_prev(&conf, &out),
-        )
-        .await;
-    if !check.ok() {
-        p.push(format!("CHECK: {}", check.describe()));
-    }
-    let d1 = lab
-        .exec(
-            plugin,
-            &lab.env("DEL", &ns, CID, "eth0"),
-            &with_prev(&conf, &out),
-        )
-        .await;
-    let after = t!(iptables(lab, "nat").await);
-    let d2 = lab
-        .exec(
-            plugin,
-            &lab.env("DEL", &ns, CID, "eth0"),
-            &with_prev(&conf, &out),
-        )
-        .await;
-    if !d1.ok() || !d2.ok() {
-        p.push(format!(
-            "DEL: {}; second DEL: {}",
-            d1.describe(),
-            d2.describe()
-        ));
-    }
+    let (problems, after) =
+        t!(
+            check_then_delete_twice(lab, plugin, &ns, &with_prev(&conf, &out), async || {
+                iptables(lab, "nat").await
+            })
+            .await
+        );
+    p.extend(problems);
     if after.lines().any(|l| l.contains("DNAT") && l.contains(&ip)) {
         p.push("DNAT rules remain after DEL".to_owned());
     }
@@ -2696,38 +2705,14 @@ pub(crate) async fn chain_007(lab: &Lab<'_>, plugin: &str) -> Outcome {
     {
         p.push(format!("no CNI-FORWARD rule mentions {ip}"));
     }
-    let check = lab
-        .exec(
-            plugin,
-            &lab.env("CHECK", &ns, CID, "eth0"),
-            &with_prev(&conf, &out),
-        )
-        .await;
-    if !check.ok() {
-        p.push(format!("CHECK: {}", check.describe()));
-    }
-    let d1 = lab
-        .exec(
-            plugin,
-            &lab.env("DEL", &ns, CID, "eth0"),
-            &with_prev(&conf, &out),
-        )
-        .await;
-    let after = t!(iptables(lab, "filter").await);
-    let d2 = lab
-        .exec(
-            plugin,
-            &lab.env("DEL", &ns, CID, "eth0"),
-            &with_prev(&conf, &out),
-        )
-        .await;
-    if !d1.ok() || !d2.ok() {
-        p.push(format!(
-            "DEL: {}; second DEL: {}",
-            d1.describe(),
-            d2.describe()
-        ));
-    }
+    let (problems, after) =
+        t!(
+            check_then_delete_twice(lab, plugin, &ns, &with_prev(&conf, &out), async || {
+                iptables(lab, "filter").await
+            })
+            .await
+        );
+    p.extend(problems);
     if after.lines().any(|l| l.contains(&ip)) {
         p.push(format!("rules for {ip} remain after DEL"));
     }
@@ -2772,39 +2757,16 @@ pub(crate) async fn chain_008(lab: &Lab<'_>, plugin: &str) -> Outcome {
             "no ifb device added to the result and present on the host (added: {added:?})"
         ));
     }
-    let check = lab
-        .exec(
-            plugin,
-            &lab.env("CHECK", &ns, CID, "eth0"),
-            &with_prev(&conf, &out),
-        )
-        .await;
-    if !check.ok() {
-        p.push(format!("CHECK: {}", check.describe()));
-    }
-    let d1 = lab
-        .exec(
-            plugin,
-            &lab.env("DEL", &ns, CID, "eth0"),
-            &with_prev(&conf, &out),
-        )
-        .await;
-    let d2 = lab
-        .exec(
-            plugin,
-            &lab.env("DEL", &ns, CID, "eth0"),
-            &with_prev(&conf, &out),
-        )
-        .await;
-    if !d1.ok() || !d2.ok() {
-        p.push(format!(
-            "DEL: {}; second DEL: {}",
-            d1.describe(),
-            d2.describe()
-        ));
-    }
+    let (problems, after) =
+        t!(
+            check_then_delete_twice(lab, plugin, &ns, &with_prev(&conf, &out), async || lab
+                .links(None)
+                .await)
+            .await
+        );
+    p.extend(problems);
     if let Some(ifb) = ifb
-        && t!(lab.links(None).await).iter().any(|l| &l.name == ifb)
+        && after.iter().any(|l| &l.name == ifb)
     {
         p.push(format!("ifb {ifb} remains after DEL"));
     }
