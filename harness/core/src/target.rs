@@ -123,6 +123,8 @@ pub struct DatapathTarget {
     pub warmup: u64,
     /// Loopback block-median CV above which a comparison is inconclusive.
     pub noise_cv_limit: f64,
+    /// CPU to pin prober threads to in blocking and paced modes; -1 for none.
+    pub pin_cpu: i32,
     /// Latency SLAs per path.
     #[serde(default)]
     pub sla: std::collections::BTreeMap<String, LatencySla>,

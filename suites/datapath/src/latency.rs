@@ -212,8 +212,16 @@ pub(crate) fn latency_check(lab: &Lab<'_>, cx: &CheckContext) -> Result<Outcome,
             }
             let p = &paths[i];
             let dst = SocketAddr::V4(SocketAddrV4::new(p.dst_ip, PORT));
-            let responder =
-                probe::start_responder(Some(&p.dst_ns.path()), dst, mode == Mode::Spin)?;
+            let pin = usize::try_from(dp.pin_cpu)
+                .ok()
+                .filter(|_| mode != Mode::Spin);
+            let responder = probe::start_responder_on(
+                Some(&p.dst_ns.path()),
+                dst,
+                mode == Mode::Spin,
+                probe::Proto::Udp,
+                pin,
+            )?;
             let cfg = PingConfig {
                 count: dp.block_probes,
                 warmup: dp.warmup,
@@ -223,6 +231,9 @@ pub(crate) fn latency_check(lab: &Lab<'_>, cx: &CheckContext) -> Result<Outcome,
             };
             let src = p.src.clone();
             let result = ns::run_in(&src.ns.path(), move || {
+                if let Some(cpu) = pin {
+                    probe::pin_current_thread(cpu)?;
+                }
                 let cpu = nix::sched::sched_getcpu().unwrap_or(usize::MAX);
                 probe::ping(dst, &cfg).map(|r| (r, cpu))
             });
@@ -301,6 +312,10 @@ pub(crate) fn latency_check(lab: &Lab<'_>, cx: &CheckContext) -> Result<Outcome,
             dp.rounds, dp.block_probes, dp.warmup, dp.mode
         ))
         .with_property("client cpus", format!("{cpus:?}"))
+        .with_property(
+            "pinning",
+            if dp.pin_cpu >= 0 && mode != Mode::Spin { format!("client and responder pinned to CPU {}", dp.pin_cpu) } else { "none (placement recorded)".to_owned() },
+        )
         .with_property("load average before", load_before)
         .with_property("load average after", read("/proc/loadavg").trim());
     let p50s = paths

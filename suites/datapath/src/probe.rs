@@ -139,6 +139,14 @@ pub struct PingResult {
     pub summary: Summary,
 }
 
+/// Pins the calling thread to `cpu`.
+pub fn pin_current_thread(cpu: usize) -> Result<(), String> {
+    let mut set = nix::sched::CpuSet::new();
+    set.set(cpu).map_err(|e| format!("CPU {cpu}: {e}"))?;
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+        .map_err(|e| format!("pinning to CPU {cpu}: {e}"))
+}
+
 /// A histogram for RTTs from 1 ns to 60 s with 3 significant digits.
 pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds")
@@ -241,10 +249,24 @@ pub fn start_responder_proto(
     spin: bool,
     proto: Proto,
 ) -> Result<Responder, String> {
+    start_responder_on(netns, bind, spin, proto, None)
+}
+
+/// Starts a responder, its thread pinned to `pin` when given.
+pub fn start_responder_on(
+    netns: Option<&std::path::Path>,
+    bind: SocketAddr,
+    spin: bool,
+    proto: Proto,
+    pin: Option<usize>,
+) -> Result<Responder, String> {
     let stop = Arc::new(AtomicBool::new(false));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let flag = stop.clone();
     let body = move || -> Result<u64, String> {
+        if let Some(cpu) = pin {
+            pin_current_thread(cpu)?;
+        }
         if proto == Proto::Tcp {
             return match std::net::TcpListener::bind(bind) {
                 Ok(l) => {
