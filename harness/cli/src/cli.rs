@@ -77,6 +77,10 @@ pub struct PingArgs {
     /// udp or tcp (request/response over one connection).
     #[arg(long, default_value = "udp")]
     pub proto: String,
+    /// Take receive times from kernel software timestamps (SO_TIMESTAMPNS; UDP, blocking or
+    /// paced), which removes the client's wake-up from the RTT.
+    #[arg(long)]
+    pub kernel_timestamps: bool,
     /// Interval between probes in paced mode, for example 10ms.
     #[arg(long, default_value = "10ms", value_parser = parse_duration)]
     pub interval: std::time::Duration,

@@ -616,6 +616,7 @@ pub fn probe(cmd: &ProbeCommand) -> CmdResult {
                 interval: args.interval,
                 payload: args.size,
                 proto,
+                kernel_rx_timestamps: args.kernel_timestamps,
                 ..Default::default()
             };
             let result = probe::ping(args.peer, &cfg).map_err(|e| Failure {

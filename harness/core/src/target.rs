@@ -125,6 +125,8 @@ pub struct DatapathTarget {
     pub noise_cv_limit: f64,
     /// CPU to pin prober threads to in blocking and paced modes; -1 for none.
     pub pin_cpu: i32,
+    /// Kernel receive timestamps in blocking and paced modes.
+    pub kernel_timestamps: bool,
     /// Latency SLAs per path.
     #[serde(default)]
     pub sla: std::collections::BTreeMap<String, LatencySla>,

@@ -227,6 +227,7 @@ pub(crate) fn latency_check(lab: &Lab<'_>, cx: &CheckContext) -> Result<Outcome,
                 warmup: dp.warmup,
                 mode,
                 interval: Duration::from_millis(1),
+                kernel_rx_timestamps: dp.kernel_timestamps && mode != Mode::Spin,
                 ..Default::default()
             };
             let src = p.src.clone();
@@ -312,6 +313,10 @@ pub(crate) fn latency_check(lab: &Lab<'_>, cx: &CheckContext) -> Result<Outcome,
             dp.rounds, dp.block_probes, dp.warmup, dp.mode
         ))
         .with_property("client cpus", format!("{cpus:?}"))
+        .with_property(
+            "receive time",
+            if dp.kernel_timestamps && mode != Mode::Spin { "kernel software timestamp (SO_TIMESTAMPNS)" } else { "user space, after the wake-up" },
+        )
         .with_property(
             "pinning",
             if dp.pin_cpu >= 0 && mode != Mode::Spin { format!("client and responder pinned to CPU {}", dp.pin_cpu) } else { "none (placement recorded)".to_owned() },

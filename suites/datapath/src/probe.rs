@@ -81,6 +81,10 @@ pub struct PingConfig {
     pub keep_samples: bool,
     /// UDP or TCP.
     pub proto: Proto,
+    /// UDP blocking mode only: take the receive time from the kernel's software timestamp
+    /// (SO_TIMESTAMPNS) instead of after the wake-up, which removes the client's scheduling
+    /// delay from the RTT. Send time is taken just before `send`.
+    pub kernel_rx_timestamps: bool,
 }
 
 impl Default for PingConfig {
@@ -96,6 +100,7 @@ impl Default for PingConfig {
             payload: 16,
             keep_samples: false,
             proto: Proto::Udp,
+            kernel_rx_timestamps: false,
         }
     }
 }
@@ -410,10 +415,40 @@ fn ping_tcp(peer: SocketAddr, cfg: &PingConfig) -> Result<PingResult, String> {
     })
 }
 
+/// Receives one datagram and the kernel's receive timestamp (CLOCK_REALTIME).
+fn recv_with_timestamp(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, Option<Duration>)> {
+    use std::io::IoSliceMut;
+    use std::os::fd::AsRawFd;
+
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg};
+    let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg = recvmsg::<SockaddrStorage>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::empty(),
+    )
+    .map_err(std::io::Error::from)?;
+    let mut stamp = None;
+    for c in msg.cmsgs().map_err(std::io::Error::from)? {
+        if let ControlMessageOwned::ScmTimestampns(ts) = c {
+            stamp = Some(Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32));
+        }
+    }
+    Ok((msg.bytes, stamp))
+}
+
 /// Runs a ping: warm-up, then measured probes, one in flight.
 pub fn ping(peer: SocketAddr, cfg: &PingConfig) -> Result<PingResult, String> {
     if cfg.proto == Proto::Tcp {
         return ping_tcp(peer, cfg);
+    }
+    if cfg.kernel_rx_timestamps && cfg.mode == Mode::Spin {
+        return Err("kernel timestamps are for blocking or paced mode".to_owned());
     }
     let bind: SocketAddr = if peer.is_ipv4() {
         "0.0.0.0:0"
@@ -434,6 +469,19 @@ pub fn ping(peer: SocketAddr, cfg: &PingConfig) -> Result<PingResult, String> {
             .set_read_timeout(Some(cfg.probe_timeout))
             .map_err(|e| e.to_string())?;
     }
+    if cfg.kernel_rx_timestamps {
+        nix::sys::socket::setsockopt(
+            &socket,
+            nix::sys::socket::sockopt::ReceiveTimestampns,
+            &true,
+        )
+        .map_err(|e| format!("SO_TIMESTAMPNS: {e}"))?;
+    }
+    let realtime = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+    };
     let payload = cfg.payload.max(8);
     let mut out = vec![0u8; payload];
     let mut buf = vec![0u8; payload.max(64)];
@@ -457,13 +505,24 @@ pub fn ping(peer: SocketAddr, cfg: &PingConfig) -> Result<PingResult, String> {
             break;
         }
         out[..8].copy_from_slice(&seq.to_le_bytes());
-        let t0 = Instant::now();
+        let (t0, sent_at) = (Instant::now(), realtime());
         if let Err(e) = socket.send(&out) {
             return Err(format!("send to {peer}: {e}"));
         }
         let rtt = loop {
-            match socket.recv(&mut buf) {
-                Ok(n) if n >= 8 && buf[..8] == seq.to_le_bytes() => break Some(t0.elapsed()),
+            let got = if cfg.kernel_rx_timestamps {
+                recv_with_timestamp(&socket, &mut buf)
+            } else {
+                socket.recv(&mut buf).map(|n| (n, None))
+            };
+            match got {
+                Ok((n, stamp)) if n >= 8 && buf[..8] == seq.to_le_bytes() => {
+                    break Some(
+                        stamp
+                            .and_then(|s| s.checked_sub(sent_at))
+                            .unwrap_or_else(|| t0.elapsed()),
+                    );
+                }
                 Ok(_) => {} // a late reply to an earlier probe
                 Err(e)
                     if matches!(
@@ -547,6 +606,29 @@ mod tests {
             assert_eq!(res.summary.warmup_discarded, 20);
         }
         assert!(r.stop().unwrap() >= 660);
+    }
+
+    #[test]
+    fn kernel_receive_timestamps_cut_the_wakeup() {
+        let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = probe.local_addr().unwrap();
+        drop(probe);
+        let r = start_responder(None, addr, false).unwrap();
+        let cfg = PingConfig {
+            count: 500,
+            warmup: 50,
+            kernel_rx_timestamps: true,
+            ..Default::default()
+        };
+        let k = ping(addr, &cfg).unwrap();
+        assert_eq!(k.summary.count, 500);
+        assert!(k.summary.p50_us > 0.0);
+        let spin = PingConfig {
+            mode: Mode::Spin,
+            ..cfg
+        };
+        assert!(ping(addr, &spin).is_err());
+        r.stop().unwrap();
     }
 
     #[test]
