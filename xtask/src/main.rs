@@ -182,12 +182,33 @@ fn ci() -> Result<()> {
         "warnings",
     ]))?;
     let before = machine_state();
+    // The Docker tests verify the local lab: a dockerd the lab starts and stops again.
+    run(cargo().args([
+        "run",
+        "--quiet",
+        "--package",
+        "nfvi-verify",
+        "--",
+        "lab",
+        "up",
+    ]))?;
     let mut nextest = cargo();
     nextest.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
     if in_ci {
         nextest.args(["--profile", "ci"]);
     }
-    run(&mut nextest)?;
+    let tested = run(&mut nextest);
+    let down = run(cargo().args([
+        "run",
+        "--quiet",
+        "--package",
+        "nfvi-verify",
+        "--",
+        "lab",
+        "down",
+    ]));
+    tested?;
+    down?;
     // The tests create namespaces, links and bridges; all of it must be gone afterwards.
     let after = machine_state();
     let left: Vec<&String> = after.iter().filter(|x| !before.contains(x)).collect();

@@ -38,6 +38,19 @@ pub enum Command {
     /// The latency prober on its own: run `serve` at one endpoint and `ping` at the other.
     #[command(subcommand)]
     Probe(ProbeCommand),
+    /// The local lab this machine verifies against: a Docker engine and the probe image.
+    #[command(subcommand)]
+    Lab(LabCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Start dockerd (bridge and pools in 198.18.0.0/15) and import the probe image; idempotent.
+    Up,
+    /// Remove probe leftovers, stop the daemon the lab started and remove its state.
+    Down,
+    /// Show whether the daemon answers, who started it, and whether the probe image is there.
+    Status,
 }
 
 #[derive(Debug, Subcommand)]

@@ -27,6 +27,7 @@ fn all_checks() -> Vec<Arc<dyn Check>> {
     checks.extend(nfvi_suite_host::checks());
     checks.extend(nfvi_suite_cni::checks());
     checks.extend(nfvi_suite_datapath::checks());
+    checks.extend(nfvi_suite_docker::checks());
     checks
 }
 
@@ -649,4 +650,23 @@ pub fn probe(cmd: &ProbeCommand) -> CmdResult {
             Ok(exit_code::CONFORMANT)
         }
     }
+}
+
+pub fn lab(cmd: &crate::cli::LabCommand) -> CmdResult {
+    use nfvi_suite_docker::lab;
+    let mut progress = |m: &str| eprintln!("lab: {m}");
+    let result = match cmd {
+        crate::cli::LabCommand::Up => lab::up(&mut progress),
+        crate::cli::LabCommand::Down => lab::down(&mut progress),
+        crate::cli::LabCommand::Status => {
+            for line in lab::status() {
+                println!("{line}");
+            }
+            Ok(())
+        }
+    };
+    result.map(|()| exit_code::CONFORMANT).map_err(|e| Failure {
+        code: exit_code::INCOMPLETE,
+        message: e,
+    })
 }

@@ -60,6 +60,7 @@ fn main() -> ExitCode {
         cli::Command::Diff(args) => commands::diff(&args),
         cli::Command::Target(args) => commands::target(&args),
         cli::Command::Probe(cmd) => commands::probe(&cmd),
+        cli::Command::Lab(cmd) => commands::lab(&cmd),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

@@ -87,6 +87,8 @@ pub struct CniTarget {
 pub struct DockerTarget {
     /// The Engine API socket.
     pub socket: PathBuf,
+    /// The image probe containers run.
+    pub probe_image: String,
 }
 
 /// Kubernetes settings.

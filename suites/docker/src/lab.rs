@@ -1,0 +1,307 @@
+//! `nfvi-verify lab up | down | status`: a local Docker engine to verify, built from Debian's
+//! packages. `up` starts `dockerd` with its bridge and address pools in 198.18.0.0/15 and its
+//! state under /var/lib/nfvi-verify/lab, and imports the probe image from Debian's
+//! busybox-static; `down` removes what `up` and the checks created and stops the daemon it
+//! started (by the PID in its pidfile), never one it did not start.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where the lab keeps its state.
+pub const STATE_DIR: &str = "/var/lib/nfvi-verify/lab";
+/// Where the lab keeps its runtime files (pidfile, exec root).
+pub const RUN_DIR: &str = "/run/nfvi-verify/lab";
+/// The socket the lab's daemon listens on (the standard one, so Kolla-style tools find it).
+pub const SOCKET: &str = "/var/run/docker.sock";
+/// The probe image the lab provides.
+pub const PROBE_IMAGE: &str = "nfvi-verify/busybox:lab";
+
+fn pidfile() -> PathBuf {
+    Path::new(RUN_DIR).join("dockerd.pid")
+}
+
+fn docker(args: &[&str]) -> Command {
+    let mut c = Command::new("docker");
+    c.args(["-H", &format!("unix://{SOCKET}")]).args(args);
+    c
+}
+
+fn daemon_answers() -> bool {
+    Path::new(SOCKET).exists()
+        && docker(&["version", "--format", "{{.Server.Version}}"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+/// The PID of the daemon the lab started, if it is still running.
+fn our_daemon() -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(pidfile())
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    (comm.trim() == "dockerd").then_some(pid)
+}
+
+fn need(tool: &str, package: &str) -> Result<(), String> {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false);
+    if found {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{tool}` is not installed: apt-get install {package} (or `cargo xtask deps`)"
+        ))
+    }
+}
+
+fn run(c: &mut Command, what: &str) -> Result<String, String> {
+    let out = c.output().map_err(|e| format!("{what}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Brings the lab up; idempotent.
+pub fn up(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
+    if !nix_is_root() {
+        return Err("the lab needs root (it starts dockerd)".to_owned());
+    }
+    need("dockerd", "docker.io")?;
+    need("docker", "docker.io")?;
+    if !Path::new("/bin/busybox").exists() {
+        return Err(
+            "/bin/busybox is missing: apt-get install busybox-static (or `cargo xtask deps`)"
+                .to_owned(),
+        );
+    }
+    if daemon_answers() {
+        if our_daemon().is_some() {
+            progress("dockerd (started by the lab) is running");
+        } else {
+            progress(
+                "a Docker daemon the lab did not start answers on /var/run/docker.sock; using it as it is",
+            );
+        }
+    } else {
+        for dir in [STATE_DIR, RUN_DIR] {
+            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {dir}: {e}"))?;
+        }
+        let config = serde_json::json!({
+            "bip": "198.18.128.1/24",
+            "default-address-pools": [{"base": "198.18.144.0/20", "size": 24}],
+            "data-root": format!("{STATE_DIR}/docker"),
+            "exec-root": format!("{RUN_DIR}/docker"),
+            "pidfile": pidfile().display().to_string(),
+            "hosts": [format!("unix://{SOCKET}")],
+        });
+        let config_path = Path::new(STATE_DIR).join("daemon.json");
+        std::fs::write(
+            &config_path,
+            serde_json::to_string_pretty(&config).expect("json"),
+        )
+        .map_err(|e| format!("cannot write {}: {e}", config_path.display()))?;
+        let log = std::fs::File::create(Path::new(STATE_DIR).join("dockerd.log"))
+            .map_err(|e| e.to_string())?;
+        progress("starting dockerd (bridge 198.18.128.1/24, address pools 198.18.144.0/20)");
+        use std::os::unix::process::CommandExt;
+        Command::new("dockerd")
+            .arg("--config-file")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot start dockerd: {e}"))?;
+        let start = Instant::now();
+        while !daemon_answers() {
+            if start.elapsed() > Duration::from_secs(60) {
+                return Err(format!(
+                    "dockerd did not answer within 60 s; see {STATE_DIR}/dockerd.log"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        progress(&format!(
+            "dockerd is up after {:.1} s",
+            start.elapsed().as_secs_f64()
+        ));
+    }
+    let have_image = docker(&["image", "inspect", PROBE_IMAGE])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if have_image {
+        progress(&format!("probe image {PROBE_IMAGE} present"));
+    } else {
+        progress(&format!(
+            "importing {PROBE_IMAGE} from /bin/busybox (busybox-static; no registry needed)"
+        ));
+        let root = std::env::temp_dir().join(format!("nfvi-lab-rootfs-{}", std::process::id()));
+        let bin = root.join("bin");
+        std::fs::create_dir_all(&bin).map_err(|e| e.to_string())?;
+        std::fs::copy("/bin/busybox", bin.join("busybox"))
+            .map_err(|e| format!("cannot copy /bin/busybox: {e}"))?;
+        for applet in [
+            "sh", "ip", "ping", "sleep", "cat", "ls", "ifconfig", "nc", "hostname", "wget", "echo",
+        ] {
+            std::os::unix::fs::symlink("busybox", bin.join(applet)).map_err(|e| e.to_string())?;
+        }
+        let tar = Command::new("tar")
+            .arg("-C")
+            .arg(&root)
+            .args(["-c", "."])
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("tar: {e}"))?;
+        let result = run(
+            docker(&["import", "-", PROBE_IMAGE]).stdin(tar.stdout.expect("piped")),
+            "docker import",
+        );
+        let _ = std::fs::remove_dir_all(&root);
+        result?;
+    }
+    progress(&format!(
+        "lab is up: Docker socket {SOCKET}, probe image {PROBE_IMAGE}"
+    ));
+    Ok(())
+}
+
+/// Removes probe leftovers and, if the lab started the daemon, stops it and removes its state.
+pub fn down(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
+    if daemon_answers() {
+        let ids = run(
+            &mut docker(&["ps", "-aq", "--filter", "label=io.nfvi-verify.probe"]),
+            "listing probe containers",
+        )?;
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        if !ids.is_empty() {
+            let mut args = vec!["rm", "-f"];
+            args.extend(&ids);
+            run(&mut docker(&args), "removing probe containers")?;
+            progress(&format!("removed {} probe containers", ids.len()));
+        }
+        let nets = run(
+            &mut docker(&[
+                "network",
+                "ls",
+                "-q",
+                "--filter",
+                "label=io.nfvi-verify.probe",
+            ]),
+            "listing probe networks",
+        )?;
+        for n in nets.split_whitespace() {
+            run(
+                &mut docker(&["network", "rm", n]),
+                "removing a probe network",
+            )?;
+        }
+    }
+    match our_daemon() {
+        Some(pid) => {
+            progress(&format!("stopping dockerd (pid {pid}, started by the lab)"));
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            )
+            .map_err(|e| format!("cannot stop dockerd {pid}: {e}"))?;
+            let start = Instant::now();
+            while Path::new(&format!("/proc/{pid}")).exists() {
+                if start.elapsed() > Duration::from_secs(30) {
+                    return Err(format!("dockerd {pid} did not stop within 30 s"));
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            // dockerd leaves its default bridge behind; the lab created it, so it goes too.
+            let _ = Command::new("ip")
+                .args(["link", "del", "docker0"])
+                .stderr(Stdio::null())
+                .status();
+            progress("dockerd stopped");
+        }
+        None => {
+            progress("no lab daemon to stop (none was started by the lab, or it is already down)")
+        }
+    }
+    // No lab daemon runs now, so its state can go, including what a crashed run left:
+    // dockerd leaves a namespace bind mount (exec-root/netns/default) behind.
+    if Path::new(STATE_DIR).exists() || Path::new(RUN_DIR).exists() {
+        unmount_under(RUN_DIR);
+        unmount_under(STATE_DIR);
+        for dir in [STATE_DIR, RUN_DIR] {
+            if Path::new(dir).exists() {
+                std::fs::remove_dir_all(dir).map_err(|e| format!("cannot remove {dir}: {e}"))?;
+            }
+        }
+        progress("lab state removed");
+    }
+    // The parents exist only for the lab; remove them when empty.
+    for dir in ["/var/lib/nfvi-verify", "/run/nfvi-verify"] {
+        let _ = std::fs::remove_dir(dir);
+    }
+    progress("lab is down");
+    Ok(())
+}
+
+/// One line per fact about the lab.
+pub fn status() -> Vec<String> {
+    vec![
+        format!(
+            "docker socket {SOCKET}: {}",
+            if daemon_answers() {
+                "answers"
+            } else {
+                "no daemon"
+            }
+        ),
+        format!(
+            "lab daemon: {}",
+            our_daemon().map_or("not running".to_owned(), |p| format!("running, pid {p}"))
+        ),
+        format!(
+            "probe image {PROBE_IMAGE}: {}",
+            if daemon_answers()
+                && docker(&["image", "inspect", PROBE_IMAGE])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            {
+                "present"
+            } else {
+                "absent"
+            }
+        ),
+    ]
+}
+
+/// Lazily unmounts every mount point below `dir` (deepest first).
+fn unmount_under(dir: &str) {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut points: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .filter(|p| p.starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        let _ = nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+fn nix_is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
