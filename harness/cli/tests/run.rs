@@ -211,9 +211,16 @@ fn the_default_output_directory_has_a_latest_link() {
         .current_dir(cwd.path())
         .args(["run", "--suite", "host", "--filter", "host.kernel.version"])
         .assert()
-        .code(0);
+        // The kernel check traces to no requirement: nothing mandatory was verified, so the
+        // run is incomplete rather than conformant by omission.
+        .code(3);
     let latest = cwd.path().join("nfvi-results/latest");
     assert!(latest.join("report.html").is_file());
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(latest.join("results.json")).unwrap())
+            .unwrap();
+    assert_eq!(r["verdict"], "incomplete");
+    assert_eq!(r["totals"]["mandatory_verified"], 0);
     let target = std::fs::read_link(&latest).unwrap();
     assert!(
         target.to_string_lossy().contains('Z'),

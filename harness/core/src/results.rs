@@ -447,7 +447,15 @@ impl RunResults {
             .collect();
         let totals = totals(&checks, &requirements, plan.strict);
         let complete = meta.cancel_reason.is_none();
-        let verdict = verdict(&checks, plan.strict, complete);
+        let mut verdict = verdict(&checks, plan.strict, complete);
+        // Conformance by omission is not conformance: a suite with applicable mandatory
+        // requirements of which this run verified none has not shown anything.
+        if verdict == Verdict::Conformant
+            && totals.mandatory_requirements > 0
+            && totals.mandatory_verified == 0
+        {
+            verdict = Verdict::Incomplete;
+        }
         Self {
             schema_version: SCHEMA_VERSION,
             tool: meta.tool,
