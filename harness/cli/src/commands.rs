@@ -455,6 +455,15 @@ fn summary(r: &RunResults, a: &Artifacts, log: Option<&Path>) {
         t.mandatory_untested,
         t.mandatory_requirements
     );
+    if r.verdict == nfvi_harness::results::Verdict::Incomplete
+        && t.mandatory_verified == 0
+        && t.mandatory_requirements > 0
+    {
+        eprintln!(
+            "  incomplete: none of the {} mandatory requirements was verified by this run",
+            t.mandatory_requirements
+        );
+    }
     for c in r
         .checks
         .iter()
