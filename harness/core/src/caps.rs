@@ -92,7 +92,7 @@ impl Capabilities {
             }
             Need::CniPlugins => format!(
                 "no CNI plugins in {}; install containernetworking-plugins or set cni.paths",
-                target.cni.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":")
+                target.cni.search_path()
             ),
         })
     }

@@ -81,6 +81,25 @@ pub struct CniTarget {
     pub exec_timeout_secs: u64,
 }
 
+impl CniTarget {
+    /// The plugin directories as CNI_PATH wants them: joined with `:`.
+    pub fn search_path(&self) -> String {
+        self.paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":")
+    }
+
+    /// The first plugin binary named `plugin` in the plugin directories.
+    pub fn find(&self, plugin: &str) -> Option<PathBuf> {
+        self.paths
+            .iter()
+            .map(|d| d.join(plugin))
+            .find(|p| p.is_file())
+    }
+}
+
 /// Docker settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -250,7 +250,7 @@ fn needed_plugins(plugin: &'static str) -> Vec<&'static str> {
 fn plugin_exists(target: &Target, plugin: &'static str) -> bool {
     needed_plugins(plugin)
         .iter()
-        .all(|p| target.cni.paths.iter().any(|d| d.join(p).is_file()))
+        .all(|p| target.cni.find(p).is_some())
 }
 
 impl Check for CniCheck {
@@ -277,13 +277,7 @@ impl Check for CniCheck {
             ));
         }
         if !plugin_exists(target, self.plugin) {
-            let dirs = target
-                .cni
-                .paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(":");
+            let dirs = target.cni.search_path();
             return Err(format!(
                 "plugin `{}` is not installed in {dirs}",
                 self.plugin

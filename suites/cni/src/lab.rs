@@ -168,13 +168,7 @@ impl<'a> Lab<'a> {
             cx,
             rt: rt.clone(),
             dir,
-            cni_path: target
-                .cni
-                .paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(":"),
+            cni_path: target.cni.search_path(),
             plugin_dirs: target.cni.paths.clone(),
             base: u32::from(base),
             version: version.to_owned(),

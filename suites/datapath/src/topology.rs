@@ -283,12 +283,7 @@ pub struct CniPaths {
 }
 
 fn plugin_path(cx: &CheckContext, plugin: &str) -> Option<std::path::PathBuf> {
-    cx.target()
-        .cni
-        .paths
-        .iter()
-        .map(|d| d.join(plugin))
-        .find(|p| p.is_file())
+    cx.target().cni.find(plugin)
 }
 
 /// Runs one CNI ADD in `runtime` and returns the pod's IPv4 address from the result.
@@ -301,14 +296,7 @@ fn cni_add(
 ) -> Result<Ipv4Addr, String> {
     use std::io::Write;
     let path = plugin_path(cx, plugin).ok_or_else(|| format!("CNI plugin {plugin} not found"))?;
-    let cni_path = cx
-        .target()
-        .cni
-        .paths
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(":");
+    let cni_path = cx.target().cni.search_path();
     let mut child = std::process::Command::new("ip")
         .args(["netns", "exec", &runtime.name])
         .arg(&path)
