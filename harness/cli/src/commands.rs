@@ -28,6 +28,7 @@ fn all_checks() -> Vec<Arc<dyn Check>> {
     checks.extend(nfvi_suite_cni::checks());
     checks.extend(nfvi_suite_datapath::checks());
     checks.extend(nfvi_suite_docker::checks());
+    checks.extend(nfvi_suite_kolla::checks());
     checks
 }
 

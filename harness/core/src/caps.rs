@@ -51,8 +51,9 @@ impl Capabilities {
             path,
             docker_socket: target.docker.socket.exists(),
             kubeconfig,
-            openstack: !target.openstack.cloud.is_empty()
-                || std::env::var_os("OS_AUTH_URL").is_some(),
+            openstack: std::env::var_os("OS_AUTH_URL").is_some()
+                || (!target.openstack.openrc.is_empty()
+                    && std::path::Path::new(&target.openstack.openrc).is_file()),
             cni_dirs,
         }
     }
@@ -87,7 +88,7 @@ impl Capabilities {
                     .to_owned()
             }
             Need::OpenStackCloud => {
-                "no OpenStack credentials: set openstack.cloud in the target file or source an openrc (OS_AUTH_URL)"
+                "no OpenStack credentials: source an openrc (OS_AUTH_URL), set openstack.openrc in the target file, or run `nfvi-verify lab up`"
                     .to_owned()
             }
             Need::CniPlugins => format!(

@@ -124,6 +124,8 @@ pub struct KubernetesTarget {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OpenStackTarget {
+    /// openrc file with `export OS_*=...` lines.
+    pub openrc: String,
     /// Cloud name in clouds.yaml; empty for OS_* variables.
     pub cloud: String,
     /// clouds.yaml path; empty for the standard search path.

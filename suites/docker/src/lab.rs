@@ -173,14 +173,16 @@ pub fn up(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
         let _ = std::fs::remove_dir_all(&root);
         result?;
     }
+    keystone_up(progress)?;
     progress(&format!(
-        "lab is up: Docker socket {SOCKET}, probe image {PROBE_IMAGE}"
+        "lab is up: Docker socket {SOCKET}, probe image {PROBE_IMAGE}, Keystone {KEYSTONE_URL}, credentials {OPENRC}"
     ));
     Ok(())
 }
 
 /// Removes probe leftovers and, if the lab started the daemon, stops it and removes its state.
 pub fn down(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
+    keystone_down(progress)?;
     if daemon_answers() {
         let ids = run(
             &mut docker(&["ps", "-aq", "--filter", "label=io.nfvi-verify.probe"]),
@@ -260,6 +262,18 @@ pub fn down(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
 pub fn status() -> Vec<String> {
     vec![
         format!(
+            "keystone {KEYSTONE_URL}: {}",
+            match (
+                keystone_pid(),
+                http_get_status("127.0.0.1:5000", "/healthcheck")
+            ) {
+                (Some(p), Some(200)) => format!("healthy, uwsgi pid {p}"),
+                (Some(p), _) =>
+                    format!("uwsgi pid {p} running but /healthcheck does not answer 200"),
+                (None, _) => "not running".to_owned(),
+            }
+        ),
+        format!(
             "docker socket {SOCKET}: {}",
             if daemon_answers() {
                 "answers"
@@ -304,4 +318,219 @@ fn unmount_under(dir: &str) {
 
 fn nix_is_root() -> bool {
     nix::unistd::geteuid().is_root()
+}
+
+/// Where the lab's Keystone lives.
+fn keystone_dir() -> PathBuf {
+    Path::new(STATE_DIR).join("keystone")
+}
+
+/// The openrc the lab writes, the way Kolla's post-deploy writes `admin-openrc.sh`.
+pub const OPENRC: &str = "/var/lib/nfvi-verify/lab/admin-openrc.sh";
+
+/// Keystone's address in the lab: loopback only.
+pub const KEYSTONE_URL: &str = "http://127.0.0.1:5000";
+
+fn http_get_status(host_port: &str, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s =
+        std::net::TcpStream::connect_timeout(&host_port.parse().ok()?, Duration::from_secs(2))
+            .ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {host_port}\r\n\r\n").ok()?;
+    let mut head = [0u8; 64];
+    let n = s.read(&mut head).ok()?;
+    String::from_utf8_lossy(&head[..n])
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn keystone_pid() -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(keystone_dir().join("uwsgi.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
+}
+
+/// A real Keystone from PyPI on 127.0.0.1:5000: SQLite, fernet tokens, uWSGI; idempotent.
+pub fn keystone_up(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
+    let dir = keystone_dir();
+    let (venv, data) = (dir.join("venv"), dir.join("data"));
+    if keystone_pid().is_some() && http_get_status("127.0.0.1:5000", "/healthcheck") == Some(200) {
+        progress("keystone is running");
+        return Ok(());
+    }
+    if !venv.join("bin/keystone-manage").exists() || !venv.join("bin/uwsgi").exists() {
+        progress("installing keystone and uwsgi from PyPI into the lab's venv (about a minute)");
+        run(
+            Command::new("/usr/bin/python3")
+                .arg("-m")
+                .arg("venv")
+                .arg(&venv),
+            "python3 -m venv (apt-get install python3-venv)",
+        )?;
+        run(
+            Command::new(venv.join("bin/pip")).args(["install", "-q", "keystone", "uwsgi"]),
+            "pip install keystone uwsgi (needs gcc and python3-dev for uwsgi)",
+        )?;
+    }
+    for sub in ["fernet-keys", "credential-keys", "log"] {
+        std::fs::create_dir_all(data.join(sub)).map_err(|e| e.to_string())?;
+    }
+    let conf = data.join("keystone.conf");
+    let d = data.display();
+    std::fs::write(
+        &conf,
+        format!(
+            "[DEFAULT]\nuse_stderr = false\nlog_file = {d}/log/keystone.log\n\n[database]\nconnection = sqlite:///{d}/keystone.db\n\n\
+             [token]\nprovider = fernet\nexpiration = 3600\n\n[fernet_tokens]\nkey_repository = {d}/fernet-keys\nmax_active_keys = 3\n\n\
+             [fernet_receipts]\nkey_repository = {d}/fernet-keys\n\n[credential]\nkey_repository = {d}/credential-keys\n\n\
+             [cache]\nenabled = true\nbackend = dogpile.cache.memory\n"
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let manage = |args: &[&str]| {
+        let mut c = Command::new(venv.join("bin/keystone-manage"));
+        c.arg("--config-file")
+            .arg(&conf)
+            .args(args)
+            .env("PYTHONWARNINGS", "ignore");
+        run(
+            &mut c,
+            &format!("keystone-manage {}", args.first().unwrap_or(&"")),
+        )
+    };
+    let marker = data.join(".bootstrapped");
+    if !marker.exists() {
+        progress(
+            "keystone: db_sync, fernet and credential keys, bootstrap of admin / admin project / RegionOne",
+        );
+        // A fresh random password per lab, kept only in the 0600 openrc.
+        let password = std::fs::read_to_string("/proc/sys/kernel/random/uuid")
+            .map_err(|e| format!("cannot get a random password: {e}"))?
+            .trim()
+            .to_owned();
+        manage(&["db_sync"])?;
+        manage(&[
+            "fernet_setup",
+            "--keystone-user",
+            "root",
+            "--keystone-group",
+            "root",
+        ])?;
+        manage(&[
+            "credential_setup",
+            "--keystone-user",
+            "root",
+            "--keystone-group",
+            "root",
+        ])?;
+        manage(&[
+            "bootstrap",
+            "--bootstrap-password",
+            &password,
+            "--bootstrap-username",
+            "admin",
+            "--bootstrap-project-name",
+            "admin",
+            "--bootstrap-role-name",
+            "admin",
+            "--bootstrap-service-name",
+            "keystone",
+            "--bootstrap-region-id",
+            "RegionOne",
+            "--bootstrap-internal-url",
+            &format!("{KEYSTONE_URL}/v3"),
+            "--bootstrap-public-url",
+            &format!("{KEYSTONE_URL}/v3"),
+        ])?;
+        let openrc = format!(
+            "# Written by `nfvi-verify lab up`, the way Kolla's post-deploy writes admin-openrc.sh.\n\
+             export OS_AUTH_URL={KEYSTONE_URL}/v3\nexport OS_USERNAME=admin\nexport OS_PASSWORD='{password}'\n\
+             export OS_PROJECT_NAME=admin\nexport OS_USER_DOMAIN_NAME=Default\nexport OS_PROJECT_DOMAIN_NAME=Default\n\
+             export OS_REGION_NAME=RegionOne\nexport OS_INTERFACE=internal\nexport OS_IDENTITY_API_VERSION=3\n"
+        );
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(OPENRC)
+            .map_err(|e| format!("cannot write {OPENRC}: {e}"))?;
+        std::io::Write::write_all(&mut f, openrc.as_bytes()).map_err(|e| e.to_string())?;
+        std::fs::write(&marker, b"").map_err(|e| e.to_string())?;
+    }
+    progress("keystone: starting uWSGI on 127.0.0.1:5000");
+    run(
+        Command::new(venv.join("bin/uwsgi"))
+            .args([
+                "--http-socket",
+                "127.0.0.1:5000",
+                "--module",
+                "keystone.wsgi.api:application",
+                "--virtualenv",
+            ])
+            .arg(&venv)
+            .args([
+                "--master",
+                "--processes",
+                "1",
+                "--threads",
+                "1",
+                "--lazy-apps",
+                "--need-app",
+                "--die-on-term",
+            ])
+            .arg("--env")
+            .arg(format!("OS_KEYSTONE_CONFIG_FILES={}", conf.display()))
+            .arg("--pidfile")
+            .arg(keystone_dir().join("uwsgi.pid"))
+            .arg("--daemonize2")
+            .arg(data.join("log/uwsgi.log"))
+            .env("OS_KEYSTONE_CONFIG_FILES", &conf)
+            .env("PYTHONWARNINGS", "ignore"),
+        "starting uwsgi",
+    )?;
+    let start = Instant::now();
+    while http_get_status("127.0.0.1:5000", "/healthcheck") != Some(200) {
+        if start.elapsed() > Duration::from_secs(90) {
+            return Err(format!(
+                "keystone did not answer /healthcheck within 90 s; see {}/log/uwsgi.log",
+                data.display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    progress(&format!(
+        "keystone is up after {:.1} s; credentials in {OPENRC}",
+        start.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+/// Stops the Keystone the lab started (SIGINT to its uWSGI master, by pidfile).
+pub fn keystone_down(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
+    if let Some(pid) = keystone_pid() {
+        progress(&format!(
+            "stopping keystone (uwsgi pid {pid}, started by the lab)"
+        ));
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGINT,
+        )
+        .map_err(|e| e.to_string())?;
+        let start = Instant::now();
+        while Path::new(&format!("/proc/{pid}")).exists() {
+            if start.elapsed() > Duration::from_secs(20) {
+                return Err(format!("keystone {pid} did not stop within 20 s"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,173 @@
+//! The OpenStack API checks against the lab's real Keystone, and the faults a user meets:
+//! a wrong password, an unreachable identity service, an endpoint answering HTML.
+
+mod common;
+
+use std::io::{Read, Write};
+
+use common::{nfvi, require};
+
+const OPENRC: &str = "/var/lib/nfvi-verify/lab/admin-openrc.sh";
+
+fn keystone_up() -> bool {
+    std::path::Path::new(OPENRC).is_file() && std::net::TcpStream::connect("127.0.0.1:5000").is_ok()
+}
+
+fn run_kolla(openrc: &std::path::Path, dir: &std::path::Path) -> (i32, serde_json::Value, String) {
+    let target = dir.join("t.toml");
+    std::fs::write(
+        &target,
+        format!("[openstack]\nopenrc = \"{}\"\n", openrc.display()),
+    )
+    .unwrap();
+    let out = dir.join("run");
+    let a = nfvi()
+        .env_remove("OS_AUTH_URL")
+        .args(["run", "--suite", "kolla", "--target"])
+        .arg(&target)
+        .arg("--out")
+        .arg(&out)
+        .assert();
+    let code = a.get_output().status.code().unwrap();
+    let r =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let all = [
+        "results.json",
+        "junit.xml",
+        "report.html",
+        "nfvi-verify.log",
+    ]
+    .iter()
+    .map(|f| std::fs::read_to_string(out.join(f)).unwrap_or_default())
+    .collect::<String>();
+    (code, r, all)
+}
+
+fn check<'a>(r: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap()
+}
+
+#[test]
+fn the_api_sequence_passes_against_the_lab_keystone_and_hides_the_password() {
+    if !require(
+        "the lab's Keystone (run `nfvi-verify lab up`)",
+        keystone_up(),
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (code, r, all) = run_kolla(std::path::Path::new(OPENRC), dir.path());
+    assert_eq!(code, 0, "{}", r["checks"]);
+    for c in r["checks"].as_array().unwrap() {
+        assert_eq!(c["outcome"], "passed", "{}: {}", c["id"], c["message"]);
+    }
+    let password = std::fs::read_to_string(OPENRC).unwrap();
+    let password = password
+        .lines()
+        .find_map(|l| l.strip_prefix("export OS_PASSWORD="))
+        .unwrap()
+        .trim_matches('\'');
+    assert!(
+        !all.contains(password),
+        "the password leaked into an artifact"
+    );
+    assert!(
+        !all.contains("gAAAA"),
+        "a fernet token leaked into an artifact"
+    );
+}
+
+#[test]
+fn a_wrong_password_fails_the_token_checks_naming_the_cause() {
+    if !require(
+        "the lab's Keystone (run `nfvi-verify lab up`)",
+        keystone_up(),
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let rc = dir.path().join("wrong-openrc.sh");
+    let text = std::fs::read_to_string(OPENRC).unwrap();
+    let text: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("export OS_PASSWORD=") {
+                "export OS_PASSWORD='not-the-password-123'".to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&rc, text).unwrap();
+    let (code, r, all) = run_kolla(&rc, dir.path());
+    assert_eq!(code, 1);
+    assert_eq!(
+        check(&r, "kolla.api.identity-discovery")["outcome"],
+        "passed"
+    );
+    let issue = check(&r, "kolla.api.token-issue");
+    assert_eq!(issue["outcome"], "failed");
+    assert!(
+        issue["message"].as_str().unwrap().contains("401")
+            && issue["message"]
+                .as_str()
+                .unwrap()
+                .contains("wrong password"),
+        "{}",
+        issue["message"]
+    );
+    assert!(
+        !all.contains("not-the-password-123"),
+        "the password leaked into an artifact"
+    );
+}
+
+#[test]
+fn an_unreachable_or_non_json_identity_service_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let rc = dir.path().join("openrc.sh");
+    std::fs::write(&rc, "export OS_AUTH_URL=http://127.0.0.1:1/v3\nexport OS_USERNAME=admin\nexport OS_PASSWORD=x\nexport OS_PROJECT_NAME=admin\n").unwrap();
+    let (code, r, _) = run_kolla(&rc, dir.path());
+    assert_eq!(code, 3);
+    let d = check(&r, "kolla.api.identity-discovery");
+    assert_eq!(d["outcome"], "error");
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach http://127.0.0.1:1/v3"),
+        "{}",
+        d["message"]
+    );
+
+    // An "identity service" that answers HTML.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten().take(8) {
+            let mut conn = conn;
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n<html><body>Welcome to nginx!</body></html>");
+        }
+    });
+    let dir2 = tempfile::tempdir().unwrap();
+    let rc = dir2.path().join("openrc.sh");
+    std::fs::write(&rc, format!("export OS_AUTH_URL=http://127.0.0.1:{port}/v3\nexport OS_USERNAME=admin\nexport OS_PASSWORD=x\nexport OS_PROJECT_NAME=admin\n")).unwrap();
+    let (_, r, _) = run_kolla(&rc, dir2.path());
+    let d = check(&r, "kolla.api.identity-discovery");
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap()
+            .contains("text/html instead of JSON"),
+        "{}",
+        d["message"]
+    );
+}
