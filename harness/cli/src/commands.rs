@@ -664,13 +664,28 @@ pub fn probe(cmd: &ProbeCommand) -> CmdResult {
 
 pub fn lab(cmd: &crate::cli::LabCommand) -> CmdResult {
     use nfvi_suite_docker::lab;
+    use nfvi_suite_kolla::fleet;
     let mut progress = |m: &str| eprintln!("lab: {m}");
+    let release = nfvi_harness::Target::local().kolla.release;
     let result = match cmd {
-        crate::cli::LabCommand::Up => lab::up(&mut progress),
-        crate::cli::LabCommand::Down => lab::down(&mut progress),
+        crate::cli::LabCommand::Up => lab::up(&mut progress)
+            .and_then(|()| fleet::up(&release, &mut progress))
+            .map(|()| progress("lab is up")),
+        crate::cli::LabCommand::Down => {
+            // The Kolla containers go first, while the daemon still answers.
+            let fleet = if lab::daemon_answers() {
+                fleet::down(&mut progress)
+            } else {
+                Ok(())
+            };
+            lab::down(&mut progress).and(fleet)
+        }
         crate::cli::LabCommand::Status => {
             for line in lab::status() {
                 println!("{line}");
+            }
+            if lab::daemon_answers() {
+                println!("{}", fleet::status());
             }
             Ok(())
         }

@@ -171,3 +171,172 @@ fn an_unreachable_or_non_json_identity_service_is_named() {
         d["message"]
     );
 }
+
+fn docker_answers() -> bool {
+    std::path::Path::new("/var/run/docker.sock").exists()
+        && std::process::Command::new("docker")
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Removes the test's own containers, whatever the outcome. (Not the probe label: the
+/// Docker tests count probe leftovers concurrently.)
+struct Containers(Vec<String>);
+
+impl Drop for Containers {
+    fn drop(&mut self) {
+        for c in &self.0 {
+            let _ = std::process::Command::new("docker")
+                .args(["rm", "-f", c])
+                .output();
+        }
+    }
+}
+
+/// Starts a Kolla-shaped container of the test's own (host network, Kolla labels) with the
+/// given health test and command.
+fn kolla_shaped(name: &str, health: &str, command: &str) {
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        "host",
+        "--label",
+        "io.nfvi-verify.test=kolla",
+        "--label",
+        "maintainer=Kolla Project (https://launchpad.net/kolla)",
+        "--label",
+        "name=test",
+        "--label",
+        "kolla_version=test",
+        "--health-cmd",
+        health,
+        "--health-interval",
+        "1s",
+        "--health-retries",
+        "1",
+        "nfvi-verify/busybox:lab",
+        "sh",
+        "-c",
+        command,
+    ]);
+}
+
+#[test]
+fn stopped_unhealthy_missing_and_flapping_containers_are_named() {
+    if !require(
+        "a Docker daemon with the lab's image (run `nfvi-verify lab up`)",
+        docker_answers(),
+    ) {
+        return;
+    }
+    let p = format!("nfv-kt{}", std::process::id());
+    let [good, sick, stopped, flappy, missing] =
+        ["good", "sick", "stopped", "flappy", "missing"].map(|s| format!("{p}-{s}"));
+    let _guard = Containers(vec![
+        good.clone(),
+        sick.clone(),
+        stopped.clone(),
+        flappy.clone(),
+    ]);
+    kolla_shaped(&good, "exit 0", "exec sleep 600");
+    kolla_shaped(&sick, "echo probe-says-broken; exit 1", "exec sleep 600");
+    kolla_shaped(&stopped, "exit 0", "exec sleep 600");
+    docker(&["stop", "-t", "1", &stopped]);
+    // Dies on start, and Docker keeps restarting it (Kolla before 2023.1 used a restart
+    // policy; the restarts count as deaths either way).
+    kolla_shaped(&flappy, "exit 0", "exit 3");
+    docker(&["update", "--restart", "always", &flappy]);
+    docker(&["start", &flappy]);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("t.toml");
+    std::fs::write(
+        &target,
+        format!(
+            "[openstack]\nopenrc = \"{OPENRC}\"\n[kolla]\ncontainers = [\"{good}\", \"{sick}\", \"{stopped}\", \"{flappy}\", \"{missing}\"]\n"
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("run");
+    let a = nfvi()
+        .env_remove("OS_AUTH_URL")
+        .args([
+            "run",
+            "--suite",
+            "kolla",
+            "--filter",
+            "kolla.containers.*",
+            "--target",
+        ])
+        .arg(&target)
+        .arg("--out")
+        .arg(&out)
+        .assert();
+    assert_eq!(a.get_output().status.code(), Some(1), "non-conformant");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let msg = |id: &str| {
+        let c = check(&r, id);
+        assert_eq!(c["outcome"], "failed", "{id}: {}", c["message"]);
+        c["message"].as_str().unwrap().to_owned()
+    };
+    let running = msg("kolla.containers.running");
+    assert!(running.contains(&format!("{stopped}: exited")), "{running}");
+    assert!(
+        running.contains(&format!("{missing}: missing")),
+        "{running}"
+    );
+    assert!(!running.contains(&format!("{good}:")), "{running}");
+    assert!(!running.contains(&format!("{sick}:")), "{running}");
+    let healthy = msg("kolla.containers.healthy");
+    assert!(
+        healthy.contains(&format!("{sick} is unhealthy")) && healthy.contains("probe-says-broken"),
+        "{healthy}"
+    );
+    assert!(!healthy.contains(&good), "{healthy}");
+    let flapping = msg("kolla.containers.flapping");
+    assert!(flapping.contains(&format!("{flappy} ")), "{flapping}");
+    assert!(
+        !flapping.contains(&stopped),
+        "one death is not a loop: {flapping}"
+    );
+    assert_eq!(
+        check(&r, "kolla.containers.host-network")["outcome"],
+        "passed"
+    );
+}
+
+#[test]
+fn an_unknown_kolla_release_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("t.toml");
+    std::fs::write(&target, "[kolla]\nrelease = \"zed\"\n").unwrap();
+    let a = nfvi()
+        .args(["list", "--suite", "kolla", "--target"])
+        .arg(&target)
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(
+        err.contains("t.toml:2") && err.contains("`zed`") && err.contains("2025.1"),
+        "{err}"
+    );
+}

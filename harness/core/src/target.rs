@@ -48,6 +48,8 @@ pub struct Target {
     pub kubernetes: KubernetesTarget,
     /// OpenStack cloud.
     pub openstack: OpenStackTarget,
+    /// Kolla-Ansible deployment.
+    pub kolla: KollaTarget,
     /// Data-path measurement settings.
     pub datapath: DatapathTarget,
     /// Network resources the harness may use.
@@ -130,6 +132,23 @@ pub struct OpenStackTarget {
     pub cloud: String,
     /// clouds.yaml path; empty for the standard search path.
     pub clouds_yaml: String,
+}
+
+/// The Kolla-Ansible releases whose container tables the kolla area knows.
+pub const KOLLA_RELEASES: &[&str] = &["2024.1", "2025.1", "2025.2", "2026.1", "master"];
+
+/// Kolla-Ansible deployment settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KollaTarget {
+    /// The `openstack_release` deployed; selects the container table.
+    pub release: String,
+    /// Containers expected on this host; empty for the release's all-in-one default set.
+    pub containers: Vec<String>,
+    /// A container that died this many times or more within `flap_window_minutes` is flapping.
+    pub flap_restarts: u32,
+    /// How far back the Docker event log is read for restarts.
+    pub flap_window_minutes: u32,
 }
 
 /// Data-path measurement settings.
@@ -288,6 +307,17 @@ impl Target {
                 format!(
                     "host.min_kernel `{}` is not a kernel release such as \"4.19\"",
                     target.host.min_kernel
+                ),
+            ));
+        }
+        if !KOLLA_RELEASES.contains(&target.kolla.release.as_str()) {
+            let offset = find_key(text, "release").unwrap_or(0);
+            return Err(invalid(
+                offset,
+                format!(
+                    "kolla.release `{}` is not a release the container tables cover ({})",
+                    target.kolla.release,
+                    KOLLA_RELEASES.join(", ")
                 ),
             ));
         }

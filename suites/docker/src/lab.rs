@@ -21,13 +21,15 @@ fn pidfile() -> PathBuf {
     Path::new(RUN_DIR).join("dockerd.pid")
 }
 
-fn docker(args: &[&str]) -> Command {
+/// A `docker` CLI command against the lab's socket.
+pub fn docker(args: &[&str]) -> Command {
     let mut c = Command::new("docker");
     c.args(["-H", &format!("unix://{SOCKET}")]).args(args);
     c
 }
 
-fn daemon_answers() -> bool {
+/// Whether a Docker daemon answers on the lab's socket.
+pub fn daemon_answers() -> bool {
     Path::new(SOCKET).exists()
         && docker(&["version", "--format", "{{.Server.Version}}"])
             .stdout(Stdio::null())
@@ -60,7 +62,8 @@ fn need(tool: &str, package: &str) -> Result<(), String> {
     }
 }
 
-fn run(c: &mut Command, what: &str) -> Result<String, String> {
+/// Runs a command and returns its stdout, or its stderr as the error, prefixed with `what`.
+pub fn run(c: &mut Command, what: &str) -> Result<String, String> {
     let out = c.output().map_err(|e| format!("{what}: {e}"))?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
@@ -175,7 +178,7 @@ pub fn up(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
     }
     keystone_up(progress)?;
     progress(&format!(
-        "lab is up: Docker socket {SOCKET}, probe image {PROBE_IMAGE}, Keystone {KEYSTONE_URL}, credentials {OPENRC}"
+        "Docker socket {SOCKET}, probe image {PROBE_IMAGE}, Keystone {KEYSTONE_URL}, credentials {OPENRC}"
     ));
     Ok(())
 }
@@ -323,6 +326,11 @@ fn nix_is_root() -> bool {
 /// Where the lab's Keystone lives.
 fn keystone_dir() -> PathBuf {
     Path::new(STATE_DIR).join("keystone")
+}
+
+/// The lab Keystone's fernet key repository (the `keystone_fernet` container mounts it).
+pub fn fernet_keys_dir() -> PathBuf {
+    keystone_dir().join("data").join("fernet-keys")
 }
 
 /// The openrc the lab writes, the way Kolla's post-deploy writes `admin-openrc.sh`.

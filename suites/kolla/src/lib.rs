@@ -4,13 +4,26 @@
 //! discovery and one read-only list call. One token serves the whole run. Passwords and
 //! tokens never reach results, logs, JUnit or HTML: evidence holds URLs and status codes.
 //!
+//! The container half inspects every container the Kolla release's all-in-one set (or the
+//! target's list) calls for through the Docker Engine API: running, healthy, host networking,
+//! Kolla's labels, no restart loop.
+//!
 //! Credentials come from the `OS_*` environment (an `admin-openrc.sh` that was sourced) or
 //! from the target's `openstack.openrc` file (by default the one `nfvi-verify lab up` writes).
 
 #![warn(missing_docs)]
 
 mod api;
+mod containers;
 mod creds;
+pub mod fleet;
+pub mod services;
 
-pub use api::checks;
 pub use creds::Credentials;
+
+/// Every check of the kolla area: the container checks, then the API checks.
+pub fn checks() -> Vec<std::sync::Arc<dyn nfvi_harness::Check>> {
+    let mut all = containers::checks();
+    all.extend(api::checks());
+    all
+}

@@ -1,0 +1,290 @@
+//! The lab's Kolla-shaped containers: one per container of the release's all-in-one default
+//! set, named as Kolla-Ansible names them, on host networking, with Kolla's image labels, and
+//! with health checks this project wrote that test something real:
+//!
+//! - containers that serve a port run a small HTTP server (busybox `httpd`) on 127.0.0.1 at
+//!   the Kolla port and check it, as `healthcheck_curl`/`healthcheck_listen` do;
+//! - RPC services (`healthcheck_port PROC 5672` in Kolla) are healthy only while `rabbitmq`
+//!   answers, so stopping `rabbitmq` cascades as it does in a real deployment;
+//! - `keystone` checks the lab's real Keystone (`/healthcheck` on 127.0.0.1:5000), which runs
+//!   on the host from PyPI, not inside the container;
+//! - `keystone_fernet` checks the real fernet key repository, mounted read-only.
+//!
+//! Nothing else behind them is OpenStack: they exist so that the container checks judge real
+//! containers, and stopping or breaking one shows in the report.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use nfvi_suite_docker::lab::{self, docker, run};
+
+use crate::services::{self, Health, Service};
+
+/// The label that marks the fleet's containers, so `down` removes exactly them.
+pub const FLEET_LABEL: &str = "io.nfvi-verify.lab=kolla-fleet";
+
+/// The `kolla_version` label the fleet's images carry.
+pub const LAB_KOLLA_VERSION: &str = "nfvi-verify-lab";
+
+/// Kolla's default maintainer label.
+const MAINTAINER: &str = "Kolla Project (https://launchpad.net/kolla)";
+
+/// The image reference for a service, shaped like Kolla's
+/// `quay.io/openstack.kolla/<image>:<release>-<distro>-<version>`.
+fn image_ref(image: &str, release: &str) -> String {
+    format!("nfvi-lab/openstack.kolla/{image}:{release}-busybox")
+}
+
+/// The command a container runs and its health test (`None`: no health check, as in Kolla).
+fn shape(health: Health) -> (String, Option<String>) {
+    let forever = "exec sleep 2147483647".to_owned();
+    // An HTTP GET through busybox nc, judged on the status line like `healthcheck_curl`
+    // (busybox-static's wget crashes in its resolver, even for a literal address).
+    let http = |port: u16, path: &str| {
+        Some(format!(
+            "r=$(printf 'GET {path} HTTP/1.0\\r\\nHost: 127.0.0.1\\r\\n\\r\\n' | nc -w 3 127.0.0.1 {port} | busybox head -n 1); echo \"127.0.0.1:{port}{path} $r\"; case \"$r\" in *' 200 '*) exit 0;; esac; exit 1"
+        ))
+    };
+    match health {
+        Health::Serves(port) => (
+            format!(
+                "busybox mkdir -p /tmp/www && echo ok > /tmp/www/index.html && exec busybox httpd -f -p 127.0.0.1:{port} -h /tmp/www"
+            ),
+            http(port, "/"),
+        ),
+        Health::NeedsPort(port) => (forever, http(port, "/")),
+        Health::Keystone => (forever, http(5000, "/healthcheck")),
+        Health::Fernet => (
+            forever,
+            Some("busybox test -s /etc/keystone/fernet-keys/0".to_owned()),
+        ),
+        Health::None => (forever, None),
+    }
+}
+
+fn state_of(name: &str) -> Option<String> {
+    let out = docker(&["inspect", "--format", "{{.State.Status}}", name])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn start(s: &Service, release: &str) -> Result<(), String> {
+    let image = image_ref(s.image, release);
+    run(
+        &mut docker(&["tag", lab::PROBE_IMAGE, &image]),
+        &format!("tagging {image}"),
+    )?;
+    let (command, test) = shape(s.health);
+    let build_date = chrono_free_date();
+    let labels = [
+        format!("maintainer={MAINTAINER}"),
+        format!("name={}", s.image),
+        format!("kolla_version={LAB_KOLLA_VERSION}"),
+        format!("build-date={build_date}"),
+        FLEET_LABEL.to_owned(),
+    ];
+    let fernet = format!(
+        "{}:/etc/keystone/fernet-keys:ro",
+        lab::fernet_keys_dir().display()
+    );
+    let mut args: Vec<&str> = vec![
+        "run",
+        "-d",
+        "--name",
+        s.container,
+        "--network",
+        "host",
+        "--restart",
+        "no",
+    ];
+    for l in &labels {
+        args.extend(["--label", l]);
+    }
+    if s.health == Health::Fernet {
+        args.extend(["-v", &fernet]);
+    }
+    if let Some(test) = &test {
+        // Kolla's defaults are 30 s / 30 s / 3 / 5 s; the lab probes every 5 s so that a
+        // stopped dependency shows within seconds.
+        args.extend([
+            "--health-cmd",
+            test,
+            "--health-interval",
+            "5s",
+            "--health-timeout",
+            "5s",
+            "--health-retries",
+            "3",
+            "--health-start-period",
+            "5s",
+        ]);
+    }
+    args.extend([image.as_str(), "sh", "-c", &command]);
+    run(&mut docker(&args), &format!("starting {}", s.container)).map(drop)
+}
+
+/// Today as `YYYYMMDD`, Kolla's `build-date` format, from the system clock.
+fn chrono_free_date() -> String {
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86_400) as i64;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}{m:02}{d:02}")
+}
+
+/// Starts every missing or stopped container of the release's default set and waits until
+/// none is still `starting`; idempotent.
+pub fn up(release: &str, progress: &mut dyn FnMut(&str)) -> Result<(), String> {
+    let set = services::default_set(release)?;
+    let mut started = 0;
+    for s in &set {
+        match state_of(s.container).as_deref() {
+            Some("running") => continue,
+            Some(_) => {
+                run(
+                    &mut docker(&["rm", "-f", s.container]),
+                    &format!("removing the stopped {}", s.container),
+                )?;
+            }
+            None => {}
+        }
+        start(s, release)?;
+        started += 1;
+    }
+    progress(&format!(
+        "Kolla {release} containers: {started} started, {} already running",
+        set.len() - started
+    ));
+    let t0 = Instant::now();
+    loop {
+        let out = run(
+            &mut docker(&[
+                "ps",
+                "--filter",
+                &format!("label={FLEET_LABEL}"),
+                "--filter",
+                "health=starting",
+                "--format",
+                "{{.Names}}",
+            ]),
+            "listing starting containers",
+        )?;
+        if out.trim().is_empty() {
+            break;
+        }
+        if t0.elapsed() > Duration::from_secs(90) {
+            return Err(format!(
+                "Kolla containers still starting after 90 s: {}",
+                out.split_whitespace().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let unhealthy = run(
+        &mut docker(&[
+            "ps",
+            "--filter",
+            &format!("label={FLEET_LABEL}"),
+            "--filter",
+            "health=unhealthy",
+            "--format",
+            "{{.Names}}",
+        ]),
+        "listing unhealthy containers",
+    )?;
+    if unhealthy.trim().is_empty() {
+        progress(&format!(
+            "Kolla containers healthy after {:.1} s",
+            t0.elapsed().as_secs_f64()
+        ));
+        Ok(())
+    } else {
+        Err(format!(
+            "Kolla containers unhealthy after start: {}",
+            unhealthy.split_whitespace().collect::<Vec<_>>().join(", ")
+        ))
+    }
+}
+
+/// Removes the fleet's containers (found by label) and its image tags.
+pub fn down(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
+    let ids = run(
+        &mut docker(&["ps", "-aq", "--filter", &format!("label={FLEET_LABEL}")]),
+        "listing the Kolla containers",
+    )?;
+    let ids: Vec<&str> = ids.split_whitespace().collect();
+    if !ids.is_empty() {
+        let mut args = vec!["rm", "-f"];
+        args.extend(&ids);
+        run(&mut docker(&args), "removing the Kolla containers")?;
+        progress(&format!("removed {} Kolla containers", ids.len()));
+    }
+    let tags = run(
+        &mut docker(&[
+            "images",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+            "nfvi-lab/openstack.kolla/*",
+        ]),
+        "listing the Kolla image tags",
+    )?;
+    let tags: Vec<&str> = tags.split_whitespace().collect();
+    if !tags.is_empty() {
+        let mut args = vec!["rmi"];
+        args.extend(&tags);
+        run(&mut docker(&args), "removing the Kolla image tags")?;
+    }
+    Ok(())
+}
+
+/// One line: how many fleet containers run and how many are healthy.
+pub fn status() -> String {
+    let count = |extra: &[&str]| -> usize {
+        let label = format!("label={FLEET_LABEL}");
+        let mut args = vec!["ps", "-q", "--filter", &label];
+        args.extend(extra);
+        run(&mut docker(&args), "ps").map_or(0, |o| o.split_whitespace().count())
+    };
+    format!(
+        "Kolla containers: {} running, {} healthy, {} unhealthy",
+        count(&[]),
+        count(&["--filter", "health=healthy"]),
+        count(&["--filter", "health=unhealthy"])
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_date_is_kolla_format() {
+        let d = chrono_free_date();
+        assert_eq!(d.len(), 8, "{d}");
+        assert!(d.starts_with("20"), "{d}");
+    }
+
+    #[test]
+    fn shapes_check_what_the_container_serves() {
+        let (cmd, test) = shape(Health::Serves(9292));
+        assert!(cmd.contains("httpd -f -p 127.0.0.1:9292"));
+        let test = test.unwrap();
+        assert!(test.contains("nc -w 3 127.0.0.1 9292"), "{test}");
+        assert!(test.contains("GET / HTTP/1.0"), "{test}");
+        assert!(shape(Health::None).1.is_none());
+        assert!(shape(Health::NeedsPort(5672)).1.unwrap().contains(":5672/"));
+    }
+}
