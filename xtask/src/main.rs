@@ -20,8 +20,21 @@ const RUN_PACKAGES: &[&str] = &[
     "containernetworking-plugins",
 ];
 
-/// Further Debian packages the tests use (a real browser for the HTML report).
-const TEST_PACKAGES: &[&str] = &["chromium", "python3", "python3-pip"];
+/// Further Debian packages the tests use: a real browser for the HTML report, and what
+/// `nfvi-verify lab up` needs (Docker engine, the busybox probe image, the image registry, and
+/// a venv plus a C toolchain for Keystone and uWSGI from PyPI).
+const TEST_PACKAGES: &[&str] = &[
+    "chromium",
+    "python3",
+    "python3-pip",
+    "docker.io",
+    "busybox-static",
+    "docker-registry",
+    "python3-venv",
+    "python3-dev",
+    "gcc",
+    "libc6-dev",
+];
 
 /// Python test helpers (a real JUnit consumer).
 const PYTHON_PACKAGES: &[&str] = &["junitparser==3.2.0"];

@@ -672,12 +672,8 @@ pub fn lab(cmd: &crate::cli::LabCommand) -> CmdResult {
             .and_then(|()| fleet::up(&release, &mut progress))
             .map(|()| progress("lab is up")),
         crate::cli::LabCommand::Down => {
-            // The Kolla containers go first, while the daemon still answers.
-            let fleet = if lab::daemon_answers() {
-                fleet::down(&mut progress)
-            } else {
-                Ok(())
-            };
+            // The Kolla containers and the registry go first, while the daemon still answers.
+            let fleet = fleet::down(&mut progress);
             lab::down(&mut progress).and(fleet)
         }
         crate::cli::LabCommand::Status => {

@@ -340,3 +340,77 @@ fn an_unknown_kolla_release_is_bad_input() {
         "{err}"
     );
 }
+
+#[test]
+fn a_registry_without_the_images_or_unreachable_is_named() {
+    if !require(
+        "the lab's registry on 127.0.0.1:4000 (run `nfvi-verify lab up`)",
+        std::net::TcpStream::connect("127.0.0.1:4000").is_ok(),
+    ) {
+        return;
+    }
+    let run = |kolla: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("t.toml");
+        std::fs::write(&target, format!("[kolla]\n{kolla}\n")).unwrap();
+        let out = dir.path().join("run");
+        // The outcomes are asserted below; the exit code follows from them.
+        let _ = nfvi()
+            .args([
+                "run",
+                "--suite",
+                "kolla",
+                "--filter",
+                "kolla.registry.*",
+                "--target",
+            ])
+            .arg(&target)
+            .arg("--out")
+            .arg(&out)
+            .assert();
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap())
+                .unwrap();
+        r
+    };
+    // The lab registry holds the 2025.1 images; a tag nobody pushed is missing everywhere,
+    // and a release with more services names exactly the images it adds.
+    let r = run("image_tag = \"2025.1-no-such-tag\"");
+    assert_eq!(check(&r, "kolla.registry.api")["outcome"], "passed");
+    let m = check(&r, "kolla.registry.images");
+    assert_eq!(m["outcome"], "failed");
+    let msg = m["message"].as_str().unwrap();
+    assert!(msg.starts_with("32 of 32 images"), "{msg}");
+    assert!(
+        msg.contains("nova-api") && msg.contains(":2025.1-no-such-tag"),
+        "{msg}"
+    );
+
+    let r = run("release = \"2025.2\"");
+    let msg = check(&r, "kolla.registry.images")["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        msg.starts_with("2 of 34 images")
+            && msg.ends_with("neutron-periodic-worker, neutron-rpc-server"),
+        "{msg}"
+    );
+
+    let r = run("registry = \"http://127.0.0.1:1\"");
+    for id in ["kolla.registry.api", "kolla.registry.images"] {
+        let c = check(&r, id);
+        assert_eq!(c["outcome"], "error", "{id}");
+        assert!(
+            c["message"]
+                .as_str()
+                .unwrap()
+                .contains("cannot reach http://127.0.0.1:1/v2/"),
+            "{}",
+            c["message"]
+        );
+    }
+
+    let r = run("registry = \"\"");
+    assert_eq!(check(&r, "kolla.registry.api")["outcome"], "skipped");
+}

@@ -149,6 +149,12 @@ pub struct KollaTarget {
     pub flap_restarts: u32,
     /// How far back the Docker event log is read for restarts.
     pub flap_window_minutes: u32,
+    /// The image registry (Kolla's `docker_registry`) as a URL; empty: not checked.
+    pub registry: String,
+    /// The image namespace in the registry (Kolla's `docker_namespace`).
+    pub image_namespace: String,
+    /// The image tag every service needs (Kolla's `openstack_tag`).
+    pub image_tag: String,
 }
 
 /// Data-path measurement settings.

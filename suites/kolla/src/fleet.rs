@@ -12,8 +12,13 @@
 //!
 //! Nothing else behind them is OpenStack: they exist so that the container checks judge real
 //! containers, and stopping or breaking one shows in the report.
+//!
+//! Their images come from the lab's private registry (Debian's `docker-registry`, on
+//! 127.0.0.1:4000 as Kolla's `docker_registry`), pushed there from the probe image, so the
+//! registry checks look at a real registry holding exactly what the fleet runs.
 
-use std::process::Stdio;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nfvi_suite_docker::lab::{self, docker, run};
@@ -29,10 +34,148 @@ pub const LAB_KOLLA_VERSION: &str = "nfvi-verify-lab";
 /// Kolla's default maintainer label.
 const MAINTAINER: &str = "Kolla Project (https://launchpad.net/kolla)";
 
+/// The lab registry's address (Kolla's `docker_registry` port), loopback only.
+pub const REGISTRY: &str = "127.0.0.1:4000";
+
 /// The image reference for a service, shaped like Kolla's
-/// `quay.io/openstack.kolla/<image>:<release>-<distro>-<version>`.
+/// `<docker_registry>/openstack.kolla/<image>:<release>-<distro>-<version>`.
 fn image_ref(image: &str, release: &str) -> String {
-    format!("nfvi-lab/openstack.kolla/{image}:{release}-busybox")
+    format!("{REGISTRY}/openstack.kolla/{image}:{release}-busybox")
+}
+
+fn registry_dir() -> PathBuf {
+    Path::new(lab::STATE_DIR).join("registry")
+}
+
+fn registry_pidfile() -> PathBuf {
+    Path::new(lab::RUN_DIR).join("registry.pid")
+}
+
+/// The PID of the registry the lab started, if it still runs.
+fn registry_pid() -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(registry_pidfile())
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    (comm.trim() == "docker-registry").then_some(pid)
+}
+
+fn registry_answers() -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(REGISTRY) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"GET /v2/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n]).contains(" 200 ")
+}
+
+/// Starts Debian's docker-registry on 127.0.0.1:4000 with its storage in the lab's state.
+fn registry_up(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
+    if registry_pid().is_some() && registry_answers() {
+        progress(&format!("registry {REGISTRY} is running"));
+        return Ok(());
+    }
+    if registry_answers() {
+        return Err(format!(
+            "something the lab did not start answers on {REGISTRY}; stop it or free the port"
+        ));
+    }
+    let bin = Path::new("/usr/bin/docker-registry");
+    if !bin.exists() {
+        return Err(
+            "/usr/bin/docker-registry is missing: apt-get install docker-registry (or `cargo xtask deps`)"
+                .to_owned(),
+        );
+    }
+    let dir = registry_dir();
+    std::fs::create_dir_all(dir.join("data")).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(lab::RUN_DIR).map_err(|e| e.to_string())?;
+    let config = dir.join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {REGISTRY}\n",
+            dir.join("data").display()
+        ),
+    )
+    .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+    let log = std::fs::File::create(dir.join("registry.log")).map_err(|e| e.to_string())?;
+    use std::os::unix::process::CommandExt;
+    let child = Command::new(bin)
+        .arg("serve")
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(|e| e.to_string())?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot start docker-registry: {e}"))?;
+    std::fs::write(registry_pidfile(), child.id().to_string()).map_err(|e| e.to_string())?;
+    let t0 = Instant::now();
+    while !registry_answers() {
+        if t0.elapsed() > Duration::from_secs(30) {
+            return Err(format!(
+                "docker-registry did not answer on {REGISTRY} within 30 s; see {}",
+                dir.join("registry.log").display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    progress(&format!(
+        "registry {REGISTRY} (docker-registry, pid {}) is up",
+        child.id()
+    ));
+    Ok(())
+}
+
+/// Stops the registry the lab started, by its PID.
+fn registry_down(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
+    if let Some(pid) = registry_pid() {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .map_err(|e| format!("cannot stop docker-registry {pid}: {e}"))?;
+        let t0 = Instant::now();
+        while Path::new(&format!("/proc/{pid}")).exists() {
+            if t0.elapsed() > Duration::from_secs(15) {
+                return Err(format!("docker-registry {pid} did not stop within 15 s"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        progress(&format!("registry stopped (pid {pid})"));
+    }
+    let _ = std::fs::remove_file(registry_pidfile());
+    Ok(())
+}
+
+/// Tags the probe image for every image the set needs and pushes it to the lab registry.
+fn publish(set: &[Service], release: &str, progress: &mut dyn FnMut(&str)) -> Result<(), String> {
+    let mut images: Vec<&str> = set.iter().map(|s| s.image).collect();
+    images.sort_unstable();
+    images.dedup();
+    for image in &images {
+        let r = image_ref(image, release);
+        run(
+            &mut docker(&["tag", lab::PROBE_IMAGE, &r]),
+            &format!("tagging {r}"),
+        )?;
+        run(&mut docker(&["push", "-q", &r]), &format!("pushing {r}"))?;
+    }
+    progress(&format!(
+        "registry {REGISTRY} holds {} Kolla images at tag {release}-busybox",
+        images.len()
+    ));
+    Ok(())
 }
 
 /// The command a container runs and its health test (`None`: no health check, as in Kolla).
@@ -74,10 +217,6 @@ fn state_of(name: &str) -> Option<String> {
 
 fn start(s: &Service, release: &str) -> Result<(), String> {
     let image = image_ref(s.image, release);
-    run(
-        &mut docker(&["tag", lab::PROBE_IMAGE, &image]),
-        &format!("tagging {image}"),
-    )?;
     let (command, test) = shape(s.health);
     let build_date = chrono_free_date();
     let labels = [
@@ -149,6 +288,8 @@ fn chrono_free_date() -> String {
 /// none is still `starting`; idempotent.
 pub fn up(release: &str, progress: &mut dyn FnMut(&str)) -> Result<(), String> {
     let set = services::default_set(release)?;
+    registry_up(progress)?;
+    publish(&set, release, progress)?;
     let mut started = 0;
     for s in &set {
         match state_of(s.container).as_deref() {
@@ -219,8 +360,17 @@ pub fn up(release: &str, progress: &mut dyn FnMut(&str)) -> Result<(), String> {
     }
 }
 
-/// Removes the fleet's containers (found by label) and its image tags.
+/// Removes the fleet's containers (found by label) and its image tags, and stops the registry.
 pub fn down(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
+    let result = if lab::daemon_answers() {
+        fleet_down(progress)
+    } else {
+        Ok(())
+    };
+    registry_down(progress).and(result)
+}
+
+fn fleet_down(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
     let ids = run(
         &mut docker(&["ps", "-aq", "--filter", &format!("label={FLEET_LABEL}")]),
         "listing the Kolla containers",
@@ -237,7 +387,7 @@ pub fn down(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
             "images",
             "--format",
             "{{.Repository}}:{{.Tag}}",
-            "nfvi-lab/openstack.kolla/*",
+            &format!("{REGISTRY}/openstack.kolla/*"),
         ]),
         "listing the Kolla image tags",
     )?;
@@ -259,10 +409,15 @@ pub fn status() -> String {
         run(&mut docker(&args), "ps").map_or(0, |o| o.split_whitespace().count())
     };
     format!(
-        "Kolla containers: {} running, {} healthy, {} unhealthy",
+        "Kolla containers: {} running, {} healthy, {} unhealthy; registry {REGISTRY}: {}",
         count(&[]),
         count(&["--filter", "health=healthy"]),
-        count(&["--filter", "health=unhealthy"])
+        count(&["--filter", "health=unhealthy"]),
+        match (registry_pid(), registry_answers()) {
+            (Some(p), true) => format!("answers, pid {p}"),
+            (_, true) => "answers (not started by the lab)".to_owned(),
+            _ => "not running".to_owned(),
+        }
     )
 }
 

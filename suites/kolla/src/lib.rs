@@ -17,13 +17,15 @@ mod api;
 mod containers;
 mod creds;
 pub mod fleet;
+mod registry;
 pub mod services;
 
 pub use creds::Credentials;
 
-/// Every check of the kolla area: the container checks, then the API checks.
+/// Every check of the kolla area: containers, registry, then the OpenStack APIs.
 pub fn checks() -> Vec<std::sync::Arc<dyn nfvi_harness::Check>> {
     let mut all = containers::checks();
+    all.extend(registry::checks());
     all.extend(api::checks());
     all
 }
