@@ -187,17 +187,7 @@ pub fn up(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
 pub fn down(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
     keystone_down(progress)?;
     if daemon_answers() {
-        let ids = run(
-            &mut docker(&["ps", "-aq", "--filter", "label=io.nfvi-verify.probe"]),
-            "listing probe containers",
-        )?;
-        let ids: Vec<&str> = ids.split_whitespace().collect();
-        if !ids.is_empty() {
-            let mut args = vec!["rm", "-f"];
-            args.extend(&ids);
-            run(&mut docker(&args), "removing probe containers")?;
-            progress(&format!("removed {} probe containers", ids.len()));
-        }
+        remove_labelled("io.nfvi-verify.probe", "probe", progress)?;
         let nets = run(
             &mut docker(&[
                 "network",
@@ -258,6 +248,26 @@ pub fn down(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
         let _ = std::fs::remove_dir(dir);
     }
     progress("lab is down");
+    Ok(())
+}
+
+/// Removes every container (running or not) carrying `label`; `what` names them in messages.
+pub fn remove_labelled(
+    label: &str,
+    what: &str,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), String> {
+    let ids = run(
+        &mut docker(&["ps", "-aq", "--filter", &format!("label={label}")]),
+        &format!("listing {what} containers"),
+    )?;
+    let ids: Vec<&str> = ids.split_whitespace().collect();
+    if !ids.is_empty() {
+        let mut args = vec!["rm", "-f"];
+        args.extend(&ids);
+        run(&mut docker(&args), &format!("removing {what} containers"))?;
+        progress(&format!("removed {} {what} containers", ids.len()));
+    }
     Ok(())
 }
 

@@ -371,17 +371,7 @@ pub fn down(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
 }
 
 fn fleet_down(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
-    let ids = run(
-        &mut docker(&["ps", "-aq", "--filter", &format!("label={FLEET_LABEL}")]),
-        "listing the Kolla containers",
-    )?;
-    let ids: Vec<&str> = ids.split_whitespace().collect();
-    if !ids.is_empty() {
-        let mut args = vec!["rm", "-f"];
-        args.extend(&ids);
-        run(&mut docker(&args), "removing the Kolla containers")?;
-        progress(&format!("removed {} Kolla containers", ids.len()));
-    }
+    lab::remove_labelled(FLEET_LABEL, "Kolla", progress)?;
     let tags = run(
         &mut docker(&[
             "images",
