@@ -414,3 +414,69 @@ fn a_registry_without_the_images_or_unreachable_is_named() {
     let r = run("registry = \"\"");
     assert_eq!(check(&r, "kolla.registry.api")["outcome"], "skipped");
 }
+
+#[test]
+fn clouds_yaml_credentials_work_and_a_broken_file_is_named() {
+    const CLOUDS: &str = "/var/lib/nfvi-verify/lab/clouds.yaml";
+    if !require(
+        "the lab's Keystone and clouds.yaml (run `nfvi-verify lab up`)",
+        keystone_up() && std::path::Path::new(CLOUDS).is_file(),
+    ) {
+        return;
+    }
+    let run = |openstack: &str, dir: &std::path::Path| {
+        let target = dir.join("t.toml");
+        std::fs::write(&target, format!("[openstack]\n{openstack}\n")).unwrap();
+        let out = dir.join("run");
+        let a = nfvi()
+            .env_remove("OS_AUTH_URL")
+            .env_remove("OS_CLOUD")
+            .args([
+                "run",
+                "--suite",
+                "kolla",
+                "--filter",
+                "kolla.api.*",
+                "--target",
+            ])
+            .arg(&target)
+            .arg("--out")
+            .arg(&out)
+            .assert();
+        let code = a.get_output().status.code().unwrap();
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap())
+                .unwrap();
+        (code, r)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (code, r) = run(
+        &format!("openrc = \"\"\ncloud = \"kolla-admin\"\nclouds_yaml = \"{CLOUDS}\""),
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{}", r["checks"]);
+    assert_eq!(
+        check(&r, "kolla.api.token-issue")["evidence"]["properties"]["credentials from"],
+        format!("cloud `kolla-admin` in {CLOUDS}")
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("clouds.yaml");
+    std::fs::write(&broken, "clouds:\n  kolla-admin:\n    auth: [unclosed\n").unwrap();
+    let (code, r) = run(
+        &format!(
+            "cloud = \"kolla-admin\"\nclouds_yaml = \"{}\"",
+            broken.display()
+        ),
+        dir.path(),
+    );
+    assert_eq!(code, 3, "undecided, not conformant");
+    let m = check(&r, "kolla.api.token-issue");
+    assert_eq!(m["outcome"], "error");
+    let msg = m["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with(&format!("{}:", broken.display()))
+            && msg.contains("not a valid clouds.yaml"),
+        "{msg}"
+    );
+}

@@ -51,7 +51,10 @@ impl Capabilities {
             path,
             docker_socket: target.docker.socket.exists(),
             kubeconfig,
+            // A named cloud counts: the check itself reports a missing or broken clouds.yaml.
             openstack: std::env::var_os("OS_AUTH_URL").is_some()
+                || std::env::var_os("OS_CLOUD").is_some_and(|c| !c.is_empty())
+                || !target.openstack.cloud.is_empty()
                 || (!target.openstack.openrc.is_empty()
                     && std::path::Path::new(&target.openstack.openrc).is_file()),
             cni_dirs,
@@ -88,7 +91,7 @@ impl Capabilities {
                     .to_owned()
             }
             Need::OpenStackCloud => {
-                "no OpenStack credentials: source an openrc (OS_AUTH_URL), set openstack.openrc in the target file, or run `nfvi-verify lab up`"
+                "no OpenStack credentials: source an openrc (OS_AUTH_URL), name a cloud (OS_CLOUD or openstack.cloud), set openstack.openrc in the target file, or run `nfvi-verify lab up`"
                     .to_owned()
             }
             Need::CniPlugins => format!(

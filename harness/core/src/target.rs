@@ -128,9 +128,9 @@ pub struct KubernetesTarget {
 pub struct OpenStackTarget {
     /// openrc file with `export OS_*=...` lines.
     pub openrc: String,
-    /// Cloud name in clouds.yaml; empty for OS_* variables.
+    /// Cloud name in clouds.yaml; empty: the openrc (OS_CLOUD in the environment overrides).
     pub cloud: String,
-    /// clouds.yaml path; empty for the standard search path.
+    /// clouds.yaml path; empty for openstacksdk's search path.
     pub clouds_yaml: String,
 }
 

@@ -346,6 +346,9 @@ pub fn fernet_keys_dir() -> PathBuf {
 /// The openrc the lab writes, the way Kolla's post-deploy writes `admin-openrc.sh`.
 pub const OPENRC: &str = "/var/lib/nfvi-verify/lab/admin-openrc.sh";
 
+/// The clouds.yaml the lab writes (cloud `kolla-admin`), as Kolla's post-deploy does.
+pub const CLOUDS_YAML: &str = "/var/lib/nfvi-verify/lab/clouds.yaml";
+
 /// Keystone's address in the lab: loopback only.
 pub const KEYSTONE_URL: &str = "http://127.0.0.1:5000";
 
@@ -472,15 +475,23 @@ pub fn keystone_up(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
              export OS_PROJECT_NAME=admin\nexport OS_USER_DOMAIN_NAME=Default\nexport OS_PROJECT_DOMAIN_NAME=Default\n\
              export OS_REGION_NAME=RegionOne\nexport OS_INTERFACE=internal\nexport OS_IDENTITY_API_VERSION=3\n"
         );
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(OPENRC)
-            .map_err(|e| format!("cannot write {OPENRC}: {e}"))?;
-        std::io::Write::write_all(&mut f, openrc.as_bytes()).map_err(|e| e.to_string())?;
+        let clouds = format!(
+            "# Written by `nfvi-verify lab up`, the way Kolla's post-deploy writes clouds.yaml.\n\
+             clouds:\n  kolla-admin:\n    auth:\n      auth_url: {KEYSTONE_URL}/v3\n      username: admin\n      password: '{password}'\n\
+             \x20     project_name: admin\n      user_domain_name: Default\n      project_domain_name: Default\n\
+             \x20   region_name: RegionOne\n    interface: internal\n    identity_api_version: 3\n"
+        );
+        for (path, text) in [(OPENRC, &openrc), (CLOUDS_YAML, &clouds)] {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| format!("cannot write {path}: {e}"))?;
+            std::io::Write::write_all(&mut f, text.as_bytes()).map_err(|e| e.to_string())?;
+        }
         std::fs::write(&marker, b"").map_err(|e| e.to_string())?;
     }
     progress("keystone: starting uWSGI on 127.0.0.1:5000");

@@ -184,7 +184,7 @@ impl Check for ApiCheck {
 
     fn run<'a>(&'a self, cx: &'a CheckContext) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
-            let creds = match Credentials::discover(&cx.target().openstack.openrc) {
+            let creds = match Credentials::discover(&cx.target().openstack) {
                 Ok(c) => c,
                 Err(e) => return Outcome::error(e),
             };

@@ -1,7 +1,11 @@
-//! OpenStack credentials from `OS_*` variables or an openrc file.
+//! OpenStack credentials from `OS_*` variables, a cloud in `clouds.yaml`, or an openrc file.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::path::PathBuf;
+
+use nfvi_harness::target::OpenStackTarget;
+use serde::Deserialize;
 
 /// A secret that never prints.
 #[derive(Clone)]
@@ -84,21 +88,132 @@ impl Credentials {
         })
     }
 
-    /// The environment when OS_AUTH_URL is set, else the openrc file.
-    pub fn discover(openrc: &str) -> Result<Self, String> {
+    /// In this order: the environment when `OS_AUTH_URL` is set; the cloud named by
+    /// `OS_CLOUD` or `openstack.cloud` in clouds.yaml; the openrc file.
+    pub fn discover(os: &OpenStackTarget) -> Result<Self, String> {
         if std::env::var_os("OS_AUTH_URL").is_some() {
             let vars: HashMap<String, String> = std::env::vars()
                 .filter(|(k, _)| k.starts_with("OS_"))
                 .collect();
             return Self::from_vars(&vars, "the OS_* environment");
         }
+        let cloud = std::env::var("OS_CLOUD")
+            .ok()
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| os.cloud.clone());
+        if !cloud.is_empty() {
+            return Self::from_clouds_yaml(&os.clouds_yaml, &cloud);
+        }
+        let openrc = &os.openrc;
         if openrc.is_empty() {
-            return Err("no OpenStack credentials: source an openrc (OS_AUTH_URL) or set openstack.openrc in the target file".to_owned());
+            return Err("no OpenStack credentials: source an openrc (OS_AUTH_URL), name a cloud (OS_CLOUD or openstack.cloud) or set openstack.openrc in the target file".to_owned());
         }
         let text =
             std::fs::read_to_string(openrc).map_err(|e| format!("cannot read {openrc}: {e}"))?;
         Self::from_vars(&parse_openrc(&text), openrc)
     }
+
+    /// A cloud from clouds.yaml: `path`, or the first of openstacksdk's search path.
+    pub fn from_clouds_yaml(path: &str, cloud: &str) -> Result<Self, String> {
+        let path = if path.is_empty() {
+            let candidates = clouds_yaml_search_path();
+            candidates
+                .iter()
+                .find(|p| p.is_file())
+                .cloned()
+                .ok_or_else(|| {
+                    format!(
+                        "cloud `{cloud}` was asked for, but there is no clouds.yaml in {}; set openstack.clouds_yaml",
+                        candidates
+                            .iter()
+                            .map(|p| p.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })?
+        } else {
+            PathBuf::from(path)
+        };
+        let shown = path.display().to_string();
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+        parse_clouds_yaml(&text, &shown, cloud)
+    }
+}
+
+/// openstacksdk's search order for clouds.yaml.
+fn clouds_yaml_search_path() -> Vec<PathBuf> {
+    let mut v = vec![PathBuf::from("clouds.yaml")];
+    if let Some(home) = std::env::var_os("HOME") {
+        v.push(PathBuf::from(home).join(".config/openstack/clouds.yaml"));
+    }
+    v.push(PathBuf::from("/etc/openstack/clouds.yaml"));
+    v
+}
+
+#[derive(Deserialize)]
+struct CloudsFile {
+    clouds: BTreeMap<String, Cloud>,
+}
+
+#[derive(Deserialize)]
+struct Cloud {
+    auth: CloudAuth,
+    region_name: Option<String>,
+    interface: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CloudAuth {
+    auth_url: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    project_name: Option<String>,
+    user_domain_name: Option<String>,
+    project_domain_name: Option<String>,
+}
+
+/// Parses clouds.yaml text and picks `cloud`; errors name the file, line and column.
+pub fn parse_clouds_yaml(text: &str, path: &str, cloud: &str) -> Result<Credentials, String> {
+    let file: CloudsFile = serde_norway::from_str(text).map_err(|e| {
+        let at = e
+            .location()
+            .map(|l| format!(":{}:{}", l.line(), l.column()))
+            .unwrap_or_default();
+        format!("{path}{at}: not a valid clouds.yaml: {e}")
+    })?;
+    let Some(c) = file.clouds.get(cloud) else {
+        return Err(format!(
+            "{path} has no cloud `{cloud}`; it has: {}",
+            file.clouds.keys().cloned().collect::<Vec<_>>().join(", ")
+        ));
+    };
+    let source = format!("cloud `{cloud}` in {path}");
+    let need = |v: &Option<String>, key: &str| {
+        v.clone()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| format!("{source} does not set auth.{key}"))
+    };
+    let a = &c.auth;
+    Ok(Credentials {
+        auth_url: need(&a.auth_url, "auth_url")?
+            .trim_end_matches('/')
+            .to_owned(),
+        username: need(&a.username, "username")?,
+        password: Secret(need(&a.password, "password")?),
+        project: need(&a.project_name, "project_name")?,
+        user_domain: a
+            .user_domain_name
+            .clone()
+            .unwrap_or_else(|| "Default".to_owned()),
+        project_domain: a
+            .project_domain_name
+            .clone()
+            .unwrap_or_else(|| "Default".to_owned()),
+        interface: c.interface.clone().unwrap_or_else(|| "internal".to_owned()),
+        region: c.region_name.clone(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -118,5 +233,29 @@ mod tests {
         let err =
             Credentials::from_vars(&parse_openrc("export OS_AUTH_URL=x\n"), "rc").unwrap_err();
         assert_eq!(err, "rc does not set OS_USERNAME");
+    }
+
+    #[test]
+    fn clouds_yaml_picks_the_cloud_and_names_bad_lines() {
+        let text = "clouds:\n  kolla-admin:\n    auth:\n      auth_url: http://127.0.0.1:5000/v3\n      username: admin\n      password: 'pw'\n      project_name: admin\n    region_name: RegionOne\n    interface: public\n";
+        let c = parse_clouds_yaml(text, "c.yaml", "kolla-admin").unwrap();
+        assert_eq!(c.auth_url, "http://127.0.0.1:5000/v3");
+        assert_eq!(c.interface, "public");
+        assert_eq!(c.region.as_deref(), Some("RegionOne"));
+        assert_eq!(c.user_domain, "Default");
+        let err = parse_clouds_yaml(text, "c.yaml", "other").unwrap_err();
+        assert_eq!(err, "c.yaml has no cloud `other`; it has: kolla-admin");
+        let err = parse_clouds_yaml("clouds:\n  a: [unclosed\n", "c.yaml", "a").unwrap_err();
+        assert!(
+            err.starts_with("c.yaml:") && err.contains("not a valid clouds.yaml"),
+            "{err}"
+        );
+        let err = parse_clouds_yaml(
+            "clouds:\n  a:\n    auth:\n      auth_url: x\n",
+            "c.yaml",
+            "a",
+        )
+        .unwrap_err();
+        assert_eq!(err, "cloud `a` in c.yaml does not set auth.username");
     }
 }
