@@ -191,9 +191,11 @@ impl Check for ApiCheck {
             match self.run_with(&creds).await {
                 Ok(o) => o
                     .with_property("credentials from", &creds.source)
+                    .with_property("kolla stage", "post-deploy (API smoke tests on its openrc)")
                     .with_property("auth url", &creds.auth_url),
                 Err(o) => o
                     .with_property("credentials from", &creds.source)
+                    .with_property("kolla stage", "post-deploy (API smoke tests on its openrc)")
                     .with_property("auth url", &creds.auth_url),
             }
         })

@@ -204,6 +204,10 @@ impl Check for ContainerCheck {
                 .unwrap_or_else(Outcome::error)
                 .with_property("expected containers", source)
                 .with_property("kolla release", &target.kolla.release)
+                .with_property(
+                    "kolla stage",
+                    "check (kolla-ansible check, Kolla CI's container gate)",
+                )
         })
     }
 }

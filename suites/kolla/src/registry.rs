@@ -112,7 +112,10 @@ impl Check for RegistryCheck {
                             "GET {url} answered {status} with Docker-Distribution-API-Version `{api}`; expected 200 and registry/2.0"
                         ))
                     };
-                    o.with_property("registry", base)
+                    o.with_property("registry", base).with_property(
+                        "kolla stage",
+                        "prechecks and pull (images the deploy needs)",
+                    )
                 }
                 Kind::Images => {
                     let expected = match services::expected(&k.release, &k.containers) {
@@ -167,6 +170,10 @@ impl Check for RegistryCheck {
                         ))
                     };
                     o.with_property("registry", base)
+                        .with_property(
+                            "kolla stage",
+                            "prechecks and pull (images the deploy needs)",
+                        )
                         .with_property("images", images.into_iter().collect::<Vec<_>>().join(", "))
                 }
             }
