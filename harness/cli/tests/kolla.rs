@@ -480,3 +480,64 @@ fn clouds_yaml_credentials_work_and_a_broken_file_is_named() {
         "{msg}"
     );
 }
+
+/// An "identity service" on loopback that answers every request with `reply`, or never
+/// answers when `reply` is `None`.
+fn fake_identity(reply: Option<&'static [u8]>) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten().take(8) {
+            let mut conn = conn;
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            match reply {
+                Some(r) => {
+                    let _ = conn.write_all(r);
+                }
+                None => held.push(conn),
+            }
+        }
+    });
+    port
+}
+
+#[test]
+fn an_identity_service_answering_500_or_hanging_is_named_within_the_deadline() {
+    let openrc = |dir: &std::path::Path, port: u16| {
+        let rc = dir.join("openrc.sh");
+        std::fs::write(&rc, format!("export OS_AUTH_URL=http://127.0.0.1:{port}/v3\nexport OS_USERNAME=admin\nexport OS_PASSWORD=x\nexport OS_PROJECT_NAME=admin\n")).unwrap();
+        rc
+    };
+    let port = fake_identity(Some(
+        b"HTTP/1.0 500 Internal Server Error\r\nContent-Type: application/json\r\n\r\n{\"error\": {\"code\": 500}}",
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let (code, r, _) = run_kolla(&openrc(dir.path(), port), dir.path());
+    assert_eq!(code, 1, "a 500 is the NFVI's failure");
+    let d = check(&r, "kolla.api.identity-discovery");
+    assert_eq!(d["outcome"], "failed");
+    assert!(
+        d["message"].as_str().unwrap().contains("answered 500"),
+        "{}",
+        d["message"]
+    );
+
+    let port = fake_identity(None);
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = std::time::Instant::now();
+    let (code, r, _) = run_kolla(&openrc(dir.path(), port), dir.path());
+    assert_eq!(code, 3, "undecided");
+    let d = check(&r, "kolla.api.identity-discovery");
+    assert_eq!(d["outcome"], "error");
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer within 10 s"),
+        "{}",
+        d["message"]
+    );
+    assert!(t0.elapsed() < std::time::Duration::from_secs(60), "no hang");
+}
