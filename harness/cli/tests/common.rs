@@ -12,6 +12,15 @@ pub fn nfvi() -> assert_cmd::Command {
     cmd
 }
 
+/// Whether a Docker daemon answers on the standard socket (the lab's, under CI).
+pub fn docker_answers() -> bool {
+    Path::new("/var/run/docker.sock").exists()
+        && Command::new("docker")
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+}
+
 /// Whether a prerequisite is there. Without it a test is skipped with a loud message, except
 /// under `CI`, where .ci/run installs everything and a missing prerequisite is a failure.
 pub fn require(what: &str, present: bool) -> bool {

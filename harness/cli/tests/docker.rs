@@ -5,15 +5,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{nfvi, require};
-
-fn lab_answers() -> bool {
-    std::path::Path::new("/var/run/docker.sock").exists()
-        && Command::new("docker")
-            .args(["version"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-}
+use common::{docker_answers, nfvi, require};
 
 fn probe_leftovers() -> (String, String) {
     let list = |args: &[&str]| {
@@ -37,7 +29,7 @@ fn probe_leftovers() -> (String, String) {
 fn the_docker_suite_passes_against_the_lab_and_leaves_nothing() {
     if !require(
         "a Docker daemon on /var/run/docker.sock (run `nfvi-verify lab up`)",
-        lab_answers(),
+        docker_answers(),
     ) {
         return;
     }

@@ -5,7 +5,7 @@ mod common;
 
 use std::io::{Read, Write};
 
-use common::{nfvi, require};
+use common::{docker_answers, nfvi, require};
 
 const OPENRC: &str = "/var/lib/nfvi-verify/lab/admin-openrc.sh";
 
@@ -13,18 +13,27 @@ fn keystone_up() -> bool {
     std::path::Path::new(OPENRC).is_file() && std::net::TcpStream::connect("127.0.0.1:5000").is_ok()
 }
 
-fn run_kolla(openrc: &std::path::Path, dir: &std::path::Path) -> (i32, serde_json::Value, String) {
-    let target = dir.join("t.toml");
-    std::fs::write(
-        &target,
-        format!("[openstack]\nopenrc = \"{}\"\n", openrc.display()),
-    )
-    .unwrap();
+/// Runs `--suite kolla` (narrowed by `filter` globs) with `target` as the target file, without
+/// any OS_* credentials from the environment; returns the exit code, results.json and the
+/// text of every artifact.
+fn run_suite(
+    dir: &std::path::Path,
+    target: &str,
+    filter: &[&str],
+) -> (i32, serde_json::Value, String) {
+    let target_file = dir.join("t.toml");
+    std::fs::write(&target_file, target).unwrap();
     let out = dir.join("run");
-    let a = nfvi()
-        .env_remove("OS_AUTH_URL")
-        .args(["run", "--suite", "kolla", "--target"])
-        .arg(&target)
+    let mut cmd = nfvi();
+    cmd.env_remove("OS_AUTH_URL")
+        .env_remove("OS_CLOUD")
+        .args(["run", "--suite", "kolla"]);
+    for f in filter {
+        cmd.args(["--filter", f]);
+    }
+    let a = cmd
+        .arg("--target")
+        .arg(&target_file)
         .arg("--out")
         .arg(&out)
         .assert();
@@ -41,6 +50,14 @@ fn run_kolla(openrc: &std::path::Path, dir: &std::path::Path) -> (i32, serde_jso
     .map(|f| std::fs::read_to_string(out.join(f)).unwrap_or_default())
     .collect::<String>();
     (code, r, all)
+}
+
+fn run_kolla(openrc: &std::path::Path, dir: &std::path::Path) -> (i32, serde_json::Value, String) {
+    run_suite(
+        dir,
+        &format!("[openstack]\nopenrc = \"{}\"\n", openrc.display()),
+        &[],
+    )
 }
 
 fn check<'a>(r: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
@@ -172,14 +189,6 @@ fn an_unreachable_or_non_json_identity_service_is_named() {
     );
 }
 
-fn docker_answers() -> bool {
-    std::path::Path::new("/var/run/docker.sock").exists()
-        && std::process::Command::new("docker")
-            .arg("version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-}
-
 fn docker(args: &[&str]) -> String {
     let out = std::process::Command::new("docker")
         .args(args)
@@ -267,32 +276,14 @@ fn stopped_unhealthy_missing_and_flapping_containers_are_named() {
     std::thread::sleep(std::time::Duration::from_millis(1500));
 
     let dir = tempfile::tempdir().unwrap();
-    let target = dir.path().join("t.toml");
-    std::fs::write(
-        &target,
-        format!(
+    let (code, r, _) = run_suite(
+        dir.path(),
+        &format!(
             "[openstack]\nopenrc = \"{OPENRC}\"\n[kolla]\ncontainers = [\"{good}\", \"{sick}\", \"{stopped}\", \"{flappy}\", \"{missing}\"]\n"
         ),
-    )
-    .unwrap();
-    let out = dir.path().join("run");
-    let a = nfvi()
-        .env_remove("OS_AUTH_URL")
-        .args([
-            "run",
-            "--suite",
-            "kolla",
-            "--filter",
-            "kolla.containers.*",
-            "--target",
-        ])
-        .arg(&target)
-        .arg("--out")
-        .arg(&out)
-        .assert();
-    assert_eq!(a.get_output().status.code(), Some(1), "non-conformant");
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+        &["kolla.containers.*"],
+    );
+    assert_eq!(code, 1, "non-conformant");
     let msg = |id: &str| {
         let c = check(&r, id);
         assert_eq!(c["outcome"], "failed", "{id}: {}", c["message"]);
@@ -351,27 +342,12 @@ fn a_registry_without_the_images_or_unreachable_is_named() {
     }
     let run = |kolla: &str| {
         let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("t.toml");
-        std::fs::write(&target, format!("[kolla]\n{kolla}\n")).unwrap();
-        let out = dir.path().join("run");
-        // The outcomes are asserted below; the exit code follows from them.
-        let _ = nfvi()
-            .args([
-                "run",
-                "--suite",
-                "kolla",
-                "--filter",
-                "kolla.registry.*",
-                "--target",
-            ])
-            .arg(&target)
-            .arg("--out")
-            .arg(&out)
-            .assert();
-        let r: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap())
-                .unwrap();
-        r
+        run_suite(
+            dir.path(),
+            &format!("[kolla]\n{kolla}\n"),
+            &["kolla.registry.*"],
+        )
+        .1
     };
     // The lab registry holds the 2025.1 images; a tag nobody pushed is missing everywhere,
     // and a release with more services names exactly the images it adds.
@@ -425,28 +401,11 @@ fn clouds_yaml_credentials_work_and_a_broken_file_is_named() {
         return;
     }
     let run = |openstack: &str, dir: &std::path::Path| {
-        let target = dir.join("t.toml");
-        std::fs::write(&target, format!("[openstack]\n{openstack}\n")).unwrap();
-        let out = dir.join("run");
-        let a = nfvi()
-            .env_remove("OS_AUTH_URL")
-            .env_remove("OS_CLOUD")
-            .args([
-                "run",
-                "--suite",
-                "kolla",
-                "--filter",
-                "kolla.api.*",
-                "--target",
-            ])
-            .arg(&target)
-            .arg("--out")
-            .arg(&out)
-            .assert();
-        let code = a.get_output().status.code().unwrap();
-        let r: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap())
-                .unwrap();
+        let (code, r, _) = run_suite(
+            dir,
+            &format!("[openstack]\n{openstack}\n"),
+            &["kolla.api.*"],
+        );
         (code, r)
     };
     let dir = tempfile::tempdir().unwrap();

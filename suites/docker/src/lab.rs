@@ -38,15 +38,16 @@ pub fn daemon_answers() -> bool {
             .is_ok_and(|s| s.success())
 }
 
+/// The PID in `pidfile`, if that process still runs the program `comm`.
+pub fn running_pid(pidfile: &Path, comm: &str) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(pidfile).ok()?.trim().parse().ok()?;
+    let actual = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    (actual.trim() == comm).then_some(pid)
+}
+
 /// The PID of the daemon the lab started, if it is still running.
 fn our_daemon() -> Option<i32> {
-    let pid: i32 = std::fs::read_to_string(pidfile())
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-    (comm.trim() == "dockerd").then_some(pid)
+    running_pid(&pidfile(), "dockerd")
 }
 
 fn need(tool: &str, package: &str) -> Result<(), String> {
@@ -352,7 +353,9 @@ pub const CLOUDS_YAML: &str = "/var/lib/nfvi-verify/lab/clouds.yaml";
 /// Keystone's address in the lab: loopback only.
 pub const KEYSTONE_URL: &str = "http://127.0.0.1:5000";
 
-fn http_get_status(host_port: &str, path: &str) -> Option<u16> {
+/// The status code of a plain HTTP GET, or `None` when nothing answers (2 s to connect, 5 s
+/// to answer).
+pub fn http_get_status(host_port: &str, path: &str) -> Option<u16> {
     use std::io::{Read, Write};
     let mut s =
         std::net::TcpStream::connect_timeout(&host_port.parse().ok()?, Duration::from_secs(2))

@@ -53,29 +53,11 @@ fn registry_pidfile() -> PathBuf {
 
 /// The PID of the registry the lab started, if it still runs.
 fn registry_pid() -> Option<i32> {
-    let pid: i32 = std::fs::read_to_string(registry_pidfile())
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-    (comm.trim() == "docker-registry").then_some(pid)
+    lab::running_pid(&registry_pidfile(), "docker-registry")
 }
 
 fn registry_answers() -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(REGISTRY) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(b"GET /v2/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut buf = [0u8; 64];
-    let n = s.read(&mut buf).unwrap_or(0);
-    String::from_utf8_lossy(&buf[..n]).contains(" 200 ")
+    lab::http_get_status(REGISTRY, "/v2/") == Some(200)
 }
 
 /// Starts Debian's docker-registry on 127.0.0.1:4000 with its storage in the lab's state.
@@ -218,7 +200,8 @@ fn state_of(name: &str) -> Option<String> {
 fn start(s: &Service, release: &str) -> Result<(), String> {
     let image = image_ref(s.image, release);
     let (command, test) = shape(s.health);
-    let build_date = chrono_free_date();
+    // Kolla's `build-date` format.
+    let build_date = chrono::Utc::now().format("%Y%m%d").to_string();
     let labels = [
         format!("maintainer={MAINTAINER}"),
         format!("name={}", s.image),
@@ -264,24 +247,6 @@ fn start(s: &Service, release: &str) -> Result<(), String> {
     }
     args.extend([image.as_str(), "sh", "-c", &command]);
     run(&mut docker(&args), &format!("starting {}", s.container)).map(drop)
-}
-
-/// Today as `YYYYMMDD`, Kolla's `build-date` format, from the system clock.
-fn chrono_free_date() -> String {
-    let days = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() / 86_400) as i64;
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}{m:02}{d:02}")
 }
 
 /// Starts every missing or stopped container of the release's default set and waits until
@@ -414,13 +379,6 @@ pub fn status() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn build_date_is_kolla_format() {
-        let d = chrono_free_date();
-        assert_eq!(d.len(), 8, "{d}");
-        assert!(d.starts_with("20"), "{d}");
-    }
 
     #[test]
     fn shapes_check_what_the_container_serves() {
