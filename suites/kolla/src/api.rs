@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use nfvi_harness::{BoxFuture, Check, CheckContext, CheckMeta, Need, Outcome, Severity};
+use nfvi_harness::{
+    BoxFuture, Check, CheckContext, CheckMeta, Need, Outcome, Severity, SkipKind, SkipReason,
+};
 use nfvi_reference_model::Area;
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
@@ -79,38 +81,148 @@ async fn json_call(
             } else {
                 &ctype
             },
-            nfvi_harness::truncate_chars(text.trim(), 120)
+            nfvi_harness::truncate_chars(
+                &text.split_whitespace().collect::<Vec<_>>().join(" "),
+                120
+            )
         )
     })?;
     Ok((status, headers, body))
 }
 
+/// Issues a project-scoped password token.
+async fn issue(http: &reqwest::Client, creds: &Credentials) -> Result<Session, String> {
+    let url = format!("{}/auth/tokens", creds.auth_url);
+    let body = json!({"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": creds.username, "domain": {"name": creds.user_domain}, "password": creds.password.expose()}}},
+        "scope": {"project": {"name": creds.project, "domain": {"name": creds.project_domain}}}}});
+    let (status, headers, body) = json_call(http.post(&url).json(&body), &url).await?;
+    if status == 401 {
+        return Err(format!(
+            "POST {url} answered 401: Keystone rejected the credentials of user `{}` from {} (wrong password?)",
+            creds.username, creds.source
+        ));
+    }
+    if status != 201 {
+        return Err(format!(
+            "POST {url} answered {status}, expected 201 with a token: {}",
+            nfvi_harness::truncate_chars(&body.to_string(), 200)
+        ));
+    }
+    let token = headers
+        .get("x-subject-token")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| format!("POST {url} answered 201 without an X-Subject-Token header"))?;
+    Ok(Session {
+        token: crate::creds::secret(token),
+        body,
+        status,
+    })
+}
+
+/// A project-scoped token and the project's id, for the lab's own Keystone calls.
+pub(crate) async fn issue_token(
+    http: &reqwest::Client,
+    creds: &Credentials,
+) -> Result<(Secret, String), String> {
+    let s = issue(http, creds).await?;
+    let project = s.body["token"]["project"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    Ok((s.token, project))
+}
+
+/// The run's session for these credentials, issued once.
 async fn session(creds: &Credentials) -> Result<Session, String> {
     cache_slot(creds)
-        .get_or_init(|| async {
-            let url = format!("{}/auth/tokens", creds.auth_url);
-            let body = json!({"auth": {
-                "identity": {"methods": ["password"], "password": {"user": {
-                    "name": creds.username, "domain": {"name": creds.user_domain}, "password": creds.password.expose()}}},
-                "scope": {"project": {"name": creds.project, "domain": {"name": creds.project_domain}}}}});
-            let (status, headers, body) = json_call(client()?.post(&url).json(&body), &url).await?;
-            if status == 401 {
-                return Err(format!(
-                    "POST {url} answered 401: Keystone rejected the credentials of user `{}` from {} (wrong password?)",
-                    creds.username, creds.source
-                ));
-            }
-            if status != 201 {
-                return Err(format!("POST {url} answered {status}, expected 201 with a token: {}", nfvi_harness::truncate_chars(&body.to_string(), 200)));
-            }
-            let token = headers
-                .get("x-subject-token")
-                .and_then(|v| v.to_str().ok())
-                .ok_or_else(|| format!("POST {url} answered 201 without an X-Subject-Token header"))?;
-            Ok(Session { token: crate::creds::secret(token), body, status })
-        })
+        .get_or_init(|| async { issue(&client()?, creds).await })
         .await
         .clone()
+}
+
+/// What the area knows about one OpenStack service type's API.
+#[derive(Debug)]
+struct ServiceApi {
+    /// The catalog type (and older aliases).
+    types: &'static [&'static str],
+    /// The project's name for it, for titles.
+    name: &'static str,
+    /// The RA1 requirement that asks for it.
+    requirement: &'static str,
+    /// The version id RA1 asks for, as a prefix of discovery's `id` (`v2` matches `v2.16`).
+    version: &'static str,
+    /// Where version discovery answers, relative to the endpoint's root.
+    discovery: &'static str,
+    /// The read-only list call, relative to the catalog URL, and the key of its answer
+    /// (empty: the answer is a JSON array).
+    list: Option<(&'static str, &'static str)>,
+}
+
+const SERVICE_APIS: &[ServiceApi] = &[
+    ServiceApi {
+        types: &["compute"],
+        name: "Nova",
+        requirement: "int.api.06@ra1",
+        version: "v2.1",
+        discovery: "",
+        list: Some(("/flavors", "flavors")),
+    },
+    ServiceApi {
+        types: &["network"],
+        name: "Neutron",
+        requirement: "int.api.05@ra1",
+        version: "v2.0",
+        discovery: "",
+        list: Some(("/v2.0/networks", "networks")),
+    },
+    ServiceApi {
+        types: &["image"],
+        name: "Glance",
+        requirement: "int.api.02@ra1",
+        version: "v2",
+        discovery: "",
+        list: Some(("/v2/images", "images")),
+    },
+    ServiceApi {
+        types: &["block-storage", "volumev3"],
+        name: "Cinder",
+        requirement: "int.api.03@ra1",
+        version: "v3",
+        discovery: "",
+        list: Some(("/volumes", "volumes")),
+    },
+    ServiceApi {
+        types: &["object-store"],
+        name: "Swift",
+        requirement: "int.api.04@ra1",
+        version: "",
+        discovery: "info",
+        list: Some(("?format=json", "")),
+    },
+    ServiceApi {
+        types: &["placement"],
+        name: "Placement",
+        requirement: "int.api.08@ra1",
+        version: "v1",
+        discovery: "",
+        list: Some(("/resource_providers", "resource_providers")),
+    },
+    ServiceApi {
+        types: &["orchestration"],
+        name: "Heat",
+        requirement: "int.api.09@ra1",
+        version: "v1",
+        discovery: "",
+        list: Some(("/stacks", "stacks")),
+    },
+];
+
+fn service_api(service_type: &str) -> Option<&'static ServiceApi> {
+    SERVICE_APIS
+        .iter()
+        .find(|a| a.types.contains(&service_type))
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -120,6 +232,9 @@ enum Kind {
     TokenValidate,
     Catalog,
     Endpoints,
+    Service(&'static ServiceApi),
+    ComputeServices,
+    NetworkAgents,
 }
 
 struct ApiCheck {
@@ -143,7 +258,7 @@ pub fn checks() -> Vec<Arc<dyn Check>> {
             kind,
         })
     };
-    vec![
+    let mut all = vec![
         mk(
             "kolla.api.identity-discovery",
             "Identity v3 version discovery: the stable v3 version and the version list",
@@ -170,11 +285,40 @@ pub fn checks() -> Vec<Arc<dyn Check>> {
         ),
         mk(
             "kolla.api.endpoints",
-            "Every catalog endpoint answers version discovery and a read-only list call",
+            "Every catalog endpoint answers version discovery and, for known types, a read-only list call",
             &["gen.ost.01", "int.api.10@ra1"],
             Kind::Endpoints,
         ),
-    ]
+    ];
+    for api in SERVICE_APIS {
+        let version = if api.version.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", api.version)
+        };
+        all.push(mk(
+            &format!("kolla.api.{}", api.types[0]),
+            &format!(
+                "{} ({}) serves API{version}: version discovery and a read-only list call",
+                api.name, api.types[0]
+            ),
+            &[api.requirement],
+            Kind::Service(api),
+        ));
+    }
+    all.push(mk(
+        "kolla.api.compute-services",
+        "Every enabled compute service (nova-scheduler, nova-conductor, nova-compute, ...) is up, and a compute host is registered",
+        &["int.api.06@ra1"],
+        Kind::ComputeServices,
+    ));
+    all.push(mk(
+        "kolla.api.network-agents",
+        "Every administratively up network agent is alive",
+        &["int.api.05@ra1"],
+        Kind::NetworkAgents,
+    ));
+    all
 }
 
 impl Check for ApiCheck {
@@ -203,14 +347,19 @@ impl Check for ApiCheck {
 }
 
 /// An endpoint URL's root (what version discovery answers at): scheme, host, port and any
-/// path before the version segment.
+/// path before the version segment (a trailing project id or its placeholder goes too).
 fn endpoint_root(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
     let mut parts: Vec<&str> = rest.split('/').collect();
+    let project_id = |s: &str| {
+        s.contains("project_id")
+            || s.contains("tenant_id")
+            || (s.len() == 32 && s.chars().all(|c| c.is_ascii_hexdigit()))
+    };
     while let Some(last) = parts.last() {
         let versioned =
             last.starts_with('v') && last[1..].chars().next().is_some_and(|c| c.is_ascii_digit());
-        if parts.len() > 1 && (versioned || last.is_empty() || last.contains("project_id")) {
+        if parts.len() > 1 && (versioned || last.is_empty() || project_id(last)) {
             parts.pop();
         } else {
             break;
@@ -219,16 +368,103 @@ fn endpoint_root(url: &str) -> String {
     format!("{scheme}://{}/", parts.join("/"))
 }
 
-/// The read-only list call for a service type, relative to its catalog URL.
-fn list_call(service_type: &str) -> Option<(&'static str, &'static str)> {
-    Some(match service_type {
-        "identity" => ("/projects", "projects"),
-        "compute" => ("/flavors", "flavors"),
-        "network" => ("/v2.0/networks", "networks"),
-        "image" => ("/v2/images", "images"),
-        "placement" => ("/resource_providers", "resource_providers"),
-        "block-storage" | "volumev3" => ("/volumes", "volumes"),
-        _ => return None,
+/// The endpoints of the chosen interface (and region, when one is set), as (type, URL)
+/// with any project placeholder Keystone left unsubstituted removed.
+fn catalog_endpoints(token_body: &Value, creds: &Credentials) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for svc in token_body["token"]["catalog"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let ty = svc["type"].as_str().unwrap_or("?");
+        for ep in svc["endpoints"].as_array().into_iter().flatten() {
+            let other_region = creds
+                .region
+                .as_deref()
+                .is_some_and(|r| ep["region_id"] != r && ep["region"] != r);
+            if ep["interface"] != creds.interface.as_str() || other_region {
+                continue;
+            }
+            let mut url = ep["url"].as_str().unwrap_or("").to_owned();
+            for placeholder in [
+                "$(project_id)s",
+                "%(project_id)s",
+                "$(tenant_id)s",
+                "%(tenant_id)s",
+            ] {
+                url = url.replace(placeholder, "");
+            }
+            out.push((ty.to_owned(), url.trim_end_matches('/').to_owned()));
+        }
+    }
+    out
+}
+
+/// Version discovery at an endpoint: the document when it answers 200 or 300 with one.
+async fn discover(http: &reqwest::Client, root: &str) -> Result<(u16, Value), String> {
+    match json_call(http.get(root), root).await? {
+        (st, _, b)
+            if (st == 200 || st == 300)
+                && (b.get("version").is_some()
+                    || b.get("versions").is_some()
+                    || b.get("swift").is_some()) =>
+        {
+            Ok((st, b))
+        }
+        (st, _, _) => Err(format!(
+            "GET {root} answered {st} without a version document"
+        )),
+    }
+}
+
+/// The version entries of a discovery document (`versions` as a list or as Keystone's
+/// `versions.values`, or a single `version`).
+fn versions(doc: &Value) -> Vec<&Value> {
+    if let Some(list) = doc["versions"].as_array() {
+        list.iter().collect()
+    } else if let Some(list) = doc["versions"]["values"].as_array() {
+        list.iter().collect()
+    } else if doc["version"].is_object() {
+        vec![&doc["version"]]
+    } else {
+        Vec::new()
+    }
+}
+
+/// A read-only list call with the token: how many entries came back.
+async fn list(
+    http: &reqwest::Client,
+    token: &Secret,
+    url: &str,
+    key: &str,
+) -> Result<usize, String> {
+    let what = if key.is_empty() {
+        "a JSON list".to_owned()
+    } else {
+        format!("`{key}`")
+    };
+    match json_call(http.get(url).header("X-Auth-Token", token.expose()), url).await? {
+        (200, _, b) if key.is_empty() && b.is_array() => Ok(b.as_array().map_or(0, Vec::len)),
+        (200 | 204, _, b) if !key.is_empty() && b.get(key).is_some() => {
+            Ok(b[key].as_array().map_or(0, Vec::len))
+        }
+        (st, _, _) => Err(format!("GET {url} answered {st}, expected 200 with {what}")),
+    }
+}
+
+fn skip_absent(types: &[&str], creds: &Credentials, covers: &str) -> Outcome {
+    let region = creds
+        .region
+        .as_deref()
+        .map(|r| format!(" in region `{r}`"))
+        .unwrap_or_default();
+    Outcome::skip(SkipReason {
+        kind: SkipKind::NotApplicable,
+        message: format!(
+            "the catalog has no `{}` endpoint on interface `{}`{region}: the service is not deployed, so {covers} stays unverified",
+            types[0], creds.interface
+        ),
     })
 }
 
@@ -350,78 +586,53 @@ impl ApiCheck {
             }
             Kind::Endpoints => {
                 let s = session().await?;
-                let mut o = Outcome::pass("");
-                let mut problems = Vec::new();
-                let mut checked = 0;
-                for svc in s.body["token"]["catalog"].as_array().into_iter().flatten() {
-                    let ty = svc["type"].as_str().unwrap_or("?");
-                    for ep in svc["endpoints"].as_array().into_iter().flatten() {
-                        if ep["interface"] != creds.interface.as_str()
-                            || creds
-                                .region
-                                .as_deref()
-                                .is_some_and(|r| ep["region_id"] != r)
-                        {
-                            continue;
-                        }
-                        let url = ep["url"]
-                            .as_str()
-                            .unwrap_or("")
-                            .replace("$(project_id)s", "")
-                            .replace("%(project_id)s", "");
-                        let url = url.trim_end_matches('/').to_owned();
-                        checked += 1;
-                        let root = endpoint_root(&url);
-                        match json_call(http.get(&root), &root).await {
-                            Ok((st, _, b))
-                                if (st == 200 || st == 300)
-                                    && (b.get("version").is_some()
-                                        || b.get("versions").is_some()) =>
-                            {
-                                o = o.with_property(
-                                    format!("{ty} discovery"),
-                                    format!("{root} -> {st}"),
-                                );
-                            }
-                            Ok((st, _, _)) => problems.push(format!(
-                                "{ty}: GET {root} answered {st} without a version document"
-                            )),
-                            Err(e) => problems.push(format!("{ty}: {e}")),
-                        }
-                        if let Some((path, key)) = list_call(ty) {
-                            let list = format!("{url}{path}");
-                            match json_call(
-                                http.get(&list).header("X-Auth-Token", s.token.expose()),
-                                &list,
-                            )
-                            .await
-                            {
-                                Ok((200, _, b)) if b.get(key).is_some() => {
-                                    o = o.with_property(
-                                        format!("{ty} list"),
-                                        format!(
-                                            "GET {list} -> 200, {} {key}",
-                                            b[key].as_array().map_or(0, Vec::len)
-                                        ),
-                                    );
-                                }
-                                Ok((st, _, _)) => problems.push(format!(
-                                    "{ty}: GET {list} answered {st}, expected 200 with `{key}`"
-                                )),
-                                Err(e) => problems.push(format!("{ty}: {e}")),
-                            }
-                        }
-                    }
-                }
-                if checked == 0 {
+                let endpoints = catalog_endpoints(&s.body, creds);
+                if endpoints.is_empty() {
                     return Ok(Outcome::fail(format!(
                         "no catalog endpoint on interface `{}`",
                         creds.interface
                     )));
                 }
+                // Endpoints are asked concurrently; one that fails discovery is not asked
+                // its list call.
+                let probes = endpoints.iter().map(|(ty, url)| {
+                    let (http, token) = (&http, &s.token);
+                    async move {
+                        let api = service_api(ty);
+                        let root =
+                            format!("{}{}", endpoint_root(url), api.map_or("", |a| a.discovery));
+                        let mut props = Vec::new();
+                        match discover(http, &root).await {
+                            Ok((st, _)) => {
+                                props.push((format!("{ty} discovery"), format!("{root} -> {st}")))
+                            }
+                            Err(e) => return (props, Some(format!("{ty}: {e}"))),
+                        }
+                        if let Some((path, key)) = api.and_then(|a| a.list) {
+                            let call = format!("{url}{path}");
+                            match list(http, token, &call, key).await {
+                                Ok(n) => props.push((
+                                    format!("{ty} list"),
+                                    format!("GET {call} -> 200, {n} entries"),
+                                )),
+                                Err(e) => return (props, Some(format!("{ty}: {e}"))),
+                            }
+                        }
+                        (props, None)
+                    }
+                });
+                let mut o = Outcome::pass("");
+                let mut problems = Vec::new();
+                for (props, problem) in futures_util::future::join_all(probes).await {
+                    for (k, v) in props {
+                        o = o.with_property(k, v);
+                    }
+                    problems.extend(problem);
+                }
                 if problems.is_empty() {
                     o.message = format!(
-                        "{checked} endpoint(s) answered version discovery and their list call"
+                        "{} endpoint(s) answered version discovery and their list call",
+                        endpoints.len()
                     );
                     Ok(o)
                 } else {
@@ -430,13 +641,342 @@ impl ApiCheck {
                     Ok(f)
                 }
             }
+            Kind::Service(api) => {
+                let s = session().await?;
+                let Some((ty, url)) = catalog_endpoints(&s.body, creds)
+                    .into_iter()
+                    .find(|(t, _)| api.types.contains(&t.as_str()))
+                else {
+                    return Ok(skip_absent(api.types, creds, api.requirement));
+                };
+                let root = format!("{}{}", endpoint_root(&url), api.discovery);
+                let (st, doc) = discover(&http, &root).await.map_err(Outcome::fail)?;
+                let mut o = Outcome::pass("")
+                    .with_property("catalog type", &ty)
+                    .with_property("endpoint", &url)
+                    .with_property("discovery", format!("{root} -> {st}"));
+                let served = if api.version.is_empty() {
+                    let v = doc["swift"]["version"].as_str().unwrap_or("?");
+                    o = o.with_property("version", v);
+                    format!("version {v}")
+                } else {
+                    let all = versions(&doc);
+                    let ids: Vec<&str> = all.iter().filter_map(|v| v["id"].as_str()).collect();
+                    o = o.with_property("versions", ids.join(", "));
+                    let usable = all.iter().find(|v| {
+                        v["id"]
+                            .as_str()
+                            .is_some_and(|id| id.starts_with(api.version))
+                            && matches!(
+                                v["status"].as_str().unwrap_or(""),
+                                "CURRENT" | "SUPPORTED" | "stable" | "STABLE"
+                            )
+                    });
+                    let Some(v) = usable else {
+                        return Ok(Outcome::fail(format!(
+                            "{} at {root} lists versions [{}]; RA1 asks for {} as CURRENT or SUPPORTED",
+                            api.name,
+                            ids.join(", "),
+                            api.version
+                        ))
+                        .with_property("endpoint", &url));
+                    };
+                    let id = v["id"].as_str().unwrap_or("");
+                    let micro = v["version"]
+                        .as_str()
+                        .or(v["max_version"].as_str())
+                        .filter(|m| !m.is_empty());
+                    if let Some(m) = micro {
+                        o = o.with_property("max microversion", m);
+                    }
+                    match micro {
+                        Some(m) => format!("{id} (microversions up to {m})"),
+                        None => id.to_owned(),
+                    }
+                };
+                if let Some((path, key)) = api.list {
+                    let call = format!("{url}{path}");
+                    let n = list(&http, &s.token, &call, key)
+                        .await
+                        .map_err(Outcome::fail)?;
+                    o = o.with_property("list call", format!("GET {call} -> 200, {n} entries"));
+                }
+                o.message = format!("{} serves {served} at {url}", api.name);
+                Ok(o)
+            }
+            Kind::ComputeServices => {
+                let s = session().await?;
+                let Some((_, url)) = catalog_endpoints(&s.body, creds)
+                    .into_iter()
+                    .find(|(t, _)| t == "compute")
+                else {
+                    return Ok(skip_absent(&["compute"], creds, "int.api.06@ra1"));
+                };
+                let call = format!("{url}/os-services");
+                let body = authed_json(&http, &s.token, &call).await?;
+                Ok(judge_compute_services(&body, &call))
+            }
+            Kind::NetworkAgents => {
+                let s = session().await?;
+                let Some((_, url)) = catalog_endpoints(&s.body, creds)
+                    .into_iter()
+                    .find(|(t, _)| t == "network")
+                else {
+                    return Ok(skip_absent(&["network"], creds, "int.api.05@ra1"));
+                };
+                let call = format!("{url}/v2.0/agents");
+                let body = authed_json(&http, &s.token, &call).await?;
+                Ok(judge_network_agents(&body, &call))
+            }
         }
     }
 }
 
+/// A GET with the token that must answer 200 with JSON; anything else fails naming it.
+async fn authed_json(http: &reqwest::Client, token: &Secret, url: &str) -> Result<Value, Outcome> {
+    match json_call(http.get(url).header("X-Auth-Token", token.expose()), url).await {
+        Ok((200, _, b)) => Ok(b),
+        Ok((st, _, b)) => Err(Outcome::fail(format!(
+            "GET {url} answered {st}, expected 200: {}",
+            nfvi_harness::truncate_chars(&b.to_string(), 160)
+        ))),
+        Err(e) if e.starts_with("cannot reach") || e.contains("did not answer") => {
+            Err(Outcome::error(e))
+        }
+        Err(e) => Err(Outcome::fail(e)),
+    }
+}
+
+/// Nova's `os-services`: every enabled service up (`state`, and not `forced_down`), and at
+/// least one nova-compute.
+fn judge_compute_services(body: &Value, call: &str) -> Outcome {
+    let Some(services) = body["services"].as_array() else {
+        return Outcome::fail(format!("GET {call} answered without a `services` list"));
+    };
+    let mut o = Outcome::pass("");
+    let (mut down, mut disabled, mut computes) = (Vec::new(), Vec::new(), 0);
+    for svc in services {
+        let name = format!(
+            "{}@{}",
+            svc["binary"].as_str().unwrap_or("?"),
+            svc["host"].as_str().unwrap_or("?")
+        );
+        let state = svc["state"].as_str().unwrap_or("?");
+        let status = svc["status"].as_str().unwrap_or("?");
+        let forced = svc["forced_down"].as_bool().unwrap_or(false);
+        o = o.with_property(
+            &name,
+            format!(
+                "{status}, {state}{}, updated {}",
+                if forced { " (forced down)" } else { "" },
+                svc["updated_at"].as_str().unwrap_or("never")
+            ),
+        );
+        if status == "disabled" {
+            disabled.push(name);
+            continue;
+        }
+        if svc["binary"] == "nova-compute" {
+            computes += 1;
+        }
+        if state != "up" || forced {
+            down.push(format!(
+                "{name} is {state}{} (last heartbeat {})",
+                if forced { ", forced down" } else { "" },
+                svc["updated_at"].as_str().unwrap_or("never")
+            ));
+        }
+    }
+    if !disabled.is_empty() {
+        o = o.with_property("disabled (not judged)", disabled.join(", "));
+    }
+    if !down.is_empty() {
+        let mut f = Outcome::fail(format!("compute services down: {}", down.join("; ")));
+        f.evidence = o.evidence;
+        return f;
+    }
+    if computes == 0 {
+        let mut f = Outcome::fail(format!(
+            "GET {call} lists no enabled nova-compute: the cloud has no hypervisor to schedule on"
+        ));
+        f.evidence = o.evidence;
+        return f;
+    }
+    o.message = format!(
+        "{} compute services up ({computes} nova-compute){}",
+        services.len() - disabled.len(),
+        if disabled.is_empty() {
+            String::new()
+        } else {
+            format!(", {} disabled", disabled.len())
+        }
+    );
+    o
+}
+
+/// Neutron's agents: every administratively up agent alive, and at least one agent.
+fn judge_network_agents(body: &Value, call: &str) -> Outcome {
+    let Some(agents) = body["agents"].as_array() else {
+        return Outcome::fail(format!("GET {call} answered without an `agents` list"));
+    };
+    if agents.is_empty() {
+        return Outcome::fail(format!(
+            "GET {call} lists no agents: no L2 or L3 agent reports to neutron-server"
+        ));
+    }
+    let mut o = Outcome::pass("");
+    let mut dead = Vec::new();
+    let mut admin_down = 0;
+    for a in agents {
+        let name = format!(
+            "{}@{}",
+            a["binary"].as_str().unwrap_or("?"),
+            a["host"].as_str().unwrap_or("?")
+        );
+        let alive = a["alive"].as_bool().unwrap_or(false);
+        let admin_up = a["admin_state_up"].as_bool().unwrap_or(true);
+        let beat = a["heartbeat_timestamp"].as_str().unwrap_or("never");
+        o = o.with_property(
+            &name,
+            format!(
+                "{}, {}, heartbeat {beat}",
+                if alive { "alive" } else { "dead" },
+                if admin_up { "admin up" } else { "admin down" }
+            ),
+        );
+        if !admin_up {
+            admin_down += 1;
+        } else if !alive {
+            dead.push(format!(
+                "{name} ({}) last heartbeat {beat}",
+                a["agent_type"].as_str().unwrap_or("?")
+            ));
+        }
+    }
+    if !dead.is_empty() {
+        let mut f = Outcome::fail(format!("network agents not alive: {}", dead.join("; ")));
+        f.evidence = o.evidence;
+        return f;
+    }
+    o.message = format!(
+        "{} network agents alive{}",
+        agents.len() - admin_down,
+        if admin_down > 0 {
+            format!(", {admin_down} administratively down (not judged)")
+        } else {
+            String::new()
+        }
+    );
+    o
+}
+
 #[cfg(test)]
 mod tests {
-    use super::endpoint_root;
+    use super::*;
+
+    /// `GET /v2.1/os-services` as the compute API reference shows it (microversion 2.11+).
+    const NOVA_SERVICES: &str = r#"{"services": [
+        {"id": 1, "binary": "nova-scheduler", "host": "ctl1", "zone": "internal", "status": "enabled", "state": "up", "updated_at": "2026-11-27T03:00:00.000000", "disabled_reason": null, "forced_down": false},
+        {"id": 2, "binary": "nova-compute", "host": "cmp1", "zone": "nova", "status": "enabled", "state": "up", "updated_at": "2026-11-27T03:00:00.000000", "disabled_reason": null, "forced_down": false},
+        {"id": 3, "binary": "nova-compute", "host": "cmp2", "zone": "nova", "status": "disabled", "state": "down", "updated_at": null, "disabled_reason": "maintenance", "forced_down": false}
+    ]}"#;
+
+    fn judge(f: fn(&Value, &str) -> Outcome, text: &str) -> Outcome {
+        f(&serde_json::from_str(text).unwrap(), "GET x")
+    }
+
+    #[test]
+    fn compute_services_judge_enabled_ones_and_need_a_compute_host() {
+        let o = judge(judge_compute_services, NOVA_SERVICES);
+        assert_eq!(o.status, nfvi_harness::Status::Passed, "{}", o.message);
+        assert!(
+            o.message
+                .contains("2 compute services up (1 nova-compute), 1 disabled"),
+            "{}",
+            o.message
+        );
+        let forced = NOVA_SERVICES.replacen("\"forced_down\": false", "\"forced_down\": true", 1);
+        let o = judge(judge_compute_services, &forced);
+        assert_eq!(o.status, nfvi_harness::Status::Failed);
+        assert!(
+            o.message.contains("nova-scheduler@ctl1 is up, forced down"),
+            "{}",
+            o.message
+        );
+        let down = NOVA_SERVICES.replacen("\"state\": \"up\"", "\"state\": \"down\"", 2);
+        let o = judge(judge_compute_services, &down);
+        assert!(
+            o.message.contains("nova-compute@cmp1 is down"),
+            "{}",
+            o.message
+        );
+        let o = judge(
+            judge_compute_services,
+            r#"{"services": [{"binary": "nova-scheduler", "host": "a", "status": "enabled", "state": "up"}]}"#,
+        );
+        assert!(
+            o.message.contains("no enabled nova-compute"),
+            "{}",
+            o.message
+        );
+        for bad in [r#"{}"#, r#"{"services": {}}"#, "[]"] {
+            assert_eq!(
+                judge(judge_compute_services, bad).status,
+                nfvi_harness::Status::Failed,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn network_agents_judge_admin_up_ones() {
+        let text = r#"{"agents": [
+            {"binary": "neutron-openvswitch-agent", "agent_type": "Open vSwitch agent", "host": "cmp1", "alive": true, "admin_state_up": true, "heartbeat_timestamp": "2026-11-27 03:00:00"},
+            {"binary": "neutron-l3-agent", "agent_type": "L3 agent", "host": "net1", "alive": false, "admin_state_up": false, "heartbeat_timestamp": "2026-11-01 00:00:00"}
+        ]}"#;
+        let o = judge(judge_network_agents, text);
+        assert_eq!(o.status, nfvi_harness::Status::Passed, "{}", o.message);
+        assert!(
+            o.message.contains("1 administratively down"),
+            "{}",
+            o.message
+        );
+        let o = judge(
+            judge_network_agents,
+            &text.replace("\"admin_state_up\": false", "\"admin_state_up\": true"),
+        );
+        assert_eq!(o.status, nfvi_harness::Status::Failed);
+        assert!(
+            o.message
+                .contains("neutron-l3-agent@net1 (L3 agent) last heartbeat 2026-11-01"),
+            "{}",
+            o.message
+        );
+        assert!(
+            judge(judge_network_agents, r#"{"agents": []}"#)
+                .message
+                .contains("no agents")
+        );
+        assert_eq!(
+            judge(judge_network_agents, r#"{"agent": []}"#).status,
+            nfvi_harness::Status::Failed
+        );
+    }
+
+    #[test]
+    fn versions_are_read_in_every_discovery_shape() {
+        let nova: Value =
+            serde_json::from_str(r#"{"versions": [{"id": "v2.1", "status": "CURRENT"}]}"#).unwrap();
+        assert_eq!(versions(&nova).len(), 1);
+        let keystone: Value = serde_json::from_str(
+            r#"{"versions": {"values": [{"id": "v3.14", "status": "stable"}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(versions(&keystone)[0]["id"], "v3.14");
+        let single: Value = serde_json::from_str(r#"{"version": {"id": "v3.14"}}"#).unwrap();
+        assert_eq!(versions(&single).len(), 1);
+        assert!(versions(&Value::Null).is_empty());
+    }
 
     #[test]
     fn endpoint_roots_drop_version_and_project_segments() {
@@ -459,6 +999,10 @@ mod tests {
         assert_eq!(
             endpoint_root("https://cloud.example/identity/v3/"),
             "https://cloud.example/identity/"
+        );
+        assert_eq!(
+            endpoint_root("http://10.0.0.1:8004/v1/239a3382124847fb89726be70420330c"),
+            "http://10.0.0.1:8004/"
         );
     }
 }

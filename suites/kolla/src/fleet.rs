@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use nfvi_suite_docker::lab::{self, docker, run};
 
+use crate::lab_api;
 use crate::services::{self, Health, Service};
 
 /// The label that marks the fleet's containers, so `down` removes exactly them.
@@ -161,7 +162,7 @@ fn publish(set: &[Service], release: &str, progress: &mut dyn FnMut(&str)) -> Re
 }
 
 /// The command a container runs and its health test (`None`: no health check, as in Kolla).
-fn shape(health: Health) -> (String, Option<String>) {
+fn shape(s: &Service) -> (String, Option<String>) {
     let forever = "exec sleep 2147483647".to_owned();
     // An HTTP GET through busybox nc, judged on the status line like `healthcheck_curl`
     // (busybox-static's wget crashes in its resolver, even for a literal address).
@@ -170,11 +171,16 @@ fn shape(health: Health) -> (String, Option<String>) {
             "r=$(printf 'GET {path} HTTP/1.0\\r\\nHost: 127.0.0.1\\r\\n\\r\\n' | nc -w 3 127.0.0.1 {port} | busybox head -n 1); echo \"127.0.0.1:{port}{path} $r\"; case \"$r\" in *' 200 '*) exit 0;; esac; exit 1"
         ))
     };
-    match health {
+    match s.health {
         Health::Serves(port) => (
-            format!(
+            lab_api::api_command(s.container).unwrap_or_else(|| format!(
                 "busybox mkdir -p /tmp/www && echo ok > /tmp/www/index.html && exec busybox httpd -f -p 127.0.0.1:{port} -h /tmp/www"
-            ),
+            )),
+            http(port, "/"),
+        ),
+        // RPC services report in through heartbeats while their dependency answers.
+        Health::NeedsPort(port) if port == services::RABBITMQ => (
+            lab_api::heartbeat_command(s.container, port),
             http(port, "/"),
         ),
         Health::NeedsPort(port) => (forever, http(port, "/")),
@@ -199,7 +205,7 @@ fn state_of(name: &str) -> Option<String> {
 
 fn start(s: &Service, release: &str) -> Result<(), String> {
     let image = image_ref(s.image, release);
-    let (command, test) = shape(s.health);
+    let (command, test) = shape(s);
     // Kolla's `build-date` format.
     let build_date = chrono::Utc::now().format("%Y%m%d").to_string();
     let labels = [
@@ -229,6 +235,10 @@ fn start(s: &Service, release: &str) -> Result<(), String> {
     if s.health == Health::Fernet {
         args.extend(["-v", &fernet]);
     }
+    let mounts = lab_api::mounts(s.container, &command);
+    for m in &mounts {
+        args.extend(["-v", m]);
+    }
     if let Some(test) = &test {
         // Kolla's defaults are 30 s / 30 s / 3 / 5 s; the lab probes every 5 s so that a
         // stopped dependency shows within seconds.
@@ -255,6 +265,10 @@ pub fn up(release: &str, progress: &mut dyn FnMut(&str)) -> Result<(), String> {
     let set = services::default_set(release)?;
     registry_up(progress)?;
     publish(&set, release, progress)?;
+    for dir in [lab_api::heartbeat_dir(), lab_api::stacks_dir()] {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
     let mut started = 0;
     for s in &set {
         match state_of(s.container).as_deref() {
@@ -316,7 +330,8 @@ pub fn up(release: &str, progress: &mut dyn FnMut(&str)) -> Result<(), String> {
             "Kolla containers healthy after {:.1} s",
             t0.elapsed().as_secs_f64()
         ));
-        Ok(())
+        let names: Vec<&str> = set.iter().map(|s| s.container).collect();
+        lab_api::register(&names, progress)
     } else {
         Err(format!(
             "Kolla containers unhealthy after start: {}",
@@ -382,12 +397,22 @@ mod tests {
 
     #[test]
     fn shapes_check_what_the_container_serves() {
-        let (cmd, test) = shape(Health::Serves(9292));
-        assert!(cmd.contains("httpd -f -p 127.0.0.1:9292"));
+        let svc = |container, health| Service {
+            container,
+            image: "x",
+            health,
+        };
+        let (cmd, test) = shape(&svc("glance_api", Health::Serves(9292)));
+        assert!(cmd.contains("httpd -p 127.0.0.1:9292"), "{cmd}");
+        assert!(cmd.contains("v2/images"), "{cmd}");
+        let (cmd, _) = shape(&svc("haproxy", Health::Serves(61313)));
+        assert!(cmd.contains("httpd -f -p 127.0.0.1:61313"), "{cmd}");
         let test = test.unwrap();
         assert!(test.contains("nc -w 3 127.0.0.1 9292"), "{test}");
         assert!(test.contains("GET / HTTP/1.0"), "{test}");
-        assert!(shape(Health::None).1.is_none());
-        assert!(shape(Health::NeedsPort(5672)).1.unwrap().contains(":5672/"));
+        assert!(shape(&svc("cron", Health::None)).1.is_none());
+        let (cmd, test) = shape(&svc("nova_compute", Health::NeedsPort(5672)));
+        assert!(test.unwrap().contains(":5672/"));
+        assert!(cmd.contains("touch /heartbeats/nova-compute"), "{cmd}");
     }
 }

@@ -33,7 +33,7 @@ pub struct Service {
     pub health: Health,
 }
 
-const RABBITMQ: u16 = 5672;
+pub(crate) const RABBITMQ: u16 = 5672;
 
 const fn s(container: &'static str, image: &'static str, health: Health) -> Service {
     Service {
