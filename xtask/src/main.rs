@@ -34,6 +34,9 @@ const TEST_PACKAGES: &[&str] = &[
     "python3-dev",
     "gcc",
     "libc6-dev",
+    // A TLS front for the lab's Keystone and openssl for its test CA (kolla TLS tests).
+    "socat",
+    "openssl",
 ];
 
 /// Python test helpers (a real JUnit consumer).

@@ -21,12 +21,24 @@ fn run_suite(
     target: &str,
     filter: &[&str],
 ) -> (i32, serde_json::Value, String) {
+    run_suite_env(dir, target, filter, &[])
+}
+
+/// [`run_suite`] with extra environment variables.
+fn run_suite_env(
+    dir: &std::path::Path,
+    target: &str,
+    filter: &[&str],
+    env: &[(&str, &str)],
+) -> (i32, serde_json::Value, String) {
     let target_file = dir.join("t.toml");
     std::fs::write(&target_file, target).unwrap();
     let out = dir.join("run");
     let mut cmd = nfvi();
     cmd.env_remove("OS_AUTH_URL")
         .env_remove("OS_CLOUD")
+        .env_remove("NFVI_REGISTRY_PASSWORD")
+        .envs(env.iter().copied())
         .args(["run", "--suite", "kolla"]);
     for f in filter {
         cmd.args(["--filter", f]);
@@ -737,4 +749,228 @@ fn a_catalog_endpoint_answering_500_or_never_is_named_within_the_deadline() {
         );
     }
     assert!(t0.elapsed() < std::time::Duration::from_secs(60), "no hang");
+}
+
+/// A process the test started, ended by its PID at the end.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn sh(cmd: &str, dir: &std::path::Path) {
+    let out = std::process::Command::new("sh")
+        .args(["-c", cmd])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn wait_for_port(port: u16) {
+    let t0 = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(t0.elapsed().as_secs() < 20, "nothing answers on {port}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn keystone_behind_tls_with_a_private_ca_needs_the_bundle_and_says_where_to_give_it() {
+    if !require(
+        "the lab's Keystone, socat and openssl (run `nfvi-verify lab up`; `cargo xtask deps --tests`)",
+        keystone_up()
+            && std::path::Path::new("/usr/bin/socat").exists()
+            && std::path::Path::new("/usr/bin/openssl").exists(),
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A private CA and a server certificate for 127.0.0.1, as Kolla's `certificates` command
+    // makes them, and a TLS front for the real Keystone as HAProxy is in Kolla.
+    sh(
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj '/CN=nfvi-verify test CA' \
+         && openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj '/CN=127.0.0.1' \
+         && printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\nextendedKeyUsage=serverAuth\\n' > ext \
+         && openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile ext",
+        d,
+    );
+    let port = free_port();
+    let _front = Child(
+        std::process::Command::new("socat")
+            .arg(format!(
+                "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={0}/srv.pem,key={0}/srv.key,verify=0",
+                d.display()
+            ))
+            .arg("TCP:127.0.0.1:5000")
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port);
+    let rc = d.join("tls-openrc.sh");
+    std::fs::write(
+        &rc,
+        std::fs::read_to_string(OPENRC).unwrap().replace(
+            "http://127.0.0.1:5000/v3",
+            &format!("https://127.0.0.1:{port}/v3"),
+        ),
+    )
+    .unwrap();
+    let filter = ["kolla.api.identity-discovery", "kolla.api.token-*"];
+    let target = |extra: &str| format!("[openstack]\nopenrc = \"{}\"\n{extra}\n", rc.display());
+
+    let run = |extra: &str| {
+        let sub = tempfile::tempdir_in(d).unwrap();
+        let r = run_suite(sub.path(), &target(extra), &filter);
+        (r.0, r.1)
+    };
+    let (code, r) = run("");
+    assert_eq!(code, 3, "{}", r["checks"]);
+    let m = check(&r, "kolla.api.token-issue")["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        m.contains("certificate is not trusted") && m.contains("UnknownIssuer"),
+        "{m}"
+    );
+    assert!(
+        m.contains("openstack.cacert"),
+        "says where to give the bundle: {m}"
+    );
+
+    let (code, r) = run(&format!("cacert = \"{}/ca.pem\"", d.display()));
+    assert_eq!(code, 0, "{}", r["checks"]);
+    let t = check(&r, "kolla.api.token-validate");
+    assert_eq!(t["outcome"], "passed");
+    assert!(
+        t["evidence"]["properties"]["TLS"]
+            .as_str()
+            .unwrap()
+            .contains("ca.pem")
+    );
+
+    let (code, r) = run("insecure = true");
+    assert_eq!(code, 0, "{}", r["checks"]);
+    let tls = check(&r, "kolla.api.identity-discovery")["evidence"]["properties"]["TLS"].clone();
+    assert_eq!(tls, "certificate verification disabled (insecure)");
+
+    let (code, r) = run(&format!("cacert = \"{}/ext\"", d.display()));
+    assert_eq!(code, 3);
+    let m = check(&r, "kolla.api.token-issue")["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(m.contains("holds no certificate"), "{m}");
+}
+
+#[test]
+fn a_registry_that_wants_credentials_gets_them_from_the_target_or_docker_login() {
+    let python = "/var/lib/nfvi-verify/lab/keystone/venv/bin/python";
+    if !require(
+        "docker-registry and the lab's Keystone venv (for bcrypt) (run `nfvi-verify lab up`)",
+        std::path::Path::new("/usr/bin/docker-registry").exists()
+            && std::path::Path::new(python).exists(),
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let hash = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import bcrypt; print(bcrypt.hashpw(b'reg-pass-7', bcrypt.gensalt(rounds=4)).decode())",
+        ])
+        .output()
+        .unwrap();
+    assert!(hash.status.success());
+    std::fs::write(
+        d.join("htpasswd"),
+        format!("nfvi:{}", String::from_utf8(hash.stdout).unwrap()),
+    )
+    .unwrap();
+    let port = free_port();
+    std::fs::write(
+        d.join("config.yml"),
+        format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {0}/data\nhttp:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd:\n    realm: nfvi-test\n    path: {0}/htpasswd\n",
+            d.display()
+        ),
+    )
+    .unwrap();
+    let _registry = Child(
+        std::process::Command::new("/usr/bin/docker-registry")
+            .arg("serve")
+            .arg(d.join("config.yml"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port);
+    let home = d.join("home");
+    std::fs::create_dir_all(home.join(".docker")).unwrap();
+    let home_s = home.to_str().unwrap().to_owned();
+    let target =
+        |extra: &str| format!("[kolla]\nregistry = \"http://127.0.0.1:{port}\"\n{extra}\n");
+    let run = |extra: &str, env: &[(&str, &str)]| {
+        let sub = tempfile::tempdir_in(d).unwrap();
+        let mut env = env.to_vec();
+        env.push(("HOME", &home_s));
+        let r = run_suite_env(sub.path(), &target(extra), &["kolla.registry.api"], &env);
+        let c = check(&r.1, "kolla.registry.api").clone();
+        (r.0, c)
+    };
+
+    let (code, c) = run("", &[]);
+    assert_eq!((code, c["outcome"].as_str().unwrap()), (3, "error"), "{c}");
+    let m = c["message"].as_str().unwrap();
+    assert!(
+        m.contains("answered 401")
+            && m.contains("Basic realm=\"nfvi-test\"")
+            && m.contains("NFVI_REGISTRY_PASSWORD"),
+        "{m}"
+    );
+
+    let (code, c) = run(
+        "registry_username = \"nfvi\"",
+        &[("NFVI_REGISTRY_PASSWORD", "reg-pass-7")],
+    );
+    assert_eq!((code, c["outcome"].as_str().unwrap()), (0, "passed"), "{c}");
+    let who = c["evidence"]["properties"]["authenticated as"]
+        .as_str()
+        .unwrap();
+    assert!(who.starts_with("nfvi (basic)"), "{who}");
+
+    let (code, c) = run(
+        "registry_username = \"nfvi\"",
+        &[("NFVI_REGISTRY_PASSWORD", "wrong")],
+    );
+    // A should-level failure is a warning, and this one-check run then verified no mandatory
+    // requirement: incomplete.
+    assert_eq!((code, c["outcome"].as_str().unwrap()), (3, "failed"), "{c}");
+    let m = c["message"].as_str().unwrap();
+    assert!(m.contains("rejected the credentials of user `nfvi`"), "{m}");
+    assert!(!c.to_string().contains("reg-pass-7"));
+
+    // `docker login` leaves an `auths` entry: base64 of user:password.
+    std::fs::write(
+        home.join(".docker/config.json"),
+        format!("{{\"auths\": {{\"127.0.0.1:{port}\": {{\"auth\": \"bmZ2aTpyZWctcGFzcy03\"}}}}}}"),
+    )
+    .unwrap();
+    let (code, c) = run("", &[]);
+    assert_eq!((code, c["outcome"].as_str().unwrap()), (0, "passed"), "{c}");
+    let who = c["evidence"]["properties"]["authenticated as"]
+        .as_str()
+        .unwrap();
+    assert!(who.contains("config.json"), "{who}");
 }

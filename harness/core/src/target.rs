@@ -132,6 +132,14 @@ pub struct OpenStackTarget {
     pub cloud: String,
     /// clouds.yaml path; empty for openstacksdk's search path.
     pub clouds_yaml: String,
+    /// Catalog interface to check (`internal` or `public`); empty: the credentials' own
+    /// (`OS_INTERFACE`, `interface` in clouds.yaml), else `internal`.
+    pub interface: String,
+    /// PEM CA bundle to trust besides the platform's roots (Kolla's
+    /// `kolla_admin_openrc_cacert`); empty: `OS_CACERT` or `cacert` in clouds.yaml.
+    pub cacert: String,
+    /// Accept any TLS certificate. Recorded in every API result; never the default.
+    pub insecure: bool,
 }
 
 /// The Kolla-Ansible releases whose container tables the kolla area knows.
@@ -155,6 +163,12 @@ pub struct KollaTarget {
     pub image_namespace: String,
     /// The image tag every service needs (Kolla's `openstack_tag`).
     pub image_tag: String,
+    /// User for a registry that asks for credentials (Kolla's `docker_registry_username`);
+    /// the password comes from `NFVI_REGISTRY_PASSWORD`, never from the file. Empty: the
+    /// `auths` entry of Docker's config.json, if any.
+    pub registry_username: String,
+    /// PEM CA bundle for a registry with a private CA; empty: the platform's roots.
+    pub registry_cacert: String,
 }
 
 /// Data-path measurement settings.

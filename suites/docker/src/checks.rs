@@ -143,7 +143,24 @@ impl Check for DockerCheck {
         Box::pin(async move {
             match self.run_inner(cx).await {
                 Ok(o) => o,
-                Err(e) => Outcome::error(e),
+                Err(e) => {
+                    // Say so when the daemon went away during the run.
+                    let socket = &cx.target().docker.socket;
+                    let gone = std::os::unix::net::UnixStream::connect(socket).is_err_and(|e| {
+                        matches!(
+                            e.kind(),
+                            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                        )
+                    });
+                    if gone {
+                        Outcome::error(format!(
+                            "{e}; the Docker daemon at {} no longer answers (stopped during the run?)",
+                            socket.display()
+                        ))
+                    } else {
+                        Outcome::error(e)
+                    }
+                }
             }
         })
     }

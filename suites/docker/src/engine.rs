@@ -32,6 +32,28 @@ async fn deadline<T>(
 /// Connects to the socket and negotiates the API version with the daemon.
 pub async fn connect(socket: &std::path::Path) -> Result<Docker, String> {
     let path = socket.display().to_string();
+    // A socket this user may not open: say whose it is instead of the client's
+    // "connection error".
+    if let Err(nix::errno::Errno::EACCES) = nix::unistd::access(
+        socket,
+        nix::unistd::AccessFlags::R_OK | nix::unistd::AccessFlags::W_OK,
+    ) {
+        use std::os::unix::fs::MetadataExt;
+        let owner = std::fs::metadata(socket)
+            .map(|m| {
+                format!(
+                    "owner {}:{}, mode {:o}",
+                    m.uid(),
+                    m.gid(),
+                    m.mode() & 0o7777
+                )
+            })
+            .unwrap_or_default();
+        return Err(format!(
+            "permission denied on the Docker socket {path} for uid {} ({owner}): run as root or as a member of the socket's group (usually `docker`)",
+            nix::unistd::geteuid()
+        ));
+    }
     let docker = Docker::connect_with_unix(&path, 30, bollard::API_DEFAULT_VERSION)
         .map_err(|e| format!("cannot use the Docker socket {path}: {e}"))?;
     deadline("negotiating the API version", docker.negotiate_version()).await

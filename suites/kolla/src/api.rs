@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
 use crate::creds::{Credentials, Secret};
+use crate::http;
 
 /// A project-scoped token and the token body (catalog, roles, expiry).
 #[derive(Clone)]
@@ -35,16 +36,8 @@ fn cache_slot(creds: &Credentials) -> Cached {
         .clone()
 }
 
-fn client() -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .connect_timeout(Duration::from_secs(5))
-        // uWSGI's http-socket (Keystone under Kolla and in the lab) closes every connection
-        // after one response; a pooled connection would fail on reuse.
-        .pool_max_idle_per_host(0)
-        .build()
-        .map_err(|e| format!("cannot build an HTTP client: {e}"))
-}
+/// Where a user gives the CA bundle of a private-CA cloud, for TLS messages.
+const CA_HINT: &str = "openstack.cacert in the target file, OS_CACERT, or `cacert` in clouds.yaml";
 
 /// Sends a request and reads a JSON body, with messages that name the URL and what came back.
 async fn json_call(
@@ -55,13 +48,7 @@ async fn json_call(
         .header("Accept", "application/json")
         .send()
         .await
-        .map_err(|e| {
-            if e.is_timeout() {
-                format!("{url} did not answer within 10 s")
-            } else {
-                format!("cannot reach {url}: {e}")
-            }
-        })?;
+        .map_err(|e| http::describe(&e, url, CA_HINT))?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let ctype = headers
@@ -137,7 +124,7 @@ pub(crate) async fn issue_token(
 /// The run's session for these credentials, issued once.
 async fn session(creds: &Credentials) -> Result<Session, String> {
     cache_slot(creds)
-        .get_or_init(|| async { issue(&client()?, creds).await })
+        .get_or_init(|| async { issue(&http::client(&creds.tls)?, creds).await })
         .await
         .clone()
 }
@@ -329,19 +316,15 @@ impl Check for ApiCheck {
     fn run<'a>(&'a self, cx: &'a CheckContext) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
             let creds = match Credentials::discover(&cx.target().openstack) {
-                Ok(c) => c,
+                Ok(c) => c.with_target(&cx.target().openstack),
                 Err(e) => return Outcome::error(e),
             };
-            match self.run_with(&creds).await {
-                Ok(o) => o
-                    .with_property("credentials from", &creds.source)
-                    .with_property("kolla stage", "post-deploy (API smoke tests on its openrc)")
-                    .with_property("auth url", &creds.auth_url),
-                Err(o) => o
-                    .with_property("credentials from", &creds.source)
-                    .with_property("kolla stage", "post-deploy (API smoke tests on its openrc)")
-                    .with_property("auth url", &creds.auth_url),
-            }
+            let (Ok(o) | Err(o)) = self.run_with(&creds).await;
+            o.with_property("credentials from", &creds.source)
+                .with_property("kolla stage", "post-deploy (API smoke tests on its openrc)")
+                .with_property("auth url", &creds.auth_url)
+                .with_property("interface", &creds.interface)
+                .with_property("TLS", creds.tls.describe())
         })
     }
 }
@@ -470,12 +453,12 @@ fn skip_absent(types: &[&str], creds: &Credentials, covers: &str) -> Outcome {
 
 impl ApiCheck {
     async fn run_with(&self, creds: &Credentials) -> Result<Outcome, Outcome> {
-        let http = client().map_err(Outcome::error)?;
+        let http = http::client(&creds.tls).map_err(Outcome::error)?;
         // An unreachable identity service leaves the question open (error); a rejection or a
         // malformed answer is the NFVI's (failure).
         let session = || async {
             session(creds).await.map_err(|e| {
-                if e.starts_with("cannot reach") || e.contains("did not answer") {
+                if http::unreachable(&e) {
                     Outcome::error(e)
                 } else {
                     Outcome::fail(e)
@@ -740,9 +723,7 @@ async fn authed_json(http: &reqwest::Client, token: &Secret, url: &str) -> Resul
             "GET {url} answered {st}, expected 200: {}",
             nfvi_harness::truncate_chars(&b.to_string(), 160)
         ))),
-        Err(e) if e.starts_with("cannot reach") || e.contains("did not answer") => {
-            Err(Outcome::error(e))
-        }
+        Err(e) if http::unreachable(&e) => Err(Outcome::error(e)),
         Err(e) => Err(Outcome::fail(e)),
     }
 }

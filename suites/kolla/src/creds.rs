@@ -5,6 +5,8 @@ use std::fmt;
 use std::path::PathBuf;
 
 use nfvi_harness::target::OpenStackTarget;
+
+use crate::http::Tls;
 use serde::Deserialize;
 
 /// A secret that never prints.
@@ -48,6 +50,8 @@ pub struct Credentials {
     pub interface: String,
     /// Region, if any.
     pub region: Option<String>,
+    /// How servers are trusted (`OS_CACERT` / `cacert`, `OS_INSECURE` / `verify: false`).
+    pub tls: Tls,
     /// Where they came from, for messages.
     pub source: String,
 }
@@ -84,8 +88,29 @@ impl Credentials {
                 .trim_end_matches("URL")
                 .to_owned(),
             region: get("OS_REGION_NAME"),
+            tls: Tls {
+                cacert: get("OS_CACERT"),
+                insecure: get("OS_INSECURE").is_some_and(|v| {
+                    matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes")
+                }),
+            },
             source: source.to_owned(),
         })
+    }
+
+    /// The target file's settings over whatever the credentials said: `openstack.interface`,
+    /// `openstack.cacert`, `openstack.insecure`.
+    pub fn with_target(mut self, os: &OpenStackTarget) -> Self {
+        if !os.interface.is_empty() {
+            self.interface = os.interface.clone();
+        }
+        if !os.cacert.is_empty() {
+            self.tls.cacert = Some(os.cacert.clone());
+        }
+        if os.insecure {
+            self.tls.insecure = true;
+        }
+        self
     }
 
     /// In this order: the environment when `OS_AUTH_URL` is set; the cloud named by
@@ -161,6 +186,8 @@ struct Cloud {
     auth: CloudAuth,
     region_name: Option<String>,
     interface: Option<String>,
+    cacert: Option<String>,
+    verify: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -212,6 +239,10 @@ pub fn parse_clouds_yaml(text: &str, path: &str, cloud: &str) -> Result<Credenti
             .unwrap_or_else(|| "Default".to_owned()),
         interface: c.interface.clone().unwrap_or_else(|| "internal".to_owned()),
         region: c.region_name.clone(),
+        tls: Tls {
+            cacert: c.cacert.clone().filter(|s| !s.is_empty()),
+            insecure: c.verify == Some(false),
+        },
         source,
     })
 }
@@ -230,6 +261,26 @@ mod tests {
         assert_eq!(c.password.expose(), "s3cret");
         assert_eq!(c.interface, "internal");
         assert!(!format!("{c:?}").contains("s3cret"));
+        assert_eq!(c.tls, Tls::default());
+        let mut vars = vars;
+        vars.insert("OS_CACERT".into(), "/ca.pem".into());
+        vars.insert("OS_INSECURE".into(), "True".into());
+        let c = Credentials::from_vars(&vars, "rc").unwrap();
+        assert_eq!(c.tls.cacert.as_deref(), Some("/ca.pem"));
+        assert!(c.tls.insecure);
+        let os = OpenStackTarget {
+            openrc: String::new(),
+            cloud: String::new(),
+            clouds_yaml: String::new(),
+            interface: "public".into(),
+            cacert: "/other.pem".into(),
+            insecure: false,
+        };
+        let c = c.with_target(&os);
+        assert_eq!(
+            (c.interface.as_str(), c.tls.cacert.as_deref()),
+            ("public", Some("/other.pem"))
+        );
         let err =
             Credentials::from_vars(&parse_openrc("export OS_AUTH_URL=x\n"), "rc").unwrap_err();
         assert_eq!(err, "rc does not set OS_USERNAME");
@@ -240,6 +291,19 @@ mod tests {
         let text = "clouds:\n  kolla-admin:\n    auth:\n      auth_url: http://127.0.0.1:5000/v3\n      username: admin\n      password: 'pw'\n      project_name: admin\n    region_name: RegionOne\n    interface: public\n";
         let c = parse_clouds_yaml(text, "c.yaml", "kolla-admin").unwrap();
         assert_eq!(c.auth_url, "http://127.0.0.1:5000/v3");
+        assert_eq!(c.tls, Tls::default());
+        let tls = parse_clouds_yaml(
+            &format!("{text}    cacert: /etc/kolla/certificates/ca/root.crt\n    verify: false\n"),
+            "c.yaml",
+            "kolla-admin",
+        )
+        .unwrap()
+        .tls;
+        assert_eq!(
+            tls.cacert.as_deref(),
+            Some("/etc/kolla/certificates/ca/root.crt")
+        );
+        assert!(tls.insecure);
         assert_eq!(c.interface, "public");
         assert_eq!(c.region.as_deref(), Some("RegionOne"));
         assert_eq!(c.user_domain, "Default");

@@ -17,7 +17,6 @@
 //! it does on a real cloud: the service goes down after the down time.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -293,11 +292,7 @@ impl KeystoneAdmin {
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start a runtime: {e}"))?;
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .pool_max_idle_per_host(0)
-            .build()
-            .map_err(|e| e.to_string())?;
+        let http = crate::http::client(&creds.tls)?;
         let (token, project) = rt.block_on(crate::api::issue_token(&http, &creds))?;
         Ok(Self {
             rt,

@@ -17,6 +17,7 @@ mod api;
 mod containers;
 mod creds;
 pub mod fleet;
+mod http;
 pub mod lab_api;
 mod registry;
 pub mod services;

@@ -10,6 +10,10 @@ use nfvi_harness::outcome::{SkipKind, SkipReason};
 use nfvi_harness::{BoxFuture, Check, CheckContext, CheckMeta, Outcome, Severity};
 use nfvi_reference_model::Area;
 
+use nfvi_harness::target::KollaTarget;
+
+use crate::creds::Secret;
+use crate::http;
 use crate::services;
 
 #[derive(Clone, Copy, Debug)]
@@ -49,24 +53,214 @@ pub fn checks() -> Vec<Arc<dyn Check>> {
     ]
 }
 
-fn client() -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .connect_timeout(Duration::from_secs(5))
-        .build()
-        .map_err(|e| format!("cannot build an HTTP client: {e}"))
-}
-
-fn describe(e: &reqwest::Error, url: &str) -> String {
-    if e.is_timeout() {
-        format!("{url} did not answer within 10 s")
-    } else {
-        format!("cannot reach {url}: {e}")
-    }
-}
+/// Where a user gives the registry's CA bundle, for TLS messages.
+const CA_HINT: &str = "kolla.registry_cacert in the target file";
 
 /// The manifest media types a registry may hold for an image.
 const MANIFEST_TYPES: &str = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
+
+/// Credentials for a registry that asks for them.
+struct Login {
+    user: String,
+    password: Secret,
+    source: String,
+}
+
+/// `kolla.registry_username` with `NFVI_REGISTRY_PASSWORD`, else the registry's `auths`
+/// entry in Docker's config.json (`$DOCKER_CONFIG/config.json`, `~/.docker/config.json`).
+fn login(k: &KollaTarget, host: &str) -> Result<Option<Login>, String> {
+    let password = std::env::var("NFVI_REGISTRY_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty());
+    match (k.registry_username.is_empty(), password) {
+        (false, Some(p)) => {
+            return Ok(Some(Login {
+                user: k.registry_username.clone(),
+                password: crate::creds::secret(&p),
+                source: "kolla.registry_username and NFVI_REGISTRY_PASSWORD".to_owned(),
+            }));
+        }
+        (false, None) => {
+            return Err(format!(
+                "kolla.registry_username is `{}` but NFVI_REGISTRY_PASSWORD is not set",
+                k.registry_username
+            ));
+        }
+        (true, _) => {}
+    }
+    let dir = std::env::var_os("DOCKER_CONFIG")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".docker")));
+    let Some(path) = dir.map(|d| d.join("config.json")) else {
+        return Ok(None);
+    };
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    let shown = path.display();
+    let config: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| format!("{shown}:{}:{}: not JSON: {e}", e.line(), e.column()))?;
+    let auths = config["auths"].as_object();
+    let entry = auths.and_then(|a| {
+        a.iter()
+            .find(|(key, _)| {
+                key.trim_start_matches("https://")
+                    .trim_start_matches("http://")
+                    .trim_end_matches('/')
+                    == host
+            })
+            .map(|(_, v)| v)
+    });
+    let Some(auth) = entry.and_then(|e| e["auth"].as_str()) else {
+        return Ok(None);
+    };
+    use base64::Engine;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(auth)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| {
+            format!("{shown}: the `auths` entry for {host} is not base64 of user:password")
+        })?;
+    let (user, password) = decoded
+        .split_once(':')
+        .ok_or_else(|| format!("{shown}: the `auths` entry for {host} is not user:password"))?;
+    Ok(Some(Login {
+        user: user.to_owned(),
+        password: crate::creds::secret(password),
+        source: format!("the `auths` entry for {host} in {shown}"),
+    }))
+}
+
+/// The parameters of a `WWW-Authenticate` challenge: (scheme, key=value pairs).
+fn challenge(header: &str) -> (String, Vec<(String, String)>) {
+    let (scheme, rest) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
+    let params = rest
+        .split(',')
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| {
+            (
+                k.trim().to_ascii_lowercase(),
+                v.trim().trim_matches('"').to_owned(),
+            )
+        })
+        .collect();
+    (scheme.to_ascii_lowercase(), params)
+}
+
+/// How requests to the registry are authorised (`None`: they need not be), found by asking
+/// `GET /v2/` as the Docker Registry API v2 prescribes: a 401 names Basic or Bearer (token
+/// service) authentication. `scopes` are the repositories a Bearer token must cover.
+async fn authorise(
+    http: &reqwest::Client,
+    base: &str,
+    k: &KollaTarget,
+    scopes: &[String],
+) -> Result<(Option<String>, Option<String>), Outcome> {
+    let url = format!("{base}/v2/");
+    let resp = http
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| Outcome::error(http::describe(&e, &url, CA_HINT)))?;
+    if resp.status().as_u16() != 401 {
+        return Ok((None, None));
+    }
+    let www = resp
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let host = base
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
+    let Some(login) = login(k, host).map_err(Outcome::error)? else {
+        return Err(Outcome::error(format!(
+            "GET {url} answered 401 (WWW-Authenticate: {www}): the registry wants credentials; set kolla.registry_username and NFVI_REGISTRY_PASSWORD, or `docker login {host}`"
+        )));
+    };
+    let (scheme, params) = challenge(&www);
+    let param = |k: &str| params.iter().find(|(p, _)| p == k).map(|(_, v)| v.clone());
+    let header = match scheme.as_str() {
+        "basic" => {
+            use base64::Engine;
+            let raw = format!("{}:{}", login.user, login.password.expose());
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(raw)
+            )
+        }
+        "bearer" => {
+            let realm = param("realm").ok_or_else(|| {
+                Outcome::fail(format!(
+                    "GET {url}: a Bearer challenge without a realm: {www}"
+                ))
+            })?;
+            let mut token_url = reqwest::Url::parse(&realm).map_err(|e| {
+                Outcome::fail(format!(
+                    "GET {url}: the Bearer realm `{realm}` is not a URL: {e}"
+                ))
+            })?;
+            {
+                let mut q = token_url.query_pairs_mut();
+                if let Some(service) = param("service") {
+                    q.append_pair("service", &service);
+                }
+                for scope in scopes {
+                    q.append_pair("scope", scope);
+                }
+            }
+            let resp = http
+                .get(token_url)
+                .basic_auth(&login.user, Some(login.password.expose()))
+                .send()
+                .await
+                .map_err(|e| Outcome::error(http::describe(&e, &realm, CA_HINT)))?;
+            if resp.status().as_u16() == 401 {
+                return Err(Outcome::fail(format!(
+                    "the token service {realm} rejected the credentials of user `{}` from {}",
+                    login.user, login.source
+                )));
+            }
+            let body: serde_json::Value = resp.json().await.map_err(|e| {
+                Outcome::fail(format!(
+                    "the token service {realm} did not answer JSON: {e}"
+                ))
+            })?;
+            let token = body["token"]
+                .as_str()
+                .or(body["access_token"].as_str())
+                .ok_or_else(|| {
+                    Outcome::fail(format!(
+                        "the token service {realm} answered without a token"
+                    ))
+                })?;
+            format!("Bearer {token}")
+        }
+        other => {
+            return Err(Outcome::fail(format!(
+                "GET {url} asks for `{other}` authentication; registries use Basic or Bearer"
+            )));
+        }
+    };
+    let check = http
+        .get(&url)
+        .header("Authorization", &header)
+        .send()
+        .await
+        .map_err(|e| Outcome::error(http::describe(&e, &url, CA_HINT)))?;
+    if check.status().as_u16() == 401 {
+        return Err(Outcome::fail(format!(
+            "GET {url} answered 401: the registry rejected the credentials of user `{}` from {} (wrong password?)",
+            login.user, login.source
+        )));
+    }
+    Ok((
+        Some(header),
+        Some(format!("{} ({scheme}), from {}", login.user, login.source)),
+    ))
+}
 
 impl Check for RegistryCheck {
     fn meta(&self) -> &CheckMeta {
@@ -83,16 +277,28 @@ impl Check for RegistryCheck {
                 });
             }
             let base = k.registry.trim_end_matches('/');
-            let http = match client() {
+            let tls = http::Tls {
+                cacert: Some(k.registry_cacert.clone()).filter(|c| !c.is_empty()),
+                insecure: false,
+            };
+            let http = match http::client(&tls) {
                 Ok(c) => c,
                 Err(e) => return Outcome::error(e),
             };
             match self.kind {
                 Kind::Api => {
                     let url = format!("{base}/v2/");
-                    let resp = match http.get(&url).send().await {
+                    let (auth, who) = match authorise(&http, base, k, &[]).await {
+                        Ok(a) => a,
+                        Err(o) => return o.with_property("registry", base),
+                    };
+                    let mut req = http.get(&url);
+                    if let Some(a) = &auth {
+                        req = req.header("Authorization", a);
+                    }
+                    let resp = match req.send().await {
                         Ok(r) => r,
-                        Err(e) => return Outcome::error(describe(&e, &url)),
+                        Err(e) => return Outcome::error(http::describe(&e, &url, CA_HINT)),
                     };
                     let status = resp.status().as_u16();
                     let api = resp
@@ -103,19 +309,18 @@ impl Check for RegistryCheck {
                         .to_owned();
                     let o = if status == 200 && api.starts_with("registry/2") {
                         Outcome::pass(format!("GET {url} answered 200, API {api}"))
-                    } else if status == 401 {
-                        Outcome::error(format!(
-                            "GET {url} answered 401: the registry wants credentials, which this build cannot send yet"
-                        ))
                     } else {
                         Outcome::fail(format!(
                             "GET {url} answered {status} with Docker-Distribution-API-Version `{api}`; expected 200 and registry/2.0"
                         ))
                     };
-                    o.with_property("registry", base).with_property(
-                        "kolla stage",
-                        "prechecks and pull (images the deploy needs)",
-                    )
+                    o.with_property("registry", base)
+                        .with_property(
+                            "kolla stage",
+                            "prechecks and pull (images the deploy needs)",
+                        )
+                        .with_property("authenticated as", who.as_deref().unwrap_or("(anonymous)"))
+                        .with_property("TLS", tls.describe())
                 }
                 Kind::Images => {
                     let expected = match services::expected(&k.release, &k.containers) {
@@ -126,25 +331,32 @@ impl Check for RegistryCheck {
                         .iter()
                         .filter_map(|e| e.service.map(|s| s.image))
                         .collect();
+                    let scopes: Vec<String> = images
+                        .iter()
+                        .map(|i| format!("repository:{}/{i}:pull", k.image_namespace))
+                        .collect();
+                    let auth = match authorise(&http, base, k, &scopes).await {
+                        Ok((auth, _)) => auth,
+                        Err(o) => return o.with_property("registry", base),
+                    };
                     let calls = images.iter().map(|image| {
                         let url = format!(
                             "{base}/v2/{}/{image}/manifests/{}",
                             k.image_namespace, k.image_tag
                         );
-                        let http = http.clone();
+                        let mut req = http.head(&url).header("Accept", MANIFEST_TYPES);
+                        if let Some(a) = &auth {
+                            req = req.header("Authorization", a);
+                        }
                         async move {
-                            let r = http
-                                .head(&url)
-                                .header("Accept", MANIFEST_TYPES)
-                                .send()
-                                .await;
+                            let r = req.send().await;
                             (*image, url, r)
                         }
                     });
                     let mut missing = Vec::new();
                     for (image, url, r) in futures_util::future::join_all(calls).await {
                         match r {
-                            Err(e) => return Outcome::error(describe(&e, &url)),
+                            Err(e) => return Outcome::error(http::describe(&e, &url, CA_HINT)),
                             Ok(r) if r.status().as_u16() == 200 => {}
                             Ok(r) if r.status().as_u16() == 404 => missing.push(image),
                             Ok(r) => {
