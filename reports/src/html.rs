@@ -79,6 +79,46 @@ struct AreaView<'a> {
     counts: String,
     checks: Vec<CheckView<'a>>,
     subjects: Vec<SubjectView>,
+    stages: Vec<SubjectView>,
+}
+
+/// Per-group counts (subject, stage) of an area's checks, groups sorted by name.
+fn summarize<'a>(
+    checks: &[CheckView<'a>],
+    key: impl Fn(&'a CheckResult) -> Option<&'a str>,
+) -> Vec<SubjectView> {
+    let mut names: Vec<&str> = checks.iter().filter_map(|v| key(v.c)).collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|name| {
+            let of: Vec<&CheckView<'_>> =
+                checks.iter().filter(|v| key(v.c) == Some(name)).collect();
+            let count = |s: &[Status]| of.iter().filter(|v| s.contains(&v.c.outcome)).count();
+            SubjectView {
+                name: name.to_owned(),
+                passed: count(&[Status::Passed]),
+                failed: count(&[Status::Failed]),
+                errors: count(&[Status::Error, Status::TimedOut]),
+                skipped: count(&[Status::Skipped]),
+                problems: of
+                    .iter()
+                    .filter(|v| {
+                        matches!(
+                            v.c.outcome,
+                            Status::Failed | Status::Error | Status::TimedOut
+                        )
+                    })
+                    .map(|v| Link {
+                        anchor: v.anchor.clone(),
+                        text: v.c.id.rsplit('.').next().unwrap_or(&v.c.id).to_owned(),
+                        class: v.class,
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
 }
 
 /// Per-subject summary (for example per CNI plugin): counts and links to what did not pass.
@@ -335,46 +375,15 @@ pub fn render_html(r: &RunResults) -> Result<String, ReportError> {
                 return None;
             }
             let n = |s: Status| checks.iter().filter(|v| v.c.outcome == s).count();
-            let mut names: Vec<&str> = checks
-                .iter()
-                .filter_map(|v| v.c.subject.as_deref())
-                .collect();
-            names.sort_unstable();
-            names.dedup();
-            let subjects = names
-                .into_iter()
-                .map(|name| {
-                    let of: Vec<&CheckView<'_>> = checks
-                        .iter()
-                        .filter(|v| v.c.subject.as_deref() == Some(name))
-                        .collect();
-                    let count =
-                        |s: &[Status]| of.iter().filter(|v| s.contains(&v.c.outcome)).count();
-                    SubjectView {
-                        name: name.to_owned(),
-                        passed: count(&[Status::Passed]),
-                        failed: count(&[Status::Failed]),
-                        errors: count(&[Status::Error, Status::TimedOut]),
-                        skipped: count(&[Status::Skipped]),
-                        problems: of
-                            .iter()
-                            .filter(|v| {
-                                matches!(
-                                    v.c.outcome,
-                                    Status::Failed | Status::Error | Status::TimedOut
-                                )
-                            })
-                            .map(|v| Link {
-                                anchor: v.anchor.clone(),
-                                text: v.c.id.rsplit('.').next().unwrap_or(&v.c.id).to_owned(),
-                                class: v.class,
-                            })
-                            .collect(),
-                    }
-                })
-                .collect();
+            let subjects = summarize(&checks, |c| c.subject.as_deref());
+            // Kolla-Ansible's stages (prechecks and pull, check, post-deploy), from the
+            // property the kolla area records.
+            let stages = summarize(&checks, |c| {
+                c.evidence.properties.get("kolla stage").map(String::as_str)
+            });
             Some(AreaView {
                 subjects,
+                stages,
                 name: area.as_str(),
                 counts: format!(
                     "{} passed, {} failed, {} error, {} skipped",

@@ -117,6 +117,11 @@ fn the_api_sequence_passes_against_the_lab_keystone_and_hides_the_password() {
         let m = check(&r, id)["message"].as_str().unwrap();
         assert!(m.contains(needle), "{id}: {m}");
     }
+    assert!(
+        all.contains("<th>Kolla stage</th>")
+            && all.contains("<tr><td>post-deploy (API smoke tests on its openrc)</td><td class=\"num\">"),
+        "the HTML groups the kolla results by Kolla stage"
+    );
     let password = std::fs::read_to_string(OPENRC).unwrap();
     let password = password
         .lines()

@@ -269,126 +269,127 @@ impl Check for RegistryCheck {
 
     fn run<'a>(&'a self, cx: &'a CheckContext) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
-            let k = &cx.target().kolla;
-            if k.registry.is_empty() {
-                return Outcome::skip(SkipReason {
-                    kind: SkipKind::NotApplicable,
-                    message: "no registry configured (kolla.registry is empty)".to_owned(),
-                });
+            self.outcome(cx).await.with_property(
+                "kolla stage",
+                "prechecks and pull (images the deploy needs)",
+            )
+        })
+    }
+}
+
+impl RegistryCheck {
+    async fn outcome(&self, cx: &CheckContext) -> Outcome {
+        let k = &cx.target().kolla;
+        if k.registry.is_empty() {
+            return Outcome::skip(SkipReason {
+                kind: SkipKind::NotApplicable,
+                message: "no registry configured (kolla.registry is empty)".to_owned(),
+            });
+        }
+        let base = k.registry.trim_end_matches('/');
+        let tls = http::Tls {
+            cacert: Some(k.registry_cacert.clone()).filter(|c| !c.is_empty()),
+            insecure: false,
+        };
+        let http = match http::client(&tls) {
+            Ok(c) => c,
+            Err(e) => return Outcome::error(e),
+        };
+        match self.kind {
+            Kind::Api => {
+                let url = format!("{base}/v2/");
+                let (auth, who) = match authorise(&http, base, k, &[]).await {
+                    Ok(a) => a,
+                    Err(o) => return o.with_property("registry", base),
+                };
+                let mut req = http.get(&url);
+                if let Some(a) = &auth {
+                    req = req.header("Authorization", a);
+                }
+                let resp = match req.send().await {
+                    Ok(r) => r,
+                    Err(e) => return Outcome::error(http::describe(&e, &url, CA_HINT)),
+                };
+                let status = resp.status().as_u16();
+                let api = resp
+                    .headers()
+                    .get("docker-distribution-api-version")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned();
+                let o = if status == 200 && api.starts_with("registry/2") {
+                    Outcome::pass(format!("GET {url} answered 200, API {api}"))
+                } else {
+                    Outcome::fail(format!(
+                        "GET {url} answered {status} with Docker-Distribution-API-Version `{api}`; expected 200 and registry/2.0"
+                    ))
+                };
+                o.with_property("registry", base)
+                    .with_property("authenticated as", who.as_deref().unwrap_or("(anonymous)"))
+                    .with_property("TLS", tls.describe())
             }
-            let base = k.registry.trim_end_matches('/');
-            let tls = http::Tls {
-                cacert: Some(k.registry_cacert.clone()).filter(|c| !c.is_empty()),
-                insecure: false,
-            };
-            let http = match http::client(&tls) {
-                Ok(c) => c,
-                Err(e) => return Outcome::error(e),
-            };
-            match self.kind {
-                Kind::Api => {
-                    let url = format!("{base}/v2/");
-                    let (auth, who) = match authorise(&http, base, k, &[]).await {
-                        Ok(a) => a,
-                        Err(o) => return o.with_property("registry", base),
-                    };
-                    let mut req = http.get(&url);
+            Kind::Images => {
+                let expected = match services::expected(&k.release, &k.containers) {
+                    Ok(e) => e,
+                    Err(e) => return Outcome::error(e),
+                };
+                let images: BTreeSet<&str> = expected
+                    .iter()
+                    .filter_map(|e| e.service.map(|s| s.image))
+                    .collect();
+                let scopes: Vec<String> = images
+                    .iter()
+                    .map(|i| format!("repository:{}/{i}:pull", k.image_namespace))
+                    .collect();
+                let auth = match authorise(&http, base, k, &scopes).await {
+                    Ok((auth, _)) => auth,
+                    Err(o) => return o.with_property("registry", base),
+                };
+                let calls = images.iter().map(|image| {
+                    let url = format!(
+                        "{base}/v2/{}/{image}/manifests/{}",
+                        k.image_namespace, k.image_tag
+                    );
+                    let mut req = http.head(&url).header("Accept", MANIFEST_TYPES);
                     if let Some(a) = &auth {
                         req = req.header("Authorization", a);
                     }
-                    let resp = match req.send().await {
-                        Ok(r) => r,
+                    async move {
+                        let r = req.send().await;
+                        (*image, url, r)
+                    }
+                });
+                let mut missing = Vec::new();
+                for (image, url, r) in futures_util::future::join_all(calls).await {
+                    match r {
                         Err(e) => return Outcome::error(http::describe(&e, &url, CA_HINT)),
-                    };
-                    let status = resp.status().as_u16();
-                    let api = resp
-                        .headers()
-                        .get("docker-distribution-api-version")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_owned();
-                    let o = if status == 200 && api.starts_with("registry/2") {
-                        Outcome::pass(format!("GET {url} answered 200, API {api}"))
-                    } else {
-                        Outcome::fail(format!(
-                            "GET {url} answered {status} with Docker-Distribution-API-Version `{api}`; expected 200 and registry/2.0"
-                        ))
-                    };
-                    o.with_property("registry", base)
-                        .with_property(
-                            "kolla stage",
-                            "prechecks and pull (images the deploy needs)",
-                        )
-                        .with_property("authenticated as", who.as_deref().unwrap_or("(anonymous)"))
-                        .with_property("TLS", tls.describe())
-                }
-                Kind::Images => {
-                    let expected = match services::expected(&k.release, &k.containers) {
-                        Ok(e) => e,
-                        Err(e) => return Outcome::error(e),
-                    };
-                    let images: BTreeSet<&str> = expected
-                        .iter()
-                        .filter_map(|e| e.service.map(|s| s.image))
-                        .collect();
-                    let scopes: Vec<String> = images
-                        .iter()
-                        .map(|i| format!("repository:{}/{i}:pull", k.image_namespace))
-                        .collect();
-                    let auth = match authorise(&http, base, k, &scopes).await {
-                        Ok((auth, _)) => auth,
-                        Err(o) => return o.with_property("registry", base),
-                    };
-                    let calls = images.iter().map(|image| {
-                        let url = format!(
-                            "{base}/v2/{}/{image}/manifests/{}",
-                            k.image_namespace, k.image_tag
-                        );
-                        let mut req = http.head(&url).header("Accept", MANIFEST_TYPES);
-                        if let Some(a) = &auth {
-                            req = req.header("Authorization", a);
-                        }
-                        async move {
-                            let r = req.send().await;
-                            (*image, url, r)
-                        }
-                    });
-                    let mut missing = Vec::new();
-                    for (image, url, r) in futures_util::future::join_all(calls).await {
-                        match r {
-                            Err(e) => return Outcome::error(http::describe(&e, &url, CA_HINT)),
-                            Ok(r) if r.status().as_u16() == 200 => {}
-                            Ok(r) if r.status().as_u16() == 404 => missing.push(image),
-                            Ok(r) => {
-                                return Outcome::error(format!(
-                                    "HEAD {url} answered {}; expected 200 or 404",
-                                    r.status()
-                                ));
-                            }
+                        Ok(r) if r.status().as_u16() == 200 => {}
+                        Ok(r) if r.status().as_u16() == 404 => missing.push(image),
+                        Ok(r) => {
+                            return Outcome::error(format!(
+                                "HEAD {url} answered {}; expected 200 or 404",
+                                r.status()
+                            ));
                         }
                     }
-                    let reference = format!("{base}/{}/<image>:{}", k.image_namespace, k.image_tag);
-                    let o = if missing.is_empty() {
-                        Outcome::pass(format!(
-                            "all {} images are present as {reference}",
-                            images.len()
-                        ))
-                    } else {
-                        Outcome::fail(format!(
-                            "{} of {} images are not in the registry as {reference}: {}",
-                            missing.len(),
-                            images.len(),
-                            missing.join(", ")
-                        ))
-                    };
-                    o.with_property("registry", base)
-                        .with_property(
-                            "kolla stage",
-                            "prechecks and pull (images the deploy needs)",
-                        )
-                        .with_property("images", images.into_iter().collect::<Vec<_>>().join(", "))
                 }
+                let reference = format!("{base}/{}/<image>:{}", k.image_namespace, k.image_tag);
+                let o = if missing.is_empty() {
+                    Outcome::pass(format!(
+                        "all {} images are present as {reference}",
+                        images.len()
+                    ))
+                } else {
+                    Outcome::fail(format!(
+                        "{} of {} images are not in the registry as {reference}: {}",
+                        missing.len(),
+                        images.len(),
+                        missing.join(", ")
+                    ))
+                };
+                o.with_property("registry", base)
+                    .with_property("images", images.into_iter().collect::<Vec<_>>().join(", "))
             }
-        })
+        }
     }
 }
