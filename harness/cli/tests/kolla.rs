@@ -119,7 +119,9 @@ fn the_api_sequence_passes_against_the_lab_keystone_and_hides_the_password() {
     }
     assert!(
         all.contains("<th>Kolla stage</th>")
-            && all.contains("<tr><td>post-deploy (API smoke tests on its openrc)</td><td class=\"num\">"),
+            && all.contains(
+                "<tr><td>post-deploy (API smoke tests on its openrc)</td><td class=\"num\">"
+            ),
         "the HTML groups the kolla results by Kolla stage"
     );
     let password = std::fs::read_to_string(OPENRC).unwrap();
@@ -978,4 +980,42 @@ fn a_registry_that_wants_credentials_gets_them_from_the_target_or_docker_login()
         .as_str()
         .unwrap();
     assert!(who.contains("config.json"), "{who}");
+}
+
+#[test]
+fn the_dashboard_check_wants_horizon_not_any_page_and_skips_without_a_url() {
+    if !require(
+        "the lab's Kolla containers (run `nfvi-verify lab up`)",
+        std::net::TcpStream::connect("127.0.0.1:9292").is_ok(),
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // glance_api's port answers 200, but with a version document, not Horizon.
+    let (code, r, _) = run_suite(
+        dir.path(),
+        "[openstack]\ndashboard_url = \"http://127.0.0.1:9292/\"\n",
+        &["kolla.api.dashboard"],
+    );
+    assert_eq!(code, 1);
+    let m = check(&r, "kolla.api.dashboard")["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(m.contains("not with Horizon's login page"), "{m}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let (_, r, _) = run_suite(
+        dir.path(),
+        "[openstack]\ndashboard_url = \"\"\n",
+        &["kolla.api.dashboard"],
+    );
+    let c = check(&r, "kolla.api.dashboard");
+    assert_eq!(c["outcome"], "skipped");
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap()
+            .contains("int.api.07@ra1 stays unverified")
+    );
 }

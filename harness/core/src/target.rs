@@ -140,6 +140,9 @@ pub struct OpenStackTarget {
     pub cacert: String,
     /// Accept any TLS certificate. Recorded in every API result; never the default.
     pub insecure: bool,
+    /// The Horizon dashboard's URL (Kolla serves it on the VIP, port 80 or 443); empty: not
+    /// checked (edge deployments without Horizon).
+    pub dashboard_url: String,
 }
 
 /// The Kolla-Ansible releases whose container tables the kolla area knows.

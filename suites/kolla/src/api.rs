@@ -299,6 +299,17 @@ pub fn checks() -> Vec<Arc<dyn Check>> {
         &["int.api.06@ra1"],
         Kind::ComputeServices,
     ));
+    all.push(Arc::new(DashboardCheck {
+        meta: CheckMeta::new(
+            "kolla.api.dashboard",
+            Area::Kolla,
+            "The Horizon dashboard serves its login page (openstack.dashboard_url)",
+        )
+        .subject("openstack-api")
+        .covers(Severity::Must, &["int.api.07@ra1"])
+        .side_effects("none: one GET of the login page, no login", "none needed")
+        .timeout(Duration::from_secs(30)),
+    }));
     all.push(mk(
         "kolla.api.network-agents",
         "Every administratively up network agent is alive",
@@ -713,6 +724,90 @@ impl ApiCheck {
             }
         }
     }
+}
+
+/// Horizon, which needs no credentials.
+struct DashboardCheck {
+    meta: CheckMeta,
+}
+
+impl Check for DashboardCheck {
+    fn meta(&self) -> &CheckMeta {
+        &self.meta
+    }
+
+    fn run<'a>(&'a self, cx: &'a CheckContext) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move {
+            dashboard(&cx.target().openstack)
+                .await
+                .with_property("kolla stage", "post-deploy (API smoke tests on its openrc)")
+        })
+    }
+}
+
+/// Horizon: `dashboard_url` answers (after redirects) 200 with an HTML page that is Horizon's
+/// login page (its title or its login form).
+async fn dashboard(os: &nfvi_harness::target::OpenStackTarget) -> Outcome {
+    let url = os.dashboard_url.as_str();
+    if url.is_empty() {
+        return Outcome::skip(SkipReason {
+            kind: SkipKind::NotApplicable,
+            message: "openstack.dashboard_url is empty (a deployment without Horizon, such as an edge site): int.api.07@ra1 stays unverified".to_owned(),
+        });
+    }
+    let tls = http::Tls {
+        cacert: Some(os.cacert.clone()).filter(|c| !c.is_empty()),
+        insecure: os.insecure,
+    };
+    let client = match http::client(&tls) {
+        Ok(c) => c,
+        Err(e) => return Outcome::error(e),
+    };
+    let resp = match client.get(url).header("Accept", "text/html").send().await {
+        Ok(r) => r,
+        Err(e) => return Outcome::error(http::describe(&e, url, CA_HINT)),
+    };
+    let status = resp.status().as_u16();
+    let landed = resp.url().to_string();
+    let page = resp.text().await.unwrap_or_default();
+    let mut landed_on = landed.clone();
+    // Horizon's `/` redirects to the login page; a page that only refreshes to it is followed
+    // once.
+    let refresh = page
+        .split("url=")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .filter(|_| page.contains("http-equiv=\"refresh\""));
+    let (status, page) = match refresh.and_then(|r| reqwest::Url::parse(&landed).ok()?.join(r).ok())
+    {
+        Some(next) => {
+            landed_on = next.to_string();
+            match client.get(next.clone()).send().await {
+                Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+                Err(e) => return Outcome::error(http::describe(&e, next.as_str(), CA_HINT)),
+            }
+        }
+        None => (status, page),
+    };
+    let horizon = page.contains("OpenStack Dashboard") || page.contains("csrfmiddlewaretoken");
+    let o = if status == 200 && horizon {
+        Outcome::pass(format!("{url} serves the Horizon login page ({landed_on})"))
+    } else if status == 200 {
+        Outcome::fail(format!(
+            "{url} answered 200 at {landed_on}, but not with Horizon's login page: {}",
+            nfvi_harness::truncate_chars(
+                &page.split_whitespace().collect::<Vec<_>>().join(" "),
+                120
+            )
+        ))
+    } else {
+        Outcome::fail(format!(
+            "{url} answered {status} at {landed_on}; expected 200 with Horizon's login page"
+        ))
+    };
+    o.with_property("dashboard", url)
+        .with_property("landed on", landed_on)
+        .with_property("TLS", tls.describe())
 }
 
 /// A GET with the token that must answer 200 with JSON; anything else fails naming it.

@@ -275,6 +275,7 @@ mod tests {
             interface: "public".into(),
             cacert: "/other.pem".into(),
             insecure: false,
+            dashboard_url: String::new(),
         };
         let c = c.with_target(&os);
         assert_eq!(

@@ -173,7 +173,9 @@ fn shape(s: &Service) -> (String, Option<String>) {
     };
     match s.health {
         Health::Serves(port) => (
-            lab_api::api_command(s.container).unwrap_or_else(|| format!(
+            lab_api::api_command(s.container)
+                .or_else(|| lab_api::dashboard_command(s.container))
+                .unwrap_or_else(|| format!(
                 "busybox mkdir -p /tmp/www && echo ok > /tmp/www/index.html && exec busybox httpd -f -p 127.0.0.1:{port} -h /tmp/www"
             )),
             http(port, "/"),

@@ -224,6 +224,18 @@ pub fn api_command_on(container: &str, port: u16) -> Option<String> {
     Some(sh.join(" && "))
 }
 
+/// The `horizon` stand-in: a login page shaped like Horizon's (`/` redirects to
+/// `/auth/login/`, which carries the dashboard's title and login form) on 127.0.0.1:80.
+pub fn dashboard_command(container: &str) -> Option<String> {
+    (container == "horizon").then(|| {
+        let login = r#"<!DOCTYPE html><html><head><title>Login - OpenStack Dashboard</title></head><body><form id="" method="POST" action="/auth/login/"><input type="hidden" name="csrfmiddlewaretoken" value="lab"><input type="text" name="username"><input type="password" name="password"></form></body></html>"#;
+        let index = r#"<!DOCTYPE html><html><head><meta http-equiv="refresh" content="0; url=/auth/login/"></head></html>"#;
+        format!(
+            "busybox mkdir -p /tmp/www/auth/login && printf '%s' '{login}' > /tmp/www/auth/login/index.html && printf '%s' '{index}' > /tmp/www/index.html && exec busybox httpd -f -p 127.0.0.1:80 -h /tmp/www"
+        )
+    })
+}
+
 /// The heartbeat loop of an RPC container: `heartbeats/<binary>` is touched every 5 s while
 /// `rabbitmq` answers on its port.
 pub fn heartbeat_command(container: &str, rabbitmq_port: u16) -> String {
