@@ -59,6 +59,32 @@ pub enum ProbeCommand {
     Serve(ServeArgs),
     /// Measure round-trip latency to a `probe serve` responder.
     Ping(PingArgs),
+    /// Compare two responders in interleaved (ABBA) blocks and print the per-round medians
+    /// (what the in-cluster probe pods run).
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The first responder (for example the one on the same node).
+    pub first: std::net::SocketAddr,
+    /// The second responder.
+    pub second: std::net::SocketAddr,
+    /// Rounds; each measures one block to each responder, in ABBA order.
+    #[arg(long, default_value_t = 6)]
+    pub rounds: usize,
+    /// Probes per block.
+    #[arg(long, default_value_t = 2000)]
+    pub block: u64,
+    /// How to wait for replies: blocking, spin or paced.
+    #[arg(long, default_value = "blocking")]
+    pub mode: String,
+    /// Warm-up probes per block, discarded.
+    #[arg(long, default_value_t = 200)]
+    pub warmup: u64,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -151,6 +177,9 @@ pub struct Selection {
     /// Only these CNI plugins, comma-separated (overrides cni.plugins of the target).
     #[arg(long, value_name = "PLUGINS", value_delimiter = ',')]
     pub cni_plugins: Option<Vec<String>>,
+    /// kubeconfig of the cluster the Kubernetes checks read (overrides kubernetes.kubeconfig).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -29,6 +29,7 @@ fn all_checks() -> Vec<Arc<dyn Check>> {
     checks.extend(nfvi_suite_datapath::checks());
     checks.extend(nfvi_suite_docker::checks());
     checks.extend(nfvi_suite_kolla::checks());
+    checks.extend(nfvi_suite_k8s::checks());
     checks
 }
 
@@ -69,6 +70,9 @@ fn prepare(selection: &Selection) -> Result<Prepared, Failure> {
     }
     if let Some(plugins) = &selection.cni_plugins {
         target.cni.plugins = plugins.clone();
+    }
+    if let Some(k) = &selection.kubeconfig {
+        target.kubernetes.kubeconfig = k.display().to_string();
     }
     let caps = Capabilities::detect(&target);
     Ok(Prepared {
@@ -295,6 +299,9 @@ fn reproduce(args: &RunArgs, suite: &str) -> String {
     }
     if let Some(p) = &args.selection.cni_plugins {
         let _ = write!(cmd, " --cni-plugins {}", p.join(","));
+    }
+    if let Some(k) = &args.selection.kubeconfig {
+        let _ = write!(cmd, " --kubeconfig {}", k.display());
     }
     for f in &args.selection.filter {
         let _ = write!(cmd, " --filter '{f}'");
@@ -604,6 +611,48 @@ pub fn probe(cmd: &ProbeCommand) -> CmdResult {
             });
             let served = responder.stop().map_err(Failure::bad_input_msg)?;
             eprintln!("nfvi-verify probe: echoed {served} messages");
+            Ok(exit_code::CONFORMANT)
+        }
+        ProbeCommand::Compare(args) => {
+            let mode: probe::Mode = args.mode.parse().map_err(Failure::bad_input_msg)?;
+            if args.rounds == 0 || args.block == 0 {
+                return Err(Failure::bad_input_msg(
+                    "--rounds and --block must be at least 1".to_owned(),
+                ));
+            }
+            let cfg = probe::PingConfig {
+                count: args.block,
+                warmup: args.warmup,
+                mode,
+                ..Default::default()
+            };
+            let paired =
+                probe::compare_peers(args.first, args.second, args.rounds, &cfg).map_err(|e| {
+                    Failure {
+                        code: exit_code::INCOMPLETE,
+                        message: e,
+                    }
+                })?;
+            if args.format == Format::Json {
+                return print_json(&serde_json::to_value(&paired).map_err(|e| Failure {
+                    code: exit_code::INCOMPLETE,
+                    message: e.to_string(),
+                })?);
+            }
+            let c =
+                nfvi_suite_datapath::stats::compare(&paired.first_p50_us, &paired.second_p50_us);
+            println!(
+                "{} rounds of {} probes: {} p50 {:.2} us, {} p50 {:.2} us; first - second = {:.2} us (95% CI {:.2} to {:.2})",
+                args.rounds,
+                args.block,
+                args.first,
+                nfvi_suite_datapath::stats::median(&paired.first_p50_us),
+                args.second,
+                nfvi_suite_datapath::stats::median(&paired.second_p50_us),
+                c.difference_us,
+                c.ci_low_us,
+                c.ci_high_us
+            );
             Ok(exit_code::CONFORMANT)
         }
         ProbeCommand::Ping(args) => {

@@ -28,17 +28,7 @@ impl Capabilities {
         let path = std::env::var_os("PATH")
             .map(|p| std::env::split_paths(&p).collect())
             .unwrap_or_default();
-        let kubeconfig = [
-            Some(target.kubernetes.kubeconfig.clone()).filter(|s| !s.is_empty()),
-            std::env::var("KUBECONFIG").ok().filter(|s| !s.is_empty()),
-            std::env::var("HOME")
-                .ok()
-                .map(|h| format!("{h}/.kube/config")),
-        ]
-        .into_iter()
-        .flatten()
-        .map(PathBuf::from)
-        .find(|p| p.is_file());
+        let kubeconfig = target.kubernetes.kubeconfig_path();
         let cni_dirs = target
             .cni
             .paths
@@ -72,7 +62,7 @@ impl Capabilities {
             Need::Root => self.root,
             Need::Tool(t) => self.has_tool(t),
             Need::DockerSocket => self.docker_socket,
-            Need::Kubeconfig => self.kubeconfig.is_some(),
+            Need::Kubeconfig => self.kubeconfig.as_ref().is_some_and(|p| p.is_file()),
             Need::OpenStackCloud => self.openstack,
             Need::CniPlugins => !self.cni_dirs.is_empty(),
         };
@@ -86,10 +76,13 @@ impl Capabilities {
                 "no Docker socket at {}; start dockerd or set docker.socket in the target file",
                 target.docker.socket.display()
             ),
-            Need::Kubeconfig => {
-                "no kubeconfig: set kubernetes.kubeconfig in the target file or KUBECONFIG"
-                    .to_owned()
-            }
+            Need::Kubeconfig => match &self.kubeconfig {
+                Some(p) => format!(
+                    "no kubeconfig given: {} does not exist (--kubeconfig or kubernetes.kubeconfig)",
+                    p.display()
+                ),
+                None => "no kubeconfig given: pass --kubeconfig FILE, set kubernetes.kubeconfig in the target file, or KUBECONFIG".to_owned(),
+            },
             Need::OpenStackCloud => {
                 "no OpenStack credentials: source an openrc (OS_AUTH_URL), name a cloud (OS_CLOUD or openstack.cloud), set openstack.openrc in the target file, or run `nfvi-verify lab up`"
                     .to_owned()

@@ -116,10 +116,31 @@ pub struct DockerTarget {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KubernetesTarget {
-    /// kubeconfig path; empty for the default search.
+    /// kubeconfig path; empty: `KUBECONFIG`, then `~/.kube/config`. `--kubeconfig` overrides.
     pub kubeconfig: String,
     /// Context; empty for the current one.
     pub context: String,
+    /// The image with `nfvi-verify` on PATH that in-cluster latency probes run (see the
+    /// README for building it); empty: no in-cluster probes.
+    pub probe_image: String,
+    /// Probe rounds (each an ABBA pair of blocks: same node, other node) per measurement.
+    pub probe_rounds: u32,
+    /// Probes per block.
+    pub probe_block: u32,
+}
+
+impl KubernetesTarget {
+    /// The kubeconfig to use: `kubeconfig`, else `KUBECONFIG` (its first file), else
+    /// `~/.kube/config`; `None` when none of them names a file.
+    pub fn kubeconfig_path(&self) -> Option<PathBuf> {
+        if !self.kubeconfig.is_empty() {
+            return Some(PathBuf::from(&self.kubeconfig));
+        }
+        let env = std::env::var_os("KUBECONFIG")
+            .and_then(|v| std::env::split_paths(&v).find(|p| !p.as_os_str().is_empty()));
+        let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kube/config"));
+        env.into_iter().chain(home).find(|p| p.is_file())
+    }
 }
 
 /// OpenStack settings.

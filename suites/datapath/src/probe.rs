@@ -676,3 +676,54 @@ mod tests {
         assert!(err.contains("cannot bind the responder"), "{err}");
     }
 }
+
+/// Paired block medians of two peers measured from one client: the in-cluster form of the
+/// datapath area's method (see [`compare_peers`]).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PairedBlocks {
+    /// The first peer.
+    pub first: SocketAddr,
+    /// The second peer.
+    pub second: SocketAddr,
+    /// Probes per block.
+    pub block: u64,
+    /// Per-round median RTT to the first peer, µs.
+    pub first_p50_us: Vec<f64>,
+    /// Per-round median RTT to the second peer, µs.
+    pub second_p50_us: Vec<f64>,
+    /// Probes lost, first and second.
+    pub lost: [u64; 2],
+}
+
+/// Measures `rounds` rounds of ABBA-interleaved blocks of `cfg.count` probes to two peers
+/// (round r runs first then second when r is even, second then first when odd), so that drift
+/// over time falls on both alike. Each block's median becomes one paired sample.
+pub fn compare_peers(
+    first: SocketAddr,
+    second: SocketAddr,
+    rounds: usize,
+    cfg: &PingConfig,
+) -> Result<PairedBlocks, String> {
+    let mut out = PairedBlocks {
+        first,
+        second,
+        block: cfg.count,
+        first_p50_us: Vec::with_capacity(rounds),
+        second_p50_us: Vec::with_capacity(rounds),
+        lost: [0, 0],
+    };
+    for r in 0..rounds {
+        let order = if r % 2 == 0 { [0, 1] } else { [1, 0] };
+        for which in order {
+            let peer = if which == 0 { first } else { second };
+            let res = ping(peer, cfg).map_err(|e| format!("round {r}, peer {peer}: {e}"))?;
+            out.lost[which] += res.summary.lost;
+            if which == 0 {
+                out.first_p50_us.push(res.summary.p50_us);
+            } else {
+                out.second_p50_us.push(res.summary.p50_us);
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,22 @@
+//! The Kubernetes area of RC2: what only the Kubernetes API can show about an RA2 cluster
+//! (versions and skew, control plane, served API groups, node labels and kubelet policies,
+//! pod network, storage, access control), read through kube-rs with one pinned API level,
+//! and in-cluster latency probes that run the datapath area's prober as pods.
+//!
+//! Without a kubeconfig every check is skipped with the reason "no kubeconfig given". No
+//! Kubernetes API server runs on the machines this project is built on: the tests run these
+//! checks against a scripted API server that answers with the objects of conformant and
+//! non-conformant clusters (see `harness/cli/tests/k8s.rs`).
+
+#![warn(missing_docs)]
+
+mod checks;
+pub mod cluster;
+mod probes;
+
+/// Every check of the k8s area: the API checks, then the in-cluster probes.
+pub fn checks() -> Vec<std::sync::Arc<dyn nfvi_harness::Check>> {
+    let mut all = checks::checks();
+    all.extend(probes::checks());
+    all
+}

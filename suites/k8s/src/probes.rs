@@ -1,0 +1,386 @@
+//! In-cluster latency probes: the datapath area's prober run by Kubernetes itself, so a
+//! multi-node NFVI needs nothing but a kubeconfig.
+//!
+//! In a namespace of its own (`nfvi-verify-probe-*`, labelled
+//! `app.kubernetes.io/managed-by=nfvi-verify`), the check pins a responder
+//! (`nfvi-verify probe serve`) to each of two worker nodes and a client
+//! (`nfvi-verify probe compare`) to the first. The client measures the same-node and the
+//! cross-node pod-to-pod path in interleaved ABBA blocks over the default pod network; its
+//! per-round medians come back through the pod log and go through the datapath area's
+//! statistics (Hodges-Lehmann difference with a bootstrap 95% interval). The namespace, and
+//! with it everything the check created, is deleted at the end, also on failure or Ctrl-C
+//! (the deletion is registered before the namespace is created).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use kube::api::{Api, DeleteParams, LogParams, PostParams};
+use nfvi_harness::{
+    BoxFuture, Check, CheckContext, CheckMeta, Need, Outcome, Severity, SkipKind, SkipReason,
+};
+use nfvi_reference_model::Area;
+use nfvi_suite_datapath::probe::PairedBlocks;
+use nfvi_suite_datapath::stats;
+use serde_json::json;
+
+use crate::cluster::{self, Cluster, ReadError};
+
+/// The label on everything the probes create.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "nfvi-verify");
+
+/// The UDP port the responders listen on.
+const PORT: u16 = 7777;
+
+/// How long pods may take to start (image pull included).
+const START_TIMEOUT: Duration = Duration::from_secs(180);
+
+struct PodLatency {
+    meta: CheckMeta,
+}
+
+/// The in-cluster probe checks.
+pub fn checks() -> Vec<Arc<dyn Check>> {
+    vec![Arc::new(PodLatency {
+        meta: CheckMeta::new(
+            "k8s.datapath.pod-latency",
+            Area::K8s,
+            "Pod-to-pod latency over the default network, same node against cross node, measured by probe pods",
+        )
+        .subject("in-cluster-probes")
+        .covers(Severity::Should, &[])
+        .needs([Need::Kubeconfig])
+        .side_effects(
+            "creates a namespace nfvi-verify-probe-* (label app.kubernetes.io/managed-by=nfvi-verify) holding two responder pods pinned to two workers and one client pod; UDP probes between them",
+            "deletes the namespace, and with it the pods, whatever the outcome (also on Ctrl-C)",
+        )
+        .timeout(Duration::from_secs(600)),
+    })]
+}
+
+impl Check for PodLatency {
+    fn meta(&self) -> &CheckMeta {
+        &self.meta
+    }
+
+    fn run<'a>(&'a self, cx: &'a CheckContext) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move {
+            let k = &cx.target().kubernetes;
+            let Some(path) = k.kubeconfig_path() else {
+                return Outcome::skip(SkipReason {
+                    kind: SkipKind::MissingCapability,
+                    message: "no kubeconfig given".to_owned(),
+                });
+            };
+            if k.probe_image.is_empty() {
+                return Outcome::skip(SkipReason {
+                    kind: SkipKind::NotApplicable,
+                    message: "kubernetes.probe_image is empty: in-cluster probes need an image with nfvi-verify on PATH (the README shows how to build one)".to_owned(),
+                });
+            }
+            let context = Some(k.context.clone()).filter(|c| !c.is_empty());
+            let cluster = match cluster::connect(&path, context.as_deref()).await {
+                Ok(c) => c,
+                Err(e) => return e.outcome(),
+            };
+            let (Ok(o) | Err(o)) = measure(&cluster, cx, path, context).await;
+            o.with_property("API server", &cluster.server)
+                .with_property("probe image", &k.probe_image)
+        })
+    }
+}
+
+/// Two Ready, schedulable workers (control-plane nodes only when there are no workers).
+pub(crate) fn pick_nodes(nodes: &[Node]) -> Option<(String, String)> {
+    let usable = |cp: bool| -> Vec<String> {
+        nodes
+            .iter()
+            .filter(|n| {
+                let l = n.metadata.labels.clone().unwrap_or_default();
+                let is_cp = l.contains_key("node-role.kubernetes.io/control-plane")
+                    || l.contains_key("node-role.kubernetes.io/master");
+                let ready = n
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+                let schedulable = !n
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.unschedulable)
+                    .unwrap_or(false);
+                is_cp == cp && ready && schedulable
+            })
+            .filter_map(|n| n.metadata.name.clone())
+            .collect()
+    };
+    let mut chosen = usable(false);
+    if chosen.len() < 2 {
+        chosen.extend(usable(true));
+    }
+    (chosen.len() >= 2).then(|| (chosen[0].clone(), chosen[1].clone()))
+}
+
+fn pod(name: &str, node: &str, image: &str, args: Vec<String>, restart: &str) -> Pod {
+    serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {MANAGED_BY.0: MANAGED_BY.1, "app.kubernetes.io/name": "nfvi-verify-probe"}},
+        "spec": {
+            "nodeName": node,
+            "restartPolicy": restart,
+            "terminationGracePeriodSeconds": 1,
+            "tolerations": [{"operator": "Exists"}],
+            "containers": [{
+                "name": "probe",
+                "image": image,
+                "command": ["nfvi-verify"],
+                "args": args,
+                "resources": {"requests": {"cpu": "100m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
+                "securityContext": {"allowPrivilegeEscalation": false, "runAsNonRoot": true, "runAsUser": 65534, "capabilities": {"drop": ["ALL"]}}
+            }]
+        }
+    }))
+    .expect("the probe pod manifest is a valid Pod")
+}
+
+/// Waits until the pod is Running with an IP (`want_done` false) or has finished
+/// (`want_done` true); a pod that cannot start (image pull, crash) ends the wait with its
+/// reason.
+async fn wait_pod(
+    pods: &Api<Pod>,
+    c: &Cluster,
+    name: &str,
+    want_done: bool,
+    deadline: Duration,
+) -> Result<Pod, Outcome> {
+    let t0 = Instant::now();
+    loop {
+        let p = pods
+            .get(name)
+            .await
+            .map_err(|e| c.explain(&format!("get pod {name}"), &e).outcome())?;
+        let status = p.status.clone().unwrap_or_default();
+        let phase = status.phase.clone().unwrap_or_default();
+        let waiting = status
+            .container_statuses
+            .iter()
+            .flatten()
+            .filter_map(|s| s.state.as_ref()?.waiting.as_ref())
+            .find(|w| {
+                matches!(
+                    w.reason.as_deref(),
+                    Some(
+                        "ErrImagePull"
+                            | "ImagePullBackOff"
+                            | "InvalidImageName"
+                            | "CrashLoopBackOff"
+                            | "CreateContainerConfigError"
+                    )
+                )
+            })
+            .map(|w| {
+                format!(
+                    "{}: {}",
+                    w.reason.clone().unwrap_or_default(),
+                    w.message.clone().unwrap_or_default()
+                )
+            });
+        if let Some(w) = waiting {
+            return Err(Outcome::error(format!(
+                "probe pod {name} cannot start: {w}"
+            )));
+        }
+        match (want_done, phase.as_str()) {
+            (false, "Running") if status.pod_ip.is_some() => return Ok(p),
+            (true, "Succeeded" | "Failed") => return Ok(p),
+            (false, "Succeeded" | "Failed") => {
+                return Err(Outcome::error(format!(
+                    "probe pod {name} ended ({phase}) before it was used"
+                )));
+            }
+            _ => {}
+        }
+        if t0.elapsed() > deadline {
+            return Err(Outcome::error(format!(
+                "probe pod {name} is still {phase} after {} s",
+                deadline.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn measure(
+    c: &Arc<Cluster>,
+    cx: &CheckContext,
+    kubeconfig: PathBuf,
+    context: Option<String>,
+) -> Result<Outcome, Outcome> {
+    let k = &cx.target().kubernetes;
+    let nodes = c.nodes().await.map_err(|e: ReadError| e.outcome())?;
+    let Some((a, b)) = pick_nodes(&nodes) else {
+        return Ok(Outcome::skip(SkipReason {
+            kind: SkipKind::NotApplicable,
+            message:
+                "fewer than two Ready, schedulable nodes: there is no cross-node path to measure"
+                    .to_owned(),
+        }));
+    };
+    let ns = format!(
+        "nfvi-verify-probe-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp() % 100_000
+    );
+    // Registered before the namespace exists, run whatever happens; it has its own client
+    // and runtime, since the runner calls it outside this check's future.
+    let ns_for_cleanup = ns.clone();
+    cx.on_cleanup(format!("delete namespace {ns}"), move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(async {
+            let c = Cluster::open(&kubeconfig, context.as_deref(), false)
+                .await
+                .map_err(|e| e.message)?;
+            match Api::<Namespace>::all(c.client().clone())
+                .delete(&ns_for_cleanup, &DeleteParams::foreground())
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+                Err(e) => Err(c
+                    .explain(&format!("delete namespace {ns_for_cleanup}"), &e)
+                    .message),
+            }
+        })
+    });
+    let namespace: Namespace = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": ns, "labels": {MANAGED_BY.0: MANAGED_BY.1}}
+    }))
+    .expect("a valid Namespace");
+    Api::<Namespace>::all(c.client().clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+        .map_err(|e| c.explain(&format!("create namespace {ns}"), &e).outcome())?;
+    let pods: Api<Pod> = Api::namespaced(c.client().clone(), &ns);
+    let serve = |node: &str, name: &str| {
+        pod(
+            name,
+            node,
+            &k.probe_image,
+            vec![
+                "probe".into(),
+                "serve".into(),
+                "--bind".into(),
+                format!("0.0.0.0:{PORT}"),
+            ],
+            "Always",
+        )
+    };
+    for (name, node) in [("responder-same", &a), ("responder-other", &b)] {
+        pods.create(&PostParams::default(), &serve(node, name))
+            .await
+            .map_err(|e| c.explain(&format!("create pod {ns}/{name}"), &e).outcome())?;
+    }
+    let mut ips = Vec::new();
+    for name in ["responder-same", "responder-other"] {
+        let p = wait_pod(&pods, c, name, false, START_TIMEOUT).await?;
+        ips.push(p.status.and_then(|s| s.pod_ip).unwrap_or_default());
+    }
+    let (rounds, block) = (k.probe_rounds.max(2), k.probe_block.max(100));
+    let client = pod(
+        "client",
+        &a,
+        &k.probe_image,
+        vec![
+            "probe".into(),
+            "compare".into(),
+            format!("{}:{PORT}", ips[0]),
+            format!("{}:{PORT}", ips[1]),
+            "--rounds".into(),
+            rounds.to_string(),
+            "--block".into(),
+            block.to_string(),
+            "--format".into(),
+            "json".into(),
+        ],
+        "Never",
+    );
+    pods.create(&PostParams::default(), &client)
+        .await
+        .map_err(|e| c.explain(&format!("create pod {ns}/client"), &e).outcome())?;
+    // Generous: a 100 µs RTT per probe, both paths, plus start-up.
+    let budget =
+        START_TIMEOUT + Duration::from_micros(u64::from(rounds) * u64::from(block) * 2 * 100);
+    let done = wait_pod(&pods, c, "client", true, budget).await?;
+    let logs = pods
+        .logs("client", &LogParams::default())
+        .await
+        .map_err(|e| {
+            c.explain(&format!("get the log of pod {ns}/client"), &e)
+                .outcome()
+        })?;
+    let phase = done.status.and_then(|s| s.phase).unwrap_or_default();
+    if phase != "Succeeded" {
+        return Err(Outcome::error(format!(
+            "the probe client failed: {}",
+            nfvi_harness::truncate_chars(logs.trim(), 300)
+        )));
+    }
+    let paired: PairedBlocks = serde_json::from_str(&logs).map_err(|e| {
+        Outcome::error(format!(
+            "the probe client's output is not the expected JSON ({e}): {}",
+            nfvi_harness::truncate_chars(logs.trim(), 200)
+        ))
+    })?;
+    Ok(judge(&paired, &a, &b, &ns))
+}
+
+/// The outcome of one in-cluster comparison: same node (first) against cross node (second).
+pub(crate) fn judge(p: &PairedBlocks, a: &str, b: &str, ns: &str) -> Outcome {
+    let n = p.first_p50_us.len();
+    let sane = |v: &[f64]| v.iter().all(|x| x.is_finite() && *x > 0.0);
+    if n < 2 || p.second_p50_us.len() != n || !sane(&p.first_p50_us) || !sane(&p.second_p50_us) {
+        return Outcome::error(format!(
+            "the probe client reported {} and {} block medians, or values that are not positive numbers; expected two equal series of at least 2",
+            p.first_p50_us.len(),
+            p.second_p50_us.len()
+        ));
+    }
+    let c = stats::compare(&p.first_p50_us, &p.second_p50_us);
+    let (same, cross) = (
+        stats::median(&p.first_p50_us),
+        stats::median(&p.second_p50_us),
+    );
+    let finding = match c.finding {
+        stats::Finding::FirstFaster => "same node is faster",
+        stats::Finding::SecondFaster => "cross node is faster",
+        stats::Finding::NoSignificantDifference => "no significant difference",
+    };
+    let mut o = Outcome::pass(format!(
+        "pod-to-pod p50: same node ({a}) {same:.1} µs, cross node ({a} to {b}) {cross:.1} µs; same − cross = {:.1} µs (95% CI {:.1} to {:.1}): {finding}",
+        c.difference_us, c.ci_low_us, c.ci_high_us
+    ))
+    .with_metric("same-node p50", same, "us")
+    .with_metric("cross-node p50", cross, "us")
+    .with_metric("same minus cross", c.difference_us, "us")
+    .with_metric("difference CI low", c.ci_low_us, "us")
+    .with_metric("difference CI high", c.ci_high_us, "us")
+    .with_property("nodes", format!("{a} (client, responder-same), {b} (responder-other)"))
+    .with_property("namespace", ns)
+    .with_property("rounds x block", format!("{n} x {}", p.block))
+    .with_property("lost", format!("same {} / cross {}", p.lost[0], p.lost[1]));
+    o.evidence.samples.insert(
+        "same-node block p50 (us)".to_owned(),
+        p.first_p50_us.clone(),
+    );
+    o.evidence.samples.insert(
+        "cross-node block p50 (us)".to_owned(),
+        p.second_p50_us.clone(),
+    );
+    o
+}
