@@ -781,7 +781,7 @@ pub(crate) fn nodes_ready(nodes: &[Node]) -> Outcome {
             )
         })
         .collect();
-    if not.is_empty() {
+    if !not.is_empty() {
         Outcome::fail(format!("nodes not Ready: {}", not.join(", ")))
     } else {
         Outcome::pass(format!("all {} nodes are Ready", nodes.len()))
@@ -1195,5 +1195,55 @@ pub(crate) fn node_feature_discovery(nodes: &[Node]) -> Outcome {
             )),
             o,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse_as_distributions_print_them() {
+        assert_eq!(semver_minor("v1.33.4"), Some((1, 33)));
+        assert_eq!(semver_minor("v1.31.4-eks-a1b2c3"), Some((1, 31)));
+        assert_eq!(semver_minor("v1.30.2+k3s1"), Some((1, 30)));
+        assert_eq!(semver_minor("garbage"), None);
+        assert_eq!(minor("33+"), Some(33));
+        assert_eq!(minor("x"), None);
+    }
+
+    #[test]
+    fn kubelet_policies_default_to_none_when_configz_leaves_them_out() {
+        let configs = vec![
+            (
+                "a".to_owned(),
+                serde_json::json!({"cpuManagerPolicy": "static"}),
+            ),
+            ("b".to_owned(), serde_json::json!({})),
+        ];
+        let o = kubelet_policy(&configs, "cpuManagerPolicy", "static");
+        assert_eq!(o.status, nfvi_harness::Status::Failed);
+        assert!(o.message.contains("b (none)"), "{}", o.message);
+        let o = reserved_cpus(&[(
+            "a".to_owned(),
+            serde_json::json!({"kubeReserved": {"cpu": "500m"}}),
+        )]);
+        assert_eq!(o.status, nfvi_harness::Status::Passed, "{}", o.message);
+    }
+
+    #[test]
+    fn anonymous_access_outcomes() {
+        assert_eq!(
+            anonymous(Ok(3)).unwrap().status,
+            nfvi_harness::Status::Failed
+        );
+        assert_eq!(
+            anonymous(Err(Ok(401))).unwrap().status,
+            nfvi_harness::Status::Passed
+        );
+        assert_eq!(
+            anonymous(Err(Ok(500))).unwrap().status,
+            nfvi_harness::Status::Failed
+        );
     }
 }

@@ -106,6 +106,9 @@ pub struct Cluster {
     storage_classes: Slot<Vec<StorageClass>>,
     leases: Slot<Vec<Lease>>,
     configz: Mutex<HashMap<String, Arc<Slot<Value>>>>,
+    /// Set when a request could not reach the server or got no answer in time: later reads
+    /// fail at once with the same reason instead of waiting out their own deadlines.
+    gone: std::sync::OnceLock<String>,
 }
 
 /// Reads and connects once per (kubeconfig, context) for the whole run.
@@ -189,6 +192,7 @@ impl Cluster {
             storage_classes: OnceCell::new(),
             leases: OnceCell::new(),
             configz: Mutex::new(HashMap::new()),
+            gone: std::sync::OnceLock::new(),
         })
     }
 
@@ -248,15 +252,32 @@ impl Cluster {
         ReadError::open(nfvi_harness::truncate_chars(&message, 600))
     }
 
+    /// Runs `fetch` unless the server is already known to be gone, and remembers when a
+    /// failure shows it is.
+    async fn guarded<T>(
+        &self,
+        what: &str,
+        fetch: impl Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, ReadError> {
+        if let Some(why) = self.gone.get() {
+            return Err(ReadError::open(format!("{what}: skipped, {why}")));
+        }
+        fetch.await.map_err(|e| {
+            let err = self.explain(what, &e);
+            if !matches!(e, kube::Error::Api(_) | kube::Error::SerdeError(_)) {
+                let _ = self.gone.set(err.message.clone());
+            }
+            err
+        })
+    }
+
     async fn cached<T: Clone>(
         &self,
         slot: &Slot<T>,
         what: &str,
         fetch: impl Future<Output = Result<T, kube::Error>>,
     ) -> Result<T, ReadError> {
-        slot.get_or_init(|| async { fetch.await.map_err(|e| self.explain(what, &e)) })
-            .await
-            .clone()
+        slot.get_or_init(|| self.guarded(what, fetch)).await.clone()
     }
 
     /// `GET /version`.
@@ -391,11 +412,7 @@ impl Cluster {
             let req = http::Request::get(format!("/api/v1/nodes/{node}/proxy/configz"))
                 .body(Vec::new())
                 .map_err(|e| ReadError::open(format!("{what}: {e}")))?;
-            let text = self
-                .client
-                .request_text(req)
-                .await
-                .map_err(|e| self.explain(&what, &e))?;
+            let text = self.guarded(&what, self.client.request_text(req)).await?;
             let v: Value = serde_json::from_str(&text)
                 .map_err(|e| ReadError::open(format!("{what}: the answer is not JSON: {e}")))?;
             match v.get("kubeletconfig") {
@@ -415,10 +432,7 @@ impl Cluster {
         let req = http::Request::get("/readyz?verbose")
             .body(Vec::new())
             .map_err(|e| ReadError::open(format!("{what}: {e}")))?;
-        self.client
-            .request_text(req)
-            .await
-            .map_err(|e| self.explain(what, &e))
+        self.guarded(what, self.client.request_text(req)).await
     }
 }
 

@@ -384,3 +384,45 @@ pub(crate) fn judge(p: &PairedBlocks, a: &str, b: &str, ns: &str) -> Outcome {
     );
     o
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paired(first: Vec<f64>, second: Vec<f64>) -> PairedBlocks {
+        PairedBlocks {
+            first: "10.0.0.1:7777".parse().unwrap(),
+            second: "10.0.0.2:7777".parse().unwrap(),
+            block: 100,
+            first_p50_us: first,
+            second_p50_us: second,
+            lost: [0, 0],
+        }
+    }
+
+    #[test]
+    fn uneven_or_nonsense_series_are_errors_not_measurements() {
+        let e = |p| judge(&p, "a", "b", "ns").status;
+        assert_eq!(e(paired(vec![1.0], vec![2.0])), nfvi_harness::Status::Error);
+        assert_eq!(
+            e(paired(vec![1.0, 2.0], vec![2.0])),
+            nfvi_harness::Status::Error
+        );
+        assert_eq!(
+            e(paired(vec![1.0, f64::NAN], vec![2.0, 2.0])),
+            nfvi_harness::Status::Error
+        );
+        assert_eq!(
+            e(paired(vec![1.0, -1.0], vec![2.0, 2.0])),
+            nfvi_harness::Status::Error
+        );
+        let o = judge(
+            &paired(vec![10.0, 10.5, 10.2, 10.1], vec![20.0, 20.4, 19.9, 20.2]),
+            "a",
+            "b",
+            "ns",
+        );
+        assert_eq!(o.status, nfvi_harness::Status::Passed);
+        assert!(o.message.contains("same node is faster"), "{}", o.message);
+    }
+}

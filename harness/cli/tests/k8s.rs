@@ -1,0 +1,562 @@
+//! The Kubernetes area against a scripted API server (no cluster can run on these machines):
+//! conformant and non-conformant clusters of 1.29 to 1.33, unreachable, silent, refusing and
+//! malformed servers, and the in-cluster probes' lifecycle.
+
+mod common;
+mod scripted_k8s;
+
+use std::path::Path;
+
+use common::nfvi;
+use scripted_k8s::{Server, Spec, TOKEN, kubeconfig};
+
+/// Runs `--suite k8s` against `kubeconfig` with `target` (TOML); returns the exit code,
+/// results.json and the HTML report.
+fn run(dir: &Path, kubeconfig: &Path, target: &str) -> (i32, serde_json::Value, String) {
+    let t = dir.join("t.toml");
+    std::fs::write(&t, target).unwrap();
+    let out = dir.join("run");
+    let a = nfvi()
+        .env_remove("KUBECONFIG")
+        .args(["run", "--suite", "k8s", "--kubeconfig"])
+        .arg(kubeconfig)
+        .arg("--target")
+        .arg(&t)
+        .arg("--out")
+        .arg(&out)
+        .assert();
+    let code = a.get_output().status.code().unwrap();
+    let r =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    (code, r, html)
+}
+
+fn outcomes(r: &serde_json::Value) -> std::collections::BTreeMap<String, (String, String)> {
+    r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap().to_owned(),
+                (
+                    c["outcome"].as_str().unwrap().to_owned(),
+                    c["message"].as_str().unwrap().to_owned(),
+                ),
+            )
+        })
+        .collect()
+}
+
+const NI: &str = "profile = \"network-intensive\"\n";
+
+#[test]
+fn a_conformant_cluster_passes_every_check() {
+    let server = Server::start(Spec::conformant(33));
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), server.port, TOKEN);
+    let (code, r, _) = run(dir.path(), &kc, NI);
+    let o = outcomes(&r);
+    for (id, (outcome, message)) in &o {
+        let expected = if id == "k8s.datapath.pod-latency" {
+            "skipped"
+        } else {
+            "passed"
+        };
+        assert_eq!(outcome, expected, "{id}: {message}");
+    }
+    assert_eq!(code, 0, "{o:?}");
+}
+
+#[test]
+fn older_minors_fail_only_the_version_check() {
+    for minor in 29..=32 {
+        let server = Server::start(Spec::conformant(minor));
+        let dir = tempfile::tempdir().unwrap();
+        let kc = kubeconfig(dir.path(), server.port, TOKEN);
+        let (code, r, _) = run(dir.path(), &kc, NI);
+        assert_eq!(code, 1, "1.{minor}");
+        let o = outcomes(&r);
+        let failed: Vec<&String> = o
+            .iter()
+            .filter(|(_, (s, _))| s != "passed" && s != "skipped")
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(failed, ["k8s.version.server"], "1.{minor}: {o:?}");
+        assert!(
+            o["k8s.version.server"].1.contains(&format!("v1.{minor}.4")),
+            "{:?}",
+            o["k8s.version.server"]
+        );
+        let beta = &o["k8s.api.no-beta"].1;
+        if minor <= 31 {
+            assert!(
+                beta.contains(
+                    "only legacy beta APIs are served: flowcontrol.apiserver.k8s.io/v1beta3"
+                ),
+                "1.{minor}: {beta}"
+            );
+        } else {
+            assert_eq!(beta, "no built-in beta API is served");
+        }
+    }
+}
+
+#[test]
+fn a_non_conformant_cluster_fails_each_check_naming_what_is_wrong() {
+    let mut spec = Spec::conformant(33);
+    spec.kubelet_lag = 4;
+    spec.control_planes = 2;
+    spec.zones = vec!["zone-a".into(), "zone-b".into(), "zone-c".into()];
+    spec.etcd_on_worker = true;
+    spec.scheduler_lease_age_secs = Some(900);
+    spec.readyz_failing = Some("etcd".into());
+    spec.extra_group_versions = vec![
+        ("resource.k8s.io".into(), "v1alpha3".into()),
+        ("storage.k8s.io".into(), "v1beta1".into()),
+    ];
+    spec.drop_group_versions = vec!["policy/v1".into()];
+    spec.network_policies = false;
+    spec.profile_labels = false;
+    spec.hugepages = false;
+    spec.cpu_manager = "none";
+    spec.topology_manager = "best-effort";
+    spec.reserved_cpus = false;
+    spec.cni = None;
+    spec.nad_crd = false;
+    spec.dual_stack = false;
+    spec.default_storage_class = false;
+    spec.rbac_roles = false;
+    spec.anonymous_allowed = true;
+    spec.nfd_labels = false;
+    spec.not_ready_worker = true;
+    let server = Server::start(spec);
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), server.port, TOKEN);
+    let (code, r, _) = run(dir.path(), &kc, NI);
+    assert_eq!(code, 1);
+    let o = outcomes(&r);
+    let expect = |id: &str, outcome: &str, needles: &[&str]| {
+        let (got, message) = &o[id];
+        assert_eq!(got, outcome, "{id}: {message}");
+        for n in needles {
+            assert!(message.contains(n), "{id}: `{n}` not in: {message}");
+        }
+    };
+    expect("k8s.version.server", "passed", &[]);
+    expect(
+        "k8s.version.kubelet-skew",
+        "failed",
+        &["worker-0 runs kubelet v1.29.4, 4 minors behind the API server 1.33 (at most 3)"],
+    );
+    expect(
+        "k8s.control-plane.components",
+        "failed",
+        &[
+            "the API server is not ready: [-]etcd failed",
+            "kube-scheduler's lease (holder control-plane-1_3c4d) was last renewed 9",
+        ],
+    );
+    expect(
+        "k8s.control-plane.etcd",
+        "failed",
+        &[
+            "etcd has 2 member(s); RA2 asks for 3, 5 or 7",
+            "etcd members on worker nodes: etcd-worker-0 on worker-0",
+        ],
+    );
+    expect(
+        "k8s.topology.control-plane-per-zone",
+        "failed",
+        &["zone(s) without a control-plane node: zone-c"],
+    );
+    expect("k8s.topology.workers-per-zone", "passed", &[]);
+    expect(
+        "k8s.api.no-alpha",
+        "failed",
+        &["alpha APIs are served: resource.k8s.io/v1alpha3"],
+    );
+    expect(
+        "k8s.api.no-beta",
+        "failed",
+        &["built-in beta APIs are served: storage.k8s.io/v1beta1"],
+    );
+    expect(
+        "k8s.api.mandatory-groups",
+        "failed",
+        &["not served: policy/v1"],
+    );
+    expect(
+        "k8s.api.network-policy",
+        "failed",
+        &["networkpolicies is not served"],
+    );
+    expect(
+        "k8s.nodes.ready",
+        "failed",
+        &["nodes not Ready: worker-0 (Ready=False)"],
+    );
+    expect(
+        "k8s.nodes.profile-labels",
+        "failed",
+        &[
+            "workers without anuket.io/profile/basic or anuket.io/profile/network-intensive: worker-0, worker-1, worker-2",
+        ],
+    );
+    expect(
+        "k8s.nodes.hugepages",
+        "failed",
+        &["worker-0 (2Mi: 0, 1Gi: 0)"],
+    );
+    expect(
+        "k8s.kubelet.cpu-manager",
+        "failed",
+        &["cpuManagerPolicy is not `static` on: worker-0 (none)"],
+    );
+    expect(
+        "k8s.kubelet.topology-manager",
+        "failed",
+        &["topologyManagerPolicy is not `single-numa-node` on: worker-0 (best-effort)"],
+    );
+    expect(
+        "k8s.kubelet.reserved-cpus",
+        "failed",
+        &["reserve no CPU", "worker-0, worker-1, worker-2"],
+    );
+    expect(
+        "k8s.network.cni",
+        "error",
+        &["no DaemonSet of a known CNI plugin", "kube-proxy"],
+    );
+    expect(
+        "k8s.network.multiplexer",
+        "failed",
+        &[
+            "kube-multus-ds runs but the network-attachment-definitions.k8s.cni.cncf.io CRD is missing",
+        ],
+    );
+    expect(
+        "k8s.network.dual-stack",
+        "failed",
+        &["nodes without both IPv4 and IPv6: control-plane-0 (podCIDRs: 10.244.1.0/24)"],
+    );
+    expect(
+        "k8s.storage.default-class",
+        "failed",
+        &["no StorageClass is marked default among: local-path (rancher.io/local-path)"],
+    );
+    expect(
+        "k8s.security.rbac",
+        "failed",
+        &[
+            "bootstrap cluster roles are missing: cluster-admin, system:basic-user, system:discovery",
+        ],
+    );
+    expect(
+        "k8s.security.anonymous-refused",
+        "failed",
+        &["an anonymous request listed namespaces"],
+    );
+    expect(
+        "k8s.nodes.feature-discovery",
+        "failed",
+        &["workers without Node Feature Discovery labels: worker-0"],
+    );
+}
+
+#[test]
+fn without_a_kubeconfig_every_check_is_skipped_saying_so() {
+    let home = tempfile::tempdir().unwrap();
+    let out = nfvi()
+        .env_remove("KUBECONFIG")
+        .env("HOME", home.path())
+        .args(["list", "--suite", "rc2", "--format", "json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let plan: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let k8s: Vec<&serde_json::Value> = plan["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["id"].as_str().unwrap().starts_with("k8s."))
+        .collect();
+    assert_eq!(k8s.len(), 24);
+    for c in k8s {
+        assert_eq!(c["decision"], "skip", "{}", c["id"]);
+        assert!(
+            c["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("no kubeconfig given"),
+            "{}",
+            c["reason"]
+        );
+    }
+    // A kubeconfig that is not there is named.
+    let out = nfvi()
+        .env("HOME", home.path())
+        .args([
+            "list",
+            "--suite",
+            "k8s",
+            "--format",
+            "json",
+            "--kubeconfig",
+            "/nonexistent/kubeconfig",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let plan: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let reason = plan["checks"][0]["reason"].as_str().unwrap().to_owned();
+    assert!(
+        reason.contains("/nonexistent/kubeconfig does not exist"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn unreachable_silent_and_refusing_servers_are_errors_that_say_why_within_bounded_time() {
+    // Nothing listens on the port.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), closed, TOKEN);
+    let t0 = std::time::Instant::now();
+    let (code, r, _) = run(dir.path(), &kc, NI);
+    assert_eq!(code, 3);
+    for (id, (outcome, message)) in outcomes(&r) {
+        if id == "k8s.datapath.pod-latency" {
+            continue;
+        }
+        assert_eq!(outcome, "error", "{id}: {message}");
+        assert!(
+            message.contains(&format!(
+                "cannot reach the API server at http://127.0.0.1:{closed}/"
+            )),
+            "{id}: {message}"
+        );
+    }
+    assert!(t0.elapsed().as_secs() < 30, "took {:?}", t0.elapsed());
+
+    // A server that accepts and never answers: the read deadline ends it.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let held: Vec<_> = silent.incoming().flatten().collect();
+        drop(held);
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), port, TOKEN);
+    let t0 = std::time::Instant::now();
+    let (code, r, _) = run(dir.path(), &kc, NI);
+    assert_eq!(code, 3);
+    let o = outcomes(&r);
+    assert_eq!(o["k8s.version.server"].0, "error");
+    assert!(
+        o["k8s.version.server"]
+            .1
+            .contains("did not answer within 15 s"),
+        "{:?}",
+        o["k8s.version.server"]
+    );
+    assert!(t0.elapsed().as_secs() < 90, "took {:?}", t0.elapsed());
+
+    // An expired token: 401 for everything, naming the user.
+    let mut spec = Spec::conformant(33);
+    spec.refuse_all = Some(401);
+    let server = Server::start(spec);
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), server.port, TOKEN);
+    let (code, r, _) = run(dir.path(), &kc, NI);
+    assert_eq!(code, 3);
+    let m = &outcomes(&r)["k8s.nodes.ready"].1;
+    assert!(
+        m.contains("refused the credentials of user `nfvi-verify` (401")
+            && m.contains("expired token"),
+        "{m}"
+    );
+}
+
+#[test]
+fn a_forbidden_read_names_the_missing_permission_and_the_rest_still_runs() {
+    let mut spec = Spec::conformant(33);
+    spec.forbid_nodes = true;
+    let server = Server::start(spec);
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), server.port, TOKEN);
+    let (code, r, _) = run(dir.path(), &kc, NI);
+    assert_eq!(code, 3);
+    let o = outcomes(&r);
+    let (outcome, m) = &o["k8s.nodes.profile-labels"];
+    assert_eq!(outcome, "error");
+    assert!(
+        m.starts_with("list nodes: permission missing for user `nfvi-verify`"),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"cannot list resource \"nodes\""#)
+            || m.contains(r#"cannot list resource "nodes""#),
+        "{m}"
+    );
+    assert!(m.contains("nfvi-verify-clusterrole.yaml"), "{m}");
+    for id in [
+        "k8s.version.server",
+        "k8s.api.mandatory-groups",
+        "k8s.storage.default-class",
+    ] {
+        assert_eq!(o[id].0, "passed", "{id}: {}", o[id].1);
+    }
+}
+
+#[test]
+fn malformed_and_hostile_answers_are_errors_or_escaped_text() {
+    for (status, ctype, body, needle) in [
+        (
+            200,
+            "text/html",
+            "<html><body>Login required</body></html>".to_owned(),
+            "not the expected object",
+        ),
+        (
+            200,
+            "application/json",
+            r#"{"kind":"NodeList","apiVersion":"v1","items":[{"metadata":{"name":"x""#.to_owned(),
+            "not the expected object",
+        ),
+        (
+            200,
+            "application/json",
+            r#"{"kind":"NodeList","apiVersion":"v1","items":"not a list"}"#.to_owned(),
+            "not the expected object",
+        ),
+        (
+            502,
+            "text/plain",
+            "upstream connect error".to_owned(),
+            "502",
+        ),
+    ] {
+        let mut spec = Spec::conformant(33);
+        spec.nodes_body = Some((status, ctype, body));
+        let server = Server::start(spec);
+        let dir = tempfile::tempdir().unwrap();
+        let kc = kubeconfig(dir.path(), server.port, TOKEN);
+        let (code, r, _) = run(dir.path(), &kc, NI);
+        assert_eq!(code, 3);
+        let (outcome, m) = &outcomes(&r)["k8s.nodes.ready"];
+        assert_eq!(outcome, "error", "{m}");
+        assert!(m.starts_with("list nodes: ") && m.contains(needle), "{m}");
+    }
+    // Names chosen to break a report: they show as text.
+    let mut spec = Spec::conformant(33);
+    spec.worker_prefix = "<script>alert(1)</script>w".into();
+    spec.profile_labels = false;
+    let server = Server::start(spec);
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), server.port, TOKEN);
+    let (_, r, html) = run(dir.path(), &kc, NI);
+    assert!(
+        outcomes(&r)["k8s.nodes.profile-labels"]
+            .1
+            .contains("<script>alert(1)</script>w-0")
+    );
+    assert!(
+        !html.contains("<script>alert(1)"),
+        "a node name reached the HTML unescaped"
+    );
+    let at = html.find("alert(1)").expect("the name is in the report");
+    assert!(
+        html.contains("&#60;script&#62;alert(1)"),
+        "the name shows as escaped text: {}",
+        &html[at.saturating_sub(60)..at + 40]
+    );
+}
+
+#[test]
+fn probe_pods_measure_same_against_cross_node_and_their_namespace_is_deleted() {
+    let server = Server::start(Spec::conformant(33));
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), server.port, TOKEN);
+    let target = format!("{NI}[kubernetes]\nprobe_image = \"registry.example/nfvi-verify:test\"\n");
+    let (code, r, _) = run(dir.path(), &kc, &target);
+    assert_eq!(code, 0);
+    let c = r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "k8s.datapath.pod-latency")
+        .unwrap();
+    assert_eq!(c["outcome"], "passed", "{}", c["message"]);
+    let m = c["message"].as_str().unwrap();
+    assert!(
+        m.contains("same node (worker-0) 21.7 µs, cross node (worker-0 to worker-1) 48.2 µs"),
+        "{m}"
+    );
+    assert!(m.contains("same node is faster"), "{m}");
+    assert_eq!(
+        c["evidence"]["samples"]["cross-node block p50 (us)"]
+            .as_array()
+            .unwrap()
+            .len(),
+        6
+    );
+    let log = server.requests();
+    let created: Vec<&String> = log
+        .iter()
+        .filter(|l| l.starts_with("POST /api/v1/namespaces/") && l.contains("/pods"))
+        .collect();
+    assert_eq!(created.len(), 3, "{log:?}");
+    let ns = created[0].split('/').nth(4).unwrap().to_owned();
+    assert!(ns.starts_with("nfvi-verify-probe-"));
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with(&format!("DELETE /api/v1/namespaces/{ns}"))),
+        "namespace not deleted: {log:?}"
+    );
+    assert_eq!(c["cleanup"][0]["action"], format!("delete namespace {ns}"));
+    assert!(
+        c["cleanup"][0].get("error").is_none_or(|e| e.is_null()),
+        "{}",
+        c["cleanup"]
+    );
+
+    // A client that fails: an error with its output, and the namespace still goes.
+    let mut spec = Spec::conformant(33);
+    spec.probe_succeeds = false;
+    let server = Server::start(spec);
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), server.port, TOKEN);
+    let (code, r, _) = run(dir.path(), &kc, &target);
+    assert_eq!(code, 3);
+    let c = r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "k8s.datapath.pod-latency")
+        .unwrap();
+    assert_eq!(c["outcome"], "error");
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap()
+            .contains("the probe client failed: error: round 0"),
+        "{}",
+        c["message"]
+    );
+    assert!(
+        server
+            .requests()
+            .iter()
+            .any(|l| l.starts_with("DELETE /api/v1/namespaces/nfvi-verify-probe-"))
+    );
+}
