@@ -549,7 +549,7 @@ fn probe_pods_measure_same_against_cross_node_and_their_namespace_is_deleted() {
         c["message"]
             .as_str()
             .unwrap()
-            .contains("the probe client failed: error: round 0"),
+            .contains("the probe client on the default network failed: error: round 0"),
         "{}",
         c["message"]
     );
@@ -593,7 +593,8 @@ fn access(request: &str) -> (String, String, String) {
 #[test]
 fn the_cluster_role_grants_every_call_the_harness_makes() {
     let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/kubernetes/nfvi-verify-clusterrole.yaml"),
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../deploy/kubernetes/nfvi-verify-clusterrole.yaml"),
     )
     .unwrap();
     let role: serde_json::Value = text
@@ -603,7 +604,9 @@ fn the_cluster_role_grants_every_call_the_harness_makes() {
         .unwrap();
     let rules = role["rules"].as_array().unwrap();
     let strs = |v: &serde_json::Value| -> Vec<String> {
-        v.as_array().map(|a| a.iter().map(|s| s.as_str().unwrap().to_owned()).collect()).unwrap_or_default()
+        v.as_array()
+            .map(|a| a.iter().map(|s| s.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default()
     };
     let granted = |verb: &str, group: &str, resource: &str| {
         rules.iter().any(|r| {
@@ -616,7 +619,8 @@ fn the_cluster_role_grants_every_call_the_harness_makes() {
                     u == resource || u.strip_suffix('*').is_some_and(|p| resource.starts_with(p))
                 });
             }
-            strs(&r["apiGroups"]).iter().any(|g| g == group) && strs(&r["resources"]).iter().any(|x| x == resource)
+            strs(&r["apiGroups"]).iter().any(|g| g == group)
+                && strs(&r["resources"]).iter().any(|x| x == resource)
         })
     };
     let server = Server::start(Spec::conformant(33));
@@ -625,13 +629,125 @@ fn the_cluster_role_grants_every_call_the_harness_makes() {
     let target = format!("{NI}[kubernetes]\nprobe_image = \"registry.example/nfvi-verify:test\"\n");
     let (code, _, _) = run(dir.path(), &kc, &target);
     assert_eq!(code, 0);
-    let calls: std::collections::BTreeSet<(String, String, String)> = server.requests().iter().map(|r| access(r)).collect();
+    let calls: std::collections::BTreeSet<(String, String, String)> =
+        server.requests().iter().map(|r| access(r)).collect();
     assert!(calls.len() > 15, "{calls:?}");
     for (verb, group, resource) in &calls {
         // The anonymous probe asks with no credentials on purpose: it needs no grant.
         if resource == "namespaces" && verb == "list" {
             continue;
         }
-        assert!(granted(verb, group, resource), "the ClusterRole does not grant {verb} {group}/{resource}");
+        assert!(
+            granted(verb, group, resource),
+            "the ClusterRole does not grant {verb} {group}/{resource}"
+        );
     }
+}
+
+#[test]
+fn ctrl_c_during_the_probes_still_deletes_their_namespace() {
+    let mut spec = Spec::conformant(33);
+    spec.probe_client_hangs = true;
+    let server = Server::start(spec);
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), server.port, TOKEN);
+    let t = dir.path().join("t.toml");
+    std::fs::write(
+        &t,
+        "[kubernetes]\nprobe_image = \"registry.example/nfvi-verify:test\"\n",
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("nfvi-verify"))
+        .env("NO_COLOR", "1")
+        .env_remove("KUBECONFIG")
+        .args([
+            "run",
+            "--suite",
+            "k8s",
+            "--filter",
+            "k8s.datapath.*",
+            "--kubeconfig",
+        ])
+        .arg(&kc)
+        .arg("--target")
+        .arg(&t)
+        .arg("--out")
+        .arg(dir.path().join("run"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while !server.requests().iter().any(|l| {
+        l.starts_with("GET /api/v1/namespaces/nfvi-verify-probe-") && l.contains("/pods/client")
+    }) {
+        assert!(
+            t0.elapsed().as_secs() < 30,
+            "the client pod was never polled: {:?}",
+            server.requests()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(3), "an interrupted run is incomplete");
+    let log = server.requests();
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("DELETE /api/v1/namespaces/nfvi-verify-probe-")),
+        "the probes' namespace was not deleted after Ctrl-C: {log:?}"
+    );
+    let r: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("run/results.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(r["complete"], false);
+}
+
+#[test]
+fn probes_also_measure_a_secondary_network_by_its_multus_address() {
+    let server = Server::start(Spec::conformant(33));
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), server.port, TOKEN);
+    let target = format!(
+        "{NI}[kubernetes]\nprobe_image = \"registry.example/nfvi-verify:test\"\nprobe_networks = [\"default/macvlan-lab\"]\n"
+    );
+    let (code, r, _) = run(dir.path(), &kc, &target);
+    let c = r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "k8s.datapath.pod-latency")
+        .unwrap();
+    assert_eq!(c["outcome"], "passed", "{}", c["message"]);
+    assert_eq!(code, 0);
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap()
+            .contains("and 1 secondary network(s)"),
+        "{}",
+        c["message"]
+    );
+    assert!(
+        c["evidence"]["properties"]["default/macvlan-lab"]
+            .as_str()
+            .unwrap()
+            .contains("same node is faster")
+    );
+    assert!(c["evidence"]["metrics"]["default/macvlan-lab cross-node p50"].is_object());
+    let log = server.requests();
+    let pods = log
+        .iter()
+        .filter(|l| l.starts_with("POST ") && l.contains("/pods?"))
+        .count();
+    assert_eq!(pods, 4, "two responders, a client per network: {log:?}");
+    assert!(
+        log.iter().any(|l| l.contains("/pods/client-1/log")),
+        "a client on the secondary network: {log:?}"
+    );
 }

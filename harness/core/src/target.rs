@@ -127,6 +127,9 @@ pub struct KubernetesTarget {
     pub probe_rounds: u32,
     /// Probes per block.
     pub probe_block: u32,
+    /// Secondary networks to measure as well: NetworkAttachmentDefinitions as
+    /// `namespace/name` (or `name`), attached to the probe pods through Multus.
+    pub probe_networks: Vec<String>,
 }
 
 impl KubernetesTarget {

@@ -122,11 +122,27 @@ pub(crate) fn pick_nodes(nodes: &[Node]) -> Option<(String, String)> {
     (chosen.len() >= 2).then(|| (chosen[0].clone(), chosen[1].clone()))
 }
 
-fn pod(name: &str, node: &str, image: &str, args: Vec<String>, restart: &str) -> Pod {
+/// Multus' request and report annotations.
+const NETWORKS: &str = "k8s.v1.cni.cncf.io/networks";
+const NETWORK_STATUS: &str = "k8s.v1.cni.cncf.io/network-status";
+
+fn pod(
+    name: &str,
+    node: &str,
+    image: &str,
+    args: Vec<String>,
+    restart: &str,
+    networks: &[String],
+) -> Pod {
+    let annotations = if networks.is_empty() {
+        json!({})
+    } else {
+        json!({NETWORKS: networks.join(",")})
+    };
     serde_json::from_value(json!({
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": name, "labels": {MANAGED_BY.0: MANAGED_BY.1, "app.kubernetes.io/name": "nfvi-verify-probe"}},
+        "metadata": {"name": name, "labels": {MANAGED_BY.0: MANAGED_BY.1, "app.kubernetes.io/name": "nfvi-verify-probe"}, "annotations": annotations},
         "spec": {
             "nodeName": node,
             "restartPolicy": restart,
@@ -279,6 +295,7 @@ async fn measure(
                 format!("0.0.0.0:{PORT}"),
             ],
             "Always",
+            &k.probe_networks,
         )
     };
     for (name, node) in [("responder-same", &a), ("responder-other", &b)] {
@@ -286,58 +303,140 @@ async fn measure(
             .await
             .map_err(|e| c.explain(&format!("create pod {ns}/{name}"), &e).outcome())?;
     }
-    let mut ips = Vec::new();
+    let mut responders = Vec::new();
     for name in ["responder-same", "responder-other"] {
-        let p = wait_pod(&pods, c, name, false, START_TIMEOUT).await?;
-        ips.push(p.status.and_then(|s| s.pod_ip).unwrap_or_default());
+        responders.push(wait_pod(&pods, c, name, false, START_TIMEOUT).await?);
     }
     let (rounds, block) = (k.probe_rounds.max(2), k.probe_block.max(100));
-    let client = pod(
-        "client",
-        &a,
-        &k.probe_image,
-        vec![
-            "probe".into(),
-            "compare".into(),
-            format!("{}:{PORT}", ips[0]),
-            format!("{}:{PORT}", ips[1]),
-            "--rounds".into(),
-            rounds.to_string(),
-            "--block".into(),
-            block.to_string(),
-            "--format".into(),
-            "json".into(),
-        ],
-        "Never",
-    );
-    pods.create(&PostParams::default(), &client)
-        .await
-        .map_err(|e| c.explain(&format!("create pod {ns}/client"), &e).outcome())?;
-    // Generous: a 100 µs RTT per probe, both paths, plus start-up.
-    let budget =
-        START_TIMEOUT + Duration::from_micros(u64::from(rounds) * u64::from(block) * 2 * 100);
-    let done = wait_pod(&pods, c, "client", true, budget).await?;
-    let logs = pods
-        .logs("client", &LogParams::default())
-        .await
-        .map_err(|e| {
-            c.explain(&format!("get the log of pod {ns}/client"), &e)
+    // The default network first, then each secondary network by the responders' addresses on
+    // it (from Multus' network-status).
+    let mut targets = vec![(
+        "default network".to_owned(),
+        responders
+            .iter()
+            .map(|p| p.status.clone().and_then(|s| s.pod_ip).unwrap_or_default())
+            .collect::<Vec<_>>(),
+    )];
+    for net in &k.probe_networks {
+        let mut ips = Vec::new();
+        for p in &responders {
+            ips.push(secondary_ip(p, net).map_err(Outcome::error)?);
+        }
+        targets.push((net.clone(), ips));
+    }
+    let mut results = Vec::new();
+    for (i, (net, ips)) in targets.iter().enumerate() {
+        let name = if i == 0 {
+            "client".to_owned()
+        } else {
+            format!("client-{i}")
+        };
+        let client = pod(
+            &name,
+            &a,
+            &k.probe_image,
+            vec![
+                "probe".into(),
+                "compare".into(),
+                format!("{}:{PORT}", ips[0]),
+                format!("{}:{PORT}", ips[1]),
+                "--rounds".into(),
+                rounds.to_string(),
+                "--block".into(),
+                block.to_string(),
+                "--format".into(),
+                "json".into(),
+            ],
+            "Never",
+            if i == 0 {
+                &[]
+            } else {
+                std::slice::from_ref(net)
+            },
+        );
+        pods.create(&PostParams::default(), &client)
+            .await
+            .map_err(|e| c.explain(&format!("create pod {ns}/{name}"), &e).outcome())?;
+        // Generous: a 100 µs RTT per probe, both paths, plus start-up.
+        let budget =
+            START_TIMEOUT + Duration::from_micros(u64::from(rounds) * u64::from(block) * 2 * 100);
+        let done = wait_pod(&pods, c, &name, true, budget).await?;
+        let logs = pods.logs(&name, &LogParams::default()).await.map_err(|e| {
+            c.explain(&format!("get the log of pod {ns}/{name}"), &e)
                 .outcome()
         })?;
-    let phase = done.status.and_then(|s| s.phase).unwrap_or_default();
-    if phase != "Succeeded" {
-        return Err(Outcome::error(format!(
-            "the probe client failed: {}",
-            nfvi_harness::truncate_chars(logs.trim(), 300)
-        )));
+        let phase = done.status.and_then(|s| s.phase).unwrap_or_default();
+        if phase != "Succeeded" {
+            return Err(Outcome::error(format!(
+                "the probe client on the {net} failed: {}",
+                nfvi_harness::truncate_chars(logs.trim(), 300)
+            )));
+        }
+        let paired: PairedBlocks = serde_json::from_str(&logs).map_err(|e| {
+            Outcome::error(format!(
+                "the probe client's output on the {net} is not the expected JSON ({e}): {}",
+                nfvi_harness::truncate_chars(logs.trim(), 200)
+            ))
+        })?;
+        results.push((net.clone(), paired));
     }
-    let paired: PairedBlocks = serde_json::from_str(&logs).map_err(|e| {
-        Outcome::error(format!(
-            "the probe client's output is not the expected JSON ({e}): {}",
-            nfvi_harness::truncate_chars(logs.trim(), 200)
-        ))
-    })?;
-    Ok(judge(&paired, &a, &b, &ns))
+    let (_, default) = &results[0];
+    let mut o = judge(default, &a, &b, &ns);
+    for (net, paired) in &results[1..] {
+        let sub = judge(paired, &a, &b, &ns);
+        if sub.status != nfvi_harness::Status::Passed {
+            return Err(Outcome::error(format!("{net}: {}", sub.message)));
+        }
+        o = o.with_property(net.as_str(), &sub.message);
+        for (k, m) in &sub.evidence.metrics {
+            o = o.with_metric(format!("{net} {k}"), m.value, &m.unit);
+        }
+        for (k, v) in &sub.evidence.samples {
+            o.evidence.samples.insert(format!("{net} {k}"), v.clone());
+        }
+    }
+    if results.len() > 1 {
+        o.message = format!(
+            "{} (and {} secondary network(s), in the evidence)",
+            o.message,
+            results.len() - 1
+        );
+    }
+    Ok(o)
+}
+
+/// The pod's address on a secondary network, from Multus' network-status annotation
+/// (`name` matches `namespace/name` entries too).
+pub(crate) fn secondary_ip(p: &Pod, net: &str) -> Result<String, String> {
+    let pod = p.metadata.name.clone().unwrap_or_default();
+    let status = p
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(NETWORK_STATUS))
+        .ok_or_else(|| format!("pod {pod} has no {NETWORK_STATUS} annotation: is Multus running, and does the NetworkAttachmentDefinition {net} exist?"))?;
+    let entries: Vec<serde_json::Value> = serde_json::from_str(status)
+        .map_err(|e| format!("pod {pod}'s {NETWORK_STATUS} is not a JSON list: {e}"))?;
+    let short = net.rsplit('/').next().unwrap_or(net);
+    entries
+        .iter()
+        .find(|e| {
+            let n = e["name"].as_str().unwrap_or("");
+            n == net || n.rsplit('/').next() == Some(short) && !net.contains('/')
+        })
+        .and_then(|e| {
+            e["ips"]
+                .as_array()?
+                .iter()
+                .find_map(|ip| ip.as_str().filter(|s| !s.contains(':')))
+                .map(str::to_owned)
+        })
+        .ok_or_else(|| {
+            format!(
+                "pod {pod} has no IPv4 address on network {net} (network-status: {})",
+                nfvi_harness::truncate_chars(status, 200)
+            )
+        })
 }
 
 /// The outcome of one in-cluster comparison: same node (first) against cross node (second).
@@ -398,6 +497,38 @@ mod tests {
             second_p50_us: second,
             lost: [0, 0],
         }
+    }
+
+    #[test]
+    fn secondary_addresses_come_from_multus_network_status() {
+        let pod = |status: Option<&str>| -> Pod {
+            let mut annotations = serde_json::Map::new();
+            if let Some(s) = status {
+                annotations.insert(NETWORK_STATUS.to_owned(), json!(s));
+            }
+            serde_json::from_value(
+                json!({"metadata": {"name": "responder-same", "annotations": annotations}}),
+            )
+            .unwrap()
+        };
+        let status = r#"[{"name":"cbr0","interface":"eth0","ips":["10.244.1.5"],"default":true},{"name":"lab/macvlan-lab","interface":"net1","ips":["fd00::5","198.18.60.5"]}]"#;
+        assert_eq!(
+            secondary_ip(&pod(Some(status)), "lab/macvlan-lab").unwrap(),
+            "198.18.60.5"
+        );
+        assert_eq!(
+            secondary_ip(&pod(Some(status)), "macvlan-lab").unwrap(),
+            "198.18.60.5"
+        );
+        let e = secondary_ip(&pod(Some(status)), "other/macvlan-lab").unwrap_err();
+        assert!(
+            e.contains("no IPv4 address on network other/macvlan-lab"),
+            "{e}"
+        );
+        let e = secondary_ip(&pod(None), "lab/macvlan-lab").unwrap_err();
+        assert!(e.contains("is Multus running"), "{e}");
+        let e = secondary_ip(&pod(Some("{not json")), "x").unwrap_err();
+        assert!(e.contains("not a JSON list"), "{e}");
     }
 
     #[test]

@@ -59,6 +59,8 @@ pub struct Spec {
     /// The probe client's log, and whether it succeeds.
     pub probe_log: String,
     pub probe_succeeds: bool,
+    /// The probe client never finishes (for interrupting a run).
+    pub probe_client_hangs: bool,
 }
 
 impl Spec {
@@ -97,6 +99,7 @@ impl Spec {
             forbid_nodes: false,
             probe_log: r#"{"block":2000,"first":"10.244.1.5:7777","second":"10.244.2.7:7777","first_p50_us":[21.5,21.9,21.4,22.0,21.6,21.8],"second_p50_us":[48.2,47.9,48.8,48.1,48.5,47.7],"lost":[0,1]}"#.into(),
             probe_succeeds: true,
+            probe_client_hangs: false,
         }
     }
 }
@@ -683,7 +686,7 @@ fn respond(
             } else {
                 "10.244.1.5"
             };
-            let phase = if *name == "client" {
+            let phase = if name.starts_with("client") {
                 if spec.probe_succeeds {
                     "Succeeded"
                 } else {
@@ -694,6 +697,21 @@ fn respond(
             };
             p["status"] =
                 json!({"phase": phase, "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": "192.0.2.4"});
+            // Multus reports every attachment, the default network first.
+            let requested = p["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"]
+                .as_str()
+                .map(str::to_owned);
+            if let Some(nets) = requested {
+                let second = if name.contains("other") { 7 } else { 5 };
+                let mut status = vec![
+                    json!({"name": "k8s-pod-network", "interface": "eth0", "ips": [ip], "default": true}),
+                ];
+                for (i, net) in nets.split(',').enumerate() {
+                    status.push(json!({"name": net, "interface": format!("net{}", i + 1), "ips": [format!("198.18.{}.{second}", 60 + i)], "mac": "02:00:00:00:00:01"}));
+                }
+                p["metadata"]["annotations"]["k8s.v1.cni.cncf.io/network-status"] =
+                    json!(serde_json::to_string(&status).unwrap());
+            }
             return (200, JSON, p.to_string());
         }
         _ => {}
