@@ -309,17 +309,9 @@ impl Check for K8sCheck {
 
     fn run<'a>(&'a self, cx: &'a CheckContext) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
-            let k = &cx.target().kubernetes;
-            let Some(path) = k.kubeconfig_path() else {
-                return Outcome::skip(SkipReason {
-                    kind: SkipKind::MissingCapability,
-                    message: "no kubeconfig given".to_owned(),
-                });
-            };
-            let context = Some(k.context.as_str()).filter(|c| !c.is_empty());
-            let cluster = match cluster::connect(&path, context).await {
+            let cluster = match cluster::for_check(cx).await {
                 Ok(c) => c,
-                Err(e) => return e.outcome(),
+                Err(o) => return o,
             };
             let (Ok(o) | Err(o)) = self.judge(&cluster, cx).await;
             o.with_property("API server", &cluster.server)

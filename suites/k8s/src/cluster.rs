@@ -111,6 +111,20 @@ pub struct Cluster {
     gone: std::sync::OnceLock<String>,
 }
 
+/// The cluster a check reads: a skip without a kubeconfig ("no kubeconfig given"), an error
+/// outcome when the kubeconfig cannot be used.
+pub async fn for_check(cx: &nfvi_harness::CheckContext) -> Result<Arc<Cluster>, Outcome> {
+    let k = &cx.target().kubernetes;
+    let Some(path) = k.kubeconfig_path() else {
+        return Err(Outcome::skip(nfvi_harness::SkipReason {
+            kind: nfvi_harness::SkipKind::MissingCapability,
+            message: "no kubeconfig given".to_owned(),
+        }));
+    };
+    let context = Some(k.context.as_str()).filter(|c| !c.is_empty());
+    connect(&path, context).await.map_err(|e| e.outcome())
+}
+
 /// Reads and connects once per (kubeconfig, context) for the whole run.
 pub async fn connect(kubeconfig: &Path, context: Option<&str>) -> Result<Arc<Cluster>, ReadError> {
     type Shared = Arc<OnceCell<Result<Arc<Cluster>, ReadError>>>;
@@ -199,6 +213,12 @@ impl Cluster {
     /// The kube client, for the probes.
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// A new client for the same kubeconfig and context (for cleanups that run outside the
+    /// check's runtime).
+    pub async fn reopen(&self) -> Result<Cluster, ReadError> {
+        Cluster::open(&self.kubeconfig, self.context.as_deref(), false).await
     }
 
     /// The same server without credentials.
@@ -327,74 +347,61 @@ impl Cluster {
         .await
     }
 
-    /// Every node.
-    pub async fn nodes(&self) -> Result<Vec<Node>, ReadError> {
-        self.cached(&self.nodes, "list nodes", async {
-            Ok(Api::<Node>::all(self.client.clone())
-                .list(&ListParams::default())
-                .await?
-                .items)
+    /// `list` of every object of a kind through `api`, cached in `slot`.
+    async fn list<K>(
+        &self,
+        slot: &Slot<Vec<K>>,
+        what: &str,
+        api: Api<K>,
+    ) -> Result<Vec<K>, ReadError>
+    where
+        K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        self.cached(slot, what, async move {
+            Ok(api.list(&ListParams::default()).await?.items)
         })
         .await
+    }
+
+    /// Every node.
+    pub async fn nodes(&self) -> Result<Vec<Node>, ReadError> {
+        self.list(&self.nodes, "list nodes", Api::all(self.client.clone()))
+            .await
     }
 
     /// Pods in kube-system.
     pub async fn system_pods(&self) -> Result<Vec<Pod>, ReadError> {
-        self.cached(&self.system_pods, "list pods in kube-system", async {
-            Ok(Api::<Pod>::namespaced(self.client.clone(), "kube-system")
-                .list(&ListParams::default())
-                .await?
-                .items)
-        })
-        .await
+        let api = Api::namespaced(self.client.clone(), "kube-system");
+        self.list(&self.system_pods, "list pods in kube-system", api)
+            .await
     }
 
     /// DaemonSets in every namespace.
     pub async fn daemonsets(&self) -> Result<Vec<DaemonSet>, ReadError> {
-        self.cached(
-            &self.daemonsets,
-            "list daemonsets (all namespaces)",
-            async {
-                Ok(Api::<DaemonSet>::all(self.client.clone())
-                    .list(&ListParams::default())
-                    .await?
-                    .items)
-            },
-        )
-        .await
+        let api = Api::all(self.client.clone());
+        self.list(&self.daemonsets, "list daemonsets (all namespaces)", api)
+            .await
     }
 
     /// CustomResourceDefinitions.
     pub async fn crds(&self) -> Result<Vec<CustomResourceDefinition>, ReadError> {
-        self.cached(&self.crds, "list customresourcedefinitions", async {
-            Ok(Api::<CustomResourceDefinition>::all(self.client.clone())
-                .list(&ListParams::default())
-                .await?
-                .items)
-        })
-        .await
+        let api = Api::all(self.client.clone());
+        self.list(&self.crds, "list customresourcedefinitions", api)
+            .await
     }
 
     /// StorageClasses.
     pub async fn storage_classes(&self) -> Result<Vec<StorageClass>, ReadError> {
-        self.cached(&self.storage_classes, "list storageclasses", async {
-            Ok(Api::<StorageClass>::all(self.client.clone())
-                .list(&ListParams::default())
-                .await?
-                .items)
-        })
-        .await
+        let api = Api::all(self.client.clone());
+        self.list(&self.storage_classes, "list storageclasses", api)
+            .await
     }
 
     /// Leases in kube-system (the scheduler's and controller manager's leader election).
     pub async fn leases(&self) -> Result<Vec<Lease>, ReadError> {
-        self.cached(&self.leases, "list leases in kube-system", async {
-            Ok(Api::<Lease>::namespaced(self.client.clone(), "kube-system")
-                .list(&ListParams::default())
-                .await?
-                .items)
-        })
-        .await
+        let api = Api::namespaced(self.client.clone(), "kube-system");
+        self.list(&self.leases, "list leases in kube-system", api)
+            .await
     }
 
     /// A node's kubelet configuration (`/api/v1/nodes/NAME/proxy/configz`), the

@@ -11,7 +11,6 @@
 //! with it everything the check created, is deleted at the end, also on failure or Ctrl-C
 //! (the deletion is registered before the namespace is created).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -67,24 +66,17 @@ impl Check for PodLatency {
     fn run<'a>(&'a self, cx: &'a CheckContext) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
             let k = &cx.target().kubernetes;
-            let Some(path) = k.kubeconfig_path() else {
-                return Outcome::skip(SkipReason {
-                    kind: SkipKind::MissingCapability,
-                    message: "no kubeconfig given".to_owned(),
-                });
-            };
-            if k.probe_image.is_empty() {
+            if k.probe_image.is_empty() && k.kubeconfig_path().is_some() {
                 return Outcome::skip(SkipReason {
                     kind: SkipKind::NotApplicable,
                     message: "kubernetes.probe_image is empty: in-cluster probes need an image with nfvi-verify on PATH (the README shows how to build one)".to_owned(),
                 });
             }
-            let context = Some(k.context.clone()).filter(|c| !c.is_empty());
-            let cluster = match cluster::connect(&path, context.as_deref()).await {
+            let cluster = match cluster::for_check(cx).await {
                 Ok(c) => c,
-                Err(e) => return e.outcome(),
+                Err(o) => return o,
             };
-            let (Ok(o) | Err(o)) = measure(&cluster, cx, path, context).await;
+            let (Ok(o) | Err(o)) = measure(&cluster, cx).await;
             o.with_property("API server", &cluster.server)
                 .with_property("probe image", &k.probe_image)
         })
@@ -228,12 +220,7 @@ async fn wait_pod(
     }
 }
 
-async fn measure(
-    c: &Arc<Cluster>,
-    cx: &CheckContext,
-    kubeconfig: PathBuf,
-    context: Option<String>,
-) -> Result<Outcome, Outcome> {
+async fn measure(c: &Arc<Cluster>, cx: &CheckContext) -> Result<Outcome, Outcome> {
     let k = &cx.target().kubernetes;
     let nodes = c.nodes().await.map_err(|e: ReadError| e.outcome())?;
     let Some((a, b)) = pick_nodes(&nodes) else {
@@ -252,15 +239,14 @@ async fn measure(
     // Registered before the namespace exists, run whatever happens; it has its own client
     // and runtime, since the runner calls it outside this check's future.
     let ns_for_cleanup = ns.clone();
+    let cluster = c.clone();
     cx.on_cleanup(format!("delete namespace {ns}"), move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;
         rt.block_on(async {
-            let c = Cluster::open(&kubeconfig, context.as_deref(), false)
-                .await
-                .map_err(|e| e.message)?;
+            let c = cluster.reopen().await.map_err(|e| e.message)?;
             match Api::<Namespace>::all(c.client().clone())
                 .delete(&ns_for_cleanup, &DeleteParams::foreground())
                 .await
