@@ -751,3 +751,24 @@ fn probes_also_measure_a_secondary_network_by_its_multus_address() {
         "a client on the secondary network: {log:?}"
     );
 }
+
+#[test]
+fn a_zone_without_workers_fails_naming_it() {
+    let mut spec = Spec::conformant(33);
+    // Control planes in zone-a, -b, -c; the one worker lands in zone-a.
+    spec.workers = 1;
+    let server = Server::start(spec);
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), server.port, TOKEN);
+    let (code, r, _) = run(dir.path(), &kc, NI);
+    assert_eq!(code, 1);
+    let o = outcomes(&r);
+    assert_eq!(
+        o["k8s.topology.workers-per-zone"],
+        (
+            "failed".to_owned(),
+            "zone(s) without a worker node: zone-b, zone-c".to_owned()
+        )
+    );
+    assert_eq!(o["k8s.topology.control-plane-per-zone"].0, "passed");
+}
