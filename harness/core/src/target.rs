@@ -310,11 +310,11 @@ impl Target {
     /// Parses target text, layering it over the defaults.
     pub fn parse(path: &Path, text: &str) -> Result<Self, TargetError> {
         let invalid = |offset: usize, message: String| {
-            let before = &text[..offset.min(text.len())];
+            let at = nfvi_reference_model::Location::from_offset("", text, offset);
             TargetError::Invalid {
                 path: path.to_owned(),
-                line: before.matches('\n').count() + 1,
-                column: before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
+                line: at.line,
+                column: at.column,
                 message,
             }
         };

@@ -372,12 +372,9 @@ pub fn http_get_status(host_port: &str, path: &str) -> Option<u16> {
 }
 
 fn keystone_pid() -> Option<i32> {
-    let pid: i32 = std::fs::read_to_string(keystone_dir().join("uwsgi.pid"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
+    // The PID must still be uWSGI's: a reused PID belongs to someone else and is never
+    // signalled.
+    running_pid(&keystone_dir().join("uwsgi.pid"), "uwsgi")
 }
 
 /// A real Keystone from PyPI on 127.0.0.1:5000: SQLite, fernet tokens, uWSGI; idempotent.
