@@ -678,13 +678,16 @@ fn ctrl_c_during_the_probes_still_deletes_their_namespace() {
         .spawn()
         .unwrap();
     let t0 = std::time::Instant::now();
-    while !server.requests().iter().any(|l| {
-        l.starts_with("GET /api/v1/namespaces/nfvi-verify-probe-") && l.contains("/pods/client")
-    }) {
+    // The harness watches the running client (kube's await_condition): interrupt it there.
+    while !server
+        .requests()
+        .iter()
+        .any(|l| l.contains("watch=true") && l.contains("fieldSelector=metadata.name%3Dclient"))
+    {
         assert!(
             t0.elapsed().as_secs() < 30,
-            "the client pod was never polled: {:?}",
-            server.requests()
+            "the client pod was never watched ({} requests)",
+            server.requests().len()
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
@@ -749,6 +752,11 @@ fn probes_also_measure_a_secondary_network_by_its_multus_address() {
     assert!(
         log.iter().any(|l| l.contains("/pods/client-1/log")),
         "a client on the secondary network: {log:?}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.contains("fieldSelector=metadata.name%3Dclient-1")),
+        "pods are awaited through kube's watcher (list and watch by name): {log:?}"
     );
 }
 

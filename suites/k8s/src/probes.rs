@@ -12,10 +12,12 @@
 //! (the deletion is registered before the namespace is created).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::{Api, DeleteParams, LogParams, PostParams};
+use kube::runtime::wait::{self, await_condition};
+use kube::runtime::watcher;
 use nfvi_harness::{
     BoxFuture, Check, CheckContext, CheckMeta, Need, Outcome, Severity, SkipKind, SkipReason,
 };
@@ -153,9 +155,49 @@ fn pod(
     .expect("the probe pod manifest is a valid Pod")
 }
 
-/// Waits until the pod is Running with an IP (`want_done` false) or has finished
-/// (`want_done` true); a pod that cannot start (image pull, crash) ends the wait with its
-/// reason.
+/// Where a probe pod stands: `None` while it is still on its way, `Some(Ok)` once it is
+/// Running with an IP (`want_done` false) or has finished (`want_done` true), `Some(Err)`
+/// when it cannot get there (an image that does not pull, a crash loop, an early end).
+fn settled(p: &Pod, want_done: bool) -> Option<Result<(), String>> {
+    let name = p.metadata.name.clone().unwrap_or_default();
+    let status = p.status.clone().unwrap_or_default();
+    let phase = status.phase.clone().unwrap_or_default();
+    let stuck = status
+        .container_statuses
+        .iter()
+        .flatten()
+        .filter_map(|s| s.state.as_ref()?.waiting.as_ref())
+        .find(|w| {
+            matches!(
+                w.reason.as_deref(),
+                Some(
+                    "ErrImagePull"
+                        | "ImagePullBackOff"
+                        | "InvalidImageName"
+                        | "CrashLoopBackOff"
+                        | "CreateContainerConfigError"
+                )
+            )
+        });
+    if let Some(w) = stuck {
+        return Some(Err(format!(
+            "probe pod {name} cannot start: {}: {}",
+            w.reason.clone().unwrap_or_default(),
+            w.message.clone().unwrap_or_default()
+        )));
+    }
+    match (want_done, phase.as_str()) {
+        (false, "Running") if status.pod_ip.is_some() => Some(Ok(())),
+        (true, "Succeeded" | "Failed") => Some(Ok(())),
+        (false, "Succeeded" | "Failed") => Some(Err(format!(
+            "probe pod {name} ended ({phase}) before it was used"
+        ))),
+        _ => None,
+    }
+}
+
+/// Waits with kube's `await_condition` (a watch on the one pod) until [`settled`] says the
+/// pod got where it should or cannot, or `deadline` passes.
 async fn wait_pod(
     pods: &Api<Pod>,
     c: &Cluster,
@@ -163,60 +205,35 @@ async fn wait_pod(
     want_done: bool,
     deadline: Duration,
 ) -> Result<Pod, Outcome> {
-    let t0 = Instant::now();
-    loop {
-        let p = pods
-            .get(name)
-            .await
-            .map_err(|e| c.explain(&format!("get pod {name}"), &e).outcome())?;
-        let status = p.status.clone().unwrap_or_default();
-        let phase = status.phase.clone().unwrap_or_default();
-        let waiting = status
-            .container_statuses
-            .iter()
-            .flatten()
-            .filter_map(|s| s.state.as_ref()?.waiting.as_ref())
-            .find(|w| {
-                matches!(
-                    w.reason.as_deref(),
-                    Some(
-                        "ErrImagePull"
-                            | "ImagePullBackOff"
-                            | "InvalidImageName"
-                            | "CrashLoopBackOff"
-                            | "CreateContainerConfigError"
-                    )
-                )
-            })
-            .map(|w| {
-                format!(
-                    "{}: {}",
-                    w.reason.clone().unwrap_or_default(),
-                    w.message.clone().unwrap_or_default()
-                )
-            });
-        if let Some(w) = waiting {
-            return Err(Outcome::error(format!(
-                "probe pod {name} cannot start: {w}"
-            )));
-        }
-        match (want_done, phase.as_str()) {
-            (false, "Running") if status.pod_ip.is_some() => return Ok(p),
-            (true, "Succeeded" | "Failed") => return Ok(p),
-            (false, "Succeeded" | "Failed") => {
-                return Err(Outcome::error(format!(
-                    "probe pod {name} ended ({phase}) before it was used"
-                )));
+    let cond = move |p: Option<&Pod>| p.is_some_and(|p| settled(p, want_done).is_some());
+    match tokio::time::timeout(deadline, await_condition(pods.clone(), name, cond)).await {
+        Ok(Ok(Some(p))) => match settled(&p, want_done) {
+            Some(Err(why)) => Err(Outcome::error(why)),
+            _ => Ok(p),
+        },
+        Ok(Ok(None)) => Err(Outcome::error(format!(
+            "probe pod {name} was deleted while the check waited for it"
+        ))),
+        Ok(Err(wait::Error::ProbeFailed(e))) => Err(match e {
+            watcher::Error::InitialListFailed(k)
+            | watcher::Error::WatchStartFailed(k)
+            | watcher::Error::WatchFailed(k) => {
+                c.explain(&format!("watch pod {name}"), &k).outcome()
             }
-            _ => {}
-        }
-        if t0.elapsed() > deadline {
-            return Err(Outcome::error(format!(
+            other => Outcome::error(format!("watch pod {name}: {other}")),
+        }),
+        Err(_) => {
+            let phase = pods
+                .get(name)
+                .await
+                .ok()
+                .and_then(|p| p.status?.phase)
+                .unwrap_or_else(|| "unknown".to_owned());
+            Err(Outcome::error(format!(
                 "probe pod {name} is still {phase} after {} s",
                 deadline.as_secs()
-            )));
+            )))
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 

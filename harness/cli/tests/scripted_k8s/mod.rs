@@ -581,7 +581,15 @@ fn serve_conn(
         }
         log.lock().unwrap().push(format!("{method} {target}"));
         let path = target.split('?').next().unwrap_or("").to_owned();
-        let (code, ctype, text) = respond(&method, &path, &auth, &body, docs, spec, pods);
+        let query = target.split_once('?').map_or("", |(_, q)| q).to_owned();
+        let req = Request {
+            method: &method,
+            path: &path,
+            query: &query,
+            auth: &auth,
+            body: &body,
+        };
+        let (code, ctype, text) = respond(&req, docs, spec, pods);
         let head = format!(
             "HTTP/1.1 {code} X\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nAudit-Id: scripted\r\n\r\n",
             text.len()
@@ -598,15 +606,28 @@ fn serve_conn(
 
 const JSON: &str = "application/json";
 
+/// One request as the server read it.
+struct Request<'a> {
+    method: &'a str,
+    path: &'a str,
+    query: &'a str,
+    auth: &'a str,
+    body: &'a [u8],
+}
+
 fn respond(
-    method: &str,
-    path: &str,
-    auth: &str,
-    body: &[u8],
+    req: &Request<'_>,
     docs: &BTreeMap<String, Value>,
     spec: &Spec,
     pods: &PodStore,
 ) -> (u16, &'static str, String) {
+    let Request {
+        method,
+        path,
+        query,
+        auth,
+        body,
+    } = *req;
     let authed = auth == format!("Bearer {TOKEN}");
     if !authed {
         // Anonymous: refused, unless the cluster leaves it open for namespaces.
@@ -681,38 +702,41 @@ fn respond(
                     status(404, "NotFound", &format!("pods \"{name}\" not found")).to_string(),
                 );
             };
-            let ip = if name.contains("other") {
-                "10.244.2.7"
-            } else {
-                "10.244.1.5"
-            };
-            let phase = if name.starts_with("client") {
-                if spec.probe_succeeds {
-                    "Succeeded"
-                } else {
-                    "Failed"
-                }
-            } else {
-                "Running"
-            };
-            p["status"] =
-                json!({"phase": phase, "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": "192.0.2.4"});
-            // Multus reports every attachment, the default network first.
-            let requested = p["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"]
-                .as_str()
-                .map(str::to_owned);
-            if let Some(nets) = requested {
-                let second = if name.contains("other") { 7 } else { 5 };
-                let mut status = vec![
-                    json!({"name": "k8s-pod-network", "interface": "eth0", "ips": [ip], "default": true}),
-                ];
-                for (i, net) in nets.split(',').enumerate() {
-                    status.push(json!({"name": net, "interface": format!("net{}", i + 1), "ips": [format!("198.18.{}.{second}", 60 + i)], "mac": "02:00:00:00:00:01"}));
-                }
-                p["metadata"]["annotations"]["k8s.v1.cni.cncf.io/network-status"] =
-                    json!(serde_json::to_string(&status).unwrap());
-            }
+            pod_view(p, name, spec);
             return (200, JSON, p.to_string());
+        }
+        // kube's await_condition: a list and then watches, filtered to one pod by name.
+        ("GET", ["api", "v1", "namespaces", ns, "pods"])
+            if ns.starts_with("nfvi-verify-probe-") =>
+        {
+            let name = query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("fieldSelector=metadata.name%3D"))
+                .unwrap_or("")
+                .to_owned();
+            let pod = {
+                let mut store = pods.lock().unwrap();
+                store.get_mut(&format!("{ns}/{name}")).map(|p| {
+                    pod_view(p, &name, spec);
+                    p.clone()
+                })
+            };
+            if query
+                .split('&')
+                .any(|kv| kv == "watch=true" || kv == "watch=1")
+            {
+                // One event per watch, then the stream ends and the watcher watches again.
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                let events = pod
+                    .map(|p| format!("{}\n", json!({"type": "MODIFIED", "object": p})))
+                    .unwrap_or_default();
+                return (200, JSON, events);
+            }
+            return (
+                200,
+                JSON,
+                list("PodList", "v1", pod.into_iter().collect()).to_string(),
+            );
         }
         _ => {}
     }
@@ -728,6 +752,44 @@ fn respond(
             )
             .to_string(),
         ),
+    }
+}
+
+/// A probe pod as the API server shows it: responders Running with an IP, clients finished
+/// (or still Running when the spec says they hang), Multus' network-status for the networks
+/// the pod asked for.
+fn pod_view(p: &mut Value, name: &str, spec: &Spec) {
+    let ip = if name.contains("other") {
+        "10.244.2.7"
+    } else {
+        "10.244.1.5"
+    };
+    let phase = match (
+        name.starts_with("client"),
+        spec.probe_client_hangs,
+        spec.probe_succeeds,
+    ) {
+        (false, _, _) | (true, true, _) => "Running",
+        (true, false, true) => "Succeeded",
+        (true, false, false) => "Failed",
+    };
+    p["metadata"]["resourceVersion"] = json!("2000");
+    p["status"] =
+        json!({"phase": phase, "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": "192.0.2.4"});
+    // Multus reports every attachment, the default network first.
+    let requested = p["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"]
+        .as_str()
+        .map(str::to_owned);
+    if let Some(nets) = requested {
+        let second = if name.contains("other") { 7 } else { 5 };
+        let mut status = vec![
+            json!({"name": "k8s-pod-network", "interface": "eth0", "ips": [ip], "default": true}),
+        ];
+        for (i, net) in nets.split(',').enumerate() {
+            status.push(json!({"name": net, "interface": format!("net{}", i + 1), "ips": [format!("198.18.{}.{second}", 60 + i)], "mac": "02:00:00:00:00:01"}));
+        }
+        p["metadata"]["annotations"]["k8s.v1.cni.cncf.io/network-status"] =
+            json!(serde_json::to_string(&status).unwrap());
     }
 }
 
