@@ -580,7 +580,12 @@ fn access(request: &str) -> (String, String, String) {
         [r, _] => ((*r).to_owned(), true),
         [r] => ((*r).to_owned(), false),
     };
+    let watch = target
+        .split('?')
+        .nth(1)
+        .is_some_and(|q| q.split('&').any(|kv| kv == "watch=true"));
     let verb = match (method, named) {
+        ("GET", _) if watch => "watch",
         ("GET", true) => "get",
         ("GET", false) => "list",
         ("POST", _) => "create",

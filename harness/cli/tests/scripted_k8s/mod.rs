@@ -732,10 +732,16 @@ fn respond(
                     .unwrap_or_default();
                 return (200, JSON, events);
             }
+            // A pod is still Pending when first listed, as a real one is while it is
+            // scheduled and its image pulled: the harness has to watch it.
+            let pending = pod.map(|mut p| {
+                p["status"] = json!({"phase": "Pending"});
+                p
+            });
             return (
                 200,
                 JSON,
-                list("PodList", "v1", pod.into_iter().collect()).to_string(),
+                list("PodList", "v1", pending.into_iter().collect()).to_string(),
             );
         }
         _ => {}
