@@ -260,9 +260,16 @@ impl Drop for Containers {
 /// Starts a Kolla-shaped container of the test's own (host network, Kolla labels) with the
 /// given health test and command.
 fn kolla_shaped(name: &str, health: &str, command: &str) {
+    kolla_shaped_with(name, health, command, "no");
+}
+
+/// [`kolla_shaped`] with a Docker restart policy.
+fn kolla_shaped_with(name: &str, health: &str, command: &str, restart: &str) {
     docker(&[
         "run",
         "-d",
+        "--restart",
+        restart,
         "--name",
         name,
         "--network",
@@ -311,9 +318,9 @@ fn stopped_unhealthy_missing_and_flapping_containers_are_named() {
     docker(&["stop", "-t", "1", &stopped]);
     // Dies on start, and Docker keeps restarting it (Kolla before 2023.1 used a restart
     // policy; the restarts count as deaths either way).
-    kolla_shaped(&flappy, "exit 0", "exit 3");
-    docker(&["update", "--restart", "always", &flappy]);
-    docker(&["start", &flappy]);
+    // The policy is set at creation: the container exits at once, and a stopped container
+    // cannot be updated.
+    kolla_shaped_with(&flappy, "exit 0", "exit 3", "always");
     std::thread::sleep(std::time::Duration::from_millis(1500));
 
     let dir = tempfile::tempdir().unwrap();
