@@ -195,3 +195,93 @@ fn bad_sla_input_is_refused_with_its_line() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn probe_compare_reports_paired_rounds_and_distributions_of_two_responders() {
+    // Two responders on loopback: what the in-cluster client pod runs, minus the cluster.
+    let bin = assert_cmd::cargo::cargo_bin!("nfvi-verify");
+    let ports: Vec<u16> = (0..2)
+        .map(|_| {
+            std::net::UdpSocket::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        })
+        .collect();
+    let mut servers: Vec<_> = ports
+        .iter()
+        .map(|p| {
+            Command::new(bin)
+                .args(["probe", "serve", "--bind", &format!("127.0.0.1:{p}")])
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let out = Command::new(bin)
+        .args([
+            "probe",
+            "compare",
+            &format!("127.0.0.1:{}", ports[0]),
+            &format!("127.0.0.1:{}", ports[1]),
+        ])
+        .args([
+            "--rounds", "4", "--block", "300", "--warmup", "50", "--format", "json",
+        ])
+        .output()
+        .unwrap();
+    for s in &mut servers {
+        let _ = s.kill();
+        let _ = s.wait();
+    }
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in [
+        "first_p50_us",
+        "second_p50_us",
+        "first_p99_us",
+        "second_p99_us",
+    ] {
+        let series = v[key].as_array().unwrap();
+        assert_eq!(series.len(), 4, "{key}");
+        assert!(
+            series.iter().all(|x| x.as_f64().unwrap() > 0.0),
+            "{key}: {series:?}"
+        );
+    }
+    for key in ["first_cdf_us", "second_cdf_us"] {
+        let cdf: Vec<f64> = v[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        assert_eq!(cdf.len(), 101, "{key}");
+        assert!(
+            cdf.windows(2).all(|w| w[0] <= w[1]),
+            "{key} is not monotone"
+        );
+    }
+    assert_eq!(v["lost"], serde_json::json!([0, 0]));
+    // Bad input is refused with exit 2.
+    nfvi()
+        .args([
+            "probe",
+            "compare",
+            "127.0.0.1:1",
+            "127.0.0.1:2",
+            "--rounds",
+            "0",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "--rounds and --block must be at least 1",
+        ));
+}

@@ -785,3 +785,49 @@ fn a_zone_without_workers_fails_naming_it() {
     );
     assert_eq!(o["k8s.topology.control-plane-per-zone"].0, "passed");
 }
+
+#[test]
+fn pod_latency_is_judged_against_the_target_sla_and_drawn_in_the_report() {
+    let server = Server::start(Spec::conformant(33));
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), server.port, TOKEN);
+    let target = format!(
+        "{NI}[kubernetes]\nprobe_image = \"registry.example/nfvi-verify:test\"\n[datapath.sla.pod-same-node]\np50_us = 30.0\np99_us = 40.0\n[datapath.sla.pod-cross-node]\np50_us = 30.0\n"
+    );
+    let (code, r, html) = run(dir.path(), &kc, &target);
+    // An informational check: a missed SLA is a warning, not a verdict.
+    assert_eq!(code, 0);
+    let c = r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "k8s.datapath.pod-latency")
+        .unwrap();
+    assert_eq!(c["outcome"], "failed");
+    let m = c["message"].as_str().unwrap();
+    assert!(
+        m.starts_with("latency SLA missed: pod-cross-node p50: the upper 95% bound 48."),
+        "{m}"
+    );
+    assert!(
+        !m.contains("pod-same-node"),
+        "the same-node path meets its SLA: {m}"
+    );
+    assert!(
+        c["evidence"]["properties"]["SLA pod-same-node p99"]
+            .as_str()
+            .unwrap()
+            .contains("against 40 us")
+    );
+    assert_eq!(
+        c["evidence"]["samples"]["cdf:cross node"]
+            .as_array()
+            .unwrap()
+            .len(),
+        101
+    );
+    assert!(
+        html.contains("aria-label") && html.contains("cross node"),
+        "the distributions are drawn"
+    );
+}

@@ -216,7 +216,8 @@ pub struct DatapathTarget {
     pub pin_cpu: i32,
     /// Kernel receive timestamps in blocking and paced modes.
     pub kernel_timestamps: bool,
-    /// Latency SLAs per path.
+    /// Latency SLAs per path: loopback, macvlan, bridge, ptp, and the in-cluster probes'
+    /// pod-same-node and pod-cross-node.
     #[serde(default)]
     pub sla: std::collections::BTreeMap<String, LatencySla>,
 }
@@ -404,8 +405,8 @@ impl Target {
         } else {
             dp.sla.iter().find_map(|(path, sla)| {
                 let bad = |v: Option<f64>| v.is_some_and(|v| !v.is_finite() || v <= 0.0);
-                if !matches!(path.as_str(), "loopback" | "macvlan" | "bridge" | "ptp") {
-                    Some(("sla", format!("datapath.sla.{path}: unknown path; expected loopback, macvlan, bridge or ptp")))
+                if !matches!(path.as_str(), "loopback" | "macvlan" | "bridge" | "ptp" | "pod-same-node" | "pod-cross-node") {
+                    Some(("sla", format!("datapath.sla.{path}: unknown path; expected loopback, macvlan, bridge, ptp, pod-same-node or pod-cross-node")))
                 } else if bad(sla.p50_us) || bad(sla.p99_us) {
                     Some(("sla", format!("datapath.sla.{path}: SLA values must be positive numbers of microseconds")))
                 } else if let (Some(p50), Some(p99)) = (sla.p50_us, sla.p99_us)

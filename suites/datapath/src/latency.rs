@@ -141,12 +141,6 @@ fn cpu_jiffies() -> (u64, u64) {
     (fields.get(7).copied().unwrap_or(0), fields.iter().sum())
 }
 
-fn quantiles_us(h: &Histogram<u64>) -> Vec<f64> {
-    (0..=100)
-        .map(|i| h.value_at_quantile(f64::from(i) / 100.0) as f64 / 1000.0)
-        .collect()
-}
-
 /// The latency measurement and comparison.
 pub(crate) fn latency_check(lab: &Lab<'_>, cx: &CheckContext) -> Result<Outcome, String> {
     let dp = &cx.target().datapath;
@@ -272,7 +266,7 @@ pub(crate) fn latency_check(lab: &Lab<'_>, cx: &CheckContext) -> Result<Outcome,
             .with_metric(format!("{}.lost", p.name), s.lost as f64, "count");
         o.evidence
             .samples
-            .insert(format!("cdf:{}", p.name), quantiles_us(&hist[i]));
+            .insert(format!("cdf:{}", p.name), probe::quantiles_us(&hist[i]));
         o.evidence
             .samples
             .insert(format!("block-medians:{}", p.name), medians[i].clone());

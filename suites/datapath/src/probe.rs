@@ -693,6 +693,25 @@ pub struct PairedBlocks {
     pub second_p50_us: Vec<f64>,
     /// Probes lost, first and second.
     pub lost: [u64; 2],
+    /// Per-round 99th percentile to the first peer, µs.
+    #[serde(default)]
+    pub first_p99_us: Vec<f64>,
+    /// Per-round 99th percentile to the second peer, µs.
+    #[serde(default)]
+    pub second_p99_us: Vec<f64>,
+    /// The first peer's RTT distribution over all rounds: quantiles 0, 0.01, ..., 1, µs.
+    #[serde(default)]
+    pub first_cdf_us: Vec<f64>,
+    /// The same for the second peer.
+    #[serde(default)]
+    pub second_cdf_us: Vec<f64>,
+}
+
+/// Quantiles 0, 0.01, ..., 1 of an RTT histogram (nanoseconds), in µs: 101 points.
+pub fn quantiles_us(h: &Histogram<u64>) -> Vec<f64> {
+    (0..=100)
+        .map(|i| h.value_at_quantile(f64::from(i) / 100.0) as f64 / 1000.0)
+        .collect()
 }
 
 /// Measures `rounds` rounds of ABBA-interleaved blocks of `cfg.count` probes to two peers
@@ -711,19 +730,31 @@ pub fn compare_peers(
         first_p50_us: Vec::with_capacity(rounds),
         second_p50_us: Vec::with_capacity(rounds),
         lost: [0, 0],
+        first_p99_us: Vec::with_capacity(rounds),
+        second_p99_us: Vec::with_capacity(rounds),
+        first_cdf_us: Vec::new(),
+        second_cdf_us: Vec::new(),
     };
+    let mut merged = [new_histogram(), new_histogram()];
     for r in 0..rounds {
         let order = if r % 2 == 0 { [0, 1] } else { [1, 0] };
         for which in order {
             let peer = if which == 0 { first } else { second };
             let res = ping(peer, cfg).map_err(|e| format!("round {r}, peer {peer}: {e}"))?;
             out.lost[which] += res.summary.lost;
+            merged[which]
+                .add(&res.histogram)
+                .map_err(|e| format!("merging the RTT histograms: {e}"))?;
             if which == 0 {
                 out.first_p50_us.push(res.summary.p50_us);
+                out.first_p99_us.push(res.summary.p99_us);
             } else {
                 out.second_p50_us.push(res.summary.p50_us);
+                out.second_p99_us.push(res.summary.p99_us);
             }
         }
     }
+    out.first_cdf_us = quantiles_us(&merged[0]);
+    out.second_cdf_us = quantiles_us(&merged[1]);
     Ok(out)
 }

@@ -18,6 +18,7 @@ use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::{Api, DeleteParams, LogParams, PostParams};
 use kube::runtime::wait::{self, await_condition};
 use kube::runtime::watcher;
+use nfvi_harness::target::LatencySla;
 use nfvi_harness::{
     BoxFuture, Check, CheckContext, CheckMeta, Need, Outcome, Severity, SkipKind, SkipReason,
 };
@@ -384,9 +385,11 @@ async fn measure(c: &Arc<Cluster>, cx: &CheckContext) -> Result<Outcome, Outcome
         results.push((net.clone(), paired));
     }
     let (_, default) = &results[0];
-    let mut o = judge(default, &a, &b, &ns);
+    let sla = &cx.target().datapath.sla;
+    let slas = [sla.get("pod-same-node"), sla.get("pod-cross-node")];
+    let mut o = judge(default, &a, &b, &ns, slas);
     for (net, paired) in &results[1..] {
-        let sub = judge(paired, &a, &b, &ns);
+        let sub = judge(paired, &a, &b, &ns, [None, None]);
         if sub.status != nfvi_harness::Status::Passed {
             return Err(Outcome::error(format!("{net}: {}", sub.message)));
         }
@@ -442,8 +445,16 @@ pub(crate) fn secondary_ip(p: &Pod, net: &str) -> Result<String, String> {
         })
 }
 
-/// The outcome of one in-cluster comparison: same node (first) against cross node (second).
-pub(crate) fn judge(p: &PairedBlocks, a: &str, b: &str, ns: &str) -> Outcome {
+/// The outcome of one in-cluster comparison: same node (first) against cross node (second),
+/// with the datapath SLAs `pod-same-node` and `pod-cross-node` when the target sets them
+/// (judged, as in the datapath area, on the upper 95% bound of the per-round p50 and p99).
+pub(crate) fn judge(
+    p: &PairedBlocks,
+    a: &str,
+    b: &str,
+    ns: &str,
+    slas: [Option<&LatencySla>; 2],
+) -> Outcome {
     let n = p.first_p50_us.len();
     let sane = |v: &[f64]| v.iter().all(|x| x.is_finite() && *x > 0.0);
     if n < 2 || p.second_p50_us.len() != n || !sane(&p.first_p50_us) || !sane(&p.second_p50_us) {
@@ -484,7 +495,53 @@ pub(crate) fn judge(p: &PairedBlocks, a: &str, b: &str, ns: &str) -> Outcome {
         "cross-node block p50 (us)".to_owned(),
         p.second_p50_us.clone(),
     );
-    o
+    // The whole distributions, which the HTML report draws.
+    for (name, cdf) in [
+        ("same node", &p.first_cdf_us),
+        ("cross node", &p.second_cdf_us),
+    ] {
+        if cdf.len() == 101 && cdf.iter().all(|x| x.is_finite()) {
+            o.evidence
+                .samples
+                .insert(format!("cdf:{name}"), cdf.clone());
+        }
+    }
+    let mut missed = Vec::new();
+    let series = [
+        ("pod-same-node", &p.first_p50_us, &p.first_p99_us),
+        ("pod-cross-node", &p.second_p50_us, &p.second_p99_us),
+    ];
+    for ((path, p50s, p99s), sla) in series.into_iter().zip(slas) {
+        let Some(sla) = sla else { continue };
+        for (what, limit, blocks) in [("p50", sla.p50_us, p50s), ("p99", sla.p99_us, p99s)] {
+            let Some(limit) = limit else { continue };
+            if blocks.len() < 2 {
+                missed.push(format!("{path} {what}: the client reported no per-round {what} to judge against the SLA of {limit} us"));
+                continue;
+            }
+            let (_, upper) = stats::bootstrap_ci(blocks, stats::median, 0.95, 4000);
+            o = o.with_property(
+                format!("SLA {path} {what}"),
+                format!("upper 95% bound {upper:.1} us against {limit} us"),
+            );
+            if upper > limit {
+                missed.push(format!(
+                    "{path} {what}: the upper 95% bound {upper:.1} us exceeds the SLA of {limit} us"
+                ));
+            }
+        }
+    }
+    if missed.is_empty() {
+        o
+    } else {
+        let mut f = Outcome::fail(format!(
+            "latency SLA missed: {}. {}",
+            missed.join("; "),
+            o.message
+        ));
+        f.evidence = o.evidence;
+        f
+    }
 }
 
 #[cfg(test)]
@@ -499,6 +556,10 @@ mod tests {
             first_p50_us: first,
             second_p50_us: second,
             lost: [0, 0],
+            first_p99_us: Vec::new(),
+            second_p99_us: Vec::new(),
+            first_cdf_us: Vec::new(),
+            second_cdf_us: Vec::new(),
         }
     }
 
@@ -536,7 +597,7 @@ mod tests {
 
     #[test]
     fn uneven_or_nonsense_series_are_errors_not_measurements() {
-        let e = |p| judge(&p, "a", "b", "ns").status;
+        let e = |p| judge(&p, "a", "b", "ns", [None, None]).status;
         assert_eq!(e(paired(vec![1.0], vec![2.0])), nfvi_harness::Status::Error);
         assert_eq!(
             e(paired(vec![1.0, 2.0], vec![2.0])),
@@ -550,13 +611,38 @@ mod tests {
             e(paired(vec![1.0, -1.0], vec![2.0, 2.0])),
             nfvi_harness::Status::Error
         );
-        let o = judge(
-            &paired(vec![10.0, 10.5, 10.2, 10.1], vec![20.0, 20.4, 19.9, 20.2]),
-            "a",
-            "b",
-            "ns",
-        );
+        let good = paired(vec![10.0, 10.5, 10.2, 10.1], vec![20.0, 20.4, 19.9, 20.2]);
+        let o = judge(&good, "a", "b", "ns", [None, None]);
         assert_eq!(o.status, nfvi_harness::Status::Passed);
         assert!(o.message.contains("same node is faster"), "{}", o.message);
+        // An SLA on the cross-node p50 that the measurement misses, and one it meets.
+        let tight = LatencySla {
+            p50_us: Some(15.0),
+            p99_us: None,
+        };
+        let loose = LatencySla {
+            p50_us: Some(50.0),
+            p99_us: None,
+        };
+        let o = judge(&good, "a", "b", "ns", [Some(&loose), Some(&tight)]);
+        assert_eq!(o.status, nfvi_harness::Status::Failed);
+        assert!(
+            o.message
+                .starts_with("latency SLA missed: pod-cross-node p50: the upper 95% bound 20."),
+            "{}",
+            o.message
+        );
+        assert!(!o.message.contains("pod-same-node p50"), "{}", o.message);
+        // A p99 SLA needs per-round p99s, which this (older) report lacks.
+        let p99 = LatencySla {
+            p50_us: None,
+            p99_us: Some(100.0),
+        };
+        let o = judge(&good, "a", "b", "ns", [Some(&p99), None]);
+        assert!(
+            o.message.contains("reported no per-round p99"),
+            "{}",
+            o.message
+        );
     }
 }
