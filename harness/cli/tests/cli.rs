@@ -4,7 +4,7 @@ mod common;
 
 use std::path::Path;
 
-use common::nfvi;
+use common::{json_stdout, nfvi};
 use predicates::prelude::*;
 
 #[test]
@@ -29,14 +29,7 @@ fn help_documents_commands_and_exit_codes() {
 
 #[test]
 fn list_shows_checks_requirements_and_decisions() {
-    let out = nfvi()
-        .args(["list", "--suite", "rc2", "--format", "json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let plan: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let plan = json_stdout(nfvi().args(["list", "--suite", "rc2", "--format", "json"]));
     assert_eq!(plan["suite"]["name"], "rc2");
     let checks = plan["checks"].as_array().unwrap();
     let huge = checks
@@ -76,14 +69,7 @@ fn requirements_show_traceability() {
         ))
         .stdout(predicate::str::contains("ra2.k8s.012#1"))
         .stdout(predicate::str::contains("not covered"));
-    let out = nfvi()
-        .args(["requirements", "--format", "json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let rows: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let rows = json_stdout(nfvi().args(["requirements", "--format", "json"]));
     let ids: Vec<&str> = rows
         .as_array()
         .unwrap()

@@ -12,6 +12,33 @@ pub fn nfvi() -> assert_cmd::Command {
     cmd
 }
 
+/// Runs `cmd`, which must succeed, and parses its stdout as JSON (`--format json`).
+pub fn json_stdout(cmd: &mut assert_cmd::Command) -> serde_json::Value {
+    let out = cmd.assert().success().get_output().stdout.clone();
+    serde_json::from_slice(&out).expect("stdout is JSON")
+}
+
+/// Runs `cmd` with `--out out`, whatever it exits with, and reads the run's results.json.
+pub fn run_to(cmd: &mut assert_cmd::Command, out: &Path) -> (i32, serde_json::Value) {
+    let a = cmd.arg("--out").arg(out).assert();
+    let code = a.get_output().status.code().expect("an exit code");
+    let text = std::fs::read_to_string(out.join("results.json")).expect("results.json written");
+    (
+        code,
+        serde_json::from_str(&text).expect("results.json is JSON"),
+    )
+}
+
+/// The check `id` of a results.json or a plan.
+pub fn check<'a>(r: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    r["checks"]
+        .as_array()
+        .expect("a `checks` list")
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no check {id}"))
+}
+
 /// Whether a Docker daemon answers on the standard socket (the lab's, under CI).
 pub fn docker_answers() -> bool {
     Path::new("/var/run/docker.sock").exists()

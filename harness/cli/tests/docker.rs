@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{docker_answers, nfvi, require};
+use common::{docker_answers, json_stdout, nfvi, require};
 
 fn probe_leftovers() -> (String, String) {
     let list = |args: &[&str]| {
@@ -81,15 +81,11 @@ fn without_a_daemon_the_docker_checks_skip_naming_the_socket() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("t.toml");
     std::fs::write(&target, "[docker]\nsocket = \"/nonexistent/docker.sock\"\n").unwrap();
-    let out = nfvi()
-        .args(["list", "--suite", "docker", "--format", "json", "--target"])
-        .arg(&target)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let plan: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let plan = json_stdout(
+        nfvi()
+            .args(["list", "--suite", "docker", "--format", "json", "--target"])
+            .arg(&target),
+    );
     for c in plan["checks"].as_array().unwrap() {
         assert_eq!(c["decision"], "skip", "{}", c["id"]);
         assert!(

@@ -7,7 +7,7 @@ mod scripted_k8s;
 
 use std::path::Path;
 
-use common::nfvi;
+use common::{check, json_stdout, nfvi, run_to};
 use scripted_k8s::{Server, Spec, TOKEN, kubeconfig};
 
 /// Runs `--suite k8s` against `kubeconfig` with `target` (TOML); returns the exit code,
@@ -16,18 +16,15 @@ fn run(dir: &Path, kubeconfig: &Path, target: &str) -> (i32, serde_json::Value, 
     let t = dir.join("t.toml");
     std::fs::write(&t, target).unwrap();
     let out = dir.join("run");
-    let a = nfvi()
-        .env_remove("KUBECONFIG")
-        .args(["run", "--suite", "k8s", "--kubeconfig"])
-        .arg(kubeconfig)
-        .arg("--target")
-        .arg(&t)
-        .arg("--out")
-        .arg(&out)
-        .assert();
-    let code = a.get_output().status.code().unwrap();
-    let r =
-        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let (code, r) = run_to(
+        nfvi()
+            .env_remove("KUBECONFIG")
+            .args(["run", "--suite", "k8s", "--kubeconfig"])
+            .arg(kubeconfig)
+            .arg("--target")
+            .arg(&t),
+        &out,
+    );
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     (code, r, html)
 }
@@ -49,13 +46,19 @@ fn outcomes(r: &serde_json::Value) -> std::collections::BTreeMap<String, (String
         .collect()
 }
 
+/// A scripted API server answering as `spec`, a scratch directory, and a kubeconfig for it.
+fn scripted(spec: Spec) -> (Server, tempfile::TempDir, std::path::PathBuf) {
+    let server = Server::start(spec);
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), server.port, TOKEN);
+    (server, dir, kc)
+}
+
 const NI: &str = "profile = \"network-intensive\"\n";
 
 #[test]
 fn a_conformant_cluster_passes_every_check() {
-    let server = Server::start(Spec::conformant(33));
-    let dir = tempfile::tempdir().unwrap();
-    let kc = kubeconfig(dir.path(), server.port, TOKEN);
+    let (_server, dir, kc) = scripted(Spec::conformant(33));
     let (code, r, _) = run(dir.path(), &kc, NI);
     let o = outcomes(&r);
     for (id, (outcome, message)) in &o {
@@ -72,9 +75,7 @@ fn a_conformant_cluster_passes_every_check() {
 #[test]
 fn older_minors_fail_only_the_version_check() {
     for minor in 29..=32 {
-        let server = Server::start(Spec::conformant(minor));
-        let dir = tempfile::tempdir().unwrap();
-        let kc = kubeconfig(dir.path(), server.port, TOKEN);
+        let (_server, dir, kc) = scripted(Spec::conformant(minor));
         let (code, r, _) = run(dir.path(), &kc, NI);
         assert_eq!(code, 1, "1.{minor}");
         let o = outcomes(&r);
@@ -131,9 +132,7 @@ fn a_non_conformant_cluster_fails_each_check_naming_what_is_wrong() {
     spec.anonymous_allowed = true;
     spec.nfd_labels = false;
     spec.not_ready_worker = true;
-    let server = Server::start(spec);
-    let dir = tempfile::tempdir().unwrap();
-    let kc = kubeconfig(dir.path(), server.port, TOKEN);
+    let (_server, dir, kc) = scripted(spec);
     let (code, r, _) = run(dir.path(), &kc, NI);
     assert_eq!(code, 1);
     let o = outcomes(&r);
@@ -268,16 +267,12 @@ fn a_non_conformant_cluster_fails_each_check_naming_what_is_wrong() {
 #[test]
 fn without_a_kubeconfig_every_check_is_skipped_saying_so() {
     let home = tempfile::tempdir().unwrap();
-    let out = nfvi()
-        .env_remove("KUBECONFIG")
-        .env("HOME", home.path())
-        .args(["list", "--suite", "rc2", "--format", "json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let plan: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let plan = json_stdout(
+        nfvi()
+            .env_remove("KUBECONFIG")
+            .env("HOME", home.path())
+            .args(["list", "--suite", "rc2", "--format", "json"]),
+    );
     let k8s: Vec<&serde_json::Value> = plan["checks"]
         .as_array()
         .unwrap()
@@ -297,23 +292,15 @@ fn without_a_kubeconfig_every_check_is_skipped_saying_so() {
         );
     }
     // A kubeconfig that is not there is named.
-    let out = nfvi()
-        .env("HOME", home.path())
-        .args([
-            "list",
-            "--suite",
-            "k8s",
-            "--format",
-            "json",
-            "--kubeconfig",
-            "/nonexistent/kubeconfig",
-        ])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let plan: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let plan = json_stdout(nfvi().env("HOME", home.path()).args([
+        "list",
+        "--suite",
+        "k8s",
+        "--format",
+        "json",
+        "--kubeconfig",
+        "/nonexistent/kubeconfig",
+    ]));
     let reason = plan["checks"][0]["reason"].as_str().unwrap().to_owned();
     assert!(
         reason.contains("/nonexistent/kubeconfig does not exist"),
@@ -374,9 +361,7 @@ fn unreachable_silent_and_refusing_servers_are_errors_that_say_why_within_bounde
     // An expired token: 401 for everything, naming the user.
     let mut spec = Spec::conformant(33);
     spec.refuse_all = Some(401);
-    let server = Server::start(spec);
-    let dir = tempfile::tempdir().unwrap();
-    let kc = kubeconfig(dir.path(), server.port, TOKEN);
+    let (_server, dir, kc) = scripted(spec);
     let (code, r, _) = run(dir.path(), &kc, NI);
     assert_eq!(code, 3);
     let m = &outcomes(&r)["k8s.nodes.ready"].1;
@@ -391,9 +376,7 @@ fn unreachable_silent_and_refusing_servers_are_errors_that_say_why_within_bounde
 fn a_forbidden_read_names_the_missing_permission_and_the_rest_still_runs() {
     let mut spec = Spec::conformant(33);
     spec.forbid_nodes = true;
-    let server = Server::start(spec);
-    let dir = tempfile::tempdir().unwrap();
-    let kc = kubeconfig(dir.path(), server.port, TOKEN);
+    let (_server, dir, kc) = scripted(spec);
     let (code, r, _) = run(dir.path(), &kc, NI);
     assert_eq!(code, 3);
     let o = outcomes(&r);
@@ -448,9 +431,7 @@ fn malformed_and_hostile_answers_are_errors_or_escaped_text() {
     ] {
         let mut spec = Spec::conformant(33);
         spec.nodes_body = Some((status, ctype, body));
-        let server = Server::start(spec);
-        let dir = tempfile::tempdir().unwrap();
-        let kc = kubeconfig(dir.path(), server.port, TOKEN);
+        let (_server, dir, kc) = scripted(spec);
         let (code, r, _) = run(dir.path(), &kc, NI);
         assert_eq!(code, 3);
         let (outcome, m) = &outcomes(&r)["k8s.nodes.ready"];
@@ -461,9 +442,7 @@ fn malformed_and_hostile_answers_are_errors_or_escaped_text() {
     let mut spec = Spec::conformant(33);
     spec.worker_prefix = "<script>alert(1)</script>w".into();
     spec.profile_labels = false;
-    let server = Server::start(spec);
-    let dir = tempfile::tempdir().unwrap();
-    let kc = kubeconfig(dir.path(), server.port, TOKEN);
+    let (_server, dir, kc) = scripted(spec);
     let (_, r, html) = run(dir.path(), &kc, NI);
     assert!(
         outcomes(&r)["k8s.nodes.profile-labels"]
@@ -484,18 +463,11 @@ fn malformed_and_hostile_answers_are_errors_or_escaped_text() {
 
 #[test]
 fn probe_pods_measure_same_against_cross_node_and_their_namespace_is_deleted() {
-    let server = Server::start(Spec::conformant(33));
-    let dir = tempfile::tempdir().unwrap();
-    let kc = kubeconfig(dir.path(), server.port, TOKEN);
+    let (server, dir, kc) = scripted(Spec::conformant(33));
     let target = format!("{NI}[kubernetes]\nprobe_image = \"registry.example/nfvi-verify:test\"\n");
     let (code, r, _) = run(dir.path(), &kc, &target);
     assert_eq!(code, 0);
-    let c = r["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "k8s.datapath.pod-latency")
-        .unwrap();
+    let c = check(&r, "k8s.datapath.pod-latency");
     assert_eq!(c["outcome"], "passed", "{}", c["message"]);
     let m = c["message"].as_str().unwrap();
     assert!(
@@ -533,17 +505,10 @@ fn probe_pods_measure_same_against_cross_node_and_their_namespace_is_deleted() {
     // A client that fails: an error with its output, and the namespace still goes.
     let mut spec = Spec::conformant(33);
     spec.probe_succeeds = false;
-    let server = Server::start(spec);
-    let dir = tempfile::tempdir().unwrap();
-    let kc = kubeconfig(dir.path(), server.port, TOKEN);
+    let (server, dir, kc) = scripted(spec);
     let (code, r, _) = run(dir.path(), &kc, &target);
     assert_eq!(code, 3);
-    let c = r["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "k8s.datapath.pod-latency")
-        .unwrap();
+    let c = check(&r, "k8s.datapath.pod-latency");
     assert_eq!(c["outcome"], "error");
     assert!(
         c["message"]
@@ -628,9 +593,7 @@ fn the_cluster_role_grants_every_call_the_harness_makes() {
                 && strs(&r["resources"]).iter().any(|x| x == resource)
         })
     };
-    let server = Server::start(Spec::conformant(33));
-    let dir = tempfile::tempdir().unwrap();
-    let kc = kubeconfig(dir.path(), server.port, TOKEN);
+    let (server, dir, kc) = scripted(Spec::conformant(33));
     let target = format!("{NI}[kubernetes]\nprobe_image = \"registry.example/nfvi-verify:test\"\n");
     let (code, _, _) = run(dir.path(), &kc, &target);
     assert_eq!(code, 0);
@@ -653,9 +616,7 @@ fn the_cluster_role_grants_every_call_the_harness_makes() {
 fn ctrl_c_during_the_probes_still_deletes_their_namespace() {
     let mut spec = Spec::conformant(33);
     spec.probe_client_hangs = true;
-    let server = Server::start(spec);
-    let dir = tempfile::tempdir().unwrap();
-    let kc = kubeconfig(dir.path(), server.port, TOKEN);
+    let (server, dir, kc) = scripted(spec);
     let t = dir.path().join("t.toml");
     std::fs::write(
         &t,
@@ -718,19 +679,12 @@ fn ctrl_c_during_the_probes_still_deletes_their_namespace() {
 
 #[test]
 fn probes_also_measure_a_secondary_network_by_its_multus_address() {
-    let server = Server::start(Spec::conformant(33));
-    let dir = tempfile::tempdir().unwrap();
-    let kc = kubeconfig(dir.path(), server.port, TOKEN);
+    let (server, dir, kc) = scripted(Spec::conformant(33));
     let target = format!(
         "{NI}[kubernetes]\nprobe_image = \"registry.example/nfvi-verify:test\"\nprobe_networks = [\"default/macvlan-lab\"]\n"
     );
     let (code, r, _) = run(dir.path(), &kc, &target);
-    let c = r["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "k8s.datapath.pod-latency")
-        .unwrap();
+    let c = check(&r, "k8s.datapath.pod-latency");
     assert_eq!(c["outcome"], "passed", "{}", c["message"]);
     assert_eq!(code, 0);
     assert!(
@@ -770,9 +724,7 @@ fn a_zone_without_workers_fails_naming_it() {
     let mut spec = Spec::conformant(33);
     // Control planes in zone-a, -b, -c; the one worker lands in zone-a.
     spec.workers = 1;
-    let server = Server::start(spec);
-    let dir = tempfile::tempdir().unwrap();
-    let kc = kubeconfig(dir.path(), server.port, TOKEN);
+    let (_server, dir, kc) = scripted(spec);
     let (code, r, _) = run(dir.path(), &kc, NI);
     assert_eq!(code, 1);
     let o = outcomes(&r);
@@ -788,21 +740,14 @@ fn a_zone_without_workers_fails_naming_it() {
 
 #[test]
 fn pod_latency_is_judged_against_the_target_sla_and_drawn_in_the_report() {
-    let server = Server::start(Spec::conformant(33));
-    let dir = tempfile::tempdir().unwrap();
-    let kc = kubeconfig(dir.path(), server.port, TOKEN);
+    let (_server, dir, kc) = scripted(Spec::conformant(33));
     let target = format!(
         "{NI}[kubernetes]\nprobe_image = \"registry.example/nfvi-verify:test\"\n[datapath.sla.pod-same-node]\np50_us = 30.0\np99_us = 40.0\n[datapath.sla.pod-cross-node]\np50_us = 30.0\n"
     );
     let (code, r, html) = run(dir.path(), &kc, &target);
     // An informational check: a missed SLA is a warning, not a verdict.
     assert_eq!(code, 0);
-    let c = r["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "k8s.datapath.pod-latency")
-        .unwrap();
+    let c = check(&r, "k8s.datapath.pod-latency");
     assert_eq!(c["outcome"], "failed");
     let m = c["message"].as_str().unwrap();
     assert!(

@@ -5,7 +5,7 @@ mod common;
 
 use std::io::{Read, Write};
 
-use common::{docker_answers, nfvi, require};
+use common::{check, docker_answers, nfvi, require, run_to};
 
 const OPENRC: &str = "/var/lib/nfvi-verify/lab/admin-openrc.sh";
 
@@ -43,15 +43,7 @@ fn run_suite_env(
     for f in filter {
         cmd.args(["--filter", f]);
     }
-    let a = cmd
-        .arg("--target")
-        .arg(&target_file)
-        .arg("--out")
-        .arg(&out)
-        .assert();
-    let code = a.get_output().status.code().unwrap();
-    let r =
-        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let (code, r) = run_to(cmd.arg("--target").arg(&target_file), &out);
     let all = [
         "results.json",
         "junit.xml",
@@ -70,15 +62,6 @@ fn run_kolla(openrc: &std::path::Path, dir: &std::path::Path) -> (i32, serde_jso
         &format!("[openstack]\nopenrc = \"{}\"\n", openrc.display()),
         &[],
     )
-}
-
-fn check<'a>(r: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    r["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == id)
-        .unwrap()
 }
 
 #[test]

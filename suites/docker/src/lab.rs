@@ -436,20 +436,9 @@ pub fn keystone_up(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
             .trim()
             .to_owned();
         manage(&["db_sync"])?;
-        manage(&[
-            "fernet_setup",
-            "--keystone-user",
-            "root",
-            "--keystone-group",
-            "root",
-        ])?;
-        manage(&[
-            "credential_setup",
-            "--keystone-user",
-            "root",
-            "--keystone-group",
-            "root",
-        ])?;
+        for setup in ["fernet_setup", "credential_setup"] {
+            manage(&[setup, "--keystone-user", "root", "--keystone-group", "root"])?;
+        }
         manage(&[
             "bootstrap",
             "--bootstrap-password",

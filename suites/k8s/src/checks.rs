@@ -369,17 +369,13 @@ impl K8sCheck {
             Kind::DualStack => dual_stack(&c.nodes().await?),
             Kind::DefaultStorageClass => default_storage_class(&c.storage_classes().await?),
             Kind::Rbac => {
-                let discovery = c.discovery().await?;
-                let roles = Api::<k8s_openapi::api::rbac::v1::ClusterRole>::all(c.client().clone())
-                    .list(&ListParams::default())
-                    .await
-                    .map_err(|e| c.explain("list clusterroles", &e).outcome())?;
-                let names: Vec<String> = roles
-                    .items
+                let names: Vec<String> = c
+                    .cluster_roles()
+                    .await?
                     .iter()
                     .map(|r| name_of_meta(&r.metadata))
                     .collect();
-                rbac(&discovery, &names)
+                rbac(&c.discovery().await?, &names)
             }
             Kind::Anonymous => {
                 let anon = c.anonymous().await?;
@@ -415,7 +411,7 @@ fn semver_minor(v: &str) -> Option<(u32, u32)> {
     Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
 }
 
-fn is_control_plane(n: &Node) -> bool {
+pub(crate) fn is_control_plane(n: &Node) -> bool {
     let l = labels(&n.metadata);
     CONTROL_PLANE_LABELS.iter().any(|k| l.contains_key(*k))
 }
@@ -747,7 +743,7 @@ pub(crate) fn network_policy(discovery: &[GroupVersion]) -> Outcome {
     }
 }
 
-fn condition(n: &Node, kind: &str) -> Option<String> {
+pub(crate) fn condition(n: &Node, kind: &str) -> Option<String> {
     n.status
         .as_ref()?
         .conditions

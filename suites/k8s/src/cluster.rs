@@ -15,6 +15,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::rbac::v1::ClusterRole;
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::version::Info;
@@ -105,6 +106,7 @@ pub struct Cluster {
     crds: Slot<Vec<CustomResourceDefinition>>,
     storage_classes: Slot<Vec<StorageClass>>,
     leases: Slot<Vec<Lease>>,
+    cluster_roles: Slot<Vec<ClusterRole>>,
     configz: Mutex<HashMap<String, Arc<Slot<Value>>>>,
     /// Set when a request could not reach the server or got no answer in time: later reads
     /// fail at once with the same reason instead of waiting out their own deadlines.
@@ -205,6 +207,7 @@ impl Cluster {
             crds: OnceCell::new(),
             storage_classes: OnceCell::new(),
             leases: OnceCell::new(),
+            cluster_roles: OnceCell::new(),
             configz: Mutex::new(HashMap::new()),
             gone: std::sync::OnceLock::new(),
         })
@@ -401,6 +404,13 @@ impl Cluster {
     pub async fn leases(&self) -> Result<Vec<Lease>, ReadError> {
         let api = Api::namespaced(self.client.clone(), "kube-system");
         self.list(&self.leases, "list leases in kube-system", api)
+            .await
+    }
+
+    /// ClusterRoles.
+    pub async fn cluster_roles(&self) -> Result<Vec<ClusterRole>, ReadError> {
+        let api = Api::all(self.client.clone());
+        self.list(&self.cluster_roles, "list clusterroles", api)
             .await
     }
 

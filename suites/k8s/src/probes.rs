@@ -27,6 +27,7 @@ use nfvi_suite_datapath::probe::PairedBlocks;
 use nfvi_suite_datapath::stats;
 use serde_json::json;
 
+use crate::checks::{condition, is_control_plane};
 use crate::cluster::{self, Cluster, ReadError};
 
 /// The label on everything the probes create.
@@ -92,20 +93,13 @@ pub(crate) fn pick_nodes(nodes: &[Node]) -> Option<(String, String)> {
         nodes
             .iter()
             .filter(|n| {
-                let l = n.metadata.labels.clone().unwrap_or_default();
-                let is_cp = l.contains_key("node-role.kubernetes.io/control-plane")
-                    || l.contains_key("node-role.kubernetes.io/master");
-                let ready = n
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+                let ready = condition(n, "Ready").as_deref() == Some("True");
                 let schedulable = !n
                     .spec
                     .as_ref()
                     .and_then(|s| s.unschedulable)
                     .unwrap_or(false);
-                is_cp == cp && ready && schedulable
+                is_control_plane(n) == cp && ready && schedulable
             })
             .filter_map(|n| n.metadata.name.clone())
             .collect()

@@ -220,9 +220,32 @@ enum Kind {
     Catalog,
     Endpoints,
     Service(&'static ServiceApi),
-    ComputeServices,
-    NetworkAgents,
+    States(&'static StateCall),
 }
+
+/// A service's own report of its parts' states, judged by `judge`.
+#[derive(Debug)]
+struct StateCall {
+    service_type: &'static str,
+    requirement: &'static str,
+    /// Relative to the catalog URL.
+    path: &'static str,
+    judge: fn(&Value, &str) -> Outcome,
+}
+
+const COMPUTE_SERVICES: StateCall = StateCall {
+    service_type: "compute",
+    requirement: "int.api.06@ra1",
+    path: "/os-services",
+    judge: judge_compute_services,
+};
+
+const NETWORK_AGENTS: StateCall = StateCall {
+    service_type: "network",
+    requirement: "int.api.05@ra1",
+    path: "/v2.0/agents",
+    judge: judge_network_agents,
+};
 
 struct ApiCheck {
     meta: CheckMeta,
@@ -296,8 +319,8 @@ pub fn checks() -> Vec<Arc<dyn Check>> {
     all.push(mk(
         "kolla.api.compute-services",
         "Every enabled compute service (nova-scheduler, nova-conductor, nova-compute, ...) is up, and a compute host is registered",
-        &["int.api.06@ra1"],
-        Kind::ComputeServices,
+        &[COMPUTE_SERVICES.requirement],
+        Kind::States(&COMPUTE_SERVICES),
     ));
     all.push(Arc::new(DashboardCheck {
         meta: CheckMeta::new(
@@ -313,8 +336,8 @@ pub fn checks() -> Vec<Arc<dyn Check>> {
     all.push(mk(
         "kolla.api.network-agents",
         "Every administratively up network agent is alive",
-        &["int.api.05@ra1"],
-        Kind::NetworkAgents,
+        &[NETWORK_AGENTS.requirement],
+        Kind::States(&NETWORK_AGENTS),
     ));
     all
 }
@@ -637,11 +660,9 @@ impl ApiCheck {
             }
             Kind::Service(api) => {
                 let s = session().await?;
-                let Some((ty, url)) = catalog_endpoints(&s.body, creds)
-                    .into_iter()
-                    .find(|(t, _)| api.types.contains(&t.as_str()))
-                else {
-                    return Ok(skip_absent(api.types, creds, api.requirement));
+                let (ty, url) = match service_url(&s.body, creds, api.types, api.requirement) {
+                    Ok(found) => found,
+                    Err(skip) => return Ok(skip),
                 };
                 let root = format!("{}{}", endpoint_root(&url), api.discovery);
                 let (st, doc) = discover(&http, &root).await.map_err(Outcome::fail)?;
@@ -698,32 +719,33 @@ impl ApiCheck {
                 o.message = format!("{} serves {served} at {url}", api.name);
                 Ok(o)
             }
-            Kind::ComputeServices => {
+            Kind::States(state) => {
                 let s = session().await?;
-                let Some((_, url)) = catalog_endpoints(&s.body, creds)
-                    .into_iter()
-                    .find(|(t, _)| t == "compute")
-                else {
-                    return Ok(skip_absent(&["compute"], creds, "int.api.06@ra1"));
-                };
-                let call = format!("{url}/os-services");
+                let (_, url) =
+                    match service_url(&s.body, creds, &[state.service_type], state.requirement) {
+                        Ok(found) => found,
+                        Err(skip) => return Ok(skip),
+                    };
+                let call = format!("{url}{}", state.path);
                 let body = authed_json(&http, &s.token, &call).await?;
-                Ok(judge_compute_services(&body, &call))
-            }
-            Kind::NetworkAgents => {
-                let s = session().await?;
-                let Some((_, url)) = catalog_endpoints(&s.body, creds)
-                    .into_iter()
-                    .find(|(t, _)| t == "network")
-                else {
-                    return Ok(skip_absent(&["network"], creds, "int.api.05@ra1"));
-                };
-                let call = format!("{url}/v2.0/agents");
-                let body = authed_json(&http, &s.token, &call).await?;
-                Ok(judge_network_agents(&body, &call))
+                Ok((state.judge)(&body, &call))
             }
         }
     }
+}
+
+/// The endpoint of one of `types` on the chosen interface (and region), or the skip that says
+/// the service is not deployed and `covers` stays unverified.
+fn service_url(
+    token_body: &Value,
+    creds: &Credentials,
+    types: &[&str],
+    covers: &str,
+) -> Result<(String, String), Outcome> {
+    catalog_endpoints(token_body, creds)
+        .into_iter()
+        .find(|(t, _)| types.contains(&t.as_str()))
+        .ok_or_else(|| skip_absent(types, creds, covers))
 }
 
 /// Horizon, which needs no credentials.

@@ -148,15 +148,35 @@ fn challenge(header: &str) -> (String, Vec<(String, String)>) {
     (scheme.to_ascii_lowercase(), params)
 }
 
-/// How requests to the registry are authorised (`None`: they need not be), found by asking
-/// `GET /v2/` as the Docker Registry API v2 prescribes: a 401 names Basic or Bearer (token
-/// service) authentication. `scopes` are the repositories a Bearer token must cover.
+/// How requests to the registry are authorised, and its final answer to `GET /v2/`.
+struct Access {
+    /// The `Authorization` header to send (`None`: none is needed).
+    header: Option<String>,
+    /// Who is logged in and from where, for the evidence.
+    who: Option<String>,
+    /// The status of the last `GET /v2/` (with the header, when there is one).
+    status: u16,
+    /// Its `Docker-Distribution-API-Version`.
+    api_version: String,
+}
+
+fn api_version(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get("docker-distribution-api-version")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// Asks `GET /v2/` as the Docker Registry API v2 prescribes: a 401 names Basic or Bearer
+/// (token service) authentication, which is then done and the call repeated with it.
+/// `scopes` are the repositories a Bearer token must cover.
 async fn authorise(
     http: &reqwest::Client,
     base: &str,
     k: &KollaTarget,
     scopes: &[String],
-) -> Result<(Option<String>, Option<String>), Outcome> {
+) -> Result<Access, Outcome> {
     let url = format!("{base}/v2/");
     let resp = http
         .get(&url)
@@ -164,7 +184,12 @@ async fn authorise(
         .await
         .map_err(|e| Outcome::error(http::describe(&e, &url, CA_HINT)))?;
     if resp.status().as_u16() != 401 {
-        return Ok((None, None));
+        return Ok(Access {
+            header: None,
+            who: None,
+            status: resp.status().as_u16(),
+            api_version: api_version(&resp),
+        });
     }
     let www = resp
         .headers()
@@ -256,10 +281,12 @@ async fn authorise(
             login.user, login.source
         )));
     }
-    Ok((
-        Some(header),
-        Some(format!("{} ({scheme}), from {}", login.user, login.source)),
-    ))
+    Ok(Access {
+        header: Some(header),
+        who: Some(format!("{} ({scheme}), from {}", login.user, login.source)),
+        status: check.status().as_u16(),
+        api_version: api_version(&check),
+    })
 }
 
 impl Check for RegistryCheck {
@@ -298,25 +325,11 @@ impl RegistryCheck {
         match self.kind {
             Kind::Api => {
                 let url = format!("{base}/v2/");
-                let (auth, who) = match authorise(&http, base, k, &[]).await {
+                let access = match authorise(&http, base, k, &[]).await {
                     Ok(a) => a,
                     Err(o) => return o.with_property("registry", base),
                 };
-                let mut req = http.get(&url);
-                if let Some(a) = &auth {
-                    req = req.header("Authorization", a);
-                }
-                let resp = match req.send().await {
-                    Ok(r) => r,
-                    Err(e) => return Outcome::error(http::describe(&e, &url, CA_HINT)),
-                };
-                let status = resp.status().as_u16();
-                let api = resp
-                    .headers()
-                    .get("docker-distribution-api-version")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_owned();
+                let (status, api) = (access.status, &access.api_version);
                 let o = if status == 200 && api.starts_with("registry/2") {
                     Outcome::pass(format!("GET {url} answered 200, API {api}"))
                 } else {
@@ -325,7 +338,10 @@ impl RegistryCheck {
                     ))
                 };
                 o.with_property("registry", base)
-                    .with_property("authenticated as", who.as_deref().unwrap_or("(anonymous)"))
+                    .with_property(
+                        "authenticated as",
+                        access.who.as_deref().unwrap_or("(anonymous)"),
+                    )
                     .with_property("TLS", tls.describe())
             }
             Kind::Images => {
@@ -342,7 +358,7 @@ impl RegistryCheck {
                     .map(|i| format!("repository:{}/{i}:pull", k.image_namespace))
                     .collect();
                 let auth = match authorise(&http, base, k, &scopes).await {
-                    Ok((auth, _)) => auth,
+                    Ok(access) => access.header,
                     Err(o) => return o.with_property("registry", base),
                 };
                 let calls = images.iter().map(|image| {
