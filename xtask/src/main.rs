@@ -307,7 +307,10 @@ fn bench() -> Result<()> {
 /// `cargo xtask bench cni`: the CNI suite against the installed plugins, release build.
 fn bench_cni() -> Result<()> {
     run(cargo().args(["build", "--release", "--quiet", "--package", "nfvi-verify"]))?;
-    let out = std::env::temp_dir().join(format!("nfvi-bench-cni-{}", std::process::id()));
+    let scratch = tempfile::Builder::new()
+        .prefix("nfvi-bench-cni-")
+        .tempdir()?;
+    let out = scratch.path().join("run");
     let t = Instant::now();
     let status = Command::new(repo().join("target/release/nfvi-verify"))
         .args(["run", "--suite", "cni", "--no-progress", "--out"])

@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -266,20 +267,30 @@ fn prepare_out_dir(dir: &Path) -> Result<(), Failure> {
             dir.display()
         ))
     })?;
-    let probe = dir.join(format!(".nfvi-verify-write-test-{}", std::process::id()));
-    std::fs::write(&probe, b"").map_err(|e| {
-        Failure::bad_input_msg(format!(
-            "output directory `{}` is not writable: {e}",
-            dir.display()
-        ))
-    })?;
-    let _ = std::fs::remove_file(probe);
+    // A random name, created exclusively and removed on drop: the probe never opens a file
+    // or link that was there before.
+    tempfile::Builder::new()
+        .prefix(".nfvi-verify-write-test-")
+        .tempfile_in(dir)
+        .map_err(|e| {
+            Failure::bad_input_msg(format!(
+                "output directory `{}` is not writable: {e}",
+                dir.display()
+            ))
+        })?;
     Ok(())
 }
 
 fn init_logging(dir: &Path) -> Option<PathBuf> {
     let path = dir.join("nfvi-verify.log");
-    let file = std::fs::File::create(&path).ok()?;
+    // O_NOFOLLOW: a symbolic link planted at the log's name is refused, never written through.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&path)
+        .ok()?;
     tracing_subscriber::fmt()
         .with_writer(std::sync::Mutex::new(file))
         .with_ansi(false)

@@ -639,7 +639,13 @@ pub enum ResultsError {
 
 /// Writes a file so that it is either absent or complete: the bytes go to a temporary file
 /// in the same directory, which is synced and renamed over the destination.
+///
+/// The temporary file has a random name and is created exclusively (never through a file or
+/// link someone placed there), and the rename replaces a symbolic link at the destination
+/// instead of writing through it. The file ends up readable by everyone (0644): artifacts
+/// hold no secrets.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -648,17 +654,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}.tmp-"))
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    tmp.as_file().sync_all()?;
+    // On error the temporary file is removed when it is dropped.
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -721,5 +726,26 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         let err = write_atomic(&dir.path().join("missing/x.json"), b"{}");
         assert!(err.is_err());
+    }
+
+    #[test]
+    fn atomic_writes_never_write_through_a_planted_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        // A link at the destination and at the temporary name the old code used.
+        let path = dir.path().join("results.json");
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        let old_tmp = dir
+            .path()
+            .join(format!(".results.json.tmp-{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &old_tmp).unwrap();
+        write_atomic(&path, b"{}").unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert!(!path.symlink_metadata().unwrap().file_type().is_symlink());
+        assert_eq!(std::fs::read(&path).unwrap(), b"{}");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = path.metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
     }
 }

@@ -3199,12 +3199,31 @@ fn spy_setup(lab: &Lab<'_>) -> Result<(String, std::path::PathBuf), Outcome> {
             exe.display()
         )));
     }
+    // The lab's directory is private (0700, random name), and the link is made here or the
+    // setup fails: a file that stands at its place already is never taken for the spy.
     let dir = lab.dir.join("spybin");
-    std::fs::create_dir_all(&dir).map_err(|e| Outcome::error(e.to_string()))?;
+    match std::fs::create_dir(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            return Err(Outcome::error(format!(
+                "cannot create {}: {e}",
+                dir.display()
+            )));
+        }
+    }
     let link = dir.join(crate::spy::SPY_NAME);
-    if !link.exists() {
-        std::os::unix::fs::symlink(&exe, &link)
-            .map_err(|e| Outcome::error(format!("cannot link the spy: {e}")))?;
+    match std::fs::read_link(&link) {
+        Ok(to) if to == exe => {}
+        _ if link.symlink_metadata().is_err() => std::os::unix::fs::symlink(&exe, &link)
+            .map_err(|e| Outcome::error(format!("cannot link the spy: {e}")))?,
+        _ => {
+            return Err(Outcome::error(format!(
+                "{} exists and is not this harness's link to {}; refusing to run it",
+                link.display(),
+                exe.display()
+            )));
+        }
     }
     Ok((dir.display().to_string(), lab.dir.join("spy.jsonl")))
 }

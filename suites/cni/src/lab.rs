@@ -151,19 +151,29 @@ impl<'a> Lab<'a> {
         let n = seq();
         let pid = std::process::id();
         let rt = format!("{PREFIX}rt-{pid}-{n}");
-        let dir = std::env::temp_dir().join(format!("{PREFIX}-cni-{pid}-{n}"));
+        // A fresh directory with a random name, created exclusively with mode 0700: nothing
+        // another local user placed in the temporary directory beforehand can be taken for
+        // it (the spy plugin's directory below it is on the plugins' CNI_PATH).
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!("{PREFIX}-cni-"))
+            .tempdir()
+            .map_err(|e| {
+                Outcome::error(format!(
+                    "cannot create a private directory in {}: {e}",
+                    std::env::temp_dir().display()
+                ))
+            })?;
+        let dir = tmp.path().to_owned();
         {
-            let (rt, dir) = (rt.clone(), dir.clone());
+            let rt = rt.clone();
             cx.on_cleanup(
                 format!("delete runtime netns {rt} and {}", dir.display()),
                 move || {
-                    let _ = std::fs::remove_dir_all(&dir);
+                    let _ = tmp.close();
                     delete_netns_blocking(&rt)
                 },
             );
         }
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Outcome::error(format!("cannot create {}: {e}", dir.display())))?;
         let lab = Lab {
             cx,
             rt: rt.clone(),

@@ -345,19 +345,15 @@ pub fn cni_paths(lab: &Lab<'_>) -> Result<CniPaths, String> {
     }
     let runtime = lab.netns("cnirt")?;
     ns::sysctl(&runtime, "net/ipv4/ip_forward", "1")?;
-    let dir = std::env::temp_dir().join(format!("{}-ipam", lab.tag));
-    {
-        let dir = dir.clone();
-        cx.on_cleanup(format!("remove {}", dir.display()), move || {
-            std::fs::remove_dir_all(&dir).or_else(|e| {
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    Ok(())
-                } else {
-                    Err(e.to_string())
-                }
-            })
-        });
-    }
+    // host-local's state directory: random name, created exclusively, mode 0700.
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!("{}-ipam-", lab.tag))
+        .tempdir()
+        .map_err(|e| format!("cannot create a private IPAM directory: {e}"))?;
+    let dir = tmp.path().to_owned();
+    cx.on_cleanup(format!("remove {}", dir.display()), move || {
+        tmp.close().map_err(|e| e.to_string())
+    });
     // The macvlan master: a veth pair made here, both ends up, in the runtime namespace.
     nl::within(&runtime, |h| async move {
         nl::veth(&h, "cnimm0", "cnimm1").await?;

@@ -153,9 +153,14 @@ pub fn up(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
         progress(&format!(
             "importing {PROBE_IMAGE} from /bin/busybox (busybox-static; no registry needed)"
         ));
-        let root = std::env::temp_dir().join(format!("nfvi-lab-rootfs-{}", std::process::id()));
-        let bin = root.join("bin");
-        std::fs::create_dir_all(&bin).map_err(|e| e.to_string())?;
+        // A private directory (random name, created exclusively, 0700): nothing placed in
+        // the temporary directory beforehand is written through or packed into the image.
+        let root = tempfile::Builder::new()
+            .prefix("nfvi-lab-rootfs-")
+            .tempdir()
+            .map_err(|e| format!("cannot create a private directory for the rootfs: {e}"))?;
+        let bin = root.path().join("bin");
+        std::fs::create_dir(&bin).map_err(|e| e.to_string())?;
         std::fs::copy("/bin/busybox", bin.join("busybox"))
             .map_err(|e| format!("cannot copy /bin/busybox: {e}"))?;
         for applet in [
@@ -165,7 +170,7 @@ pub fn up(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
         }
         let tar = Command::new("tar")
             .arg("-C")
-            .arg(&root)
+            .arg(root.path())
             .args(["-c", "."])
             .stdout(Stdio::piped())
             .spawn()
@@ -174,7 +179,7 @@ pub fn up(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
             docker(&["import", "-", PROBE_IMAGE]).stdin(tar.stdout.expect("piped")),
             "docker import",
         );
-        let _ = std::fs::remove_dir_all(&root);
+        let _ = root.close();
         result?;
     }
     keystone_up(progress)?;
