@@ -174,6 +174,7 @@ fn build_suite(
         version: file.version.clone(),
         description: file.description.trim().to_owned(),
         areas: file.areas.clone(),
+        all_areas: file.all_areas,
         checks: spanned_list(&file.checks),
         exclude: spanned_list(&file.exclude),
         mandatory: resolve_all(&file.mandatory)?,
@@ -214,6 +215,7 @@ fn build_suite(
             });
         }
         let other = build_suite(model, raw, included, stack)?;
+        suite.all_areas |= other.all_areas;
         for area in other.areas {
             if !suite.areas.contains(&area) {
                 suite.areas.push(area);
@@ -365,6 +367,7 @@ source = "RA2 ch4"
             );
         }
         assert_eq!(all.areas.len(), 6);
+        assert!(all.all_areas, "the all suite takes areas added later too");
     }
 
     #[test]

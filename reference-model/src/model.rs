@@ -155,28 +155,28 @@ impl Document {
     }
 }
 
-/// A verification area; every check belongs to exactly one.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum Area {
-    /// Host readiness of NFVI nodes.
-    Host,
-    /// CNI plugin conformance.
-    Cni,
-    /// Data-path semantics and latency.
-    Datapath,
-    /// Docker networking.
-    Docker,
-    /// Kolla containers, registry and OpenStack APIs.
-    Kolla,
-    /// Kubernetes API checks.
-    K8s,
-}
+/// A verification area; every check belongs to exactly one. The set is open: an area is
+/// named by its ID (the first segment of its check IDs), and a new area needs no change
+/// here. The constants name the areas the embedded suites know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Area(&'static str);
 
+#[allow(non_upper_case_globals)]
 impl Area {
-    /// Every area, in report order.
+    /// Host readiness of NFVI nodes.
+    pub const Host: Area = Area("host");
+    /// CNI plugin conformance.
+    pub const Cni: Area = Area("cni");
+    /// Data-path semantics and latency.
+    pub const Datapath: Area = Area("datapath");
+    /// Docker networking.
+    pub const Docker: Area = Area("docker");
+    /// Kolla containers, registry and OpenStack APIs.
+    pub const Kolla: Area = Area("kolla");
+    /// Kubernetes API checks.
+    pub const K8s: Area = Area("k8s");
+
+    /// The areas the embedded suites know, in report order; other areas follow them.
     pub const ALL: [Area; 6] = [
         Area::Host,
         Area::Cni,
@@ -186,16 +186,78 @@ impl Area {
         Area::K8s,
     ];
 
+    /// An area named `id`: lowercase letters, digits and dashes.
+    pub const fn new(id: &'static str) -> Self {
+        Area(id)
+    }
+
+    /// An area read from a file: one of [`Self::ALL`], or a new name (kept for the rest of
+    /// the process, as area names are few and short).
+    pub fn named(id: &str) -> Result<Self, String> {
+        if let Some(known) = Self::ALL.iter().find(|a| a.0 == id) {
+            return Ok(*known);
+        }
+        let valid = id.len() <= 64
+            && id.starts_with(|c: char| c.is_ascii_lowercase())
+            && id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !valid {
+            return Err(format!(
+                "`{id}` is not an area name: lowercase letters, digits and dashes, starting with a letter"
+            ));
+        }
+        Ok(Area(Box::leak(id.to_owned().into_boxed_str())))
+    }
+
     /// The lowercase name used in data files, check IDs and reports.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Area::Host => "host",
-            Area::Cni => "cni",
-            Area::Datapath => "datapath",
-            Area::Docker => "docker",
-            Area::Kolla => "kolla",
-            Area::K8s => "k8s",
-        }
+        self.0
+    }
+
+    /// Report order: the known areas first, in [`Self::ALL`]'s order, then by name.
+    fn rank(self) -> (usize, &'static str) {
+        let known = Self::ALL.iter().position(|a| *a == self);
+        (known.unwrap_or(Self::ALL.len()), self.0)
+    }
+}
+
+impl PartialOrd for Area {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Area {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.rank().cmp(&other.rank())
+    }
+}
+
+impl Serialize for Area {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Area {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let id = String::deserialize(d)?;
+        Area::named(&id).map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for Area {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Area".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A verification area: the first segment of its check IDs (host, cni, datapath, docker, kolla, k8s, or an area added since).",
+            "type": "string",
+            "pattern": "^[a-z][a-z0-9-]*$"
+        })
     }
 }
 
@@ -241,6 +303,8 @@ pub struct Suite {
     pub description: String,
     /// Every check of these areas is in the suite.
     pub areas: Vec<Area>,
+    /// Every check of every area is in the suite, whatever its area.
+    pub all_areas: bool,
     /// Further checks by ID, with where they are named.
     pub checks: Vec<(String, Location)>,
     /// Checks left out by ID, with where they are named.
@@ -258,7 +322,7 @@ impl Suite {
     pub fn contains(&self, area: Area, id: &str) -> bool {
         let named = self.checks.iter().any(|(c, _)| c == id);
         let excluded = self.exclude.iter().any(|(c, _)| c == id);
-        (self.areas.contains(&area) || named) && !excluded
+        (self.all_areas || self.areas.contains(&area) || named) && !excluded
     }
 
     /// Whether the suite lists `id` at all (mandatory or optional).

@@ -161,15 +161,14 @@ const COLOURS: [&str; 6] = [
     "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
 ];
 
-/// CDF and density charts for samples named `cdf:<path>` (101 quantiles in µs each).
+/// CDF and density charts of the check's distributions (101 percentiles in µs each).
 fn latency_charts(c: &CheckResult) -> Vec<String> {
     use crate::badge::xml_escape;
-    let series: Vec<(&str, &Vec<f64>)> = c
+    let series: Vec<(&str, &[f64])> = c
         .evidence
-        .samples
+        .distributions
         .iter()
-        .filter_map(|(k, v)| k.strip_prefix("cdf:").map(|name| (name, v)))
-        .filter(|(_, v)| v.len() == 101 && v.iter().all(|x| x.is_finite()))
+        .map(|(name, p)| (name.as_str(), p.values()))
         .collect();
     if series.is_empty() {
         return Vec::new();
@@ -324,7 +323,10 @@ pub fn render_html(r: &RunResults) -> Result<String, ReportError> {
             checks: q.row.checks.iter().map(|id| link_to_check(id)).collect(),
         })
         .collect();
-    let areas = Area::ALL
+    let mut present: Vec<Area> = r.checks.iter().map(|c| c.area).collect();
+    present.sort();
+    present.dedup();
+    let areas = present
         .iter()
         .filter_map(|area| {
             let checks: Vec<CheckView<'_>> = r
@@ -376,11 +378,9 @@ pub fn render_html(r: &RunResults) -> Result<String, ReportError> {
             }
             let n = |s: Status| checks.iter().filter(|v| v.c.outcome == s).count();
             let subjects = summarize(&checks, |c| c.subject.as_deref());
-            // Kolla-Ansible's stages (prechecks and pull, check, post-deploy), from the
-            // property the kolla area records.
-            let stages = summarize(&checks, |c| {
-                c.evidence.properties.get("kolla stage").map(String::as_str)
-            });
+            // The deployment workflow's stages (Kolla-Ansible: prechecks and pull, check,
+            // post-deploy), as the areas record them.
+            let stages = summarize(&checks, |c| c.evidence.stage.as_deref());
             Some(AreaView {
                 subjects,
                 stages,

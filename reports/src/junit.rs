@@ -116,7 +116,10 @@ pub fn render_junit(results: &RunResults) -> Result<String, ReportError> {
     report
         .set_timestamp(results.started_at.fixed_offset())
         .set_time(Duration::from_secs_f64(results.duration_secs.max(0.0)));
-    for area in Area::ALL {
+    let mut present: Vec<Area> = results.checks.iter().map(|c| c.area).collect();
+    present.sort();
+    present.dedup();
+    for area in present {
         let checks: Vec<&CheckResult> = results.checks.iter().filter(|c| c.area == area).collect();
         if checks.is_empty() {
             continue;

@@ -73,16 +73,28 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
     })
 }
 
-/// Renders every artifact first, then writes each atomically, `results.json` first: a reader
-/// never sees a half-written file, and a rendering bug leaves nothing new behind.
-pub fn write_artifacts(results: &RunResults, to: &Artifacts) -> Result<(), ReportError> {
+/// Writes every artifact atomically, `results.json` first: a reader never sees a
+/// half-written file. One artifact that cannot be rendered or written does not stop the
+/// others; every failure is returned.
+pub fn write_artifacts(results: &RunResults, to: &Artifacts) -> Result<(), Vec<ReportError>> {
+    let mut failed = Vec::new();
     let json = results.to_json();
-    let junit = render_junit(results)?;
-    let html = render_html(results)?;
-    let badge = badge_svg(results);
-    write(&to.results, json.as_bytes())?;
-    write(&to.junit, junit.as_bytes())?;
-    write(&to.html, html.as_bytes())?;
-    write(&to.badge, badge.as_bytes())?;
-    Ok(())
+    if let Err(e) = write(&to.results, json.as_bytes()) {
+        failed.push(e);
+    }
+    let rendered = [
+        (render_junit(results), &to.junit),
+        (render_html(results), &to.html),
+        (Ok(badge_svg(results)), &to.badge),
+    ];
+    for (text, path) in rendered {
+        if let Err(e) = text.and_then(|t| write(path, t.as_bytes())) {
+            failed.push(e);
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed)
+    }
 }

@@ -65,7 +65,7 @@ pub fn synthetic_plan(model: &ReferenceModel, n: usize) -> Plan {
     plan::build(
         model,
         &registry,
-        &Target::local(),
+        &Target::local(&Default::default()),
         &Capabilities::default(),
         &PlanOptions {
             suite: "all".into(),

@@ -8,7 +8,10 @@ use std::sync::Arc;
 
 use nfvi_harness::plan::{self, PlanOptions};
 use nfvi_harness::results::{RunMeta, RunResults, ToolInfo};
-use nfvi_harness::{Capabilities, Registry, Reporter, RunEvent, RunnerBuilder, Status, Target};
+use nfvi_harness::{
+    Areas, Capabilities, Registry, Reporter, RunEvent, RunnerBuilder, Status, Target,
+};
+use nfvi_suite_cni::CniConfig;
 
 struct Quiet;
 impl Reporter for Quiet {
@@ -60,10 +63,23 @@ fn host_state() -> (Vec<String>, Vec<String>) {
     (list(&["netns", "list"]), list(&["-o", "link", "show"]))
 }
 
+fn areas() -> Areas {
+    Areas::new(vec![Arc::new(nfvi_suite_cni::CniArea)])
+}
+
+/// The local target with the CNI table changed by `f`.
+fn with_cni(f: impl FnOnce(&mut CniConfig)) -> Target {
+    let mut target = Target::local(&areas());
+    let mut cni = target.config::<CniConfig>().clone();
+    f(&mut cni);
+    target.set_config(cni);
+    target
+}
+
 fn run_cni(target: Target, filters: &[&str]) -> RunResults {
     let model = nfvi_reference_model::load_embedded().unwrap();
     let registry = Registry::new(nfvi_suite_cni::checks(), &model).unwrap();
-    let caps = Capabilities::detect(&target);
+    let caps = Capabilities::detect(&target, &areas());
     let options = PlanOptions {
         suite: "cni".into(),
         filters: filters.iter().map(|f| (*f).to_owned()).collect(),
@@ -104,10 +120,10 @@ fn faulty_bridge(dir: &Path, fault: &str) -> Target {
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_fault-cni-plugin"), &link).unwrap();
     std::fs::write(dir.join("bridge.fault"), fault).unwrap();
     std::fs::write(dir.join("bridge.real"), "/usr/lib/cni/bridge").unwrap();
-    let mut target = Target::local();
-    target.cni.paths = vec![dir.to_owned(), PathBuf::from("/usr/lib/cni")];
-    target.cni.exec_timeout_secs = 2;
-    target
+    with_cni(|c| {
+        c.paths = vec![dir.to_owned(), PathBuf::from("/usr/lib/cni")];
+        c.exec_timeout_secs = 2;
+    })
 }
 
 /// (fault, check, what the failure message must say). Every row also runs without the
@@ -211,7 +227,7 @@ fn core_lifecycles_pass_against_the_real_plugins() {
         "cni.pod.POD-NATLESS",
         "cni.chain.CNI-CHAIN-001",
     ];
-    let results = run_cni(Target::local(), &checks);
+    let results = run_cni(Target::local(&areas()), &checks);
     assert_eq!(results.checks.len(), checks.len());
     for c in &results.checks {
         assert_eq!(c.outcome, Status::Passed, "{}: {}", c.id, c.message);
@@ -227,13 +243,12 @@ fn core_lifecycles_pass_against_the_real_plugins() {
 #[test]
 fn a_missing_plugin_is_skipped_as_not_applicable() {
     let dir = tempfile::tempdir().unwrap();
-    let mut target = Target::local();
-    target.cni.paths = vec![dir.path().to_owned()];
+    let target = with_cni(|c| c.paths = vec![dir.path().to_owned()]);
     let model = nfvi_reference_model::load_embedded().unwrap();
     let registry = Registry::new(nfvi_suite_cni::checks(), &model).unwrap();
     let caps = Capabilities {
         root: true,
-        ..Capabilities::detect(&target)
+        ..Capabilities::detect(&target, &areas())
     };
     let plan = plan::build(
         &model,

@@ -159,7 +159,7 @@ fn schemas(check: bool) -> Result<()> {
     let dir = repo().join("schemas");
     std::fs::create_dir_all(&dir)?;
     let mut stale = Vec::new();
-    for (name, text) in nfvi_harness::schemas::all()
+    for (name, text) in nfvi_harness::schemas::all(&nfvi_verify::areas())
         .into_iter()
         .chain(nfvi_suite_cni::result::schemas())
     {

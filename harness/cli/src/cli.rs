@@ -10,7 +10,8 @@ Exit codes:
   1  non-conformant: a check of a mandatory requirement failed (diff: a regression)
   2  usage error or bad input (unknown suite or check, malformed target or results file,
      output directory that cannot be written)
-  3  incomplete: a check errored or timed out, or the run was interrupted";
+  3  incomplete: a check errored or timed out, the run was interrupted, or its artifacts could
+     not all be written (the verdict is printed; results.json is saved elsewhere if need be)";
 
 /// Conformance and verification harness for NFV infrastructure (Anuket RC1/RC2).
 #[derive(Debug, Parser)]
@@ -171,15 +172,66 @@ pub struct Selection {
     /// The NFVI under test, as a TOML target file; default: this machine.
     #[arg(long, value_name = "FILE")]
     pub target: Option<PathBuf>,
-    /// CNI plugin directories, colon-separated (overrides cni.paths of the target).
-    #[arg(long, value_name = "DIRS")]
-    pub cni_path: Option<String>,
-    /// Only these CNI plugins, comma-separated (overrides cni.plugins of the target).
-    #[arg(long, value_name = "PLUGINS", value_delimiter = ',')]
-    pub cni_plugins: Option<Vec<String>>,
-    /// kubeconfig of the cluster the Kubernetes checks read (overrides kubernetes.kubeconfig).
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
+    /// The areas' flags given (`--cni-path`, `--kubeconfig`, ...), as they were typed; the
+    /// areas declare them ([`nfvi_harness::Flag`]) and [`with_area_flags`] adds them.
+    #[arg(skip)]
+    pub area_flags: Vec<(&'static nfvi_harness::Flag, String)>,
+}
+
+/// The subcommands that take a [`Selection`].
+const SELECTING: &[&str] = &["run", "list"];
+
+/// The command line with every area's flags added to the subcommands that select checks.
+pub fn with_area_flags(cmd: clap::Command, areas: &nfvi_harness::Areas) -> clap::Command {
+    let mut cmd = cmd;
+    for sub in SELECTING {
+        cmd = cmd.mut_subcommand(sub, |mut c| {
+            for flag in areas.flags() {
+                c = c.arg(
+                    clap::Arg::new(flag.long)
+                        .long(flag.long)
+                        .value_name(flag.value_name)
+                        .help(flag.help)
+                        .help_heading("Area options"),
+                );
+            }
+            c
+        });
+    }
+    cmd
+}
+
+/// Parses the command line, the areas' flags included.
+pub fn parse(areas: &nfvi_harness::Areas) -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = with_area_flags(Cli::command(), areas).get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let given = |sub: &clap::ArgMatches| {
+        areas
+            .flags()
+            .filter_map(|f| sub.get_one::<String>(f.long).map(|v| (f, v.clone())))
+            .collect::<Vec<_>>()
+    };
+    match (&mut cli.command, matches.subcommand()) {
+        (Command::Run(args), Some((_, sub))) => args.selection.area_flags = given(sub),
+        (Command::List(args), Some((_, sub))) => args.selection.area_flags = given(sub),
+        _ => {}
+    }
+    cli
+}
+
+impl Selection {
+    /// The areas' flags as overrides of the target's tables.
+    pub fn overrides(&self) -> Vec<nfvi_harness::target::Override> {
+        self.area_flags
+            .iter()
+            .map(|(f, v)| nfvi_harness::target::Override {
+                area: f.table,
+                key: f.key,
+                value: f.kind.value(v),
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Args)]

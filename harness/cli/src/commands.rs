@@ -4,35 +4,23 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use nfvi_harness::plan::{self, Decision, Plan, PlanOptions};
 use nfvi_harness::results::{Invocation, RunMeta, RunResults, ToolInfo};
 use nfvi_harness::runner::{Reporter, RunEvent, Tee};
-use nfvi_harness::{Capabilities, Check, Registry, RunnerBuilder, Target, exit_code};
+use nfvi_harness::{Areas, Capabilities, Registry, RunnerBuilder, Session, Target, exit_code};
 use nfvi_reference_model::ReferenceModel;
 use nfvi_reports::Artifacts;
 
+use crate::chain;
 use crate::cli::{
     DiffArgs, Format, ListArgs, ProbeCommand, ReportArgs, RunArgs, Selection, TargetArgs,
 };
 use crate::console::{Console, use_bar};
-use crate::{Failure, chain};
+use crate::error::CliError;
 
-type CmdResult = Result<i32, Failure>;
-
-/// Every check this build has, from every area crate.
-fn all_checks() -> Vec<Arc<dyn Check>> {
-    let mut checks = Vec::new();
-    checks.extend(nfvi_suite_host::checks());
-    checks.extend(nfvi_suite_cni::checks());
-    checks.extend(nfvi_suite_datapath::checks());
-    checks.extend(nfvi_suite_docker::checks());
-    checks.extend(nfvi_suite_kolla::checks());
-    checks.extend(nfvi_suite_k8s::checks());
-    checks
-}
+type CmdResult = Result<i32, CliError>;
 
 fn tool() -> ToolInfo {
     ToolInfo {
@@ -42,41 +30,37 @@ fn tool() -> ToolInfo {
     }
 }
 
-fn load_model_and_registry() -> Result<(ReferenceModel, Registry), Failure> {
+fn load_model_and_registry(areas: &Areas) -> Result<(ReferenceModel, Registry), CliError> {
     // Both come with the binary; an error here is a defect in this build's data.
-    let model = nfvi_reference_model::load_embedded().map_err(|e| Failure::bad_input(&e))?;
-    let registry = Registry::new(all_checks(), &model).map_err(|e| Failure::bad_input(&e))?;
+    let model = nfvi_reference_model::load_embedded().map_err(|e| CliError::Build(chain(&e)))?;
+    let registry = Registry::new(areas.checks(), &model).map_err(|e| CliError::Build(chain(&e)))?;
     Ok((model, registry))
 }
 
-fn load_target(path: Option<&Path>) -> Result<Target, Failure> {
-    match path {
-        Some(p) => Target::load(p).map_err(|e| Failure::bad_input(&e)),
-        None => Ok(Target::local()),
+fn load_target(selection: &Selection, areas: &Areas) -> Result<Target, CliError> {
+    let overrides = selection.overrides();
+    match selection.target.as_deref() {
+        Some(p) => Ok(Target::load(p, areas, &overrides)?),
+        None => Target::parse(Path::new("<command line>"), "", areas, &overrides)
+            .map_err(CliError::from),
     }
 }
 
 struct Prepared {
+    areas: Areas,
     model: ReferenceModel,
     registry: Registry,
     target: Target,
     caps: Capabilities,
 }
 
-fn prepare(selection: &Selection) -> Result<Prepared, Failure> {
-    let (model, registry) = load_model_and_registry()?;
-    let mut target = load_target(selection.target.as_deref())?;
-    if let Some(paths) = &selection.cni_path {
-        target.cni.paths = std::env::split_paths(paths).collect();
-    }
-    if let Some(plugins) = &selection.cni_plugins {
-        target.cni.plugins = plugins.clone();
-    }
-    if let Some(k) = &selection.kubeconfig {
-        target.kubernetes.kubeconfig = k.display().to_string();
-    }
-    let caps = Capabilities::detect(&target);
+fn prepare(selection: &Selection) -> Result<Prepared, CliError> {
+    let areas = nfvi_verify::areas();
+    let (model, registry) = load_model_and_registry(&areas)?;
+    let target = load_target(selection, &areas)?;
+    let caps = Capabilities::detect(&target, &areas);
     Ok(Prepared {
+        areas,
         model,
         registry,
         target,
@@ -84,9 +68,8 @@ fn prepare(selection: &Selection) -> Result<Prepared, Failure> {
     })
 }
 
-fn build_plan(p: &Prepared, options: &PlanOptions) -> Result<Plan, Failure> {
-    plan::build(&p.model, &p.registry, &p.target, &p.caps, options)
-        .map_err(|e| Failure::bad_input(&e))
+fn build_plan(p: &Prepared, options: &PlanOptions) -> Result<Plan, CliError> {
+    plan::build(&p.model, &p.registry, &p.target, &p.caps, options).map_err(CliError::from)
 }
 
 fn print_json(value: &impl serde::Serialize) -> CmdResult {
@@ -254,15 +237,15 @@ fn run_id() -> String {
 
 /// Creates the output directory and proves it is writable before anything runs, so a run is
 /// never lost to an output problem found at the end.
-fn prepare_out_dir(dir: &Path) -> Result<(), Failure> {
+fn prepare_out_dir(dir: &Path) -> Result<(), CliError> {
     if dir.join("results.json").exists() {
-        return Err(Failure::bad_input_msg(format!(
+        return Err(CliError::bad_input(format!(
             "output directory `{}` already holds a results.json; choose another --out or move it away (nothing was run)",
             dir.display()
         )));
     }
     std::fs::create_dir_all(dir).map_err(|e| {
-        Failure::bad_input_msg(format!(
+        CliError::bad_input(format!(
             "cannot create output directory `{}`: {e}",
             dir.display()
         ))
@@ -273,7 +256,7 @@ fn prepare_out_dir(dir: &Path) -> Result<(), Failure> {
         .prefix(".nfvi-verify-write-test-")
         .tempfile_in(dir)
         .map_err(|e| {
-            Failure::bad_input_msg(format!(
+            CliError::bad_input(format!(
                 "output directory `{}` is not writable: {e}",
                 dir.display()
             ))
@@ -305,14 +288,8 @@ fn reproduce(args: &RunArgs, suite: &str) -> String {
     if let Some(t) = &args.selection.target {
         let _ = write!(cmd, " --target {}", t.display());
     }
-    if let Some(p) = &args.selection.cni_path {
-        let _ = write!(cmd, " --cni-path {p}");
-    }
-    if let Some(p) = &args.selection.cni_plugins {
-        let _ = write!(cmd, " --cni-plugins {}", p.join(","));
-    }
-    if let Some(k) = &args.selection.kubeconfig {
-        let _ = write!(cmd, " --kubeconfig {}", k.display());
+    for (flag, value) in &args.selection.area_flags {
+        let _ = write!(cmd, " --{} {value}", flag.long);
     }
     for f in &args.selection.filter {
         let _ = write!(cmd, " --filter '{f}'");
@@ -345,16 +322,20 @@ impl Reporter for Collector {
 
 pub fn run(args: &RunArgs) -> CmdResult {
     let previous = match &args.rerun_failed {
-        Some(path) => Some(RunResults::load(path).map_err(|e| Failure::bad_input(&e))?),
+        Some(path) => Some(RunResults::load(path)?),
         None => None,
     };
     let suite = match (&args.suite, &previous) {
         (Some(s), _) => s.clone(),
         (None, Some(prev)) => prev.suite.name.clone(),
         (None, None) => {
-            return Err(Failure::bad_input_msg(
-                "missing --suite; expected one of: rc2, rc1, host, cni, datapath, docker, kolla, k8s, all",
-            ));
+            let model =
+                nfvi_reference_model::load_embedded().map_err(|e| CliError::Build(chain(&e)))?;
+            let names: Vec<&str> = model.suites().map(|s| s.name.as_str()).collect();
+            return Err(CliError::bad_input(format!(
+                "missing --suite; expected one of: {}",
+                names.join(", ")
+            )));
         }
     };
     let p = prepare(&args.selection)?;
@@ -392,26 +373,23 @@ pub fn run(args: &RunArgs) -> CmdResult {
     tracing::info!(run_id = %run_id, suite = %suite, "run starting");
 
     let started_at = chrono::Utc::now();
-    let inventory = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map(|rt| rt.block_on(nfvi_suite_host::inventory::collect(&p.target)))
-        .unwrap_or_default();
-
-    let target = Arc::new(p.target.clone());
-    let runner = RunnerBuilder::default()
+    let target_file = p.target.file.as_ref().map(|f| f.display().to_string());
+    let session = Session::open(p.areas, p.target, args.jobs)
+        .map_err(|e| CliError::Incomplete(format!("cannot start the run's runtime: {e}")))?;
+    let inventory = session.inventory();
+    let options = RunnerBuilder::default()
         .jobs(args.jobs)
         .fail_fast(args.fail_fast)
-        .timeout_override(args.timeout.map(Duration::from_secs))
-        .build(&plan, target);
+        .timeout_override(args.timeout.map(Duration::from_secs));
     let mut console = Console::new(use_bar(args.no_progress));
     let mut collector = Collector::default();
-    let output = runner
-        .execute(&mut Tee(vec![&mut console, &mut collector]))
-        .map_err(|e| Failure {
-            code: exit_code::INCOMPLETE,
-            message: format!("cannot start the runner: {e}"),
-        })?;
+    let output = session.execute(&plan, options, &mut Tee(vec![&mut console, &mut collector]));
+    for record in session.close() {
+        if let Some(e) = record.error {
+            tracing::warn!(action = %record.action, error = %e, "closing the session");
+            eprintln!("warning: {}: {e}", record.action);
+        }
+    }
 
     let results = RunResults::assemble(
         &plan,
@@ -419,7 +397,7 @@ pub fn run(args: &RunArgs) -> CmdResult {
         RunMeta {
             tool: tool(),
             run_id: run_id.clone(),
-            target_file: p.target.file.as_ref().map(|f| f.display().to_string()),
+            target_file,
             started_at,
             finished_at: chrono::Utc::now(),
             cancel_reason: output.cancel_reason,
@@ -432,7 +410,22 @@ pub fn run(args: &RunArgs) -> CmdResult {
         },
     );
     let artifacts = Artifacts::in_dir(&dir);
-    nfvi_reports::write_artifacts(&results, &artifacts).map_err(|e| Failure::bad_input(&e))?;
+    let written = nfvi_reports::write_artifacts(&results, &artifacts);
+    if let Err(failed) = written {
+        // The verdict is not lost: it is printed, and results.json goes elsewhere if the
+        // output directory refused it.
+        summary(&results, &artifacts, log.as_deref());
+        let fallback = failed
+            .iter()
+            .any(|e| matches!(e, nfvi_reports::ReportError::Write { path, .. } if *path == artifacts.results))
+            .then(|| save_elsewhere(&results, &run_id))
+            .flatten();
+        return Err(CliError::Artifacts {
+            verdict: verdict_words(results.verdict).to_owned(),
+            failed,
+            fallback,
+        });
+    }
     if let Some(root) = latest_root {
         let link = root.join("latest");
         let _ = std::fs::remove_file(&link);
@@ -442,6 +435,26 @@ pub fn run(args: &RunArgs) -> CmdResult {
     }
     summary(&results, &artifacts, log.as_deref());
     Ok(results.verdict.exit_code())
+}
+
+fn verdict_words(v: nfvi_harness::results::Verdict) -> &'static str {
+    match v {
+        nfvi_harness::results::Verdict::Conformant => "CONFORMANT",
+        nfvi_harness::results::Verdict::NonConformant => "NOT CONFORMANT",
+        nfvi_harness::results::Verdict::Incomplete => "INCOMPLETE",
+    }
+}
+
+/// Saves results.json where the output directory refused it: a new private file in the
+/// temporary directory (random name, created exclusively).
+fn save_elsewhere(results: &RunResults, run_id: &str) -> Option<PathBuf> {
+    let file = tempfile::Builder::new()
+        .prefix(&format!("nfvi-verify-results-{run_id}-"))
+        .suffix(".json")
+        .tempfile()
+        .ok()?;
+    std::io::Write::write_all(&mut file.as_file(), results.to_json().as_bytes()).ok()?;
+    file.keep().ok().map(|(_, path)| path)
 }
 
 fn summary(r: &RunResults, a: &Artifacts, log: Option<&Path>) {
@@ -502,7 +515,7 @@ fn summary(r: &RunResults, a: &Artifacts, log: Option<&Path>) {
 }
 
 pub fn report(args: &ReportArgs) -> CmdResult {
-    let results = RunResults::load(&args.from).map_err(|e| Failure::bad_input(&e))?;
+    let results = RunResults::load(&args.from)?;
     let dir = args
         .from
         .parent()
@@ -510,20 +523,19 @@ pub fn report(args: &ReportArgs) -> CmdResult {
         .unwrap_or(Path::new("."));
     let html_path = args.html.clone().unwrap_or_else(|| dir.join("report.html"));
     let junit_path = args.junit.clone().unwrap_or_else(|| dir.join("junit.xml"));
-    let html = nfvi_reports::render_html(&results).map_err(|e| Failure::bad_input(&e))?;
-    let junit = nfvi_reports::render_junit(&results).map_err(|e| Failure::bad_input(&e))?;
+    let html = nfvi_reports::render_html(&results).map_err(|e| CliError::Build(chain(&e)))?;
+    let junit = nfvi_reports::render_junit(&results).map_err(|e| CliError::Build(chain(&e)))?;
     for (path, text) in [(&html_path, html), (&junit_path, junit)] {
-        nfvi_harness::results::write_atomic(path, text.as_bytes()).map_err(|e| {
-            Failure::bad_input_msg(format!("cannot write `{}`: {e}", path.display()))
-        })?;
+        nfvi_harness::results::write_atomic(path, text.as_bytes())
+            .map_err(|e| CliError::bad_input(format!("cannot write `{}`: {e}", path.display())))?;
         eprintln!("wrote {}", path.display());
     }
     Ok(exit_code::CONFORMANT)
 }
 
 pub fn diff(args: &DiffArgs) -> CmdResult {
-    let old = RunResults::load(&args.old).map_err(|e| Failure::bad_input(&e))?;
-    let new = RunResults::load(&args.new).map_err(|e| Failure::bad_input(&e))?;
+    let old = RunResults::load(&args.old)?;
+    let new = RunResults::load(&args.new)?;
     let d = nfvi_harness::diff::diff(&old, &new);
     let code = if d.has_regression() {
         exit_code::NON_CONFORMANT
@@ -578,19 +590,17 @@ pub fn diff(args: &DiffArgs) -> CmdResult {
 }
 
 pub fn target(args: &TargetArgs) -> CmdResult {
+    let areas = nfvi_verify::areas();
     if args.example {
-        print!("{}", nfvi_harness::target::DEFAULT_TARGET_TOML);
+        print!("{}", areas.default_target());
         return Ok(exit_code::CONFORMANT);
     }
     let path = args
         .check
         .as_deref()
         .expect("clap requires --example or --check");
-    let t = Target::load(path).map_err(|e| Failure::bad_input(&e))?;
-    println!(
-        "{}",
-        toml::to_string(&t).map_err(|e| Failure::bad_input_msg(chain(&e)))?
-    );
+    let t = Target::load(path, &areas, &[])?;
+    print!("{}", t.resolved_toml());
     eprintln!("{}: valid", path.display());
     Ok(exit_code::CONFORMANT)
 }
@@ -599,9 +609,9 @@ pub fn probe(cmd: &ProbeCommand) -> CmdResult {
     use nfvi_suite_datapath::probe;
     match cmd {
         ProbeCommand::Serve(args) => {
-            let proto: probe::Proto = args.proto.parse().map_err(Failure::bad_input_msg)?;
+            let proto: probe::Proto = args.proto.parse().map_err(CliError::bad_input)?;
             let responder = probe::start_responder_proto(None, args.bind, args.spin, proto)
-                .map_err(Failure::bad_input_msg)?;
+                .map_err(CliError::bad_input)?;
             eprintln!(
                 "nfvi-verify probe: echoing UDP on {} ({}); Ctrl-C to stop",
                 args.bind,
@@ -611,7 +621,7 @@ pub fn probe(cmd: &ProbeCommand) -> CmdResult {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map_err(|e| Failure::bad_input_msg(e.to_string()))?;
+                .map_err(|e| CliError::bad_input(e.to_string()))?;
             rt.block_on(async {
                 use tokio::signal::unix::{SignalKind, signal};
                 let (mut int, mut term) = (signal(SignalKind::interrupt()).ok(), signal(SignalKind::terminate()).ok());
@@ -620,14 +630,14 @@ pub fn probe(cmd: &ProbeCommand) -> CmdResult {
                     _ = async { if let Some(s) = term.as_mut() { s.recv().await; } else { std::future::pending::<()>().await } } => {}
                 }
             });
-            let served = responder.stop().map_err(Failure::bad_input_msg)?;
+            let served = responder.stop().map_err(CliError::bad_input)?;
             eprintln!("nfvi-verify probe: echoed {served} messages");
             Ok(exit_code::CONFORMANT)
         }
         ProbeCommand::Compare(args) => {
-            let mode: probe::Mode = args.mode.parse().map_err(Failure::bad_input_msg)?;
+            let mode: probe::Mode = args.mode.parse().map_err(CliError::bad_input)?;
             if args.rounds == 0 || args.block == 0 {
-                return Err(Failure::bad_input_msg(
+                return Err(CliError::bad_input(
                     "--rounds and --block must be at least 1".to_owned(),
                 ));
             }
@@ -637,18 +647,13 @@ pub fn probe(cmd: &ProbeCommand) -> CmdResult {
                 mode,
                 ..Default::default()
             };
-            let paired =
-                probe::compare_peers(args.first, args.second, args.rounds, &cfg).map_err(|e| {
-                    Failure {
-                        code: exit_code::INCOMPLETE,
-                        message: e,
-                    }
-                })?;
+            let paired = probe::compare_peers(args.first, args.second, args.rounds, &cfg)
+                .map_err(CliError::Incomplete)?;
             if args.format == Format::Json {
-                return print_json(&serde_json::to_value(&paired).map_err(|e| Failure {
-                    code: exit_code::INCOMPLETE,
-                    message: e.to_string(),
-                })?);
+                return print_json(
+                    &serde_json::to_value(&paired)
+                        .map_err(|e| CliError::Incomplete(e.to_string()))?,
+                );
             }
             let c =
                 nfvi_suite_datapath::stats::compare(&paired.first_p50_us, &paired.second_p50_us);
@@ -667,10 +672,10 @@ pub fn probe(cmd: &ProbeCommand) -> CmdResult {
             Ok(exit_code::CONFORMANT)
         }
         ProbeCommand::Ping(args) => {
-            let mode: probe::Mode = args.mode.parse().map_err(Failure::bad_input_msg)?;
-            let proto: probe::Proto = args.proto.parse().map_err(Failure::bad_input_msg)?;
+            let mode: probe::Mode = args.mode.parse().map_err(CliError::bad_input)?;
+            let proto: probe::Proto = args.proto.parse().map_err(CliError::bad_input)?;
             if args.size < 8 || args.size > 65_507 {
-                return Err(Failure::bad_input_msg(format!(
+                return Err(CliError::bad_input(format!(
                     "--size {} is out of range; expected 8 to 65507 bytes",
                     args.size
                 )));
@@ -690,10 +695,7 @@ pub fn probe(cmd: &ProbeCommand) -> CmdResult {
                 kernel_rx_timestamps: args.kernel_timestamps,
                 ..Default::default()
             };
-            let result = probe::ping(args.peer, &cfg).map_err(|e| Failure {
-                code: exit_code::INCOMPLETE,
-                message: e,
-            })?;
+            let result = probe::ping(args.peer, &cfg).map_err(CliError::Incomplete)?;
             let s = &result.summary;
             if args.format == Format::Json {
                 return print_json(
@@ -723,31 +725,20 @@ pub fn probe(cmd: &ProbeCommand) -> CmdResult {
 }
 
 pub fn lab(cmd: &crate::cli::LabCommand) -> CmdResult {
-    use nfvi_suite_docker::lab;
-    use nfvi_suite_kolla::fleet;
     let mut progress = |m: &str| eprintln!("lab: {m}");
-    let release = nfvi_harness::Target::local().kolla.release;
     let result = match cmd {
-        crate::cli::LabCommand::Up => lab::up(&mut progress)
-            .and_then(|()| fleet::up(&release, &mut progress))
-            .map(|()| progress("lab is up")),
-        crate::cli::LabCommand::Down => {
-            // The Kolla containers and the registry go first, while the daemon still answers.
-            let fleet = fleet::down(&mut progress);
-            lab::down(&mut progress).and(fleet)
+        crate::cli::LabCommand::Up => {
+            nfvi_lab::up(&Target::local(&nfvi_verify::areas()), &mut progress)
         }
+        crate::cli::LabCommand::Down => nfvi_lab::down(&mut progress),
         crate::cli::LabCommand::Status => {
-            for line in lab::status() {
+            for line in nfvi_lab::status() {
                 println!("{line}");
-            }
-            if lab::daemon_answers() {
-                println!("{}", fleet::status());
             }
             Ok(())
         }
     };
-    result.map(|()| exit_code::CONFORMANT).map_err(|e| Failure {
-        code: exit_code::INCOMPLETE,
-        message: e,
-    })
+    result
+        .map(|()| exit_code::CONFORMANT)
+        .map_err(CliError::Incomplete)
 }

@@ -5,34 +5,9 @@
 mod cli;
 mod commands;
 mod console;
+mod error;
 
 use std::process::ExitCode;
-
-use clap::Parser;
-
-/// An error at the edge: what to print and which exit code to use.
-#[derive(Debug)]
-pub struct Failure {
-    pub code: i32,
-    pub message: String,
-}
-
-impl Failure {
-    /// Bad input (exit 2), with the error's whole source chain on one line.
-    pub fn bad_input(e: &dyn std::error::Error) -> Self {
-        Self {
-            code: nfvi_harness::exit_code::BAD_INPUT,
-            message: chain(e),
-        }
-    }
-
-    pub fn bad_input_msg(message: impl Into<String>) -> Self {
-        Self {
-            code: nfvi_harness::exit_code::BAD_INPUT,
-            message: message.into(),
-        }
-    }
-}
 
 /// Renders an error and its causes once: `outer: cause: root cause`.
 pub fn chain(e: &dyn std::error::Error) -> String {
@@ -47,11 +22,17 @@ pub fn chain(e: &dyn std::error::Error) -> String {
 }
 
 fn main() -> ExitCode {
-    // Started as the CNI area's recording plugin (a symlink named `nfvspy`)?
-    if let Some(code) = nfvi_suite_cni::spy::main_if_spy() {
+    let areas = nfvi_verify::areas();
+    // Started as one of the areas' helper programs (a symlink such as `nfvspy`)?
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    let name = std::path::Path::new(&argv0)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if let Some(code) = areas.iter().find_map(|a| a.helper_main(&name)) {
         return ExitCode::from(code as u8);
     }
-    let cli = cli::Cli::parse();
+    let cli = cli::parse(&areas);
     let result = match cli.command {
         cli::Command::List(args) => commands::list(&args),
         cli::Command::Requirements(args) => commands::requirements(&args),
@@ -64,9 +45,9 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),
-        Err(f) => {
-            eprintln!("error: {}", f.message);
-            ExitCode::from(f.code as u8)
+        Err(e) => {
+            eprintln!("error: {}", chain(&e));
+            ExitCode::from(e.exit_code() as u8)
         }
     }
 }

@@ -96,7 +96,7 @@ fn the_datapath_suite_runs_and_reports_the_comparison() {
             <= m["macvlan-minus-bridge.ci95-high"]["value"].as_f64()
     );
     assert_eq!(
-        lat["evidence"]["samples"]["cdf:bridge"]
+        lat["evidence"]["distributions"]["bridge"]
             .as_array()
             .unwrap()
             .len(),

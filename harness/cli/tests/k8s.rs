@@ -765,7 +765,7 @@ fn pod_latency_is_judged_against_the_target_sla_and_drawn_in_the_report() {
             .contains("against 40 us")
     );
     assert_eq!(
-        c["evidence"]["samples"]["cdf:cross node"]
+        c["evidence"]["distributions"]["cross node"]
             .as_array()
             .unwrap()
             .len(),

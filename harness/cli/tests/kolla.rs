@@ -535,13 +535,13 @@ fn an_identity_service_answering_500_or_hanging_is_named_within_the_deadline() {
 /// A Keystone region of the test's own in the lab's real Keystone, deleted with its
 /// endpoints at the end; runs that use the lab's openrc (region RegionOne) never see it.
 struct Region {
-    admin: nfvi_suite_kolla::lab_api::KeystoneAdmin,
+    admin: nfvi_lab::apis::KeystoneAdmin,
     id: String,
 }
 
 impl Region {
     fn new(tag: &str) -> Self {
-        let admin = nfvi_suite_kolla::lab_api::KeystoneAdmin::connect().unwrap();
+        let admin = nfvi_lab::apis::KeystoneAdmin::connect().unwrap();
         let id = format!("nfvi-test-{tag}-{}", std::process::id());
         admin.region(&id).unwrap();
         Self { admin, id }
@@ -593,7 +593,7 @@ fn heartbeat(dir: &std::path::Path, binary: &str, age_secs: u64) {
 /// Runs the lab's API stand-in for `container` (nova_api, neutron_server) on `port` with the
 /// test's heartbeat directory, and waits until it answers.
 fn api_of_our_own(name: &str, container: &str, port: u16, heartbeats: &std::path::Path) {
-    let command = nfvi_suite_kolla::lab_api::api_command_on(container, port).unwrap();
+    let command = nfvi_lab::apis::api_command_on(container, port).unwrap();
     docker(&[
         "run",
         "-d",

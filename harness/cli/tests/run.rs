@@ -296,3 +296,38 @@ fn the_console_detector_sees_console_errors() {
         "{console:?}"
     );
 }
+
+/// An artifact that cannot be written after a complete run: the verdict is still printed,
+/// the other artifacts are written, the error names the artifact, and the exit code is 3,
+/// never the "bad input" 2 that would say nothing ran.
+#[test]
+fn a_failed_artifact_write_keeps_the_verdict_and_names_the_artifact() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    // A directory where junit.xml goes: the rename onto it fails.
+    std::fs::create_dir_all(out.join("junit.xml/occupied")).unwrap();
+    let assert = nfvi()
+        .args([
+            "run",
+            "--suite",
+            "host",
+            "--filter",
+            "host.kernel.version",
+            "--out",
+        ])
+        .arg(&out)
+        .assert()
+        .code(3);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("on local"),
+        "the verdict line is printed: {stderr}"
+    );
+    assert!(
+        stderr.contains("the run completed (") && stderr.contains("junit.xml"),
+        "{stderr}"
+    );
+    for written in ["results.json", "report.html", "badge.svg"] {
+        assert!(out.join(written).is_file(), "{written} was not written");
+    }
+}

@@ -1,53 +1,39 @@
-//! What the machine the harness runs on can do, detected once before planning.
+//! What the machine the harness runs on can do, detected once before planning: root, the
+//! tools on `PATH`, and the resources each area detects.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use crate::area::Areas;
 use crate::check::Need;
 use crate::target::Target;
 
-/// Detected capabilities. Each field answers one [`Need`].
+/// Detected capabilities. Each field answers one kind of [`Need`].
 #[derive(Clone, Debug, Default)]
 pub struct Capabilities {
     /// Effective UID 0.
     pub root: bool,
     /// `PATH` directories, for tool lookups.
     pub path: Vec<PathBuf>,
-    /// The Docker socket exists.
-    pub docker_socket: bool,
-    /// A kubeconfig was found.
-    pub kubeconfig: Option<PathBuf>,
-    /// OpenStack credentials were found (target cloud or `OS_AUTH_URL`).
-    pub openstack: bool,
-    /// CNI plugin directories that hold at least one file.
-    pub cni_dirs: Vec<PathBuf>,
+    /// The areas' resources: `None` when present, otherwise why not.
+    pub resources: HashMap<String, Option<String>>,
 }
 
 impl Capabilities {
-    /// Looks at the machine and the target.
-    pub fn detect(target: &Target) -> Self {
+    /// Looks at the machine, and asks every area what it finds for the target.
+    pub fn detect(target: &Target, areas: &Areas) -> Self {
         let path = std::env::var_os("PATH")
             .map(|p| std::env::split_paths(&p).collect())
             .unwrap_or_default();
-        let kubeconfig = target.kubernetes.kubeconfig_path();
-        let cni_dirs = target
-            .cni
-            .paths
+        let resources = areas
             .iter()
-            .filter(|d| std::fs::read_dir(d).is_ok_and(|mut r| r.next().is_some()))
-            .cloned()
+            .flat_map(|a| a.resources(target))
+            .map(|r| (r.id.to_owned(), r.missing))
             .collect();
         Self {
             root: nix::unistd::geteuid().is_root(),
             path,
-            docker_socket: target.docker.socket.exists(),
-            kubeconfig,
-            // A named cloud counts: the check itself reports a missing or broken clouds.yaml.
-            openstack: std::env::var_os("OS_AUTH_URL").is_some()
-                || std::env::var_os("OS_CLOUD").is_some_and(|c| !c.is_empty())
-                || !target.openstack.cloud.is_empty()
-                || (!target.openstack.openrc.is_empty()
-                    && std::path::Path::new(&target.openstack.openrc).is_file()),
-            cni_dirs,
+            resources,
         }
     }
 
@@ -57,41 +43,21 @@ impl Capabilities {
     }
 
     /// `None` if the need is met, otherwise why not and how to fix it.
-    pub fn missing(&self, need: &Need, target: &Target) -> Option<String> {
-        let ok = match need {
-            Need::Root => self.root,
-            Need::Tool(t) => self.has_tool(t),
-            Need::DockerSocket => self.docker_socket,
-            Need::Kubeconfig => self.kubeconfig.as_ref().is_some_and(|p| p.is_file()),
-            Need::OpenStackCloud => self.openstack,
-            Need::CniPlugins => !self.cni_dirs.is_empty(),
-        };
-        if ok {
-            return None;
-        }
-        Some(match need {
-            Need::Root => "needs root (effective UID 0); run nfvi-verify as root".to_owned(),
-            Need::Tool(t) => format!("needs `{t}` on PATH; install it (for example with apt)"),
-            Need::DockerSocket => format!(
-                "no Docker socket at {}; start dockerd or set docker.socket in the target file",
-                target.docker.socket.display()
-            ),
-            Need::Kubeconfig => match &self.kubeconfig {
-                Some(p) => format!(
-                    "no kubeconfig given: {} does not exist (--kubeconfig or kubernetes.kubeconfig)",
-                    p.display()
-                ),
-                None => "no kubeconfig given: pass --kubeconfig FILE, set kubernetes.kubeconfig in the target file, or KUBECONFIG".to_owned(),
+    pub fn missing(&self, need: &Need) -> Option<String> {
+        match need {
+            Need::Root if self.root => None,
+            Need::Root => Some("needs root (effective UID 0); run nfvi-verify as root".to_owned()),
+            Need::Tool(t) if self.has_tool(t) => None,
+            Need::Tool(t) => Some(format!(
+                "needs `{t}` on PATH; install it (for example with apt)"
+            )),
+            Need::Resource { id, description } => match self.resources.get(id) {
+                Some(missing) => missing.clone(),
+                None => Some(format!(
+                    "needs {description}, which no registered area detects (resource `{id}`)"
+                )),
             },
-            Need::OpenStackCloud => {
-                "no OpenStack credentials: source an openrc (OS_AUTH_URL), name a cloud (OS_CLOUD or openstack.cloud), set openstack.openrc in the target file, or run `nfvi-verify lab up`"
-                    .to_owned()
-            }
-            Need::CniPlugins => format!(
-                "no CNI plugins in {}; install containernetworking-plugins or set cni.paths",
-                target.cni.search_path()
-            ),
-        })
+        }
     }
 }
 
@@ -107,11 +73,24 @@ mod tests {
 
     #[test]
     fn missing_needs_say_how_to_fix_them() {
-        let caps = Capabilities::default();
-        let target = Target::local();
-        assert!(caps.missing(&Need::Root, &target).unwrap().contains("root"));
-        let tool = caps.missing(&Need::Tool("ip".into()), &target).unwrap();
+        let mut caps = Capabilities::default();
+        assert!(caps.missing(&Need::Root).unwrap().contains("root"));
+        let tool = caps.missing(&Need::Tool("ip".into())).unwrap();
         assert!(tool.contains("`ip`"), "{tool}");
+        let socket = Need::resource("socket", "a socket");
+        assert!(
+            caps.missing(&socket)
+                .unwrap()
+                .contains("no registered area")
+        );
+        caps.resources
+            .insert("socket".into(), Some("no socket at /x; start it".into()));
+        assert_eq!(
+            caps.missing(&socket).as_deref(),
+            Some("no socket at /x; start it")
+        );
+        caps.resources.insert("socket".into(), None);
+        assert_eq!(caps.missing(&socket), None);
     }
 
     #[test]

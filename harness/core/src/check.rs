@@ -71,14 +71,23 @@ pub enum Need {
     Root,
     /// An executable on `PATH`.
     Tool(String),
-    /// A reachable Docker Engine socket.
-    DockerSocket,
-    /// A kubeconfig (target file, `KUBECONFIG` or `~/.kube/config`).
-    Kubeconfig,
-    /// OpenStack credentials (target file, `clouds.yaml` or `OS_*` variables).
-    OpenStackCloud,
-    /// At least one CNI plugin directory with plugins in it.
-    CniPlugins,
+    /// Something an area detects ([`crate::area::Resource`]): a Docker socket, a kubeconfig.
+    Resource {
+        /// The resource's ID, as the area's detection names it.
+        id: String,
+        /// What it is, for people: "a Docker Engine socket".
+        description: String,
+    },
+}
+
+impl Need {
+    /// A resource an area detects.
+    pub fn resource(id: &str, description: &str) -> Self {
+        Need::Resource {
+            id: id.to_owned(),
+            description: description.to_owned(),
+        }
+    }
 }
 
 impl fmt::Display for Need {
@@ -86,10 +95,7 @@ impl fmt::Display for Need {
         match self {
             Need::Root => f.write_str("root"),
             Need::Tool(t) => write!(f, "`{t}` on PATH"),
-            Need::DockerSocket => f.write_str("a Docker Engine socket"),
-            Need::Kubeconfig => f.write_str("a kubeconfig"),
-            Need::OpenStackCloud => f.write_str("OpenStack credentials"),
-            Need::CniPlugins => f.write_str("CNI plugins"),
+            Need::Resource { description, .. } => f.write_str(description),
         }
     }
 }
@@ -162,6 +168,13 @@ impl CheckMeta {
         self
     }
 
+    /// Sets where the check is declared, for checks built from a table whose rows record
+    /// their own location.
+    pub fn declared_at(mut self, at: &'static std::panic::Location<'static>) -> Self {
+        self.declared_at = at;
+        self
+    }
+
     /// Sets the subject.
     pub fn subject(mut self, subject: impl Into<String>) -> Self {
         self.subject = Some(subject.into());
@@ -193,4 +206,153 @@ pub trait Check: Send + Sync + 'static {
 
     /// Runs the check.
     fn run<'a>(&'a self, cx: &'a CheckContext) -> BoxFuture<'a, Outcome>;
+}
+
+/// What a check's body returns: the outcome it observed, or, through `?`, the outcome that
+/// ends it early (an error: the harness could not decide; a skip; a failure).
+pub type CheckResult = Result<Outcome, CheckError>;
+
+/// An outcome that ends a check early. Anything that converts into an [`Outcome`] converts
+/// into it, and a `String` or `&str` is an error outcome (the harness could not decide), so
+/// `?` works on the helpers' `Result<_, String>` and `Result<_, Outcome>` alike.
+#[derive(Debug)]
+pub struct CheckError(pub Outcome);
+
+impl From<Outcome> for CheckError {
+    fn from(outcome: Outcome) -> Self {
+        Self(outcome)
+    }
+}
+
+impl From<String> for CheckError {
+    fn from(message: String) -> Self {
+        Self(Outcome::error(message))
+    }
+}
+
+impl From<&str> for CheckError {
+    fn from(message: &str) -> Self {
+        Self(Outcome::error(message))
+    }
+}
+
+type RunFn = dyn for<'a> Fn(&'a CheckContext) -> BoxFuture<'a, CheckResult> + Send + Sync;
+type ApplicableFn = dyn Fn(&Target) -> Result<(), String> + Send + Sync;
+
+/// A check declared with [`declare`]: its metadata and its body.
+pub struct Declared {
+    meta: CheckMeta,
+    run: Box<RunFn>,
+    applicable: Option<Box<ApplicableFn>>,
+}
+
+/// Declares a check: the one way areas do. `meta` records where it is declared (call
+/// [`CheckMeta::new`] in the function that lists the checks, or in a `#[track_caller]`
+/// helper), `run` is its body:
+///
+/// ```ignore
+/// declare(
+///     CheckMeta::new("host.kernel.version", Area::Host, "Kernel is recent enough"),
+///     |cx| Box::pin(async move {
+///         let release = read(cx, "/proc/sys/kernel/osrelease").await?; // Err -> error outcome
+///         Ok(judge(&release))
+///     }),
+/// )
+/// ```
+pub fn declare<F>(meta: CheckMeta, run: F) -> Declared
+where
+    F: for<'a> Fn(&'a CheckContext) -> BoxFuture<'a, CheckResult> + Send + Sync + 'static,
+{
+    Declared {
+        meta,
+        run: Box::new(run),
+        applicable: None,
+    }
+}
+
+impl Declared {
+    /// Decides at plan time whether the check applies to the target; `Err(reason)` skips
+    /// it as not applicable.
+    pub fn applies_if(
+        mut self,
+        f: impl Fn(&Target) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.applicable = Some(Box::new(f));
+        self
+    }
+
+    /// The check, ready for a registry.
+    pub fn into_check(self) -> std::sync::Arc<dyn Check> {
+        std::sync::Arc::new(self)
+    }
+}
+
+impl Check for Declared {
+    fn meta(&self) -> &CheckMeta {
+        &self.meta
+    }
+
+    fn applicable(&self, target: &Target) -> Result<(), String> {
+        self.applicable.as_ref().map_or(Ok(()), |f| f(target))
+    }
+
+    fn run<'a>(&'a self, cx: &'a CheckContext) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move { (self.run)(cx).await.unwrap_or_else(|CheckError(o)| o) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::Status;
+
+    fn helper(fail: bool) -> Result<u32, String> {
+        if fail {
+            Err("no such file".into())
+        } else {
+            Ok(7)
+        }
+    }
+
+    #[test]
+    fn a_declared_check_runs_its_body_and_question_marks_become_outcomes() {
+        let check = declare(CheckMeta::new("host.demo", Area::Host, "demo"), |cx| {
+            Box::pin(async move {
+                let n = helper(cx.target().name == "broken")?;
+                Ok(Outcome::pass(format!("saw {n}")))
+            })
+        })
+        .applies_if(|t| {
+            if t.name == "elsewhere" {
+                Err("not here".into())
+            } else {
+                Ok(())
+            }
+        });
+        assert!(check.meta().declared_at.file().ends_with("check.rs"));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let areas = crate::Areas::default();
+        let mut target = Target::local(&areas);
+        let run = |target: &Target| {
+            let cx = CheckContext::new(
+                std::sync::Arc::new(target.clone()),
+                crate::cancel::CancelToken::never(),
+                Duration::from_secs(1),
+            );
+            rt.block_on(check.run(&cx))
+        };
+        let o = run(&target);
+        assert_eq!((o.status, o.message.as_str()), (Status::Passed, "saw 7"));
+        target.name = "broken".into();
+        let o = run(&target);
+        assert_eq!(
+            (o.status, o.message.as_str()),
+            (Status::Error, "no such file")
+        );
+        target.name = "elsewhere".into();
+        assert_eq!(check.applicable(&target), Err("not here".to_owned()));
+    }
 }

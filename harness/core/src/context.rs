@@ -1,25 +1,35 @@
-//! What a running check gets: the target, cancellation, a command runner that records
-//! evidence, and a cleanup registry the runner drains whatever happens.
+//! What a running check gets: the target, the run's shared state of its area,
+//! cancellation, a command runner that records evidence, and a cleanup registry the runner
+//! drains whatever happens.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::cancel::CancelToken;
+use crate::check::BoxFuture;
 use crate::outcome::CommandRecord;
 use crate::process::{self, CommandError, CommandOutput, CommandSpec};
+use crate::session::Shares;
 use crate::target::Target;
 
-type CleanupFn = Box<dyn FnOnce() -> Result<(), String> + Send>;
+/// An undo action: blocking work (run on a blocking thread) or a future (run on the run's
+/// runtime), each under the cleanup deadline.
+pub(crate) enum CleanupAction {
+    Blocking(Box<dyn FnOnce() -> Result<(), String> + Send>),
+    Async(BoxFuture<'static, Result<(), String>>),
+}
 
 /// One undo action a check registered.
 pub(crate) struct Cleanup {
     pub(crate) what: String,
-    pub(crate) action: CleanupFn,
+    pub(crate) action: CleanupAction,
 }
 
 /// The context of one running check.
 pub struct CheckContext {
     target: Arc<Target>,
+    shares: Arc<Shares>,
     cancel: CancelToken,
     grace: Duration,
     cleanups: Mutex<Vec<Cleanup>>,
@@ -29,8 +39,19 @@ pub struct CheckContext {
 impl CheckContext {
     /// A context; the runner makes one per check, tests may make their own.
     pub fn new(target: Arc<Target>, cancel: CancelToken, grace: Duration) -> Self {
+        Self::with_shares(target, Arc::default(), cancel, grace)
+    }
+
+    /// A context that sees the run's shared state of every area.
+    pub fn with_shares(
+        target: Arc<Target>,
+        shares: Arc<Shares>,
+        cancel: CancelToken,
+        grace: Duration,
+    ) -> Self {
         Self {
             target,
+            shares,
             cancel,
             grace,
             cleanups: Mutex::new(Vec::new()),
@@ -41,6 +62,21 @@ impl CheckContext {
     /// The NFVI under test.
     pub fn target(&self) -> &Target {
         &self.target
+    }
+
+    /// The run's shared state of type `T` (an area's, opened by [`crate::Area::open`]).
+    ///
+    /// # Panics
+    ///
+    /// When no area of the run opened a `T`: a check of an area that is not registered,
+    /// which is a defect of this build.
+    pub fn shared<T: std::any::Any + Send + Sync>(&self) -> Arc<T> {
+        self.shares.get::<T>().unwrap_or_else(|| {
+            panic!(
+                "no area of this run shares a {}",
+                std::any::type_name::<T>()
+            )
+        })
     }
 
     /// The run's cancellation token.
@@ -90,7 +126,24 @@ impl CheckContext {
             .expect("cleanup registry poisoned")
             .push(Cleanup {
                 what: what.into(),
-                action: Box::new(action),
+                action: CleanupAction::Blocking(Box::new(action)),
+            });
+    }
+
+    /// Registers an undo action that is a future (a call through a client the check
+    /// already holds); otherwise as [`Self::on_cleanup`]: register first, run last-first
+    /// after the check however it ends.
+    pub fn on_cleanup_async(
+        &self,
+        what: impl Into<String>,
+        action: impl Future<Output = Result<(), String>> + Send + 'static,
+    ) {
+        self.cleanups
+            .lock()
+            .expect("cleanup registry poisoned")
+            .push(Cleanup {
+                what: what.into(),
+                action: CleanupAction::Async(Box::pin(action)),
             });
     }
 

@@ -9,5 +9,6 @@ pub const NON_CONFORMANT: i32 = 1;
 /// Usage error or bad input: unknown suite or check, malformed target or results file, an
 /// output directory that cannot be written.
 pub const BAD_INPUT: i32 = 2;
-/// The run could not decide: a check errored or timed out, or the run was interrupted.
+/// The run could not decide: a check errored or timed out, or the run was interrupted; or it
+/// decided but its artifacts could not all be written (the verdict is printed).
 pub const INCOMPLETE: i32 = 3;

@@ -11,6 +11,7 @@
 
 #![warn(missing_docs)]
 
+pub mod area;
 pub mod cancel;
 pub mod caps;
 pub mod check;
@@ -27,16 +28,21 @@ pub mod registry;
 pub mod results;
 pub mod runner;
 pub mod schemas;
+pub mod session;
 pub mod target;
 mod text;
 
+pub use area::{Area, AreaConfig, Areas, ConfigError, Flag, FlagKind, Resource, Shared, Table};
 pub use caps::Capabilities;
-pub use check::{BoxFuture, Check, CheckMeta, Need, Severity};
+pub use check::{
+    BoxFuture, Check, CheckError, CheckMeta, CheckResult, Declared, Need, Severity, declare,
+};
 pub use context::CheckContext;
-pub use outcome::{Evidence, Metric, Outcome, SkipKind, SkipReason, Status};
+pub use outcome::{Evidence, Metric, Outcome, Percentiles, SkipKind, SkipReason, Status};
 pub use plan::{Plan, PlanOptions, PlannedCheck};
 pub use registry::Registry;
 pub use runner::Tee;
 pub use runner::{Reporter, RunEvent, Runner, RunnerBuilder};
+pub use session::{Session, Shares};
 pub use target::Target;
 pub use text::{bytes_to_evidence, truncate_chars};

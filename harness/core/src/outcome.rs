@@ -94,6 +94,14 @@ pub struct Evidence {
     /// Raw samples where a distribution matters (for example latency), with their unit.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub samples: IndexMap<String, Vec<f64>>,
+    /// Distributions by name (a latency path), as percentiles p0 to p100 in microseconds;
+    /// the report draws them.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub distributions: IndexMap<String, Percentiles>,
+    /// The stage of the deployment's own workflow the check belongs to (Kolla-Ansible's
+    /// "prechecks and pull", "post-deploy"); the report groups an area's checks by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
     /// Commands run and their output.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub commands: Vec<CommandRecord>,
@@ -105,7 +113,50 @@ impl Evidence {
         self.properties.is_empty()
             && self.metrics.is_empty()
             && self.samples.is_empty()
+            && self.distributions.is_empty()
+            && self.stage.is_none()
             && self.commands.is_empty()
+    }
+}
+
+/// A distribution as its 101 percentiles, p0 to p100, finite and non-decreasing. Only
+/// [`Percentiles::new`] and deserialisation make one, and both check that.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[serde(transparent)]
+pub struct Percentiles(#[schemars(length(min = 101, max = 101))] Vec<f64>);
+
+impl Percentiles {
+    /// The percentiles, or why they are not a distribution.
+    pub fn new(values: Vec<f64>) -> Result<Self, String> {
+        if values.len() != 101 {
+            return Err(format!(
+                "a distribution has 101 percentiles (p0 to p100), not {}",
+                values.len()
+            ));
+        }
+        if values.iter().any(|v| !v.is_finite()) {
+            return Err("a distribution's percentiles are finite numbers".to_owned());
+        }
+        if values.windows(2).any(|w| w[1] < w[0]) {
+            return Err("a distribution's percentiles do not decrease".to_owned());
+        }
+        Ok(Self(values))
+    }
+
+    /// p0 to p100.
+    pub fn values(&self) -> &[f64] {
+        &self.0
+    }
+
+    /// The `p`th percentile (0 to 100).
+    pub fn at(&self, p: usize) -> f64 {
+        self.0[p.min(100)]
+    }
+}
+
+impl<'de> Deserialize<'de> for Percentiles {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Percentiles::new(Vec::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 
@@ -116,8 +167,8 @@ pub struct Outcome {
     pub status: Status,
     /// One or two sentences: what was observed and, for failures, what to do about it.
     pub message: String,
-    /// Skip kind, for skipped outcomes.
-    pub skip: Option<SkipKind>,
+    /// Skip kind: set exactly when the status is skipped, so only [`Outcome::skip`] sets it.
+    skip: Option<SkipKind>,
     /// What was observed (boxed: outcomes travel through `Result`s and stay small).
     pub evidence: Box<Evidence>,
 }
@@ -152,11 +203,65 @@ impl Outcome {
         Self::new(Status::TimedOut, message)
     }
 
+    /// The verdict of a judge with one condition: passes with `pass` when `conforms`,
+    /// otherwise fails with `fail`.
+    pub fn pass_if(conforms: bool, pass: impl Into<String>, fail: impl Into<String>) -> Self {
+        if conforms {
+            Self::pass(pass)
+        } else {
+            Self::fail(fail)
+        }
+    }
+
+    /// The verdict of a judge that collects what is wrong: passes with `pass` when
+    /// `problems` is empty, otherwise fails with the problems joined by `; `.
+    pub fn pass_unless(problems: Vec<String>, pass: impl Into<String>) -> Self {
+        Self::pass_unless_with(problems, pass, |problems| problems)
+    }
+
+    /// Like [`Outcome::pass_unless`], with the failure message made by `fail` from the
+    /// problems joined by `; ` (to put them in a sentence that says what was expected).
+    pub fn pass_unless_with(
+        problems: Vec<String>,
+        pass: impl Into<String>,
+        fail: impl FnOnce(String) -> String,
+    ) -> Self {
+        if problems.is_empty() {
+            Self::pass(pass)
+        } else {
+            Self::fail(fail(problems.join("; ")))
+        }
+    }
+
     /// The check did not run.
     pub fn skip(reason: SkipReason) -> Self {
         let mut o = Self::new(Status::Skipped, reason.message);
         o.skip = Some(reason.kind);
         o
+    }
+
+    /// The check does not apply to this NFVI (a service it does not deploy, a feature
+    /// its kernel lacks): a skip that says why.
+    pub fn not_applicable(message: impl Into<String>) -> Self {
+        Self::skip(SkipReason {
+            kind: SkipKind::NotApplicable,
+            message: message.into(),
+        })
+    }
+
+    /// Why a skipped outcome was skipped; `None` for every other status.
+    pub fn skip_kind(&self) -> Option<SkipKind> {
+        self.skip
+    }
+
+    /// A passed outcome becomes an error that says why (a cleanup failed after it); any
+    /// other outcome is kept as it is.
+    pub fn unless_passed(mut self, why: impl std::fmt::Display) -> Self {
+        if self.status == Status::Passed {
+            self.status = Status::Error;
+            self.message = format!("{}; but {why}", self.message);
+        }
+        self
     }
 
     /// Records an observed fact.
@@ -179,9 +284,46 @@ impl Outcome {
         self
     }
 
+    /// Records the stage of the deployment's workflow the check belongs to.
+    pub fn with_stage(mut self, stage: impl Into<String>) -> Self {
+        self.evidence.stage = Some(stage.into());
+        self
+    }
+
+    /// Records a distribution (a latency path's percentiles).
+    pub fn with_distribution(mut self, name: impl Into<String>, percentiles: Percentiles) -> Self {
+        self.evidence.distributions.insert(name.into(), percentiles);
+        self
+    }
+
     /// Replaces the evidence.
     pub fn with_evidence(mut self, evidence: Evidence) -> Self {
         self.evidence = Box::new(evidence);
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pass_unless_fails_with_the_problems_joined() {
+        let o = Outcome::pass_unless(vec![], "all good");
+        assert_eq!((o.status, o.message.as_str()), (Status::Passed, "all good"));
+        let o = Outcome::pass_unless(vec!["a".to_owned(), "b".to_owned()], "all good");
+        assert_eq!((o.status, o.message.as_str()), (Status::Failed, "a; b"));
+        let o = Outcome::pass_unless_with(vec!["a".to_owned(), "b".to_owned()], "all good", |p| {
+            format!("expected nothing wrong: {p}")
+        });
+        assert_eq!(o.message, "expected nothing wrong: a; b");
+    }
+
+    #[test]
+    fn pass_if_picks_the_message_of_the_verdict() {
+        let o = Outcome::pass_if(true, "conforms", "does not");
+        assert_eq!((o.status, o.message.as_str()), (Status::Passed, "conforms"));
+        let o = Outcome::pass_if(false, "conforms", "does not");
+        assert_eq!((o.status, o.message.as_str()), (Status::Failed, "does not"));
     }
 }

@@ -229,10 +229,7 @@ fn effective_severity(
 }
 
 fn decide(check: &dyn Check, needs: &[Need], caps: &Capabilities, target: &Target) -> Decision {
-    let missing: Vec<String> = needs
-        .iter()
-        .filter_map(|n| caps.missing(n, target))
-        .collect();
+    let missing: Vec<String> = needs.iter().filter_map(|n| caps.missing(n)).collect();
     if !missing.is_empty() {
         return Decision::Skip(SkipReason {
             kind: SkipKind::MissingCapability,

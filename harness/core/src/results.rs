@@ -19,7 +19,7 @@ use crate::plan::Plan;
 use crate::target::NodeProfile;
 
 /// The version of the results format. Bumped on any change a consumer could notice.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The name and version of the tool that produced a result.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -421,7 +421,7 @@ impl RunResults {
                     severity: m.severity,
                     effective_severity: item.effective,
                     outcome: run.outcome.status,
-                    skip_kind: run.outcome.skip,
+                    skip_kind: run.outcome.skip_kind(),
                     message: run.outcome.message,
                     started_at: run.started_at,
                     duration_secs: run.duration.as_secs_f64(),
@@ -497,17 +497,23 @@ impl RunResults {
                 line: e.line(),
                 message: format!("not JSON: {e}"),
             })?;
+        let mut value = value;
+        let mut migrated = false;
         match value
             .get("schema_version")
             .and_then(serde_json::Value::as_u64)
         {
             Some(v) if v == u64::from(SCHEMA_VERSION) => {}
+            Some(1) => {
+                migrate_v1(&mut value);
+                migrated = true;
+            }
             Some(v) => {
                 return Err(ResultsError::Invalid {
                     path: path.to_owned(),
                     line: 1,
                     message: format!(
-                        "results schema version {v}, this nfvi-verify reads version {SCHEMA_VERSION}"
+                        "results schema version {v}, this nfvi-verify reads versions 1 and {SCHEMA_VERSION}"
                     ),
                 });
             }
@@ -519,11 +525,18 @@ impl RunResults {
                 });
             }
         }
-        serde_json::from_str(&text).map_err(|e| ResultsError::Invalid {
+        let schema_error = |line: usize, e: serde_json::Error| ResultsError::Invalid {
             path: path.to_owned(),
-            line: e.line(),
+            line,
             message: format!("does not match the results schema: {e}"),
-        })
+        };
+        if migrated {
+            // A migrated value has no lines left (serde names the field), and its
+            // properties come back in name order.
+            serde_json::from_value(value).map_err(|e| schema_error(1, e))
+        } else {
+            serde_json::from_str(&text).map_err(|e| schema_error(e.line(), e))
+        }
     }
 
     /// The JSON text, pretty-printed with a trailing newline.
@@ -635,6 +648,52 @@ pub enum ResultsError {
         /// What is wrong and what was expected.
         message: String,
     },
+}
+
+/// Version 1 kept distributions as samples named `cdf:<name>` and the Kolla stage as the
+/// property `kolla stage`; version 2 has fields for both.
+fn migrate_v1(value: &mut serde_json::Value) {
+    value["schema_version"] = SCHEMA_VERSION.into();
+    let Some(checks) = value.get_mut("checks").and_then(|c| c.as_array_mut()) else {
+        return;
+    };
+    for check in checks {
+        let Some(evidence) = check.get_mut("evidence").and_then(|e| e.as_object_mut()) else {
+            continue;
+        };
+        let mut distributions = serde_json::Map::new();
+        if let Some(samples) = evidence.get_mut("samples").and_then(|s| s.as_object_mut()) {
+            let names: Vec<String> = samples
+                .keys()
+                .filter(|k| k.starts_with("cdf:"))
+                .cloned()
+                .collect();
+            for name in names {
+                let Some(values) = samples.remove(&name) else {
+                    continue;
+                };
+                let numbers: Option<Vec<f64>> = values
+                    .as_array()
+                    .map(|v| v.iter().filter_map(serde_json::Value::as_f64).collect());
+                // Only what version 2 would accept moves; anything else stays a sample.
+                if numbers.is_some_and(|n| crate::outcome::Percentiles::new(n).is_ok()) {
+                    distributions.insert(name["cdf:".len()..].to_owned(), values);
+                } else {
+                    samples.insert(name, values);
+                }
+            }
+        }
+        if !distributions.is_empty() {
+            evidence.insert("distributions".into(), distributions.into());
+        }
+        let stage = evidence
+            .get_mut("properties")
+            .and_then(|p| p.as_object_mut())
+            .and_then(|p| p.remove("kolla stage"));
+        if let Some(stage) = stage {
+            evidence.insert("stage".into(), stage);
+        }
+    }
 }
 
 /// Writes a file so that it is either absent or complete: the bytes go to a temporary file

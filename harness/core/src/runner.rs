@@ -2,7 +2,6 @@
 //! registered cleanup drained after each check however it ended, and signals handled as
 //! documented in [`crate::cancel`]. Reporters receive [`RunEvent`]s and never query the runner.
 
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,11 +10,15 @@ use tokio::task::JoinSet;
 
 use crate::cancel::{CancelLevel, CancelReason, CancelSource, CancelToken};
 use crate::check::Check;
-use crate::context::CheckContext;
+use crate::context::{CheckContext, CleanupAction};
 use crate::outcome::{Outcome, SkipKind, SkipReason, Status};
 use crate::plan::{Decision, Plan};
 use crate::results::{CheckRun, CleanupRecord};
+use crate::session::Shares;
 use crate::target::Target;
+
+/// How long one cleanup action may take before it is reported as failed.
+pub const CLEANUP_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Something that happened during a run.
 pub enum RunEvent<'a> {
@@ -84,6 +87,7 @@ pub struct RunnerBuilder {
     timeout_override: Option<Duration>,
     grace: Duration,
     handle_signals: bool,
+    shares: Arc<Shares>,
 }
 
 impl Default for RunnerBuilder {
@@ -94,6 +98,7 @@ impl Default for RunnerBuilder {
             timeout_override: None,
             grace: Duration::from_secs(5),
             handle_signals: true,
+            shares: Arc::default(),
         }
     }
 }
@@ -130,6 +135,13 @@ impl RunnerBuilder {
     }
 
     /// A runner for `plan` against `target`.
+    /// The areas' shared state the checks see (a [`crate::Session`] sets it).
+    pub fn shares(mut self, shares: Arc<Shares>) -> Self {
+        self.shares = shares;
+        self
+    }
+
+    /// Builds the runner for `plan`.
     pub fn build(self, plan: &Plan, target: Arc<Target>) -> Runner<'_> {
         let (source, _) = CancelSource::new();
         Runner {
@@ -164,10 +176,11 @@ impl Runner<'_> {
             .enable_all()
             .thread_name("nfvi-runner")
             .build()?;
-        Ok(runtime.block_on(self.run_async(reporter)))
+        Ok(runtime.block_on(self.run(reporter)))
     }
 
-    async fn run_async(self, reporter: &mut dyn Reporter) -> RunOutput {
+    /// Runs the plan on the current runtime (a [`crate::Session`]'s).
+    pub async fn run(self, reporter: &mut dyn Reporter) -> RunOutput {
         let plan = self.plan;
         let token = self.source.token();
         if self.options.handle_signals {
@@ -215,6 +228,7 @@ impl Runner<'_> {
                             index,
                             item.check.clone(),
                             self.target.clone(),
+                            self.options.shares.clone(),
                             token.clone(),
                             self.options.grace,
                             limit,
@@ -317,6 +331,7 @@ async fn run_one(
     index: usize,
     check: Arc<dyn Check>,
     target: Arc<Target>,
+    shares: Arc<Shares>,
     token: CancelToken,
     grace: Duration,
     limit: Duration,
@@ -325,7 +340,12 @@ async fn run_one(
     let t0 = Instant::now();
     let id = check.meta().id.clone();
     tracing::info!(check = %id, "started");
-    let cx = Arc::new(CheckContext::new(target, token.clone(), grace));
+    let cx = Arc::new(CheckContext::with_shares(
+        target,
+        shares,
+        token.clone(),
+        grace,
+    ));
     let inner = {
         let cx = cx.clone();
         tokio::spawn(async move { check.run(&cx).await })
@@ -359,41 +379,16 @@ async fn run_one(
     commands.append(&mut outcome.evidence.commands);
     outcome.evidence.commands = commands;
 
-    let cleanups = cx.take_cleanups();
-    let cleanup = if cleanups.is_empty() {
-        Vec::new()
-    } else {
-        tokio::task::spawn_blocking(move || {
-            cleanups
-                .into_iter()
-                .rev()
-                .map(|c| {
-                    let error = match std::panic::catch_unwind(AssertUnwindSafe(c.action)) {
-                        Ok(Ok(())) => None,
-                        Ok(Err(e)) => Some(e),
-                        Err(p) => Some(format!("cleanup panicked: {}", panic_message(p))),
-                    };
-                    CleanupRecord {
-                        action: c.what,
-                        error,
-                    }
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .unwrap_or_default()
-    };
+    let cleanup = run_cleanups(cx.take_cleanups()).await;
     let failed: Vec<String> = cleanup
         .iter()
         .filter_map(|c| c.error.as_ref().map(|e| format!("{}: {e}", c.action)))
         .collect();
-    if !failed.is_empty() && outcome.status == Status::Passed {
-        outcome.status = Status::Error;
-        outcome.message = format!(
-            "{}; but cleanup left something behind: {}",
-            outcome.message,
+    if !failed.is_empty() {
+        outcome = outcome.unless_passed(format_args!(
+            "cleanup left something behind: {}",
             failed.join("; ")
-        );
+        ));
     }
     tracing::info!(check = %id, outcome = outcome.status.as_str(), "finished");
     CheckRun {
@@ -403,6 +398,36 @@ async fn run_one(
         duration: t0.elapsed(),
         cleanup,
     }
+}
+
+/// Runs a check's cleanups, last registered first, each under [`CLEANUP_DEADLINE`]; blocking
+/// ones on a blocking thread, futures on the runtime. A panic is a failed cleanup.
+async fn run_cleanups(cleanups: Vec<crate::context::Cleanup>) -> Vec<CleanupRecord> {
+    let mut records = Vec::with_capacity(cleanups.len());
+    for c in cleanups.into_iter().rev() {
+        let task = match c.action {
+            CleanupAction::Blocking(f) => tokio::task::spawn_blocking(f),
+            CleanupAction::Async(f) => tokio::spawn(f),
+        };
+        let error = match tokio::time::timeout(CLEANUP_DEADLINE, task).await {
+            Ok(Ok(Ok(()))) => None,
+            Ok(Ok(Err(e))) => Some(e),
+            Ok(Err(e)) if e.is_panic() => Some(format!(
+                "cleanup panicked: {}",
+                panic_message(e.into_panic())
+            )),
+            Ok(Err(_)) => Some("cleanup was aborted".to_owned()),
+            Err(_) => Some(format!(
+                "did not finish within {}",
+                humanize(CLEANUP_DEADLINE)
+            )),
+        };
+        records.push(CleanupRecord {
+            action: c.what,
+            error,
+        });
+    }
+    records
 }
 
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {

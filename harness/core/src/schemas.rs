@@ -4,11 +4,12 @@
 use nfvi_reference_model::{RequirementsFile, SuiteFile};
 use schemars::schema_for;
 
+use crate::area::Areas;
 use crate::results::RunResults;
-use crate::target::Target;
 
-/// Every schema as (file name, pretty JSON with a trailing newline).
-pub fn all() -> Vec<(&'static str, String)> {
+/// Every schema as (file name, pretty JSON with a trailing newline); the target file's is
+/// assembled from the areas' tables.
+pub fn all(areas: &Areas) -> Vec<(&'static str, String)> {
     let pretty = |v: schemars::Schema| {
         let mut s = serde_json::to_string_pretty(&v).expect("schemas serialise");
         s.push('\n');
@@ -16,7 +17,7 @@ pub fn all() -> Vec<(&'static str, String)> {
     };
     vec![
         ("results.schema.json", pretty(schema_for!(RunResults))),
-        ("target.schema.json", pretty(schema_for!(Target))),
+        ("target.schema.json", pretty(areas.target_schema())),
         (
             "requirements.schema.json",
             pretty(schema_for!(RequirementsFile)),

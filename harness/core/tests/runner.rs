@@ -107,7 +107,13 @@ fn plan_for(
         root: true,
         ..Default::default()
     };
-    plan::build(&model, &registry, &Target::local(), &caps, &options)
+    plan::build(
+        &model,
+        &registry,
+        &Target::local(&Default::default()),
+        &caps,
+        &options,
+    )
 }
 
 fn host(options: PlanOptions) -> PlanOptions {
@@ -171,7 +177,7 @@ fn outcomes_stay_distinct_and_panics_and_timeouts_are_contained() {
     let out = RunnerBuilder::default()
         .jobs(3)
         .handle_signals(false)
-        .build(&plan, Arc::new(Target::local()))
+        .build(&plan, Arc::new(Target::local(&Default::default())))
         .execute(&mut rec)
         .unwrap();
     let r = results(&plan, out);
@@ -216,7 +222,7 @@ fn cleanup_runs_after_a_timeout_and_the_hung_command_is_killed() {
     let started = std::time::Instant::now();
     let out = RunnerBuilder::default()
         .handle_signals(false)
-        .build(&plan, Arc::new(Target::local()))
+        .build(&plan, Arc::new(Target::local(&Default::default())))
         .execute(&mut Recorder::default())
         .unwrap();
     assert!(started.elapsed() < Duration::from_secs(10));
@@ -249,7 +255,7 @@ fn an_interrupt_stops_new_checks_cleans_up_and_marks_the_run_incomplete() {
         .jobs(1)
         .grace(Duration::from_millis(500))
         .handle_signals(false)
-        .build(&plan, Arc::new(Target::local()));
+        .build(&plan, Arc::new(Target::local(&Default::default())));
     let source = runner.cancel_source();
     let signaller = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(400));
@@ -287,7 +293,7 @@ fn fail_fast_lets_nothing_new_start_after_a_failure() {
     let out = RunnerBuilder::default()
         .fail_fast(true)
         .handle_signals(false)
-        .build(&plan, Arc::new(Target::local()))
+        .build(&plan, Arc::new(Target::local(&Default::default())))
         .execute(&mut Recorder::default())
         .unwrap();
     let r = results(&plan, out);
@@ -309,7 +315,7 @@ fn needs_that_are_not_met_skip_with_the_reason_at_plan_time() {
     let plan = plan::build(
         &model,
         &registry,
-        &Target::local(),
+        &Target::local(&Default::default()),
         &caps,
         &host(PlanOptions::default()),
     )

@@ -63,7 +63,7 @@ fn two_sigints_stop_the_run_kill_children_and_still_clean_up() {
     let plan = plan::build(
         &model,
         &registry,
-        &Target::local(),
+        &Target::local(&Default::default()),
         &Capabilities::default(),
         &PlanOptions {
             suite: "host".into(),
@@ -73,7 +73,7 @@ fn two_sigints_stop_the_run_kill_children_and_still_clean_up() {
     .unwrap();
     let runner = RunnerBuilder::default()
         .grace(Duration::from_secs(60))
-        .build(&plan, Arc::new(Target::local()));
+        .build(&plan, Arc::new(Target::local(&Default::default())));
     let me = Pid::this();
     let signaller = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(500));

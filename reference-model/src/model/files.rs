@@ -63,6 +63,9 @@ pub struct SuiteFile {
     /// Every check of these areas is part of the suite.
     #[serde(default)]
     pub areas: Vec<Area>,
+    /// Every check of every area is part of the suite, areas added after this file too.
+    #[serde(default)]
+    pub all_areas: bool,
     /// Further checks, by exact ID.
     #[serde(default)]
     #[schemars(with = "Vec<String>")]

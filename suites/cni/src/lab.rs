@@ -178,8 +178,8 @@ impl<'a> Lab<'a> {
             cx,
             rt: rt.clone(),
             dir,
-            cni_path: target.cni.search_path(),
-            plugin_dirs: target.cni.paths.clone(),
+            cni_path: target.config::<crate::CniConfig>().search_path(),
+            plugin_dirs: target.config::<crate::CniConfig>().paths.clone(),
             base: u32::from(base),
             version: version.to_owned(),
         };
@@ -272,7 +272,11 @@ impl<'a> Lab<'a> {
             )
             .stdin(stdin.to_vec())
             .timeout(Duration::from_secs(
-                self.cx.target().cni.exec_timeout_secs.max(1),
+                self.cx
+                    .target()
+                    .config::<crate::CniConfig>()
+                    .exec_timeout_secs
+                    .max(1),
             ))
             .output_cap(1 << 20);
         for (k, v) in [
@@ -447,7 +451,7 @@ impl<'a> Lab<'a> {
                        "ipam": self.host_local(7)})
             }
             "dhcp" => {
-                return Err(crate::catalog::not_applicable(
+                return Err(Outcome::not_applicable(
                     "the dhcp plugin needs its daemon (`dhcp daemon`) and a DHCP server on the network; the lab provides neither",
                 ));
             }
@@ -480,7 +484,7 @@ impl<'a> Lab<'a> {
         }
         let err = out.stderr_text();
         if err.contains("Unknown device type") || err.contains("not supported") {
-            Err(crate::catalog::not_applicable(format!(
+            Err(Outcome::not_applicable(format!(
                 "this kernel cannot create {what} links ({})",
                 err.trim()
             )))

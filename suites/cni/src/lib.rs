@@ -14,6 +14,7 @@
 
 #![warn(missing_docs)]
 
+mod area;
 mod assertions;
 mod catalog;
 mod lab;
@@ -23,4 +24,5 @@ pub mod result;
 mod runtime;
 pub mod spy;
 
+pub use area::{CniArea, CniConfig, plugins_need};
 pub use catalog::checks;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// An interface in a result.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Interface {
     /// Interface name.
@@ -24,7 +24,7 @@ pub struct Interface {
 }
 
 /// An IP configuration in a 1.0.0 result (`version` was removed in 1.0.0).
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IpConfig {
     /// Index into `interfaces`.
@@ -65,7 +65,7 @@ pub enum IpVersion {
 }
 
 /// A route.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
     /// Destination CIDR.
@@ -76,7 +76,7 @@ pub struct Route {
 }
 
 /// DNS settings.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Dns {
     /// Name servers.
@@ -94,7 +94,7 @@ pub struct Dns {
 }
 
 /// The ADD success result of spec 1.0.0.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Result100 {
     /// The version of the result, equal to the request's.
@@ -301,6 +301,100 @@ pub fn validate_version(value: &Value) -> Vec<String> {
     violations(3, value)
 }
 
+impl Result100 {
+    /// The interfaces, or none when the result lists none.
+    pub(crate) fn interface_list(&self) -> &[Interface] {
+        self.interfaces.as_deref().unwrap_or_default()
+    }
+
+    /// The IP configurations, or none.
+    pub(crate) fn ip_list(&self) -> &[IpConfig] {
+        self.ips.as_deref().unwrap_or_default()
+    }
+
+    /// The routes, or none.
+    pub(crate) fn route_list(&self) -> &[Route] {
+        self.routes.as_deref().unwrap_or_default()
+    }
+
+    /// The address of the first IP configuration with its prefix, or `""`.
+    pub(crate) fn first_address(&self) -> &str {
+        self.ip_list().first().map_or("", |ip| ip.address.as_str())
+    }
+
+    /// The address of the first IP configuration without its prefix, or `""`.
+    pub(crate) fn first_ip(&self) -> &str {
+        self.first_address().split('/').next().unwrap_or_default()
+    }
+
+    /// The names of the interfaces, in result order.
+    pub(crate) fn interface_names(&self) -> Vec<String> {
+        self.interface_list()
+            .iter()
+            .filter(|i| !i.name.is_empty())
+            .map(|i| i.name.clone())
+            .collect()
+    }
+}
+
+/// Reads an ADD result of any version into the 1.0.0 shape, leniently, so that a judge can
+/// look at what a plugin said before (or without) deciding whether it said it validly: unknown
+/// keys and `ips[].version` are ignored, a field of the wrong type reads as absent (a missing
+/// string as `""`), and every array entry is kept so `ips[].interface` indexes stay right.
+/// Validity is [`validate_result`]'s question.
+pub(crate) fn read_result(value: &Value) -> Result100 {
+    let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
+    let list = |key: &str| value.get(key).and_then(Value::as_array);
+    Result100 {
+        cni_version: text(value, "cniVersion").unwrap_or_default(),
+        interfaces: list("interfaces").map(|a| {
+            a.iter()
+                .map(|i| Interface {
+                    name: text(i, "name").unwrap_or_default(),
+                    mac: text(i, "mac"),
+                    sandbox: text(i, "sandbox"),
+                })
+                .collect()
+        }),
+        ips: list("ips").map(|a| {
+            a.iter()
+                .map(|ip| IpConfig {
+                    interface: ip
+                        .get("interface")
+                        .and_then(Value::as_u64)
+                        .and_then(|i| u32::try_from(i).ok()),
+                    address: text(ip, "address").unwrap_or_default(),
+                    gateway: text(ip, "gateway"),
+                })
+                .collect()
+        }),
+        routes: list("routes").map(|a| {
+            a.iter()
+                .map(|r| Route {
+                    dst: text(r, "dst").unwrap_or_default(),
+                    gw: text(r, "gw"),
+                })
+                .collect()
+        }),
+        dns: value.get("dns").filter(|d| d.is_object()).map(|d| {
+            let strings = |key: &str| {
+                d.get(key).and_then(Value::as_array).map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+            };
+            Dns {
+                nameservers: strings("nameservers"),
+                domain: text(d, "domain"),
+                search: strings("search"),
+                options: strings("options"),
+            }
+        }),
+    }
+}
+
 fn parse_v4(s: &str) -> Option<u32> {
     s.parse::<std::net::Ipv4Addr>().ok().map(u32::from)
 }
@@ -370,6 +464,38 @@ mod tests {
         assert_eq!(p.len(), 3, "{p:?}");
         let ipam = json!({"cniVersion":"1.0.0","interfaces":[],"ips":[{"interface":0,"address":"198.18.30.2/24"}]});
         assert!(validate_ipam_result(&ipam, "1.0.0").len() >= 2);
+    }
+
+    #[test]
+    fn results_of_any_version_read_leniently() {
+        let r = read_result(
+            &json!({"cniVersion":"0.4.0","interfaces":[{"name":"br","x":1},"junk",{"name":"eth0","sandbox":"/run/netns/x","mac":"0e:00:00:00:00:01"}],
+            "ips":[{"version":"4","interface":2,"address":"198.18.30.2/24","gateway":"198.18.30.1"},{"address":7}],
+            "routes":[{"dst":"0.0.0.0/0"}],"dns":{"nameservers":["198.18.39.53",1],"search":["a"]}}),
+        );
+        assert_eq!(r.cni_version, "0.4.0");
+        assert_eq!(
+            r.interface_list().len(),
+            3,
+            "entries of the wrong type keep their index"
+        );
+        assert_eq!(r.interface_names(), ["br", "eth0"]);
+        assert_eq!(
+            r.interface_list()[2].sandbox.as_deref(),
+            Some("/run/netns/x")
+        );
+        assert_eq!(r.ip_list()[0].interface, Some(2));
+        assert_eq!(r.first_address(), "198.18.30.2/24");
+        assert_eq!(r.first_ip(), "198.18.30.2");
+        assert_eq!(r.ip_list()[1].address, "");
+        assert_eq!(r.route_list()[0].dst, "0.0.0.0/0");
+        let dns = r.dns.expect("dns read");
+        assert_eq!(dns.nameservers, Some(vec!["198.18.39.53".to_owned()]));
+        assert_eq!(dns.domain, None);
+        let empty = read_result(&json!({"cniVersion":"1.0.0"}));
+        assert!(empty.interface_list().is_empty() && empty.ip_list().is_empty());
+        assert_eq!(empty.first_ip(), "");
+        assert_eq!(read_result(&json!("garbage")).cni_version, "");
     }
 
     #[test]

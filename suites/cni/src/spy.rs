@@ -16,17 +16,8 @@ use serde_json::{Value, json};
 /// The name the binary answers to as the spy plugin.
 pub const SPY_NAME: &str = "nfvspy";
 
-/// Runs the spy when the process was started as `nfvspy`; returns its exit code. Returns
-/// `None` for any other name, so the caller carries on as nfvi-verify.
-pub fn main_if_spy() -> Option<i32> {
-    let argv0 = std::env::args_os().next()?;
-    if Path::new(&argv0).file_name()? != SPY_NAME {
-        return None;
-    }
-    Some(run())
-}
-
-fn run() -> i32 {
+/// Runs the spy (the binary was started as `nfvspy`); returns its exit code.
+pub(crate) fn run() -> i32 {
     let mut stdin = Vec::new();
     let _ = std::io::stdin().read_to_end(&mut stdin);
     let conf: Value = serde_json::from_slice(&stdin).unwrap_or(Value::Null);

@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 
-use nfvi_harness::{BoxFuture, Check, CheckContext, CheckMeta, Need, Outcome, Severity};
+use nfvi_harness::{Check, CheckContext, CheckMeta, CheckResult, Need, Outcome, Severity, declare};
 use nfvi_reference_model::Area;
 use rtnetlink::packet_route::link::MacVlanMode;
 
@@ -67,6 +67,7 @@ pub(crate) fn source_seen(
         .map_err(|_| "listener panicked".to_owned())?
 }
 
+/// Which topology a check builds and what it asks of it: the checks share the lab.
 #[derive(Clone, Copy, Debug)]
 enum Kind {
     BridgeEastWest,
@@ -83,144 +84,156 @@ enum Kind {
     Latency,
 }
 
-struct DpCheck {
-    meta: CheckMeta,
-    kind: Kind,
+/// The metadata every data-path check shares; the topology (the ID's second segment) is the
+/// subject, as the report groups the connectivity matrix by it. `#[track_caller]`, so the
+/// check's own line is its declaration site.
+#[track_caller]
+fn meta(id: &str, title: &str, severity: Severity, covers: &[&str]) -> CheckMeta {
+    CheckMeta::new(id, Area::Datapath, title)
+        .subject(id.split('.').nth(1).unwrap_or("datapath"))
+        .covers(severity, covers)
+        .needs([Need::Root])
+        .side_effects(
+            "creates network namespaces (prefix nfvd), veth pairs, Linux bridges and macvlan sub-interfaces of veths it made, over netlink; addresses from network.lab_cidr; UDP probes only between those namespaces",
+            "deletes every namespace it created, which removes every link in them, whatever the outcome",
+        )
+        .timeout(Duration::from_secs(60))
 }
 
 /// Every data-path check.
 pub fn checks() -> Vec<Arc<dyn Check>> {
-    let effects = "creates network namespaces (prefix nfvd), veth pairs, Linux bridges and macvlan sub-interfaces of veths it made, over netlink; addresses from network.lab_cidr; UDP probes only between those namespaces";
-    let cleanup = "deletes every namespace it created, which removes every link in them, whatever the outcome";
-    let needs = || [Need::Root];
-    let mk =
-        |id: &str, title: &str, sev: Severity, covers: &[&str], kind: Kind| -> Arc<dyn Check> {
-            Arc::new(DpCheck {
-                meta: CheckMeta::new(id, Area::Datapath, title)
-                    // The topology is the subject: the report groups the connectivity matrix by it.
-                    .subject(id.split('.').nth(1).unwrap_or("datapath"))
-                    .covers(sev, covers)
-                    .needs(needs())
-                    .side_effects(effects, cleanup)
-                    .timeout(Duration::from_secs(if matches!(kind, Kind::Latency) {
-                        240
-                    } else {
-                        60
-                    })),
-                kind,
-            })
-        };
+    use Severity::{Info, Must, Should};
     let pod = &["inf.ntw.08", "ra2.ntw.002"];
     let natless = &["ra2.ntw.011", "inf.ntw.14"];
-    vec![
-        mk(
-            "datapath.bridge.east-west",
-            "Endpoints on one bridge reach each other",
-            Severity::Should,
-            pod,
-            Kind::BridgeEastWest,
+    [
+        declare(
+            meta(
+                "datapath.bridge.east-west",
+                "Endpoints on one bridge reach each other",
+                Should,
+                pod,
+            ),
+            |cx| Box::pin(run(Kind::BridgeEastWest, cx)),
         ),
-        mk(
-            "datapath.bridge.isolation",
-            "Endpoints on different bridges do not reach each other",
-            Severity::Should,
-            pod,
-            Kind::BridgeIsolation,
+        declare(
+            meta(
+                "datapath.bridge.isolation",
+                "Endpoints on different bridges do not reach each other",
+                Should,
+                pod,
+            ),
+            |cx| Box::pin(run(Kind::BridgeIsolation, cx)),
         ),
-        mk(
-            "datapath.macvlan-bridge.east-west",
-            "macvlan bridge mode: sub-interfaces of one parent reach each other",
-            Severity::Should,
-            natless,
-            Kind::MacvlanBridgeEastWest,
+        declare(
+            meta(
+                "datapath.macvlan-bridge.east-west",
+                "macvlan bridge mode: sub-interfaces of one parent reach each other",
+                Should,
+                natless,
+            ),
+            |cx| Box::pin(run(Kind::MacvlanBridgeEastWest, cx)),
         ),
-        mk(
-            "datapath.macvlan-bridge.parent-unreachable",
-            "macvlan: a sub-interface cannot reach its parent's own address",
-            Severity::Info,
-            &[],
-            Kind::MacvlanParentUnreachable,
+        declare(
+            meta(
+                "datapath.macvlan-bridge.parent-unreachable",
+                "macvlan: a sub-interface cannot reach its parent's own address",
+                Info,
+                &[],
+            ),
+            |cx| Box::pin(run(Kind::MacvlanParentUnreachable, cx)),
         ),
-        mk(
-            "datapath.macvlan-bridge.gateway",
-            "macvlan: the external gateway is reachable (south-north)",
-            Severity::Should,
-            natless,
-            Kind::MacvlanGateway,
+        declare(
+            meta(
+                "datapath.macvlan-bridge.gateway",
+                "macvlan: the external gateway is reachable (south-north)",
+                Should,
+                natless,
+            ),
+            |cx| Box::pin(run(Kind::MacvlanGateway, cx)),
         ),
-        mk(
-            "datapath.macvlan-private.isolation",
-            "macvlan private mode: no east-west, even through a hairpinning switch",
-            Severity::Info,
-            &[],
-            Kind::MacvlanPrivateIsolation,
+        declare(
+            meta(
+                "datapath.macvlan-private.isolation",
+                "macvlan private mode: no east-west, even through a hairpinning switch",
+                Info,
+                &[],
+            ),
+            |cx| Box::pin(run(Kind::MacvlanPrivateIsolation, cx)),
         ),
-        mk(
-            "datapath.macvlan-vepa.no-hairpin",
-            "macvlan vepa mode: no east-west without a hairpinning switch",
-            Severity::Info,
-            &[],
-            Kind::MacvlanVepaNoHairpin,
+        declare(
+            meta(
+                "datapath.macvlan-vepa.no-hairpin",
+                "macvlan vepa mode: no east-west without a hairpinning switch",
+                Info,
+                &[],
+            ),
+            |cx| Box::pin(run(Kind::MacvlanVepaNoHairpin, cx)),
         ),
-        mk(
-            "datapath.macvlan-vepa.hairpin",
-            "macvlan vepa mode: east-west through a hairpinning (802.1Qbg) switch",
-            Severity::Info,
-            &[],
-            Kind::MacvlanVepaHairpin,
+        declare(
+            meta(
+                "datapath.macvlan-vepa.hairpin",
+                "macvlan vepa mode: east-west through a hairpinning (802.1Qbg) switch",
+                Info,
+                &[],
+            ),
+            |cx| Box::pin(run(Kind::MacvlanVepaHairpin, cx)),
         ),
-        mk(
-            "datapath.macvlan-passthru.single",
-            "macvlan passthru mode: only one sub-interface per parent",
-            Severity::Info,
-            &[],
-            Kind::MacvlanPassthruSingle,
+        declare(
+            meta(
+                "datapath.macvlan-passthru.single",
+                "macvlan passthru mode: only one sub-interface per parent",
+                Info,
+                &[],
+            ),
+            |cx| Box::pin(run(Kind::MacvlanPassthruSingle, cx)),
         ),
-        mk(
-            "datapath.natless-egress",
-            "NAT-less egress: the gateway sees the endpoint's own source address",
-            Severity::Must,
-            natless,
-            Kind::NatlessEgress,
+        declare(
+            meta(
+                "datapath.natless-egress",
+                "NAT-less egress: the gateway sees the endpoint's own source address",
+                Must,
+                natless,
+            ),
+            |cx| Box::pin(run(Kind::NatlessEgress, cx)),
         ),
-        mk(
-            "datapath.mtu.bridge",
-            "The bridge path carries full-size datagrams and fragments larger ones",
-            Severity::Info,
-            &[],
-            Kind::Mtu("bridge"),
+        declare(
+            meta(
+                "datapath.mtu.bridge",
+                "The bridge path carries full-size datagrams and fragments larger ones",
+                Info,
+                &[],
+            ),
+            |cx| Box::pin(run(Kind::Mtu("bridge"), cx)),
         ),
-        mk(
-            "datapath.mtu.macvlan",
-            "The macvlan path carries full-size datagrams and fragments larger ones",
-            Severity::Info,
-            &[],
-            Kind::Mtu("macvlan"),
+        declare(
+            meta(
+                "datapath.mtu.macvlan",
+                "The macvlan path carries full-size datagrams and fragments larger ones",
+                Info,
+                &[],
+            ),
+            |cx| Box::pin(run(Kind::Mtu("macvlan"), cx)),
         ),
-        mk(
-            "datapath.latency.macvlan-vs-bridge",
-            "Round-trip latency of loopback, macvlan, bridge and ptp paths, and macvlan against bridge with a 95% confidence interval",
-            Severity::Info,
-            &[],
-            Kind::Latency,
+        declare(
+            meta(
+                "datapath.latency.macvlan-vs-bridge",
+                "Round-trip latency of loopback, macvlan, bridge and ptp paths, and macvlan against bridge with a 95% confidence interval",
+                Info,
+                &[],
+            )
+            .timeout(Duration::from_secs(240)),
+            |cx| Box::pin(run(Kind::Latency, cx)),
         ),
     ]
+    .into_iter()
+    .map(|d| d.into_check())
+    .collect()
 }
 
-impl Check for DpCheck {
-    fn meta(&self) -> &CheckMeta {
-        &self.meta
-    }
-
-    fn run<'a>(&'a self, cx: &'a CheckContext) -> BoxFuture<'a, Outcome> {
-        Box::pin(async move {
-            // Topology work and probing block on OS threads in namespaces; tell the runtime.
-            tokio::task::block_in_place(|| match self.run_blocking(cx) {
-                Ok(o) => o,
-                Err(e) => Outcome::error(e),
-            })
-        })
-    }
+/// Runs a check. Topology work and probing block on OS threads in namespaces; the runtime is
+/// told so.
+async fn run(kind: Kind, cx: &CheckContext) -> CheckResult {
+    tokio::task::block_in_place(|| run_blocking(kind, cx))
 }
 
 fn expect(what: &str, expected: bool, observed: bool) -> Outcome {
@@ -238,117 +251,115 @@ fn expect(what: &str, expected: bool, observed: bool) -> Outcome {
         .with_property("observed", word(observed))
 }
 
-impl DpCheck {
-    fn run_blocking(&self, cx: &CheckContext) -> Result<Outcome, String> {
-        let lab = Lab::new(cx)?;
-        Ok(match self.kind {
-            Kind::BridgeEastWest => {
-                let t = topology::bridge(&lab)?;
-                expect(
-                    &format!("{} -> {} on one bridge", t.a.ip, t.b.ip),
-                    true,
-                    reaches(&t.a, &t.b.ns, t.b.ip)?,
-                )
+fn run_blocking(kind: Kind, cx: &CheckContext) -> CheckResult {
+    let lab = Lab::new(cx)?;
+    Ok(match kind {
+        Kind::BridgeEastWest => {
+            let t = topology::bridge(&lab)?;
+            expect(
+                &format!("{} -> {} on one bridge", t.a.ip, t.b.ip),
+                true,
+                reaches(&t.a, &t.b.ns, t.b.ip)?,
+            )
+        }
+        Kind::BridgeIsolation => {
+            let t = topology::bridge(&lab)?;
+            expect(
+                &format!("{} on br0 -> {} on br1", t.a.ip, t.c.ip),
+                false,
+                reaches(&t.a, &t.c.ns, t.c.ip)?,
+            )
+        }
+        Kind::MacvlanBridgeEastWest => {
+            let t = topology::macvlan(&lab, MacVlanMode::Bridge, 2, false)?;
+            let (a, b) = (&t.endpoints[0], &t.endpoints[1]);
+            expect(
+                &format!("macvlan {} -> {}", a.ip, b.ip),
+                true,
+                reaches(a, &b.ns, b.ip)?,
+            )
+        }
+        Kind::MacvlanParentUnreachable => {
+            let t = topology::macvlan(&lab, MacVlanMode::Bridge, 1, false)?;
+            expect(
+                &format!("macvlan {} -> parent {}", t.endpoints[0].ip, t.parent_ip),
+                false,
+                reaches(&t.endpoints[0], &t.host, t.parent_ip)?,
+            )
+        }
+        Kind::MacvlanGateway => {
+            let t = topology::macvlan(&lab, MacVlanMode::Bridge, 1, false)?;
+            expect(
+                &format!("macvlan {} -> gateway {}", t.endpoints[0].ip, t.gateway),
+                true,
+                reaches(&t.endpoints[0], &t.ext, t.gateway)?,
+            )
+        }
+        Kind::MacvlanPrivateIsolation => {
+            let t = topology::macvlan(&lab, MacVlanMode::Private, 2, true)?;
+            let (a, b) = (&t.endpoints[0], &t.endpoints[1]);
+            expect(
+                &format!(
+                    "private macvlan {} -> {} via a hairpinning switch",
+                    a.ip, b.ip
+                ),
+                false,
+                reaches(a, &b.ns, b.ip)?,
+            )
+        }
+        Kind::MacvlanVepaNoHairpin => {
+            let t = topology::macvlan(&lab, MacVlanMode::Vepa, 2, false)?;
+            let (a, b) = (&t.endpoints[0], &t.endpoints[1]);
+            expect(
+                &format!("vepa macvlan {} -> {} without hairpin", a.ip, b.ip),
+                false,
+                reaches(a, &b.ns, b.ip)?,
+            )
+        }
+        Kind::MacvlanVepaHairpin => {
+            let t = topology::macvlan(&lab, MacVlanMode::Vepa, 2, true)?;
+            let (a, b) = (&t.endpoints[0], &t.endpoints[1]);
+            expect(
+                &format!(
+                    "vepa macvlan {} -> {} through a hairpinning switch",
+                    a.ip, b.ip
+                ),
+                true,
+                reaches(a, &b.ns, b.ip)?,
+            )
+        }
+        Kind::MacvlanPassthruSingle => {
+            let t = topology::macvlan(&lab, MacVlanMode::Passthrough, 2, false)?;
+            if t.endpoints.len() == 1 && t.refused.len() == 1 {
+                Outcome::pass(format!(
+                    "the second passthru sub-interface was refused: {}",
+                    t.refused[0]
+                ))
+            } else {
+                Outcome::fail(format!(
+                    "expected exactly one passthru sub-interface per parent; {} were created",
+                    t.endpoints.len()
+                ))
             }
-            Kind::BridgeIsolation => {
-                let t = topology::bridge(&lab)?;
-                expect(
-                    &format!("{} on br0 -> {} on br1", t.a.ip, t.c.ip),
-                    false,
-                    reaches(&t.a, &t.c.ns, t.c.ip)?,
-                )
-            }
-            Kind::MacvlanBridgeEastWest => {
-                let t = topology::macvlan(&lab, MacVlanMode::Bridge, 2, false)?;
-                let (a, b) = (&t.endpoints[0], &t.endpoints[1]);
-                expect(
-                    &format!("macvlan {} -> {}", a.ip, b.ip),
-                    true,
-                    reaches(a, &b.ns, b.ip)?,
-                )
-            }
-            Kind::MacvlanParentUnreachable => {
-                let t = topology::macvlan(&lab, MacVlanMode::Bridge, 1, false)?;
-                expect(
-                    &format!("macvlan {} -> parent {}", t.endpoints[0].ip, t.parent_ip),
-                    false,
-                    reaches(&t.endpoints[0], &t.host, t.parent_ip)?,
-                )
-            }
-            Kind::MacvlanGateway => {
-                let t = topology::macvlan(&lab, MacVlanMode::Bridge, 1, false)?;
-                expect(
-                    &format!("macvlan {} -> gateway {}", t.endpoints[0].ip, t.gateway),
-                    true,
-                    reaches(&t.endpoints[0], &t.ext, t.gateway)?,
-                )
-            }
-            Kind::MacvlanPrivateIsolation => {
-                let t = topology::macvlan(&lab, MacVlanMode::Private, 2, true)?;
-                let (a, b) = (&t.endpoints[0], &t.endpoints[1]);
-                expect(
-                    &format!(
-                        "private macvlan {} -> {} via a hairpinning switch",
-                        a.ip, b.ip
-                    ),
-                    false,
-                    reaches(a, &b.ns, b.ip)?,
-                )
-            }
-            Kind::MacvlanVepaNoHairpin => {
-                let t = topology::macvlan(&lab, MacVlanMode::Vepa, 2, false)?;
-                let (a, b) = (&t.endpoints[0], &t.endpoints[1]);
-                expect(
-                    &format!("vepa macvlan {} -> {} without hairpin", a.ip, b.ip),
-                    false,
-                    reaches(a, &b.ns, b.ip)?,
-                )
-            }
-            Kind::MacvlanVepaHairpin => {
-                let t = topology::macvlan(&lab, MacVlanMode::Vepa, 2, true)?;
-                let (a, b) = (&t.endpoints[0], &t.endpoints[1]);
-                expect(
-                    &format!(
-                        "vepa macvlan {} -> {} through a hairpinning switch",
-                        a.ip, b.ip
-                    ),
-                    true,
-                    reaches(a, &b.ns, b.ip)?,
-                )
-            }
-            Kind::MacvlanPassthruSingle => {
-                let t = topology::macvlan(&lab, MacVlanMode::Passthrough, 2, false)?;
-                if t.endpoints.len() == 1 && t.refused.len() == 1 {
-                    Outcome::pass(format!(
-                        "the second passthru sub-interface was refused: {}",
-                        t.refused[0]
-                    ))
-                } else {
-                    Outcome::fail(format!(
-                        "expected exactly one passthru sub-interface per parent; {} were created",
-                        t.endpoints.len()
-                    ))
-                }
-            }
-            Kind::NatlessEgress => {
-                let t = topology::macvlan(&lab, MacVlanMode::Bridge, 1, false)?;
-                let ep = &t.endpoints[0];
-                let seen = source_seen(ep, &t.ext, t.gateway)?;
-                let o = if seen == ep.ip {
-                    Outcome::pass(format!(
-                        "the gateway saw the endpoint's own address {seen}: no NAT"
-                    ))
-                } else {
-                    Outcome::fail(format!(
-                        "the gateway saw {seen}, the endpoint is {}: the path translates addresses",
-                        ep.ip
-                    ))
-                };
-                o.with_property("endpoint", ep.ip)
-                    .with_property("source seen by the gateway", seen)
-            }
-            Kind::Mtu(path) => crate::latency::mtu_check(&lab, path)?,
-            Kind::Latency => crate::latency::latency_check(&lab, cx)?,
-        })
-    }
+        }
+        Kind::NatlessEgress => {
+            let t = topology::macvlan(&lab, MacVlanMode::Bridge, 1, false)?;
+            let ep = &t.endpoints[0];
+            let seen = source_seen(ep, &t.ext, t.gateway)?;
+            let o = if seen == ep.ip {
+                Outcome::pass(format!(
+                    "the gateway saw the endpoint's own address {seen}: no NAT"
+                ))
+            } else {
+                Outcome::fail(format!(
+                    "the gateway saw {seen}, the endpoint is {}: the path translates addresses",
+                    ep.ip
+                ))
+            };
+            o.with_property("endpoint", ep.ip)
+                .with_property("source seen by the gateway", seen)
+        }
+        Kind::Mtu(path) => crate::latency::mtu_check(&lab, path)?,
+        Kind::Latency => crate::latency::latency_check(&lab, cx)?,
+    })
 }

@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use nfvi_harness::{CheckContext, Outcome};
+use nfvi_harness::{CheckContext, Outcome, Percentiles};
 use rtnetlink::packet_route::link::MacVlanMode;
 
 use crate::ns::{self, Netns};
@@ -109,13 +109,12 @@ pub(crate) fn mtu_check(lab: &Lab<'_>, path: &str) -> Result<Outcome, String> {
             "a datagram above the MTU was neither fragmented nor reported: {e}"
         )),
     }
-    let o = if problems.is_empty() {
-        Outcome::pass(format!(
+    let o = Outcome::pass_unless(
+        problems,
+        format!(
             "MTU {mtu}: {full}-byte datagrams cross whole; larger ones are fragmented ({frags_above} fragments) and delivered"
-        ))
-    } else {
-        Outcome::fail(problems.join("; "))
-    };
+        ),
+    );
     Ok(o.with_metric("mtu", f64::from(mtu), "bytes").with_metric(
         "fragments_above_mtu",
         frags_above as f64,
@@ -143,7 +142,7 @@ fn cpu_jiffies() -> (u64, u64) {
 
 /// The latency measurement and comparison.
 pub(crate) fn latency_check(lab: &Lab<'_>, cx: &CheckContext) -> Result<Outcome, String> {
-    let dp = &cx.target().datapath;
+    let dp = cx.target().config::<crate::DatapathConfig>();
     let mode: Mode = dp.mode.parse()?;
     let lo = topology::loopback(lab)?;
     let mut mv = topology::macvlan(lab, MacVlanMode::Bridge, 2, false)?;
@@ -206,9 +205,7 @@ pub(crate) fn latency_check(lab: &Lab<'_>, cx: &CheckContext) -> Result<Outcome,
             }
             let p = &paths[i];
             let dst = SocketAddr::V4(SocketAddrV4::new(p.dst_ip, PORT));
-            let pin = usize::try_from(dp.pin_cpu)
-                .ok()
-                .filter(|_| mode != Mode::Spin);
+            let pin = dp.pin_cpu.filter(|_| mode != Mode::Spin);
             let responder = probe::start_responder_on(
                 Some(&p.dst_ns.path()),
                 dst,
@@ -264,9 +261,9 @@ pub(crate) fn latency_check(lab: &Lab<'_>, cx: &CheckContext) -> Result<Outcome,
         o = o
             .with_metric(format!("{}.samples", p.name), s.count as f64, "count")
             .with_metric(format!("{}.lost", p.name), s.lost as f64, "count");
-        o.evidence
-            .samples
-            .insert(format!("cdf:{}", p.name), probe::quantiles_us(&hist[i]));
+        if let Ok(cdf) = Percentiles::new(probe::quantiles_us(&hist[i])) {
+            o = o.with_distribution(p.name, cdf);
+        }
         o.evidence
             .samples
             .insert(format!("block-medians:{}", p.name), medians[i].clone());
@@ -313,7 +310,7 @@ pub(crate) fn latency_check(lab: &Lab<'_>, cx: &CheckContext) -> Result<Outcome,
         )
         .with_property(
             "pinning",
-            if dp.pin_cpu >= 0 && mode != Mode::Spin { format!("client and responder pinned to CPU {}", dp.pin_cpu) } else { "none (placement recorded)".to_owned() },
+            match dp.pin_cpu { Some(cpu) if mode != Mode::Spin => format!("client and responder pinned to CPU {cpu}"), _ => "none (placement recorded)".to_owned() },
         )
         .with_property("load average before", load_before)
         .with_property("load average after", read("/proc/loadavg").trim());

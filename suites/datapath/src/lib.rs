@@ -4,6 +4,7 @@
 
 #![warn(missing_docs)]
 
+mod area;
 mod checks;
 mod latency;
 pub mod nl;
@@ -12,4 +13,5 @@ pub mod probe;
 pub mod stats;
 pub mod topology;
 
+pub use area::{DatapathArea, DatapathConfig, LatencySla, SLA_PATHS};
 pub use checks::checks;

@@ -283,7 +283,9 @@ pub struct CniPaths {
 }
 
 fn plugin_path(cx: &CheckContext, plugin: &str) -> Option<std::path::PathBuf> {
-    cx.target().cni.find(plugin)
+    cx.target()
+        .config::<nfvi_suite_cni::CniConfig>()
+        .find(plugin)
 }
 
 /// Runs one CNI ADD in `runtime` and returns the pod's IPv4 address from the result.
@@ -296,7 +298,10 @@ fn cni_add(
 ) -> Result<Ipv4Addr, String> {
     use std::io::Write;
     let path = plugin_path(cx, plugin).ok_or_else(|| format!("CNI plugin {plugin} not found"))?;
-    let cni_path = cx.target().cni.search_path();
+    let cni_path = cx
+        .target()
+        .config::<nfvi_suite_cni::CniConfig>()
+        .search_path();
     let mut child = std::process::Command::new("ip")
         .args(["netns", "exec", &runtime.name])
         .arg(&path)

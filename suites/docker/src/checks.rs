@@ -8,13 +8,23 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use nfvi_harness::process::CommandSpec;
-use nfvi_harness::{BoxFuture, Check, CheckContext, CheckMeta, Need, Outcome, Severity};
+use nfvi_harness::{
+    Check, CheckContext, CheckError, CheckMeta, CheckResult, Need, Outcome, Severity, declare,
+};
 use nfvi_reference_model::Area;
 
-use crate::engine::{self, Probe, RunOutput};
+use crate::engine::{Probe, RunOutput};
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
+/// What the checks that start probe containers change.
+const EFFECTS: &str = "starts probe containers (prefix nfv-, label io.nfvi-verify.probe) from the probe image and creates user-defined Docker networks on lab subnets; the macvlan checks also create a veth pair (prefix nfvdk) in the host namespace and a namespace holding the gateway";
+
+/// How they undo it.
+const CLEANUP: &str =
+    "removes every container, network, veth and namespace it created, whatever the outcome";
+
+/// Which body a check runs: the checks share the client, the probe and the error wording.
 #[derive(Clone, Copy, Debug)]
 enum Kind {
     Version,
@@ -28,142 +38,138 @@ enum Kind {
     MacvlanParent,
 }
 
-struct DockerCheck {
-    meta: CheckMeta,
-    kind: Kind,
+/// The metadata every Docker check shares; the subject is the ID's second segment.
+/// `#[track_caller]`, so the check's own line is its declaration site.
+#[track_caller]
+fn meta(id: &str, title: &str, severity: Severity, covers: &[&str]) -> CheckMeta {
+    CheckMeta::new(id, Area::Docker, title)
+        .covers(severity, covers)
+        .needs([crate::socket_need()])
+        .subject(id.split('.').nth(1).unwrap_or("docker"))
+        .timeout(Duration::from_secs(90))
 }
 
 /// Every Docker check.
 pub fn checks() -> Vec<Arc<dyn Check>> {
-    let effects = "starts probe containers (prefix nfv-, label io.nfvi-verify.probe) from the probe image and creates user-defined Docker networks on lab subnets; the macvlan checks also create a veth pair (prefix nfvdk) in the host namespace and a namespace holding the gateway";
-    let cleanup =
-        "removes every container, network, veth and namespace it created, whatever the outcome";
-    let mk = |id: &str,
-              title: &str,
-              sev: Severity,
-              covers: &[&str],
-              kind: Kind,
-              side: bool|
-     -> Arc<dyn Check> {
-        let mut meta = CheckMeta::new(id, Area::Docker, title)
-            .covers(sev, covers)
-            .needs([Need::DockerSocket])
-            .subject(id.split('.').nth(1).unwrap_or("docker"))
-            .timeout(Duration::from_secs(90));
-        if side {
-            meta = meta.side_effects(effects, cleanup);
-        }
-        if matches!(kind, Kind::MacvlanReach | Kind::MacvlanParent) {
-            meta = meta.needs([Need::Root, Need::Tool("ip".into())]);
-        }
-        Arc::new(DockerCheck { meta, kind })
-    };
-    vec![
-        mk(
-            "docker.daemon.version",
-            "The Docker daemon answers and runs an OCI runtime",
-            Severity::Must,
-            &["ra2.crt.001"],
-            Kind::Version,
-            false,
+    use Severity::{Info, Must};
+    let macvlan_needs = || [Need::Root, Need::Tool("ip".into())];
+    [
+        declare(
+            meta(
+                "docker.daemon.version",
+                "The Docker daemon answers and runs an OCI runtime",
+                Must,
+                &["ra2.crt.001"],
+            ),
+            |cx| Box::pin(run(Kind::Version, cx)),
         ),
-        mk(
-            "docker.networks.defaults",
-            "The default networks bridge, host and none exist with drivers bridge, host and null",
-            Severity::Info,
-            &[],
-            Kind::Defaults,
-            false,
+        declare(
+            meta(
+                "docker.networks.defaults",
+                "The default networks bridge, host and none exist with drivers bridge, host and null",
+                Info,
+                &[],
+            ),
+            |cx| Box::pin(run(Kind::Defaults, cx)),
         ),
-        mk(
-            "docker.none.loopback-only",
-            "A container on `none` has only loopback",
-            Severity::Info,
-            &[],
-            Kind::NoneLoopback,
-            true,
+        declare(
+            meta(
+                "docker.none.loopback-only",
+                "A container on `none` has only loopback",
+                Info,
+                &[],
+            )
+            .side_effects(EFFECTS, CLEANUP),
+            |cx| Box::pin(run(Kind::NoneLoopback, cx)),
         ),
-        mk(
-            "docker.host.same-interfaces",
-            "A container on `host` sees exactly the host's interfaces",
-            Severity::Info,
-            &[],
-            Kind::HostInterfaces,
-            true,
+        declare(
+            meta(
+                "docker.host.same-interfaces",
+                "A container on `host` sees exactly the host's interfaces",
+                Info,
+                &[],
+            )
+            .side_effects(EFFECTS, CLEANUP),
+            |cx| Box::pin(run(Kind::HostInterfaces, cx)),
         ),
-        mk(
-            "docker.bridge.reach",
-            "Two containers on the default bridge reach each other",
-            Severity::Info,
-            &[],
-            Kind::DefaultBridge,
-            true,
+        declare(
+            meta(
+                "docker.bridge.reach",
+                "Two containers on the default bridge reach each other",
+                Info,
+                &[],
+            )
+            .side_effects(EFFECTS, CLEANUP),
+            |cx| Box::pin(run(Kind::DefaultBridge, cx)),
         ),
-        mk(
-            "docker.user-bridge.east-west",
-            "Containers on one user-defined bridge network reach each other",
-            Severity::Info,
-            &[],
-            Kind::UserBridgeEastWest,
-            true,
+        declare(
+            meta(
+                "docker.user-bridge.east-west",
+                "Containers on one user-defined bridge network reach each other",
+                Info,
+                &[],
+            )
+            .side_effects(EFFECTS, CLEANUP),
+            |cx| Box::pin(run(Kind::UserBridgeEastWest, cx)),
         ),
-        mk(
-            "docker.user-bridge.isolation",
-            "Containers on different user-defined bridge networks do not reach each other",
-            Severity::Info,
-            &[],
-            Kind::UserBridgeIsolation,
-            true,
+        declare(
+            meta(
+                "docker.user-bridge.isolation",
+                "Containers on different user-defined bridge networks do not reach each other",
+                Info,
+                &[],
+            )
+            .side_effects(EFFECTS, CLEANUP),
+            |cx| Box::pin(run(Kind::UserBridgeIsolation, cx)),
         ),
-        mk(
-            "docker.macvlan.reach",
-            "macvlan network: addresses from its subnet; containers reach each other and the gateway",
-            Severity::Info,
-            &[],
-            Kind::MacvlanReach,
-            true,
+        declare(
+            meta(
+                "docker.macvlan.reach",
+                "macvlan network: addresses from its subnet; containers reach each other and the gateway",
+                Info,
+                &[],
+            )
+            .side_effects(EFFECTS, CLEANUP)
+            .needs(macvlan_needs()),
+            |cx| Box::pin(run(Kind::MacvlanReach, cx)),
         ),
-        mk(
-            "docker.macvlan.parent-unreachable",
-            "macvlan network: containers cannot reach the parent's own address",
-            Severity::Info,
-            &[],
-            Kind::MacvlanParent,
-            true,
+        declare(
+            meta(
+                "docker.macvlan.parent-unreachable",
+                "macvlan network: containers cannot reach the parent's own address",
+                Info,
+                &[],
+            )
+            .side_effects(EFFECTS, CLEANUP)
+            .needs(macvlan_needs()),
+            |cx| Box::pin(run(Kind::MacvlanParent, cx)),
         ),
     ]
+    .into_iter()
+    .map(|d| d.into_check())
+    .collect()
 }
 
-impl Check for DockerCheck {
-    fn meta(&self) -> &CheckMeta {
-        &self.meta
-    }
-
-    fn run<'a>(&'a self, cx: &'a CheckContext) -> BoxFuture<'a, Outcome> {
-        Box::pin(async move {
-            match self.run_inner(cx).await {
-                Ok(o) => o,
-                Err(e) => {
-                    // Say so when the daemon went away during the run.
-                    let socket = &cx.target().docker.socket;
-                    let gone = std::os::unix::net::UnixStream::connect(socket).is_err_and(|e| {
-                        matches!(
-                            e.kind(),
-                            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-                        )
-                    });
-                    if gone {
-                        Outcome::error(format!(
-                            "{e}; the Docker daemon at {} no longer answers (stopped during the run?)",
-                            socket.display()
-                        ))
-                    } else {
-                        Outcome::error(e)
-                    }
-                }
-            }
+/// Runs a check's body; when it could not decide, says so if the daemon went away during
+/// the run.
+async fn run(kind: Kind, cx: &CheckContext) -> CheckResult {
+    run_kind(kind, cx).await.map_err(|e| {
+        let socket = &cx.target().config::<crate::DockerConfig>().socket;
+        let gone = std::os::unix::net::UnixStream::connect(socket).is_err_and(|e| {
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            )
+        });
+        CheckError::from(if gone {
+            format!(
+                "{e}; the Docker daemon at {} no longer answers (stopped during the run?)",
+                socket.display()
+            )
+        } else {
+            e
         })
-    }
+    })
 }
 
 fn lab_ip(cx: &CheckContext, k: u32, host: u8) -> Result<Ipv4Addr, String> {
@@ -226,317 +232,334 @@ async fn ping(
     ))
 }
 
-impl DockerCheck {
-    async fn run_inner(&self, cx: &CheckContext) -> Result<Outcome, String> {
-        let docker = engine::connect(&cx.target().docker.socket).await?;
-        let k = SEQ.fetch_add(1, Ordering::Relaxed);
-        let probe = Probe::new(
-            cx,
-            docker.clone(),
-            format!("nfv-{}-{k}", std::process::id() % 100_000),
-        );
-        match self.kind {
-            Kind::Version => {
-                let v = docker
-                    .version()
-                    .await
-                    .map_err(|e| format!("GET /version: {e}"))?;
-                let components: Vec<String> = v
-                    .components
-                    .clone()
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|c| format!("{} {}", c.name, c.version))
-                    .collect();
-                let oci = components
-                    .iter()
-                    .any(|c| c.starts_with("runc") || c.starts_with("crun"));
-                let o = if oci {
-                    Outcome::pass(format!(
-                        "Docker {} (API {}) with an OCI runtime",
-                        v.version.clone().unwrap_or_default(),
-                        v.api_version.clone().unwrap_or_default()
-                    ))
-                } else {
-                    Outcome::fail(format!(
-                        "the daemon reports no OCI runtime component (runc or crun): {components:?}"
-                    ))
-                };
-                Ok(
-                    o.with_property("server version", v.version.unwrap_or_default())
-                        .with_property("API version", v.api_version.unwrap_or_default())
-                        .with_property("minimum API version", v.min_api_version.unwrap_or_default())
-                        .with_property("components", components.join(", ")),
-                )
-            }
-            Kind::Defaults => {
-                let nets = docker
-                    .list_networks(None)
-                    .await
-                    .map_err(|e| format!("GET /networks: {e}"))?;
-                let mut missing = Vec::new();
-                let mut o = Outcome::pass("bridge, host and none exist with their drivers");
-                for (name, driver) in [("bridge", "bridge"), ("host", "host"), ("none", "null")] {
-                    match nets.iter().find(|n| n.name.as_deref() == Some(name)) {
-                        Some(n) if n.driver.as_deref() == Some(driver) => {
-                            o = o.with_property(
-                                format!("network {name}"),
-                                format!("driver {driver}"),
-                            );
-                        }
-                        Some(n) => missing.push(format!(
-                            "{name} has driver {:?}, expected {driver}",
-                            n.driver
-                        )),
-                        None => missing.push(format!("no network {name}")),
+/// A check's body; `Err` is what kept it from deciding.
+async fn run_kind(kind: Kind, cx: &CheckContext) -> Result<Outcome, String> {
+    let docker = crate::area::client(cx).await?;
+    let k = SEQ.fetch_add(1, Ordering::Relaxed);
+    let probe = Probe::new(
+        cx,
+        docker.clone(),
+        format!("nfv-{}-{k}", std::process::id() % 100_000),
+    );
+    match kind {
+        Kind::Version => {
+            let v = docker
+                .version()
+                .await
+                .map_err(|e| format!("GET /version: {e}"))?;
+            let components: Vec<String> = v
+                .components
+                .clone()
+                .unwrap_or_default()
+                .iter()
+                .map(|c| format!("{} {}", c.name, c.version))
+                .collect();
+            let oci = components
+                .iter()
+                .any(|c| c.starts_with("runc") || c.starts_with("crun"));
+            let o = if oci {
+                Outcome::pass(format!(
+                    "Docker {} (API {}) with an OCI runtime",
+                    v.version.clone().unwrap_or_default(),
+                    v.api_version.clone().unwrap_or_default()
+                ))
+            } else {
+                Outcome::fail(format!(
+                    "the daemon reports no OCI runtime component (runc or crun): {components:?}"
+                ))
+            };
+            Ok(
+                o.with_property("server version", v.version.unwrap_or_default())
+                    .with_property("API version", v.api_version.unwrap_or_default())
+                    .with_property("minimum API version", v.min_api_version.unwrap_or_default())
+                    .with_property("components", components.join(", ")),
+            )
+        }
+        Kind::Defaults => {
+            let nets = docker
+                .list_networks(None)
+                .await
+                .map_err(|e| format!("GET /networks: {e}"))?;
+            let mut missing = Vec::new();
+            let mut o = Outcome::pass("bridge, host and none exist with their drivers");
+            for (name, driver) in [("bridge", "bridge"), ("host", "host"), ("none", "null")] {
+                match nets.iter().find(|n| n.name.as_deref() == Some(name)) {
+                    Some(n) if n.driver.as_deref() == Some(driver) => {
+                        o = o.with_property(format!("network {name}"), format!("driver {driver}"));
                     }
+                    Some(n) => missing.push(format!(
+                        "{name} has driver {:?}, expected {driver}",
+                        n.driver
+                    )),
+                    None => missing.push(format!("no network {name}")),
                 }
-                Ok(if missing.is_empty() {
-                    o
-                } else {
-                    Outcome::fail(missing.join("; "))
-                })
             }
-            Kind::NoneLoopback => {
-                let r = probe
-                    .run("none", "none", &["/bin/ip", "-o", "link"])
-                    .await?;
-                let names = link_names(&r.output);
-                let o = if names == BTreeSet::from(["lo".to_owned()]) {
-                    Outcome::pass("only lo")
-                } else {
-                    Outcome::fail(format!(
-                        "expected only lo on the none network; the container has {names:?}"
-                    ))
-                };
-                Ok(with_run(o, &r))
-            }
-            Kind::HostInterfaces => {
-                let r = probe
-                    .run("host", "host", &["/bin/ip", "-o", "link"])
-                    .await?;
-                let seen = link_names(&r.output);
-                let host: BTreeSet<String> = std::fs::read_dir("/sys/class/net")
-                    .map_err(|e| format!("cannot list /sys/class/net: {e}"))?
-                    .filter_map(Result::ok)
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect();
-                // Links of other containers and of concurrent checks (veth*, br-*, nfvdk*) come
-                // and go between the two listings; they are left out of the comparison.
-                let transient = |n: &String| {
-                    n.starts_with("veth") || n.starts_with("br-") || n.starts_with("nfvdk")
-                };
-                let seen: BTreeSet<String> = seen.into_iter().filter(|n| !transient(n)).collect();
-                let host: BTreeSet<String> = host.into_iter().filter(|n| !transient(n)).collect();
-                let o = if seen == host {
-                    Outcome::pass(format!(
-                        "the container sees the host's {} interfaces",
-                        host.len()
-                    ))
-                } else {
-                    Outcome::fail(format!(
-                        "the container's interfaces differ from the host's: only in the container {:?}, only on the host {:?}",
-                        seen.difference(&host).collect::<Vec<_>>(),
-                        host.difference(&seen).collect::<Vec<_>>()
-                    ))
-                };
-                Ok(with_run(o, &r))
-            }
-            Kind::DefaultBridge => {
-                let ip = probe.sleeper("target", "bridge").await?;
-                ping(
-                    &probe,
-                    "pinger",
+            Ok(if missing.is_empty() {
+                o
+            } else {
+                Outcome::fail(missing.join("; "))
+            })
+        }
+        Kind::NoneLoopback => {
+            let r = probe
+                .run("none", "none", &["/bin/ip", "-o", "link"])
+                .await?;
+            let names = link_names(&r.output);
+            let o = if names == BTreeSet::from(["lo".to_owned()]) {
+                Outcome::pass("only lo")
+            } else {
+                Outcome::fail(format!(
+                    "expected only lo on the none network; the container has {names:?}"
+                ))
+            };
+            Ok(with_run(o, &r))
+        }
+        Kind::HostInterfaces => {
+            let r = probe
+                .run("host", "host", &["/bin/ip", "-o", "link"])
+                .await?;
+            let seen = link_names(&r.output);
+            let host: BTreeSet<String> = std::fs::read_dir("/sys/class/net")
+                .map_err(|e| format!("cannot list /sys/class/net: {e}"))?
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            // Links of other containers and of concurrent checks (veth*, br-*, nfvdk*) come
+            // and go between the two listings; they are left out of the comparison.
+            let transient = |n: &String| {
+                n.starts_with("veth") || n.starts_with("br-") || n.starts_with("nfvdk")
+            };
+            let seen: BTreeSet<String> = seen.into_iter().filter(|n| !transient(n)).collect();
+            let host: BTreeSet<String> = host.into_iter().filter(|n| !transient(n)).collect();
+            let o = if seen == host {
+                Outcome::pass(format!(
+                    "the container sees the host's {} interfaces",
+                    host.len()
+                ))
+            } else {
+                Outcome::fail(format!(
+                    "the container's interfaces differ from the host's: only in the container {:?}, only on the host {:?}",
+                    seen.difference(&host).collect::<Vec<_>>(),
+                    host.difference(&seen).collect::<Vec<_>>()
+                ))
+            };
+            Ok(with_run(o, &r))
+        }
+        Kind::DefaultBridge => {
+            let ip = probe.sleeper("target", "bridge").await?;
+            ping(
+                &probe,
+                "pinger",
+                "bridge",
+                &ip,
+                true,
+                &format!("default bridge container -> {ip}"),
+            )
+            .await
+        }
+        Kind::UserBridgeEastWest => {
+            let (net, gw) = (lab_ip(cx, k, 0)?, lab_ip(cx, k, 1)?);
+            let a = probe
+                .network(
+                    "a",
                     "bridge",
-                    &ip,
-                    true,
-                    &format!("default bridge container -> {ip}"),
+                    &format!("{net}/24"),
+                    &gw.to_string(),
+                    HashMap::new(),
                 )
-                .await
-            }
-            Kind::UserBridgeEastWest => {
-                let (net, gw) = (lab_ip(cx, k, 0)?, lab_ip(cx, k, 1)?);
-                let a = probe
-                    .network(
-                        "a",
-                        "bridge",
-                        &format!("{net}/24"),
-                        &gw.to_string(),
-                        HashMap::new(),
-                    )
-                    .await?;
-                let ip = probe.sleeper("target", &a).await?;
-                ping(
-                    &probe,
-                    "pinger",
-                    &a,
-                    &ip,
-                    true,
-                    &format!("{a}: container -> {ip}"),
-                )
-                .await
-            }
-            Kind::UserBridgeIsolation => {
-                let (na, ga) = (lab_ip(cx, k, 0)?, lab_ip(cx, k, 1)?);
-                let (nb, gb) = (lab_ip(cx, k + 25, 0)?, lab_ip(cx, k + 25, 1)?);
-                let a = probe
-                    .network(
-                        "a",
-                        "bridge",
-                        &format!("{na}/24"),
-                        &ga.to_string(),
-                        HashMap::new(),
-                    )
-                    .await?;
-                let b = probe
-                    .network(
-                        "b",
-                        "bridge",
-                        &format!("{nb}/24"),
-                        &gb.to_string(),
-                        HashMap::new(),
-                    )
-                    .await?;
-                let ip = probe.sleeper("target", &b).await?;
-                ping(
-                    &probe,
-                    "pinger",
-                    &a,
-                    &ip,
-                    false,
-                    &format!("{a} -> container on {b} ({ip})"),
-                )
-                .await
-            }
-            Kind::MacvlanReach | Kind::MacvlanParent => self.macvlan(cx, &probe, k).await,
+                .await?;
+            let ip = probe.sleeper("target", &a).await?;
+            ping(
+                &probe,
+                "pinger",
+                &a,
+                &ip,
+                true,
+                &format!("{a}: container -> {ip}"),
+            )
+            .await
         }
+        Kind::UserBridgeIsolation => {
+            let (na, ga) = (lab_ip(cx, k, 0)?, lab_ip(cx, k, 1)?);
+            let (nb, gb) = (lab_ip(cx, k + 25, 0)?, lab_ip(cx, k + 25, 1)?);
+            let a = probe
+                .network(
+                    "a",
+                    "bridge",
+                    &format!("{na}/24"),
+                    &ga.to_string(),
+                    HashMap::new(),
+                )
+                .await?;
+            let b = probe
+                .network(
+                    "b",
+                    "bridge",
+                    &format!("{nb}/24"),
+                    &gb.to_string(),
+                    HashMap::new(),
+                )
+                .await?;
+            let ip = probe.sleeper("target", &b).await?;
+            ping(
+                &probe,
+                "pinger",
+                &a,
+                &ip,
+                false,
+                &format!("{a} -> container on {b} ({ip})"),
+            )
+            .await
+        }
+        Kind::MacvlanReach | Kind::MacvlanParent => macvlan(kind, cx, &probe, k).await,
     }
+}
 
-    async fn macvlan(
-        &self,
-        cx: &CheckContext,
-        probe: &Probe<'_>,
-        k: u32,
-    ) -> Result<Outcome, String> {
-        let (net, gw, parent_ip) = (lab_ip(cx, k, 0)?, lab_ip(cx, k, 1)?, lab_ip(cx, k, 254)?);
-        let parent = format!("nfvdk{}", k % 10_000);
-        let peer = format!("{parent}p");
-        let gwns = format!("{}-gw", probe.tag);
-        let ip = |args: Vec<String>| async move {
-            let spec = CommandSpec::new("ip")
-                .args(args)
-                .timeout(Duration::from_secs(10));
-            let display = spec.display();
-            match cx.command(spec).await {
-                Ok(o) if o.success() => Ok(()),
-                Ok(o) => Err(format!("`{display}` failed: {}", o.stderr_text().trim())),
-                Err(e) => Err(format!("{e}: {}", e.source)),
-            }
-        };
-        {
-            let (parent, gwns) = (parent.clone(), gwns.clone());
-            cx.on_cleanup(
-                format!("delete veth {parent} and netns {gwns}"),
-                move || {
-                    let _ = std::process::Command::new("ip")
-                        .args(["link", "del", &parent])
-                        .status();
-                    let _ = std::process::Command::new("ip")
-                        .args(["netns", "del", &gwns])
-                        .status();
-                    Ok(())
-                },
-            );
+async fn macvlan(
+    kind: Kind,
+    cx: &CheckContext,
+    probe: &Probe<'_>,
+    k: u32,
+) -> Result<Outcome, String> {
+    let (net, gw, parent_ip) = (lab_ip(cx, k, 0)?, lab_ip(cx, k, 1)?, lab_ip(cx, k, 254)?);
+    let parent = format!("nfvdk{}", k % 10_000);
+    let peer = format!("{parent}p");
+    let gwns = format!("{}-gw", probe.tag);
+    let ip = |args: Vec<String>| async move {
+        let spec = CommandSpec::new("ip")
+            .args(args)
+            .timeout(Duration::from_secs(10));
+        let display = spec.display();
+        match cx.command(spec).await {
+            Ok(o) if o.success() => Ok(()),
+            Ok(o) => Err(format!("`{display}` failed: {}", o.stderr_text().trim())),
+            Err(e) => Err(format!("{e}: {}", e.source)),
         }
-        let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
-        ip(s(&["netns", "add", &gwns])).await?;
+    };
+    {
+        let (parent, gwns) = (parent.clone(), gwns.clone());
+        cx.on_cleanup(
+            format!("delete veth {parent} and netns {gwns}"),
+            move || {
+                let _ = std::process::Command::new("ip")
+                    .args(["link", "del", &parent])
+                    .status();
+                let _ = std::process::Command::new("ip")
+                    .args(["netns", "del", &gwns])
+                    .status();
+                Ok(())
+            },
+        );
+    }
+    let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+    ip(s(&["netns", "add", &gwns])).await?;
+    ip(s(&[
+        "link", "add", &parent, "type", "veth", "peer", "name", &peer,
+    ]))
+    .await?;
+    ip(s(&["link", "set", &peer, "netns", &gwns])).await?;
+    ip(s(&[
+        "-n",
+        &gwns,
+        "addr",
+        "add",
+        &format!("{gw}/24"),
+        "dev",
+        &peer,
+    ]))
+    .await?;
+    ip(s(&["-n", &gwns, "link", "set", &peer, "up"])).await?;
+    ip(s(&["link", "set", &parent, "up"])).await?;
+    if matches!(kind, Kind::MacvlanParent) {
         ip(s(&[
-            "link", "add", &parent, "type", "veth", "peer", "name", &peer,
-        ]))
-        .await?;
-        ip(s(&["link", "set", &peer, "netns", &gwns])).await?;
-        ip(s(&[
-            "-n",
-            &gwns,
             "addr",
             "add",
-            &format!("{gw}/24"),
+            &format!("{parent_ip}/32"),
             "dev",
-            &peer,
+            &parent,
         ]))
         .await?;
-        ip(s(&["-n", &gwns, "link", "set", &peer, "up"])).await?;
-        ip(s(&["link", "set", &parent, "up"])).await?;
-        if matches!(self.kind, Kind::MacvlanParent) {
-            ip(s(&[
-                "addr",
-                "add",
-                &format!("{parent_ip}/32"),
-                "dev",
-                &parent,
-            ]))
-            .await?;
-        }
-        let opts = HashMap::from([("parent".to_owned(), parent.clone())]);
-        let m = probe
-            .network("mv", "macvlan", &format!("{net}/24"), &gw.to_string(), opts)
-            .await?;
-        if matches!(self.kind, Kind::MacvlanParent) {
-            return ping(
-                probe,
-                "pinger",
-                &m,
-                &parent_ip.to_string(),
-                false,
-                &format!("macvlan container -> parent {parent} ({parent_ip})"),
-            )
-            .await;
-        }
-        let target = probe.sleeper("target", &m).await?;
-        let in_subnet = target
-            .parse::<Ipv4Addr>()
-            .is_ok_and(|a| u32::from(a) >> 8 == u32::from(net) >> 8);
-        let peer_reach = ping(
+    }
+    let opts = HashMap::from([("parent".to_owned(), parent.clone())]);
+    let m = probe
+        .network("mv", "macvlan", &format!("{net}/24"), &gw.to_string(), opts)
+        .await?;
+    if matches!(kind, Kind::MacvlanParent) {
+        return ping(
             probe,
             "pinger",
             &m,
-            &target,
-            true,
-            &format!("macvlan container -> {target}"),
+            &parent_ip.to_string(),
+            false,
+            &format!("macvlan container -> parent {parent} ({parent_ip})"),
         )
-        .await?;
-        let gw_reach = ping(
-            probe,
-            "gwpinger",
-            &m,
-            &gw.to_string(),
-            true,
-            &format!("macvlan container -> gateway {gw}"),
-        )
-        .await?;
-        let mut problems = Vec::new();
-        if !in_subnet {
-            problems.push(format!("container address {target} is not in {net}/24"));
+        .await;
+    }
+    let target = probe.sleeper("target", &m).await?;
+    let in_subnet = target
+        .parse::<Ipv4Addr>()
+        .is_ok_and(|a| u32::from(a) >> 8 == u32::from(net) >> 8);
+    let peer_reach = ping(
+        probe,
+        "pinger",
+        &m,
+        &target,
+        true,
+        &format!("macvlan container -> {target}"),
+    )
+    .await?;
+    let gw_reach = ping(
+        probe,
+        "gwpinger",
+        &m,
+        &gw.to_string(),
+        true,
+        &format!("macvlan container -> gateway {gw}"),
+    )
+    .await?;
+    let mut problems = Vec::new();
+    if !in_subnet {
+        problems.push(format!("container address {target} is not in {net}/24"));
+    }
+    for o in [&peer_reach, &gw_reach] {
+        if o.status != nfvi_harness::Status::Passed {
+            problems.push(o.message.clone());
         }
-        for o in [&peer_reach, &gw_reach] {
-            if o.status != nfvi_harness::Status::Passed {
-                problems.push(o.message.clone());
+    }
+    let mut o = Outcome::pass_unless(
+        problems,
+        format!("address {target} from {net}/24; containers reach each other and the gateway {gw}"),
+    );
+    o.evidence
+        .commands
+        .extend(peer_reach.evidence.commands.clone());
+    o.evidence
+        .commands
+        .extend(gw_reach.evidence.commands.clone());
+    Ok(o.with_property("parent", parent)
+        .with_property("container address", target))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every check names its own line as its declaration site, not a shared helper's: an
+    /// error message pointing at a check must lead to that check.
+    #[test]
+    fn every_check_reports_its_own_declaration_site() {
+        let all = checks();
+        let mut seen = std::collections::BTreeMap::new();
+        for c in &all {
+            let at = c.meta().declared_at;
+            assert!(at.file().ends_with("checks.rs"), "{}: {at}", c.meta().id);
+            if let Some(other) = seen.insert(at.line(), c.meta().id.clone()) {
+                panic!(
+                    "{} and {other} both report {at} as their declaration site",
+                    c.meta().id
+                );
             }
         }
-        let mut o = if problems.is_empty() {
-            Outcome::pass(format!(
-                "address {target} from {net}/24; containers reach each other and the gateway {gw}"
-            ))
-        } else {
-            Outcome::fail(problems.join("; "))
-        };
-        o.evidence
-            .commands
-            .extend(peer_reach.evidence.commands.clone());
-        o.evidence
-            .commands
-            .extend(gw_reach.evidence.commands.clone());
-        Ok(o.with_property("parent", parent)
-            .with_property("container address", target))
+        assert_eq!(seen.len(), all.len());
     }
 }

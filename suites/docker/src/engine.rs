@@ -82,7 +82,11 @@ pub struct Probe<'a> {
 impl<'a> Probe<'a> {
     /// A probe scope for one check.
     pub fn new(cx: &'a CheckContext, docker: Docker, tag: String) -> Self {
-        let image = cx.target().docker.probe_image.clone();
+        let image = cx
+            .target()
+            .config::<crate::DockerConfig>()
+            .probe_image
+            .clone();
         Self {
             cx,
             docker,
@@ -94,34 +98,28 @@ impl<'a> Probe<'a> {
     fn on_cleanup_remove(&self, what: &'static str, name: String) {
         let docker = self.docker.clone();
         self.cx
-            .on_cleanup(format!("remove {what} {name}"), move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| e.to_string())?;
-                rt.block_on(async {
-                    let result = if what == "container" {
-                        docker
-                            .remove_container(
-                                &name,
-                                Some(RemoveContainerOptions {
-                                    force: true,
-                                    ..Default::default()
-                                }),
-                            )
-                            .await
-                    } else {
-                        docker.remove_network(&name).await
-                    };
-                    match result {
-                        Ok(()) => Ok(()),
-                        Err(bollard::errors::Error::DockerResponseServerError {
-                            status_code: 404,
-                            ..
-                        }) => Ok(()),
-                        Err(e) => Err(e.to_string()),
-                    }
-                })
+            .on_cleanup_async(format!("remove {what} {name}"), async move {
+                let result = if what == "container" {
+                    docker
+                        .remove_container(
+                            &name,
+                            Some(RemoveContainerOptions {
+                                force: true,
+                                ..Default::default()
+                            }),
+                        )
+                        .await
+                } else {
+                    docker.remove_network(&name).await
+                };
+                match result {
+                    Ok(()) => Ok(()),
+                    Err(bollard::errors::Error::DockerResponseServerError {
+                        status_code: 404,
+                        ..
+                    }) => Ok(()),
+                    Err(e) => Err(e.to_string()),
+                }
             });
     }
 

@@ -4,10 +4,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::{HostConfig, parse_kernel_version};
 use nfvi_harness::process::CommandSpec;
-use nfvi_harness::target::parse_kernel_version;
 use nfvi_harness::{
-    BoxFuture, Check, CheckContext, CheckMeta, Need, Outcome, Severity, SkipKind, SkipReason,
+    BoxFuture, Check, CheckContext, CheckMeta, CheckResult, Need, Outcome, Severity, declare,
 };
 use nfvi_reference_model::Area;
 
@@ -22,82 +22,77 @@ pub fn checks() -> Vec<Arc<dyn Check>> {
 /// recorded tree). Commands (`ip`, `unshare`, `timedatectl`) always act on the real host.
 pub fn checks_with_root(root: impl Into<PathBuf>) -> Vec<Arc<dyn Check>> {
     let root = Arc::new(root.into());
-    let mut out: Vec<Arc<dyn Check>> = Vec::new();
-    let mut add = |meta: CheckMeta, kind: Kind| {
-        out.push(Arc::new(HostCheck {
-            meta,
-            kind,
-            root: root.clone(),
-        }));
-    };
-
-    add(
+    let mut out = vec![declare(
         CheckMeta::new(
             "host.kernel.version",
             Area::Host,
             "Kernel release is at least the target's minimum",
         ),
-        Kind::KernelVersion,
-    );
+        body(&root, Kind::KernelVersion),
+    )];
     for probe in LINK_PROBES {
-        let meta = CheckMeta::new(
-            format!("host.kernel.link.{}", probe.name),
-            Area::Host,
-            format!("Kernel can create {} links", probe.what),
-        )
-        .covers(probe.severity, probe.covers)
-        .needs([Need::Root, Need::Tool("unshare".into()), Need::Tool("ip".into())])
-        .side_effects(
-            "creates a throwaway network namespace (unshare --net) holding test links; nothing in the host namespace is touched",
-            "the kernel deletes the namespace and its links when the probe process exits, also when it is killed",
-        )
-        .timeout(Duration::from_secs(20));
-        add(meta, Kind::Link(probe));
+        out.push(declare(
+            CheckMeta::new(
+                format!("host.kernel.link.{}", probe.name),
+                Area::Host,
+                format!("Kernel can create {} links", probe.what),
+            )
+            .covers(probe.severity, probe.covers)
+            .needs([Need::Root, Need::Tool("unshare".into()), Need::Tool("ip".into())])
+            .side_effects(
+                "creates a throwaway network namespace (unshare --net) holding test links; nothing in the host namespace is touched",
+                "the kernel deletes the namespace and its links when the probe process exits, also when it is killed",
+            )
+            .timeout(Duration::from_secs(20)),
+            body(&root, Kind::Link(probe)),
+        ));
     }
-    add(
-        CheckMeta::new(
-            "host.virt.kvm",
-            Area::Host,
-            "KVM hardware-assisted virtualization is available (/dev/kvm)",
+    out.extend([
+        declare(
+            CheckMeta::new(
+                "host.virt.kvm",
+                Area::Host,
+                "KVM hardware-assisted virtualization is available (/dev/kvm)",
+            ),
+            body(&root, Kind::Kvm),
         ),
-        Kind::Kvm,
-    );
-    add(
-        CheckMeta::new(
-            "host.virt.nested",
-            Area::Host,
-            "KVM nested virtualization is enabled (kvm_intel/kvm_amd `nested`)",
+        declare(
+            CheckMeta::new(
+                "host.virt.nested",
+                Area::Host,
+                "KVM nested virtualization is enabled (kvm_intel/kvm_amd `nested`)",
+            ),
+            body(&root, Kind::Nested),
         ),
-        Kind::Nested,
-    );
-    add(
-        CheckMeta::new(
-            "host.virt.vhost-net",
-            Area::Host,
-            "vhost-net in-kernel virtio-net acceleration is available",
+        declare(
+            CheckMeta::new(
+                "host.virt.vhost-net",
+                Area::Host,
+                "vhost-net in-kernel virtio-net acceleration is available",
+            ),
+            body(&root, Kind::VhostNet),
         ),
-        Kind::VhostNet,
-    );
-    add(
-        CheckMeta::new(
-            "host.sysctl.ip-forward",
-            Area::Host,
-            "IPv4 forwarding is enabled (net.ipv4.ip_forward = 1)",
-        )
-        .covers(Severity::Should, &["inf.ntw.08", "ra2.ntw.002"]),
-        Kind::IpForward,
-    );
-    add(
-        CheckMeta::new(
-            "host.sysctl.bridge-nf-call-iptables",
-            Area::Host,
-            "Bridged traffic passes iptables (br_netfilter loaded, net.bridge.bridge-nf-call-iptables = 1)",
-        )
-        .covers(Severity::Should, &["inf.ntw.08", "ra2.ntw.002"]),
-        Kind::BridgeNf,
-    );
+        declare(
+            CheckMeta::new(
+                "host.sysctl.ip-forward",
+                Area::Host,
+                "IPv4 forwarding is enabled (net.ipv4.ip_forward = 1)",
+            )
+            .covers(Severity::Should, &["inf.ntw.08", "ra2.ntw.002"]),
+            body(&root, Kind::IpForward),
+        ),
+        declare(
+            CheckMeta::new(
+                "host.sysctl.bridge-nf-call-iptables",
+                Area::Host,
+                "Bridged traffic passes iptables (br_netfilter loaded, net.bridge.bridge-nf-call-iptables = 1)",
+            )
+            .covers(Severity::Should, &["inf.ntw.08", "ra2.ntw.002"]),
+            body(&root, Kind::BridgeNf),
+        ),
+    ]);
     for (size_kb, label) in [(2048u64, "2Mi"), (1_048_576, "1Gi")] {
-        add(
+        out.push(declare(
             CheckMeta::new(
                 format!("host.hugepages.{}", label.to_lowercase()),
                 Area::Host,
@@ -107,54 +102,56 @@ pub fn checks_with_root(root: impl Into<PathBuf>) -> Vec<Arc<dyn Check>> {
                 Severity::Must,
                 &["ra2.ch.001", "i.cap.018", "infra.com.cfg.004"],
             ),
-            Kind::Hugepages { size_kb, label },
-        );
+            body(&root, Kind::Hugepages { size_kb, label }),
+        ));
     }
-    add(
-        CheckMeta::new(
-            "host.node.vcpus",
-            Area::Host,
-            "A virtual-machine node has at least 16 vCPUs",
-        )
-        .covers(Severity::Must, &["ra2.ch.011", "e.cap.001"]),
-        Kind::Vcpus,
-    );
-    add(
-        CheckMeta::new(
-            "host.node.memory",
-            Area::Host,
-            "A virtual-machine node has at least 32 GB of RAM",
-        )
-        .covers(Severity::Must, &["ra2.ch.012", "e.cap.002"]),
-        Kind::Memory,
-    );
-    add(
-        CheckMeta::new(
-            "host.node.addresses",
-            Area::Host,
-            "The node has global IPv4 and IPv6 addresses",
-        )
-        .covers(Severity::Must, &["ra2.ch.007"])
-        .needs([Need::Tool("ip".into())]),
-        Kind::Addresses,
-    );
-    add(
-        CheckMeta::new(
-            "host.clock.sync",
-            Area::Host,
-            "The system clock is synchronised (NTP or chrony)",
+    out.extend([
+        declare(
+            CheckMeta::new(
+                "host.node.vcpus",
+                Area::Host,
+                "A virtual-machine node has at least 16 vCPUs",
+            )
+            .covers(Severity::Must, &["ra2.ch.011", "e.cap.001"]),
+            body(&root, Kind::Vcpus),
         ),
-        Kind::Clock,
-    );
-    add(
-        CheckMeta::new(
-            "host.packages.drift",
-            Area::Host,
-            "No packages changed within the drift window (dpkg log)",
+        declare(
+            CheckMeta::new(
+                "host.node.memory",
+                Area::Host,
+                "A virtual-machine node has at least 32 GB of RAM",
+            )
+            .covers(Severity::Must, &["ra2.ch.012", "e.cap.002"]),
+            body(&root, Kind::Memory),
         ),
-        Kind::Drift,
-    );
-    out
+        declare(
+            CheckMeta::new(
+                "host.node.addresses",
+                Area::Host,
+                "The node has global IPv4 and IPv6 addresses",
+            )
+            .covers(Severity::Must, &["ra2.ch.007"])
+            .needs([Need::Tool("ip".into())]),
+            body(&root, Kind::Addresses),
+        ),
+        declare(
+            CheckMeta::new(
+                "host.clock.sync",
+                Area::Host,
+                "The system clock is synchronised (NTP or chrony)",
+            ),
+            body(&root, Kind::Clock),
+        ),
+        declare(
+            CheckMeta::new(
+                "host.packages.drift",
+                Area::Host,
+                "No packages changed within the drift window (dpkg log)",
+            ),
+            body(&root, Kind::Drift),
+        ),
+    ]);
+    out.into_iter().map(|d| d.into_check()).collect()
 }
 
 /// A link type probed in a throwaway namespace.
@@ -232,36 +229,32 @@ enum Kind {
     Drift,
 }
 
-struct HostCheck {
-    meta: CheckMeta,
+/// The body of a check of `kind`, reading files under `root`.
+fn body(
+    root: &Arc<PathBuf>,
     kind: Kind,
-    root: Arc<PathBuf>,
+) -> impl for<'a> Fn(&'a CheckContext) -> BoxFuture<'a, CheckResult> + Send + Sync + 'static {
+    let root = root.clone();
+    move |cx| Box::pin(run(kind, root.clone(), cx))
 }
 
-impl Check for HostCheck {
-    fn meta(&self) -> &CheckMeta {
-        &self.meta
-    }
-
-    fn run<'a>(&'a self, cx: &'a CheckContext) -> BoxFuture<'a, Outcome> {
-        Box::pin(async move {
-            let fs = Fs(&self.root);
-            match self.kind {
-                Kind::KernelVersion => kernel_version(&fs, cx).await,
-                Kind::Link(probe) => link_probe(probe, cx).await,
-                Kind::Kvm => kvm(&fs).await,
-                Kind::Nested => nested(&fs).await,
-                Kind::VhostNet => vhost_net(&fs).await,
-                Kind::IpForward => ip_forward(&fs).await,
-                Kind::BridgeNf => bridge_nf(&fs).await,
-                Kind::Hugepages { size_kb, label } => hugepages(&fs, size_kb, label).await,
-                Kind::Vcpus => vcpus(&fs).await,
-                Kind::Memory => memory(&fs).await,
-                Kind::Addresses => addresses(cx).await,
-                Kind::Clock => clock(cx).await,
-                Kind::Drift => drift(&fs, cx).await,
-            }
-        })
+/// Runs the body of a check of `kind`; the bodies that always decide return an [`Outcome`].
+async fn run(kind: Kind, root: Arc<PathBuf>, cx: &CheckContext) -> CheckResult {
+    let fs = Fs(&root);
+    match kind {
+        Kind::KernelVersion => kernel_version(&fs, cx).await,
+        Kind::Link(probe) => link_probe(probe, cx).await,
+        Kind::Kvm => Ok(kvm(&fs).await),
+        Kind::Nested => Ok(nested(&fs).await),
+        Kind::VhostNet => Ok(vhost_net(&fs).await),
+        Kind::IpForward => ip_forward(&fs).await,
+        Kind::BridgeNf => bridge_nf(&fs).await,
+        Kind::Hugepages { size_kb, label } => hugepages(&fs, size_kb, label).await,
+        Kind::Vcpus => vcpus(&fs).await,
+        Kind::Memory => memory(&fs).await,
+        Kind::Addresses => addresses(cx).await,
+        Kind::Clock => Ok(clock(cx).await),
+        Kind::Drift => Ok(drift(&fs, cx).await),
     }
 }
 
@@ -300,15 +293,6 @@ impl Fs<'_> {
     }
 }
 
-macro_rules! try_outcome {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(outcome) => return outcome,
-        }
-    };
-}
-
 /// `a, b` or `none`.
 fn list_or_none<S: AsRef<str>>(items: &[S], sep: &str) -> String {
     if items.is_empty() {
@@ -322,21 +306,16 @@ fn list_or_none<S: AsRef<str>>(items: &[S], sep: &str) -> String {
     }
 }
 
-fn not_applicable(message: impl Into<String>) -> Outcome {
-    Outcome::skip(SkipReason {
-        kind: SkipKind::NotApplicable,
-        message: message.into(),
-    })
-}
-
-async fn kernel_version(fs: &Fs<'_>, cx: &CheckContext) -> Outcome {
-    let release = try_outcome!(fs.require("/proc/sys/kernel/osrelease").await)
+async fn kernel_version(fs: &Fs<'_>, cx: &CheckContext) -> CheckResult {
+    let release = fs
+        .require("/proc/sys/kernel/osrelease")
+        .await?
         .trim()
         .to_owned();
-    let min = &cx.target().host.min_kernel;
+    let min = &cx.target().config::<HostConfig>().min_kernel;
     let (Some(have), Some(want)) = (parse_kernel_version(&release), parse_kernel_version(min))
     else {
-        return Outcome::error(format!("cannot parse kernel release `{release}`"));
+        return Err(format!("cannot parse kernel release `{release}`").into());
     };
     let o = if have >= want {
         Outcome::pass(format!("kernel {release} is at least {min}"))
@@ -345,30 +324,30 @@ async fn kernel_version(fs: &Fs<'_>, cx: &CheckContext) -> Outcome {
             "kernel {release} is older than the minimum {min}; upgrade the kernel or lower host.min_kernel in the target file"
         ))
     };
-    o.with_property("kernel", &release)
-        .with_property("minimum", min)
+    Ok(o.with_property("kernel", &release)
+        .with_property("minimum", min))
 }
 
-async fn link_probe(probe: LinkProbe, cx: &CheckContext) -> Outcome {
+async fn link_probe(probe: LinkProbe, cx: &CheckContext) -> CheckResult {
     let spec = CommandSpec::new("unshare")
         .args(["--net", "--", "ip", "-batch", "-"])
         .stdin(probe.script)
         .timeout(Duration::from_secs(10));
-    let out = match cx.command(spec).await {
-        Ok(out) => out,
-        Err(e) => return Outcome::error(format!("{e}: {}", e.source)),
-    };
+    let out = cx
+        .command(spec)
+        .await
+        .map_err(|e| format!("{e}: {}", e.source))?;
     if out.success() {
-        return Outcome::pass(format!(
+        return Ok(Outcome::pass(format!(
             "created a {} link in a throwaway namespace",
             probe.what
         ))
-        .with_property("link_type", probe.name);
+        .with_property("link_type", probe.name));
     }
     let stderr = out.stderr_text();
     // These are the kernel's answers when the link type is not built in and has no module.
     if stderr.contains("Unknown device type") || stderr.contains("Operation not supported") {
-        Outcome::fail(format!(
+        Ok(Outcome::fail(format!(
             "this kernel cannot create {} links (`{}`); enable CONFIG_{} or load its module",
             probe.what,
             stderr.lines().next().unwrap_or("").trim(),
@@ -377,12 +356,13 @@ async fn link_probe(probe: LinkProbe, cx: &CheckContext) -> Outcome {
                 other => other.to_uppercase(),
             }
         ))
-        .with_property("link_type", probe.name)
+        .with_property("link_type", probe.name))
     } else {
-        Outcome::error(format!(
+        Err(format!(
             "the probe failed for a reason other than a missing link type: {}",
             stderr.trim()
-        ))
+        )
+        .into())
     }
 }
 
@@ -447,7 +427,7 @@ async fn nested(fs: &Fs<'_>) -> Outcome {
         .into_iter()
         .filter(|m| m.starts_with("kvm"))
         .collect();
-    not_applicable(format!(
+    Outcome::not_applicable(format!(
         "neither kvm_intel nor kvm_amd is loaded (KVM modules here: {}), so there is no nested setting to read",
         list_or_none(&modules, ", ")
     ))
@@ -484,17 +464,16 @@ async fn vhost_net(fs: &Fs<'_>) -> Outcome {
     Outcome::fail(format!("no /dev/vhost-net; {hint}")).with_property("dev_vhost_net", false)
 }
 
-async fn sysctl_is_one(fs: &Fs<'_>, path: &str, name: &str, fix: &str) -> Outcome {
-    match fs.read(path).await {
-        Ok(v) if v.trim() == "1" => Outcome::pass(format!("{name} = 1")).with_property(name, 1),
-        Ok(v) => {
-            Outcome::fail(format!("{name} = {}; {fix}", v.trim())).with_property(name, v.trim())
-        }
-        Err(e) => Outcome::error(format!("cannot read {path}: {e}")),
-    }
+async fn sysctl_is_one(fs: &Fs<'_>, path: &str, name: &str, fix: &str) -> CheckResult {
+    let v = fs.require(path).await?;
+    Ok(if v.trim() == "1" {
+        Outcome::pass(format!("{name} = 1")).with_property(name, 1)
+    } else {
+        Outcome::fail(format!("{name} = {}; {fix}", v.trim())).with_property(name, v.trim())
+    })
 }
 
-async fn ip_forward(fs: &Fs<'_>) -> Outcome {
+async fn ip_forward(fs: &Fs<'_>) -> CheckResult {
     sysctl_is_one(
         fs,
         "/proc/sys/net/ipv4/ip_forward",
@@ -504,13 +483,13 @@ async fn ip_forward(fs: &Fs<'_>) -> Outcome {
     .await
 }
 
-async fn bridge_nf(fs: &Fs<'_>) -> Outcome {
+async fn bridge_nf(fs: &Fs<'_>) -> CheckResult {
     let path = "/proc/sys/net/bridge/bridge-nf-call-iptables";
     if !fs.exists(path).await {
-        return Outcome::fail(
+        return Ok(Outcome::fail(
             "br_netfilter is not loaded, so bridged pod traffic bypasses iptables (Services, NetworkPolicy): `modprobe br_netfilter` and list it in /etc/modules-load.d",
         )
-        .with_property("br_netfilter", "not loaded");
+        .with_property("br_netfilter", "not loaded"));
     }
     sysctl_is_one(
         fs,
@@ -521,12 +500,12 @@ async fn bridge_nf(fs: &Fs<'_>) -> Outcome {
     .await
 }
 
-async fn hugepages(fs: &Fs<'_>, size_kb: u64, label: &str) -> Outcome {
+async fn hugepages(fs: &Fs<'_>, size_kb: u64, label: &str) -> CheckResult {
     let dir = format!("/sys/kernel/mm/hugepages/hugepages-{size_kb}kB");
     if !fs.exists(&dir).await {
-        return Outcome::fail(format!(
+        return Ok(Outcome::fail(format!(
             "the kernel offers no {label} hugepages ({dir} is missing); the CPU or kernel does not support this page size"
-        ));
+        )));
     }
     let read_num = |name: &'static str| {
         let p = format!("{dir}/{name}");
@@ -541,7 +520,7 @@ async fn hugepages(fs: &Fs<'_>, size_kb: u64, label: &str) -> Outcome {
         read_num("nr_hugepages").await,
         read_num("free_hugepages").await,
     ) else {
-        return Outcome::error(format!("cannot read {dir}/nr_hugepages"));
+        return Err(format!("cannot read {dir}/nr_hugepages").into());
     };
     let o = if total > 0 {
         Outcome::pass(format!("{total} {label} hugepages configured"))
@@ -552,10 +531,10 @@ async fn hugepages(fs: &Fs<'_>, size_kb: u64, label: &str) -> Outcome {
         ))
     };
     let o = o.with_metric("total", total as f64, "pages");
-    match free {
+    Ok(match free {
         Some(f) => o.with_metric("free", f as f64, "pages"),
         None => o,
-    }
+    })
 }
 
 /// Whether the node is a virtual machine, and what says so.
@@ -576,13 +555,13 @@ async fn hypervisor(fs: &Fs<'_>) -> Option<String> {
     None
 }
 
-async fn vcpus(fs: &Fs<'_>) -> Outcome {
+async fn vcpus(fs: &Fs<'_>) -> CheckResult {
     let Some(vm) = hypervisor(fs).await else {
-        return not_applicable(
+        return Ok(Outcome::not_applicable(
             "the node is bare metal (no `hypervisor` CPU flag); RA2 sets the vCPU floor for VM nodes only",
-        );
+        ));
     };
-    let cpuinfo = try_outcome!(fs.require("/proc/cpuinfo").await);
+    let cpuinfo = fs.require("/proc/cpuinfo").await?;
     let n = parse::cpu_count(&cpuinfo);
     let o = if n >= 16 {
         Outcome::pass(format!("{n} vCPUs (VM: {vm})"))
@@ -591,20 +570,18 @@ async fn vcpus(fs: &Fs<'_>) -> Outcome {
             "{n} vCPUs, RA2 asks for at least 16 on a VM node; resize the VM"
         ))
     };
-    o.with_metric("vcpus", f64::from(n), "count")
-        .with_property("hypervisor", vm)
+    Ok(o.with_metric("vcpus", f64::from(n), "count")
+        .with_property("hypervisor", vm))
 }
 
-async fn memory(fs: &Fs<'_>) -> Outcome {
+async fn memory(fs: &Fs<'_>) -> CheckResult {
     let Some(vm) = hypervisor(fs).await else {
-        return not_applicable(
+        return Ok(Outcome::not_applicable(
             "the node is bare metal (no `hypervisor` CPU flag); RA2 sets the memory floor for VM nodes only",
-        );
+        ));
     };
-    let meminfo = try_outcome!(fs.require("/proc/meminfo").await);
-    let Some(bytes) = parse::meminfo_bytes(&meminfo, "MemTotal") else {
-        return Outcome::error("no MemTotal in /proc/meminfo");
-    };
+    let meminfo = fs.require("/proc/meminfo").await?;
+    let bytes = parse::meminfo_bytes(&meminfo, "MemTotal").ok_or("no MemTotal in /proc/meminfo")?;
     // RA2 says 32 GB. MemTotal excludes memory the kernel reserves at boot, so a VM given
     // 32 GiB shows a little less; decimal gigabytes keep such a VM on the right side.
     let floor = 32_000_000_000u64;
@@ -616,28 +593,19 @@ async fn memory(fs: &Fs<'_>) -> Outcome {
             "{gb:.1} GB of RAM, RA2 asks for at least 32 GB on a VM node; resize the VM"
         ))
     };
-    o.with_metric("memory", bytes as f64, "bytes")
-        .with_property("hypervisor", vm)
+    Ok(o.with_metric("memory", bytes as f64, "bytes")
+        .with_property("hypervisor", vm))
 }
 
-async fn addresses(cx: &CheckContext) -> Outcome {
-    let out = match cx
+async fn addresses(cx: &CheckContext) -> CheckResult {
+    let out = cx
         .command(CommandSpec::new("ip").args(["-j", "addr", "show"]))
         .await
-    {
-        Ok(out) if out.success() => out,
-        Ok(out) => {
-            return Outcome::error(format!(
-                "`ip -j addr show` failed: {}",
-                out.stderr_text().trim()
-            ));
-        }
-        Err(e) => return Outcome::error(format!("{e}: {}", e.source)),
-    };
-    let addrs = match parse::global_addresses(&out.stdout_text()) {
-        Ok(a) => a,
-        Err(e) => return Outcome::error(e),
-    };
+        .map_err(|e| format!("{e}: {}", e.source))?;
+    if !out.success() {
+        return Err(format!("`ip -j addr show` failed: {}", out.stderr_text().trim()).into());
+    }
+    let addrs = parse::global_addresses(&out.stdout_text())?;
     let of = |family: &str| -> Vec<String> {
         addrs
             .iter()
@@ -659,8 +627,8 @@ async fn addresses(cx: &CheckContext) -> Outcome {
             missing.join(" or ")
         ))
     };
-    o.with_property("ipv4", list_or_none(&v4, ", "))
-        .with_property("ipv6", list_or_none(&v6, ", "))
+    Ok(o.with_property("ipv4", list_or_none(&v4, ", "))
+        .with_property("ipv6", list_or_none(&v6, ", ")))
 }
 
 async fn clock(cx: &CheckContext) -> Outcome {
@@ -714,7 +682,7 @@ async fn clock(cx: &CheckContext) -> Outcome {
 }
 
 async fn drift(fs: &Fs<'_>, cx: &CheckContext) -> Outcome {
-    let host = &cx.target().host;
+    let host = cx.target().config::<HostConfig>();
     let log = host.dpkg_log.to_string_lossy().into_owned();
     let mut text = String::new();
     let mut read_any = false;
@@ -725,7 +693,7 @@ async fn drift(fs: &Fs<'_>, cx: &CheckContext) -> Outcome {
         }
     }
     if !read_any {
-        return not_applicable(format!(
+        return Outcome::not_applicable(format!(
             "no dpkg log at {log}: not a dpkg-based system, or the log was removed"
         ));
     }

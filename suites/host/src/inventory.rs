@@ -1,10 +1,9 @@
-//! Collects the target inventory: the node's identity and the versions of what runs the NFVI
-//! (kernel, OS, container engine, CNI plugins, networking packages). Every report carries it.
+//! Collects the host's part of the target inventory: the node's identity and the versions of
+//! what runs the NFVI (kernel, OS, networking and container packages). Every report carries it.
 
 use std::time::Duration;
 
 use indexmap::IndexMap;
-use nfvi_harness::Target;
 use nfvi_harness::cancel::CancelToken;
 use nfvi_harness::inventory::Inventory;
 use nfvi_harness::process::{self, CommandSpec};
@@ -51,9 +50,10 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").trim().to_owned()
 }
 
-/// Collects the inventory of the local node for `target`. Never fails: what cannot be read is
-/// left empty.
-pub async fn collect(target: &Target) -> Inventory {
+/// Fills in the local node: identity, kernel, OS, CPUs, memory, hypervisor, the versions of
+/// the NFVI packages and of `dockerd`. Never fails: what cannot be read is left empty. The
+/// other areas add their own components (the Docker engine, the CNI plugins).
+pub async fn collect(inventory: &mut Inventory) {
     let read =
         |p: &'static str| async move { tokio::fs::read_to_string(p).await.unwrap_or_default() };
     let cpuinfo = read("/proc/cpuinfo").await;
@@ -90,68 +90,21 @@ pub async fn collect(target: &Target) -> Inventory {
         }
     }
 
-    let mut components = IndexMap::new();
     if let Some((stdout, _)) = output(CommandSpec::new("dockerd").args(["--version"])).await
         && !stdout.is_empty()
     {
-        components.insert("dockerd".to_owned(), first_line(&stdout));
-    }
-    if target.docker.socket.exists()
-        && let Some((stdout, _)) = output(
-            CommandSpec::new("docker")
-                .args(["-H", &format!("unix://{}", target.docker.socket.display())])
-                .args([
-                    "version",
-                    "--format",
-                    "{{.Server.Version}} (API {{.Server.APIVersion}})",
-                ]),
-        )
-        .await
-        && !stdout.trim().is_empty()
-    {
-        components.insert("docker-engine".to_owned(), first_line(&stdout));
-    }
-    for dir in &target.cni.paths {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            continue;
-        };
-        let mut names: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
-        names.sort();
-        for plugin in names.into_iter().take(64) {
-            let name = plugin
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            if components.contains_key(&format!("cni/{name}")) {
-                continue;
-            }
-            // Run without CNI_COMMAND, a reference-library plugin prints its "about" line
-            // ("CNI bridge plugin v1.1.1") and exits.
-            if let Some((stdout, stderr)) = output(CommandSpec::new(plugin.to_string_lossy())).await
-            {
-                let about = format!("{stdout}\n{stderr}");
-                if let Some(line) = about
-                    .lines()
-                    .find(|l| l.contains("CNI") && l.contains("plugin"))
-                {
-                    components.insert(format!("cni/{name}"), line.trim().to_owned());
-                }
-            }
-        }
+        inventory
+            .components
+            .insert("dockerd".to_owned(), first_line(&stdout));
     }
 
     let meminfo = read("/proc/meminfo").await;
-    Inventory {
-        hostname: read("/proc/sys/kernel/hostname").await.trim().to_owned(),
-        kernel: read("/proc/sys/kernel/osrelease").await.trim().to_owned(),
-        os,
-        arch: std::env::consts::ARCH.to_owned(),
-        cpus: parse::cpu_count(&cpuinfo),
-        memory_bytes: parse::meminfo_bytes(&meminfo, "MemTotal").unwrap_or(0),
-        hypervisor,
-        packages,
-        components,
-        fingerprint: String::new(),
-    }
-    .seal()
+    inventory.hostname = read("/proc/sys/kernel/hostname").await.trim().to_owned();
+    inventory.kernel = read("/proc/sys/kernel/osrelease").await.trim().to_owned();
+    inventory.os = os;
+    inventory.arch = std::env::consts::ARCH.to_owned();
+    inventory.cpus = parse::cpu_count(&cpuinfo);
+    inventory.memory_bytes = parse::meminfo_bytes(&meminfo, "MemTotal").unwrap_or(0);
+    inventory.hypervisor = hypervisor;
+    inventory.packages.extend(packages);
 }

@@ -10,8 +10,10 @@
 
 #![warn(missing_docs)]
 
+mod area;
 mod checks;
 pub mod inventory;
 mod parse;
 
+pub use area::{HostArea, HostConfig, parse_kernel_version};
 pub use checks::{checks, checks_with_root};

@@ -31,8 +31,23 @@ async fn run_with(root: &Path, target: Target, id: &str) -> Outcome {
     o
 }
 
+fn local() -> Target {
+    Target::local(&nfvi_harness::Areas::new(vec![Arc::new(
+        nfvi_suite_host::HostArea,
+    )]))
+}
+
+/// The local target with the host table changed by `f`.
+fn with_host(f: impl FnOnce(&mut nfvi_suite_host::HostConfig)) -> Target {
+    let mut target = local();
+    let mut host = target.config::<nfvi_suite_host::HostConfig>().clone();
+    f(&mut host);
+    target.set_config(host);
+    target
+}
+
 async fn run(root: &Path, id: &str) -> Outcome {
-    run_with(root, Target::local(), id).await
+    run_with(root, local(), id).await
 }
 
 const VM_CPUINFO: &str = "processor\t: 0\nflags\t\t: fpu sse2 hypervisor\n\nprocessor\t: 1\nflags\t\t: fpu sse2 hypervisor\n";
@@ -102,7 +117,7 @@ async fn vm_sizing_applies_to_virtual_machines_only() {
     );
     let o = run(root, "host.node.vcpus").await;
     assert_eq!(
-        (o.status, o.skip),
+        (o.status, o.skip_kind()),
         (Status::Skipped, Some(SkipKind::NotApplicable))
     );
 }
@@ -130,7 +145,7 @@ async fn kvm_and_nested_virtualization() {
 
     let empty = tempfile::tempdir().unwrap();
     let o = run(empty.path(), "host.virt.nested").await;
-    assert_eq!(o.skip, Some(SkipKind::NotApplicable));
+    assert_eq!(o.skip_kind(), Some(SkipKind::NotApplicable));
 }
 
 #[tokio::test]
@@ -204,8 +219,7 @@ async fn kernel_version_against_the_target_minimum() {
         run(root, "host.kernel.version").await.status,
         Status::Passed
     );
-    let mut target = Target::local();
-    target.host.min_kernel = "6.2".into();
+    let target = with_host(|h| h.min_kernel = "6.2".into());
     assert_eq!(
         run_with(root, target, "host.kernel.version").await.status,
         Status::Failed
@@ -217,8 +231,7 @@ async fn package_drift_within_the_window() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let log = root.join("var/log/dpkg.log");
-    let mut target = Target::local();
-    target.host.dpkg_log = "/var/log/dpkg.log".into();
+    let target = with_host(|h| h.dpkg_log = "/var/log/dpkg.log".into());
     write(
         root,
         "var/log/dpkg.log",
@@ -240,7 +253,10 @@ async fn package_drift_within_the_window() {
     assert!(key.ends_with("docker.io:amd64"), "{key}");
     assert_eq!(value, "upgrade 20.10.24 -> 20.10.25");
 
-    target.host.drift_window_hours = 0;
+    let target = with_host(|h| {
+        h.dpkg_log = "/var/log/dpkg.log".into();
+        h.drift_window_hours = 0;
+    });
     assert_eq!(
         run_with(root, target, "host.packages.drift").await.status,
         Status::Passed

@@ -14,7 +14,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use k8s_openapi::apimachinery::pkg::version::Info;
 use kube::api::{Api, ListParams};
 use nfvi_harness::{
-    BoxFuture, Check, CheckContext, CheckMeta, Need, Outcome, Severity, SkipKind, SkipReason,
+    Check, CheckContext, CheckError, CheckMeta, CheckResult, Outcome, Severity, declare,
 };
 use nfvi_reference_model::Area;
 use serde_json::Value;
@@ -88,6 +88,7 @@ const PROFILE_LABELS: &[&str] = &[
 const NI_LABEL: &str = "anuket.io/profile/network-intensive";
 const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 
+/// Which judgement a check makes: the checks share the cluster connection and its reads.
 #[derive(Clone, Copy, Debug)]
 enum Kind {
     ServerVersion,
@@ -115,281 +116,318 @@ enum Kind {
     NodeFeatureDiscovery,
 }
 
-struct K8sCheck {
-    meta: CheckMeta,
-    kind: Kind,
+/// The metadata every API check shares. `#[track_caller]`, so the check's own line is its
+/// declaration site.
+#[track_caller]
+fn meta(id: &str, title: &str, severity: Severity, covers: &[&str]) -> CheckMeta {
+    CheckMeta::new(id, Area::K8s, title)
+        .subject("kubernetes-api")
+        .covers(severity, covers)
+        .needs([crate::kubeconfig_need()])
+        .side_effects(
+            "none: read-only API calls (get, list; kubelet configz through the nodes/proxy subresource)",
+            "none needed",
+        )
+        .timeout(Duration::from_secs(90))
 }
 
 /// Every API check of the area.
 pub fn checks() -> Vec<Arc<dyn Check>> {
-    let mk = |id: &str, title: &str, severity: Severity, covers: &[&str], kind: Kind| {
-        Arc::new(K8sCheck {
-            meta: CheckMeta::new(id, Area::K8s, title)
-                .subject("kubernetes-api")
-                .covers(severity, covers)
-                .needs([Need::Kubeconfig])
-                .side_effects(
-                    "none: read-only API calls (get, list; kubelet configz through the nodes/proxy subresource)",
-                    "none needed",
-                )
-                .timeout(Duration::from_secs(90)),
-            kind,
-        }) as Arc<dyn Check>
-    };
     use Severity::{Must, Should};
-    vec![
-        mk(
-            "k8s.version.server",
-            "The API server runs a Kubernetes version RA2 names",
-            Must,
-            &["ra2.k8s.005"],
-            Kind::ServerVersion,
+    [
+        declare(
+            meta(
+                "k8s.version.server",
+                "The API server runs a Kubernetes version RA2 names",
+                Must,
+                &["ra2.k8s.005"],
+            ),
+            |cx| Box::pin(run(Kind::ServerVersion, cx)),
         ),
-        mk(
-            "k8s.version.kubelet-skew",
-            "Every kubelet is at most three minor releases behind the API server, never ahead",
-            Must,
-            &["ra2.k8s.005"],
-            Kind::KubeletSkew,
+        declare(
+            meta(
+                "k8s.version.kubelet-skew",
+                "Every kubelet is at most three minor releases behind the API server, never ahead",
+                Must,
+                &["ra2.k8s.005"],
+            ),
+            |cx| Box::pin(run(Kind::KubeletSkew, cx)),
         ),
-        mk(
-            "k8s.control-plane.components",
-            "The API server is ready, and the scheduler and controller manager hold their leader leases",
-            Must,
-            &["ra2.k8s.012#1"],
-            Kind::ControlPlane,
+        declare(
+            meta(
+                "k8s.control-plane.components",
+                "The API server is ready, and the scheduler and controller manager hold their leader leases",
+                Must,
+                &["ra2.k8s.012#1"],
+            ),
+            |cx| Box::pin(run(Kind::ControlPlane, cx)),
         ),
-        mk(
-            "k8s.control-plane.etcd",
-            "etcd runs 3, 5 or 7 members, none on a worker node",
-            Must,
-            &["ra2.k8s.002"],
-            Kind::Etcd,
+        declare(
+            meta(
+                "k8s.control-plane.etcd",
+                "etcd runs 3, 5 or 7 members, none on a worker node",
+                Must,
+                &["ra2.k8s.002"],
+            ),
+            |cx| Box::pin(run(Kind::Etcd, cx)),
         ),
-        mk(
-            "k8s.topology.control-plane-per-zone",
-            "Every zone has a control-plane node",
-            Must,
-            &["ra2.k8s.003"],
-            Kind::ControlPlanePerZone,
+        declare(
+            meta(
+                "k8s.topology.control-plane-per-zone",
+                "Every zone has a control-plane node",
+                Must,
+                &["ra2.k8s.003"],
+            ),
+            |cx| Box::pin(run(Kind::ControlPlanePerZone, cx)),
         ),
-        mk(
-            "k8s.topology.workers-per-zone",
-            "Every zone has a worker node",
-            Must,
-            &["ra2.k8s.004"],
-            Kind::WorkersPerZone,
+        declare(
+            meta(
+                "k8s.topology.workers-per-zone",
+                "Every zone has a worker node",
+                Must,
+                &["ra2.k8s.004"],
+            ),
+            |cx| Box::pin(run(Kind::WorkersPerZone, cx)),
         ),
-        mk(
-            "k8s.api.no-alpha",
-            "No alpha API is served, except those RA2 needs (Node Feature Discovery)",
-            Must,
-            &["ra2.k8s.012#2"],
-            Kind::AlphaApis,
+        declare(
+            meta(
+                "k8s.api.no-alpha",
+                "No alpha API is served, except those RA2 needs (Node Feature Discovery)",
+                Must,
+                &["ra2.k8s.012#2"],
+            ),
+            |cx| Box::pin(run(Kind::AlphaApis, cx)),
         ),
-        mk(
-            "k8s.api.no-beta",
-            "No built-in beta API is served, except legacy ones",
-            Must,
-            &["ra2.k8s.019"],
-            Kind::BetaApis,
+        declare(
+            meta(
+                "k8s.api.no-beta",
+                "No built-in beta API is served, except legacy ones",
+                Must,
+                &["ra2.k8s.019"],
+            ),
+            |cx| Box::pin(run(Kind::BetaApis, cx)),
         ),
-        mk(
-            "k8s.api.mandatory-groups",
-            "Every API group RA2 makes mandatory is served at its GA version",
-            Must,
-            &["int.api.01@ra2", "int.api.03@ra2"],
-            Kind::MandatoryGroups,
+        declare(
+            meta(
+                "k8s.api.mandatory-groups",
+                "Every API group RA2 makes mandatory is served at its GA version",
+                Must,
+                &["int.api.01@ra2", "int.api.03@ra2"],
+            ),
+            |cx| Box::pin(run(Kind::MandatoryGroups, cx)),
         ),
-        mk(
-            "k8s.api.network-policy",
-            "The NetworkPolicy API is served (networking.k8s.io/v1 networkpolicies)",
-            Must,
-            &["ra2.k8s.014"],
-            Kind::NetworkPolicy,
+        declare(
+            meta(
+                "k8s.api.network-policy",
+                "The NetworkPolicy API is served (networking.k8s.io/v1 networkpolicies)",
+                Must,
+                &["ra2.k8s.014"],
+            ),
+            |cx| Box::pin(run(Kind::NetworkPolicy, cx)),
         ),
-        mk(
-            "k8s.nodes.ready",
-            "Every node is Ready",
-            Should,
-            &[],
-            Kind::NodesReady,
+        declare(
+            meta(
+                "k8s.nodes.ready",
+                "Every node is Ready",
+                Should,
+                &[],
+            ),
+            |cx| Box::pin(run(Kind::NodesReady, cx)),
         ),
-        mk(
-            "k8s.nodes.profile-labels",
-            "Every worker node carries an anuket.io/profile label",
-            Must,
-            &["ra2.k8s.011"],
-            Kind::ProfileLabels,
+        declare(
+            meta(
+                "k8s.nodes.profile-labels",
+                "Every worker node carries an anuket.io/profile label",
+                Must,
+                &["ra2.k8s.011"],
+            ),
+            |cx| Box::pin(run(Kind::ProfileLabels, cx)),
         ),
-        mk(
-            "k8s.nodes.hugepages",
-            "Network-intensive workers have 2 MiB and 1 GiB hugepages allocatable",
-            Must,
-            &["ra2.ch.001"],
-            Kind::Hugepages,
+        declare(
+            meta(
+                "k8s.nodes.hugepages",
+                "Network-intensive workers have 2 MiB and 1 GiB hugepages allocatable",
+                Must,
+                &["ra2.ch.001"],
+            ),
+            |cx| Box::pin(run(Kind::Hugepages, cx)),
         ),
-        mk(
-            "k8s.kubelet.cpu-manager",
-            "Network-intensive workers run the static CPU manager policy (kubelet configz)",
-            Must,
-            &["ra2.k8s.009", "ra2.k8s.006"],
-            Kind::CpuManager,
+        declare(
+            meta(
+                "k8s.kubelet.cpu-manager",
+                "Network-intensive workers run the static CPU manager policy (kubelet configz)",
+                Must,
+                &["ra2.k8s.009", "ra2.k8s.006"],
+            ),
+            |cx| Box::pin(run(Kind::CpuManager, cx)),
         ),
-        mk(
-            "k8s.kubelet.topology-manager",
-            "Network-intensive workers run the single-numa-node topology manager policy (kubelet configz)",
-            Must,
-            &["ra2.k8s.006"],
-            Kind::TopologyManager,
+        declare(
+            meta(
+                "k8s.kubelet.topology-manager",
+                "Network-intensive workers run the single-numa-node topology manager policy (kubelet configz)",
+                Must,
+                &["ra2.k8s.006"],
+            ),
+            |cx| Box::pin(run(Kind::TopologyManager, cx)),
         ),
-        mk(
-            "k8s.kubelet.reserved-cpus",
-            "Every worker's kubelet reserves CPUs for system and Kubernetes daemons",
-            Must,
-            &["ra2.k8s.008"],
-            Kind::ReservedCpus,
+        declare(
+            meta(
+                "k8s.kubelet.reserved-cpus",
+                "Every worker's kubelet reserves CPUs for system and Kubernetes daemons",
+                Must,
+                &["ra2.k8s.008"],
+            ),
+            |cx| Box::pin(run(Kind::ReservedCpus, cx)),
         ),
-        mk(
-            "k8s.network.cni",
-            "The default pod network is a CNI plugin, not kubenet",
-            Must,
-            &["ra2.ntw.002"],
-            Kind::Cni,
+        declare(
+            meta(
+                "k8s.network.cni",
+                "The default pod network is a CNI plugin, not kubenet",
+                Must,
+                &["ra2.ntw.002"],
+            ),
+            |cx| Box::pin(run(Kind::Cni, cx)),
         ),
-        mk(
-            "k8s.network.multiplexer",
-            "A CNI multiplexer comes with the NetworkAttachmentDefinition CRD (Network Plumbing WG v1)",
-            Must,
-            &["ra2.ntw.016"],
-            Kind::Multiplexer,
+        declare(
+            meta(
+                "k8s.network.multiplexer",
+                "A CNI multiplexer comes with the NetworkAttachmentDefinition CRD (Network Plumbing WG v1)",
+                Must,
+                &["ra2.ntw.016"],
+            ),
+            |cx| Box::pin(run(Kind::Multiplexer, cx)),
         ),
-        mk(
-            "k8s.network.dual-stack",
-            "Every node has IPv4 and IPv6 pod ranges (or addresses)",
-            Must,
-            &["ra2.k8s.010", "inf.ntw.04"],
-            Kind::DualStack,
+        declare(
+            meta(
+                "k8s.network.dual-stack",
+                "Every node has IPv4 and IPv6 pod ranges (or addresses)",
+                Must,
+                &["ra2.k8s.010", "inf.ntw.04"],
+            ),
+            |cx| Box::pin(run(Kind::DualStack, cx)),
         ),
-        mk(
-            "k8s.storage.default-class",
-            "A default StorageClass exists",
-            Must,
-            &["ra2.stg.010"],
-            Kind::DefaultStorageClass,
+        declare(
+            meta(
+                "k8s.storage.default-class",
+                "A default StorageClass exists",
+                Must,
+                &["ra2.stg.010"],
+            ),
+            |cx| Box::pin(run(Kind::DefaultStorageClass, cx)),
         ),
-        mk(
-            "k8s.security.rbac",
-            "RBAC authorisation is served, with the bootstrap cluster roles",
-            Must,
-            &["sec.sys.007"],
-            Kind::Rbac,
+        declare(
+            meta(
+                "k8s.security.rbac",
+                "RBAC authorisation is served, with the bootstrap cluster roles",
+                Must,
+                &["sec.sys.007"],
+            ),
+            |cx| Box::pin(run(Kind::Rbac, cx)),
         ),
-        mk(
-            "k8s.security.anonymous-refused",
-            "Anonymous requests cannot list namespaces",
-            Must,
-            &["sec.sys.001"],
-            Kind::Anonymous,
+        declare(
+            meta(
+                "k8s.security.anonymous-refused",
+                "Anonymous requests cannot list namespaces",
+                Must,
+                &["sec.sys.001"],
+            ),
+            |cx| Box::pin(run(Kind::Anonymous, cx)),
         ),
-        mk(
-            "k8s.nodes.feature-discovery",
-            "Node Feature Discovery labels the nodes (feature.node.kubernetes.io/*)",
-            Must,
-            &["ra2.ch.018"],
-            Kind::NodeFeatureDiscovery,
+        declare(
+            meta(
+                "k8s.nodes.feature-discovery",
+                "Node Feature Discovery labels the nodes (feature.node.kubernetes.io/*)",
+                Must,
+                &["ra2.ch.018"],
+            ),
+            |cx| Box::pin(run(Kind::NodeFeatureDiscovery, cx)),
         ),
     ]
+    .into_iter()
+    .map(|d| d.into_check())
+    .collect()
 }
 
-impl Check for K8sCheck {
-    fn meta(&self) -> &CheckMeta {
-        &self.meta
-    }
+/// Runs a check against the run's cluster; the server and user go on every outcome once the
+/// cluster is connected, an early one too.
+async fn run(kind: Kind, cx: &CheckContext) -> CheckResult {
+    let cluster = cluster::for_check(cx).await?;
+    let evidence = |o: Outcome| {
+        o.with_property("API server", &cluster.server)
+            .with_property("kubeconfig user", &cluster.user)
+    };
+    judge(kind, &cluster, cx)
+        .await
+        .map(evidence)
+        .map_err(|CheckError(o)| evidence(o).into())
+}
 
-    fn run<'a>(&'a self, cx: &'a CheckContext) -> BoxFuture<'a, Outcome> {
-        Box::pin(async move {
-            let cluster = match cluster::for_check(cx).await {
-                Ok(c) => c,
-                Err(o) => return o,
+/// Reads what a check of `kind` needs and judges it.
+async fn judge(kind: Kind, c: &Cluster, cx: &CheckContext) -> CheckResult {
+    Ok(match kind {
+        Kind::ServerVersion => server_version(&c.version().await?),
+        Kind::KubeletSkew => kubelet_skew(&c.version().await?, &c.nodes().await?),
+        Kind::ControlPlane => {
+            let ready = c.readyz().await?;
+            control_plane(&ready, &c.leases().await?, chrono::Utc::now().timestamp())
+        }
+        Kind::Etcd => etcd(&c.system_pods().await?, &c.nodes().await?),
+        Kind::ControlPlanePerZone => per_zone(&c.nodes().await?, true),
+        Kind::WorkersPerZone => per_zone(&c.nodes().await?, false),
+        Kind::AlphaApis => no_alpha(&c.discovery().await?, &c.crds().await?),
+        Kind::BetaApis => no_beta(&c.discovery().await?, &c.crds().await?),
+        Kind::MandatoryGroups => mandatory_groups(&c.discovery().await?),
+        Kind::NetworkPolicy => network_policy(&c.discovery().await?),
+        Kind::NodesReady => nodes_ready(&c.nodes().await?),
+        Kind::ProfileLabels => profile_labels(&c.nodes().await?),
+        Kind::Hugepages => hugepages(&c.nodes().await?, cx.target().profile.as_str())?,
+        Kind::CpuManager | Kind::TopologyManager | Kind::ReservedCpus => {
+            let nodes = c.nodes().await?;
+            let chosen: Vec<&Node> = match kind {
+                Kind::ReservedCpus => workers(&nodes).collect(),
+                _ => network_intensive(&nodes, cx.target().profile.as_str())?,
             };
-            let (Ok(o) | Err(o)) = self.judge(&cluster, cx).await;
-            o.with_property("API server", &cluster.server)
-                .with_property("kubeconfig user", &cluster.user)
-        })
-    }
-}
-
-impl K8sCheck {
-    async fn judge(&self, c: &Cluster, cx: &CheckContext) -> Result<Outcome, Outcome> {
-        Ok(match self.kind {
-            Kind::ServerVersion => server_version(&c.version().await?),
-            Kind::KubeletSkew => kubelet_skew(&c.version().await?, &c.nodes().await?),
-            Kind::ControlPlane => {
-                let ready = c.readyz().await?;
-                control_plane(&ready, &c.leases().await?, chrono::Utc::now().timestamp())
+            if chosen.is_empty() {
+                return Ok(Outcome::fail("the cluster has no worker node"));
             }
-            Kind::Etcd => etcd(&c.system_pods().await?, &c.nodes().await?),
-            Kind::ControlPlanePerZone => per_zone(&c.nodes().await?, true),
-            Kind::WorkersPerZone => per_zone(&c.nodes().await?, false),
-            Kind::AlphaApis => no_alpha(&c.discovery().await?, &c.crds().await?),
-            Kind::BetaApis => no_beta(&c.discovery().await?, &c.crds().await?),
-            Kind::MandatoryGroups => mandatory_groups(&c.discovery().await?),
-            Kind::NetworkPolicy => network_policy(&c.discovery().await?),
-            Kind::NodesReady => nodes_ready(&c.nodes().await?),
-            Kind::ProfileLabels => profile_labels(&c.nodes().await?),
-            Kind::Hugepages => hugepages(&c.nodes().await?, cx.target().profile.as_str()),
-            Kind::CpuManager | Kind::TopologyManager | Kind::ReservedCpus => {
-                let nodes = c.nodes().await?;
-                let chosen: Vec<&Node> = match self.kind {
-                    Kind::ReservedCpus => workers(&nodes).collect(),
-                    _ => match network_intensive(&nodes, cx.target().profile.as_str()) {
-                        Ok(n) => n,
-                        Err(skip) => return Ok(skip),
-                    },
-                };
-                if chosen.is_empty() {
-                    return Ok(Outcome::fail("the cluster has no worker node"));
+            let mut configs = Vec::new();
+            for n in chosen {
+                let name = name_of(n);
+                configs.push((name.clone(), c.configz(&name).await?));
+            }
+            match kind {
+                Kind::CpuManager => kubelet_policy(&configs, "cpuManagerPolicy", "static"),
+                Kind::TopologyManager => {
+                    kubelet_policy(&configs, "topologyManagerPolicy", "single-numa-node")
                 }
-                let mut configs = Vec::new();
-                for n in chosen {
-                    let name = name_of(n);
-                    configs.push((name.clone(), c.configz(&name).await?));
-                }
-                match self.kind {
-                    Kind::CpuManager => kubelet_policy(&configs, "cpuManagerPolicy", "static"),
-                    Kind::TopologyManager => {
-                        kubelet_policy(&configs, "topologyManagerPolicy", "single-numa-node")
-                    }
-                    _ => reserved_cpus(&configs),
-                }
+                _ => reserved_cpus(&configs),
             }
-            Kind::Cni => cni(&c.daemonsets().await?),
-            Kind::Multiplexer => multiplexer(&c.daemonsets().await?, &c.crds().await?),
-            Kind::DualStack => dual_stack(&c.nodes().await?),
-            Kind::DefaultStorageClass => default_storage_class(&c.storage_classes().await?),
-            Kind::Rbac => {
-                let names: Vec<String> = c
-                    .cluster_roles()
-                    .await?
-                    .iter()
-                    .map(|r| name_of_meta(&r.metadata))
-                    .collect();
-                rbac(&c.discovery().await?, &names)
-            }
-            Kind::Anonymous => {
-                let anon = c.anonymous().await?;
-                let r = Api::<Namespace>::all(anon.client().clone())
-                    .list(&ListParams::default().limit(1))
-                    .await;
-                anonymous(r.map(|l| l.items.len()).map_err(|e| match &e {
-                    kube::Error::Api(s) => Ok(s.code),
-                    _ => Err(anon.explain("list namespaces without credentials", &e)),
-                }))?
-            }
-            Kind::NodeFeatureDiscovery => node_feature_discovery(&c.nodes().await?),
-        })
-    }
+        }
+        Kind::Cni => cni(&c.daemonsets().await?),
+        Kind::Multiplexer => multiplexer(&c.daemonsets().await?, &c.crds().await?),
+        Kind::DualStack => dual_stack(&c.nodes().await?),
+        Kind::DefaultStorageClass => default_storage_class(&c.storage_classes().await?),
+        Kind::Rbac => {
+            let names: Vec<String> = c
+                .cluster_roles()
+                .await?
+                .iter()
+                .map(|r| name_of_meta(&r.metadata))
+                .collect();
+            rbac(&c.discovery().await?, &names)
+        }
+        Kind::Anonymous => {
+            let anon = c.anonymous().await?;
+            let r = Api::<Namespace>::all(anon.client().clone())
+                .list(&ListParams::default().limit(1))
+                .await;
+            anonymous(r.map(|l| l.items.len()).map_err(|e| match &e {
+                kube::Error::Api(s) => Ok(s.code),
+                _ => Err(anon.explain("list namespaces without credentials", &e)),
+            }))?
+        }
+        Kind::NodeFeatureDiscovery => node_feature_discovery(&c.nodes().await?),
+    })
 }
 
 fn name_of_meta(m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
@@ -546,10 +584,9 @@ pub(crate) fn etcd(pods: &[Pod], nodes: &[Node]) -> Outcome {
         .filter(|p| labels(&p.metadata).get("component").map(String::as_str) == Some("etcd"))
         .collect();
     if members.is_empty() {
-        return Outcome::skip(SkipReason {
-            kind: SkipKind::NotApplicable,
-            message: "etcd is not visible as kube-system pods (external etcd or a managed control plane): ra2.k8s.002 needs the deployment's own evidence".to_owned(),
-        });
+        return Outcome::not_applicable(
+            "etcd is not visible as kube-system pods (external etcd or a managed control plane): ra2.k8s.002 needs the deployment's own evidence",
+        );
     }
     let mut o = Outcome::pass("");
     let mut on_workers = Vec::new();
@@ -832,20 +869,15 @@ fn network_intensive<'a>(nodes: &'a [Node], profile: &str) -> Result<Vec<&'a Nod
     if profile == "network-intensive" {
         return Ok(workers(nodes).collect());
     }
-    Err(Outcome::skip(SkipReason {
-        kind: SkipKind::NotApplicable,
-        message: format!(
-            "no worker is labelled {NI_LABEL} and the target's profile is `{profile}`"
-        ),
-    }))
+    Err(Outcome::not_applicable(format!(
+        "no worker is labelled {NI_LABEL} and the target's profile is `{profile}`"
+    )))
 }
 
-/// ra2.ch.001: network-intensive workers have `hugepages-2Mi` and `hugepages-1Gi` allocatable.
-pub(crate) fn hugepages(nodes: &[Node], profile: &str) -> Outcome {
-    let chosen = match network_intensive(nodes, profile) {
-        Ok(n) => n,
-        Err(skip) => return skip,
-    };
+/// ra2.ch.001: network-intensive workers have `hugepages-2Mi` and `hugepages-1Gi` allocatable;
+/// a skip when there are none.
+pub(crate) fn hugepages(nodes: &[Node], profile: &str) -> CheckResult {
+    let chosen = network_intensive(nodes, profile)?;
     let mut o = Outcome::pass("");
     let mut short = Vec::new();
     for n in &chosen {
@@ -871,22 +903,22 @@ pub(crate) fn hugepages(nodes: &[Node], profile: &str) -> Outcome {
         }
     }
     if chosen.is_empty() {
-        return Outcome::fail("the cluster has no worker node");
+        return Ok(Outcome::fail("the cluster has no worker node"));
     }
     if short.is_empty() {
         o.message = format!(
             "{} network-intensive workers have both hugepage sizes allocatable",
             chosen.len()
         );
-        o
+        Ok(o)
     } else {
-        fail_with(
+        Ok(fail_with(
             Outcome::fail(format!(
                 "workers without both hugepage sizes allocatable: {}",
                 short.join(", ")
             )),
             o,
-        )
+        ))
     }
 }
 
@@ -1007,11 +1039,9 @@ pub(crate) fn multiplexer(daemonsets: &[DaemonSet], crds: &[CustomResourceDefini
         .filter(|n| MULTIPLEXERS.iter().any(|m| n.contains(m)))
         .collect();
     if mux.is_empty() {
-        return Outcome::skip(SkipReason {
-            kind: SkipKind::NotApplicable,
-            message: "no CNI multiplexer (Multus, DANM) runs; ra2.ntw.016 applies only with one"
-                .to_owned(),
-        });
+        return Outcome::not_applicable(
+            "no CNI multiplexer (Multus, DANM) runs; ra2.ntw.016 applies only with one",
+        );
     }
     let crd = crds
         .iter()

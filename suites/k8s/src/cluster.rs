@@ -23,6 +23,8 @@ use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use nfvi_harness::Outcome;
+
+use crate::area::{Connection, KubernetesConfig};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
@@ -62,6 +64,12 @@ impl ReadError {
 impl From<ReadError> for Outcome {
     fn from(e: ReadError) -> Self {
         e.outcome()
+    }
+}
+
+impl From<ReadError> for nfvi_harness::CheckError {
+    fn from(e: ReadError) -> Self {
+        Self(e.outcome())
     }
 }
 
@@ -113,39 +121,23 @@ pub struct Cluster {
     gone: std::sync::OnceLock<String>,
 }
 
-/// The cluster a check reads: a skip without a kubeconfig ("no kubeconfig given"), an error
-/// outcome when the kubeconfig cannot be used.
+/// The cluster a check reads, connected once per run: a skip without a kubeconfig ("no
+/// kubeconfig given"), an error outcome when the kubeconfig cannot be used.
 pub async fn for_check(cx: &nfvi_harness::CheckContext) -> Result<Arc<Cluster>, Outcome> {
-    let k = &cx.target().kubernetes;
-    let Some(path) = k.kubeconfig_path() else {
+    let k = cx.target().config::<KubernetesConfig>();
+    let (Some(path), None) = (k.kubeconfig_path(), k.missing()) else {
         return Err(Outcome::skip(nfvi_harness::SkipReason {
             kind: nfvi_harness::SkipKind::MissingCapability,
-            message: "no kubeconfig given".to_owned(),
+            message: k.missing().unwrap_or_default(),
         }));
     };
     let context = Some(k.context.as_str()).filter(|c| !c.is_empty());
-    connect(&path, context).await.map_err(|e| e.outcome())
-}
-
-/// Reads and connects once per (kubeconfig, context) for the whole run.
-pub async fn connect(kubeconfig: &Path, context: Option<&str>) -> Result<Arc<Cluster>, ReadError> {
-    type Shared = Arc<OnceCell<Result<Arc<Cluster>, ReadError>>>;
-    static CLUSTERS: Mutex<Option<HashMap<String, Shared>>> = Mutex::new(None);
-    let key = format!("{}|{}", kubeconfig.display(), context.unwrap_or(""));
-    let slot = CLUSTERS
-        .lock()
-        .expect("cluster cache poisoned")
-        .get_or_insert_with(HashMap::new)
-        .entry(key)
-        .or_default()
-        .clone();
-    slot.get_or_init(|| async {
-        Cluster::open(kubeconfig, context, false)
-            .await
-            .map(Arc::new)
-    })
-    .await
-    .clone()
+    cx.shared::<Connection>()
+        .cluster
+        .get_or_init(|| async { Cluster::open(&path, context, false).await.map(Arc::new) })
+        .await
+        .clone()
+        .map_err(|e| e.outcome())
 }
 
 impl Cluster {
@@ -216,12 +208,6 @@ impl Cluster {
     /// The kube client, for the probes.
     pub fn client(&self) -> &Client {
         &self.client
-    }
-
-    /// A new client for the same kubeconfig and context (for cleanups that run outside the
-    /// check's runtime).
-    pub async fn reopen(&self) -> Result<Cluster, ReadError> {
-        Cluster::open(&self.kubeconfig, self.context.as_deref(), false).await
     }
 
     /// The same server without credentials.

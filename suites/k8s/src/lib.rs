@@ -10,9 +10,12 @@
 
 #![warn(missing_docs)]
 
+mod area;
 mod checks;
 pub mod cluster;
 mod probes;
+
+pub use area::{K8sArea, KubernetesConfig, kubeconfig_need};
 
 /// Every check of the k8s area: the API checks, then the in-cluster probes.
 pub fn checks() -> Vec<std::sync::Arc<dyn nfvi_harness::Check>> {

@@ -18,17 +18,17 @@ use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::{Api, DeleteParams, LogParams, PostParams};
 use kube::runtime::wait::{self, await_condition};
 use kube::runtime::watcher;
-use nfvi_harness::target::LatencySla;
 use nfvi_harness::{
-    BoxFuture, Check, CheckContext, CheckMeta, Need, Outcome, Severity, SkipKind, SkipReason,
+    Check, CheckContext, CheckError, CheckMeta, CheckResult, Outcome, Severity, declare,
 };
 use nfvi_reference_model::Area;
 use nfvi_suite_datapath::probe::PairedBlocks;
 use nfvi_suite_datapath::stats;
+use nfvi_suite_datapath::{DatapathConfig, LatencySla};
 use serde_json::json;
 
 use crate::checks::{condition, is_control_plane};
-use crate::cluster::{self, Cluster, ReadError};
+use crate::cluster::{self, Cluster};
 
 /// The label on everything the probes create.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "nfvi-verify");
@@ -39,52 +39,47 @@ const PORT: u16 = 7777;
 /// How long pods may take to start (image pull included).
 const START_TIMEOUT: Duration = Duration::from_secs(180);
 
-struct PodLatency {
-    meta: CheckMeta,
-}
-
 /// The in-cluster probe checks.
 pub fn checks() -> Vec<Arc<dyn Check>> {
-    vec![Arc::new(PodLatency {
-        meta: CheckMeta::new(
-            "k8s.datapath.pod-latency",
-            Area::K8s,
-            "Pod-to-pod latency over the default network, same node against cross node, measured by probe pods",
+    vec![
+        declare(
+            CheckMeta::new(
+                "k8s.datapath.pod-latency",
+                Area::K8s,
+                "Pod-to-pod latency over the default network, same node against cross node, measured by probe pods",
+            )
+            .subject("in-cluster-probes")
+            .covers(Severity::Should, &[])
+            .needs([crate::kubeconfig_need()])
+            .side_effects(
+                "creates a namespace nfvi-verify-probe-* (label app.kubernetes.io/managed-by=nfvi-verify) holding two responder pods pinned to two workers and one client pod; UDP probes between them",
+                "deletes the namespace, and with it the pods, whatever the outcome (also on Ctrl-C)",
+            )
+            .timeout(Duration::from_secs(600)),
+            |cx| Box::pin(pod_latency(cx)),
         )
-        .subject("in-cluster-probes")
-        .covers(Severity::Should, &[])
-        .needs([Need::Kubeconfig])
-        .side_effects(
-            "creates a namespace nfvi-verify-probe-* (label app.kubernetes.io/managed-by=nfvi-verify) holding two responder pods pinned to two workers and one client pod; UDP probes between them",
-            "deletes the namespace, and with it the pods, whatever the outcome (also on Ctrl-C)",
-        )
-        .timeout(Duration::from_secs(600)),
-    })]
+        .into_check(),
+    ]
 }
 
-impl Check for PodLatency {
-    fn meta(&self) -> &CheckMeta {
-        &self.meta
+/// Measures pod-to-pod latency; the server and the probe image go on every outcome once the
+/// cluster is connected, an early one too.
+async fn pod_latency(cx: &CheckContext) -> CheckResult {
+    let k = cx.target().config::<crate::KubernetesConfig>();
+    if k.probe_image.is_empty() && k.kubeconfig_path().is_some() {
+        return Ok(Outcome::not_applicable(
+            "kubernetes.probe_image is empty: in-cluster probes need an image with nfvi-verify on PATH (the README shows how to build one)",
+        ));
     }
-
-    fn run<'a>(&'a self, cx: &'a CheckContext) -> BoxFuture<'a, Outcome> {
-        Box::pin(async move {
-            let k = &cx.target().kubernetes;
-            if k.probe_image.is_empty() && k.kubeconfig_path().is_some() {
-                return Outcome::skip(SkipReason {
-                    kind: SkipKind::NotApplicable,
-                    message: "kubernetes.probe_image is empty: in-cluster probes need an image with nfvi-verify on PATH (the README shows how to build one)".to_owned(),
-                });
-            }
-            let cluster = match cluster::for_check(cx).await {
-                Ok(c) => c,
-                Err(o) => return o,
-            };
-            let (Ok(o) | Err(o)) = measure(&cluster, cx).await;
-            o.with_property("API server", &cluster.server)
-                .with_property("probe image", &k.probe_image)
-        })
-    }
+    let cluster = cluster::for_check(cx).await?;
+    let evidence = |o: Outcome| {
+        o.with_property("API server", &cluster.server)
+            .with_property("probe image", &k.probe_image)
+    };
+    measure(&cluster, cx)
+        .await
+        .map(evidence)
+        .map_err(|CheckError(o)| evidence(o).into())
 }
 
 /// Two Ready, schedulable workers (control-plane nodes only when there are no workers).
@@ -232,44 +227,34 @@ async fn wait_pod(
     }
 }
 
-async fn measure(c: &Arc<Cluster>, cx: &CheckContext) -> Result<Outcome, Outcome> {
-    let k = &cx.target().kubernetes;
-    let nodes = c.nodes().await.map_err(|e: ReadError| e.outcome())?;
+async fn measure(c: &Arc<Cluster>, cx: &CheckContext) -> CheckResult {
+    let k = cx.target().config::<crate::KubernetesConfig>();
+    let nodes = c.nodes().await?;
     let Some((a, b)) = pick_nodes(&nodes) else {
-        return Ok(Outcome::skip(SkipReason {
-            kind: SkipKind::NotApplicable,
-            message:
-                "fewer than two Ready, schedulable nodes: there is no cross-node path to measure"
-                    .to_owned(),
-        }));
+        return Ok(Outcome::not_applicable(
+            "fewer than two Ready, schedulable nodes: there is no cross-node path to measure",
+        ));
     };
     let ns = format!(
         "nfvi-verify-probe-{}-{}",
         std::process::id(),
         chrono::Utc::now().timestamp() % 100_000
     );
-    // Registered before the namespace exists, run whatever happens; it has its own client
-    // and runtime, since the runner calls it outside this check's future.
+    // Registered before the namespace exists, run whatever happens, through the run's
+    // client on the run's runtime.
     let ns_for_cleanup = ns.clone();
     let cluster = c.clone();
-    cx.on_cleanup(format!("delete namespace {ns}"), move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
-        rt.block_on(async {
-            let c = cluster.reopen().await.map_err(|e| e.message)?;
-            match Api::<Namespace>::all(c.client().clone())
-                .delete(&ns_for_cleanup, &DeleteParams::foreground())
-                .await
-            {
-                Ok(_) => Ok(()),
-                Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-                Err(e) => Err(c
-                    .explain(&format!("delete namespace {ns_for_cleanup}"), &e)
-                    .message),
-            }
-        })
+    cx.on_cleanup_async(format!("delete namespace {ns}"), async move {
+        match Api::<Namespace>::all(cluster.client().clone())
+            .delete(&ns_for_cleanup, &DeleteParams::foreground())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(cluster
+                .explain(&format!("delete namespace {ns_for_cleanup}"), &e)
+                .message),
+        }
     });
     let namespace: Namespace = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Namespace",
@@ -279,7 +264,7 @@ async fn measure(c: &Arc<Cluster>, cx: &CheckContext) -> Result<Outcome, Outcome
     Api::<Namespace>::all(c.client().clone())
         .create(&PostParams::default(), &namespace)
         .await
-        .map_err(|e| c.explain(&format!("create namespace {ns}"), &e).outcome())?;
+        .map_err(|e| c.explain(&format!("create namespace {ns}"), &e))?;
     let pods: Api<Pod> = Api::namespaced(c.client().clone(), &ns);
     let serve = |node: &str, name: &str| {
         pod(
@@ -299,7 +284,7 @@ async fn measure(c: &Arc<Cluster>, cx: &CheckContext) -> Result<Outcome, Outcome
     for (name, node) in [("responder-same", &a), ("responder-other", &b)] {
         pods.create(&PostParams::default(), &serve(node, name))
             .await
-            .map_err(|e| c.explain(&format!("create pod {ns}/{name}"), &e).outcome())?;
+            .map_err(|e| c.explain(&format!("create pod {ns}/{name}"), &e))?;
     }
     let mut responders = Vec::new();
     for name in ["responder-same", "responder-other"] {
@@ -318,7 +303,7 @@ async fn measure(c: &Arc<Cluster>, cx: &CheckContext) -> Result<Outcome, Outcome
     for net in &k.probe_networks {
         let mut ips = Vec::new();
         for p in &responders {
-            ips.push(secondary_ip(p, net).map_err(Outcome::error)?);
+            ips.push(secondary_ip(p, net)?);
         }
         targets.push((net.clone(), ips));
     }
@@ -354,38 +339,39 @@ async fn measure(c: &Arc<Cluster>, cx: &CheckContext) -> Result<Outcome, Outcome
         );
         pods.create(&PostParams::default(), &client)
             .await
-            .map_err(|e| c.explain(&format!("create pod {ns}/{name}"), &e).outcome())?;
+            .map_err(|e| c.explain(&format!("create pod {ns}/{name}"), &e))?;
         // Generous: a 100 µs RTT per probe, both paths, plus start-up.
         let budget =
             START_TIMEOUT + Duration::from_micros(u64::from(rounds) * u64::from(block) * 2 * 100);
         let done = wait_pod(&pods, c, &name, true, budget).await?;
-        let logs = pods.logs(&name, &LogParams::default()).await.map_err(|e| {
-            c.explain(&format!("get the log of pod {ns}/{name}"), &e)
-                .outcome()
-        })?;
+        let logs = pods
+            .logs(&name, &LogParams::default())
+            .await
+            .map_err(|e| c.explain(&format!("get the log of pod {ns}/{name}"), &e))?;
         let phase = done.status.and_then(|s| s.phase).unwrap_or_default();
         if phase != "Succeeded" {
-            return Err(Outcome::error(format!(
+            return Err(format!(
                 "the probe client on the {net} failed: {}",
                 nfvi_harness::truncate_chars(logs.trim(), 300)
-            )));
+            )
+            .into());
         }
         let paired: PairedBlocks = serde_json::from_str(&logs).map_err(|e| {
-            Outcome::error(format!(
+            format!(
                 "the probe client's output on the {net} is not the expected JSON ({e}): {}",
                 nfvi_harness::truncate_chars(logs.trim(), 200)
-            ))
+            )
         })?;
         results.push((net.clone(), paired));
     }
     let (_, default) = &results[0];
-    let sla = &cx.target().datapath.sla;
+    let sla = &cx.target().config::<DatapathConfig>().sla;
     let slas = [sla.get("pod-same-node"), sla.get("pod-cross-node")];
     let mut o = judge(default, &a, &b, &ns, slas);
     for (net, paired) in &results[1..] {
         let sub = judge(paired, &a, &b, &ns, [None, None]);
         if sub.status != nfvi_harness::Status::Passed {
-            return Err(Outcome::error(format!("{net}: {}", sub.message)));
+            return Err(format!("{net}: {}", sub.message).into());
         }
         o = o.with_property(net.as_str(), &sub.message);
         for (k, m) in &sub.evidence.metrics {
@@ -494,10 +480,8 @@ pub(crate) fn judge(
         ("same node", &p.first_cdf_us),
         ("cross node", &p.second_cdf_us),
     ] {
-        if cdf.len() == 101 && cdf.iter().all(|x| x.is_finite()) {
-            o.evidence
-                .samples
-                .insert(format!("cdf:{name}"), cdf.clone());
+        if let Ok(cdf) = nfvi_harness::Percentiles::new(cdf.clone()) {
+            o = o.with_distribution(name, cdf);
         }
     }
     let mut missed = Vec::new();

@@ -1,36 +1,38 @@
 //! The OpenStack API sanity checks.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use nfvi_harness::{
-    BoxFuture, Check, CheckContext, CheckMeta, Need, Outcome, Severity, SkipKind, SkipReason,
+    Check, CheckContext, CheckError, CheckMeta, CheckResult, Outcome, Severity, declare,
 };
 use nfvi_reference_model::Area;
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
+use crate::area::KollaShared;
 use crate::creds::{Credentials, Secret};
 use crate::http;
 
 /// A project-scoped token and the token body (catalog, roles, expiry).
 #[derive(Clone)]
-struct Session {
+pub(crate) struct Session {
     token: Secret,
     body: Value,
     status: u16,
 }
 
-type Cached = Arc<OnceCell<Result<Session, String>>>;
+/// One run's token for one set of credentials, issued on first use.
+pub(crate) type Cached = Arc<OnceCell<Result<Session, String>>>;
 
 /// One token per (auth URL, user, project) for the whole run: token issue costs a bcrypt
-/// round on the server.
-fn cache_slot(creds: &Credentials) -> Cached {
-    static SESSIONS: Mutex<Option<HashMap<String, Cached>>> = Mutex::new(None);
+/// round on the server. The cache is the area's shared state, so it ends with the run.
+fn cache_slot(shared: &KollaShared, creds: &Credentials) -> Cached {
     let key = format!("{}|{}|{}", creds.auth_url, creds.username, creds.project);
-    let mut map = SESSIONS.lock().expect("session cache poisoned");
-    map.get_or_insert_with(HashMap::new)
+    shared
+        .sessions
+        .lock()
+        .expect("session cache poisoned")
         .entry(key)
         .or_default()
         .clone()
@@ -122,8 +124,8 @@ pub(crate) async fn issue_token(
 }
 
 /// The run's session for these credentials, issued once.
-async fn session(creds: &Credentials) -> Result<Session, String> {
-    cache_slot(creds)
+async fn session(shared: &KollaShared, creds: &Credentials) -> Result<Session, String> {
+    cache_slot(shared, creds)
         .get_or_init(|| async { issue(&http::client(&creds.tls)?, creds).await })
         .await
         .clone()
@@ -212,6 +214,7 @@ fn service_api(service_type: &str) -> Option<&'static ServiceApi> {
         .find(|a| a.types.contains(&service_type))
 }
 
+/// Which API question a check asks: all share the credentials, the token and the evidence.
 #[derive(Clone, Copy, Debug)]
 enum Kind {
     Discovery,
@@ -247,57 +250,63 @@ const NETWORK_AGENTS: StateCall = StateCall {
     judge: judge_network_agents,
 };
 
-struct ApiCheck {
-    meta: CheckMeta,
-    kind: Kind,
+/// The metadata every check that needs credentials shares. `#[track_caller]`, so the
+/// check's own line is its declaration site.
+#[track_caller]
+fn meta(id: &str, title: &str, covers: &[&str]) -> CheckMeta {
+    CheckMeta::new(id, Area::Kolla, title)
+        .subject("openstack-api")
+        .covers(Severity::Must, covers)
+        .needs([crate::area::cloud_need()])
+        .side_effects(
+            "issues one project-scoped token (read-only API calls otherwise); the token expires on its own",
+            "none needed",
+        )
+        .timeout(Duration::from_secs(60))
 }
 
 /// Every OpenStack API check.
 pub fn checks() -> Vec<Arc<dyn Check>> {
-    let mk = |id: &str, title: &str, covers: &[&str], kind: Kind| -> Arc<dyn Check> {
-        Arc::new(ApiCheck {
-            meta: CheckMeta::new(id, Area::Kolla, title)
-                .subject("openstack-api")
-                .covers(Severity::Must, covers)
-                .needs([Need::OpenStackCloud])
-                .side_effects(
-                    "issues one project-scoped token (read-only API calls otherwise); the token expires on its own",
-                    "none needed",
-                )
-                .timeout(Duration::from_secs(60)),
-            kind,
-        })
-    };
     let mut all = vec![
-        mk(
-            "kolla.api.identity-discovery",
-            "Identity v3 version discovery: the stable v3 version and the version list",
-            &["gen.ost.01", "int.api.01@ra1", "int.api.10@ra1"],
-            Kind::Discovery,
+        declare(
+            meta(
+                "kolla.api.identity-discovery",
+                "Identity v3 version discovery: the stable v3 version and the version list",
+                &["gen.ost.01", "int.api.01@ra1", "int.api.10@ra1"],
+            ),
+            |cx| Box::pin(run(Kind::Discovery, cx)),
         ),
-        mk(
-            "kolla.api.token-issue",
-            "A password token scoped to the project is issued (201, X-Subject-Token, catalog, roles)",
-            &["int.api.01@ra1"],
-            Kind::TokenIssue,
+        declare(
+            meta(
+                "kolla.api.token-issue",
+                "A password token scoped to the project is issued (201, X-Subject-Token, catalog, roles)",
+                &["int.api.01@ra1"],
+            ),
+            |cx| Box::pin(run(Kind::TokenIssue, cx)),
         ),
-        mk(
-            "kolla.api.token-validate",
-            "The token validates (GET /v3/auth/tokens)",
-            &["int.api.01@ra1"],
-            Kind::TokenValidate,
+        declare(
+            meta(
+                "kolla.api.token-validate",
+                "The token validates (GET /v3/auth/tokens)",
+                &["int.api.01@ra1"],
+            ),
+            |cx| Box::pin(run(Kind::TokenValidate, cx)),
         ),
-        mk(
-            "kolla.api.catalog",
-            "The service catalog is not empty and lists identity on the chosen interface",
-            &["gen.ost.01"],
-            Kind::Catalog,
+        declare(
+            meta(
+                "kolla.api.catalog",
+                "The service catalog is not empty and lists identity on the chosen interface",
+                &["gen.ost.01"],
+            ),
+            |cx| Box::pin(run(Kind::Catalog, cx)),
         ),
-        mk(
-            "kolla.api.endpoints",
-            "Every catalog endpoint answers version discovery and, for known types, a read-only list call",
-            &["gen.ost.01", "int.api.10@ra1"],
-            Kind::Endpoints,
+        declare(
+            meta(
+                "kolla.api.endpoints",
+                "Every catalog endpoint answers version discovery and, for known types, a read-only list call",
+                &["gen.ost.01", "int.api.10@ra1"],
+            ),
+            |cx| Box::pin(run(Kind::Endpoints, cx)),
         ),
     ];
     for api in SERVICE_APIS {
@@ -306,61 +315,68 @@ pub fn checks() -> Vec<Arc<dyn Check>> {
         } else {
             format!(" {}", api.version)
         };
-        all.push(mk(
-            &format!("kolla.api.{}", api.types[0]),
-            &format!(
-                "{} ({}) serves API{version}: version discovery and a read-only list call",
-                api.name, api.types[0]
+        all.push(declare(
+            meta(
+                &format!("kolla.api.{}", api.types[0]),
+                &format!(
+                    "{} ({}) serves API{version}: version discovery and a read-only list call",
+                    api.name, api.types[0]
+                ),
+                &[api.requirement],
             ),
-            &[api.requirement],
-            Kind::Service(api),
+            move |cx| Box::pin(run(Kind::Service(api), cx)),
         ));
     }
-    all.push(mk(
-        "kolla.api.compute-services",
-        "Every enabled compute service (nova-scheduler, nova-conductor, nova-compute, ...) is up, and a compute host is registered",
-        &[COMPUTE_SERVICES.requirement],
-        Kind::States(&COMPUTE_SERVICES),
-    ));
-    all.push(Arc::new(DashboardCheck {
-        meta: CheckMeta::new(
-            "kolla.api.dashboard",
-            Area::Kolla,
-            "The Horizon dashboard serves its login page (openstack.dashboard_url)",
-        )
-        .subject("openstack-api")
-        .covers(Severity::Must, &["int.api.07@ra1"])
-        .side_effects("none: one GET of the login page, no login", "none needed")
-        .timeout(Duration::from_secs(30)),
-    }));
-    all.push(mk(
-        "kolla.api.network-agents",
-        "Every administratively up network agent is alive",
-        &[NETWORK_AGENTS.requirement],
-        Kind::States(&NETWORK_AGENTS),
-    ));
-    all
+    all.extend([
+        declare(
+            meta(
+                "kolla.api.compute-services",
+                "Every enabled compute service (nova-scheduler, nova-conductor, nova-compute, ...) is up, and a compute host is registered",
+                &[COMPUTE_SERVICES.requirement],
+            ),
+            |cx| Box::pin(run(Kind::States(&COMPUTE_SERVICES), cx)),
+        ),
+        declare(
+            CheckMeta::new(
+                "kolla.api.dashboard",
+                Area::Kolla,
+                "The Horizon dashboard serves its login page (openstack.dashboard_url)",
+            )
+            .subject("openstack-api")
+            .covers(Severity::Must, &["int.api.07@ra1"])
+            .side_effects("none: one GET of the login page, no login", "none needed")
+            .timeout(Duration::from_secs(30)),
+            |cx| Box::pin(horizon(cx)),
+        ),
+        declare(
+            meta(
+                "kolla.api.network-agents",
+                "Every administratively up network agent is alive",
+                &[NETWORK_AGENTS.requirement],
+            ),
+            |cx| Box::pin(run(Kind::States(&NETWORK_AGENTS), cx)),
+        ),
+    ]);
+    all.into_iter().map(|d| d.into_check()).collect()
 }
 
-impl Check for ApiCheck {
-    fn meta(&self) -> &CheckMeta {
-        &self.meta
-    }
-
-    fn run<'a>(&'a self, cx: &'a CheckContext) -> BoxFuture<'a, Outcome> {
-        Box::pin(async move {
-            let creds = match Credentials::discover(&cx.target().openstack) {
-                Ok(c) => c.with_target(&cx.target().openstack),
-                Err(e) => return Outcome::error(e),
-            };
-            let (Ok(o) | Err(o)) = self.run_with(&creds).await;
-            o.with_property("credentials from", &creds.source)
-                .with_property("kolla stage", "post-deploy (API smoke tests on its openrc)")
-                .with_property("auth url", &creds.auth_url)
-                .with_property("interface", &creds.interface)
-                .with_property("TLS", creds.tls.describe())
-        })
-    }
+/// Runs a check with the target's credentials; where they come from and what they reach go on
+/// every outcome once they are known, an early one too.
+async fn run(kind: Kind, cx: &CheckContext) -> CheckResult {
+    let os = cx.target().config::<crate::OpenStackConfig>();
+    let creds = Credentials::discover(os)?.with_target(os);
+    let shared = cx.shared::<KollaShared>();
+    let evidence = |o: Outcome| {
+        o.with_property("credentials from", &creds.source)
+            .with_stage("post-deploy (API smoke tests on its openrc)")
+            .with_property("auth url", &creds.auth_url)
+            .with_property("interface", &creds.interface)
+            .with_property("TLS", creds.tls.describe())
+    };
+    run_with(kind, &shared, &creds)
+        .await
+        .map(evidence)
+        .map_err(|CheckError(o)| evidence(o).into())
 }
 
 /// An endpoint URL's root (what version discovery answers at): scheme, host, port and any
@@ -476,260 +492,244 @@ fn skip_absent(types: &[&str], creds: &Credentials, covers: &str) -> Outcome {
         .as_deref()
         .map(|r| format!(" in region `{r}`"))
         .unwrap_or_default();
-    Outcome::skip(SkipReason {
-        kind: SkipKind::NotApplicable,
-        message: format!(
-            "the catalog has no `{}` endpoint on interface `{}`{region}: the service is not deployed, so {covers} stays unverified",
-            types[0], creds.interface
-        ),
-    })
+    Outcome::not_applicable(format!(
+        "the catalog has no `{}` endpoint on interface `{}`{region}: the service is not deployed, so {covers} stays unverified",
+        types[0], creds.interface
+    ))
 }
 
-impl ApiCheck {
-    async fn run_with(&self, creds: &Credentials) -> Result<Outcome, Outcome> {
-        let http = http::client(&creds.tls).map_err(Outcome::error)?;
-        // An unreachable identity service leaves the question open (error); a rejection or a
-        // malformed answer is the NFVI's (failure).
-        let session = || async {
-            session(creds).await.map_err(|e| {
-                if http::unreachable(&e) {
-                    Outcome::error(e)
-                } else {
-                    Outcome::fail(e)
+/// What a check of `kind` asks the APIs, and its judgement of the answers.
+async fn run_with(kind: Kind, shared: &KollaShared, creds: &Credentials) -> CheckResult {
+    let http = http::client(&creds.tls)?;
+    // An unreachable identity service leaves the question open (error); a rejection or a
+    // malformed answer is the NFVI's (failure).
+    let session = || async {
+        session(shared, creds).await.map_err(|e| {
+            if http::unreachable(&e) {
+                Outcome::error(e)
+            } else {
+                Outcome::fail(e)
+            }
+        })
+    };
+    match kind {
+        Kind::Discovery => {
+            let (status, _, body) = json_call(http.get(&creds.auth_url), &creds.auth_url).await?;
+            let v = &body["version"];
+            if status != 200
+                || v["status"] != "stable"
+                || !v["id"].as_str().unwrap_or("").starts_with("v3")
+            {
+                return Ok(Outcome::fail(format!(
+                    "GET {} answered {status}; expected 200 with a stable v3 version, got version {}",
+                    creds.auth_url, v
+                )));
+            }
+            let root = endpoint_root(&creds.auth_url);
+            let (rs, _, rb) = json_call(http.get(&root), &root).await?;
+            let versions = rb["versions"]["values"].as_array().map_or(0, Vec::len);
+            let o = if (rs == 300 || rs == 200) && versions > 0 {
+                Outcome::pass(format!(
+                    "identity {} is stable; {root} lists {versions} version(s)",
+                    v["id"].as_str().unwrap_or("")
+                ))
+            } else {
+                Outcome::fail(format!(
+                    "GET {root} answered {rs} with {versions} versions; expected 300 and a version list"
+                ))
+            };
+            Ok(
+                o.with_property("identity version", v["id"].as_str().unwrap_or(""))
+                    .with_property("version list status", rs),
+            )
+        }
+        Kind::TokenIssue => {
+            let s = session().await?;
+            let t = &s.body["token"];
+            let mut missing = Vec::new();
+            for key in ["catalog", "roles", "expires_at", "project"] {
+                if t.get(key).is_none() {
+                    missing.push(key);
                 }
+            }
+            Ok(if missing.is_empty() {
+                Outcome::pass(format!(
+                    "token issued ({}), expires {}, roles {}",
+                    s.status,
+                    t["expires_at"].as_str().unwrap_or(""),
+                    t["roles"].as_array().map_or(0, Vec::len)
+                ))
+                .with_property("project", t["project"]["name"].as_str().unwrap_or(""))
+            } else {
+                Outcome::fail(format!("the token body lacks {missing:?}"))
             })
-        };
-        match self.kind {
-            Kind::Discovery => {
-                let (status, _, body) = json_call(http.get(&creds.auth_url), &creds.auth_url)
-                    .await
-                    .map_err(Outcome::error)?;
-                let v = &body["version"];
-                if status != 200
-                    || v["status"] != "stable"
-                    || !v["id"].as_str().unwrap_or("").starts_with("v3")
-                {
-                    return Ok(Outcome::fail(format!(
-                        "GET {} answered {status}; expected 200 with a stable v3 version, got version {}",
-                        creds.auth_url, v
-                    )));
-                }
-                let root = endpoint_root(&creds.auth_url);
-                let (rs, _, rb) = json_call(http.get(&root), &root)
-                    .await
-                    .map_err(Outcome::error)?;
-                let versions = rb["versions"]["values"].as_array().map_or(0, Vec::len);
-                let o = if (rs == 300 || rs == 200) && versions > 0 {
-                    Outcome::pass(format!(
-                        "identity {} is stable; {root} lists {versions} version(s)",
-                        v["id"].as_str().unwrap_or("")
-                    ))
+        }
+        Kind::TokenValidate => {
+            let s = session().await?;
+            let url = format!("{}/auth/tokens", creds.auth_url);
+            let req = http
+                .get(&url)
+                .header("X-Auth-Token", s.token.expose())
+                .header("X-Subject-Token", s.token.expose());
+            let (status, _, body) = json_call(req, &url).await?;
+            Ok(
+                if status == 200 && body["token"]["expires_at"].is_string() {
+                    Outcome::pass("the token validates (200)")
                 } else {
                     Outcome::fail(format!(
-                        "GET {root} answered {rs} with {versions} versions; expected 300 and a version list"
+                        "GET {url} with the token answered {status}; expected 200 and the token body"
                     ))
-                };
-                Ok(
-                    o.with_property("identity version", v["id"].as_str().unwrap_or(""))
-                        .with_property("version list status", rs),
-                )
-            }
-            Kind::TokenIssue => {
-                let s = session().await?;
-                let t = &s.body["token"];
-                let mut missing = Vec::new();
-                for key in ["catalog", "roles", "expires_at", "project"] {
-                    if t.get(key).is_none() {
-                        missing.push(key);
-                    }
-                }
-                Ok(if missing.is_empty() {
-                    Outcome::pass(format!(
-                        "token issued ({}), expires {}, roles {}",
-                        s.status,
-                        t["expires_at"].as_str().unwrap_or(""),
-                        t["roles"].as_array().map_or(0, Vec::len)
-                    ))
-                    .with_property("project", t["project"]["name"].as_str().unwrap_or(""))
-                } else {
-                    Outcome::fail(format!("the token body lacks {missing:?}"))
-                })
-            }
-            Kind::TokenValidate => {
-                let s = session().await?;
-                let url = format!("{}/auth/tokens", creds.auth_url);
-                let req = http
-                    .get(&url)
-                    .header("X-Auth-Token", s.token.expose())
-                    .header("X-Subject-Token", s.token.expose());
-                let (status, _, body) = json_call(req, &url).await.map_err(Outcome::error)?;
-                Ok(
-                    if status == 200 && body["token"]["expires_at"].is_string() {
-                        Outcome::pass("the token validates (200)")
-                    } else {
-                        Outcome::fail(format!(
-                            "GET {url} with the token answered {status}; expected 200 and the token body"
-                        ))
-                    },
-                )
-            }
-            Kind::Catalog => {
-                let s = session().await?;
-                let catalog = s.body["token"]["catalog"]
+                },
+            )
+        }
+        Kind::Catalog => {
+            let s = session().await?;
+            let catalog = s.body["token"]["catalog"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let types: Vec<&str> = catalog.iter().filter_map(|c| c["type"].as_str()).collect();
+            let identity = catalog.iter().find(|c| c["type"] == "identity");
+            let on_iface = identity.is_some_and(|c| {
+                c["endpoints"]
                     .as_array()
-                    .cloned()
-                    .unwrap_or_default();
-                let types: Vec<&str> = catalog.iter().filter_map(|c| c["type"].as_str()).collect();
-                let identity = catalog.iter().find(|c| c["type"] == "identity");
-                let on_iface = identity.is_some_and(|c| {
-                    c["endpoints"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .any(|e| e["interface"] == creds.interface.as_str())
-                });
-                let o = if catalog.is_empty() {
-                    Outcome::fail("the service catalog is empty")
-                } else if !on_iface {
-                    Outcome::fail(format!(
-                        "the catalog has no identity endpoint on interface `{}`",
-                        creds.interface
-                    ))
-                } else {
-                    Outcome::pass(format!("{} services: {}", types.len(), types.join(", ")))
-                };
-                Ok(o.with_property("service types", types.join(", "))
-                    .with_property("interface", &creds.interface))
+                    .into_iter()
+                    .flatten()
+                    .any(|e| e["interface"] == creds.interface.as_str())
+            });
+            let o = if catalog.is_empty() {
+                Outcome::fail("the service catalog is empty")
+            } else if !on_iface {
+                Outcome::fail(format!(
+                    "the catalog has no identity endpoint on interface `{}`",
+                    creds.interface
+                ))
+            } else {
+                Outcome::pass(format!("{} services: {}", types.len(), types.join(", ")))
+            };
+            Ok(o.with_property("service types", types.join(", "))
+                .with_property("interface", &creds.interface))
+        }
+        Kind::Endpoints => {
+            let s = session().await?;
+            let endpoints = catalog_endpoints(&s.body, creds);
+            if endpoints.is_empty() {
+                return Ok(Outcome::fail(format!(
+                    "no catalog endpoint on interface `{}`",
+                    creds.interface
+                )));
             }
-            Kind::Endpoints => {
-                let s = session().await?;
-                let endpoints = catalog_endpoints(&s.body, creds);
-                if endpoints.is_empty() {
-                    return Ok(Outcome::fail(format!(
-                        "no catalog endpoint on interface `{}`",
-                        creds.interface
-                    )));
-                }
-                // Endpoints are asked concurrently; one that fails discovery is not asked
-                // its list call.
-                let probes = endpoints.iter().map(|(ty, url)| {
-                    let (http, token) = (&http, &s.token);
-                    async move {
-                        let api = service_api(ty);
-                        let root =
-                            format!("{}{}", endpoint_root(url), api.map_or("", |a| a.discovery));
-                        let mut props = Vec::new();
-                        match discover(http, &root).await {
-                            Ok((st, _)) => {
-                                props.push((format!("{ty} discovery"), format!("{root} -> {st}")))
-                            }
+            // Endpoints are asked concurrently; one that fails discovery is not asked
+            // its list call.
+            let probes = endpoints.iter().map(|(ty, url)| {
+                let (http, token) = (&http, &s.token);
+                async move {
+                    let api = service_api(ty);
+                    let root = format!("{}{}", endpoint_root(url), api.map_or("", |a| a.discovery));
+                    let mut props = Vec::new();
+                    match discover(http, &root).await {
+                        Ok((st, _)) => {
+                            props.push((format!("{ty} discovery"), format!("{root} -> {st}")))
+                        }
+                        Err(e) => return (props, Some(format!("{ty}: {e}"))),
+                    }
+                    if let Some((path, key)) = api.and_then(|a| a.list) {
+                        let call = format!("{url}{path}");
+                        match list(http, token, &call, key).await {
+                            Ok(n) => props.push((
+                                format!("{ty} list"),
+                                format!("GET {call} -> 200, {n} entries"),
+                            )),
                             Err(e) => return (props, Some(format!("{ty}: {e}"))),
                         }
-                        if let Some((path, key)) = api.and_then(|a| a.list) {
-                            let call = format!("{url}{path}");
-                            match list(http, token, &call, key).await {
-                                Ok(n) => props.push((
-                                    format!("{ty} list"),
-                                    format!("GET {call} -> 200, {n} entries"),
-                                )),
-                                Err(e) => return (props, Some(format!("{ty}: {e}"))),
-                            }
-                        }
-                        (props, None)
                     }
-                });
-                let mut o = Outcome::pass("");
-                let mut problems = Vec::new();
-                for (props, problem) in futures_util::future::join_all(probes).await {
-                    for (k, v) in props {
-                        o = o.with_property(k, v);
-                    }
-                    problems.extend(problem);
+                    (props, None)
                 }
-                if problems.is_empty() {
-                    o.message = format!(
-                        "{} endpoint(s) answered version discovery and their list call",
-                        endpoints.len()
-                    );
-                    Ok(o)
-                } else {
-                    let mut f = Outcome::fail(problems.join("; "));
-                    f.evidence = o.evidence;
-                    Ok(f)
+            });
+            let mut o = Outcome::pass("");
+            let mut problems = Vec::new();
+            for (props, problem) in futures_util::future::join_all(probes).await {
+                for (k, v) in props {
+                    o = o.with_property(k, v);
                 }
+                problems.extend(problem);
             }
-            Kind::Service(api) => {
-                let s = session().await?;
-                let (ty, url) = match service_url(&s.body, creds, api.types, api.requirement) {
-                    Ok(found) => found,
-                    Err(skip) => return Ok(skip),
-                };
-                let root = format!("{}{}", endpoint_root(&url), api.discovery);
-                let (st, doc) = discover(&http, &root).await.map_err(Outcome::fail)?;
-                let mut o = Outcome::pass("")
-                    .with_property("catalog type", &ty)
-                    .with_property("endpoint", &url)
-                    .with_property("discovery", format!("{root} -> {st}"));
-                let served = if api.version.is_empty() {
-                    let v = doc["swift"]["version"].as_str().unwrap_or("?");
-                    o = o.with_property("version", v);
-                    format!("version {v}")
-                } else {
-                    let all = versions(&doc);
-                    let ids: Vec<&str> = all.iter().filter_map(|v| v["id"].as_str()).collect();
-                    o = o.with_property("versions", ids.join(", "));
-                    let usable = all.iter().find(|v| {
-                        v["id"]
-                            .as_str()
-                            .is_some_and(|id| id.starts_with(api.version))
-                            && matches!(
-                                v["status"].as_str().unwrap_or(""),
-                                "CURRENT" | "SUPPORTED" | "stable" | "STABLE"
-                            )
-                    });
-                    let Some(v) = usable else {
-                        return Ok(Outcome::fail(format!(
-                            "{} at {root} lists versions [{}]; RA1 asks for {} as CURRENT or SUPPORTED",
-                            api.name,
-                            ids.join(", "),
-                            api.version
-                        ))
-                        .with_property("endpoint", &url));
-                    };
-                    let id = v["id"].as_str().unwrap_or("");
-                    let micro = v["version"]
-                        .as_str()
-                        .or(v["max_version"].as_str())
-                        .filter(|m| !m.is_empty());
-                    if let Some(m) = micro {
-                        o = o.with_property("max microversion", m);
-                    }
-                    match micro {
-                        Some(m) => format!("{id} (microversions up to {m})"),
-                        None => id.to_owned(),
-                    }
-                };
-                if let Some((path, key)) = api.list {
-                    let call = format!("{url}{path}");
-                    let n = list(&http, &s.token, &call, key)
-                        .await
-                        .map_err(Outcome::fail)?;
-                    o = o.with_property("list call", format!("GET {call} -> 200, {n} entries"));
-                }
-                o.message = format!("{} serves {served} at {url}", api.name);
+            if problems.is_empty() {
+                o.message = format!(
+                    "{} endpoint(s) answered version discovery and their list call",
+                    endpoints.len()
+                );
                 Ok(o)
+            } else {
+                let mut f = Outcome::fail(problems.join("; "));
+                f.evidence = o.evidence;
+                Ok(f)
             }
-            Kind::States(state) => {
-                let s = session().await?;
-                let (_, url) =
-                    match service_url(&s.body, creds, &[state.service_type], state.requirement) {
-                        Ok(found) => found,
-                        Err(skip) => return Ok(skip),
-                    };
-                let call = format!("{url}{}", state.path);
-                let body = authed_json(&http, &s.token, &call).await?;
-                Ok((state.judge)(&body, &call))
+        }
+        Kind::Service(api) => {
+            let s = session().await?;
+            let (ty, url) = service_url(&s.body, creds, api.types, api.requirement)?;
+            let root = format!("{}{}", endpoint_root(&url), api.discovery);
+            let (st, doc) = discover(&http, &root).await.map_err(Outcome::fail)?;
+            let mut o = Outcome::pass("")
+                .with_property("catalog type", &ty)
+                .with_property("endpoint", &url)
+                .with_property("discovery", format!("{root} -> {st}"));
+            let served = if api.version.is_empty() {
+                let v = doc["swift"]["version"].as_str().unwrap_or("?");
+                o = o.with_property("version", v);
+                format!("version {v}")
+            } else {
+                let all = versions(&doc);
+                let ids: Vec<&str> = all.iter().filter_map(|v| v["id"].as_str()).collect();
+                o = o.with_property("versions", ids.join(", "));
+                let usable = all.iter().find(|v| {
+                    v["id"]
+                        .as_str()
+                        .is_some_and(|id| id.starts_with(api.version))
+                        && matches!(
+                            v["status"].as_str().unwrap_or(""),
+                            "CURRENT" | "SUPPORTED" | "stable" | "STABLE"
+                        )
+                });
+                let Some(v) = usable else {
+                    return Ok(Outcome::fail(format!(
+                        "{} at {root} lists versions [{}]; RA1 asks for {} as CURRENT or SUPPORTED",
+                        api.name,
+                        ids.join(", "),
+                        api.version
+                    ))
+                    .with_property("endpoint", &url));
+                };
+                let id = v["id"].as_str().unwrap_or("");
+                let micro = v["version"]
+                    .as_str()
+                    .or(v["max_version"].as_str())
+                    .filter(|m| !m.is_empty());
+                if let Some(m) = micro {
+                    o = o.with_property("max microversion", m);
+                }
+                match micro {
+                    Some(m) => format!("{id} (microversions up to {m})"),
+                    None => id.to_owned(),
+                }
+            };
+            if let Some((path, key)) = api.list {
+                let call = format!("{url}{path}");
+                let n = list(&http, &s.token, &call, key)
+                    .await
+                    .map_err(Outcome::fail)?;
+                o = o.with_property("list call", format!("GET {call} -> 200, {n} entries"));
             }
+            o.message = format!("{} serves {served} at {url}", api.name);
+            Ok(o)
+        }
+        Kind::States(state) => {
+            let s = session().await?;
+            let (_, url) = service_url(&s.body, creds, &[state.service_type], state.requirement)?;
+            let call = format!("{url}{}", state.path);
+            let body = authed_json(&http, &s.token, &call).await?;
+            Ok((state.judge)(&body, &call))
         }
     }
 }
@@ -748,47 +748,36 @@ fn service_url(
         .ok_or_else(|| skip_absent(types, creds, covers))
 }
 
-/// Horizon, which needs no credentials.
-struct DashboardCheck {
-    meta: CheckMeta,
-}
-
-impl Check for DashboardCheck {
-    fn meta(&self) -> &CheckMeta {
-        &self.meta
-    }
-
-    fn run<'a>(&'a self, cx: &'a CheckContext) -> BoxFuture<'a, Outcome> {
-        Box::pin(async move {
-            dashboard(&cx.target().openstack)
-                .await
-                .with_property("kolla stage", "post-deploy (API smoke tests on its openrc)")
-        })
-    }
+/// Horizon, which needs no credentials; the Kolla stage goes on every outcome, a skip or an
+/// early error too.
+async fn horizon(cx: &CheckContext) -> CheckResult {
+    let stage = |o: Outcome| o.with_stage("post-deploy (API smoke tests on its openrc)");
+    dashboard(cx.target().config::<crate::OpenStackConfig>())
+        .await
+        .map(stage)
+        .map_err(|CheckError(o)| stage(o).into())
 }
 
 /// Horizon: `dashboard_url` answers (after redirects) 200 with an HTML page that is Horizon's
 /// login page (its title or its login form).
-async fn dashboard(os: &nfvi_harness::target::OpenStackTarget) -> Outcome {
+async fn dashboard(os: &crate::OpenStackConfig) -> CheckResult {
     let url = os.dashboard_url.as_str();
     if url.is_empty() {
-        return Outcome::skip(SkipReason {
-            kind: SkipKind::NotApplicable,
-            message: "openstack.dashboard_url is empty (a deployment without Horizon, such as an edge site): int.api.07@ra1 stays unverified".to_owned(),
-        });
+        return Ok(Outcome::not_applicable(
+            "openstack.dashboard_url is empty (a deployment without Horizon, such as an edge site): int.api.07@ra1 stays unverified",
+        ));
     }
     let tls = http::Tls {
         cacert: Some(os.cacert.clone()).filter(|c| !c.is_empty()),
         insecure: os.insecure,
     };
-    let client = match http::client(&tls) {
-        Ok(c) => c,
-        Err(e) => return Outcome::error(e),
-    };
-    let resp = match client.get(url).header("Accept", "text/html").send().await {
-        Ok(r) => r,
-        Err(e) => return Outcome::error(http::describe(&e, url, CA_HINT)),
-    };
+    let client = http::client(&tls)?;
+    let resp = client
+        .get(url)
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .map_err(|e| http::describe(&e, url, CA_HINT))?;
     let status = resp.status().as_u16();
     let landed = resp.url().to_string();
     let page = resp.text().await.unwrap_or_default();
@@ -804,10 +793,12 @@ async fn dashboard(os: &nfvi_harness::target::OpenStackTarget) -> Outcome {
     {
         Some(next) => {
             landed_on = next.to_string();
-            match client.get(next.clone()).send().await {
-                Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
-                Err(e) => return Outcome::error(http::describe(&e, next.as_str(), CA_HINT)),
-            }
+            let r = client
+                .get(next.clone())
+                .send()
+                .await
+                .map_err(|e| http::describe(&e, next.as_str(), CA_HINT))?;
+            (r.status().as_u16(), r.text().await.unwrap_or_default())
         }
         None => (status, page),
     };
@@ -827,9 +818,9 @@ async fn dashboard(os: &nfvi_harness::target::OpenStackTarget) -> Outcome {
             "{url} answered {status} at {landed_on}; expected 200 with Horizon's login page"
         ))
     };
-    o.with_property("dashboard", url)
+    Ok(o.with_property("dashboard", url)
         .with_property("landed on", landed_on)
-        .with_property("TLS", tls.describe())
+        .with_property("TLS", tls.describe()))
 }
 
 /// A GET with the token that must answer 200 with JSON; anything else fails naming it.

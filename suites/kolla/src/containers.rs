@@ -10,12 +10,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bollard::Docker;
 use bollard::query_parameters::EventsOptions;
 use futures_util::StreamExt;
-use nfvi_harness::{BoxFuture, Check, CheckContext, CheckMeta, Need, Outcome, Severity};
+use nfvi_harness::{Check, CheckContext, CheckMeta, CheckResult, Outcome, Severity, declare};
 use nfvi_reference_model::Area;
 use serde_json::Value;
 
 use crate::services::{self, Expected, Health};
 
+/// Which judgement a check makes: the checks share the inspection and the evidence.
 #[derive(Clone, Copy, Debug)]
 enum Kind {
     Running,
@@ -25,59 +26,68 @@ enum Kind {
     Flapping,
 }
 
-struct ContainerCheck {
-    meta: CheckMeta,
-    kind: Kind,
+/// The metadata every container check shares. `#[track_caller]`, so the check's own line is
+/// its declaration site.
+#[track_caller]
+fn meta(id: &str, title: &str, severity: Severity) -> CheckMeta {
+    CheckMeta::new(id, Area::Kolla, title)
+        .subject("kolla-containers")
+        .covers(severity, &["gen.ost.01"])
+        .needs([nfvi_suite_docker::socket_need()])
+        .side_effects(
+            "none: inspects containers and reads the Docker event log",
+            "none needed",
+        )
+        .timeout(Duration::from_secs(120))
 }
 
 /// Every Kolla container check.
 pub fn checks() -> Vec<Arc<dyn Check>> {
-    let mk = |id: &str, title: &str, sev: Severity, kind: Kind| -> Arc<dyn Check> {
-        Arc::new(ContainerCheck {
-            meta: CheckMeta::new(id, Area::Kolla, title)
-                .subject("kolla-containers")
-                .covers(sev, &["gen.ost.01"])
-                .needs([Need::DockerSocket])
-                .side_effects(
-                    "none: inspects containers and reads the Docker event log",
-                    "none needed",
-                )
-                .timeout(Duration::from_secs(120)),
-            kind,
-        })
-    };
-    vec![
-        mk(
-            "kolla.containers.running",
-            "Every container the release and services call for exists and runs (kolla-ansible check)",
-            Severity::Must,
-            Kind::Running,
+    [
+        declare(
+            meta(
+                "kolla.containers.running",
+                "Every container the release and services call for exists and runs (kolla-ansible check)",
+                Severity::Must,
+            ),
+            |cx| Box::pin(run(Kind::Running, cx)),
         ),
-        mk(
-            "kolla.containers.healthy",
-            "Every running container with a health check reports healthy (Kolla CI's health=unhealthy gate)",
-            Severity::Must,
-            Kind::Healthy,
+        declare(
+            meta(
+                "kolla.containers.healthy",
+                "Every running container with a health check reports healthy (Kolla CI's health=unhealthy gate)",
+                Severity::Must,
+            ),
+            |cx| Box::pin(run(Kind::Healthy, cx)),
         ),
-        mk(
-            "kolla.containers.host-network",
-            "Every Kolla container uses host networking, as kolla-ansible creates them",
-            Severity::Should,
-            Kind::HostNetwork,
+        declare(
+            meta(
+                "kolla.containers.host-network",
+                "Every Kolla container uses host networking, as kolla-ansible creates them",
+                Severity::Should,
+            ),
+            |cx| Box::pin(run(Kind::HostNetwork, cx)),
         ),
-        mk(
-            "kolla.containers.labels",
-            "Kolla image labels are present, name the expected image, and share one kolla_version",
-            Severity::Should,
-            Kind::Labels,
+        declare(
+            meta(
+                "kolla.containers.labels",
+                "Kolla image labels are present, name the expected image, and share one kolla_version",
+                Severity::Should,
+            ),
+            |cx| Box::pin(run(Kind::Labels, cx)),
         ),
-        mk(
-            "kolla.containers.flapping",
-            "No container is in a restart loop (deaths in the Docker event log; RestartCount stays 0 under systemd)",
-            Severity::Should,
-            Kind::Flapping,
+        declare(
+            meta(
+                "kolla.containers.flapping",
+                "No container is in a restart loop (deaths in the Docker event log; RestartCount stays 0 under systemd)",
+                Severity::Should,
+            ),
+            |cx| Box::pin(run(Kind::Flapping, cx)),
         ),
     ]
+    .into_iter()
+    .map(|d| d.into_check())
+    .collect()
 }
 
 /// One expected container and what `docker inspect` said about it (`None`: no such container).
@@ -163,53 +173,40 @@ fn listing(items: &[String]) -> String {
     items.join("; ")
 }
 
-impl Check for ContainerCheck {
-    fn meta(&self) -> &CheckMeta {
-        &self.meta
-    }
-
-    fn run<'a>(&'a self, cx: &'a CheckContext) -> BoxFuture<'a, Outcome> {
-        Box::pin(async move {
-            let target = cx.target();
-            let expected = match services::expected(&target.kolla.release, &target.kolla.containers)
-            {
-                Ok(e) => e,
-                Err(e) => return Outcome::error(e),
-            };
-            let docker = match nfvi_suite_docker::engine::connect(&target.docker.socket).await {
-                Ok(d) => d,
-                Err(e) => return Outcome::error(e),
-            };
-            let source = if target.kolla.containers.is_empty() {
-                format!("the {} all-in-one default set", target.kolla.release)
-            } else {
-                "the target's kolla.containers list".to_owned()
-            };
-            let outcome = match self.kind {
-                Kind::Running => running(&docker, expected).await,
-                Kind::Healthy => healthy(&docker, expected).await,
-                Kind::HostNetwork => host_network(&docker, expected).await,
-                Kind::Labels => labels(&docker, expected).await,
-                Kind::Flapping => {
-                    flapping(
-                        &docker,
-                        expected,
-                        target.kolla.flap_restarts,
-                        target.kolla.flap_window_minutes,
-                    )
-                    .await
-                }
-            };
-            outcome
-                .unwrap_or_else(Outcome::error)
-                .with_property("expected containers", source)
-                .with_property("kolla release", &target.kolla.release)
-                .with_property(
-                    "kolla stage",
-                    "check (kolla-ansible check, Kolla CI's container gate)",
-                )
-        })
-    }
+/// Inspects the expected containers and judges them as `kind` says. The release and source
+/// of the expected set go on every judgement, an undecided one too.
+async fn run(kind: Kind, cx: &CheckContext) -> CheckResult {
+    let kolla = cx.target().config::<crate::KollaConfig>();
+    let expected = services::expected(&kolla.release, &kolla.containers)?;
+    let docker = nfvi_suite_docker::client(cx).await?;
+    let source = if kolla.containers.is_empty() {
+        format!("the {} all-in-one default set", kolla.release)
+    } else {
+        "the target's kolla.containers list".to_owned()
+    };
+    let judged = match kind {
+        Kind::Running => running(&docker, expected).await,
+        Kind::Healthy => healthy(&docker, expected).await,
+        Kind::HostNetwork => host_network(&docker, expected).await,
+        Kind::Labels => labels(&docker, expected).await,
+        Kind::Flapping => {
+            flapping(
+                &docker,
+                expected,
+                kolla.flap_restarts,
+                kolla.flap_window_minutes,
+            )
+            .await
+        }
+    };
+    let evidence = |o: Outcome| {
+        o.with_property("expected containers", &source)
+            .with_property("kolla release", &kolla.release)
+            .with_stage("check (kolla-ansible check, Kolla CI's container gate)")
+    };
+    judged
+        .map(evidence)
+        .map_err(|e| evidence(Outcome::error(e)).into())
 }
 
 async fn running(docker: &Docker, expected: Vec<Expected>) -> Result<Outcome, String> {

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::PathBuf;
 
-use nfvi_harness::target::OpenStackTarget;
+use crate::OpenStackConfig as OpenStackTarget;
 
 use crate::http::Tls;
 use serde::Deserialize;
@@ -71,6 +71,36 @@ pub fn parse_openrc(text: &str) -> HashMap<String, String> {
         .collect()
 }
 
+/// Where the credentials come from.
+pub(crate) enum Source {
+    /// `OS_AUTH_URL` and the other `OS_*` variables.
+    Environment,
+    /// A cloud of clouds.yaml (`OS_CLOUD`, else `openstack.cloud`).
+    Cloud(String),
+    /// An openrc file (`openstack.openrc`).
+    Openrc(String),
+}
+
+/// Where the credentials would come from, in the order [`Credentials::discover`] reads
+/// them; the error says how to provide some.
+pub(crate) fn locate(os: &OpenStackTarget) -> Result<Source, String> {
+    if std::env::var_os("OS_AUTH_URL").is_some() {
+        return Ok(Source::Environment);
+    }
+    let cloud = std::env::var("OS_CLOUD")
+        .ok()
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| os.cloud.clone());
+    // A named cloud counts: the check reports a missing or broken clouds.yaml itself.
+    if !cloud.is_empty() {
+        return Ok(Source::Cloud(cloud));
+    }
+    if !os.openrc.is_empty() && std::path::Path::new(&os.openrc).is_file() {
+        return Ok(Source::Openrc(os.openrc.clone()));
+    }
+    Err("no OpenStack credentials: source an openrc (OS_AUTH_URL), name a cloud (OS_CLOUD or openstack.cloud), set openstack.openrc in the target file, or run `nfvi-verify lab up`".to_owned())
+}
+
 impl Credentials {
     /// From variables (OS_AUTH_URL, OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME, ...).
     pub fn from_vars(vars: &HashMap<String, String>, source: &str) -> Result<Self, String> {
@@ -116,26 +146,19 @@ impl Credentials {
     /// In this order: the environment when `OS_AUTH_URL` is set; the cloud named by
     /// `OS_CLOUD` or `openstack.cloud` in clouds.yaml; the openrc file.
     pub fn discover(os: &OpenStackTarget) -> Result<Self, String> {
-        if std::env::var_os("OS_AUTH_URL").is_some() {
-            let vars: HashMap<String, String> = std::env::vars()
-                .filter(|(k, _)| k.starts_with("OS_"))
-                .collect();
-            return Self::from_vars(&vars, "the OS_* environment");
-        }
-        let cloud = std::env::var("OS_CLOUD")
-            .ok()
-            .filter(|c| !c.is_empty())
-            .unwrap_or_else(|| os.cloud.clone());
-        if !cloud.is_empty() {
-            return Self::from_clouds_yaml(&os.clouds_yaml, &cloud);
-        }
-        let openrc = &os.openrc;
-        if openrc.is_empty() {
-            return Err("no OpenStack credentials: source an openrc (OS_AUTH_URL), name a cloud (OS_CLOUD or openstack.cloud) or set openstack.openrc in the target file".to_owned());
-        }
+        let openrc = match locate(os)? {
+            Source::Environment => {
+                let vars: HashMap<String, String> = std::env::vars()
+                    .filter(|(k, _)| k.starts_with("OS_"))
+                    .collect();
+                return Self::from_vars(&vars, "the OS_* environment");
+            }
+            Source::Cloud(cloud) => return Self::from_clouds_yaml(&os.clouds_yaml, &cloud),
+            Source::Openrc(openrc) => openrc,
+        };
         let text =
-            std::fs::read_to_string(openrc).map_err(|e| format!("cannot read {openrc}: {e}"))?;
-        Self::from_vars(&parse_openrc(&text), openrc)
+            std::fs::read_to_string(&openrc).map_err(|e| format!("cannot read {openrc}: {e}"))?;
+        Self::from_vars(&parse_openrc(&text), &openrc)
     }
 
     /// A cloud from clouds.yaml: `path`, or the first of openstacksdk's search path.

@@ -14,15 +14,25 @@
 #![warn(missing_docs)]
 
 mod api;
+mod area;
 mod containers;
 mod creds;
-pub mod fleet;
 mod http;
-pub mod lab_api;
 mod registry;
 pub mod services;
 
-pub use creds::Credentials;
+pub use area::{KollaArea, KollaConfig, OpenStackConfig, cloud_need};
+pub use creds::{Credentials, Secret, parse_openrc};
+
+/// A client with the credentials' TLS settings, a project-scoped token and the project's id,
+/// for tools beside the checks (the lab registers its services with them).
+pub async fn project_token(
+    creds: &Credentials,
+) -> Result<(reqwest::Client, Secret, String), String> {
+    let http = http::client(&creds.tls)?;
+    let (token, project) = api::issue_token(&http, creds).await?;
+    Ok((http, token, project))
+}
 
 /// Every check of the kolla area: containers, registry, then the OpenStack APIs.
 pub fn checks() -> Vec<std::sync::Arc<dyn nfvi_harness::Check>> {

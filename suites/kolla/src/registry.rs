@@ -6,50 +6,54 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nfvi_harness::outcome::{SkipKind, SkipReason};
-use nfvi_harness::{BoxFuture, Check, CheckContext, CheckMeta, Outcome, Severity};
+use nfvi_harness::{
+    Check, CheckContext, CheckError, CheckMeta, CheckResult, Outcome, Severity, declare,
+};
 use nfvi_reference_model::Area;
 
-use nfvi_harness::target::KollaTarget;
+use crate::KollaConfig as KollaTarget;
 
 use crate::creds::Secret;
 use crate::http;
 use crate::services;
 
+/// Which question a check asks the registry: both share its client and authorisation.
 #[derive(Clone, Copy, Debug)]
 enum Kind {
     Api,
     Images,
 }
 
-struct RegistryCheck {
-    meta: CheckMeta,
-    kind: Kind,
+/// The metadata both registry checks share. `#[track_caller]`, so the check's own line is
+/// its declaration site.
+#[track_caller]
+fn meta(id: &str, title: &str) -> CheckMeta {
+    CheckMeta::new(id, Area::Kolla, title)
+        .subject("kolla-registry")
+        .covers(Severity::Should, &["gen.ost.01"])
+        .side_effects("none: read-only registry API calls", "none needed")
+        .timeout(Duration::from_secs(60))
 }
 
 /// Both registry checks.
 pub fn checks() -> Vec<Arc<dyn Check>> {
-    let mk = |id: &str, title: &str, kind: Kind| -> Arc<dyn Check> {
-        Arc::new(RegistryCheck {
-            meta: CheckMeta::new(id, Area::Kolla, title)
-                .subject("kolla-registry")
-                .covers(Severity::Should, &["gen.ost.01"])
-                .side_effects("none: read-only registry API calls", "none needed")
-                .timeout(Duration::from_secs(60)),
-            kind,
-        })
-    };
     vec![
-        mk(
-            "kolla.registry.api",
-            "The image registry answers the Docker Registry HTTP API v2",
-            Kind::Api,
-        ),
-        mk(
-            "kolla.registry.images",
-            "Every image the expected containers need is in the registry at the deployment's tag",
-            Kind::Images,
-        ),
+        declare(
+            meta(
+                "kolla.registry.api",
+                "The image registry answers the Docker Registry HTTP API v2",
+            ),
+            |cx| Box::pin(run(Kind::Api, cx)),
+        )
+        .into_check(),
+        declare(
+            meta(
+                "kolla.registry.images",
+                "Every image the expected containers need is in the registry at the deployment's tag",
+            ),
+            |cx| Box::pin(run(Kind::Images, cx)),
+        )
+        .into_check(),
     ]
 }
 
@@ -289,123 +293,109 @@ async fn authorise(
     })
 }
 
-impl Check for RegistryCheck {
-    fn meta(&self) -> &CheckMeta {
-        &self.meta
-    }
-
-    fn run<'a>(&'a self, cx: &'a CheckContext) -> BoxFuture<'a, Outcome> {
-        Box::pin(async move {
-            self.outcome(cx).await.with_property(
-                "kolla stage",
-                "prechecks and pull (images the deploy needs)",
-            )
-        })
-    }
+/// Runs a registry check; the Kolla stage goes on every outcome, a skip or an early error
+/// too.
+async fn run(kind: Kind, cx: &CheckContext) -> CheckResult {
+    let stage = |o: Outcome| o.with_stage("prechecks and pull (images the deploy needs)");
+    judge(kind, cx)
+        .await
+        .map(stage)
+        .map_err(|CheckError(o)| stage(o).into())
 }
 
-impl RegistryCheck {
-    async fn outcome(&self, cx: &CheckContext) -> Outcome {
-        let k = &cx.target().kolla;
-        if k.registry.is_empty() {
-            return Outcome::skip(SkipReason {
-                kind: SkipKind::NotApplicable,
-                message: "no registry configured (kolla.registry is empty)".to_owned(),
-            });
+async fn judge(kind: Kind, cx: &CheckContext) -> CheckResult {
+    let k = cx.target().config::<KollaTarget>();
+    if k.registry.is_empty() {
+        return Ok(Outcome::not_applicable(
+            "no registry configured (kolla.registry is empty)",
+        ));
+    }
+    let base = k.registry.trim_end_matches('/');
+    let tls = http::Tls {
+        cacert: Some(k.registry_cacert.clone()).filter(|c| !c.is_empty()),
+        insecure: false,
+    };
+    let http = http::client(&tls)?;
+    // A registry that cannot be reached or logged into is named in the outcome.
+    let at_registry = |o: Outcome| o.with_property("registry", base);
+    match kind {
+        Kind::Api => {
+            let url = format!("{base}/v2/");
+            let access = authorise(&http, base, k, &[]).await.map_err(at_registry)?;
+            let (status, api) = (access.status, &access.api_version);
+            let o = if status == 200 && api.starts_with("registry/2") {
+                Outcome::pass(format!("GET {url} answered 200, API {api}"))
+            } else {
+                Outcome::fail(format!(
+                    "GET {url} answered {status} with Docker-Distribution-API-Version `{api}`; expected 200 and registry/2.0"
+                ))
+            };
+            Ok(o.with_property("registry", base)
+                .with_property(
+                    "authenticated as",
+                    access.who.as_deref().unwrap_or("(anonymous)"),
+                )
+                .with_property("TLS", tls.describe()))
         }
-        let base = k.registry.trim_end_matches('/');
-        let tls = http::Tls {
-            cacert: Some(k.registry_cacert.clone()).filter(|c| !c.is_empty()),
-            insecure: false,
-        };
-        let http = match http::client(&tls) {
-            Ok(c) => c,
-            Err(e) => return Outcome::error(e),
-        };
-        match self.kind {
-            Kind::Api => {
-                let url = format!("{base}/v2/");
-                let access = match authorise(&http, base, k, &[]).await {
-                    Ok(a) => a,
-                    Err(o) => return o.with_property("registry", base),
-                };
-                let (status, api) = (access.status, &access.api_version);
-                let o = if status == 200 && api.starts_with("registry/2") {
-                    Outcome::pass(format!("GET {url} answered 200, API {api}"))
-                } else {
-                    Outcome::fail(format!(
-                        "GET {url} answered {status} with Docker-Distribution-API-Version `{api}`; expected 200 and registry/2.0"
-                    ))
-                };
-                o.with_property("registry", base)
-                    .with_property(
-                        "authenticated as",
-                        access.who.as_deref().unwrap_or("(anonymous)"),
-                    )
-                    .with_property("TLS", tls.describe())
-            }
-            Kind::Images => {
-                let expected = match services::expected(&k.release, &k.containers) {
-                    Ok(e) => e,
-                    Err(e) => return Outcome::error(e),
-                };
-                let images: BTreeSet<&str> = expected
-                    .iter()
-                    .filter_map(|e| e.service.map(|s| s.image))
-                    .collect();
-                let scopes: Vec<String> = images
-                    .iter()
-                    .map(|i| format!("repository:{}/{i}:pull", k.image_namespace))
-                    .collect();
-                let auth = match authorise(&http, base, k, &scopes).await {
-                    Ok(access) => access.header,
-                    Err(o) => return o.with_property("registry", base),
-                };
-                let calls = images.iter().map(|image| {
-                    let url = format!(
-                        "{base}/v2/{}/{image}/manifests/{}",
-                        k.image_namespace, k.image_tag
-                    );
-                    let mut req = http.head(&url).header("Accept", MANIFEST_TYPES);
-                    if let Some(a) = &auth {
-                        req = req.header("Authorization", a);
-                    }
-                    async move {
-                        let r = req.send().await;
-                        (*image, url, r)
-                    }
-                });
-                let mut missing = Vec::new();
-                for (image, url, r) in futures_util::future::join_all(calls).await {
-                    match r {
-                        Err(e) => return Outcome::error(http::describe(&e, &url, CA_HINT)),
-                        Ok(r) if r.status().as_u16() == 200 => {}
-                        Ok(r) if r.status().as_u16() == 404 => missing.push(image),
-                        Ok(r) => {
-                            return Outcome::error(format!(
-                                "HEAD {url} answered {}; expected 200 or 404",
-                                r.status()
-                            ));
-                        }
+        Kind::Images => {
+            let expected = services::expected(&k.release, &k.containers)?;
+            let images: BTreeSet<&str> = expected
+                .iter()
+                .filter_map(|e| e.service.map(|s| s.image))
+                .collect();
+            let scopes: Vec<String> = images
+                .iter()
+                .map(|i| format!("repository:{}/{i}:pull", k.image_namespace))
+                .collect();
+            let auth = authorise(&http, base, k, &scopes)
+                .await
+                .map_err(at_registry)?
+                .header;
+            let calls = images.iter().map(|image| {
+                let url = format!(
+                    "{base}/v2/{}/{image}/manifests/{}",
+                    k.image_namespace, k.image_tag
+                );
+                let mut req = http.head(&url).header("Accept", MANIFEST_TYPES);
+                if let Some(a) = &auth {
+                    req = req.header("Authorization", a);
+                }
+                async move {
+                    let r = req.send().await;
+                    (*image, url, r)
+                }
+            });
+            let mut missing = Vec::new();
+            for (image, url, r) in futures_util::future::join_all(calls).await {
+                let r = r.map_err(|e| http::describe(&e, &url, CA_HINT))?;
+                match r.status().as_u16() {
+                    200 => {}
+                    404 => missing.push(image),
+                    _ => {
+                        return Err(format!(
+                            "HEAD {url} answered {}; expected 200 or 404",
+                            r.status()
+                        )
+                        .into());
                     }
                 }
-                let reference = format!("{base}/{}/<image>:{}", k.image_namespace, k.image_tag);
-                let o = if missing.is_empty() {
-                    Outcome::pass(format!(
-                        "all {} images are present as {reference}",
-                        images.len()
-                    ))
-                } else {
-                    Outcome::fail(format!(
-                        "{} of {} images are not in the registry as {reference}: {}",
-                        missing.len(),
-                        images.len(),
-                        missing.join(", ")
-                    ))
-                };
-                o.with_property("registry", base)
-                    .with_property("images", images.into_iter().collect::<Vec<_>>().join(", "))
             }
+            let reference = format!("{base}/{}/<image>:{}", k.image_namespace, k.image_tag);
+            let o = if missing.is_empty() {
+                Outcome::pass(format!(
+                    "all {} images are present as {reference}",
+                    images.len()
+                ))
+            } else {
+                Outcome::fail(format!(
+                    "{} of {} images are not in the registry as {reference}: {}",
+                    missing.len(),
+                    images.len(),
+                    missing.join(", ")
+                ))
+            };
+            Ok(o.with_property("registry", base)
+                .with_property("images", images.into_iter().collect::<Vec<_>>().join(", ")))
         }
     }
 }

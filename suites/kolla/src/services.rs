@@ -4,7 +4,8 @@
 //! the services enabled by default with Docker, Open vSwitch and noVNC.
 
 /// The releases the tables cover (the target file is validated against the same list).
-pub use nfvi_harness::target::KOLLA_RELEASES as RELEASES;
+/// The Kolla-Ansible releases whose container tables this area knows.
+pub const RELEASES: &[&str] = &["2024.1", "2025.1", "2025.2", "2026.1", "master"];
 
 /// How a container's health is judged, in Kolla's terms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,7 +34,8 @@ pub struct Service {
     pub health: Health,
 }
 
-pub(crate) const RABBITMQ: u16 = 5672;
+/// RabbitMQ's AMQP port, which the RPC services' health checks need.
+pub const RABBITMQ: u16 = 5672;
 
 const fn s(container: &'static str, image: &'static str, health: Health) -> Service {
     Service {

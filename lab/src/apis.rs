@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use nfvi_suite_docker::lab;
+use crate::engine as lab;
 
 /// Nova's `service_down_time` and neutron's `agent_down_time` in the lab (Kolla's defaults
 /// are 60 s and 75 s; the lab is quicker so that faults show within seconds).
@@ -286,7 +286,7 @@ pub struct KeystoneAdmin {
     rt: tokio::runtime::Runtime,
     http: reqwest::Client,
     base: String,
-    token: crate::creds::Secret,
+    token: nfvi_suite_kolla::Secret,
     /// The admin project's id.
     pub project: String,
     /// The openrc's region.
@@ -298,14 +298,15 @@ impl KeystoneAdmin {
     pub fn connect() -> Result<Self, String> {
         let text = std::fs::read_to_string(lab::OPENRC)
             .map_err(|e| format!("cannot read {}: {e}", lab::OPENRC))?;
-        let creds =
-            crate::creds::Credentials::from_vars(&crate::creds::parse_openrc(&text), lab::OPENRC)?;
+        let creds = nfvi_suite_kolla::Credentials::from_vars(
+            &nfvi_suite_kolla::parse_openrc(&text),
+            lab::OPENRC,
+        )?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start a runtime: {e}"))?;
-        let http = crate::http::client(&creds.tls)?;
-        let (token, project) = rt.block_on(crate::api::issue_token(&http, &creds))?;
+        let (http, token, project) = rt.block_on(nfvi_suite_kolla::project_token(&creds))?;
         Ok(Self {
             rt,
             http,

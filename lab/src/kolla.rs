@@ -21,10 +21,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nfvi_suite_docker::lab::{self, docker, run};
+use crate::engine::{self as lab, docker, run};
 
-use crate::lab_api;
-use crate::services::{self, Health, Service};
+use crate::apis as lab_api;
+use nfvi_suite_kolla::services::{self, Health, Service};
 
 /// The label that marks the fleet's containers, so `down` removes exactly them.
 pub const FLEET_LABEL: &str = "io.nfvi-verify.lab=kolla-fleet";

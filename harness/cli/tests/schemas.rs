@@ -9,7 +9,7 @@ fn repo() -> PathBuf {
 
 #[test]
 fn checked_in_schemas_are_fresh() {
-    for (name, text) in nfvi_harness::schemas::all() {
+    for (name, text) in nfvi_harness::schemas::all(&nfvi_verify::areas()) {
         let path = repo().join("schemas").join(name);
         let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
@@ -76,7 +76,7 @@ fn every_data_file_is_embedded() {
 
 #[test]
 fn the_default_target_validates() {
-    let json = toml_to_json(nfvi_harness::target::DEFAULT_TARGET_TOML);
+    let json = toml_to_json(&nfvi_verify::areas().default_target());
     let v = validator("target.schema.json");
     let errors: Vec<String> = v.iter_errors(&json).map(|e| e.to_string()).collect();
     assert!(errors.is_empty(), "{errors:?}");

@@ -1,0 +1,119 @@
+//! The Docker area's boundary with the core: its table of the target file, the Engine
+//! socket it detects, the run's one Engine client, its checks and the engine's version for
+//! the inventory.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bollard::Docker;
+use nfvi_harness::check::BoxFuture;
+use nfvi_harness::inventory::Inventory;
+use nfvi_harness::{Area, AreaConfig, Check, CheckContext, Need, Resource, Shared, Table, Target};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use tokio::sync::OnceCell;
+
+/// The `[docker]` table: the Engine API to verify.
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DockerConfig {
+    /// The Engine API socket.
+    pub socket: PathBuf,
+    /// The image probe containers run.
+    pub probe_image: String,
+}
+
+impl AreaConfig for DockerConfig {}
+
+/// The need of every check that talks to the Engine API.
+pub fn socket_need() -> Need {
+    Need::resource("docker-socket", "a Docker Engine socket")
+}
+
+/// The run's Engine client, connected on first use and shared by every check of the run
+/// (the Docker and Kolla areas).
+#[derive(Default)]
+pub struct Engine {
+    client: OnceCell<Result<Docker, String>>,
+}
+
+impl Engine {
+    /// The client for the target's socket; the error says why there is none.
+    pub async fn client(&self, socket: &std::path::Path) -> Result<Docker, String> {
+        self.client
+            .get_or_init(|| crate::engine::connect(socket))
+            .await
+            .clone()
+    }
+}
+
+/// The run's Engine client for a check.
+pub async fn client(cx: &CheckContext) -> Result<Docker, String> {
+    let socket = &cx.target().config::<DockerConfig>().socket;
+    cx.shared::<Engine>().client(socket).await
+}
+
+/// The Docker networking area.
+pub struct DockerArea;
+
+impl Area for DockerArea {
+    fn id(&self) -> &'static str {
+        "docker"
+    }
+
+    fn tables(&self) -> Vec<Table> {
+        vec![Table::of::<DockerConfig>(
+            "docker",
+            include_str!("docker.toml"),
+        )]
+    }
+
+    fn resources(&self, target: &Target) -> Vec<Resource> {
+        let socket = &target.config::<DockerConfig>().socket;
+        vec![Resource {
+            id: "docker-socket",
+            missing: (!socket.exists()).then(|| {
+                format!(
+                    "no Docker socket at {}; start dockerd or set docker.socket in the target file",
+                    socket.display()
+                )
+            }),
+        }]
+    }
+
+    fn checks(&self) -> Vec<Arc<dyn Check>> {
+        crate::checks()
+    }
+
+    fn inventory<'a>(
+        &'a self,
+        target: &'a Target,
+        inventory: &'a mut Inventory,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let socket = &target.config::<DockerConfig>().socket;
+            if !socket.exists() {
+                return;
+            }
+            let Ok(docker) = crate::engine::connect(socket).await else {
+                return;
+            };
+            if let Ok(Ok(v)) =
+                tokio::time::timeout(std::time::Duration::from_secs(5), docker.version()).await
+            {
+                inventory.components.insert(
+                    "docker-engine".to_owned(),
+                    format!(
+                        "{} (API {})",
+                        v.version.unwrap_or_default(),
+                        v.api_version.unwrap_or_default()
+                    ),
+                );
+            }
+        })
+    }
+
+    fn open(&self, _target: &Target) -> Shared {
+        Arc::new(Engine::default())
+    }
+}

@@ -1,0 +1,61 @@
+//! results.json version 1 (distributions as `cdf:` samples, the Kolla stage as a property)
+//! still loads, as version 2 with typed fields, for `report --from`, `diff` and
+//! `--rerun-failed`.
+
+use nfvi_harness::Percentiles;
+use nfvi_harness::results::RunResults;
+
+#[test]
+fn a_version_1_results_file_is_read_as_version_2() {
+    let mut results = nfvi_integration_tests::synthetic_results(7);
+    let cdf: Vec<f64> = (0..=100).map(f64::from).collect();
+    let evidence = &mut results.checks[0].evidence;
+    evidence
+        .distributions
+        .insert("bridge".into(), Percentiles::new(cdf.clone()).unwrap());
+    evidence.stage = Some("post-deploy".into());
+
+    // The same run as version 1 wrote it.
+    let mut v1: serde_json::Value = serde_json::from_str(&results.to_json()).unwrap();
+    v1["schema_version"] = 1.into();
+    let e = &mut v1["checks"][0]["evidence"];
+    let moved = e.as_object_mut().unwrap().remove("distributions").unwrap();
+    e["samples"]["cdf:bridge"] = moved["bridge"].clone();
+    e["samples"]["cdf:short"] = serde_json::json!([1.0, 2.0]);
+    e.as_object_mut().unwrap().remove("stage");
+    e["properties"]["kolla stage"] = "post-deploy".into();
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("results.json");
+    std::fs::write(&path, v1.to_string()).unwrap();
+    let loaded = RunResults::load(&path).unwrap();
+    let e = &loaded.checks[0].evidence;
+    assert_eq!(e.distributions["bridge"].values(), cdf.as_slice());
+    assert_eq!(e.stage.as_deref(), Some("post-deploy"));
+    assert!(!e.properties.contains_key("kolla stage"));
+    // What is not a distribution stays a sample.
+    assert_eq!(e.samples["cdf:short"], vec![1.0, 2.0]);
+    assert_eq!(loaded.schema_version, 2);
+
+    // A version it does not know is refused with both versions named.
+    v1["schema_version"] = 9.into();
+    std::fs::write(&path, v1.to_string()).unwrap();
+    let err = RunResults::load(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("version 9") && err.contains("1 and 2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn percentiles_are_checked_when_made_and_when_read() {
+    assert!(Percentiles::new(vec![1.0; 100]).is_err());
+    let mut falling: Vec<f64> = (0..=100).map(f64::from).collect();
+    falling[50] = 0.0;
+    assert!(Percentiles::new(falling).is_err());
+    let mut nan: Vec<f64> = (0..=100).map(f64::from).collect();
+    nan[3] = f64::NAN;
+    assert!(Percentiles::new(nan).is_err());
+    let bad: Result<Percentiles, _> = serde_json::from_str("[1, 2, 3]");
+    assert!(bad.unwrap_err().to_string().contains("101 percentiles"));
+}
