@@ -155,9 +155,7 @@ pub fn up(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
         ));
         // A private directory (random name, created exclusively, 0700): nothing placed in
         // the temporary directory beforehand is written through or packed into the image.
-        let root = tempfile::Builder::new()
-            .prefix("nfvi-lab-rootfs-")
-            .tempdir()
+        let root = nfvi_harness::scratch::private_dir("nfvi-lab-rootfs-")
             .map_err(|e| format!("cannot create a private directory for the rootfs: {e}"))?;
         let bin = root.path().join("bin");
         std::fs::create_dir(&bin).map_err(|e| e.to_string())?;

@@ -7,7 +7,7 @@
 //! - `bench`: criterion benchmarks plus the memory and `list` timing figures in the README.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -70,6 +70,21 @@ fn describe(cmd: &Command) -> String {
 fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(repo());
+    c
+}
+
+/// `nfvi-verify lab <action>` (up, down), built and run by cargo.
+fn lab(action: &str) -> Command {
+    let mut c = cargo();
+    c.args([
+        "run",
+        "--quiet",
+        "--package",
+        "nfvi-verify",
+        "--",
+        "lab",
+        action,
+    ]);
     c
 }
 
@@ -199,30 +214,14 @@ fn ci() -> Result<()> {
     ]))?;
     let before = machine_state();
     // The Docker tests verify the local lab: a dockerd the lab starts and stops again.
-    run(cargo().args([
-        "run",
-        "--quiet",
-        "--package",
-        "nfvi-verify",
-        "--",
-        "lab",
-        "up",
-    ]))?;
+    run(&mut lab("up"))?;
     let mut nextest = cargo();
     nextest.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
     if in_ci {
         nextest.args(["--profile", "ci"]);
     }
     let tested = run(&mut nextest);
-    let down = run(cargo().args([
-        "run",
-        "--quiet",
-        "--package",
-        "nfvi-verify",
-        "--",
-        "lab",
-        "down",
-    ]));
+    let down = run(&mut lab("down"));
     tested?;
     down?;
     // The tests create namespaces, links and bridges; all of it must be gone afterwards.
@@ -363,6 +362,19 @@ impl Drop for BenchNetns {
     }
 }
 
+/// Runs `client` against the running `server`, then interrupts the server: the client's
+/// output and the CPU time the children used while the client ran.
+fn measure(client: &mut Command, mut server: std::process::Child) -> Result<(Output, f64)> {
+    let cpu0 = rusage_children_cpu();
+    let out = client.output()?;
+    let cpu = rusage_children_cpu() - cpu0;
+    let _ = Command::new("kill")
+        .args(["-INT", &server.id().to_string()])
+        .status();
+    let _ = server.wait();
+    Ok((out, cpu))
+}
+
 fn rusage_children_cpu() -> f64 {
     // /proc/self/stat fields 16 and 17: cutime and cstime of waited-for children, in ticks.
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -429,14 +441,13 @@ fn bench_datapath() -> Result<()> {
         if mode == "spin" {
             serve.arg("--spin");
         }
-        let mut server = serve.spawn()?;
+        let server = serve.spawn()?;
         std::thread::sleep(Duration::from_millis(300));
-        let cpu0 = rusage_children_cpu();
         // Same core for client and server (the most stable placement on a small VM), except
         // in spin mode, where client and server each busy-poll on their own core.
         let cpu_core = if mode == "spin" { "1" } else { "0" };
-        let out = in_ns(&a, cpu_core, &bin)
-            .args([
+        let (out, cpu) = measure(
+            in_ns(&a, cpu_core, &bin).args([
                 "probe",
                 "ping",
                 "198.18.72.2:17999",
@@ -448,13 +459,9 @@ fn bench_datapath() -> Result<()> {
                 mode,
                 "--format",
                 "json",
-            ])
-            .output()?;
-        let cpu = rusage_children_cpu() - cpu0;
-        let _ = Command::new("kill")
-            .args(["-INT", &server.id().to_string()])
-            .status();
-        let _ = server.wait();
+            ]),
+            server,
+        )?;
         let v: serde_json::Value =
             serde_json::from_slice(&out.stdout).context("our prober printed no JSON")?;
         let s = &v["summary"];
@@ -466,15 +473,14 @@ fn bench_datapath() -> Result<()> {
         })
     };
     let sock = || -> Result<ToolRun> {
-        let mut server = in_ns(&b, "0", &sockperf)
+        let server = in_ns(&b, "0", &sockperf)
             .args(["sr", "-i", "198.18.72.2", "-p", "17998"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()?;
         std::thread::sleep(Duration::from_millis(300));
-        let cpu0 = rusage_children_cpu();
-        let out = in_ns(&a, "0", &sockperf)
-            .args([
+        let (out, cpu) = measure(
+            in_ns(&a, "0", &sockperf).args([
                 "pp",
                 "-i",
                 "198.18.72.2",
@@ -485,13 +491,9 @@ fn bench_datapath() -> Result<()> {
                 "-m",
                 "16",
                 "--full-rtt",
-            ])
-            .output()?;
-        let cpu = rusage_children_cpu() - cpu0;
-        let _ = Command::new("kill")
-            .args(["-INT", &server.id().to_string()])
-            .status();
-        let _ = server.wait();
+            ]),
+            server,
+        )?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned()
             + &String::from_utf8_lossy(&out.stderr);
         let pct = |p: &str| -> f64 {

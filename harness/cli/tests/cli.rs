@@ -4,27 +4,13 @@ mod common;
 
 use std::path::Path;
 
-use common::{json_stdout, nfvi};
+use common::{assert_bad_input, json_stdout, nfvi, stdout_text, temp_file, write_file};
 use predicates::prelude::*;
 
 #[test]
 fn help_documents_commands_and_exit_codes() {
-    let out = nfvi()
-        .arg("--help")
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    insta::assert_snapshot!("help", String::from_utf8(out).unwrap());
-    let out = nfvi()
-        .args(["run", "--help"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    insta::assert_snapshot!("run_help", String::from_utf8(out).unwrap());
+    insta::assert_snapshot!("help", stdout_text(nfvi().arg("--help")));
+    insta::assert_snapshot!("run_help", stdout_text(nfvi().args(["run", "--help"])));
 }
 
 #[test]
@@ -85,66 +71,55 @@ fn requirements_show_traceability() {
 
 #[test]
 fn unknown_suites_filters_and_missing_suite_are_usage_errors() {
-    nfvi()
-        .args([
+    assert_bad_input(
+        nfvi().args([
             "run",
             "--suite",
             "rc3",
             "--out",
             "/nonexistent-never-created",
-        ])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(
-            "error: unknown suite `rc3`; expected one of: rc2, rc1, host",
-        ));
-    nfvi()
-        .args(["list", "--suite", "host", "--filter", "host.kernal.*"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(
-            "--filter `host.kernal.*` matches no check ID or requirement ID in suite `host`",
-        ));
-    nfvi()
-        .arg("run")
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("missing --suite"));
+        ]),
+        "error: unknown suite `rc3`; expected one of: rc2, rc1, host",
+    );
+    assert_bad_input(
+        nfvi().args(["list", "--suite", "host", "--filter", "host.kernal.*"]),
+        "--filter `host.kernal.*` matches no check ID or requirement ID in suite `host`",
+    );
+    assert_bad_input(nfvi().arg("run"), "missing --suite");
     nfvi().args(["run", "--bogus"]).assert().code(2);
     assert!(!Path::new("/nonexistent-never-created").exists());
 }
 
 #[test]
 fn a_malformed_target_file_names_file_line_and_expectation() {
-    let dir = tempfile::tempdir().unwrap();
-    let target = dir.path().join("lab.toml");
-    std::fs::write(&target, "name = \"lab\"\n\n[host]\nmin_kernal = \"5.10\"\n").unwrap();
+    let (dir, target) = temp_file(
+        "lab.toml",
+        "name = \"lab\"\n\n[host]\nmin_kernal = \"5.10\"\n",
+    );
     let out = dir.path().join("out");
-    nfvi()
-        .args(["run", "--suite", "host", "--target"])
-        .arg(&target)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(format!(
+    assert_bad_input(
+        nfvi()
+            .args(["run", "--suite", "host", "--target"])
+            .arg(&target)
+            .arg("--out")
+            .arg(&out),
+        format!(
             "{}:4:1: unknown field `min_kernal`, expected one of",
             target.display()
-        )));
+        ),
+    );
     assert!(!out.exists(), "nothing may be written for bad input");
     std::fs::write(&target, "profile = \"fast\"\n").unwrap();
-    nfvi()
-        .args(["list", "--target"])
-        .arg(&target)
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("network-intensive"));
-    nfvi()
-        .args(["target", "--check"])
-        .arg(dir.path().join("missing.toml"))
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("cannot read target file"));
+    assert_bad_input(
+        nfvi().args(["list", "--target"]).arg(&target),
+        "network-intensive",
+    );
+    assert_bad_input(
+        nfvi()
+            .args(["target", "--check"])
+            .arg(dir.path().join("missing.toml")),
+        "cannot read target file",
+    );
     std::fs::write(&target, "name = \"lab\"\n").unwrap();
     nfvi()
         .args(["target", "--check"])
@@ -156,16 +131,8 @@ fn a_malformed_target_file_names_file_line_and_expectation() {
 
 #[test]
 fn the_example_target_is_the_default_and_validates() {
-    let out = nfvi()
-        .args(["target", "--example"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("example.toml");
-    std::fs::write(&path, &out).unwrap();
+    let out = stdout_text(nfvi().args(["target", "--example"]));
+    let (_dir, path) = temp_file("example.toml", &out);
     nfvi()
         .args(["target", "--check"])
         .arg(&path)
@@ -177,52 +144,41 @@ fn the_example_target_is_the_default_and_validates() {
 fn unreadable_or_foreign_results_files_are_bad_input() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.json");
-    nfvi()
-        .args(["report", "--from"])
-        .arg(&missing)
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("cannot read results file"));
-    let garbage = dir.path().join("garbage.json");
-    std::fs::write(&garbage, "{\n  \"schema_version\": 1,\n  oops\n}").unwrap();
-    nfvi()
-        .args(["report", "--from"])
-        .arg(&garbage)
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(format!(
-            "{}:3: not JSON",
-            garbage.display()
-        )));
-    let foreign = dir.path().join("foreign.json");
-    std::fs::write(&foreign, "{\"tests\": []}").unwrap();
-    nfvi()
-        .arg("diff")
-        .arg(&foreign)
-        .arg(&foreign)
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("not an nfvi-verify results.json"));
+    assert_bad_input(
+        nfvi().args(["report", "--from"]).arg(&missing),
+        "cannot read results file",
+    );
+    let garbage = write_file(
+        dir.path(),
+        "garbage.json",
+        "{\n  \"schema_version\": 1,\n  oops\n}",
+    );
+    assert_bad_input(
+        nfvi().args(["report", "--from"]).arg(&garbage),
+        format!("{}:3: not JSON", garbage.display()),
+    );
+    let foreign = write_file(dir.path(), "foreign.json", "{\"tests\": []}");
+    assert_bad_input(
+        nfvi().arg("diff").arg(&foreign).arg(&foreign),
+        "not an nfvi-verify results.json",
+    );
     assert!(!dir.path().join("report.html").exists());
 }
 
 #[test]
 fn an_unwritable_or_occupied_output_directory_is_refused_before_running() {
-    nfvi()
-        .args(["run", "--suite", "host", "--out", "/proc/nfvi-verify-out"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(
-            "cannot create output directory `/proc/nfvi-verify-out`",
-        ));
+    assert_bad_input(
+        nfvi().args(["run", "--suite", "host", "--out", "/proc/nfvi-verify-out"]),
+        "cannot create output directory `/proc/nfvi-verify-out`",
+    );
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("results.json"), "precious").unwrap();
-    nfvi()
-        .args(["run", "--suite", "host", "--out"])
-        .arg(dir.path())
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("already holds a results.json"));
+    assert_bad_input(
+        nfvi()
+            .args(["run", "--suite", "host", "--out"])
+            .arg(dir.path()),
+        "already holds a results.json",
+    );
     assert_eq!(
         std::fs::read_to_string(dir.path().join("results.json")).unwrap(),
         "precious"

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub fn nfvi() -> assert_cmd::Command {
@@ -16,6 +16,56 @@ pub fn nfvi() -> assert_cmd::Command {
 pub fn json_stdout(cmd: &mut assert_cmd::Command) -> serde_json::Value {
     let out = cmd.assert().success().get_output().stdout.clone();
     serde_json::from_slice(&out).expect("stdout is JSON")
+}
+
+/// Runs `cmd`, which must succeed, and returns its stdout.
+pub fn stdout_text(cmd: &mut assert_cmd::Command) -> String {
+    String::from_utf8(cmd.assert().success().get_output().stdout.clone()).expect("UTF-8 stdout")
+}
+
+/// Runs `cmd`, which must exit 2 (bad input: nothing ran) with `needle` in its stderr.
+pub fn assert_bad_input(cmd: &mut assert_cmd::Command, needle: impl Into<String>) {
+    cmd.assert()
+        .code(2)
+        .stderr(predicates::str::contains(needle.into()));
+}
+
+/// Writes `contents` to the file `name` in `dir` and returns its path.
+pub fn write_file(dir: &Path, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+/// A new temporary directory holding the file `name` with `contents`, and the file's path.
+pub fn temp_file(name: &str, contents: impl AsRef<[u8]>) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_file(dir.path(), name, contents);
+    (dir, path)
+}
+
+/// Runs a helper program (docker, sh) that must succeed and returns its stdout, trimmed.
+pub fn succeed(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The text of `field` (`message`, `reason`) of a check in a results.json or a plan.
+pub fn text<'a>(c: &'a serde_json::Value, field: &str) -> &'a str {
+    c[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("no text `{field}` in {c}"))
+}
+
+/// Asserts that `text` contains `part`, showing the text when it does not.
+#[track_caller]
+pub fn assert_contains(text: &str, part: &str) {
+    assert!(text.contains(part), "{text:?}\ndoes not contain\n{part:?}");
 }
 
 /// Runs `cmd` with `--out out`, whatever it exits with, and reads the run's results.json.
@@ -59,6 +109,14 @@ pub fn require(what: &str, present: bool) -> bool {
     }
     eprintln!("SKIPPED: prerequisite missing: {what}");
     false
+}
+
+/// Whether the lab's Docker daemon answers; without it the test is skipped (see [`require`]).
+pub fn require_lab_docker() -> bool {
+    require(
+        "the lab's Docker daemon on /var/run/docker.sock (run `nfvi-verify lab up`)",
+        docker_answers(),
+    )
 }
 
 pub fn is_root() -> bool {

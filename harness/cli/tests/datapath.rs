@@ -6,7 +6,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{is_root, nfvi, require};
+use common::{assert_bad_input, is_root, nfvi, require, temp_file};
 
 fn ip(args: &[&str]) {
     let ok = Command::new("ip")
@@ -42,14 +42,11 @@ fn the_datapath_suite_runs_and_reports_the_comparison() {
     if !require("root for network namespaces", is_root()) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let target = dir.path().join("quick.toml");
     // A short measurement: the statistics still apply, the interval is just wider.
-    std::fs::write(
-        &target,
+    let (dir, target) = temp_file(
+        "quick.toml",
         "[datapath]\nblock_probes = 3000\nrounds = 3\nwarmup = 300\nnoise_cv_limit = 5.0\n",
-    )
-    .unwrap();
+    );
     let out = dir.path().join("run");
     let before = our_namespaces();
     let assert = nfvi()
@@ -174,22 +171,19 @@ fn probe_serve_and_ping_between_hand_made_namespaces() {
 
 #[test]
 fn bad_sla_input_is_refused_with_its_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let target = dir.path().join("sla.toml");
-    std::fs::write(
-        &target,
+    let (_dir, target) = temp_file(
+        "sla.toml",
         "name = \"lab\"\n\n[datapath.sla.macvlan]\np50_us = 50.0\np99_us = 10.0\n",
-    )
-    .unwrap();
-    nfvi()
-        .args(["list", "--suite", "datapath", "--target"])
-        .arg(&target)
-        .assert()
-        .code(2)
-        .stderr(predicates::str::contains(format!(
+    );
+    assert_bad_input(
+        nfvi()
+            .args(["list", "--suite", "datapath", "--target"])
+            .arg(&target),
+        format!(
             "{}:3:1: datapath.sla.macvlan: p99_us (10) is below p50_us (50)",
             target.display()
-        )));
+        ),
+    );
     nfvi()
         .args(["probe", "ping", "198.18.70.2:1", "--duration", "-3s"])
         .assert()
@@ -270,18 +264,15 @@ fn probe_compare_reports_paired_rounds_and_distributions_of_two_responders() {
     }
     assert_eq!(v["lost"], serde_json::json!([0, 0]));
     // Bad input is refused with exit 2.
-    nfvi()
-        .args([
+    assert_bad_input(
+        nfvi().args([
             "probe",
             "compare",
             "127.0.0.1:1",
             "127.0.0.1:2",
             "--rounds",
             "0",
-        ])
-        .assert()
-        .code(2)
-        .stderr(predicates::str::contains(
-            "--rounds and --block must be at least 1",
-        ));
+        ]),
+        "--rounds and --block must be at least 1",
+    );
 }

@@ -5,7 +5,9 @@ mod common;
 
 use std::process::Command;
 
-use common::{docker_answers, json_stdout, nfvi, require};
+use common::{
+    assert_contains, json_stdout, nfvi, require, require_lab_docker, temp_file, text, write_file,
+};
 
 fn probe_leftovers() -> (String, String) {
     let list = |args: &[&str]| {
@@ -27,10 +29,7 @@ fn probe_leftovers() -> (String, String) {
 
 #[test]
 fn the_docker_suite_passes_against_the_lab_and_leaves_nothing() {
-    if !require(
-        "a Docker daemon on /var/run/docker.sock (run `nfvi-verify lab up`)",
-        docker_answers(),
-    ) {
+    if !require_lab_docker() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -78,9 +77,10 @@ fn the_docker_suite_passes_against_the_lab_and_leaves_nothing() {
 
 #[test]
 fn without_a_daemon_the_docker_checks_skip_naming_the_socket() {
-    let dir = tempfile::tempdir().unwrap();
-    let target = dir.path().join("t.toml");
-    std::fs::write(&target, "[docker]\nsocket = \"/nonexistent/docker.sock\"\n").unwrap();
+    let (_dir, target) = temp_file(
+        "t.toml",
+        "[docker]\nsocket = \"/nonexistent/docker.sock\"\n",
+    );
     let plan = json_stdout(
         nfvi()
             .args(["list", "--suite", "docker", "--format", "json", "--target"])
@@ -88,14 +88,7 @@ fn without_a_daemon_the_docker_checks_skip_naming_the_socket() {
     );
     for c in plan["checks"].as_array().unwrap() {
         assert_eq!(c["decision"], "skip", "{}", c["id"]);
-        assert!(
-            c["reason"]
-                .as_str()
-                .unwrap()
-                .contains("/nonexistent/docker.sock"),
-            "{}",
-            c["reason"]
-        );
+        assert_contains(text(c, "reason"), "/nonexistent/docker.sock");
     }
 }
 
@@ -109,12 +102,11 @@ fn run_against(
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let target = dir.path().join("t.toml");
-    std::fs::write(
-        &target,
+    let target = write_file(
+        dir.path(),
+        "t.toml",
         format!("[docker]\nsocket = \"{}\"\n", socket.display()),
-    )
-    .unwrap();
+    );
     let out = dir.path().join("out");
     std::fs::create_dir(&out).unwrap();
     std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).unwrap();
@@ -172,7 +164,7 @@ fn a_socket_the_user_may_not_open_is_an_error_naming_it_and_its_owner() {
     assert!(errors.len() >= 7, "{}", r["checks"]);
     for c in errors {
         assert_eq!(c["outcome"], "error", "{}", c["id"]);
-        let m = c["message"].as_str().unwrap();
+        let m = text(c, "message");
         assert!(
             m.contains(&format!(
                 "permission denied on the Docker socket {}",
@@ -237,10 +229,7 @@ fn socket_that_stops(dir: &std::path::Path) -> std::path::PathBuf {
 
 #[test]
 fn a_daemon_that_stops_mid_run_gives_errors_naming_it_and_the_run_finishes() {
-    if !require(
-        "the lab's Docker daemon (run `nfvi-verify lab up`)",
-        docker_answers(),
-    ) {
+    if !require_lab_docker() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -259,7 +248,7 @@ fn a_daemon_that_stops_mid_run_gives_errors_naming_it_and_the_run_finishes() {
     let gone: Vec<_> = checks
         .iter()
         .filter(|c| c["outcome"] == "error")
-        .map(|c| c["message"].as_str().unwrap())
+        .map(|c| text(c, "message"))
         .collect();
     assert!(!gone.is_empty(), "{}", r["checks"]);
     assert!(

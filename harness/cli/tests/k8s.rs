@@ -7,14 +7,13 @@ mod scripted_k8s;
 
 use std::path::Path;
 
-use common::{check, json_stdout, nfvi, run_to};
+use common::{assert_contains, check, json_stdout, nfvi, run_to, text, write_file};
 use scripted_k8s::{Server, Spec, TOKEN, kubeconfig};
 
 /// Runs `--suite k8s` against `kubeconfig` with `target` (TOML); returns the exit code,
 /// results.json and the HTML report.
 fn run(dir: &Path, kubeconfig: &Path, target: &str) -> (i32, serde_json::Value, String) {
-    let t = dir.join("t.toml");
-    std::fs::write(&t, target).unwrap();
+    let t = write_file(dir, "t.toml", target);
     let out = dir.join("run");
     let (code, r) = run_to(
         nfvi()
@@ -39,7 +38,7 @@ fn outcomes(r: &serde_json::Value) -> std::collections::BTreeMap<String, (String
                 c["id"].as_str().unwrap().to_owned(),
                 (
                     c["outcome"].as_str().unwrap().to_owned(),
-                    c["message"].as_str().unwrap().to_owned(),
+                    text(c, "message").to_owned(),
                 ),
             )
         })
@@ -54,7 +53,18 @@ fn scripted(spec: Spec) -> (Server, tempfile::TempDir, std::path::PathBuf) {
     (server, dir, kc)
 }
 
+/// [`scripted`] with a conformant Kubernetes 1.33 cluster that `change` makes otherwise.
+fn scripted_conformant(
+    change: impl FnOnce(&mut Spec),
+) -> (Server, tempfile::TempDir, std::path::PathBuf) {
+    let mut spec = Spec::conformant(33);
+    change(&mut spec);
+    scripted(spec)
+}
+
 const NI: &str = "profile = \"network-intensive\"\n";
+/// The `[kubernetes]` table that turns the probe pods on.
+const PROBES: &str = "[kubernetes]\nprobe_image = \"registry.example/nfvi-verify:test\"\n";
 
 #[test]
 fn a_conformant_cluster_passes_every_check() {
@@ -106,33 +116,33 @@ fn older_minors_fail_only_the_version_check() {
 
 #[test]
 fn a_non_conformant_cluster_fails_each_check_naming_what_is_wrong() {
-    let mut spec = Spec::conformant(33);
-    spec.kubelet_lag = 4;
-    spec.control_planes = 2;
-    spec.zones = vec!["zone-a".into(), "zone-b".into(), "zone-c".into()];
-    spec.etcd_on_worker = true;
-    spec.scheduler_lease_age_secs = Some(900);
-    spec.readyz_failing = Some("etcd".into());
-    spec.extra_group_versions = vec![
-        ("resource.k8s.io".into(), "v1alpha3".into()),
-        ("storage.k8s.io".into(), "v1beta1".into()),
-    ];
-    spec.drop_group_versions = vec!["policy/v1".into()];
-    spec.network_policies = false;
-    spec.profile_labels = false;
-    spec.hugepages = false;
-    spec.cpu_manager = "none";
-    spec.topology_manager = "best-effort";
-    spec.reserved_cpus = false;
-    spec.cni = None;
-    spec.nad_crd = false;
-    spec.dual_stack = false;
-    spec.default_storage_class = false;
-    spec.rbac_roles = false;
-    spec.anonymous_allowed = true;
-    spec.nfd_labels = false;
-    spec.not_ready_worker = true;
-    let (_server, dir, kc) = scripted(spec);
+    let (_server, dir, kc) = scripted_conformant(|spec| {
+        spec.kubelet_lag = 4;
+        spec.control_planes = 2;
+        spec.zones = vec!["zone-a".into(), "zone-b".into(), "zone-c".into()];
+        spec.etcd_on_worker = true;
+        spec.scheduler_lease_age_secs = Some(900);
+        spec.readyz_failing = Some("etcd".into());
+        spec.extra_group_versions = vec![
+            ("resource.k8s.io".into(), "v1alpha3".into()),
+            ("storage.k8s.io".into(), "v1beta1".into()),
+        ];
+        spec.drop_group_versions = vec!["policy/v1".into()];
+        spec.network_policies = false;
+        spec.profile_labels = false;
+        spec.hugepages = false;
+        spec.cpu_manager = "none";
+        spec.topology_manager = "best-effort";
+        spec.reserved_cpus = false;
+        spec.cni = None;
+        spec.nad_crd = false;
+        spec.dual_stack = false;
+        spec.default_storage_class = false;
+        spec.rbac_roles = false;
+        spec.anonymous_allowed = true;
+        spec.nfd_labels = false;
+        spec.not_ready_worker = true;
+    });
     let (code, r, _) = run(dir.path(), &kc, NI);
     assert_eq!(code, 1);
     let o = outcomes(&r);
@@ -283,10 +293,7 @@ fn without_a_kubeconfig_every_check_is_skipped_saying_so() {
     for c in k8s {
         assert_eq!(c["decision"], "skip", "{}", c["id"]);
         assert!(
-            c["reason"]
-                .as_str()
-                .unwrap()
-                .starts_with("no kubeconfig given"),
+            text(c, "reason").starts_with("no kubeconfig given"),
             "{}",
             c["reason"]
         );
@@ -359,9 +366,9 @@ fn unreachable_silent_and_refusing_servers_are_errors_that_say_why_within_bounde
     assert!(t0.elapsed().as_secs() < 90, "took {:?}", t0.elapsed());
 
     // An expired token: 401 for everything, naming the user.
-    let mut spec = Spec::conformant(33);
-    spec.refuse_all = Some(401);
-    let (_server, dir, kc) = scripted(spec);
+    let (_server, dir, kc) = scripted_conformant(|spec| {
+        spec.refuse_all = Some(401);
+    });
     let (code, r, _) = run(dir.path(), &kc, NI);
     assert_eq!(code, 3);
     let m = &outcomes(&r)["k8s.nodes.ready"].1;
@@ -374,9 +381,9 @@ fn unreachable_silent_and_refusing_servers_are_errors_that_say_why_within_bounde
 
 #[test]
 fn a_forbidden_read_names_the_missing_permission_and_the_rest_still_runs() {
-    let mut spec = Spec::conformant(33);
-    spec.forbid_nodes = true;
-    let (_server, dir, kc) = scripted(spec);
+    let (_server, dir, kc) = scripted_conformant(|spec| {
+        spec.forbid_nodes = true;
+    });
     let (code, r, _) = run(dir.path(), &kc, NI);
     assert_eq!(code, 3);
     let o = outcomes(&r);
@@ -429,9 +436,9 @@ fn malformed_and_hostile_answers_are_errors_or_escaped_text() {
             "502",
         ),
     ] {
-        let mut spec = Spec::conformant(33);
-        spec.nodes_body = Some((status, ctype, body));
-        let (_server, dir, kc) = scripted(spec);
+        let (_server, dir, kc) = scripted_conformant(|spec| {
+            spec.nodes_body = Some((status, ctype, body));
+        });
         let (code, r, _) = run(dir.path(), &kc, NI);
         assert_eq!(code, 3);
         let (outcome, m) = &outcomes(&r)["k8s.nodes.ready"];
@@ -439,10 +446,10 @@ fn malformed_and_hostile_answers_are_errors_or_escaped_text() {
         assert!(m.starts_with("list nodes: ") && m.contains(needle), "{m}");
     }
     // Names chosen to break a report: they show as text.
-    let mut spec = Spec::conformant(33);
-    spec.worker_prefix = "<script>alert(1)</script>w".into();
-    spec.profile_labels = false;
-    let (_server, dir, kc) = scripted(spec);
+    let (_server, dir, kc) = scripted_conformant(|spec| {
+        spec.worker_prefix = "<script>alert(1)</script>w".into();
+        spec.profile_labels = false;
+    });
     let (_, r, html) = run(dir.path(), &kc, NI);
     assert!(
         outcomes(&r)["k8s.nodes.profile-labels"]
@@ -464,12 +471,12 @@ fn malformed_and_hostile_answers_are_errors_or_escaped_text() {
 #[test]
 fn probe_pods_measure_same_against_cross_node_and_their_namespace_is_deleted() {
     let (server, dir, kc) = scripted(Spec::conformant(33));
-    let target = format!("{NI}[kubernetes]\nprobe_image = \"registry.example/nfvi-verify:test\"\n");
+    let target = format!("{NI}{PROBES}");
     let (code, r, _) = run(dir.path(), &kc, &target);
     assert_eq!(code, 0);
     let c = check(&r, "k8s.datapath.pod-latency");
     assert_eq!(c["outcome"], "passed", "{}", c["message"]);
-    let m = c["message"].as_str().unwrap();
+    let m = text(c, "message");
     assert!(
         m.contains("same node (worker-0) 21.7 µs, cross node (worker-0 to worker-1) 48.2 µs"),
         "{m}"
@@ -503,20 +510,16 @@ fn probe_pods_measure_same_against_cross_node_and_their_namespace_is_deleted() {
     );
 
     // A client that fails: an error with its output, and the namespace still goes.
-    let mut spec = Spec::conformant(33);
-    spec.probe_succeeds = false;
-    let (server, dir, kc) = scripted(spec);
+    let (server, dir, kc) = scripted_conformant(|spec| {
+        spec.probe_succeeds = false;
+    });
     let (code, r, _) = run(dir.path(), &kc, &target);
     assert_eq!(code, 3);
     let c = check(&r, "k8s.datapath.pod-latency");
     assert_eq!(c["outcome"], "error");
-    assert!(
-        c["message"]
-            .as_str()
-            .unwrap()
-            .contains("the probe client on the default network failed: error: round 0"),
-        "{}",
-        c["message"]
+    assert_contains(
+        text(c, "message"),
+        "the probe client on the default network failed: error: round 0",
     );
     assert!(
         server
@@ -594,7 +597,7 @@ fn the_cluster_role_grants_every_call_the_harness_makes() {
         })
     };
     let (server, dir, kc) = scripted(Spec::conformant(33));
-    let target = format!("{NI}[kubernetes]\nprobe_image = \"registry.example/nfvi-verify:test\"\n");
+    let target = format!("{NI}{PROBES}");
     let (code, _, _) = run(dir.path(), &kc, &target);
     assert_eq!(code, 0);
     let calls: std::collections::BTreeSet<(String, String, String)> =
@@ -614,15 +617,10 @@ fn the_cluster_role_grants_every_call_the_harness_makes() {
 
 #[test]
 fn ctrl_c_during_the_probes_still_deletes_their_namespace() {
-    let mut spec = Spec::conformant(33);
-    spec.probe_client_hangs = true;
-    let (server, dir, kc) = scripted(spec);
-    let t = dir.path().join("t.toml");
-    std::fs::write(
-        &t,
-        "[kubernetes]\nprobe_image = \"registry.example/nfvi-verify:test\"\n",
-    )
-    .unwrap();
+    let (server, dir, kc) = scripted_conformant(|spec| {
+        spec.probe_client_hangs = true;
+    });
+    let t = write_file(dir.path(), "t.toml", PROBES);
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("nfvi-verify"))
         .env("NO_COLOR", "1")
         .env_remove("KUBECONFIG")
@@ -680,21 +678,12 @@ fn ctrl_c_during_the_probes_still_deletes_their_namespace() {
 #[test]
 fn probes_also_measure_a_secondary_network_by_its_multus_address() {
     let (server, dir, kc) = scripted(Spec::conformant(33));
-    let target = format!(
-        "{NI}[kubernetes]\nprobe_image = \"registry.example/nfvi-verify:test\"\nprobe_networks = [\"default/macvlan-lab\"]\n"
-    );
+    let target = format!("{NI}{PROBES}probe_networks = [\"default/macvlan-lab\"]\n");
     let (code, r, _) = run(dir.path(), &kc, &target);
     let c = check(&r, "k8s.datapath.pod-latency");
     assert_eq!(c["outcome"], "passed", "{}", c["message"]);
     assert_eq!(code, 0);
-    assert!(
-        c["message"]
-            .as_str()
-            .unwrap()
-            .contains("and 1 secondary network(s)"),
-        "{}",
-        c["message"]
-    );
+    assert_contains(text(c, "message"), "and 1 secondary network(s)");
     assert!(
         c["evidence"]["properties"]["default/macvlan-lab"]
             .as_str()
@@ -721,10 +710,10 @@ fn probes_also_measure_a_secondary_network_by_its_multus_address() {
 
 #[test]
 fn a_zone_without_workers_fails_naming_it() {
-    let mut spec = Spec::conformant(33);
-    // Control planes in zone-a, -b, -c; the one worker lands in zone-a.
-    spec.workers = 1;
-    let (_server, dir, kc) = scripted(spec);
+    let (_server, dir, kc) = scripted_conformant(|spec| {
+        // Control planes in zone-a, -b, -c; the one worker lands in zone-a.
+        spec.workers = 1;
+    });
     let (code, r, _) = run(dir.path(), &kc, NI);
     assert_eq!(code, 1);
     let o = outcomes(&r);
@@ -742,14 +731,14 @@ fn a_zone_without_workers_fails_naming_it() {
 fn pod_latency_is_judged_against_the_target_sla_and_drawn_in_the_report() {
     let (_server, dir, kc) = scripted(Spec::conformant(33));
     let target = format!(
-        "{NI}[kubernetes]\nprobe_image = \"registry.example/nfvi-verify:test\"\n[datapath.sla.pod-same-node]\np50_us = 30.0\np99_us = 40.0\n[datapath.sla.pod-cross-node]\np50_us = 30.0\n"
+        "{NI}{PROBES}[datapath.sla.pod-same-node]\np50_us = 30.0\np99_us = 40.0\n[datapath.sla.pod-cross-node]\np50_us = 30.0\n"
     );
     let (code, r, html) = run(dir.path(), &kc, &target);
     // An informational check: a missed SLA is a warning, not a verdict.
     assert_eq!(code, 0);
     let c = check(&r, "k8s.datapath.pod-latency");
     assert_eq!(c["outcome"], "failed");
-    let m = c["message"].as_str().unwrap();
+    let m = text(c, "message");
     assert!(
         m.starts_with("latency SLA missed: pod-cross-node p50: the upper 95% bound 48."),
         "{m}"

@@ -5,12 +5,31 @@ mod common;
 
 use std::io::{Read, Write};
 
-use common::{check, docker_answers, nfvi, require, run_to};
+use common::{
+    assert_contains, check, docker_answers, nfvi, require, run_to, succeed, temp_file, text,
+    write_file,
+};
 
 const OPENRC: &str = "/var/lib/nfvi-verify/lab/admin-openrc.sh";
 
 fn keystone_up() -> bool {
     std::path::Path::new(OPENRC).is_file() && std::net::TcpStream::connect("127.0.0.1:5000").is_ok()
+}
+
+/// Whether `what` listens on `addr`; without it the test is skipped (see [`require`]).
+fn require_listening(what: &str, addr: &str) -> bool {
+    require(
+        &format!("{what} on {addr} (run `nfvi-verify lab up`)"),
+        std::net::TcpStream::connect(addr).is_ok(),
+    )
+}
+
+/// Whether the lab's Keystone answers; without it the test is skipped (see [`require`]).
+fn require_keystone() -> bool {
+    require(
+        "the lab's Keystone (run `nfvi-verify lab up`)",
+        keystone_up(),
+    )
 }
 
 /// Runs `--suite kolla` (narrowed by `filter` globs) with `target` as the target file, without
@@ -31,8 +50,7 @@ fn run_suite_env(
     filter: &[&str],
     env: &[(&str, &str)],
 ) -> (i32, serde_json::Value, String) {
-    let target_file = dir.join("t.toml");
-    std::fs::write(&target_file, target).unwrap();
+    let target_file = write_file(dir, "t.toml", target);
     let out = dir.join("run");
     let mut cmd = nfvi();
     cmd.env_remove("OS_AUTH_URL")
@@ -66,10 +84,7 @@ fn run_kolla(openrc: &std::path::Path, dir: &std::path::Path) -> (i32, serde_jso
 
 #[test]
 fn the_api_sequence_passes_against_the_lab_keystone_and_hides_the_password() {
-    if !require(
-        "the lab's Keystone (run `nfvi-verify lab up`)",
-        keystone_up(),
-    ) {
+    if !require_keystone() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -97,7 +112,7 @@ fn the_api_sequence_passes_against_the_lab_keystone_and_hides_the_password() {
         ("kolla.api.network-agents", "4 network agents alive"),
         ("kolla.api.orchestration", "Heat serves v1.0"),
     ] {
-        let m = check(&r, id)["message"].as_str().unwrap();
+        let m = text(check(&r, id), "message");
         assert!(m.contains(needle), "{id}: {m}");
     }
     assert!(
@@ -125,16 +140,12 @@ fn the_api_sequence_passes_against_the_lab_keystone_and_hides_the_password() {
 
 #[test]
 fn a_wrong_password_fails_the_token_checks_naming_the_cause() {
-    if !require(
-        "the lab's Keystone (run `nfvi-verify lab up`)",
-        keystone_up(),
-    ) {
+    if !require_keystone() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let rc = dir.path().join("wrong-openrc.sh");
-    let text = std::fs::read_to_string(OPENRC).unwrap();
-    let text: String = text
+    let openrc = std::fs::read_to_string(OPENRC).unwrap();
+    let wrong: String = openrc
         .lines()
         .map(|l| {
             if l.starts_with("export OS_PASSWORD=") {
@@ -145,7 +156,7 @@ fn a_wrong_password_fails_the_token_checks_naming_the_cause() {
         })
         .collect::<Vec<_>>()
         .join("\n");
-    std::fs::write(&rc, text).unwrap();
+    let rc = write_file(dir.path(), "wrong-openrc.sh", wrong);
     let (code, r, all) = run_kolla(&rc, dir.path());
     assert_eq!(code, 1);
     assert_eq!(
@@ -154,38 +165,33 @@ fn a_wrong_password_fails_the_token_checks_naming_the_cause() {
     );
     let issue = check(&r, "kolla.api.token-issue");
     assert_eq!(issue["outcome"], "failed");
-    assert!(
-        issue["message"].as_str().unwrap().contains("401")
-            && issue["message"]
-                .as_str()
-                .unwrap()
-                .contains("wrong password"),
-        "{}",
-        issue["message"]
-    );
+    let m = text(issue, "message");
+    assert!(m.contains("401") && m.contains("wrong password"), "{m}");
     assert!(
         !all.contains("not-the-password-123"),
         "the password leaked into an artifact"
     );
 }
 
+/// An openrc in `dir` for an identity service on 127.0.0.1:`port`.
+fn local_openrc(dir: &std::path::Path, port: u16) -> std::path::PathBuf {
+    write_file(
+        dir,
+        "openrc.sh",
+        format!(
+            "export OS_AUTH_URL=http://127.0.0.1:{port}/v3\nexport OS_USERNAME=admin\nexport OS_PASSWORD=x\nexport OS_PROJECT_NAME=admin\n"
+        ),
+    )
+}
+
 #[test]
 fn an_unreachable_or_non_json_identity_service_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let rc = dir.path().join("openrc.sh");
-    std::fs::write(&rc, "export OS_AUTH_URL=http://127.0.0.1:1/v3\nexport OS_USERNAME=admin\nexport OS_PASSWORD=x\nexport OS_PROJECT_NAME=admin\n").unwrap();
-    let (code, r, _) = run_kolla(&rc, dir.path());
+    let (code, r, _) = run_kolla(&local_openrc(dir.path(), 1), dir.path());
     assert_eq!(code, 3);
     let d = check(&r, "kolla.api.identity-discovery");
     assert_eq!(d["outcome"], "error");
-    assert!(
-        d["message"]
-            .as_str()
-            .unwrap()
-            .contains("cannot reach http://127.0.0.1:1/v3"),
-        "{}",
-        d["message"]
-    );
+    assert_contains(text(d, "message"), "cannot reach http://127.0.0.1:1/v3");
 
     // An "identity service" that answers HTML.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -199,31 +205,13 @@ fn an_unreachable_or_non_json_identity_service_is_named() {
         }
     });
     let dir2 = tempfile::tempdir().unwrap();
-    let rc = dir2.path().join("openrc.sh");
-    std::fs::write(&rc, format!("export OS_AUTH_URL=http://127.0.0.1:{port}/v3\nexport OS_USERNAME=admin\nexport OS_PASSWORD=x\nexport OS_PROJECT_NAME=admin\n")).unwrap();
-    let (_, r, _) = run_kolla(&rc, dir2.path());
+    let (_, r, _) = run_kolla(&local_openrc(dir2.path(), port), dir2.path());
     let d = check(&r, "kolla.api.identity-discovery");
-    assert!(
-        d["message"]
-            .as_str()
-            .unwrap()
-            .contains("text/html instead of JSON"),
-        "{}",
-        d["message"]
-    );
+    assert_contains(text(d, "message"), "text/html instead of JSON");
 }
 
 fn docker(args: &[&str]) -> String {
-    let out = std::process::Command::new("docker")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    succeed(std::process::Command::new("docker").args(args))
 }
 
 /// Removes the test's own containers, whatever the outcome. (Not the probe label: the
@@ -248,34 +236,45 @@ fn kolla_shaped(name: &str, health: &str, command: &str) {
 
 /// [`kolla_shaped`] with a Docker restart policy.
 fn kolla_shaped_with(name: &str, health: &str, command: &str, restart: &str) {
-    docker(&[
+    run_ours(
+        name,
+        &[
+            "--restart",
+            restart,
+            "--label",
+            "maintainer=Kolla Project (https://launchpad.net/kolla)",
+            "--label",
+            "name=test",
+            "--label",
+            "kolla_version=test",
+            "--health-cmd",
+            health,
+            "--health-interval",
+            "1s",
+            "--health-retries",
+            "1",
+            "nfvi-verify/busybox:lab",
+            "sh",
+            "-c",
+            command,
+        ],
+    );
+}
+
+/// Starts a detached container `name` on the host network with the label that marks the
+/// test's own containers, and `args` for the rest of `docker run`.
+fn run_ours(name: &str, args: &[&str]) -> String {
+    let ours = [
         "run",
         "-d",
-        "--restart",
-        restart,
         "--name",
         name,
         "--network",
         "host",
         "--label",
         "io.nfvi-verify.test=kolla",
-        "--label",
-        "maintainer=Kolla Project (https://launchpad.net/kolla)",
-        "--label",
-        "name=test",
-        "--label",
-        "kolla_version=test",
-        "--health-cmd",
-        health,
-        "--health-interval",
-        "1s",
-        "--health-retries",
-        "1",
-        "nfvi-verify/busybox:lab",
-        "sh",
-        "-c",
-        command,
-    ]);
+    ];
+    docker(&[&ours[..], args].concat())
 }
 
 #[test]
@@ -318,7 +317,7 @@ fn stopped_unhealthy_missing_and_flapping_containers_are_named() {
     let msg = |id: &str| {
         let c = check(&r, id);
         assert_eq!(c["outcome"], "failed", "{id}: {}", c["message"]);
-        c["message"].as_str().unwrap().to_owned()
+        text(c, "message").to_owned()
     };
     let running = msg("kolla.containers.running");
     assert!(running.contains(&format!("{stopped}: exited")), "{running}");
@@ -348,9 +347,7 @@ fn stopped_unhealthy_missing_and_flapping_containers_are_named() {
 
 #[test]
 fn an_unknown_kolla_release_is_bad_input() {
-    let dir = tempfile::tempdir().unwrap();
-    let target = dir.path().join("t.toml");
-    std::fs::write(&target, "[kolla]\nrelease = \"zed\"\n").unwrap();
+    let (_dir, target) = temp_file("t.toml", "[kolla]\nrelease = \"zed\"\n");
     let a = nfvi()
         .args(["list", "--suite", "kolla", "--target"])
         .arg(&target)
@@ -365,10 +362,7 @@ fn an_unknown_kolla_release_is_bad_input() {
 
 #[test]
 fn a_registry_without_the_images_or_unreachable_is_named() {
-    if !require(
-        "the lab's registry on 127.0.0.1:4000 (run `nfvi-verify lab up`)",
-        std::net::TcpStream::connect("127.0.0.1:4000").is_ok(),
-    ) {
+    if !require_listening("the lab's registry", "127.0.0.1:4000") {
         return;
     }
     let run = |kolla: &str| {
@@ -386,7 +380,7 @@ fn a_registry_without_the_images_or_unreachable_is_named() {
     assert_eq!(check(&r, "kolla.registry.api")["outcome"], "passed");
     let m = check(&r, "kolla.registry.images");
     assert_eq!(m["outcome"], "failed");
-    let msg = m["message"].as_str().unwrap();
+    let msg = text(m, "message");
     assert!(msg.starts_with("32 of 32 images"), "{msg}");
     assert!(
         msg.contains("nova-api") && msg.contains(":2025.1-no-such-tag"),
@@ -394,10 +388,7 @@ fn a_registry_without_the_images_or_unreachable_is_named() {
     );
 
     let r = run("release = \"2025.2\"");
-    let msg = check(&r, "kolla.registry.images")["message"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let msg = text(check(&r, "kolla.registry.images"), "message").to_owned();
     assert!(
         msg.starts_with("2 of 34 images")
             && msg.ends_with("neutron-periodic-worker, neutron-rpc-server"),
@@ -408,14 +399,7 @@ fn a_registry_without_the_images_or_unreachable_is_named() {
     for id in ["kolla.registry.api", "kolla.registry.images"] {
         let c = check(&r, id);
         assert_eq!(c["outcome"], "error", "{id}");
-        assert!(
-            c["message"]
-                .as_str()
-                .unwrap()
-                .contains("cannot reach http://127.0.0.1:1/v2/"),
-            "{}",
-            c["message"]
-        );
+        assert_contains(text(c, "message"), "cannot reach http://127.0.0.1:1/v2/");
     }
 
     let r = run("registry = \"\"");
@@ -450,9 +434,10 @@ fn clouds_yaml_credentials_work_and_a_broken_file_is_named() {
         format!("cloud `kolla-admin` in {CLOUDS}")
     );
 
-    let dir = tempfile::tempdir().unwrap();
-    let broken = dir.path().join("clouds.yaml");
-    std::fs::write(&broken, "clouds:\n  kolla-admin:\n    auth: [unclosed\n").unwrap();
+    let (dir, broken) = temp_file(
+        "clouds.yaml",
+        "clouds:\n  kolla-admin:\n    auth: [unclosed\n",
+    );
     let (code, r) = run(
         &format!(
             "cloud = \"kolla-admin\"\nclouds_yaml = \"{}\"",
@@ -463,7 +448,7 @@ fn clouds_yaml_credentials_work_and_a_broken_file_is_named() {
     assert_eq!(code, 3, "undecided, not conformant");
     let m = check(&r, "kolla.api.token-issue");
     assert_eq!(m["outcome"], "error");
-    let msg = m["message"].as_str().unwrap();
+    let msg = text(m, "message");
     assert!(
         msg.starts_with(&format!("{}:", broken.display()))
             && msg.contains("not a valid clouds.yaml"),
@@ -495,40 +480,24 @@ fn fake_identity(reply: Option<&'static [u8]>) -> u16 {
 
 #[test]
 fn an_identity_service_answering_500_or_hanging_is_named_within_the_deadline() {
-    let openrc = |dir: &std::path::Path, port: u16| {
-        let rc = dir.join("openrc.sh");
-        std::fs::write(&rc, format!("export OS_AUTH_URL=http://127.0.0.1:{port}/v3\nexport OS_USERNAME=admin\nexport OS_PASSWORD=x\nexport OS_PROJECT_NAME=admin\n")).unwrap();
-        rc
-    };
     let port = fake_identity(Some(
         b"HTTP/1.0 500 Internal Server Error\r\nContent-Type: application/json\r\n\r\n{\"error\": {\"code\": 500}}",
     ));
     let dir = tempfile::tempdir().unwrap();
-    let (code, r, _) = run_kolla(&openrc(dir.path(), port), dir.path());
+    let (code, r, _) = run_kolla(&local_openrc(dir.path(), port), dir.path());
     assert_eq!(code, 1, "a 500 is the NFVI's failure");
     let d = check(&r, "kolla.api.identity-discovery");
     assert_eq!(d["outcome"], "failed");
-    assert!(
-        d["message"].as_str().unwrap().contains("answered 500"),
-        "{}",
-        d["message"]
-    );
+    assert_contains(text(d, "message"), "answered 500");
 
     let port = fake_identity(None);
     let dir = tempfile::tempdir().unwrap();
     let t0 = std::time::Instant::now();
-    let (code, r, _) = run_kolla(&openrc(dir.path(), port), dir.path());
+    let (code, r, _) = run_kolla(&local_openrc(dir.path(), port), dir.path());
     assert_eq!(code, 3, "undecided");
     let d = check(&r, "kolla.api.identity-discovery");
     assert_eq!(d["outcome"], "error");
-    assert!(
-        d["message"]
-            .as_str()
-            .unwrap()
-            .contains("did not answer within 10 s"),
-        "{}",
-        d["message"]
-    );
+    assert_contains(text(d, "message"), "did not answer within 10 s");
     assert!(t0.elapsed() < std::time::Duration::from_secs(60), "no hang");
 }
 
@@ -555,15 +524,15 @@ impl Region {
             .unwrap();
     }
 
-    /// The lab's openrc pointed at this region.
-    fn openrc(&self, dir: &std::path::Path) -> std::path::PathBuf {
-        let rc = dir.join("region-openrc.sh");
+    /// The text of a target file whose `[openstack]` table names the lab's openrc pointed at
+    /// this region (written into `dir`).
+    fn target(&self, dir: &std::path::Path) -> String {
         let text = std::fs::read_to_string(OPENRC).unwrap().replace(
             "OS_REGION_NAME=RegionOne",
             &format!("OS_REGION_NAME={}", self.id),
         );
-        std::fs::write(&rc, text).unwrap();
-        rc
+        let rc = write_file(dir, "region-openrc.sh", text);
+        format!("[openstack]\nopenrc = \"{}\"\n", rc.display())
     }
 }
 
@@ -594,22 +563,17 @@ fn heartbeat(dir: &std::path::Path, binary: &str, age_secs: u64) {
 /// test's heartbeat directory, and waits until it answers.
 fn api_of_our_own(name: &str, container: &str, port: u16, heartbeats: &std::path::Path) {
     let command = nfvi_lab::apis::api_command_on(container, port).unwrap();
-    docker(&[
-        "run",
-        "-d",
-        "--name",
+    run_ours(
         name,
-        "--network",
-        "host",
-        "--label",
-        "io.nfvi-verify.test=kolla",
-        "-v",
-        &format!("{}:/heartbeats", heartbeats.display()),
-        "nfvi-verify/busybox:lab",
-        "sh",
-        "-c",
-        &command,
-    ]);
+        &[
+            "-v",
+            &format!("{}:/heartbeats", heartbeats.display()),
+            "nfvi-verify/busybox:lab",
+            "sh",
+            "-c",
+            &command,
+        ],
+    );
     let t0 = std::time::Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -649,31 +613,31 @@ fn a_compute_service_down_or_a_dead_agent_is_named_and_clears_when_it_reports_ag
     let region = Region::new("services");
     region.endpoint("compute", &format!("http://127.0.0.1:{nova_port}/v2.1"));
     region.endpoint("network", &format!("http://127.0.0.1:{neutron_port}"));
-    let target = format!(
-        "[openstack]\nopenrc = \"{}\"\n",
-        region.openrc(dir.path()).display()
-    );
+    let target = region.target(dir.path());
     let filter = ["kolla.api.compute*", "kolla.api.network*"];
 
     let (code, r, _) = run_suite(dir.path(), &target, &filter);
     assert_eq!(code, 1, "{}", r["checks"]);
     assert_eq!(check(&r, "kolla.api.compute")["outcome"], "passed");
-    let svc = check(&r, "kolla.api.compute-services");
-    assert_eq!(svc["outcome"], "failed");
-    let m = svc["message"].as_str().unwrap();
-    assert!(
-        m.contains("nova-conductor@") && m.contains("is down"),
-        "{m}"
-    );
-    assert!(!m.contains("nova-compute@"), "{m}");
-    let agents = check(&r, "kolla.api.network-agents");
-    assert_eq!(agents["outcome"], "failed");
-    let m = agents["message"].as_str().unwrap();
-    assert!(
-        m.contains("neutron-l3-agent@") && m.contains("L3 agent"),
-        "{m}"
-    );
-    assert!(!m.contains("dhcp"), "{m}");
+    // (check, what its message names, what it leaves out)
+    for (id, named, healthy) in [
+        (
+            "kolla.api.compute-services",
+            ["nova-conductor@", "is down"],
+            "nova-compute@",
+        ),
+        (
+            "kolla.api.network-agents",
+            ["neutron-l3-agent@", "L3 agent"],
+            "dhcp",
+        ),
+    ] {
+        let c = check(&r, id);
+        assert_eq!(c["outcome"], "failed", "{id}");
+        let m = text(c, "message");
+        assert!(named.iter().all(|n| m.contains(n)), "{id}: {m}");
+        assert!(!m.contains(healthy), "{id}: {m}");
+    }
 
     // They report again: the documents follow within their 2 s refresh.
     heartbeat(&beats, "nova-conductor", 0);
@@ -682,41 +646,24 @@ fn a_compute_service_down_or_a_dead_agent_is_named_and_clears_when_it_reports_ag
     let dir2 = tempfile::tempdir().unwrap();
     let (code, r, _) = run_suite(dir2.path(), &target, &filter);
     assert_eq!(code, 0, "{}", r["checks"]);
-    let m = check(&r, "kolla.api.compute-services")["message"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let m = text(check(&r, "kolla.api.compute-services"), "message").to_owned();
     assert!(m.contains("3 compute services up"), "{m}");
 }
 
 #[test]
 fn a_catalog_endpoint_answering_500_or_never_is_named_within_the_deadline() {
-    if !require(
-        "the lab's Keystone (run `nfvi-verify lab up`)",
-        keystone_up(),
-    ) {
+    if !require_keystone() {
         return;
     }
     let broken = fake_identity(Some(
         b"HTTP/1.0 500 Internal Server Error\r\nContent-Type: text/html\r\n\r\n<html><body>Internal Server Error</body></html>",
     ));
-    let region = Region::new("500");
-    region.endpoint("image", &format!("http://127.0.0.1:{broken}"));
-    let dir = tempfile::tempdir().unwrap();
-    let target = format!(
-        "[openstack]\nopenrc = \"{}\"\n",
-        region.openrc(dir.path()).display()
-    );
-    let (code, r, _) = run_suite(
-        dir.path(),
-        &target,
-        &["kolla.api.endpoints", "kolla.api.image"],
-    );
+    let (code, r, _) = run_with_image_endpoint("500", broken);
     assert_eq!(code, 1, "{}", r["checks"]);
-    for id in ["kolla.api.endpoints", "kolla.api.image"] {
+    for id in IMAGE_CHECKS {
         let c = check(&r, id);
         assert_eq!(c["outcome"], "failed", "{id}");
-        let m = c["message"].as_str().unwrap();
+        let m = text(c, "message");
         assert!(
             m.contains(&format!("127.0.0.1:{broken}")) && m.contains("answered 500"),
             "{id}: {m}"
@@ -724,28 +671,31 @@ fn a_catalog_endpoint_answering_500_or_never_is_named_within_the_deadline() {
     }
 
     let silent = fake_identity(None);
-    let region = Region::new("hang");
-    region.endpoint("image", &format!("http://127.0.0.1:{silent}"));
-    let dir = tempfile::tempdir().unwrap();
-    let target = format!(
-        "[openstack]\nopenrc = \"{}\"\n",
-        region.openrc(dir.path()).display()
-    );
-    let t0 = std::time::Instant::now();
-    let (code, r, _) = run_suite(
-        dir.path(),
-        &target,
-        &["kolla.api.endpoints", "kolla.api.image"],
-    );
+    let (code, r, took) = run_with_image_endpoint("hang", silent);
     assert_eq!(code, 1, "{}", r["checks"]);
-    for id in ["kolla.api.endpoints", "kolla.api.image"] {
-        let m = check(&r, id)["message"].as_str().unwrap().to_owned();
+    for id in IMAGE_CHECKS {
+        let m = text(check(&r, id), "message").to_owned();
         assert!(
             m.contains(&format!("127.0.0.1:{silent}")) && m.contains("did not answer within 10 s"),
             "{id}: {m}"
         );
     }
-    assert!(t0.elapsed() < std::time::Duration::from_secs(60), "no hang");
+    assert!(took < std::time::Duration::from_secs(60), "no hang");
+}
+
+/// The checks that use the image endpoint of the catalog.
+const IMAGE_CHECKS: [&str; 2] = ["kolla.api.endpoints", "kolla.api.image"];
+
+/// Runs [`IMAGE_CHECKS`] against a region of the test's own whose image endpoint is
+/// 127.0.0.1:`port`: the exit code, results.json and how long the run took.
+fn run_with_image_endpoint(tag: &str, port: u16) -> (i32, serde_json::Value, std::time::Duration) {
+    let region = Region::new(tag);
+    region.endpoint("image", &format!("http://127.0.0.1:{port}"));
+    let dir = tempfile::tempdir().unwrap();
+    let target = region.target(dir.path());
+    let t0 = std::time::Instant::now();
+    let (code, r, _) = run_suite(dir.path(), &target, &IMAGE_CHECKS);
+    (code, r, t0.elapsed())
 }
 
 /// A process the test started, ended by its PID at the end.
@@ -759,15 +709,10 @@ impl Drop for Child {
 }
 
 fn sh(cmd: &str, dir: &std::path::Path) {
-    let out = std::process::Command::new("sh")
-        .args(["-c", cmd])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        std::process::Command::new("sh")
+            .args(["-c", cmd])
+            .current_dir(dir),
     );
 }
 
@@ -812,15 +757,14 @@ fn keystone_behind_tls_with_a_private_ca_needs_the_bundle_and_says_where_to_give
             .unwrap(),
     );
     wait_for_port(port);
-    let rc = d.join("tls-openrc.sh");
-    std::fs::write(
-        &rc,
+    let rc = write_file(
+        d,
+        "tls-openrc.sh",
         std::fs::read_to_string(OPENRC).unwrap().replace(
             "http://127.0.0.1:5000/v3",
             &format!("https://127.0.0.1:{port}/v3"),
         ),
-    )
-    .unwrap();
+    );
     let filter = ["kolla.api.identity-discovery", "kolla.api.token-*"];
     let target = |extra: &str| format!("[openstack]\nopenrc = \"{}\"\n{extra}\n", rc.display());
 
@@ -831,10 +775,7 @@ fn keystone_behind_tls_with_a_private_ca_needs_the_bundle_and_says_where_to_give
     };
     let (code, r) = run("");
     assert_eq!(code, 3, "{}", r["checks"]);
-    let m = check(&r, "kolla.api.token-issue")["message"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let m = text(check(&r, "kolla.api.token-issue"), "message").to_owned();
     assert!(
         m.contains("certificate is not trusted") && m.contains("UnknownIssuer"),
         "{m}"
@@ -862,10 +803,7 @@ fn keystone_behind_tls_with_a_private_ca_needs_the_bundle_and_says_where_to_give
 
     let (code, r) = run(&format!("cacert = \"{}/ext\"", d.display()));
     assert_eq!(code, 3);
-    let m = check(&r, "kolla.api.token-issue")["message"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let m = text(check(&r, "kolla.api.token-issue"), "message").to_owned();
     assert!(m.contains("holds no certificate"), "{m}");
 }
 
@@ -929,7 +867,7 @@ fn a_registry_that_wants_credentials_gets_them_from_the_target_or_docker_login()
 
     let (code, c) = run("", &[]);
     assert_eq!((code, c["outcome"].as_str().unwrap()), (3, "error"), "{c}");
-    let m = c["message"].as_str().unwrap();
+    let m = text(&c, "message");
     assert!(
         m.contains("answered 401")
             && m.contains("Basic realm=\"nfvi-test\"")
@@ -954,7 +892,7 @@ fn a_registry_that_wants_credentials_gets_them_from_the_target_or_docker_login()
     // A should-level failure is a warning, and this one-check run then verified no mandatory
     // requirement: incomplete.
     assert_eq!((code, c["outcome"].as_str().unwrap()), (3, "failed"), "{c}");
-    let m = c["message"].as_str().unwrap();
+    let m = text(&c, "message");
     assert!(m.contains("rejected the credentials of user `nfvi`"), "{m}");
     assert!(!c.to_string().contains("reg-pass-7"));
 
@@ -974,10 +912,7 @@ fn a_registry_that_wants_credentials_gets_them_from_the_target_or_docker_login()
 
 #[test]
 fn the_dashboard_check_wants_horizon_not_any_page_and_skips_without_a_url() {
-    if !require(
-        "the lab's Kolla containers (run `nfvi-verify lab up`)",
-        std::net::TcpStream::connect("127.0.0.1:9292").is_ok(),
-    ) {
+    if !require_listening("the lab's Kolla containers", "127.0.0.1:9292") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -988,10 +923,7 @@ fn the_dashboard_check_wants_horizon_not_any_page_and_skips_without_a_url() {
         &["kolla.api.dashboard"],
     );
     assert_eq!(code, 1);
-    let m = check(&r, "kolla.api.dashboard")["message"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let m = text(check(&r, "kolla.api.dashboard"), "message").to_owned();
     assert!(m.contains("not with Horizon's login page"), "{m}");
 
     let dir = tempfile::tempdir().unwrap();
@@ -1002,10 +934,5 @@ fn the_dashboard_check_wants_horizon_not_any_page_and_skips_without_a_url() {
     );
     let c = check(&r, "kolla.api.dashboard");
     assert_eq!(c["outcome"], "skipped");
-    assert!(
-        c["message"]
-            .as_str()
-            .unwrap()
-            .contains("int.api.07@ra1 stays unverified")
-    );
+    assert!(text(c, "message").contains("int.api.07@ra1 stays unverified"));
 }

@@ -53,6 +53,19 @@ impl ConfigError {
             at: Some(key.into()),
         }
     }
+
+    /// `Ok` when the rule `holds`, otherwise the error at `key` with `message`.
+    pub fn ensure(
+        holds: bool,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Result<(), Self> {
+        if holds {
+            Ok(())
+        } else {
+            Err(Self::at(key, message))
+        }
+    }
 }
 
 /// Something an area can detect on the machine and its checks can need
@@ -201,6 +214,13 @@ pub trait Area: Send + Sync + 'static {
     fn close(&self, _shared: Shared) -> BoxFuture<'static, Result<(), String>> {
         Box::pin(async { Ok(()) })
     }
+}
+
+/// For optional settings: an empty string, which older target files used for "none", reads
+/// as `None`, like a key left out. Use with `#[serde(default, deserialize_with = ...)]`.
+pub fn empty_as_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    use serde::Deserialize as _;
+    Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()))
 }
 
 /// Reads a typed configuration from an area's table.

@@ -168,6 +168,12 @@ impl CheckMeta {
         self
     }
 
+    /// States what a read-only check does on the NFVI ("none: read-only API calls"); there
+    /// is nothing to clean up.
+    pub fn read_only(self, effects: impl Into<String>) -> Self {
+        self.side_effects(effects, "none needed")
+    }
+
     /// Sets where the check is declared, for checks built from a table whose rows record
     /// their own location.
     pub fn declared_at(mut self, at: &'static std::panic::Location<'static>) -> Self {

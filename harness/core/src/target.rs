@@ -310,13 +310,11 @@ mod tests {
 
     impl AreaConfig for DemoConfig {
         fn validate(&self) -> Result<(), ConfigError> {
-            if self.window_hours == 0 {
-                return Err(ConfigError::at(
-                    "window_hours",
-                    "demo.window_hours = 0: expected at least 1",
-                ));
-            }
-            Ok(())
+            ConfigError::ensure(
+                self.window_hours > 0,
+                "window_hours",
+                "demo.window_hours = 0: expected at least 1",
+            )
         }
     }
 

@@ -22,6 +22,22 @@ pub fn truncate_chars(s: &str, max: usize) -> String {
     }
 }
 
+/// An error and its causes, `: `-joined, leaving out a cause whose text is already there
+/// (many libraries repeat their source in their own message).
+pub fn error_with_causes(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -31,6 +47,32 @@ mod tests {
         assert_eq!(
             bytes_to_evidence(b"ok \xff\xfe \x1b[31mred"),
             "ok \\xff\\xfe \x1b[31mred"
+        );
+    }
+
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|l| l as _)
+        }
+    }
+
+    #[test]
+    fn causes_are_joined_once() {
+        let root = Layer("connection refused", None);
+        let repeated = Layer("tcp connect: connection refused", Some(Box::new(root)));
+        let top = Layer("request failed", Some(Box::new(repeated)));
+        assert_eq!(
+            error_with_causes(&top),
+            "request failed: tcp connect: connection refused"
         );
     }
 

@@ -28,13 +28,11 @@ struct ExampleConfig {
 
 impl AreaConfig for ExampleConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.pings == 0 {
-            return Err(ConfigError::at(
-                "pings",
-                "example.pings = 0: expected at least 1",
-            ));
-        }
-        Ok(())
+        ConfigError::ensure(
+            self.pings > 0,
+            "pings",
+            "example.pings = 0: expected at least 1",
+        )
     }
 }
 

@@ -30,13 +30,11 @@ pub struct CniConfig {
 
 impl AreaConfig for CniConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.exec_timeout_secs == 0 {
-            return Err(ConfigError::at(
-                "exec_timeout_secs",
-                "cni.exec_timeout_secs = 0: a plugin needs at least 1 second",
-            ));
-        }
-        Ok(())
+        ConfigError::ensure(
+            self.exec_timeout_secs > 0,
+            "exec_timeout_secs",
+            "cni.exec_timeout_secs = 0: a plugin needs at least 1 second",
+        )
     }
 }
 

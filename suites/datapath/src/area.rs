@@ -71,62 +71,55 @@ pub const SLA_PATHS: &[&str] = &[
 
 impl AreaConfig for DatapathConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        if !matches!(self.mode.as_str(), "blocking" | "spin" | "paced") {
-            return Err(ConfigError::at(
-                "mode",
-                format!(
-                    "datapath.mode `{}` is not one of blocking, spin, paced",
-                    self.mode
-                ),
-            ));
-        }
-        if self.rounds < 2 {
-            return Err(ConfigError::at(
-                "rounds",
-                format!(
-                    "datapath.rounds = {} is too few: at least 2 rounds are needed for a comparison",
-                    self.rounds
-                ),
-            ));
-        }
-        if self.block_probes < 100 {
-            return Err(ConfigError::at(
-                "block_probes",
-                format!(
-                    "datapath.block_probes = {} is too few: at least 100",
-                    self.block_probes
-                ),
-            ));
-        }
-        if self.noise_cv_limit.is_nan() || self.noise_cv_limit <= 0.0 {
-            return Err(ConfigError::at(
-                "noise_cv_limit",
-                format!(
-                    "datapath.noise_cv_limit = {} must be positive",
-                    self.noise_cv_limit
-                ),
-            ));
-        }
+        ConfigError::ensure(
+            matches!(self.mode.as_str(), "blocking" | "spin" | "paced"),
+            "mode",
+            format!(
+                "datapath.mode `{}` is not one of blocking, spin, paced",
+                self.mode
+            ),
+        )?;
+        ConfigError::ensure(
+            self.rounds >= 2,
+            "rounds",
+            format!(
+                "datapath.rounds = {} is too few: at least 2 rounds are needed for a comparison",
+                self.rounds
+            ),
+        )?;
+        ConfigError::ensure(
+            self.block_probes >= 100,
+            "block_probes",
+            format!(
+                "datapath.block_probes = {} is too few: at least 100",
+                self.block_probes
+            ),
+        )?;
+        // NaN fails the comparison too.
+        ConfigError::ensure(
+            self.noise_cv_limit > 0.0,
+            "noise_cv_limit",
+            format!(
+                "datapath.noise_cv_limit = {} must be positive",
+                self.noise_cv_limit
+            ),
+        )?;
         for (path, sla) in &self.sla {
             // SLA problems point at their table header.
             let at = format!("[datapath.sla.{path}]");
             let bad = |v: Option<f64>| v.is_some_and(|v| !v.is_finite() || v <= 0.0);
-            if !SLA_PATHS.contains(&path.as_str()) {
-                return Err(ConfigError::at(
-                    at,
-                    format!(
-                        "datapath.sla.{path}: unknown path; expected loopback, macvlan, bridge, ptp, pod-same-node or pod-cross-node"
-                    ),
-                ));
-            }
-            if bad(sla.p50_us) || bad(sla.p99_us) {
-                return Err(ConfigError::at(
-                    at,
-                    format!(
-                        "datapath.sla.{path}: SLA values must be positive numbers of microseconds"
-                    ),
-                ));
-            }
+            ConfigError::ensure(
+                SLA_PATHS.contains(&path.as_str()),
+                &at,
+                format!(
+                    "datapath.sla.{path}: unknown path; expected loopback, macvlan, bridge, ptp, pod-same-node or pod-cross-node"
+                ),
+            )?;
+            ConfigError::ensure(
+                !bad(sla.p50_us) && !bad(sla.p99_us),
+                &at,
+                format!("datapath.sla.{path}: SLA values must be positive numbers of microseconds"),
+            )?;
             if let (Some(p50), Some(p99)) = (sla.p50_us, sla.p99_us)
                 && p99 < p50
             {

@@ -216,15 +216,11 @@ async fn ping(
         .await?;
     let got = r.exit_code == 0;
     let word = |b: bool| if b { "reachable" } else { "unreachable" };
-    let o = if got == reach {
-        Outcome::pass(format!("{what}: {} as expected", word(got)))
-    } else {
-        Outcome::fail(format!(
-            "{what}: expected {}, observed {}",
-            word(reach),
-            word(got)
-        ))
-    };
+    let o = Outcome::pass_if(
+        got == reach,
+        format!("{what}: {} as expected", word(got)),
+        format!("{what}: expected {}, observed {}", word(reach), word(got)),
+    );
     Ok(with_run(
         o.with_property("expected", word(reach))
             .with_property("observed", word(got)),
@@ -257,17 +253,17 @@ async fn run_kind(kind: Kind, cx: &CheckContext) -> Result<Outcome, String> {
             let oci = components
                 .iter()
                 .any(|c| c.starts_with("runc") || c.starts_with("crun"));
-            let o = if oci {
-                Outcome::pass(format!(
+            let o = Outcome::pass_if(
+                oci,
+                format!(
                     "Docker {} (API {}) with an OCI runtime",
                     v.version.clone().unwrap_or_default(),
                     v.api_version.clone().unwrap_or_default()
-                ))
-            } else {
-                Outcome::fail(format!(
+                ),
+                format!(
                     "the daemon reports no OCI runtime component (runc or crun): {components:?}"
-                ))
-            };
+                ),
+            );
             Ok(
                 o.with_property("server version", v.version.unwrap_or_default())
                     .with_property("API version", v.api_version.unwrap_or_default())
@@ -305,13 +301,11 @@ async fn run_kind(kind: Kind, cx: &CheckContext) -> Result<Outcome, String> {
                 .run("none", "none", &["/bin/ip", "-o", "link"])
                 .await?;
             let names = link_names(&r.output);
-            let o = if names == BTreeSet::from(["lo".to_owned()]) {
-                Outcome::pass("only lo")
-            } else {
-                Outcome::fail(format!(
-                    "expected only lo on the none network; the container has {names:?}"
-                ))
-            };
+            let o = Outcome::pass_if(
+                names == BTreeSet::from(["lo".to_owned()]),
+                "only lo",
+                format!("expected only lo on the none network; the container has {names:?}"),
+            );
             Ok(with_run(o, &r))
         }
         Kind::HostInterfaces => {
@@ -331,18 +325,15 @@ async fn run_kind(kind: Kind, cx: &CheckContext) -> Result<Outcome, String> {
             };
             let seen: BTreeSet<String> = seen.into_iter().filter(|n| !transient(n)).collect();
             let host: BTreeSet<String> = host.into_iter().filter(|n| !transient(n)).collect();
-            let o = if seen == host {
-                Outcome::pass(format!(
-                    "the container sees the host's {} interfaces",
-                    host.len()
-                ))
-            } else {
-                Outcome::fail(format!(
+            let o = Outcome::pass_if(
+                seen == host,
+                format!("the container sees the host's {} interfaces", host.len()),
+                format!(
                     "the container's interfaces differ from the host's: only in the container {:?}, only on the host {:?}",
                     seen.difference(&host).collect::<Vec<_>>(),
                     host.difference(&seen).collect::<Vec<_>>()
-                ))
-            };
+                ),
+            );
             Ok(with_run(o, &r))
         }
         Kind::DefaultBridge => {

@@ -24,16 +24,14 @@ pub struct HostConfig {
 
 impl AreaConfig for HostConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        if parse_kernel_version(&self.min_kernel).is_none() {
-            return Err(ConfigError::at(
-                "min_kernel",
-                format!(
-                    "host.min_kernel `{}` is not a kernel release such as \"4.19\"",
-                    self.min_kernel
-                ),
-            ));
-        }
-        Ok(())
+        ConfigError::ensure(
+            parse_kernel_version(&self.min_kernel).is_some(),
+            "min_kernel",
+            format!(
+                "host.min_kernel `{}` is not a kernel release such as \"4.19\"",
+                self.min_kernel
+            ),
+        )
     }
 }
 

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use nfvi_harness::area::empty_as_none;
 use nfvi_harness::{
     Area, AreaConfig, Check, Flag, FlagKind, Need, Resource, Shared, Table, Target,
 };
@@ -18,13 +19,16 @@ use crate::cluster::{Cluster, ReadError};
 #[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KubernetesConfig {
-    /// kubeconfig path; empty: `KUBECONFIG`, then `~/.kube/config`. `--kubeconfig` overrides.
-    pub kubeconfig: String,
-    /// Context; empty for the current one.
-    pub context: String,
+    /// kubeconfig path; none: `KUBECONFIG`, then `~/.kube/config`. `--kubeconfig` overrides.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub kubeconfig: Option<String>,
+    /// Context; none for the current one.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub context: Option<String>,
     /// The image with `nfvi-verify` on PATH that in-cluster latency probes run (see the
-    /// README for building it); empty: no in-cluster probes.
-    pub probe_image: String,
+    /// README for building it); none: no in-cluster probes.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub probe_image: Option<String>,
     /// Probe rounds (each an ABBA pair of blocks: same node, other node) per measurement.
     pub probe_rounds: u32,
     /// Probes per block.
@@ -40,8 +44,8 @@ impl KubernetesConfig {
     /// The kubeconfig to use: `kubeconfig`, else `KUBECONFIG` (its first file), else
     /// `~/.kube/config`; `None` when none of them names a file.
     pub fn kubeconfig_path(&self) -> Option<PathBuf> {
-        if !self.kubeconfig.is_empty() {
-            return Some(PathBuf::from(&self.kubeconfig));
+        if let Some(path) = &self.kubeconfig {
+            return Some(PathBuf::from(path));
         }
         let env = std::env::var_os("KUBECONFIG")
             .and_then(|v| std::env::split_paths(&v).find(|p| !p.as_os_str().is_empty()));

@@ -124,10 +124,7 @@ fn meta(id: &str, title: &str, severity: Severity, covers: &[&str]) -> CheckMeta
         .subject("kubernetes-api")
         .covers(severity, covers)
         .needs([crate::kubeconfig_need()])
-        .side_effects(
-            "none: read-only API calls (get, list; kubelet configz through the nodes/proxy subresource)",
-            "none needed",
-        )
+        .read_only("none: read-only API calls (get, list; kubelet configz through the nodes/proxy subresource)")
         .timeout(Duration::from_secs(90))
 }
 
@@ -702,14 +699,14 @@ pub(crate) fn no_alpha(discovery: &[GroupVersion], _crds: &[CustomResourceDefini
         })
         .map(GroupVersion::api_version)
         .collect();
-    let o = if alpha.is_empty() {
-        Outcome::pass(format!(
+    let o = Outcome::pass_if(
+        alpha.is_empty(),
+        format!(
             "{} group versions served, none alpha (NFD's excepted)",
             discovery.len()
-        ))
-    } else {
-        Outcome::fail(format!("alpha APIs are served: {}", alpha.join(", ")))
-    };
+        ),
+        format!("alpha APIs are served: {}", alpha.join(", ")),
+    );
     o.with_property(
         "served",
         discovery
@@ -733,15 +730,15 @@ pub(crate) fn no_beta(discovery: &[GroupVersion], crds: &[CustomResourceDefiniti
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let o = if bad.is_empty() {
-        Outcome::pass(if legacy.is_empty() {
+    let o = Outcome::pass_if(
+        bad.is_empty(),
+        if legacy.is_empty() {
             "no built-in beta API is served".to_owned()
         } else {
             format!("only legacy beta APIs are served: {}", list(&legacy))
-        })
-    } else {
-        Outcome::fail(format!("built-in beta APIs are served: {}", list(&bad)))
-    };
+        },
+        format!("built-in beta APIs are served: {}", list(&bad)),
+    );
     o.with_property("legacy betas allowed", LEGACY_BETA.join(", "))
 }
 
@@ -753,17 +750,17 @@ pub(crate) fn mandatory_groups(discovery: &[GroupVersion]) -> Outcome {
         .copied()
         .filter(|g| !served.contains(*g))
         .collect();
-    if missing.is_empty() {
-        Outcome::pass(format!(
+    Outcome::pass_if(
+        missing.is_empty(),
+        format!(
             "all {} mandatory group versions are served",
             MANDATORY_GROUPS.len()
-        ))
-    } else {
-        Outcome::fail(format!(
+        ),
+        format!(
             "mandatory API group versions not served: {}",
             missing.join(", ")
-        ))
-    }
+        ),
+    )
 }
 
 /// ra2.k8s.014: networking.k8s.io/v1 serves networkpolicies.
@@ -773,11 +770,11 @@ pub(crate) fn network_policy(discovery: &[GroupVersion]) -> Outcome {
             && gv.version == "v1"
             && gv.resources.iter().any(|r| r == "networkpolicies")
     });
-    if served {
-        Outcome::pass("networking.k8s.io/v1 serves networkpolicies")
-    } else {
-        Outcome::fail("networking.k8s.io/v1 networkpolicies is not served")
-    }
+    Outcome::pass_if(
+        served,
+        "networking.k8s.io/v1 serves networkpolicies",
+        "networking.k8s.io/v1 networkpolicies is not served",
+    )
 }
 
 pub(crate) fn condition(n: &Node, kind: &str) -> Option<String> {

@@ -131,7 +131,7 @@ pub async fn for_check(cx: &nfvi_harness::CheckContext) -> Result<Arc<Cluster>, 
             message: k.missing().unwrap_or_default(),
         }));
     };
-    let context = Some(k.context.as_str()).filter(|c| !c.is_empty());
+    let context = k.context.as_deref();
     cx.shared::<Connection>()
         .cluster
         .get_or_init(|| async { Cluster::open(&path, context, false).await.map(Arc::new) })
@@ -236,16 +236,7 @@ impl Cluster {
                 "{what}: the API server at {server} answered with JSON that is not the expected object: {err}"
             ),
             other => {
-                let mut text = other.to_string();
-                let mut cur = std::error::Error::source(other);
-                while let Some(c) = cur {
-                    let t = c.to_string();
-                    if !text.contains(&t) {
-                        text.push_str(": ");
-                        text.push_str(&t);
-                    }
-                    cur = c.source();
-                }
+                let text = nfvi_harness::error_with_causes(other);
                 if text.to_ascii_lowercase().contains("timed out")
                     || text.to_ascii_lowercase().contains("elapsed")
                 {

@@ -66,15 +66,15 @@ pub fn checks() -> Vec<Arc<dyn Check>> {
 /// cluster is connected, an early one too.
 async fn pod_latency(cx: &CheckContext) -> CheckResult {
     let k = cx.target().config::<crate::KubernetesConfig>();
-    if k.probe_image.is_empty() && k.kubeconfig_path().is_some() {
+    if k.probe_image.is_none() && k.kubeconfig_path().is_some() {
         return Ok(Outcome::not_applicable(
-            "kubernetes.probe_image is empty: in-cluster probes need an image with nfvi-verify on PATH (the README shows how to build one)",
+            "kubernetes.probe_image is not set: in-cluster probes need an image with nfvi-verify on PATH (the README shows how to build one)",
         ));
     }
     let cluster = cluster::for_check(cx).await?;
     let evidence = |o: Outcome| {
         o.with_property("API server", &cluster.server)
-            .with_property("probe image", &k.probe_image)
+            .with_property("probe image", k.probe_image.as_deref().unwrap_or_default())
     };
     measure(&cluster, cx)
         .await
@@ -270,7 +270,7 @@ async fn measure(c: &Arc<Cluster>, cx: &CheckContext) -> CheckResult {
         pod(
             name,
             node,
-            &k.probe_image,
+            k.probe_image.as_deref().unwrap_or_default(),
             vec![
                 "probe".into(),
                 "serve".into(),
@@ -317,7 +317,7 @@ async fn measure(c: &Arc<Cluster>, cx: &CheckContext) -> CheckResult {
         let client = pod(
             &name,
             &a,
-            &k.probe_image,
+            k.probe_image.as_deref().unwrap_or_default(),
             vec![
                 "probe".into(),
                 "compare".into(),

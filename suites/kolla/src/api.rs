@@ -258,10 +258,7 @@ fn meta(id: &str, title: &str, covers: &[&str]) -> CheckMeta {
         .subject("openstack-api")
         .covers(Severity::Must, covers)
         .needs([crate::area::cloud_need()])
-        .side_effects(
-            "issues one project-scoped token (read-only API calls otherwise); the token expires on its own",
-            "none needed",
-        )
+        .read_only("issues one project-scoped token (read-only API calls otherwise); the token expires on its own")
         .timeout(Duration::from_secs(60))
 }
 
@@ -344,7 +341,7 @@ pub fn checks() -> Vec<Arc<dyn Check>> {
             )
             .subject("openstack-api")
             .covers(Severity::Must, &["int.api.07@ra1"])
-            .side_effects("none: one GET of the login page, no login", "none needed")
+            .read_only("none: one GET of the login page, no login")
             .timeout(Duration::from_secs(30)),
             |cx| Box::pin(horizon(cx)),
         ),
@@ -761,14 +758,13 @@ async fn horizon(cx: &CheckContext) -> CheckResult {
 /// Horizon: `dashboard_url` answers (after redirects) 200 with an HTML page that is Horizon's
 /// login page (its title or its login form).
 async fn dashboard(os: &crate::OpenStackConfig) -> CheckResult {
-    let url = os.dashboard_url.as_str();
-    if url.is_empty() {
+    let Some(url) = os.dashboard_url.as_deref() else {
         return Ok(Outcome::not_applicable(
             "openstack.dashboard_url is empty (a deployment without Horizon, such as an edge site): int.api.07@ra1 stays unverified",
         ));
-    }
+    };
     let tls = http::Tls {
-        cacert: Some(os.cacert.clone()).filter(|c| !c.is_empty()),
+        cacert: os.cacert.clone(),
         insecure: os.insecure,
     };
     let client = http::client(&tls)?;

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use nfvi_harness::area::empty_as_none;
 use nfvi_harness::{Area, AreaConfig, Check, ConfigError, Need, Resource, Shared, Table, Target};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -15,22 +16,28 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct OpenStackConfig {
     /// openrc file with `export OS_*=...` lines.
-    pub openrc: String,
-    /// Cloud name in clouds.yaml; empty: the openrc (OS_CLOUD in the environment overrides).
-    pub cloud: String,
-    /// clouds.yaml path; empty for openstacksdk's search path.
-    pub clouds_yaml: String,
-    /// Catalog interface to check (`internal` or `public`); empty: the credentials' own
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub openrc: Option<String>,
+    /// Cloud name in clouds.yaml; none: the openrc (OS_CLOUD in the environment overrides).
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub cloud: Option<String>,
+    /// clouds.yaml path; none for openstacksdk's search path.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub clouds_yaml: Option<String>,
+    /// Catalog interface to check (`internal` or `public`); none: the credentials' own
     /// (`OS_INTERFACE`, `interface` in clouds.yaml), else `internal`.
-    pub interface: String,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub interface: Option<String>,
     /// PEM CA bundle to trust besides the platform's roots (Kolla's
-    /// `kolla_admin_openrc_cacert`); empty: `OS_CACERT` or `cacert` in clouds.yaml.
-    pub cacert: String,
+    /// `kolla_admin_openrc_cacert`); none: `OS_CACERT` or `cacert` in clouds.yaml.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub cacert: Option<String>,
     /// Accept any TLS certificate. Recorded in every API result; never the default.
     pub insecure: bool,
-    /// The Horizon dashboard's URL (Kolla serves it on the VIP, port 80 or 443); empty: not
+    /// The Horizon dashboard's URL (Kolla serves it on the VIP, port 80 or 443); none: not
     /// checked (edge deployments without Horizon).
-    pub dashboard_url: String,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub dashboard_url: Option<String>,
 }
 
 impl AreaConfig for OpenStackConfig {}
@@ -47,33 +54,34 @@ pub struct KollaConfig {
     pub flap_restarts: u32,
     /// How far back the Docker event log is read for restarts.
     pub flap_window_minutes: u32,
-    /// The image registry (Kolla's `docker_registry`) as a URL; empty: not checked.
-    pub registry: String,
+    /// The image registry (Kolla's `docker_registry`) as a URL; none: not checked.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub registry: Option<String>,
     /// The image namespace in the registry (Kolla's `docker_namespace`).
     pub image_namespace: String,
     /// The image tag every service needs (Kolla's `openstack_tag`).
     pub image_tag: String,
     /// User for a registry that asks for credentials (Kolla's `docker_registry_username`);
-    /// the password comes from `NFVI_REGISTRY_PASSWORD`, never from the file. Empty: the
+    /// the password comes from `NFVI_REGISTRY_PASSWORD`, never from the file. None: the
     /// `auths` entry of Docker's config.json, if any.
-    pub registry_username: String,
-    /// PEM CA bundle for a registry with a private CA; empty: the platform's roots.
-    pub registry_cacert: String,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub registry_username: Option<String>,
+    /// PEM CA bundle for a registry with a private CA; none: the platform's roots.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub registry_cacert: Option<String>,
 }
 
 impl AreaConfig for KollaConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        if !crate::services::RELEASES.contains(&self.release.as_str()) {
-            return Err(ConfigError::at(
-                "release",
-                format!(
-                    "kolla.release `{}` is not a release the container tables cover ({})",
-                    self.release,
-                    crate::services::RELEASES.join(", ")
-                ),
-            ));
-        }
-        Ok(())
+        ConfigError::ensure(
+            crate::services::RELEASES.contains(&self.release.as_str()),
+            "release",
+            format!(
+                "kolla.release `{}` is not a release the container tables cover ({})",
+                self.release,
+                crate::services::RELEASES.join(", ")
+            ),
+        )
     }
 }
 

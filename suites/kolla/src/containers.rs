@@ -34,10 +34,7 @@ fn meta(id: &str, title: &str, severity: Severity) -> CheckMeta {
         .subject("kolla-containers")
         .covers(severity, &["gen.ost.01"])
         .needs([nfvi_suite_docker::socket_need()])
-        .side_effects(
-            "none: inspects containers and reads the Docker event log",
-            "none needed",
-        )
+        .read_only("none: inspects containers and reads the Docker event log")
         .timeout(Duration::from_secs(120))
 }
 
@@ -226,15 +223,15 @@ async fn running(docker: &Docker, expected: Vec<Expected>) -> Result<Outcome, St
             Some(_) => {}
         }
     }
-    let mut o = if bad.is_empty() {
-        Outcome::pass(format!("all {total} expected containers exist and run"))
-    } else {
-        Outcome::fail(format!(
+    let mut o = Outcome::pass_if(
+        bad.is_empty(),
+        format!("all {total} expected containers exist and run"),
+        format!(
             "{} of {total} expected containers are not running: {}",
             bad.len(),
             listing(&bad)
-        ))
-    };
+        ),
+    );
     for s in &seen {
         o = o.with_property(format!("container {}", s.expected.name), s.state());
     }
@@ -286,18 +283,18 @@ async fn healthy(docker: &Docker, expected: Vec<Expected>) -> Result<Outcome, St
             ));
         }
     }
-    let mut o = if bad.is_empty() {
-        Outcome::pass(format!(
+    let mut o = Outcome::pass_if(
+        bad.is_empty(),
+        format!(
             "{checked} running containers with a health check are healthy; {} have none, which Kolla allows",
             without.len()
-        ))
-    } else {
-        Outcome::fail(format!(
+        ),
+        format!(
             "{} of {checked} containers with a health check are not healthy: {}",
             bad.len(),
             listing(&bad)
-        ))
-    };
+        ),
+    );
     o = o.with_property("containers without a health check", without.join(", "));
     if !not_running.is_empty() {
         o = o.with_property(
@@ -403,14 +400,14 @@ async fn labels(docker: &Docker, expected: Vec<Expected>) -> Result<Outcome, Str
                 .join("; ")
         ));
     }
-    let o = if bad.is_empty() {
-        Outcome::pass(format!(
+    let o = Outcome::pass_if(
+        bad.is_empty(),
+        format!(
             "all {judged} present containers carry Kolla's labels for the expected image, kolla_version {}",
             versions.keys().next().map_or("-", String::as_str)
-        ))
-    } else {
-        Outcome::fail(format!("{} label problem(s): {}", bad.len(), listing(&bad)))
-    };
+        ),
+        format!("{} label problem(s): {}", bad.len(), listing(&bad)),
+    );
     Ok(o.with_property(
         "kolla_version",
         versions.keys().cloned().collect::<Vec<_>>().join(", "),
@@ -479,13 +476,13 @@ async fn flapping(
             flapping.push(format!("{name} died {died} times"));
         }
     }
-    let o = if flapping.is_empty() {
-        Outcome::pass(format!(
+    let o = Outcome::pass_if(
+        flapping.is_empty(),
+        format!(
             "no expected container died {limit} or more times in the last {window_minutes} min or is in Docker's restart loop"
-        ))
-    } else {
-        Outcome::fail(format!("restart loop: {}", listing(&flapping)))
-    };
+        ),
+        format!("restart loop: {}", listing(&flapping)),
+    );
     Ok(o
         .with_property(
             "deaths in the event log",

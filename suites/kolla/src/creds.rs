@@ -90,13 +90,17 @@ pub(crate) fn locate(os: &OpenStackTarget) -> Result<Source, String> {
     let cloud = std::env::var("OS_CLOUD")
         .ok()
         .filter(|c| !c.is_empty())
-        .unwrap_or_else(|| os.cloud.clone());
+        .or_else(|| os.cloud.clone());
     // A named cloud counts: the check reports a missing or broken clouds.yaml itself.
-    if !cloud.is_empty() {
+    if let Some(cloud) = cloud {
         return Ok(Source::Cloud(cloud));
     }
-    if !os.openrc.is_empty() && std::path::Path::new(&os.openrc).is_file() {
-        return Ok(Source::Openrc(os.openrc.clone()));
+    if let Some(openrc) = os
+        .openrc
+        .as_ref()
+        .filter(|p| std::path::Path::new(p).is_file())
+    {
+        return Ok(Source::Openrc(openrc.clone()));
     }
     Err("no OpenStack credentials: source an openrc (OS_AUTH_URL), name a cloud (OS_CLOUD or openstack.cloud), set openstack.openrc in the target file, or run `nfvi-verify lab up`".to_owned())
 }
@@ -131,11 +135,11 @@ impl Credentials {
     /// The target file's settings over whatever the credentials said: `openstack.interface`,
     /// `openstack.cacert`, `openstack.insecure`.
     pub fn with_target(mut self, os: &OpenStackTarget) -> Self {
-        if !os.interface.is_empty() {
-            self.interface = os.interface.clone();
+        if let Some(interface) = &os.interface {
+            self.interface = interface.clone();
         }
-        if !os.cacert.is_empty() {
-            self.tls.cacert = Some(os.cacert.clone());
+        if let Some(cacert) = &os.cacert {
+            self.tls.cacert = Some(cacert.clone());
         }
         if os.insecure {
             self.tls.insecure = true;
@@ -153,7 +157,9 @@ impl Credentials {
                     .collect();
                 return Self::from_vars(&vars, "the OS_* environment");
             }
-            Source::Cloud(cloud) => return Self::from_clouds_yaml(&os.clouds_yaml, &cloud),
+            Source::Cloud(cloud) => {
+                return Self::from_clouds_yaml(os.clouds_yaml.as_deref(), &cloud);
+            }
             Source::Openrc(openrc) => openrc,
         };
         let text =
@@ -162,8 +168,10 @@ impl Credentials {
     }
 
     /// A cloud from clouds.yaml: `path`, or the first of openstacksdk's search path.
-    pub fn from_clouds_yaml(path: &str, cloud: &str) -> Result<Self, String> {
-        let path = if path.is_empty() {
+    pub fn from_clouds_yaml(path: Option<&str>, cloud: &str) -> Result<Self, String> {
+        let path = if let Some(path) = path {
+            PathBuf::from(path)
+        } else {
             let candidates = clouds_yaml_search_path();
             candidates
                 .iter()
@@ -179,8 +187,6 @@ impl Credentials {
                             .join(", ")
                     )
                 })?
-        } else {
-            PathBuf::from(path)
         };
         let shown = path.display().to_string();
         let text =
@@ -292,13 +298,9 @@ mod tests {
         assert_eq!(c.tls.cacert.as_deref(), Some("/ca.pem"));
         assert!(c.tls.insecure);
         let os = OpenStackTarget {
-            openrc: String::new(),
-            cloud: String::new(),
-            clouds_yaml: String::new(),
-            interface: "public".into(),
-            cacert: "/other.pem".into(),
-            insecure: false,
-            dashboard_url: String::new(),
+            interface: Some("public".into()),
+            cacert: Some("/other.pem".into()),
+            ..Default::default()
         };
         let c = c.with_target(&os);
         assert_eq!(

@@ -50,23 +50,12 @@ pub fn client(tls: &Tls) -> Result<reqwest::Client, String> {
     if tls.insecure {
         b = b.tls_danger_accept_invalid_certs(true);
     }
-    b.build()
-        .map_err(|e| format!("cannot build an HTTP client: {}", chain(&e)))
-}
-
-/// An error with its causes, `: `-joined (reqwest's own text hides them).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
+    b.build().map_err(|e| {
+        format!(
+            "cannot build an HTTP client: {}",
+            nfvi_harness::error_with_causes(&e)
+        )
+    })
 }
 
 /// Whether a message from [`describe`] means the server was not reached at all (an
@@ -85,7 +74,8 @@ pub fn describe(e: &reqwest::Error, url: &str, hint: &str) -> String {
         );
     }
     // reqwest's own text repeats the URL; its causes say what happened.
-    let why = std::error::Error::source(e).map_or_else(|| e.to_string(), chain);
+    let why =
+        std::error::Error::source(e).map_or_else(|| e.to_string(), nfvi_harness::error_with_causes);
     let lower = why.to_ascii_lowercase();
     if lower.contains("certificate") || lower.contains("unknownissuer") {
         format!(

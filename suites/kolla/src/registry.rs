@@ -31,7 +31,7 @@ fn meta(id: &str, title: &str) -> CheckMeta {
     CheckMeta::new(id, Area::Kolla, title)
         .subject("kolla-registry")
         .covers(Severity::Should, &["gen.ost.01"])
-        .side_effects("none: read-only registry API calls", "none needed")
+        .read_only("none: read-only registry API calls")
         .timeout(Duration::from_secs(60))
 }
 
@@ -76,21 +76,20 @@ fn login(k: &KollaTarget, host: &str) -> Result<Option<Login>, String> {
     let password = std::env::var("NFVI_REGISTRY_PASSWORD")
         .ok()
         .filter(|p| !p.is_empty());
-    match (k.registry_username.is_empty(), password) {
-        (false, Some(p)) => {
+    match (&k.registry_username, password) {
+        (Some(user), Some(p)) => {
             return Ok(Some(Login {
-                user: k.registry_username.clone(),
+                user: user.clone(),
                 password: crate::creds::secret(&p),
                 source: "kolla.registry_username and NFVI_REGISTRY_PASSWORD".to_owned(),
             }));
         }
-        (false, None) => {
+        (Some(user), None) => {
             return Err(format!(
-                "kolla.registry_username is `{}` but NFVI_REGISTRY_PASSWORD is not set",
-                k.registry_username
+                "kolla.registry_username is `{user}` but NFVI_REGISTRY_PASSWORD is not set"
             ));
         }
-        (true, _) => {}
+        (None, _) => {}
     }
     let dir = std::env::var_os("DOCKER_CONFIG")
         .map(std::path::PathBuf::from)
@@ -305,14 +304,14 @@ async fn run(kind: Kind, cx: &CheckContext) -> CheckResult {
 
 async fn judge(kind: Kind, cx: &CheckContext) -> CheckResult {
     let k = cx.target().config::<KollaTarget>();
-    if k.registry.is_empty() {
+    let Some(registry) = &k.registry else {
         return Ok(Outcome::not_applicable(
             "no registry configured (kolla.registry is empty)",
         ));
-    }
-    let base = k.registry.trim_end_matches('/');
+    };
+    let base = registry.trim_end_matches('/');
     let tls = http::Tls {
-        cacert: Some(k.registry_cacert.clone()).filter(|c| !c.is_empty()),
+        cacert: k.registry_cacert.clone(),
         insecure: false,
     };
     let http = http::client(&tls)?;
@@ -323,13 +322,13 @@ async fn judge(kind: Kind, cx: &CheckContext) -> CheckResult {
             let url = format!("{base}/v2/");
             let access = authorise(&http, base, k, &[]).await.map_err(at_registry)?;
             let (status, api) = (access.status, &access.api_version);
-            let o = if status == 200 && api.starts_with("registry/2") {
-                Outcome::pass(format!("GET {url} answered 200, API {api}"))
-            } else {
-                Outcome::fail(format!(
+            let o = Outcome::pass_if(
+                status == 200 && api.starts_with("registry/2"),
+                format!("GET {url} answered 200, API {api}"),
+                format!(
                     "GET {url} answered {status} with Docker-Distribution-API-Version `{api}`; expected 200 and registry/2.0"
-                ))
-            };
+                ),
+            );
             Ok(o.with_property("registry", base)
                 .with_property(
                     "authenticated as",
@@ -381,19 +380,16 @@ async fn judge(kind: Kind, cx: &CheckContext) -> CheckResult {
                 }
             }
             let reference = format!("{base}/{}/<image>:{}", k.image_namespace, k.image_tag);
-            let o = if missing.is_empty() {
-                Outcome::pass(format!(
-                    "all {} images are present as {reference}",
-                    images.len()
-                ))
-            } else {
-                Outcome::fail(format!(
+            let o = Outcome::pass_if(
+                missing.is_empty(),
+                format!("all {} images are present as {reference}", images.len()),
+                format!(
                     "{} of {} images are not in the registry as {reference}: {}",
                     missing.len(),
                     images.len(),
                     missing.join(", ")
-                ))
-            };
+                ),
+            );
             Ok(o.with_property("registry", base)
                 .with_property("images", images.into_iter().collect::<Vec<_>>().join(", ")))
         }

@@ -6,7 +6,7 @@
 use nfvi_harness::{Outcome, Status};
 use serde_json::{Value, json};
 
-use super::{CID, add_result, attach, exec_after, exec_in};
+use super::{add_result, attach, cid, exec_after, exec_in};
 use crate::lab::{Exec, Lab, Netns, Stdout, expect_result, expect_success};
 use crate::netstate::{Link, RouteEntry, route_matches};
 use crate::result::{Result100, read_result, validate_result};
@@ -232,13 +232,11 @@ pub(super) fn reported_mac<'r>(r: &'r Result100, ifname: &str) -> &'r str {
 /// runtimeConfig.mac = `mac`: set on eth0 in the kernel and reported in the result.
 fn judge_runtime_mac(mac: &str, kernel: &str, r: &Result100) -> Outcome {
     let reported = reported_mac(r, "eth0");
-    if kernel == mac && reported == mac {
-        Outcome::pass(format!("container MAC set to {mac} and reported"))
-    } else {
-        Outcome::fail(format!(
-            "expected MAC {mac}; the kernel has {kernel}, the result reports {reported:?}"
-        ))
-    }
+    Outcome::pass_if(
+        kernel == mac && reported == mac,
+        format!("container MAC set to {mac} and reported"),
+        format!("expected MAC {mac}; the kernel has {kernel}, the result reports {reported:?}"),
+    )
 }
 
 pub(crate) async fn add_008(lab: &Lab<'_>, plugin: &str) -> Outcome {
@@ -246,7 +244,7 @@ pub(crate) async fn add_008(lab: &Lab<'_>, plugin: &str) -> Outcome {
     let conf = t!(lab.conf_for(plugin).await);
     let r0 = t!(add_result(lab, plugin, &ns, &conf, "ADD eth0").await);
     let r1 = t!(expect_result(
-        &lab.exec(plugin, &lab.env("ADD", &ns, CID, "net1"), &conf)
+        &lab.exec(plugin, &lab.env("ADD", &ns, &cid(lab), "net1"), &conf)
             .await,
         "ADD net1"
     ));
@@ -319,13 +317,11 @@ fn judge_mtu(r: &Result100, container: Option<u64>, host_links: &[Link]) -> Outc
         .iter()
         .find(|l| host_veth.contains(&l.name.as_str()) && l.kind.as_deref() == Some("veth"))
         .map(|l| l.mtu);
-    if container == Some(1400) && host == Some(1400) {
-        Outcome::pass("mtu 1400 applied to the container interface and the host veth")
-    } else {
-        Outcome::fail(format!(
-            "expected MTU 1400 on both ends; container {container:?}, host veth {host:?}"
-        ))
-    }
+    Outcome::pass_if(
+        container == Some(1400) && host == Some(1400),
+        "mtu 1400 applied to the container interface and the host veth",
+        format!("expected MTU 1400 on both ends; container {container:?}, host veth {host:?}"),
+    )
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use nfvi_harness::Outcome;
 use serde_json::{Value, json};
 
 use super::add::{NsState, host_interfaces, judge_kernel_agrees, observe_ns};
-use super::{CID, add_result, attach, exec_after};
+use super::{add_result, attach, cid, exec_after, exec_as};
 use crate::lab::{Exec, Lab, expect_result, expect_success};
 use crate::netstate::{Link, RouteEntry};
 use crate::result::{Result100, read_result};
@@ -107,7 +107,7 @@ pub(crate) async fn add_013(lab: &Lab<'_>, plugin: &str) -> Outcome {
     let ns = t!(lab.netns().await);
     let conf = lab.loopback_conf();
     let exec = lab
-        .exec(plugin, &lab.env("ADD", &ns, CID, "eth7"), &conf)
+        .exec(plugin, &lab.env("ADD", &ns, &cid(lab), "eth7"), &conf)
         .await;
     let r = t!(expect_result(&exec, "loopback ADD"));
     let lo = t!(lab.links(Some(&ns)).await)
@@ -146,12 +146,7 @@ pub(crate) async fn add_014(lab: &Lab<'_>, plugin: &str) -> Outcome {
     let ns = t!(lab.netns().await);
     let direct = json!({"cniVersion": lab.version, "name": "nfvnet-dns", "ipam": ipam});
     let ipam_result = t!(expect_result(
-        &lab.exec(
-            "host-local",
-            &lab.env("ADD", &ns, "nfvdns0", "eth0"),
-            &direct
-        )
-        .await,
+        &exec_as(lab, "host-local", "ADD", &ns, "nfvdns0", &direct).await,
         "host-local ADD with resolvConf"
     ));
     let mut plugin_dns = lab.bridge_conf();
@@ -159,20 +154,14 @@ pub(crate) async fn add_014(lab: &Lab<'_>, plugin: &str) -> Outcome {
     plugin_dns["dns"] = json!({"nameservers": ["198.18.39.54"]});
     let ns1 = t!(lab.netns().await);
     let with_plugin_dns = t!(expect_result(
-        &lab.exec(
-            plugin,
-            &lab.env("ADD", &ns1, "nfvdns1", "eth0"),
-            &plugin_dns
-        )
-        .await,
+        &exec_as(lab, plugin, "ADD", &ns1, "nfvdns1", &plugin_dns).await,
         "bridge ADD with plugin-level dns"
     ));
     let mut only_ipam = lab.bridge_conf();
     only_ipam["ipam"] = ipam;
     let ns2 = t!(lab.netns().await);
     let with_ipam_dns = t!(expect_result(
-        &lab.exec(plugin, &lab.env("ADD", &ns2, "nfvdns2", "eth0"), &only_ipam)
-            .await,
+        &exec_as(lab, plugin, "ADD", &ns2, "nfvdns2", &only_ipam).await,
         "bridge ADD with IPAM dns only"
     ));
     judge_dns(
@@ -225,22 +214,20 @@ fn judge_masquerade(ip: &str, nat_after_add: &str, del: &Exec, nat_after_del: &s
         .any(|l| l.contains(ip) && l.contains("CNI-"));
     t!(expect_success(del, "DEL"));
     let left = nat_after_del.lines().filter(|l| l.contains(ip)).count();
-    if has_chain && left == 0 {
-        Outcome::pass(format!(
-            "a CNI- masquerade chain for {ip} was installed and removed on DEL"
-        ))
-    } else {
-        Outcome::fail(format!(
+    Outcome::pass_if(
+        has_chain && left == 0,
+        format!("a CNI- masquerade chain for {ip} was installed and removed on DEL"),
+        format!(
             "expected a CNI- masquerade rule for {ip} after ADD and none after DEL; installed: {has_chain}, rules left after DEL: {left}"
-        ))
-    }
+        ),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::testkit::{
-        NS, agreeing_ns, assert_ends_with, assert_starts_with, bridge_result, err, garbage, link,
-        ok_empty, route,
+        NS, agreeing_ns, assert_ends_with, assert_starts_with, bridge_result, garbage, link,
+        ok_empty, refused, route,
     };
     use super::*;
     use nfvi_harness::Status;
@@ -402,7 +389,7 @@ mod tests {
         assert_ends_with(&o.message, "installed: false, rules left after DEL: 0");
         let o = judge_masquerade(ip, nat, &ok_empty(), nat);
         assert_ends_with(&o.message, "installed: true, rules left after DEL: 1");
-        let o = judge_masquerade(ip, nat, &err(1, json!({"code": 999, "msg": "x"})), "");
+        let o = judge_masquerade(ip, nat, &refused("x"), "");
         assert_starts_with(&o.message, "DEL: expected exit 0");
     }
 }

@@ -5,7 +5,7 @@
 use nfvi_harness::Outcome;
 use serde_json::{Value, json};
 
-use super::{CID, only_lo, snapshot_diff};
+use super::{cid, only_lo, snapshot_diff};
 use crate::lab::Lab;
 use crate::result::{Result100, read_result, validate_result};
 use crate::runtime::{Attachment, Runtime, Step};
@@ -39,7 +39,7 @@ fn chain_list(lab: &Lab<'_>) -> (Value, Value) {
 
 async fn chain_attachment(lab: &Lab<'_>, caps: Value) -> Result<Attachment, Outcome> {
     Ok(Attachment {
-        container_id: CID.to_owned(),
+        container_id: cid(lab),
         ns: lab.netns().await?,
         ifname: "eth0".to_owned(),
         capability_args: caps,
@@ -139,6 +139,8 @@ fn judge_chain_results(steps: &[Step], last: &Value, version: &str, sandbox: &st
 
 /// What CHECK and DEL of the whole chain did and left.
 struct ChainTeardown {
+    /// The fixture container's ID: a host object naming it is a leak.
+    container_id: String,
     /// The bridge's (first) result of the chain ADD.
     first_result: Result100,
     check_error: Option<String>,
@@ -162,6 +164,7 @@ pub(crate) async fn chain_009(lab: &Lab<'_>, _plugin: &str) -> Outcome {
     let check_error = rt.check(&list, &att).await.err().map(|e| e.describe());
     let del_error = rt.del(&list, &att).await.err().map(|e| e.describe());
     let seen = ChainTeardown {
+        container_id: att.container_id.clone(),
         first_result: read_result(&first_result),
         check_error,
         del_error,
@@ -193,7 +196,7 @@ fn judge_chain_teardown(seen: &ChainTeardown) -> Outcome {
         .into_iter()
         .filter(|n| n != "eth0" && n != "nfvbr1")
         .collect();
-    markers.push(CID.to_owned());
+    markers.push(seen.container_id.clone());
     markers.push(seen.first_result.first_ip().to_owned());
     let [added, removed] = snapshot_diff(&seen.host_before, &seen.host_after);
     let leaked: Vec<&&String> = added
@@ -222,13 +225,10 @@ fn judge_chain_teardown(seen: &ChainTeardown) -> Outcome {
     if seen.cached_after_del {
         p.push("the runtime's cached result survived a successful DEL".to_owned());
     }
-    let o = if p.is_empty() {
-        Outcome::pass(
-            "chain CHECK passed; reverse DEL removed every rule, qdisc, link and reservation of the attachment",
-        )
-    } else {
-        Outcome::fail(p.join("; "))
-    };
+    let o = Outcome::pass_unless(
+        p,
+        "chain CHECK passed; reverse DEL removed every rule, qdisc, link and reservation of the attachment",
+    );
     o.with_property(
         "shared infrastructure kept after DEL",
         format!("{shared:?}"),
@@ -352,6 +352,7 @@ mod tests {
     fn clean_teardown() -> ChainTeardown {
         let lines = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
         ChainTeardown {
+            container_id: "nfvcid1".into(),
             first_result: read_result(&bridge_result()),
             check_error: None,
             del_error: None,

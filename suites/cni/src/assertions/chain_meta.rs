@@ -62,21 +62,38 @@ async fn iptables(lab: &Lab<'_>, table: &str) -> Result<String, Outcome> {
     .await
 }
 
+/// What a meta plugin that writes iptables rules did, run after a bridge ADD: the container
+/// address, the iptables `table` after its ADD, and its teardown with the table after the
+/// first DEL. `conf` makes the plugin's configuration from the bridge result.
+async fn iptables_lifecycle(
+    lab: &Lab<'_>,
+    plugin: &str,
+    table: &str,
+    conf: impl FnOnce(&Value) -> Value,
+) -> Result<(String, String, Teardown<String>), Outcome> {
+    let ns = lab.netns().await?;
+    let (_, prev) = bridge_then(lab, &ns, &lab.version).await?;
+    let conf = conf(&prev);
+    let out = add_result(lab, plugin, &ns, &conf, &format!("{plugin} ADD")).await?;
+    let after_add = iptables(lab, table).await?;
+    let teardown = check_then_delete_twice(lab, plugin, &ns, &with_prev(&conf, &out), async || {
+        iptables(lab, table).await
+    })
+    .await?;
+    Ok((
+        read_result(&prev).first_ip().to_owned(),
+        after_add,
+        teardown,
+    ))
+}
+
 pub(crate) async fn chain_005(lab: &Lab<'_>, plugin: &str) -> Outcome {
-    let ns = t!(lab.netns().await);
-    let (_, prev) = t!(bridge_then(lab, &ns, &lab.version).await);
-    let conf = json!({"cniVersion": lab.version, "name": "nfvnet-br", "type": plugin, "snat": true, "prevResult": prev,
-        "runtimeConfig": {"portMappings": [{"hostPort": 18080, "containerPort": 80, "protocol": "tcp"}, {"hostPort": 18053, "containerPort": 53, "protocol": "udp"}]}});
-    let out = t!(add_result(lab, plugin, &ns, &conf, "portmap ADD").await);
-    let nat = t!(iptables(lab, "nat").await);
-    let teardown =
-        t!(
-            check_then_delete_twice(lab, plugin, &ns, &with_prev(&conf, &out), async || {
-                iptables(lab, "nat").await
-            })
-            .await
-        );
-    judge_portmap(read_result(&prev).first_ip(), &nat, &teardown)
+    let conf = |prev: &Value| {
+        json!({"cniVersion": lab.version, "name": "nfvnet-br", "type": plugin, "snat": true, "prevResult": prev,
+            "runtimeConfig": {"portMappings": [{"hostPort": 18080, "containerPort": 80, "protocol": "tcp"}, {"hostPort": 18053, "containerPort": 53, "protocol": "udp"}]}})
+    };
+    let (ip, nat, teardown) = t!(iptables_lifecycle(lab, plugin, "nat", conf).await);
+    judge_portmap(&ip, &nat, &teardown)
 }
 
 /// portmap: DNAT 18080 -> ip:80 and 18053 -> ip:53 after ADD, CHECK and two DELs succeed,
@@ -107,19 +124,9 @@ fn judge_portmap(ip: &str, nat: &str, teardown: &Teardown<String>) -> Outcome {
 }
 
 pub(crate) async fn chain_007(lab: &Lab<'_>, plugin: &str) -> Outcome {
-    let ns = t!(lab.netns().await);
-    let (_, prev) = t!(bridge_then(lab, &ns, &lab.version).await);
-    let conf = json!({"cniVersion": lab.version, "name": "nfvnet-br", "type": plugin, "backend": "iptables", "prevResult": prev});
-    let out = t!(add_result(lab, plugin, &ns, &conf, "firewall ADD").await);
-    let filter = t!(iptables(lab, "filter").await);
-    let teardown =
-        t!(
-            check_then_delete_twice(lab, plugin, &ns, &with_prev(&conf, &out), async || {
-                iptables(lab, "filter").await
-            })
-            .await
-        );
-    judge_firewall(read_result(&prev).first_ip(), &filter, &teardown)
+    let conf = |prev: &Value| json!({"cniVersion": lab.version, "name": "nfvnet-br", "type": plugin, "backend": "iptables", "prevResult": prev});
+    let (ip, filter, teardown) = t!(iptables_lifecycle(lab, plugin, "filter", conf).await);
+    judge_firewall(&ip, &filter, &teardown)
 }
 
 /// firewall: a CNI- filter rule names the container address after ADD, CHECK and two DELs
@@ -212,13 +219,9 @@ fn judge_bandwidth(
 
 #[cfg(test)]
 mod tests {
-    use super::super::testkit::{assert_starts_with, err, link, ok_empty};
+    use super::super::testkit::{assert_starts_with, link, ok_empty, refused};
     use super::*;
     use nfvi_harness::Status;
-
-    fn refused() -> Exec {
-        err(1, json!({"code": 999, "msg": "x"}))
-    }
 
     fn teardown<T>(between: T) -> Teardown<T> {
         Teardown {
@@ -232,8 +235,8 @@ mod tests {
     fn teardown_needs_check_and_both_dels() {
         assert!(teardown_problems(&teardown(())).is_empty());
         let mut t = teardown(());
-        t.check = refused();
-        t.dels[1] = refused();
+        t.check = refused("x");
+        t.dels[1] = refused("x");
         let p = teardown_problems(&t);
         assert_eq!(p.len(), 2);
         assert!(p[0].starts_with("CHECK: bridge ADD: exit 1"), "{p:?}");
@@ -267,7 +270,7 @@ mod tests {
         let o = judge_portmap("198.18.30.3", NAT, &teardown(String::new()));
         assert_starts_with(&o.message, "no DNAT rule for port 18080 to 198.18.30.3:80");
         let mut t = teardown(String::new());
-        t.check = refused();
+        t.check = refused("x");
         assert!(judge_portmap(ip, NAT, &t).message.starts_with("CHECK: "));
     }
 

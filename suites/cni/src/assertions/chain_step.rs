@@ -6,7 +6,7 @@
 use nfvi_harness::Outcome;
 use serde_json::{Value, json};
 
-use super::{CID, add_result, exec_after, exec_in, fail_expected, meta_conf, with_prev};
+use super::{add_result, cid, exec_after, exec_as, exec_in, fail_expected, meta_conf, with_prev};
 use crate::lab::{Exec, Lab, Netns, expect_result};
 use crate::result::{Result100, read_result, validate_error, validate_result};
 
@@ -15,7 +15,7 @@ pub(super) async fn bridge_then(
     ns: &Netns,
     version: &str,
 ) -> Result<(Value, Value), Outcome> {
-    bridge_then_as(lab, ns, version, CID).await
+    bridge_then_as(lab, ns, version, &cid(lab)).await
 }
 
 /// A bridge ADD at `version` for container `cid`: (its config, its result).
@@ -28,8 +28,7 @@ pub(super) async fn bridge_then_as(
     let mut conf = lab.bridge_conf();
     conf["cniVersion"] = version.into();
     let r = expect_result(
-        &lab.exec("bridge", &lab.env("ADD", ns, cid, "eth0"), &conf)
-            .await,
+        &exec_as(lab, "bridge", "ADD", ns, cid, &conf).await,
         "bridge ADD",
     )?;
     Ok((conf, r))
@@ -60,13 +59,11 @@ pub(crate) async fn chain_002(lab: &Lab<'_>, plugin: &str) -> Outcome {
 
 /// A plugin that changes nothing in the result outputs prevResult, byte for byte as JSON.
 fn judge_echo(out: &Value, prev: &Value) -> Outcome {
-    if out == prev {
-        Outcome::pass("the result equals prevResult")
-    } else {
-        Outcome::fail(format!(
-            "expected prevResult echoed unchanged; got {out}, prevResult {prev}"
-        ))
-    }
+    Outcome::pass_if(
+        out == prev,
+        "the result equals prevResult",
+        format!("expected prevResult echoed unchanged; got {out}, prevResult {prev}"),
+    )
 }
 
 pub(crate) async fn chain_006(lab: &Lab<'_>, plugin: &str) -> Outcome {
@@ -110,11 +107,11 @@ pub(crate) async fn chain_010(lab: &Lab<'_>, plugin: &str) -> Outcome {
     ));
     let p = validate_result(&out, "0.4.0", Some(&ns.path));
     let _ = exec_after(lab, plugin, "DEL", &ns, &conf, &out).await;
-    if p.is_empty() {
-        Outcome::pass("the 0.4.0 chain got a 0.4.0-shaped result (ips[].version present)")
-    } else {
-        Outcome::fail(format!("expected a 0.4.0 result: {}", p.join("; ")))
-    }
+    Outcome::pass_unless_with(
+        p,
+        "the 0.4.0 chain got a 0.4.0-shaped result (ips[].version present)",
+        |p| format!("expected a 0.4.0 result: {p}"),
+    )
 }
 
 pub(crate) async fn chain_011(lab: &Lab<'_>, plugin: &str) -> Outcome {
@@ -153,7 +150,7 @@ pub(crate) async fn chain_013(lab: &Lab<'_>, plugin: &str) -> Outcome {
     let out = t!(expect_result(
         &lab.exec(
             plugin,
-            &lab.env("ADD", &ns, CID, "net1"),
+            &lab.env("ADD", &ns, &cid(lab), "net1"),
             &with_prev(&conf, &prev)
         )
         .await,

@@ -213,13 +213,9 @@ fn judge_check_after_sysctl(tries: &[(&str, Exec, Option<Exec>)]) -> Outcome {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testkit::{assert_starts_with, err, link, ok, ok_empty};
+    use super::super::testkit::{assert_starts_with, link, ok, ok_empty, refused};
     use super::*;
     use nfvi_harness::Status;
-
-    fn refused() -> Exec {
-        err(1, json!({"code": 999, "msg": "x"}))
-    }
 
     fn eth0(mac: &str, mtu: u64) -> Option<Link> {
         let mut l = link("eth0", 2, Some("veth"));
@@ -259,8 +255,8 @@ mod tests {
             .join("; ")
         );
         let mut failing = seen(eth0(mac, 1300), mac, eth0("0e:00:00:00:00:01", 1500));
-        failing.check = refused();
-        failing.del = refused();
+        failing.check = refused("x");
+        failing.del = refused("x");
         let o = judge_tuning(mac, 1300, &failing);
         assert!(
             o.message.starts_with("CHECK: bridge ADD: exit 1")
@@ -282,9 +278,9 @@ mod tests {
             runtime: r.map(str::to_owned),
             non_net,
         };
-        let o = judge_sysctls(&seen(ok(json!({})), ["2", "1"], ["0", "0"], refused()));
+        let o = judge_sysctls(&seen(ok(json!({})), ["2", "1"], ["0", "0"], refused("x")));
         assert_eq!(o.status, Status::Passed, "{}", o.message);
-        let o = judge_sysctls(&seen(refused(), ["0", ""], ["0", "1"], ok(json!({}))));
+        let o = judge_sysctls(&seen(refused("x"), ["0", ""], ["0", "1"], ok(json!({}))));
         assert_eq!(
             o.message.split("; ").skip(1).collect::<Vec<_>>(),
             [
@@ -305,8 +301,8 @@ mod tests {
             Status::Passed
         );
         let o = judge_check_after_sysctl(&[
-            (key, added(), Some(refused())),
-            ("net.ipv4.conf.eth0.arp_notify", refused(), None),
+            (key, added(), Some(refused("x"))),
+            ("net.ipv4.conf.eth0.arp_notify", refused("x"), None),
         ]);
         assert_eq!(
             o.message,

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::chain_step::bridge_then;
 use super::{
-    Attached, CID, add_result, attach, exec_after, exec_in, fail_expected, net_name, with_prev,
+    Attached, add_result, attach, cid, exec_after, exec_in, fail_expected, net_name, with_prev,
     without,
 };
 use crate::lab::{Exec, Lab, Stdout, expect_result};
@@ -93,32 +93,27 @@ pub(crate) async fn chk_003(lab: &Lab<'_>, plugin: &str) -> Outcome {
     .await
 }
 
-pub(crate) async fn chk_004(lab: &Lab<'_>, plugin: &str) -> Outcome {
-    check_detects(
-        lab,
-        plugin,
-        "the default route was removed",
-        async |a: &Attached| {
-            lab.run_ok("ip", &["-n", &a.ns.name, "route", "del", "default"])
-                .await
-                .map(|_| ())
-        },
-    )
+/// [`check_detects`] with `ip <args>` run in the container netns as the perturbation.
+async fn check_detects_ip(lab: &Lab<'_>, plugin: &str, what: &str, args: &[&str]) -> Outcome {
+    check_detects(lab, plugin, what, async |a: &Attached| {
+        let argv: Vec<&str> = ["-n", a.ns.name.as_str()]
+            .iter()
+            .chain(args)
+            .copied()
+            .collect();
+        lab.run_ok("ip", &argv).await.map(|_| ())
+    })
     .await
 }
 
+pub(crate) async fn chk_004(lab: &Lab<'_>, plugin: &str) -> Outcome {
+    let what = "the default route was removed";
+    check_detects_ip(lab, plugin, what, &["route", "del", "default"]).await
+}
+
 pub(crate) async fn chk_005(lab: &Lab<'_>, plugin: &str) -> Outcome {
-    check_detects(
-        lab,
-        plugin,
-        "the container interface was deleted",
-        async |a: &Attached| {
-            lab.run_ok("ip", &["-n", &a.ns.name, "link", "del", "eth0"])
-                .await
-                .map(|_| ())
-        },
-    )
-    .await
+    let what = "the container interface was deleted";
+    check_detects_ip(lab, plugin, what, &["link", "del", "eth0"]).await
 }
 
 pub(crate) async fn chk_006(lab: &Lab<'_>, plugin: &str) -> Outcome {
@@ -158,28 +153,9 @@ pub(crate) async fn chk_007(lab: &Lab<'_>, plugin: &str) -> Outcome {
 }
 
 pub(crate) async fn chk_008(lab: &Lab<'_>, plugin: &str) -> Outcome {
-    check_detects(
-        lab,
-        plugin,
-        "the container MAC was changed",
-        async |a: &Attached| {
-            lab.run_ok(
-                "ip",
-                &[
-                    "-n",
-                    &a.ns.name,
-                    "link",
-                    "set",
-                    "eth0",
-                    "address",
-                    "0e:00:00:00:3f:3f",
-                ],
-            )
-            .await
-            .map(|_| ())
-        },
-    )
-    .await
+    let what = "the container MAC was changed";
+    let args = ["link", "set", "eth0", "address", "0e:00:00:00:3f:3f"];
+    check_detects_ip(lab, plugin, what, &args).await
 }
 
 pub(crate) async fn chk_009(lab: &Lab<'_>, plugin: &str) -> Outcome {
@@ -205,12 +181,12 @@ pub(crate) async fn chk_011(lab: &Lab<'_>, plugin: &str) -> Outcome {
     let cases = [
         (
             "prevResult sandbox altered",
-            lab.env("CHECK", &a.ns, CID, "eth0"),
+            lab.env("CHECK", &a.ns, &cid(lab), "eth0"),
             with_prev(&a.conf, &altered),
         ),
         (
             "CNI_IFNAME=eth9",
-            lab.env("CHECK", &a.ns, CID, "eth9"),
+            lab.env("CHECK", &a.ns, &cid(lab), "eth9"),
             with_prev(&a.conf, &a.result),
         ),
         (
@@ -233,14 +209,14 @@ fn judge_mismatched_checks(checks: &[(&str, Exec)]) -> Outcome {
         .filter(|(_, exec)| exec.ok())
         .map(|(what, _)| *what)
         .collect();
-    if accepted.is_empty() {
-        Outcome::pass("CHECK with parameters that do not match the attachment failed every time")
-    } else {
-        Outcome::fail(format!(
+    Outcome::pass_if(
+        accepted.is_empty(),
+        "CHECK with parameters that do not match the attachment failed every time",
+        format!(
             "expected CHECK to fail, but it passed for: {}",
             accepted.join(", ")
-        ))
-    }
+        ),
+    )
 }
 
 pub(crate) async fn chk_010(lab: &Lab<'_>, plugin: &str) -> Outcome {
@@ -258,15 +234,15 @@ pub(crate) async fn chk_010(lab: &Lab<'_>, plugin: &str) -> Outcome {
 
 /// bridge and tuning CHECK both accept the final chain result, in which tuning changed the MAC.
 fn judge_check_final_result(bridge: &Exec, tuning: &Exec) -> Outcome {
-    if bridge.ok() && tuning.ok() {
-        Outcome::pass("bridge and tuning CHECK accept the final result with tuning's MAC")
-    } else {
-        Outcome::fail(format!(
+    Outcome::pass_if(
+        bridge.ok() && tuning.ok(),
+        "bridge and tuning CHECK accept the final result with tuning's MAC",
+        format!(
             "expected both CHECKs to pass with the final chain result; bridge: {}, tuning: {}",
             bridge.describe(),
             tuning.describe()
-        ))
-    }
+        ),
+    )
 }
 
 #[cfg(test)]

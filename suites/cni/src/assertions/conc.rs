@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use nfvi_harness::Outcome;
 
-use super::{join_all, net_name, with_prev};
+use super::{exec_as, join_all, net_name, with_prev};
 use crate::lab::{Exec, Lab};
 use crate::result::read_result;
 
@@ -43,20 +43,21 @@ impl Tally {
 }
 
 /// `n` concurrent ADDs all succeed with `n` distinct addresses, and the DELs all succeed and
-/// release every reservation. `Err` says what was seen.
-pub(super) fn judge_concurrency(n: usize, t: &Tally) -> Result<(), String> {
-    if t.failed.is_empty() && t.distinct == n && t.del_failed == 0 && t.left == 0 {
-        Ok(())
-    } else {
-        Err(format!(
-            "{} ADDs failed ({}), {} distinct addresses, {} DELs failed, {} reservations left",
+/// release every reservation: passes with `pass`, or fails saying what was `expected` and
+/// what was seen.
+pub(super) fn judge_concurrency(n: usize, t: &Tally, pass: &str, expected: &str) -> Outcome {
+    Outcome::pass_if(
+        t.failed.is_empty() && t.distinct == n && t.del_failed == 0 && t.left == 0,
+        pass,
+        format!(
+            "{expected}; {} ADDs failed ({}), {} distinct addresses, {} DELs failed, {} reservations left",
             t.failed.len(),
             t.failed.first().cloned().unwrap_or_default(),
             t.distinct,
             t.del_failed,
             t.left
-        ))
-    }
+        ),
+    )
 }
 
 pub(crate) async fn conc_001(lab: &Lab<'_>, plugin: &str) -> Outcome {
@@ -67,45 +68,30 @@ pub(crate) async fn conc_001(lab: &Lab<'_>, plugin: &str) -> Outcome {
     }
     let adds = spaces.iter().enumerate().map(|(i, ns)| {
         let conf = &conf;
-        async move {
-            lab.exec(
-                plugin,
-                &lab.env("ADD", ns, &format!("nfvconc{i}"), "eth0"),
-                conf,
-            )
-            .await
-        }
+        async move { exec_as(lab, plugin, "ADD", ns, &format!("nfvconc{i}"), conf).await }
     });
     let results = join_all(adds).await;
     let dels = spaces.iter().enumerate().zip(&results).map(|((i, ns), r)| {
         let conf = r
             .json()
             .map_or_else(|| conf.clone(), |r| with_prev(&conf, r));
-        async move {
-            lab.exec(
-                plugin,
-                &lab.env("DEL", ns, &format!("nfvconc{i}"), "eth0"),
-                &conf,
-            )
-            .await
-        }
+        async move { exec_as(lab, plugin, "DEL", ns, &format!("nfvconc{i}"), &conf).await }
     });
     let dels = join_all(dels).await;
     let left = lab.reservations(&net_name(&conf)).len();
-    match judge_concurrency(16, &Tally::of(&results, &dels, left)) {
-        Ok(()) => Outcome::pass(
-            "16 concurrent ADDs succeeded with 16 distinct addresses; 16 concurrent DELs cleaned up",
-        ),
-        Err(seen) => Outcome::fail(format!(
-            "expected 16 successes with distinct addresses and a clean release; {seen}"
-        )),
-    }
+    judge_concurrency(
+        16,
+        &Tally::of(&results, &dels, left),
+        "16 concurrent ADDs succeeded with 16 distinct addresses; 16 concurrent DELs cleaned up",
+        "expected 16 successes with distinct addresses and a clean release",
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::testkit::{err, ok, ok_empty};
     use super::*;
+    use nfvi_harness::Status;
     use serde_json::json;
 
     fn add(host: u32) -> Exec {
@@ -136,12 +122,17 @@ mod tests {
             ("a reservation leaked", vec![add(2), add(3), add(4)], dels(), 1, Some("1 reservations left")),
         ];
         for (name, adds, dels, left, want) in rows {
-            let got = judge_concurrency(3, &Tally::of(&adds, &dels, left));
+            let o = judge_concurrency(3, &Tally::of(&adds, &dels, left), "clean", "expected 3");
             match want {
-                None => assert!(got.is_ok(), "{name}: {got:?}"),
+                None => assert_eq!(o.message, "clean", "{name}"),
                 Some(needle) => {
-                    let seen = got.expect_err(name);
-                    assert!(seen.contains(needle), "{name}: {seen}");
+                    assert_eq!(o.status, Status::Failed, "{name}");
+                    assert!(
+                        o.message.starts_with("expected 3; "),
+                        "{name}: {}",
+                        o.message
+                    );
+                    assert!(o.message.contains(needle), "{name}: {}", o.message);
                 }
             }
         }

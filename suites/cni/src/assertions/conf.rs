@@ -3,7 +3,7 @@
 use nfvi_harness::Outcome;
 use serde_json::{Value, json};
 
-use super::{CID, exec_in, expect_error, ipam_or_plugin_conf, without};
+use super::{cid, exec_in, expect_error, ipam_or_plugin_conf, without};
 use crate::lab::{Exec, Lab, Netns, expect_result};
 
 async fn add_with_stdin(
@@ -16,7 +16,7 @@ async fn add_with_stdin(
         lab.macvlan_master().await?;
     }
     let exec = lab
-        .exec_raw(plugin, &lab.env("ADD", &ns, CID, "eth0"), stdin)
+        .exec_raw(plugin, &lab.env("ADD", &ns, &cid(lab), "eth0"), stdin)
         .await;
     Ok((ns, exec))
 }
@@ -123,7 +123,7 @@ pub(crate) async fn conf_006(lab: &Lab<'_>, plugin: &str) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::super::testkit::{
-        assert_contains, assert_ends_with, assert_starts_with, err, garbage, ok,
+        assert_contains, assert_ends_with, assert_starts_with, err, garbage, ok, refused,
     };
     use super::*;
     use nfvi_harness::Status;
@@ -136,7 +136,7 @@ mod tests {
         let o = judge_network_names(&[
             ("bad/name", seven()),
             ("-lead", ok(json!({"cniVersion": "1.0.0"}))),
-            ("sp ace", err(1, json!({"code": 999, "msg": "x"}))),
+            ("sp ace", refused("x")),
             ("x", garbage(1, Some("panic"))),
         ]);
         assert_eq!(o.status, Status::Failed);

@@ -4,8 +4,8 @@
 use nfvi_harness::Outcome;
 
 use super::{
-    CID, attach, exec_in, fail_expected, meta_conf, net_name, only_lo, snapshot_diff, uses_ipam,
-    with_prev,
+    attach, cid, exec_as, exec_in, fail_expected, meta_conf, net_name, only_lo, snapshot_diff,
+    uses_ipam, with_prev,
 };
 use crate::lab::{Exec, Lab, Stdout, expect_success};
 use crate::netstate::Link;
@@ -116,9 +116,7 @@ pub(crate) async fn del_003(lab: &Lab<'_>, plugin: &str) -> Outcome {
         "bridge" | "macvlan" | "ptp" | "loopback" => t!(lab.conf_for(plugin).await),
         _ => meta_conf(lab, plugin),
     };
-    let exec = lab
-        .exec(plugin, &lab.env("DEL", &ns, "nfvunknown", "eth0"), &conf)
-        .await;
+    let exec = exec_as(lab, plugin, "DEL", &ns, "nfvunknown", &conf).await;
     t!(expect_success(
         &exec,
         "DEL of an attachment that was never added"
@@ -183,7 +181,7 @@ pub(crate) async fn del_007(lab: &Lab<'_>, plugin: &str) -> Outcome {
     if let Err(e) = std::fs::write(&file, b"") {
         return Outcome::error(format!("cannot create {}: {e}", file.display()));
     }
-    let mut env = lab.env("DEL", &a.ns, CID, "eth0");
+    let mut env = lab.env("DEL", &a.ns, &cid(lab), "eth0");
     env.netns = Some(file.display().to_string());
     let exec = lab.exec(plugin, &env, &with_prev(&a.conf, &a.result)).await;
     let res = lab.reservations(&net_name(&a.conf));
@@ -192,16 +190,14 @@ pub(crate) async fn del_007(lab: &Lab<'_>, plugin: &str) -> Outcome {
 
 /// DEL with CNI_NETNS naming a regular file: best effort, so exit 0 and the address released.
 fn judge_del_with_file_netns(del: &Exec, res: &[(String, String)]) -> Outcome {
-    if del.ok() && res.is_empty() {
-        Outcome::pass(
-            "DEL with CNI_NETNS pointing at a regular file exited 0 and released the address",
-        )
-    } else {
-        Outcome::fail(format!(
+    Outcome::pass_if(
+        del.ok() && res.is_empty(),
+        "DEL with CNI_NETNS pointing at a regular file exited 0 and released the address",
+        format!(
             "expected a best-effort DEL (exit 0, address released); got {}, reservations {res:?}",
             del.describe()
-        ))
-    }
+        ),
+    )
 }
 
 pub(crate) async fn del_008(lab: &Lab<'_>, plugin: &str) -> Outcome {
@@ -213,16 +209,16 @@ pub(crate) async fn del_008(lab: &Lab<'_>, plugin: &str) -> Outcome {
 /// A successful DEL prints nothing.
 fn judge_del_silent(del: &Exec) -> Outcome {
     t!(expect_success(del, "DEL"));
-    if del.stdout == Stdout::Empty {
-        Outcome::pass("successful DEL printed nothing")
-    } else {
-        Outcome::fail(format!("successful DEL printed {}", del.stdout_text.trim()))
-    }
+    Outcome::pass_if(
+        del.stdout == Stdout::Empty,
+        "successful DEL printed nothing",
+        format!("successful DEL printed {}", del.stdout_text.trim()),
+    )
 }
 
 pub(crate) async fn del_009(lab: &Lab<'_>, plugin: &str) -> Outcome {
     let a = t!(attach(lab, plugin).await);
-    let env = lab.env("DEL", &a.ns, CID, "eth0").without_path();
+    let env = lab.env("DEL", &a.ns, &cid(lab), "eth0").without_path();
     let exec = lab.exec(plugin, &env, &with_prev(&a.conf, &a.result)).await;
     let res = lab.reservations(&net_name(&a.conf));
     judge_del_without_path(&exec, uses_ipam(plugin), &res)
@@ -246,7 +242,7 @@ fn judge_del_without_path(del: &Exec, uses_ipam: bool, res: &[(String, String)])
 #[cfg(test)]
 mod tests {
     use super::super::testkit::{
-        assert_starts_with, bridge_result, err, link, ok, ok_empty, reservations,
+        assert_starts_with, bridge_result, err, link, ok, ok_empty, refused, reservations,
     };
     use super::*;
     use nfvi_harness::Status;
@@ -296,7 +292,7 @@ mod tests {
             ]
         );
         let mut failed = clean();
-        failed.del = err(1, json!({"code": 999, "msg": "x"}));
+        failed.del = refused("x");
         let o = judge_del_cleanup(&r, &failed);
         assert_starts_with(&o.message, "DEL: bridge ADD: exit 1");
         assert!(

@@ -8,12 +8,45 @@ use nfvi_harness::Outcome;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{CID, only_lo, with_prev};
+use super::{cid, only_lo, with_prev};
 use crate::lab::{Env, Exec, Lab, Netns, expect_result};
+
+/// The recording IPAM plugin of one check: a private plugin directory holding `nfvspy` and
+/// the file it records its calls to.
+struct Spy {
+    dir: String,
+    record: PathBuf,
+}
+
+impl Spy {
+    /// The plugin fixture with the spy as its IPAM plugin, plus the spy's `extra` knobs.
+    async fn conf(&self, lab: &Lab<'_>, plugin: &str, extra: Value) -> Result<Value, Outcome> {
+        Ok(spy_conf(lab.conf_for(plugin).await?, &self.record, extra))
+    }
+
+    /// Runs `command` for the fixture container in `ns`, with the spy's directory first on
+    /// CNI_PATH.
+    async fn exec(
+        &self,
+        lab: &Lab<'_>,
+        plugin: &str,
+        command: &str,
+        ns: &Netns,
+        stdin: &Value,
+    ) -> Exec {
+        lab.exec(plugin, &spy_env(lab, command, ns, &self.dir), stdin)
+            .await
+    }
+
+    /// The calls the spy recorded so far.
+    fn records(&self) -> Vec<SpyRecord> {
+        spy_records(&self.record)
+    }
+}
 
 /// A private plugin directory holding `nfvspy` (a symlink to this binary) and its record
 /// file. Only the nfvi-verify binary can act as the spy.
-fn spy_setup(lab: &Lab<'_>) -> Result<(String, PathBuf), Outcome> {
+fn spy_setup(lab: &Lab<'_>) -> Result<Spy, Outcome> {
     let exe = std::env::current_exe()
         .map_err(|e| Outcome::error(format!("cannot locate this binary: {e}")))?;
     if exe.file_name().is_none_or(|n| n != "nfvi-verify") {
@@ -48,7 +81,10 @@ fn spy_setup(lab: &Lab<'_>) -> Result<(String, PathBuf), Outcome> {
             )));
         }
     }
-    Ok((dir.display().to_string(), lab.dir.join("spy.jsonl")))
+    Ok(Spy {
+        dir: dir.display().to_string(),
+        record: lab.dir.join("spy.jsonl"),
+    })
 }
 
 /// One call of the spy: the CNI_* environment and the stdin it received.
@@ -92,9 +128,21 @@ fn spy_conf(plugin_conf: Value, record: &Path, extra: Value) -> Value {
 }
 
 fn spy_env(lab: &Lab<'_>, command: &str, ns: &Netns, spydir: &str) -> Env {
-    let mut env = lab.env(command, ns, CID, "eth0");
+    let mut env = lab.env(command, ns, &cid(lab), "eth0");
     env.path = Some(format!("{spydir}:{}", env.path.unwrap_or_default()));
     env
+}
+
+/// The CNI_* variables of an invocation by name.
+fn cni_vars(env: &Env) -> [(&'static str, &Option<String>); 6] {
+    [
+        ("CNI_COMMAND", &env.command),
+        ("CNI_CONTAINERID", &env.container_id),
+        ("CNI_NETNS", &env.netns),
+        ("CNI_IFNAME", &env.ifname),
+        ("CNI_ARGS", &env.args),
+        ("CNI_PATH", &env.path),
+    ]
 }
 
 /// What the plugin was given for one command: the environment and the stdin.
@@ -105,13 +153,13 @@ struct Sent {
 }
 
 pub(crate) async fn add_005(lab: &Lab<'_>, plugin: &str) -> Outcome {
-    let (spydir, record) = t!(spy_setup(lab));
+    let spy = t!(spy_setup(lab));
     let ns = t!(lab.netns().await);
-    let conf = spy_conf(t!(lab.conf_for(plugin).await), &record, json!({}));
+    let conf = t!(spy.conf(lab, plugin, json!({})).await);
     let mut sent = Vec::new();
     let mut prev = Value::Null;
     for command in ["ADD", "CHECK", "DEL"] {
-        let mut env = spy_env(lab, command, &ns, &spydir);
+        let mut env = spy_env(lab, command, &ns, &spy.dir);
         env.args = Some("IgnoreUnknown=1;X=y".into());
         let stdin = if command == "ADD" {
             conf.clone()
@@ -128,7 +176,7 @@ pub(crate) async fn add_005(lab: &Lab<'_>, plugin: &str) -> Outcome {
             stdin,
         });
     }
-    judge_delegation(&sent, &spy_records(&record))
+    judge_delegation(&sent, &spy.records())
 }
 
 /// For every command the delegate was called with the plugin's CNI_* variables and its
@@ -145,13 +193,11 @@ fn judge_delegation(sent: &[Sent], records: &[SpyRecord]) -> Outcome {
             p.push(format!("the IPAM plugin was not called for {command}"));
             continue;
         };
-        for (k, v) in [
-            ("CNI_CONTAINERID", &env.container_id),
-            ("CNI_NETNS", &env.netns),
-            ("CNI_IFNAME", &env.ifname),
-            ("CNI_ARGS", &env.args),
-            ("CNI_PATH", &env.path),
-        ] {
+        // The record was found by its command; the other variables must match.
+        for (k, v) in cni_vars(env)
+            .into_iter()
+            .filter(|(k, _)| *k != "CNI_COMMAND")
+        {
             let got = r.env.get(k);
             if got != v.as_ref() {
                 p.push(format!(
@@ -176,30 +222,22 @@ fn judge_delegation(sent: &[Sent], records: &[SpyRecord]) -> Outcome {
 const MARKER: &str = "nfvspy-stderr-marker";
 
 pub(crate) async fn add_006(lab: &Lab<'_>, plugin: &str) -> Outcome {
-    let (spydir, record) = t!(spy_setup(lab));
+    let spy = t!(spy_setup(lab));
     let ns = t!(lab.netns().await);
-    let conf = spy_conf(
-        t!(lab.conf_for(plugin).await),
-        &record,
-        json!({"fail": {"code": 142, "msg": "nfvspy refuses"}, "stderrMarker": MARKER}),
-    );
-    let host_before: Vec<String> = t!(lab.links(None).await)
-        .into_iter()
-        .map(|l| l.name)
-        .collect();
-    let exec = lab
-        .exec(plugin, &spy_env(lab, "ADD", &ns, &spydir), &conf)
-        .await;
-    let records = spy_records(&record);
+    let fail = json!({"fail": {"code": 142, "msg": "nfvspy refuses"}, "stderrMarker": MARKER});
+    let conf = t!(spy.conf(lab, plugin, fail).await);
+    let host_before = t!(host_link_names(lab).await);
+    let exec = spy.exec(lab, plugin, "ADD", &ns, &conf).await;
+    let records = spy.records();
     let left = t!(only_lo(lab, &ns).await);
-    let host_after: Vec<String> = t!(lab.links(None).await)
-        .into_iter()
-        .map(|l| l.name)
-        .collect();
-    let _ = lab
-        .exec(plugin, &spy_env(lab, "DEL", &ns, &spydir), &conf)
-        .await;
+    let host_after = t!(host_link_names(lab).await);
+    let _ = spy.exec(lab, plugin, "DEL", &ns, &conf).await;
     judge_failed_delegate(&exec, &records, &left, [&host_before, &host_after])
+}
+
+/// The names of the links in the runtime namespace.
+async fn host_link_names(lab: &Lab<'_>) -> Result<Vec<String>, Outcome> {
+    Ok(lab.links(None).await?.into_iter().map(|l| l.name).collect())
 }
 
 /// ADD whose IPAM ADD fails with code 142: the code is propagated, the delegate's stderr
@@ -240,33 +278,18 @@ fn judge_failed_delegate(
 }
 
 pub(crate) async fn add_016(lab: &Lab<'_>, plugin: &str) -> Outcome {
-    let (spydir, record) = t!(spy_setup(lab));
+    let spy = t!(spy_setup(lab));
     let ns = t!(lab.netns().await);
-    let conf = spy_conf(
-        t!(lab.conf_for(plugin).await),
-        &record,
-        json!({"stderrMarker": MARKER}),
-    );
-    let add = lab
-        .exec(plugin, &spy_env(lab, "ADD", &ns, &spydir), &conf)
-        .await;
+    let conf = t!(spy.conf(lab, plugin, json!({"stderrMarker": MARKER})).await);
+    let add = spy.exec(lab, plugin, "ADD", &ns, &conf).await;
     let prev = add.json().cloned().unwrap_or_default();
-    let del = lab
-        .exec(
-            plugin,
-            &spy_env(lab, "DEL", &ns, &spydir),
-            &with_prev(&conf, &prev),
-        )
+    let del = spy
+        .exec(lab, plugin, "DEL", &ns, &with_prev(&conf, &prev))
         .await;
-    let failing = spy_conf(
-        t!(lab.conf_for(plugin).await),
-        &record,
-        json!({"stderrMarker": MARKER, "fail": {"code": 142}}),
-    );
+    let failing = json!({"stderrMarker": MARKER, "fail": {"code": 142}});
+    let failing = t!(spy.conf(lab, plugin, failing).await);
     let ns2 = t!(lab.netns().await);
-    let fail = lab
-        .exec(plugin, &spy_env(lab, "ADD", &ns2, &spydir), &failing)
-        .await;
+    let fail = spy.exec(lab, plugin, "ADD", &ns2, &failing).await;
     judge_stderr_forwarded(&add, &del, &fail)
 }
 
@@ -300,7 +323,7 @@ mod tests {
     fn env(command: &str) -> Env {
         Env {
             command: Some(command.to_owned()),
-            container_id: Some(CID.to_owned()),
+            container_id: Some("nfvcid1".to_owned()),
             netns: Some("/run/netns/nfvc-1".to_owned()),
             ifname: Some("eth0".to_owned()),
             args: Some("IgnoreUnknown=1;X=y".to_owned()),
@@ -311,14 +334,7 @@ mod tests {
     /// The spy's record line for a faithful delegation of `env` and `stdin`.
     fn record_line(env: &Env, stdin: &Value) -> String {
         let mut vars = serde_json::Map::new();
-        for (k, v) in [
-            ("CNI_COMMAND", &env.command),
-            ("CNI_CONTAINERID", &env.container_id),
-            ("CNI_NETNS", &env.netns),
-            ("CNI_IFNAME", &env.ifname),
-            ("CNI_ARGS", &env.args),
-            ("CNI_PATH", &env.path),
-        ] {
+        for (k, v) in cni_vars(env) {
             if let Some(v) = v {
                 vars.insert(k.to_owned(), v.clone().into());
             }

@@ -3,13 +3,13 @@
 
 use nfvi_harness::Outcome;
 
-use super::{CID, attach, exec_in, expect_error, net_name, only_lo, with_prev};
+use super::{attach, cid, exec_as, exec_in, expect_error, net_name, only_lo, with_prev};
 use crate::lab::{Exec, Lab, expect_result, expect_success};
 use crate::result::{Result100, read_result};
 
 pub(crate) async fn env_001(lab: &Lab<'_>, plugin: &str) -> Outcome {
     let ns = t!(lab.netns().await);
-    let mut env = lab.env("ADD", &ns, CID, "eth0");
+    let mut env = lab.env("ADD", &ns, &cid(lab), "eth0");
     env.command = None;
     let exec = lab
         .exec(plugin, &env, &t!(lab.conf_for(plugin).await))
@@ -28,7 +28,7 @@ pub(crate) async fn env_002(lab: &Lab<'_>, plugin: &str) -> Outcome {
     let exec = lab
         .exec(
             plugin,
-            &lab.env("FROB", &ns, CID, "eth0"),
+            &lab.env("FROB", &ns, &cid(lab), "eth0"),
             &t!(lab.conf_for(plugin).await),
         )
         .await;
@@ -50,7 +50,7 @@ pub(crate) async fn env_002(lab: &Lab<'_>, plugin: &str) -> Outcome {
 async fn env_missing(lab: &Lab<'_>, plugin: &str, var: &str) -> Outcome {
     let ns = t!(lab.netns().await);
     let conf = t!(lab.conf_for(plugin).await);
-    let mut env = lab.env("ADD", &ns, CID, "eth0");
+    let mut env = lab.env("ADD", &ns, &cid(lab), "eth0");
     match var {
         "CNI_CONTAINERID" => env.container_id = None,
         "CNI_NETNS" => env.netns = None,
@@ -99,7 +99,7 @@ pub(crate) async fn env_006(lab: &Lab<'_>, plugin: &str) -> Outcome {
     let ns = t!(lab.netns().await);
     let conf = t!(lab.conf_for(plugin).await);
     let (command, env) = if plugin == "loopback" {
-        ("ADD", lab.env("ADD", &ns, CID, "eth0").without_path())
+        ("ADD", lab.env("ADD", &ns, &cid(lab), "eth0").without_path())
     } else {
         (
             "DEL",
@@ -120,7 +120,7 @@ pub(crate) async fn env_007(lab: &Lab<'_>, plugin: &str) -> Outcome {
     if lab.reservations(&name).is_empty() {
         return Outcome::error("ADD succeeded but host-local recorded no reservation to watch");
     }
-    let mut env = lab.env("DEL", &a.ns, CID, "eth0");
+    let mut env = lab.env("DEL", &a.ns, &cid(lab), "eth0");
     env.netns = None;
     let exec = lab.exec(plugin, &env, &with_prev(&a.conf, &a.result)).await;
     judge_del_without_netns(&exec, &lab.reservations(&name))
@@ -142,23 +142,15 @@ pub(crate) async fn env_008(lab: &Lab<'_>, plugin: &str) -> Outcome {
     let mut accepted = Vec::new();
     for bad in ["-lead", "has/slash", "has space", "semi;colon", "ümlaut"] {
         let ns = t!(lab.netns().await);
-        let exec = lab
-            .exec(plugin, &lab.env("ADD", &ns, bad, "eth0"), &conf)
-            .await;
+        let exec = exec_as(lab, plugin, "ADD", &ns, bad, &conf).await;
         if exec.ok() {
             accepted.push(bad);
-            let _ = lab
-                .exec(plugin, &lab.env("DEL", &ns, bad, "eth0"), &conf)
-                .await;
+            let _ = exec_as(lab, plugin, "DEL", &ns, bad, &conf).await;
         }
     }
     let ns = t!(lab.netns().await);
-    let good = lab
-        .exec(plugin, &lab.env("ADD", &ns, "A1_b.c-D", "eth0"), &conf)
-        .await;
-    let _ = lab
-        .exec(plugin, &lab.env("DEL", &ns, "A1_b.c-D", "eth0"), &conf)
-        .await;
+    let good = exec_as(lab, plugin, "ADD", &ns, "A1_b.c-D", &conf).await;
+    let _ = exec_as(lab, plugin, "DEL", &ns, "A1_b.c-D", &conf).await;
     judge_container_ids(&accepted, &good)
 }
 
@@ -189,12 +181,12 @@ pub(crate) async fn env_009(lab: &Lab<'_>, plugin: &str) -> Outcome {
     for bad in ["abcdefghijklmnop", "a/b", "a:b", "a b", ".", "..", ""] {
         let ns = t!(lab.netns().await);
         let exec = lab
-            .exec(plugin, &lab.env("ADD", &ns, CID, bad), &conf)
+            .exec(plugin, &lab.env("ADD", &ns, &cid(lab), bad), &conf)
             .await;
         let left = t!(only_lo(lab, &ns).await);
         if exec.ok() {
             let _ = lab
-                .exec(plugin, &lab.env("DEL", &ns, CID, bad), &conf)
+                .exec(plugin, &lab.env("DEL", &ns, &cid(lab), bad), &conf)
                 .await;
         }
         tries.push(IfnameTry {
@@ -205,7 +197,11 @@ pub(crate) async fn env_009(lab: &Lab<'_>, plugin: &str) -> Outcome {
     }
     let ns = t!(lab.netns().await);
     let ok = lab
-        .exec(plugin, &lab.env("ADD", &ns, CID, "abcdefghijklmno"), &conf)
+        .exec(
+            plugin,
+            &lab.env("ADD", &ns, &cid(lab), "abcdefghijklmno"),
+            &conf,
+        )
         .await;
     let present = t!(lab.links(Some(&ns)).await)
         .iter()
@@ -241,7 +237,7 @@ pub(crate) async fn env_010(lab: &Lab<'_>, plugin: &str) -> Outcome {
     let conf = &conf;
     let run = |args: &'static str| async move {
         let ns = lab.netns().await?;
-        let mut env = lab.env("ADD", &ns, CID, "eth0");
+        let mut env = lab.env("ADD", &ns, &cid(lab), "eth0");
         env.args = Some(args.to_owned());
         let exec = lab.exec(plugin, &env, conf).await;
         let _ = exec_in(lab, plugin, "DEL", &ns, conf).await;
@@ -255,18 +251,16 @@ pub(crate) async fn env_010(lab: &Lab<'_>, plugin: &str) -> Outcome {
 
 /// Unknown CNI_ARGS keys rejected, accepted with IgnoreUnknown=1; malformed CNI_ARGS rejected.
 fn judge_cni_args(unknown: &Exec, ignored: &Exec, malformed: &Exec) -> Outcome {
-    let o = if !unknown.ok() && ignored.ok() && !malformed.ok() {
-        Outcome::pass(
-            "unknown CNI_ARGS keys rejected unless IgnoreUnknown=1; malformed CNI_ARGS rejected",
-        )
-    } else {
-        Outcome::fail(format!(
+    let o = Outcome::pass_if(
+        !unknown.ok() && ignored.ok() && !malformed.ok(),
+        "unknown CNI_ARGS keys rejected unless IgnoreUnknown=1; malformed CNI_ARGS rejected",
+        format!(
             "expected unknown keys rejected, IgnoreUnknown=1 accepted, malformed rejected; got: unknown {}, ignore-unknown {}, malformed {}",
             unknown.describe(),
             ignored.describe(),
             malformed.describe()
-        ))
-    };
+        ),
+    );
     o.with_property("unknown keys", unknown.describe())
         .with_property("IgnoreUnknown=1", ignored.describe())
 }
@@ -276,7 +270,7 @@ pub(crate) async fn env_011(lab: &Lab<'_>, plugin: &str) -> Outcome {
     let conf = t!(lab.conf_for(plugin).await);
     let (subnet, _) = lab.subnet(0);
     let want = subnet.replace(".0/24", ".77");
-    let mut env = lab.env("ADD", &ns, CID, "eth0");
+    let mut env = lab.env("ADD", &ns, &cid(lab), "eth0");
     env.args = Some(format!("IgnoreUnknown=1;IP={want}"));
     let exec = lab.exec(plugin, &env, &conf).await;
     let result = t!(expect_result(&exec, "ADD with CNI_ARGS IP="));

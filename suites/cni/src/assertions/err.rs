@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use nfvi_harness::Outcome;
 use serde_json::json;
 
-use super::{CID, exec_in, ipam_conf, meta_conf, version_env};
+use super::{cid, exec_as, exec_in, ipam_conf, meta_conf, version_env};
 use crate::lab::{Exec, Lab, Netns, Stdout};
 use crate::result::{validate_error, well_known_code};
 
@@ -21,13 +21,13 @@ async fn error_corpus(lab: &Lab<'_>, plugin: &str) -> Result<Vec<Exec>, Outcome>
     };
     let mut out = Vec::new();
     out.push(exec_in(lab, plugin, "FROB", &ns, &conf).await);
-    let mut env = lab.env("ADD", &ns, CID, "eth0");
+    let mut env = lab.env("ADD", &ns, &cid(lab), "eth0");
     env.container_id = None;
     out.push(lab.exec(plugin, &env, &conf).await);
     out.push(
         lab.exec_raw(
             plugin,
-            &lab.env("ADD", &ns, CID, "eth0"),
+            &lab.env("ADD", &ns, &cid(lab), "eth0"),
             b"{\"cniVersion\":",
         )
         .await,
@@ -48,10 +48,7 @@ async fn error_corpus(lab: &Lab<'_>, plugin: &str) -> Result<Vec<Exec>, Outcome>
         )
         .await,
     );
-    out.push(
-        lab.exec(plugin, &lab.env("DEL", &ns, "nfvnever", "eth0"), &conf)
-            .await,
-    );
+    out.push(exec_as(lab, plugin, "DEL", &ns, "nfvnever", &conf).await);
     Ok(out)
 }
 

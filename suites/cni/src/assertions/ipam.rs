@@ -4,7 +4,7 @@
 
 use nfvi_harness::Outcome;
 
-use super::{CID, add_result, attach, exec_after, exec_in, ipam_conf, net_name};
+use super::{add_result, attach, cid, exec_after, exec_as, exec_in, ipam_conf, net_name};
 use crate::lab::{Exec, Lab, expect_result, expect_success};
 use crate::result::{read_result, validate_ipam_result};
 
@@ -61,15 +61,13 @@ fn judge_reservation(ip: &str, held: &Reservations, del: &Exec, after: &Reservat
 pub(crate) async fn ipam_005(lab: &Lab<'_>, plugin: &str) -> Outcome {
     let ns = t!(lab.netns().await);
     let conf = ipam_conf(lab, plugin, 3);
-    let never = lab
-        .exec(plugin, &lab.env("DEL", &ns, "nfvnever", "eth0"), &conf)
-        .await;
+    let never = exec_as(lab, plugin, "DEL", &ns, "nfvnever", &conf).await;
     let _ = exec_in(lab, plugin, "ADD", &ns, &conf).await;
     let mut dels = Vec::new();
     for _ in 1..=2 {
         dels.push(exec_in(lab, plugin, "DEL", &ns, &conf).await);
     }
-    let mut env = lab.env("DEL", &ns, CID, "eth0");
+    let mut env = lab.env("DEL", &ns, &cid(lab), "eth0");
     env.netns = None;
     let without_netns = lab.exec(plugin, &env, &conf).await;
     judge_repeated_dels(&never, &dels, &without_netns)
@@ -114,15 +112,15 @@ pub(crate) async fn ipam_007(lab: &Lab<'_>, plugin: &str) -> Outcome {
 
 /// CHECK passes while the address is reserved and fails once DEL released it.
 fn judge_check_tracks_reservation(live: &Exec, released: &Exec) -> Outcome {
-    if live.ok() && !released.ok() {
-        Outcome::pass("CHECK passes for a live reservation and fails once it is released")
-    } else {
-        Outcome::fail(format!(
+    Outcome::pass_if(
+        live.ok() && !released.ok(),
+        "CHECK passes for a live reservation and fails once it is released",
+        format!(
             "expected CHECK to pass while reserved and fail after DEL; live: {}, after DEL: {}",
             live.describe(),
             released.describe()
-        ))
-    }
+        ),
+    )
 }
 
 pub(crate) async fn ipam_008(lab: &Lab<'_>, plugin: &str) -> Outcome {
@@ -139,11 +137,11 @@ fn judge_del_releases(before: &Reservations, del: &Exec, after: &Reservations) -
         return Outcome::fail("ADD succeeded but no host-local reservation exists");
     };
     t!(expect_success(del, "DEL"));
-    if after.is_empty() {
-        Outcome::pass(format!("DEL released {ip}"))
-    } else {
-        Outcome::fail(format!("DEL left reservations {after:?}"))
-    }
+    Outcome::pass_if(
+        after.is_empty(),
+        format!("DEL released {ip}"),
+        format!("DEL left reservations {after:?}"),
+    )
 }
 
 pub(crate) async fn ipam_009(lab: &Lab<'_>, plugin: &str) -> Outcome {
@@ -158,35 +156,24 @@ pub(crate) async fn ipam_009(lab: &Lab<'_>, plugin: &str) -> Outcome {
 /// A second ADD for the same container and ifname is refused and the first reservation
 /// (`ip`) is the only one.
 fn judge_second_add(ip: &str, second: &Exec, held: &Reservations) -> Outcome {
-    if !second.ok() && held.len() == 1 && held[0].0 == ip {
-        Outcome::pass(format!(
+    Outcome::pass_if(
+        !second.ok() && held.len() == 1 && held[0].0 == ip,
+        format!(
             "second ADD refused ({}); first reservation {ip} kept",
             second.msg()
-        ))
-    } else {
-        Outcome::fail(format!(
+        ),
+        format!(
             "expected the second ADD refused and only {ip} reserved; got {} and reservations {held:?}",
             second.describe()
-        ))
-    }
+        ),
+    )
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::testkit::{
-        assert_contains, assert_starts_with, err, ok, ok_empty, reservations,
-    };
+    use super::super::testkit::{addr, ok_empty, refused, reservations};
     use super::*;
     use nfvi_harness::Status;
-    use serde_json::json;
-
-    fn refused(msg: &str) -> Exec {
-        err(1, json!({"code": 999, "msg": msg}))
-    }
-
-    fn addr(a: &str) -> Exec {
-        ok(json!({"cniVersion": "1.0.0", "ips": [{"address": a}]}))
-    }
 
     /// (name, reservations after ADD, DEL, reservations after DEL, status, message start).
     type Row = (
@@ -222,13 +209,16 @@ mod tests {
         let o = judge_repeated_dels(&ok_empty(), &[ok_empty(), ok_empty()], &ok_empty());
         assert_eq!(o.status, Status::Passed);
         let o = judge_repeated_dels(&refused("a"), &[ok_empty(), refused("b")], &refused("c"));
-        assert_starts_with(
-            &o.message,
-            "expected every DEL to succeed: DEL of a never-allocated container: bridge ADD: exit 1",
+        // The successful DEL #1 is not mentioned.
+        assert_eq!(
+            o.message,
+            [
+                "expected every DEL to succeed: DEL of a never-allocated container: bridge ADD: exit 1, stdout {\"code\":999,\"msg\":\"a\"}",
+                "DEL #2: bridge ADD: exit 1, stdout {\"code\":999,\"msg\":\"b\"}",
+                "DEL without CNI_NETNS: bridge ADD: exit 1, stdout {\"code\":999,\"msg\":\"c\"}",
+            ]
+            .join("; ")
         );
-        assert_contains(&o.message, "; DEL #2: bridge ADD: exit 1");
-        assert!(!o.message.contains("DEL #1"), "{}", o.message);
-        assert_contains(&o.message, "; DEL without CNI_NETNS: ");
     }
 
     #[test]

@@ -4,7 +4,7 @@ use nfvi_harness::Outcome;
 use serde_json::json;
 
 use super::conc::{Tally, judge_concurrency};
-use super::{ipam_conf, join_all};
+use super::{exec_as, ipam_conf, join_all};
 use crate::lab::{Exec, Lab};
 use crate::result::read_result;
 
@@ -45,9 +45,7 @@ pub(crate) async fn ipam_003(lab: &Lab<'_>, plugin: &str) -> Outcome {
     let mut requests = Vec::new();
     for (i, (what, conf, want)) in cases.into_iter().enumerate() {
         let cid = format!("nfvreq{i}");
-        let exec = lab
-            .exec(plugin, &lab.env("ADD", &ns, &cid, "eth0"), &conf)
-            .await;
+        let exec = exec_as(lab, plugin, "ADD", &ns, &cid, &conf).await;
         let leaked = if want.is_none() {
             lab.reservations("nfvnet-ipam")
                 .into_iter()
@@ -109,19 +107,11 @@ pub(crate) async fn ipam_004(lab: &Lab<'_>, plugin: &str) -> Outcome {
     let conf = json!({"cniVersion": lab.version, "name": "nfvnet-tiny",
         "ipam": {"type": "host-local", "subnet": tiny, "gateway": gw, "dataDir": lab.ipam_dir()}});
     let ns = t!(lab.netns().await);
-    let a = lab
-        .exec(plugin, &lab.env("ADD", &ns, "nfva", "eth0"), &conf)
-        .await;
-    let b = lab
-        .exec(plugin, &lab.env("ADD", &ns, "nfvb", "eth0"), &conf)
-        .await;
+    let a = exec_as(lab, plugin, "ADD", &ns, "nfva", &conf).await;
+    let b = exec_as(lab, plugin, "ADD", &ns, "nfvb", &conf).await;
     let held = lab.reservations("nfvnet-tiny");
-    let _ = lab
-        .exec(plugin, &lab.env("DEL", &ns, "nfva", "eth0"), &conf)
-        .await;
-    let c = lab
-        .exec(plugin, &lab.env("ADD", &ns, "nfvc", "eth0"), &conf)
-        .await;
+    let _ = exec_as(lab, plugin, "DEL", &ns, "nfva", &conf).await;
+    let c = exec_as(lab, plugin, "ADD", &ns, "nfvc", &conf).await;
     judge_exhaustion(&tiny, [&a, &b, &c], &held)
 }
 
@@ -178,29 +168,21 @@ pub(crate) async fn ipam_006(lab: &Lab<'_>, plugin: &str) -> Outcome {
     let adds = join_all(run("ADD")).await;
     let dels = join_all(run("DEL")).await;
     let left = lab.reservations("nfvnet-ipam").len();
-    match judge_concurrency(40, &Tally::of(&adds, &dels, left)) {
-        Ok(()) => Outcome::pass(
-            "40 concurrent ADDs got 40 distinct addresses; 40 concurrent DELs released all",
-        ),
-        Err(seen) => Outcome::fail(format!(
-            "expected 40 distinct addresses and a clean release; {seen}"
-        )),
-    }
+    judge_concurrency(
+        40,
+        &Tally::of(&adds, &dels, left),
+        "40 concurrent ADDs got 40 distinct addresses; 40 concurrent DELs released all",
+        "expected 40 distinct addresses and a clean release",
+    )
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::testkit::{assert_starts_with, err, garbage, ok, ok_empty, reservations};
+    use super::super::testkit::{
+        addr, assert_starts_with, garbage, ok_empty, refused, reservations,
+    };
     use super::*;
     use nfvi_harness::Status;
-
-    fn refused(msg: &str) -> Exec {
-        err(1, json!({"code": 999, "msg": msg}))
-    }
-
-    fn addr(a: &str) -> Exec {
-        ok(json!({"cniVersion": "1.0.0", "ips": [{"address": a}]}))
-    }
 
     #[test]
     fn requested_addresses() {

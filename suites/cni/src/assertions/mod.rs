@@ -76,7 +76,19 @@ pub(crate) use ver::{
     supported_versions, ver_001, ver_002, ver_003, ver_004, ver_005, ver_006, ver_007, ver_008,
 };
 
-const CID: &str = "nfvcid1";
+/// The fixture container's ID: unique per check, because some plugin state outside the
+/// runtime namespace is keyed by it (tuning's backup of the original MAC and MTU under
+/// /run/cni/tuning/<container ID>-<ifname>), and concurrent checks must not share it.
+/// Derived from the lab's private directory, whose name is random and alphanumeric.
+fn cid(lab: &Lab<'_>) -> String {
+    let tag = lab
+        .dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tag: String = tag.chars().filter(char::is_ascii_alphanumeric).collect();
+    format!("nfvcid-{tag}")
+}
 
 fn with_prev(conf: &Value, prev: &Value) -> Value {
     let mut c = conf.clone();
@@ -113,10 +125,22 @@ async fn attach(lab: &Lab<'_>, plugin: &str) -> Result<Attached, Outcome> {
     Ok(Attached { ns, conf, result })
 }
 
-/// Runs `command` for the fixture container ([`CID`], interface eth0) in `ns`, with `conf`
+/// Runs `command` for the fixture container ([`cid`], interface eth0) in `ns`, with `conf`
 /// on stdin.
 async fn exec_in(lab: &Lab<'_>, plugin: &str, command: &str, ns: &Netns, conf: &Value) -> Exec {
-    lab.exec(plugin, &lab.env(command, ns, CID, "eth0"), conf)
+    exec_as(lab, plugin, command, ns, &cid(lab), conf).await
+}
+
+/// Runs `command` for container `cid` (interface eth0) in `ns`, with `conf` on stdin.
+async fn exec_as(
+    lab: &Lab<'_>,
+    plugin: &str,
+    command: &str,
+    ns: &Netns,
+    cid: &str,
+    conf: &Value,
+) -> Exec {
+    lab.exec(plugin, &lab.env(command, ns, cid, "eth0"), conf)
         .await
 }
 
@@ -295,7 +319,7 @@ async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Out
 
 #[cfg(test)]
 mod tests {
-    use super::testkit::{assert_contains, err, garbage, ok, ok_empty};
+    use super::testkit::{assert_contains, err, garbage, ok, ok_empty, refused};
     use super::*;
     use nfvi_harness::Status;
 
@@ -309,7 +333,7 @@ mod tests {
         let rows: &[Row] = &[
             ("code and needle match", err(1, frob.clone()), Some(4), Some("FROB"), true),
             ("needle only in details", err(1, json!({"code": 4, "msg": "bad", "details": "FROB"})), Some(4), Some("FROB"), true),
-            ("no code or needle asked", err(1, json!({"code": 999, "msg": "x"})), None, None, true),
+            ("no code or needle asked", refused("x"), None, None, true),
             ("wrong code", err(1, frob.clone()), Some(7), Some("FROB"), false),
             ("needle missing", err(1, frob.clone()), Some(4), Some("CNI_NETNS"), false),
             ("exit 0 with an error object", ok(frob.clone()), Some(4), None, false),

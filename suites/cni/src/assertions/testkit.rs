@@ -36,6 +36,16 @@ pub(super) fn err(rc: i32, v: Value) -> Exec {
     exec(rc, Stdout::Json(v), text)
 }
 
+/// Exit 1 with the error object a plugin reports an unclassified failure with (code 999).
+pub(super) fn refused(msg: &str) -> Exec {
+    err(1, json!({"code": 999, "msg": msg}))
+}
+
+/// Exit 0 with a result holding one address.
+pub(super) fn addr(address: &str) -> Exec {
+    ok(json!({"cniVersion": "1.0.0", "ips": [{"address": address}]}))
+}
+
 /// Exit `rc` with an empty stdout (`None`) or a stdout that is not one JSON document.
 pub(super) fn garbage(rc: i32, text: Option<&str>) -> Exec {
     match text {
