@@ -191,23 +191,50 @@ impl Area {
         Area(id)
     }
 
-    /// An area read from a file: one of [`Self::ALL`], or a new name (kept for the rest of
-    /// the process, as area names are few and short).
+    /// An area read from a file: one of [`Self::ALL`], or a new name. New names are kept
+    /// for the rest of the process, once each, and at most [`Self::MAX_NEW`] of them: area
+    /// names are few, and a hostile file cannot make the process keep more.
     pub fn named(id: &str) -> Result<Self, String> {
         if let Some(known) = Self::ALL.iter().find(|a| a.0 == id) {
             return Ok(*known);
         }
+        Self::check_name(id)?;
+        static NEW: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+        let mut new = NEW
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(kept) = new.iter().find(|n| **n == id) {
+            return Ok(Area(kept));
+        }
+        if new.len() >= Self::MAX_NEW {
+            return Err(format!(
+                "area `{id}`: more than {} area names this build does not know",
+                Self::MAX_NEW
+            ));
+        }
+        let kept: &'static str = Box::leak(id.to_owned().into_boxed_str());
+        new.push(kept);
+        Ok(Area(kept))
+    }
+
+    /// How many area names beyond [`Self::ALL`] one process accepts from files.
+    pub const MAX_NEW: usize = 64;
+
+    /// Whether `id` is a well-formed area name: lowercase letters, digits and dashes,
+    /// starting with a letter, at most 64 bytes.
+    pub fn check_name(id: &str) -> Result<(), String> {
         let valid = id.len() <= 64
             && id.starts_with(|c: char| c.is_ascii_lowercase())
             && id
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if !valid {
-            return Err(format!(
+        if valid {
+            Ok(())
+        } else {
+            Err(format!(
                 "`{id}` is not an area name: lowercase letters, digits and dashes, starting with a letter"
-            ));
+            ))
         }
-        Ok(Area(Box::leak(id.to_owned().into_boxed_str())))
     }
 
     /// The lowercase name used in data files, check IDs and reports.

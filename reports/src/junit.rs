@@ -36,6 +36,9 @@ fn system_out(c: &CheckResult) -> String {
     if let Some(subject) = &c.subject {
         s.push_str(&format!("subject: {subject}\n"));
     }
+    if let Some(stage) = &c.evidence.stage {
+        s.push_str(&format!("stage: {stage}\n"));
+    }
     for (k, v) in &c.evidence.properties {
         s.push_str(&format!("{k} = {v}\n"));
     }

@@ -22,7 +22,7 @@ fn benches(c: &mut Criterion) {
         b.iter(nfvi_reference_model::load_embedded)
     });
     // The prober records every RTT; the goal is under 100 ns per sample.
-    let mut h = nfvi_suite_datapath::probe::new_histogram();
+    let mut h = nfvi_prober::probe::new_histogram();
     let mut v: u64 = 12_345;
     c.bench_function("probe/histogram_record", |b| {
         b.iter(|| {
@@ -32,7 +32,7 @@ fn benches(c: &mut Criterion) {
     });
     let medians: Vec<f64> = (0..12).map(|i| 20.0 + f64::from(i % 5)).collect();
     c.bench_function("stats/compare_12_rounds", |b| {
-        b.iter(|| nfvi_suite_datapath::stats::compare(&medians, &medians))
+        b.iter(|| nfvi_prober::stats::compare(&medians, &medians))
     });
 }
 

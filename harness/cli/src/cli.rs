@@ -179,7 +179,7 @@ pub struct Selection {
 }
 
 /// The subcommands that take a [`Selection`].
-const SELECTING: &[&str] = &["run", "list"];
+const SELECTING: &[&str] = &["run", "list", "requirements"];
 
 /// The command line with every area's flags added to the subcommands that select checks.
 pub fn with_area_flags(cmd: clap::Command, areas: &nfvi_harness::Areas) -> clap::Command {
@@ -187,11 +187,17 @@ pub fn with_area_flags(cmd: clap::Command, areas: &nfvi_harness::Areas) -> clap:
     for sub in SELECTING {
         cmd = cmd.mut_subcommand(sub, |mut c| {
             for flag in areas.flags() {
+                // A list may be given in pieces (`--cni-plugins a --cni-plugins b`).
+                let action = match flag.kind {
+                    nfvi_harness::FlagKind::List => clap::ArgAction::Append,
+                    _ => clap::ArgAction::Set,
+                };
                 c = c.arg(
                     clap::Arg::new(flag.long)
                         .long(flag.long)
                         .value_name(flag.value_name)
                         .help(flag.help)
+                        .action(action)
                         .help_heading("Area options"),
                 );
             }
@@ -209,12 +215,19 @@ pub fn parse(areas: &nfvi_harness::Areas) -> Cli {
     let given = |sub: &clap::ArgMatches| {
         areas
             .flags()
-            .filter_map(|f| sub.get_one::<String>(f.long).map(|v| (f, v.clone())))
+            .filter_map(|f| {
+                let values: Vec<&str> = sub
+                    .get_many::<String>(f.long)?
+                    .map(String::as_str)
+                    .collect();
+                Some((f, values.join(",")))
+            })
             .collect::<Vec<_>>()
     };
     match (&mut cli.command, matches.subcommand()) {
         (Command::Run(args), Some((_, sub))) => args.selection.area_flags = given(sub),
         (Command::List(args), Some((_, sub))) => args.selection.area_flags = given(sub),
+        (Command::Requirements(args), Some((_, sub))) => args.selection.area_flags = given(sub),
         _ => {}
     }
     cli

@@ -606,7 +606,7 @@ pub fn target(args: &TargetArgs) -> CmdResult {
 }
 
 pub fn probe(cmd: &ProbeCommand) -> CmdResult {
-    use nfvi_suite_datapath::probe;
+    use nfvi_prober::probe;
     match cmd {
         ProbeCommand::Serve(args) => {
             let proto: probe::Proto = args.proto.parse().map_err(CliError::bad_input)?;
@@ -655,16 +655,15 @@ pub fn probe(cmd: &ProbeCommand) -> CmdResult {
                         .map_err(|e| CliError::Incomplete(e.to_string()))?,
                 );
             }
-            let c =
-                nfvi_suite_datapath::stats::compare(&paired.first_p50_us, &paired.second_p50_us);
+            let c = nfvi_prober::stats::compare(&paired.first_p50_us, &paired.second_p50_us);
             println!(
                 "{} rounds of {} probes: {} p50 {:.2} us, {} p50 {:.2} us; first - second = {:.2} us (95% CI {:.2} to {:.2})",
                 args.rounds,
                 args.block,
                 args.first,
-                nfvi_suite_datapath::stats::median(&paired.first_p50_us),
+                nfvi_prober::stats::median(&paired.first_p50_us),
                 args.second,
-                nfvi_suite_datapath::stats::median(&paired.second_p50_us),
+                nfvi_prober::stats::median(&paired.second_p50_us),
                 c.difference_us,
                 c.ci_low_us,
                 c.ci_high_us

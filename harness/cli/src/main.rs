@@ -10,16 +10,7 @@ mod error;
 use std::process::ExitCode;
 
 /// Renders an error and its causes once: `outer: cause: root cause`.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    s
-}
+pub use nfvi_harness::error_with_causes as chain;
 
 fn main() -> ExitCode {
     let areas = nfvi_verify::areas();

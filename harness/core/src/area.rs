@@ -247,7 +247,41 @@ pub struct Areas(Vec<Arc<dyn Area>>);
 
 impl Areas {
     /// The areas, in order.
+    ///
+    /// # Panics
+    ///
+    /// When two areas share an ID or a table name, a table is named like a common setting,
+    /// or a table's defaults do not start with its own header: defects of the build, found
+    /// at start-up.
     pub fn new(areas: Vec<Arc<dyn Area>>) -> Self {
+        let mut seen: Vec<&str> = vec!["name", "profile", "network"];
+        for area in &areas {
+            for table in area.tables() {
+                assert!(
+                    !seen.contains(&table.name),
+                    "area `{}`: table `{}` is taken",
+                    area.id(),
+                    table.name
+                );
+                assert!(
+                    table
+                        .defaults
+                        .trim_start()
+                        .starts_with(&format!("[{}]", table.name)),
+                    "area `{}`: the defaults of table `{}` must start with `[{}]`",
+                    area.id(),
+                    table.name,
+                    table.name
+                );
+                seen.push(table.name);
+            }
+        }
+        let mut ids: Vec<&str> = areas.iter().map(|a| a.id()).collect();
+        ids.sort_unstable();
+        assert!(
+            ids.windows(2).all(|w| w[0] != w[1]),
+            "two areas share an ID: {ids:?}"
+        );
         Self(areas)
     }
 

@@ -49,7 +49,12 @@ impl Inventory {
         }
         eat(&self.cpus.to_string());
         eat(&self.memory_bytes.to_string());
-        for (k, v) in self.packages.iter().chain(&self.components) {
+        // In name order: the areas add components in their own order, which must not
+        // change the fingerprint of an unchanged NFVI.
+        let mut pairs: Vec<(&String, &String)> =
+            self.packages.iter().chain(&self.components).collect();
+        pairs.sort();
+        for (k, v) in pairs {
             eat(k);
             eat(v);
         }

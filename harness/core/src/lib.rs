@@ -1,13 +1,15 @@
-//! The nfvi-verify engine: what a check is, how a suite becomes a [`Plan`], how the
-//! [`Runner`] executes a plan (concurrency, deadlines, cancellation, cleanup), and the
-//! results model that every report is rendered from.
+//! The nfvi-verify engine: the boundary every area implements ([`Area`]), what a check is
+//! ([`declare`], [`Check`]), how a suite becomes a [`Plan`], how a run's [`Session`]
+//! executes it (one runtime, the areas' shared state, concurrency, deadlines, cancellation,
+//! cleanup), and the results model that every report is rendered from. It names no area.
 //!
-//! The flow is plan, then run. [`plan::build`] turns the reference model's suite, the
-//! registered checks, the [`Target`] and the machine's [`Capabilities`] into an immutable
-//! [`Plan`] in which every check is either going to run or is skipped with a reason;
-//! `nfvi-verify list` prints exactly that. [`Runner::execute`] runs it and sends
-//! [`RunEvent`]s to [`Reporter`]s, which only consume. [`results::RunResults`] is the
-//! serialisable source of truth (`results.json`).
+//! The flow is plan, then run. [`Target::load`] reads the common settings and lets each
+//! area read its tables; [`plan::build`] turns the reference model's suite, the registered
+//! checks, the [`Target`] and the machine's [`Capabilities`] (including the areas'
+//! resources) into an immutable [`Plan`] in which every check is either going to run or is
+//! skipped with a reason; `nfvi-verify list` prints exactly that. [`Session::execute`] runs
+//! it and sends [`RunEvent`]s to [`Reporter`]s, which only consume.
+//! [`results::RunResults`] is the serialisable source of truth (`results.json`).
 
 #![warn(missing_docs)]
 

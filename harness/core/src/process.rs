@@ -1,9 +1,11 @@
 //! Running external commands the way every check must: in their own process group, with a
 //! deadline, with output read under a size cap, and killed (the whole group) on timeout,
-//! cancellation or drop.
+//! cancellation or drop. A [`Launcher`] decides which thread forks the command, and so the
+//! namespaces it starts in.
 
 use std::io;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
@@ -17,6 +19,19 @@ use crate::text::bytes_to_evidence;
 /// The default cap on what is kept of each of stdout and stderr.
 pub const DEFAULT_OUTPUT_CAP: usize = 1 << 20;
 
+/// Starts commands from a thread of its choosing. A child begins life in the namespaces of
+/// the thread that forked it, so a launcher whose thread has entered a network namespace
+/// starts commands in that namespace, without `ip netns exec` in between. Everything else
+/// (process group, deadline, output caps, kill on cancel) stays as for any command.
+pub trait Launcher: Send + Sync + std::fmt::Debug {
+    /// Runs `fork` (which starts the command) on the launcher's thread; resolves once it ran,
+    /// or with why it could not (the thread could not enter its namespace).
+    fn launch(&self, fork: Box<dyn FnOnce() + Send>) -> crate::BoxFuture<'static, io::Result<()>>;
+
+    /// What the evidence shows in front of the command line (`[netns nfvrt-1-2]`).
+    fn label(&self) -> String;
+}
+
 /// A command to run.
 #[derive(Clone, Debug)]
 pub struct CommandSpec {
@@ -27,6 +42,7 @@ pub struct CommandSpec {
     stdin: Option<Vec<u8>>,
     timeout: Duration,
     output_cap: usize,
+    launcher: Option<Arc<dyn Launcher>>,
 }
 
 impl CommandSpec {
@@ -40,6 +56,7 @@ impl CommandSpec {
             stdin: None,
             timeout: Duration::from_secs(30),
             output_cap: DEFAULT_OUTPUT_CAP,
+            launcher: None,
         }
     }
 
@@ -84,8 +101,23 @@ impl CommandSpec {
         self
     }
 
-    /// The command line, quoted for reading.
+    /// Starts the command through `launcher` (in its namespace) instead of from the calling
+    /// thread.
+    pub fn launcher(mut self, launcher: Arc<dyn Launcher>) -> Self {
+        self.launcher = Some(launcher);
+        self
+    }
+
+    /// The command line, quoted for reading, after the launcher's label if there is one.
     pub fn display(&self) -> String {
+        let line = self.command_line();
+        match &self.launcher {
+            Some(l) => format!("{} {line}", l.label()),
+            None => line,
+        }
+    }
+
+    fn command_line(&self) -> String {
         std::iter::once(&self.program)
             .chain(&self.args)
             .map(|a| {
@@ -214,6 +246,24 @@ async fn read_capped(mut stream: impl AsyncRead + Unpin, cap: usize) -> (Vec<u8>
     (kept, dropped)
 }
 
+/// Forks `cmd` on the launcher's thread. The fork registers the child with this runtime (for
+/// reaping), so the thread enters the runtime's context first.
+async fn launch(
+    launcher: &dyn Launcher,
+    mut cmd: tokio::process::Command,
+) -> io::Result<tokio::process::Child> {
+    let runtime = tokio::runtime::Handle::current();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    launcher
+        .launch(Box::new(move || {
+            let _entered = runtime.enter();
+            let _ = tx.send(cmd.spawn());
+        }))
+        .await?;
+    rx.await
+        .map_err(|_| io::Error::other("the launcher dropped the command unstarted"))?
+}
+
 /// Runs `spec` to completion, deadline or cancellation. On a graceful cancel the group gets
 /// SIGTERM, then SIGKILL after `grace`; on a hard cancel or the deadline, SIGKILL at once.
 pub async fn run(
@@ -237,7 +287,11 @@ pub async fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|source| CommandError {
+    let spawned = match &spec.launcher {
+        None => cmd.spawn(),
+        Some(launcher) => launch(launcher.as_ref(), cmd).await,
+    };
+    let mut child = spawned.map_err(|source| CommandError {
         program: spec.program.clone(),
         source,
     })?;
@@ -399,6 +453,48 @@ mod tests {
             ))
             .unwrap_err();
         assert_eq!(err.to_string(), "failed to start `/nonexistent/nfvi-tool`");
+    }
+
+    /// Runs the fork on a thread of its own, as a namespace launcher does.
+    #[derive(Debug)]
+    struct OwnThread;
+
+    impl Launcher for OwnThread {
+        fn launch(
+            &self,
+            fork: Box<dyn FnOnce() + Send>,
+        ) -> crate::BoxFuture<'static, io::Result<()>> {
+            Box::pin(async move {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                std::thread::spawn(move || {
+                    fork();
+                    let _ = tx.send(());
+                });
+                rx.await.map_err(io::Error::other)
+            })
+        }
+
+        fn label(&self) -> String {
+            "[own thread]".into()
+        }
+    }
+
+    #[test]
+    fn a_launched_command_keeps_deadline_and_output() {
+        let spec = CommandSpec::new("sh")
+            .args(["-c", "echo $$; sleep 30"])
+            .timeout(Duration::from_millis(300))
+            .launcher(Arc::new(OwnThread));
+        assert_eq!(spec.display(), "[own thread] sh -c 'echo $$; sleep 30'");
+        let out = rt()
+            .block_on(run(&spec, &CancelToken::never(), Duration::from_secs(1)))
+            .unwrap();
+        assert!(out.timed_out);
+        assert!(
+            out.stdout_text().trim().parse::<u32>().is_ok(),
+            "{:?}",
+            out.stdout_text()
+        );
     }
 
     #[test]

@@ -40,6 +40,16 @@ pub enum RegistryError {
         /// The area.
         area: String,
     },
+    /// A check's area has a name results files could not be read back with.
+    #[error("{at}: check `{check}`: {reason}")]
+    BadAreaName {
+        /// Where the check is declared.
+        at: String,
+        /// The check.
+        check: String,
+        /// What is wrong with the name.
+        reason: String,
+    },
     /// A suite names a check that does not exist.
     #[error(transparent)]
     Model(#[from] nfvi_reference_model::ModelError),
@@ -64,6 +74,13 @@ impl Registry {
                     id: meta.id.clone(),
                     first: first.meta().declared_at.to_string(),
                     second: at,
+                });
+            }
+            if let Err(reason) = nfvi_reference_model::Area::check_name(meta.area.as_str()) {
+                return Err(RegistryError::BadAreaName {
+                    at,
+                    check: meta.id.clone(),
+                    reason,
                 });
             }
             if !meta.id.starts_with(&format!("{}.", meta.area)) {

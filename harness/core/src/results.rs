@@ -672,9 +672,12 @@ fn migrate_v1(value: &mut serde_json::Value) {
                 let Some(values) = samples.remove(&name) else {
                     continue;
                 };
-                let numbers: Option<Vec<f64>> = values
-                    .as_array()
-                    .map(|v| v.iter().filter_map(serde_json::Value::as_f64).collect());
+                // Every element a number, or it is not a distribution.
+                let numbers: Option<Vec<f64>> = values.as_array().and_then(|v| {
+                    v.iter()
+                        .map(serde_json::Value::as_f64)
+                        .collect::<Option<Vec<f64>>>()
+                });
                 // Only what version 2 would accept moves; anything else stays a sample.
                 if numbers.is_some_and(|n| crate::outcome::Percentiles::new(n).is_ok()) {
                     distributions.insert(name["cdf:".len()..].to_owned(), values);
@@ -701,8 +704,8 @@ fn migrate_v1(value: &mut serde_json::Value) {
 ///
 /// The temporary file has a random name and is created exclusively (never through a file or
 /// link someone placed there), and the rename replaces a symbolic link at the destination
-/// instead of writing through it. The file ends up readable by everyone (0644): artifacts
-/// hold no secrets.
+/// instead of writing through it. Its mode is 0666 less the umask, as for any file the user
+/// writes.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let dir = path
@@ -713,12 +716,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    // 0666 through open(2), so the user's umask applies as it does to any file they write.
     let mut tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}.tmp-"))
+        .permissions(std::fs::Permissions::from_mode(0o666))
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o644))?;
     tmp.as_file().sync_all()?;
     // On error the temporary file is removed when it is dropped.
     tmp.persist(path).map_err(|e| e.error)?;
@@ -805,6 +808,7 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"{}");
         use std::os::unix::fs::PermissionsExt;
         let mode = path.metadata().unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o644);
+        // 0666 less the umask: readable and writable by its owner, executable by nobody.
+        assert_eq!(mode & 0o711, 0o600, "{mode:o}");
     }
 }

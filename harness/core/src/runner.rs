@@ -134,7 +134,6 @@ impl RunnerBuilder {
         self
     }
 
-    /// A runner for `plan` against `target`.
     /// The areas' shared state the checks see (a [`crate::Session`] sets it).
     pub fn shares(mut self, shares: Arc<Shares>) -> Self {
         self.shares = shares;
@@ -405,11 +404,14 @@ async fn run_one(
 async fn run_cleanups(cleanups: Vec<crate::context::Cleanup>) -> Vec<CleanupRecord> {
     let mut records = Vec::with_capacity(cleanups.len());
     for c in cleanups.into_iter().rev() {
-        let task = match c.action {
+        let mut task = match c.action {
             CleanupAction::Blocking(f) => tokio::task::spawn_blocking(f),
             CleanupAction::Async(f) => tokio::spawn(f),
         };
-        let error = match tokio::time::timeout(CLEANUP_DEADLINE, task).await {
+        // On the deadline a future is aborted, so the next cleanup does not run beside it; a
+        // blocking action cannot be stopped and is left to finish on its own (the session
+        // does not wait for it past its close deadline).
+        let error = match tokio::time::timeout(CLEANUP_DEADLINE, &mut task).await {
             Ok(Ok(Ok(()))) => None,
             Ok(Ok(Err(e))) => Some(e),
             Ok(Err(e)) if e.is_panic() => Some(format!(
@@ -417,10 +419,13 @@ async fn run_cleanups(cleanups: Vec<crate::context::Cleanup>) -> Vec<CleanupReco
                 panic_message(e.into_panic())
             )),
             Ok(Err(_)) => Some("cleanup was aborted".to_owned()),
-            Err(_) => Some(format!(
-                "did not finish within {}",
-                humanize(CLEANUP_DEADLINE)
-            )),
+            Err(_) => {
+                task.abort();
+                Some(format!(
+                    "did not finish within {}",
+                    humanize(CLEANUP_DEADLINE)
+                ))
+            }
         };
         records.push(CleanupRecord {
             action: c.what,

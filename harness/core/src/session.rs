@@ -115,7 +115,7 @@ impl Session {
             // A check task still holds it (a leaked clone): close what we can see.
             Err(shared) => shared.0.clone(),
         };
-        runtime.block_on(async {
+        let records = runtime.block_on(async {
             let mut records = Vec::new();
             for (id, state) in states {
                 let Some(area) = areas.get(id) else { continue };
@@ -133,6 +133,10 @@ impl Session {
                 });
             }
             records
-        })
+        });
+        // A blocking cleanup past its deadline may still run; the run's results must not
+        // wait for it.
+        runtime.shutdown_timeout(CLOSE_DEADLINE);
+        records
     }
 }

@@ -1,23 +1,37 @@
 //! The per-check sandbox: a private runtime network namespace in which the plugins run, fresh
 //! container namespaces, a private IPAM directory, and helpers to invoke plugins and read the
 //! kernel's state. Every object is registered for cleanup before it is created.
+//!
+//! The lab itself starts no `ip` process (a few assertions still run `ip` to change a
+//! container's state): namespaces are made and deleted in-process and the kernel's state is
+//! read over netlink (nfvi-net), and plugins are forked from a thread that entered the
+//! runtime namespace. `ip netns exec` would also give each plugin a private mount
+//! namespace with `/sys` remounted for the runtime namespace and `/etc/netns/<name>` bound
+//! over `/etc`; the plugins need neither. Traced over the whole suite they open nothing under
+//! `/sys` but `/sys/kernel/mm/transparent_hugepage/hpage_pmd_size` (the Go runtime; the same
+//! in every namespace), their sysctls go through `/proc/sys/net`, which follows the opening
+//! thread's network namespace, and the lab creates no `/etc/netns`.
 
+use std::io;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use nfvi_harness::process::CommandSpec;
+use nfvi_harness::check::BoxFuture;
+use nfvi_harness::process::{CommandSpec, Launcher};
 use nfvi_harness::target::parse_ipv4_cidr;
 use nfvi_harness::{CheckContext, Outcome, bytes_to_evidence};
+use nfvi_net::{IpVlanMode, NetlinkError, Rtnl};
 use serde_json::{Value, json};
 
 use crate::netstate::{self, Link, RouteEntry};
 
-static SEQ: AtomicU32 = AtomicU32::new(0);
-
 /// Prefix of every namespace and directory this area creates.
-pub(crate) const PREFIX: &str = "nfv";
+pub(crate) const PREFIX: &str = nfvi_net::names::PREFIX;
+
+/// `EOPNOTSUPP`: the kernel's answer to a link type it has no driver for.
+const EOPNOTSUPP: i32 = 95;
 
 /// What a plugin's stdout held.
 #[derive(Debug, Clone, PartialEq)]
@@ -125,6 +139,35 @@ pub(crate) struct Netns {
     pub(crate) path: String,
 }
 
+/// Starts commands inside a network namespace: forked from a fresh thread that entered it.
+#[derive(Debug)]
+struct InNetns {
+    name: String,
+    path: PathBuf,
+}
+
+impl Launcher for InNetns {
+    fn launch(&self, fork: Box<dyn FnOnce() + Send>) -> BoxFuture<'static, io::Result<()>> {
+        let path = self.path.clone();
+        Box::pin(async move {
+            nfvi_net::in_netns(path, fork)
+                .await
+                .map_err(|e| io::Error::other(nfvi_net::chain(&e)))
+        })
+    }
+
+    fn label(&self) -> String {
+        format!("[netns {}]", self.name)
+    }
+}
+
+/// A link type whose kernel support [`Lab::kernel_supports`] probes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum LinkProbe {
+    IpVlan,
+    Vlan,
+}
+
 /// The sandbox of one check.
 pub(crate) struct Lab<'a> {
     pub(crate) cx: &'a CheckContext,
@@ -136,10 +179,13 @@ pub(crate) struct Lab<'a> {
     plugin_dirs: Vec<PathBuf>,
     base: u32,
     pub(crate) version: String,
+    /// Starts plugins (and the tools that read its iptables rules and qdiscs) in `rt`.
+    launcher: Arc<InNetns>,
 }
 
-fn seq() -> u32 {
-    SEQ.fetch_add(1, Ordering::Relaxed)
+/// An error outcome for a netlink failure, its whole chain in the message.
+fn netlink_error(e: &NetlinkError) -> Outcome {
+    Outcome::error(nfvi_net::chain(e))
 }
 
 impl<'a> Lab<'a> {
@@ -148,21 +194,16 @@ impl<'a> Lab<'a> {
         let target = cx.target();
         let (base, _) = parse_ipv4_cidr(&target.network.lab_cidr)
             .ok_or_else(|| Outcome::error("network.lab_cidr is not an IPv4 network"))?;
-        let n = seq();
-        let pid = std::process::id();
-        let rt = format!("{PREFIX}rt-{pid}-{n}");
+        let rt = nfvi_net::unique(&format!("{PREFIX}rt-"));
         // A fresh directory with a random name, created exclusively with mode 0700: nothing
         // another local user placed in the temporary directory beforehand can be taken for
         // it (the spy plugin's directory below it is on the plugins' CNI_PATH).
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!("{PREFIX}-cni-"))
-            .tempdir()
-            .map_err(|e| {
-                Outcome::error(format!(
-                    "cannot create a private directory in {}: {e}",
-                    std::env::temp_dir().display()
-                ))
-            })?;
+        let tmp = nfvi_harness::scratch::private_dir(&format!("{PREFIX}-cni-")).map_err(|e| {
+            Outcome::error(format!(
+                "cannot create a private directory in {}: {e}",
+                std::env::temp_dir().display()
+            ))
+        })?;
         let dir = tmp.path().to_owned();
         {
             let rt = rt.clone();
@@ -174,6 +215,10 @@ impl<'a> Lab<'a> {
                 },
             );
         }
+        let launcher = Arc::new(InNetns {
+            name: rt.clone(),
+            path: nfvi_net::Netns::named(&rt).path().to_owned(),
+        });
         let lab = Lab {
             cx,
             rt: rt.clone(),
@@ -182,10 +227,15 @@ impl<'a> Lab<'a> {
             plugin_dirs: target.config::<crate::CniConfig>().paths.clone(),
             base: u32::from(base),
             version: version.to_owned(),
+            launcher,
         };
-        lab.run_ok("ip", &["netns", "add", &rt]).await?;
-        lab.run_ok("ip", &["-n", &rt, "link", "set", "lo", "up"])
-            .await?;
+        // `lo` up on the creating thread, before any plugin can run there.
+        let (_, lo) = nfvi_net::create_with_async(&rt, || {
+            nfvi_net::within_current(|h: Rtnl| async move { h.set_up("lo").await })
+        })
+        .await
+        .map_err(|e| Outcome::error(nfvi_net::chain(&e)))?;
+        lo.and_then(|r| r).map_err(|e| netlink_error(&e))?;
         Ok(lab)
     }
 
@@ -222,9 +272,10 @@ impl<'a> Lab<'a> {
             .find(|p| p.is_file())
     }
 
-    /// A fresh container namespace, deleted at cleanup (and earlier if the check wants).
+    /// A fresh container namespace (`lo` down, as `ip netns add` leaves it), deleted at
+    /// cleanup (and earlier if the check wants).
     pub(crate) async fn netns(&self) -> Result<Netns, Outcome> {
-        let name = format!("{PREFIX}c-{}-{}", std::process::id(), seq());
+        let name = nfvi_net::unique(&format!("{PREFIX}c-"));
         {
             let name = name.clone();
             self.cx
@@ -232,17 +283,17 @@ impl<'a> Lab<'a> {
                     delete_netns_blocking(&name)
                 });
         }
-        self.run_ok("ip", &["netns", "add", &name]).await?;
+        let (ns, ()) = nfvi_net::create_with_async(&name, || ())
+            .await
+            .map_err(|e| Outcome::error(nfvi_net::chain(&e)))?;
         Ok(Netns {
-            path: format!("/run/netns/{name}"),
+            path: ns.path().display().to_string(),
             name,
         })
     }
 
     pub(crate) async fn delete_netns(&self, ns: &Netns) -> Result<(), Outcome> {
-        self.run_ok("ip", &["netns", "del", &ns.name])
-            .await
-            .map(|_| ())
+        delete_netns_blocking(&ns.name).map_err(Outcome::error)
     }
 
     /// The default environment for a command against a container.
@@ -263,8 +314,8 @@ impl<'a> Lab<'a> {
         let path = self
             .plugin_path(plugin)
             .map_or_else(|| plugin.to_owned(), |p| p.display().to_string());
-        let mut spec = CommandSpec::new("ip")
-            .args(["netns", "exec", &self.rt, &path])
+        let mut spec = CommandSpec::new(path)
+            .launcher(self.launcher.clone())
             .env_clear()
             .env(
                 "PATH",
@@ -320,7 +371,23 @@ impl<'a> Lab<'a> {
         }
     }
 
+    ///
+    /// tuning keeps its backup of an interface's original MAC and MTU in a file on the host
+    /// (`/run/cni/tuning/<container ID>_<ifname>.json` unless `dataDir` says otherwise),
+    /// which only its DEL removes; most checks end by deleting the namespace instead. So a
+    /// tuning configuration without a `dataDir` gets the lab's private directory, and the
+    /// backups go with it.
     pub(crate) async fn exec(&self, plugin: &str, env: &Env, conf: &Value) -> Exec {
+        let mut conf = conf.clone();
+        if plugin == "tuning"
+            && let Some(c) = conf.as_object_mut()
+            && !c.contains_key("dataDir")
+        {
+            c.insert(
+                "dataDir".to_owned(),
+                self.dir.join("tuning").display().to_string().into(),
+            );
+        }
         self.exec_raw(plugin, env, conf.to_string().as_bytes())
             .await
     }
@@ -399,51 +466,21 @@ impl<'a> Lab<'a> {
             "loopback" => self.loopback_conf(),
             "ipvlan" => {
                 self.macvlan_master().await?;
-                self.kernel_supports(
-                    "ipvlan",
-                    &[
-                        "link",
-                        "add",
-                        "nfvkprobe",
-                        "link",
-                        "nfvmm0",
-                        "type",
-                        "ipvlan",
-                    ],
-                )
-                .await?;
+                self.kernel_supports("ipvlan", LinkProbe::IpVlan).await?;
                 json!({"cniVersion": self.version, "name": "nfvnet-ipvlan", "type": "ipvlan", "master": "nfvmm0",
                        "mode": "l2", "ipam": self.host_local(5)})
             }
             "vlan" => {
                 self.macvlan_master().await?;
-                self.kernel_supports(
-                    "802.1Q VLAN",
-                    &[
-                        "link",
-                        "add",
-                        "link",
-                        "nfvmm0",
-                        "name",
-                        "nfvkprobe",
-                        "type",
-                        "vlan",
-                        "id",
-                        "10",
-                    ],
-                )
-                .await?;
+                self.kernel_supports("802.1Q VLAN", LinkProbe::Vlan).await?;
                 json!({"cniVersion": self.version, "name": "nfvnet-vlan", "type": "vlan", "master": "nfvmm0",
                        "vlanId": 10, "ipam": self.host_local(6)})
             }
             "host-device" => {
                 if !self.links(None).await?.iter().any(|l| l.name == "nfvhd0") {
-                    self.run_ok(
-                        "ip",
-                        &[
-                            "-n", &self.rt, "link", "add", "nfvhd0", "type", "veth", "peer",
-                            "name", "nfvhd1",
-                        ],
+                    self.rtnl(
+                        None,
+                        |h| async move { h.add_veth("nfvhd0", "nfvhd1").await },
                     )
                     .await?;
                 }
@@ -463,36 +500,36 @@ impl<'a> Lab<'a> {
         })
     }
 
-    /// Whether the kernel can create a link type: a probe link in the runtime namespace, removed
-    /// at once. A missing type makes the assertion not applicable, with the reason.
-    pub(crate) async fn kernel_supports(&self, what: &str, args: &[&str]) -> Result<(), Outcome> {
-        let mut full = vec!["-n", self.rt.as_str()];
-        full.extend_from_slice(args);
-        let spec = CommandSpec::new("ip")
-            .args(full)
-            .timeout(Duration::from_secs(10));
-        let out = self
-            .cx
-            .command(spec)
-            .await
-            .map_err(|e| Outcome::error(format!("{e}: {}", e.source)))?;
-        if out.success() {
-            let _ = self
-                .run_ok("ip", &["-n", &self.rt, "link", "del", "nfvkprobe"])
-                .await;
-            return Ok(());
-        }
-        let err = out.stderr_text();
-        if err.contains("Unknown device type") || err.contains("not supported") {
-            Err(Outcome::not_applicable(format!(
+    /// Whether the kernel can create a link type: a probe link on `nfvmm0` in the runtime
+    /// namespace, removed at once. A missing type (the kernel answers `EOPNOTSUPP`, "Unknown
+    /// device type") makes the assertion not applicable, with the reason.
+    pub(crate) async fn kernel_supports(
+        &self,
+        what: &str,
+        probe: LinkProbe,
+    ) -> Result<(), Outcome> {
+        let made = self
+            .within(None, move |h| async move {
+                let made = match probe {
+                    LinkProbe::IpVlan => h.add_ipvlan("nfvkprobe", "nfvmm0", IpVlanMode::L2).await,
+                    LinkProbe::Vlan => h.add_vlan("nfvkprobe", "nfvmm0", 10).await,
+                };
+                if made.is_ok() {
+                    let _ = h.delete_link("nfvkprobe").await;
+                }
+                made
+            })
+            .await?;
+        match made {
+            Ok(()) => Ok(()),
+            Err(e) if e.errno() == Some(EOPNOTSUPP) => Err(Outcome::not_applicable(format!(
                 "this kernel cannot create {what} links ({})",
-                err.trim()
-            )))
-        } else {
-            Err(Outcome::error(format!(
+                nfvi_net::chain(&e)
+            ))),
+            Err(e) => Err(Outcome::error(format!(
                 "probing {what} support failed: {}",
-                err.trim()
-            )))
+                nfvi_net::chain(&e)
+            ))),
         }
     }
 
@@ -502,43 +539,65 @@ impl<'a> Lab<'a> {
         if self.links(None).await?.iter().any(|l| l.name == "nfvmm0") {
             return Ok(());
         }
-        self.run_ok(
-            "ip",
-            &[
-                "-n", &self.rt, "link", "add", "nfvmm0", "type", "veth", "peer", "name", "nfvmm1",
-            ],
-        )
-        .await?;
-        self.run_ok("ip", &["-n", &self.rt, "link", "set", "nfvmm0", "up"])
-            .await?;
-        self.run_ok("ip", &["-n", &self.rt, "link", "set", "nfvmm1", "up"])
-            .await?;
-        Ok(())
+        self.rtnl(None, |h| async move {
+            h.add_veth("nfvmm0", "nfvmm1").await?;
+            h.set_up("nfvmm0").await?;
+            h.set_up("nfvmm1").await
+        })
+        .await
     }
 
-    fn ns_args<'b>(&'b self, ns: Option<&'b Netns>) -> [&'b str; 2] {
-        ["-n", ns.map_or(self.rt.as_str(), |n| n.name.as_str())]
+    /// The bind mount of a container namespace, or of the runtime namespace for `None`.
+    fn ns_path(&self, ns: Option<&Netns>) -> PathBuf {
+        match ns {
+            Some(n) => PathBuf::from(&n.path),
+            None => nfvi_net::Netns::named(&self.rt).path().to_owned(),
+        }
+    }
+
+    /// Runs a netlink batch in a container namespace, or in the runtime namespace for
+    /// `None`; the batch's own result comes back as it is.
+    async fn within<T, F, Fut>(&self, ns: Option<&Netns>, batch: F) -> Result<T, Outcome>
+    where
+        T: Send + 'static,
+        F: FnOnce(Rtnl) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = T>,
+    {
+        nfvi_net::within_async(self.ns_path(ns), batch)
+            .await
+            .map_err(|e| netlink_error(&e))
+    }
+
+    /// [`Lab::within`] for a batch whose failure is an error outcome.
+    async fn rtnl<T, F, Fut>(&self, ns: Option<&Netns>, batch: F) -> Result<T, Outcome>
+    where
+        T: Send + 'static,
+        F: FnOnce(Rtnl) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, NetlinkError>>,
+    {
+        self.within(ns, batch).await?.map_err(|e| netlink_error(&e))
     }
 
     /// Links of a container namespace, or of the runtime namespace for `None`.
     pub(crate) async fn links(&self, ns: Option<&Netns>) -> Result<Vec<Link>, Outcome> {
-        let [a, b] = self.ns_args(ns);
-        let out = self
-            .run_ok("ip", &[a, b, "-j", "-d", "link", "show"])
-            .await?;
-        netstate::parse_links(&out).map_err(Outcome::error)
+        let links = self.rtnl(ns, |h| async move { h.links().await }).await?;
+        Ok(netstate::links(links))
     }
 
+    /// (interface, "addr/prefix") pairs, IPv4 and IPv6, in `ip addr` order.
     pub(crate) async fn addrs(&self, ns: Option<&Netns>) -> Result<Vec<(String, String)>, Outcome> {
-        let [a, b] = self.ns_args(ns);
-        let out = self.run_ok("ip", &[a, b, "-j", "addr", "show"]).await?;
-        netstate::parse_addrs(&out).map_err(Outcome::error)
+        let addrs = self
+            .rtnl(ns, |h| async move { h.addresses().await })
+            .await?;
+        Ok(netstate::addrs(addrs))
     }
 
+    /// The IPv4 routes of the main table.
     pub(crate) async fn routes(&self, ns: Option<&Netns>) -> Result<Vec<RouteEntry>, Outcome> {
-        let [a, b] = self.ns_args(ns);
-        let out = self.run_ok("ip", &[a, b, "-j", "route", "show"]).await?;
-        netstate::parse_routes(&out).map_err(Outcome::error)
+        let routes = self
+            .rtnl(ns, |h| async move { h.routes(nfvi_net::Family::V4).await })
+            .await?;
+        Ok(netstate::routes(routes))
     }
 
     /// Runtime-namespace state that DEL must restore: link names, iptables rules, qdiscs.
@@ -550,8 +609,9 @@ impl<'a> Lab<'a> {
             .map(|l| format!("link {}", l.name))
             .collect();
         for table in ["nat", "filter"] {
-            let spec = CommandSpec::new("ip")
-                .args(["netns", "exec", &self.rt, "iptables-save", "-t", table])
+            let spec = CommandSpec::new("iptables-save")
+                .args(["-t", table])
+                .launcher(self.launcher.clone())
                 .timeout(Duration::from_secs(10));
             if let Ok(out) = self.cx.command(spec).await {
                 lines.extend(
@@ -562,8 +622,9 @@ impl<'a> Lab<'a> {
                 );
             }
         }
-        let spec = CommandSpec::new("ip")
-            .args(["netns", "exec", &self.rt, "tc", "qdisc", "show"])
+        let spec = CommandSpec::new("tc")
+            .args(["qdisc", "show"])
+            .launcher(self.launcher.clone())
             .timeout(Duration::from_secs(10));
         if let Ok(out) = self.cx.command(spec).await {
             lines.extend(
@@ -578,23 +639,10 @@ impl<'a> Lab<'a> {
     }
 }
 
-/// Deletes a named netns (cleanup runs on a blocking thread, outside the runtime).
+/// Deletes a named netns as `ip netns del` does, in-process; one that is not there is fine.
+/// Cleanups run it on a blocking thread, outside the runtime.
 fn delete_netns_blocking(name: &str) -> Result<(), String> {
-    if !std::path::Path::new("/run/netns").join(name).exists() {
-        return Ok(());
-    }
-    let out = std::process::Command::new("ip")
-        .args(["netns", "del", name])
-        .output()
-        .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip netns del {name}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
+    nfvi_net::delete(name).map_err(|e| nfvi_net::chain(&e))
 }
 
 /// Asserts that an invocation succeeded with JSON on stdout; otherwise a failure naming

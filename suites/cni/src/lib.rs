@@ -7,10 +7,11 @@
 //! `CNI-CONC-*`) applied to one plugin, with the check ID `cni.<plugin>.<assertion>`.
 //!
 //! Isolation: each check gets its own "runtime" network namespace, in which the plugins run
-//! (`ip netns exec`), so every host-side object a plugin creates (bridges, veths, iptables
-//! rules, qdiscs) lives there and disappears with it; container namespaces are fresh per
-//! lifecycle; IPAM state goes to a private directory. Addresses come from the target's lab
-//! range (198.18.0.0/15 by default). Teardown is registered before anything is created.
+//! (forked from a thread inside it), so every host-side object a plugin creates (bridges,
+//! veths, iptables rules, qdiscs) lives there and disappears with it; container namespaces
+//! are fresh per lifecycle; IPAM state goes to a private directory. Addresses come from the
+//! target's lab range (198.18.0.0/15 by default). Teardown is registered before anything is
+//! created. Namespaces and the kernel's state are handled in-process (nfvi-net), not by `ip`.
 
 #![warn(missing_docs)]
 

@@ -10,8 +10,8 @@ use nfvi_reference_model::Area;
 use rtnetlink::packet_route::link::MacVlanMode;
 
 use crate::ns::Netns;
-use crate::probe::{self, PingConfig};
 use crate::topology::{self, Endpoint, Lab};
+use nfvi_prober::probe::{self, PingConfig};
 
 const PORT: u16 = 17_007;
 

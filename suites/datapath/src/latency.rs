@@ -11,9 +11,9 @@ use nfvi_harness::{CheckContext, Outcome, Percentiles};
 use rtnetlink::packet_route::link::MacVlanMode;
 
 use crate::ns::{self, Netns};
-use crate::probe::{self, Mode, PingConfig};
-use crate::stats::{self, Finding};
 use crate::topology::{self, Endpoint, Lab};
+use nfvi_prober::probe::{self, Mode, PingConfig};
+use nfvi_prober::stats::{self, Finding};
 
 const PORT: u16 = 17_100;
 
@@ -261,8 +261,16 @@ pub(crate) fn latency_check(lab: &Lab<'_>, cx: &CheckContext) -> Result<Outcome,
         o = o
             .with_metric(format!("{}.samples", p.name), s.count as f64, "count")
             .with_metric(format!("{}.lost", p.name), s.lost as f64, "count");
-        if let Ok(cdf) = Percentiles::new(probe::quantiles_us(&hist[i])) {
-            o = o.with_distribution(p.name, cdf);
+        let quantiles = probe::quantiles_us(&hist[i]);
+        match Percentiles::new(quantiles.clone()) {
+            Ok(cdf) => o = o.with_distribution(p.name, cdf),
+            // Kept as raw numbers, with why they are not drawn.
+            Err(why) => {
+                o.evidence
+                    .samples
+                    .insert(format!("percentiles:{}", p.name), quantiles);
+                o = o.with_property(format!("{} distribution", p.name), why);
+            }
         }
         o.evidence
             .samples

@@ -9,8 +9,6 @@ mod checks;
 mod latency;
 pub mod nl;
 pub mod ns;
-pub mod probe;
-pub mod stats;
 pub mod topology;
 
 pub use area::{DatapathArea, DatapathConfig, LatencySla, SLA_PATHS};

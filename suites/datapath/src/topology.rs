@@ -3,15 +3,12 @@
 //! cannot miss a veth, bridge or macvlan. Macvlan parents are always veths made here.
 
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use nfvi_harness::CheckContext;
 use rtnetlink::packet_route::link::MacVlanMode;
 
 use crate::nl;
 use crate::ns::{self, Netns};
-
-static SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// Allocates namespaces for one check and remembers them for cleanup.
 pub struct Lab<'a> {
@@ -36,11 +33,7 @@ impl<'a> Lab<'a> {
     pub fn new(cx: &'a CheckContext) -> Result<Self, String> {
         let (base, _) = nfvi_harness::target::parse_ipv4_cidr(&cx.target().network.lab_cidr)
             .ok_or("network.lab_cidr is not an IPv4 network")?;
-        let tag = format!(
-            "nfvd{}-{}",
-            std::process::id() % 100_000,
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        );
+        let tag = nfvi_net::unique("nfvd");
         Ok(Self {
             cx,
             tag,
@@ -302,9 +295,10 @@ fn cni_add(
         .target()
         .config::<nfvi_suite_cni::CniConfig>()
         .search_path();
-    let mut child = std::process::Command::new("ip")
-        .args(["netns", "exec", &runtime.name])
-        .arg(&path)
+    // Forked from a thread inside the runtime namespace: the plugin starts there, as under
+    // `ip netns exec` but without its private mount namespace (the plugins need none).
+    let mut command = std::process::Command::new(&path);
+    command
         .env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .env("CNI_COMMAND", "ADD")
@@ -314,8 +308,8 @@ fn cni_add(
         .env("CNI_PATH", cni_path)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
+        .stderr(std::process::Stdio::piped());
+    let mut child = nfvi_net::spawn_command_in(&runtime.path(), command)
         .map_err(|e| format!("cannot run {plugin}: {e}"))?;
     child
         .stdin
@@ -351,9 +345,7 @@ pub fn cni_paths(lab: &Lab<'_>) -> Result<CniPaths, String> {
     let runtime = lab.netns("cnirt")?;
     ns::sysctl(&runtime, "net/ipv4/ip_forward", "1")?;
     // host-local's state directory: random name, created exclusively, mode 0700.
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!("{}-ipam-", lab.tag))
-        .tempdir()
+    let tmp = nfvi_harness::scratch::private_dir(&format!("{}-ipam-", lab.tag))
         .map_err(|e| format!("cannot create a private IPAM directory: {e}"))?;
     let dir = tmp.path().to_owned();
     cx.on_cleanup(format!("remove {}", dir.display()), move || {

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use bollard::Docker;
 use nfvi_harness::check::BoxFuture;
@@ -35,9 +36,15 @@ pub fn socket_need() -> Need {
 #[derive(Default)]
 pub struct Engine {
     client: OnceCell<Result<Docker, String>>,
+    probes: AtomicU32,
 }
 
 impl Engine {
+    /// The next probe number of this run: names probe containers and picks their subnets.
+    pub fn next_probe(&self) -> u32 {
+        self.probes.fetch_add(1, Ordering::Relaxed)
+    }
+
     /// The client for the target's socket; the error says why there is none.
     pub async fn client(&self, socket: &std::path::Path) -> Result<Docker, String> {
         self.client

@@ -4,7 +4,6 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use nfvi_harness::process::CommandSpec;
@@ -14,8 +13,6 @@ use nfvi_harness::{
 use nfvi_reference_model::Area;
 
 use crate::engine::{Probe, RunOutput};
-
-static SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// What the checks that start probe containers change.
 const EFFECTS: &str = "starts probe containers (prefix nfv-, label io.nfvi-verify.probe) from the probe image and creates user-defined Docker networks on lab subnets; the macvlan checks also create a veth pair (prefix nfvdk) in the host namespace and a namespace holding the gateway";
@@ -231,7 +228,8 @@ async fn ping(
 /// A check's body; `Err` is what kept it from deciding.
 async fn run_kind(kind: Kind, cx: &CheckContext) -> Result<Outcome, String> {
     let docker = crate::area::client(cx).await?;
-    let k = SEQ.fetch_add(1, Ordering::Relaxed);
+    // Consecutive per run, so concurrent checks take distinct lab subnets (k % 50).
+    let k = cx.shared::<crate::Engine>().next_probe();
     let probe = Probe::new(
         cx,
         docker.clone(),

@@ -1,7 +1,7 @@
 //! The Kubernetes area of RC2: what only the Kubernetes API can show about an RA2 cluster
 //! (versions and skew, control plane, served API groups, node labels and kubelet policies,
 //! pod network, storage, access control), read through kube-rs with one pinned API level,
-//! and in-cluster latency probes that run the datapath area's prober as pods.
+//! and in-cluster latency probes that run the prober (nfvi-prober) as pods.
 //!
 //! Without a kubeconfig every check is skipped with the reason "no kubeconfig given". No
 //! Kubernetes API server runs on the machines this project is built on: the tests run these

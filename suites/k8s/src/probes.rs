@@ -21,9 +21,9 @@ use kube::runtime::watcher;
 use nfvi_harness::{
     Check, CheckContext, CheckError, CheckMeta, CheckResult, Outcome, Severity, declare,
 };
+use nfvi_prober::probe::PairedBlocks;
+use nfvi_prober::stats;
 use nfvi_reference_model::Area;
-use nfvi_suite_datapath::probe::PairedBlocks;
-use nfvi_suite_datapath::stats;
 use nfvi_suite_datapath::{DatapathConfig, LatencySla};
 use serde_json::json;
 
@@ -480,8 +480,15 @@ pub(crate) fn judge(
         ("same node", &p.first_cdf_us),
         ("cross node", &p.second_cdf_us),
     ] {
-        if let Ok(cdf) = nfvi_harness::Percentiles::new(cdf.clone()) {
-            o = o.with_distribution(name, cdf);
+        match nfvi_harness::Percentiles::new(cdf.clone()) {
+            Ok(p) => o = o.with_distribution(name, p),
+            // Kept as raw numbers, with why they are not drawn.
+            Err(why) => {
+                o.evidence
+                    .samples
+                    .insert(format!("percentiles:{name}"), cdf.clone());
+                o = o.with_property(format!("{name} distribution"), why);
+            }
         }
     }
     let mut missed = Vec::new();

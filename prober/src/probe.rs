@@ -300,7 +300,11 @@ pub fn start_responder_on(
         serve(&socket, &flag, spin)
     };
     let handle = match netns {
-        Some(path) => crate::ns::spawn_in(path, body),
+        Some(path) => nfvi_net::spawn_in_with(path, move |entered| {
+            entered.map_err(|e| nfvi_net::chain(&e))?;
+            body()
+        })
+        .map_err(|e| nfvi_net::chain(&e))?,
         None => std::thread::spawn(body),
     };
     match ready_rx.recv_timeout(Duration::from_secs(5)) {
