@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
+
 /// Where the lab keeps its state.
 pub const STATE_DIR: &str = "/var/lib/nfvi-verify/lab";
 /// Where the lab keeps its runtime files (pidfile, exec root).
@@ -212,18 +214,7 @@ pub fn down(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
     match our_daemon() {
         Some(pid) => {
             progress(&format!("stopping dockerd (pid {pid}, started by the lab)"));
-            nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGTERM,
-            )
-            .map_err(|e| format!("cannot stop dockerd {pid}: {e}"))?;
-            let start = Instant::now();
-            while Path::new(&format!("/proc/{pid}")).exists() {
-                if start.elapsed() > Duration::from_secs(30) {
-                    return Err(format!("dockerd {pid} did not stop within 30 s"));
-                }
-                std::thread::sleep(Duration::from_millis(200));
-            }
+            stop_pid(pid, Signal::SIGTERM, "dockerd", Duration::from_secs(30))?;
             // dockerd leaves its default bridge behind; the lab created it, so it goes too.
             let _ = Command::new("ip")
                 .args(["link", "del", "docker0"])
@@ -540,18 +531,30 @@ pub fn keystone_down(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
         progress(&format!(
             "stopping keystone (uwsgi pid {pid}, started by the lab)"
         ));
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGINT,
-        )
-        .map_err(|e| e.to_string())?;
-        let start = Instant::now();
-        while Path::new(&format!("/proc/{pid}")).exists() {
-            if start.elapsed() > Duration::from_secs(20) {
-                return Err(format!("keystone {pid} did not stop within 20 s"));
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        // uWSGI's master shuts down gracefully on SIGINT.
+        stop_pid(pid, Signal::SIGINT, "keystone", Duration::from_secs(20))?;
+    }
+    Ok(())
+}
+
+/// Sends `signal` to `pid` (a process the lab started, `what`) and waits until it is gone.
+pub(crate) fn stop_pid(
+    pid: i32,
+    signal: Signal,
+    what: &str,
+    within: Duration,
+) -> Result<(), String> {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal)
+        .map_err(|e| format!("cannot stop {what} {pid}: {e}"))?;
+    let start = Instant::now();
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        if start.elapsed() > within {
+            return Err(format!(
+                "{what} {pid} did not stop within {} s",
+                within.as_secs()
+            ));
         }
+        std::thread::sleep(Duration::from_millis(100));
     }
     Ok(())
 }

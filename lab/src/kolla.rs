@@ -123,18 +123,12 @@ fn registry_up(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
 /// Stops the registry the lab started, by its PID.
 fn registry_down(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
     if let Some(pid) = registry_pid() {
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
+        lab::stop_pid(
+            pid,
             nix::sys::signal::Signal::SIGTERM,
-        )
-        .map_err(|e| format!("cannot stop docker-registry {pid}: {e}"))?;
-        let t0 = Instant::now();
-        while Path::new(&format!("/proc/{pid}")).exists() {
-            if t0.elapsed() > Duration::from_secs(15) {
-                return Err(format!("docker-registry {pid} did not stop within 15 s"));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+            "docker-registry",
+            Duration::from_secs(15),
+        )?;
         progress(&format!("registry stopped (pid {pid})"));
     }
     let _ = std::fs::remove_file(registry_pidfile());

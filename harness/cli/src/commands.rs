@@ -459,11 +459,7 @@ fn save_elsewhere(results: &RunResults, run_id: &str) -> Option<PathBuf> {
 
 fn summary(r: &RunResults, a: &Artifacts, log: Option<&Path>) {
     let t = &r.totals;
-    let verdict = match r.verdict {
-        nfvi_harness::results::Verdict::Conformant => "CONFORMANT",
-        nfvi_harness::results::Verdict::NonConformant => "NOT CONFORMANT",
-        nfvi_harness::results::Verdict::Incomplete => "INCOMPLETE",
-    };
+    let verdict = verdict_words(r.verdict);
     eprintln!(
         "\n{verdict}: suite {} ({}) on {}{}",
         r.suite.name,

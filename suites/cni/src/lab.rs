@@ -126,6 +126,18 @@ pub(crate) struct Env {
 }
 
 impl Env {
+    /// The CNI_* variables by name, as a plugin receives them (absent ones are `None`).
+    pub(crate) fn vars(&self) -> [(&'static str, &Option<String>); 6] {
+        [
+            ("CNI_COMMAND", &self.command),
+            ("CNI_CONTAINERID", &self.container_id),
+            ("CNI_NETNS", &self.netns),
+            ("CNI_IFNAME", &self.ifname),
+            ("CNI_ARGS", &self.args),
+            ("CNI_PATH", &self.path),
+        ]
+    }
+
     pub(crate) fn without_path(mut self) -> Self {
         self.path = None;
         self
@@ -330,14 +342,7 @@ impl<'a> Lab<'a> {
                     .max(1),
             ))
             .output_cap(1 << 20);
-        for (k, v) in [
-            ("CNI_COMMAND", &env.command),
-            ("CNI_CONTAINERID", &env.container_id),
-            ("CNI_NETNS", &env.netns),
-            ("CNI_IFNAME", &env.ifname),
-            ("CNI_ARGS", &env.args),
-            ("CNI_PATH", &env.path),
-        ] {
+        for (k, v) in env.vars() {
             if let Some(v) = v {
                 spec = spec.env(k, v.as_str());
             }

@@ -133,18 +133,6 @@ fn spy_env(lab: &Lab<'_>, command: &str, ns: &Netns, spydir: &str) -> Env {
     env
 }
 
-/// The CNI_* variables of an invocation by name.
-fn cni_vars(env: &Env) -> [(&'static str, &Option<String>); 6] {
-    [
-        ("CNI_COMMAND", &env.command),
-        ("CNI_CONTAINERID", &env.container_id),
-        ("CNI_NETNS", &env.netns),
-        ("CNI_IFNAME", &env.ifname),
-        ("CNI_ARGS", &env.args),
-        ("CNI_PATH", &env.path),
-    ]
-}
-
 /// What the plugin was given for one command: the environment and the stdin.
 struct Sent {
     command: &'static str,
@@ -194,10 +182,7 @@ fn judge_delegation(sent: &[Sent], records: &[SpyRecord]) -> Outcome {
             continue;
         };
         // The record was found by its command; the other variables must match.
-        for (k, v) in cni_vars(env)
-            .into_iter()
-            .filter(|(k, _)| *k != "CNI_COMMAND")
-        {
+        for (k, v) in env.vars().into_iter().filter(|(k, _)| *k != "CNI_COMMAND") {
             let got = r.env.get(k);
             if got != v.as_ref() {
                 p.push(format!(
@@ -334,7 +319,7 @@ mod tests {
     /// The spy's record line for a faithful delegation of `env` and `stdin`.
     fn record_line(env: &Env, stdin: &Value) -> String {
         let mut vars = serde_json::Map::new();
-        for (k, v) in cni_vars(env) {
+        for (k, v) in env.vars() {
             if let Some(v) = v {
                 vars.insert(k.to_owned(), v.clone().into());
             }
