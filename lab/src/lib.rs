@@ -1,7 +1,8 @@
 //! `nfvi-verify lab`: what the project provisions on a developer or CI machine so that the
 //! areas have a real NFVI to verify: a Docker engine (`dockerd` with its bridge and pools in
 //! 198.18.0.0/15), a real Keystone from PyPI, Kolla-shaped containers behind a real image
-//! registry, and stand-ins for the OpenStack APIs registered in that Keystone.
+//! registry, stand-ins for the OpenStack APIs registered in that Keystone, and optionally
+//! "nodes": network namespaces on this machine, each running a real OpenSSH server.
 //!
 //! It is test environment, not product: no area depends on this crate, and it may depend on
 //! the areas (the Kolla container table, the Keystone client).
@@ -14,21 +15,32 @@ use nfvi_suite_kolla::KollaConfig;
 pub mod apis;
 pub mod engine;
 pub mod kolla;
+pub mod nodes;
 
-/// `lab up`: the engine, then the fleet of the target's Kolla release; idempotent.
-pub fn up(target: &Target, progress: &mut dyn FnMut(&str)) -> Result<(), String> {
+/// `lab up`: the engine, then the fleet of the target's Kolla release, then (`--nodes N`)
+/// `nodes` SSH nodes ([`nodes::NodesLayout::lab`]); idempotent.
+pub fn up(
+    target: &Target,
+    nodes: Option<usize>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), String> {
     let release = &target.config::<KollaConfig>().release;
     engine::up(progress)?;
     kolla::up(release, progress)?;
+    if let Some(n) = nodes {
+        nodes::up(n, &nodes::NodesLayout::lab(), progress)?;
+    }
     progress("lab is up");
     Ok(())
 }
 
-/// `lab down`: the Kolla containers and the registry first, while the daemon still answers,
-/// then the engine and its state.
+/// `lab down`: the nodes first (their state lives below the engine's state directory, which
+/// the engine removes), then the Kolla containers and the registry, while the daemon still
+/// answers, then the engine and its state. Goes on past a failure and reports the first.
 pub fn down(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
+    let nodes = nodes::down(&nodes::NodesLayout::lab(), progress);
     let fleet = kolla::down(progress);
-    engine::down(progress).and(fleet)
+    nodes.and(engine::down(progress)).and(fleet)
 }
 
 /// `lab status`: one line per part.
@@ -37,5 +49,6 @@ pub fn status() -> Vec<String> {
     if engine::daemon_answers() {
         lines.push(kolla::status());
     }
+    lines.push(nodes::status(&nodes::NodesLayout::lab()));
     lines
 }

@@ -366,7 +366,7 @@ source = "RA2 ch4"
                 "{name}"
             );
         }
-        assert_eq!(all.areas.len(), 6);
+        assert_eq!(all.areas.len(), 7);
         assert!(all.all_areas, "the all suite takes areas added later too");
     }
 

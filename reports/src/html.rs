@@ -1,6 +1,13 @@
 //! `report.html`: one self-contained file (inline CSS and SVG, no scripts, no fetches) that
 //! a reviewer can open offline. askama escapes every value from the NFVI; the only raw
 //! insertion is the badge SVG, which [`crate::badge`] escapes itself.
+//!
+//! A run over a fleet adds the nodes (and why one could not be verified), a node × check
+//! matrix and the nodes' inventories ([`fleet`]); a node-level check appears once per node,
+//! its anchor and its name carrying the node. A run without a fleet renders exactly as it
+//! did before fleets existed.
+
+mod fleet;
 
 use askama::Template;
 use nfvi_harness::results::{CheckResult, RunResults, Verdict};
@@ -25,6 +32,26 @@ fn anchor(prefix: &str, id: &str) -> String {
         })
         .collect();
     format!("{prefix}-{body}")
+}
+
+/// The HTML id of a check's details: a node-level check has one per node.
+fn check_anchor(c: &CheckResult) -> String {
+    match &c.node {
+        None => anchor("check", &c.id),
+        Some(node) => anchor("check", &format!("{}--{node}", c.id)),
+    }
+}
+
+/// The order in which a group of results (a check across nodes) takes the class of its
+/// worst member.
+fn class_rank(class: &str) -> u8 {
+    match class {
+        "fail" => 4,
+        "error" => 3,
+        "warn" => 2,
+        "pass" => 1,
+        _ => 0,
+    }
 }
 
 fn secs(s: f64) -> String {
@@ -110,10 +137,16 @@ fn summarize<'a>(
                             Status::Failed | Status::Error | Status::TimedOut
                         )
                     })
-                    .map(|v| Link {
-                        anchor: v.anchor.clone(),
-                        text: v.c.id.rsplit('.').next().unwrap_or(&v.c.id).to_owned(),
-                        class: v.class,
+                    .map(|v| {
+                        let last = v.c.id.rsplit('.').next().unwrap_or(&v.c.id);
+                        Link {
+                            anchor: v.anchor.clone(),
+                            text: match &v.c.node {
+                                None => last.to_owned(),
+                                Some(node) => format!("{last} on {node}"),
+                            },
+                            class: v.class,
+                        }
                     })
                     .collect(),
             }
@@ -144,6 +177,8 @@ struct Page<'a> {
     areas: Vec<AreaView<'a>>,
     warnings: Vec<Link>,
     memory_gib: String,
+    /// The fleet's sections, for a run over a fleet.
+    fleet: Option<fleet::FleetView<'a>>,
 }
 
 fn outcome_class(c: &CheckResult, strict: bool) -> (&'static str, &'static str) {
@@ -297,10 +332,24 @@ pub fn render_html(r: &RunResults) -> Result<String, ReportError> {
     };
     let link_to_check = |id: &str| {
         let c = r.checks.iter().find(|c| c.id == id);
-        Link {
-            anchor: anchor("check", id),
-            text: id.to_owned(),
-            class: c.map_or("skip", |c| outcome_class(c, r.strict).0),
+        match c {
+            // A node-level check: its row in the matrix, as bad as its worst node.
+            Some(first) if first.node.is_some() => Link {
+                anchor: fleet::matrix_anchor(id),
+                text: id.to_owned(),
+                class: r
+                    .checks
+                    .iter()
+                    .filter(|c| c.id == id)
+                    .map(|c| outcome_class(c, r.strict).0)
+                    .max_by_key(|class| class_rank(class))
+                    .unwrap_or("skip"),
+            },
+            _ => Link {
+                anchor: anchor("check", id),
+                text: id.to_owned(),
+                class: c.map_or("skip", |c| outcome_class(c, r.strict).0),
+            },
         }
     };
     let reqs = r
@@ -338,7 +387,7 @@ pub fn render_html(r: &RunResults) -> Result<String, ReportError> {
                     CheckView {
                         charts: latency_charts(c),
                         c,
-                        anchor: anchor("check", &c.id),
+                        anchor: check_anchor(c),
                         class,
                         label,
                         reqs: c
@@ -401,8 +450,14 @@ pub fn render_html(r: &RunResults) -> Result<String, ReportError> {
         .iter()
         .filter(|c| c.is_warning(r.strict))
         .map(|c| Link {
-            anchor: anchor("check", &c.id),
-            text: truncate_chars(&format!("{}: {}", c.id, c.message), 240),
+            anchor: check_anchor(c),
+            text: truncate_chars(
+                &match &c.node {
+                    None => format!("{}: {}", c.id, c.message),
+                    Some(node) => format!("{} on {node}: {}", c.id, c.message),
+                },
+                240,
+            ),
             class: "warn",
         })
         .collect();
@@ -420,6 +475,7 @@ pub fn render_html(r: &RunResults) -> Result<String, ReportError> {
             "{:.1} GiB",
             r.inventory.memory_bytes as f64 / (1u64 << 30) as f64
         ),
+        fleet: fleet::view(r),
     };
     page.render().map_err(|e| ReportError::Render {
         what: "report.html",

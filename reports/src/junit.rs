@@ -1,7 +1,11 @@
 //! JUnit XML for CI test reporters (GitLab, Jenkins, GitHub).
 //!
 //! One `<testsuite>` per area named `<suite>.<area>`; each check is a `<testcase>` with
-//! `classname = <suite>.<area>` and `name = <check id>`, unique as GitLab requires. Failed,
+//! `classname = <suite>.<area>` and `name = <check id>`, unique as GitLab requires. A check
+//! that ran on a node of a fleet appears once per node, kept apart for GitLab and Jenkins:
+//! `name = <check id> [<node>]` and `classname = <suite>.<area>.<node>` (dots in the node
+//! name become `_` there, so that Jenkins does not read an FQDN as packages), with a `node`
+//! property and a `node:` line in system-out. Failed,
 //! error and skipped stay apart (`<failure>`, `<error>`, `<skipped>`); timeouts are errors of
 //! type `timeout`. Requirement IDs are testcase properties (Jenkins, tooling) and the first
 //! line of system-out (GitLab shows that, not properties). quick-junit drops characters XML
@@ -35,6 +39,9 @@ fn system_out(c: &CheckResult) -> String {
     );
     if let Some(subject) = &c.subject {
         s.push_str(&format!("subject: {subject}\n"));
+    }
+    if let Some(node) = &c.node {
+        s.push_str(&format!("node: {node}\n"));
     }
     if let Some(stage) = &c.evidence.stage {
         s.push_str(&format!("stage: {stage}\n"));
@@ -144,10 +151,17 @@ pub fn render_junit(results: &RunResults) -> Result<String, ReportError> {
         ]);
         let mut total = Duration::ZERO;
         for c in checks {
-            let mut tc = TestCase::new(c.id.as_str(), status(c, results.strict));
+            let (name, case_classname) = match &c.node {
+                None => (c.id.clone(), classname.clone()),
+                Some(node) => (
+                    format!("{} [{node}]", c.id),
+                    format!("{classname}.{}", node.replace('.', "_")),
+                ),
+            };
+            let mut tc = TestCase::new(name, status(c, results.strict));
             let time = Duration::from_secs_f64(c.duration_secs.max(0.0));
             total += time;
-            tc.set_classname(classname.clone()).set_time(time);
+            tc.set_classname(case_classname).set_time(time);
             if let Some(t) = c.started_at {
                 tc.set_timestamp(t.fixed_offset());
             }
@@ -158,6 +172,9 @@ pub fn render_junit(results: &RunResults) -> Result<String, ReportError> {
                 Property::new("effective_severity", c.effective_severity.as_str()),
                 Property::new("outcome", c.outcome.as_str()),
             ]);
+            if let Some(node) = &c.node {
+                tc.add_property(Property::new("node", node.as_str()));
+            }
             tc.set_system_out(system_out(c));
             suite.add_test_case(tc);
         }

@@ -108,6 +108,7 @@ fn run_cni(target: Target, filters: &[&str]) -> RunResults {
             finished_at: chrono::Utc::now(),
             cancel_reason: out.cancel_reason,
             inventory: Default::default(),
+            fleet: None,
             invocation: Default::default(),
             resource_usage: None,
         },

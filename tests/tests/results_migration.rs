@@ -1,12 +1,12 @@
-//! results.json version 1 (distributions as `cdf:` samples, the Kolla stage as a property)
-//! still loads, as version 2 with typed fields, for `report --from`, `diff` and
-//! `--rerun-failed`.
+//! results.json versions 1 (distributions as `cdf:` samples, the Kolla stage as a property)
+//! and 2 (no `node` or `fleet`) still load, as the current version with typed fields, for
+//! `report --from`, `diff` and `--rerun-failed`.
 
 use nfvi_harness::Percentiles;
 use nfvi_harness::results::RunResults;
 
 #[test]
-fn a_version_1_results_file_is_read_as_version_2() {
+fn a_version_1_results_file_is_read_as_the_current_version() {
     let mut results = nfvi_integration_tests::synthetic_results(7);
     let cdf: Vec<f64> = (0..=100).map(f64::from).collect();
     let evidence = &mut results.checks[0].evidence;
@@ -35,14 +35,23 @@ fn a_version_1_results_file_is_read_as_version_2() {
     assert!(!e.properties.contains_key("kolla stage"));
     // What is not a distribution stays a sample.
     assert_eq!(e.samples["cdf:short"], vec![1.0, 2.0]);
-    assert_eq!(loaded.schema_version, 2);
+    assert_eq!(loaded.schema_version, 3);
+    assert!(loaded.fleet.is_none() && loaded.checks.iter().all(|c| c.node.is_none()));
+
+    // Version 2 is version 3 without a fleet: it loads as it is.
+    let mut v2: serde_json::Value = serde_json::from_str(&results.to_json()).unwrap();
+    v2["schema_version"] = 2.into();
+    std::fs::write(&path, v2.to_string()).unwrap();
+    let loaded = RunResults::load(&path).unwrap();
+    assert_eq!(loaded.schema_version, 3);
+    assert_eq!(loaded.checks, results.checks);
 
     // A version it does not know is refused with both versions named.
     v1["schema_version"] = 9.into();
     std::fs::write(&path, v1.to_string()).unwrap();
     let err = RunResults::load(&path).unwrap_err().to_string();
     assert!(
-        err.contains("version 9") && err.contains("1 and 2"),
+        err.contains("version 9") && err.contains("versions 1 to 3"),
         "{err}"
     );
 }

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+mod fleet;
+
 /// Debian packages a local run uses (ip, unshare, dpkg-query, CNI plugins for the inventory).
 const RUN_PACKAGES: &[&str] = &[
     "iproute2",
@@ -37,6 +39,9 @@ const TEST_PACKAGES: &[&str] = &[
     // A TLS front for the lab's Keystone and openssl for its test CA (kolla TLS tests).
     "socat",
     "openssl",
+    // `lab up --nodes`: each node runs sshd in its namespace; the tests log in with ssh.
+    "openssh-server",
+    "openssh-client",
 ];
 
 /// Python test helpers (a real JUnit consumer).
@@ -129,6 +134,9 @@ fn install_deps(tests: bool) -> Result<()> {
             .args(["install", "-y", "-q", "--no-install-recommends"])
             .args(&missing)
             .env("DEBIAN_FRONTEND", "noninteractive"))?;
+        if missing.iter().any(|p| p == "openssh-server") {
+            stop_debian_sshd();
+        }
     }
     if tests {
         let have = Command::new("python3")
@@ -142,6 +150,31 @@ fn install_deps(tests: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// openssh-server's maintainer scripts enable and start the machine's own sshd where the init
+/// system lets them. The tests need only the binary (the lab's nodes run their own sshd in
+/// network namespaces), so right after installing it the service is disabled and stopped
+/// again: no SSH listener on the host that nobody asked for.
+fn stop_debian_sshd() {
+    let _ = Command::new("systemctl")
+        .args(["disable", "--now", "ssh"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    // Without systemd, invoke-rc.d starts it with Debian's default pidfile: stop that PID
+    // only, and only if it is sshd.
+    let pid = std::fs::read_to_string("/run/sshd.pid")
+        .ok()
+        .and_then(|p| p.trim().parse::<u32>().ok());
+    if let Some(pid) = pid
+        && std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sshd")
+    {
+        eprintln!("xtask: stopping the sshd (pid {pid}) that installing openssh-server started");
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+    }
 }
 
 fn demo() -> Result<()> {
@@ -721,10 +754,11 @@ fn main() -> Result<()> {
         Some("schemas") => schemas(args.get(1).is_some_and(|a| a == "--check")),
         Some("bench") if args.get(1).is_some_and(|a| a == "cni") => bench_cni(),
         Some("bench") if args.get(1).is_some_and(|a| a == "datapath") => bench_datapath(),
+        Some("bench") if args.get(1).is_some_and(|a| a == "fleet") => fleet::bench_fleet(),
         Some("bench") => bench(),
         Some("deps") => install_deps(true),
         _ => bail!(
-            "usage: cargo xtask <demo|ci|schemas [--check]|bench [cni|datapath]|deps>\n  demo     set up and run the rc2 suite against this machine\n  ci       the whole test suite (what .ci/run runs)\n  schemas  regenerate the JSON Schemas (--check: fail if stale)\n  bench    benchmarks and the README's performance figures (bench cni: the CNI suite; bench datapath: the prober against sockperf)\n  deps     install the system packages and Python helpers the tests need"
+            "usage: cargo xtask <demo|ci|schemas [--check]|bench [cni|datapath|fleet]|deps>\n  demo     set up and run the rc2 suite against this machine\n  ci       the whole test suite (what .ci/run runs)\n  schemas  regenerate the JSON Schemas (--check: fail if stale)\n  bench    benchmarks and the README's performance figures (bench cni: the CNI suite; bench datapath: the prober against sockperf; bench fleet: the host suite over 1, 3 and 10 sshd nodes)\n  deps     install the system packages and Python helpers the tests need"
         ),
     }
 }

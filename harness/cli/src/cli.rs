@@ -42,13 +42,34 @@ pub enum Command {
     /// The local lab this machine verifies against: a Docker engine and the probe image.
     #[command(subcommand)]
     Lab(LabCommand),
+    /// The node agent of a run over a fleet: `run` starts it on each node (over SSH or as a
+    /// DaemonSet pod); it reads the request as one JSON line on standard input and writes
+    /// results as JSON lines. Not for direct use.
+    Node(NodeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Read the request from this file instead of standard input (the DaemonSet mounts it);
+    /// the agent then stops on SIGTERM rather than at the end of its input.
+    #[arg(long, value_name = "FILE")]
+    pub request: Option<PathBuf>,
+    /// After the results, wait for SIGTERM instead of exiting (a DaemonSet restarts pods
+    /// that exit; the jump host deletes it when it has read the results).
+    #[arg(long)]
+    pub linger: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum LabCommand {
     /// Start dockerd (bridge and pools in 198.18.0.0/15) and import the probe image; idempotent.
-    Up,
-    /// Remove probe leftovers, stop the daemon the lab started and remove its state.
+    Up {
+        /// Also build N nodes (default 3, at most 32): network namespaces on this machine, each
+        /// running OpenSSH on 198.19.10.(10+i), with an inventory in /var/lib/nfvi-verify/lab.
+        #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "3")]
+        nodes: Option<usize>,
+    },
+    /// Remove probe leftovers and the nodes, stop the daemon the lab started, remove its state.
     Down,
     /// Show whether the daemon answers, who started it, and whether the probe image is there.
     Status,
@@ -192,14 +213,16 @@ pub fn with_area_flags(cmd: clap::Command, areas: &nfvi_harness::Areas) -> clap:
                     nfvi_harness::FlagKind::List => clap::ArgAction::Append,
                     _ => clap::ArgAction::Set,
                 };
-                c = c.arg(
-                    clap::Arg::new(flag.long)
-                        .long(flag.long)
-                        .value_name(flag.value_name)
-                        .help(flag.help)
-                        .action(action)
-                        .help_heading("Area options"),
-                );
+                let mut arg = clap::Arg::new(flag.long)
+                    .long(flag.long)
+                    .value_name(flag.value_name)
+                    .help(flag.help)
+                    .action(action)
+                    .help_heading("Area options");
+                if flag.kind == nfvi_harness::FlagKind::Switch {
+                    arg = arg.num_args(0).default_missing_value("true");
+                }
+                c = c.arg(arg);
             }
             c
         });

@@ -6,6 +6,7 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use nfvi_harness::fleet::{AgentRequest, FleetError, NodeSpec};
 use nfvi_harness::plan::{self, Decision, Plan, PlanOptions};
 use nfvi_harness::results::{Invocation, RunMeta, RunResults, ToolInfo};
 use nfvi_harness::runner::{Reporter, RunEvent, Tee};
@@ -374,6 +375,27 @@ pub fn run(args: &RunArgs) -> CmdResult {
 
     let started_at = chrono::Utc::now();
     let target_file = p.target.file.as_ref().map(|f| f.display().to_string());
+    let transport = p.areas.transport(&p.target).map_err(|e| match e {
+        FleetError::Input(m) => CliError::BadInput(m),
+        FleetError::Unavailable(m) => CliError::Incomplete(m),
+    })?;
+    let template = transport.as_ref().map(|_| AgentRequest {
+        protocol: nfvi_harness::fleet::PROTOCOL_VERSION,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        node: NodeSpec {
+            name: String::new(),
+            roles: Vec::new(),
+            address: None,
+        },
+        suite: suite.clone(),
+        filters: args.selection.filter.clone(),
+        skips: args.selection.skip.clone(),
+        checks: Vec::new(),
+        strict: args.strict,
+        jobs: args.jobs,
+        timeout_secs: args.timeout,
+        target_toml: p.target.resolved_toml(),
+    });
     let session = Session::open(p.areas, p.target, args.jobs)
         .map_err(|e| CliError::Incomplete(format!("cannot start the run's runtime: {e}")))?;
     let inventory = session.inventory();
@@ -383,7 +405,21 @@ pub fn run(args: &RunArgs) -> CmdResult {
         .timeout_override(args.timeout.map(Duration::from_secs));
     let mut console = Console::new(use_bar(args.no_progress));
     let mut collector = Collector::default();
-    let output = session.execute(&plan, options, &mut Tee(vec![&mut console, &mut collector]));
+    let mut reporters = Tee(vec![&mut console, &mut collector]);
+    let (output, fleet) = match (&transport, &template) {
+        (Some(transport), Some(template)) => {
+            let (output, fleet) =
+                session.execute_fleet(&plan, options, transport.as_ref(), template, &mut reporters);
+            for record in transport.close() {
+                if let Some(e) = record.error {
+                    eprintln!("warning: {}: {e}", record.action);
+                }
+            }
+            (output, Some(fleet))
+        }
+        _ => (session.execute(&plan, options, &mut reporters), None),
+    };
+    drop(reporters);
     for record in session.close() {
         if let Some(e) = record.error {
             tracing::warn!(action = %record.action, error = %e, "closing the session");
@@ -402,6 +438,7 @@ pub fn run(args: &RunArgs) -> CmdResult {
             finished_at: chrono::Utc::now(),
             cancel_reason: output.cancel_reason,
             inventory,
+            fleet,
             invocation: Invocation {
                 argv: std::env::args().collect(),
                 reproduce: reproduce(args, &suite),
@@ -434,7 +471,22 @@ pub fn run(args: &RunArgs) -> CmdResult {
         }
     }
     summary(&results, &artifacts, log.as_deref());
-    Ok(results.verdict.exit_code())
+    Ok(run_exit_code(&results))
+}
+
+/// The verdict's exit code, except that a fleet with a node that could not be verified
+/// exits 3 whatever the verdict: the NFVI was not verified completely, and CI must not
+/// read "only non-conformant" (or "conformant") into that.
+fn run_exit_code(results: &RunResults) -> i32 {
+    let unverified = results
+        .fleet
+        .as_ref()
+        .is_some_and(|f| f.unverified().next().is_some());
+    if unverified {
+        exit_code::INCOMPLETE
+    } else {
+        results.verdict.exit_code()
+    }
 }
 
 fn verdict_words(v: nfvi_harness::results::Verdict) -> &'static str {
@@ -497,10 +549,30 @@ fn summary(r: &RunResults, a: &Artifacts, log: Option<&Path>) {
         .iter()
         .filter(|c| c.decides_non_conformance(r.strict))
     {
+        let on = c
+            .node
+            .as_deref()
+            .map(|n| format!(" on {n}"))
+            .unwrap_or_default();
         eprintln!(
-            "  failed {} [{}]: {}",
+            "  failed {}{on} [{}]: {}",
             c.id, c.effective_severity, c.message
         );
+    }
+    if let Some(fleet) = &r.fleet {
+        let verified = fleet.nodes.iter().filter(|n| n.verified).count();
+        eprintln!(
+            "  fleet: {verified} of {} nodes verified over {}",
+            fleet.nodes.len(),
+            fleet.transport
+        );
+        for n in fleet.unverified() {
+            eprintln!(
+                "  node {} NOT VERIFIED (exit code 3): {}",
+                n.node.name,
+                n.error.as_deref().unwrap_or("no report")
+            );
+        }
     }
     eprintln!("  results: {}", a.results.display());
     eprintln!("  junit:   {}", a.junit.display());
@@ -722,8 +794,16 @@ pub fn probe(cmd: &ProbeCommand) -> CmdResult {
 pub fn lab(cmd: &crate::cli::LabCommand) -> CmdResult {
     let mut progress = |m: &str| eprintln!("lab: {m}");
     let result = match cmd {
-        crate::cli::LabCommand::Up => {
-            nfvi_lab::up(&Target::local(&nfvi_verify::areas()), &mut progress)
+        crate::cli::LabCommand::Up { nodes } => {
+            if let Some(n) = *nodes
+                && !(1..=nfvi_lab::nodes::MAX_NODES).contains(&n)
+            {
+                return Err(CliError::bad_input(format!(
+                    "--nodes {n}: the lab builds 1 to {} nodes",
+                    nfvi_lab::nodes::MAX_NODES
+                )));
+            }
+            nfvi_lab::up(&Target::local(&nfvi_verify::areas()), *nodes, &mut progress)
         }
         crate::cli::LabCommand::Down => nfvi_lab::down(&mut progress),
         crate::cli::LabCommand::Status => {

@@ -80,13 +80,18 @@ impl Console {
 impl Reporter for Console {
     fn report(&mut self, event: &RunEvent<'_>) {
         match event {
-            RunEvent::RunStarted { plan } => {
-                self.total = plan.items.len();
+            RunEvent::RunStarted { plan, results } => {
+                self.total = *results;
                 if let Some(pb) = &self.bar {
                     pb.set_length(self.total as u64);
                 }
+                let fleet = if *results == plan.items.len() {
+                    String::new()
+                } else {
+                    format!(" ({results} results over the fleet's nodes)")
+                };
                 self.line(&format!(
-                    "nfvi-verify: suite {} ({}), target {}: {} checks, {} will run",
+                    "nfvi-verify: suite {} ({}), target {}: {} checks, {} will run{fleet}",
                     plan.suite.name,
                     plan.suite.version,
                     plan.target,
@@ -98,8 +103,20 @@ impl Reporter for Console {
                 self.running.push((*id).to_owned());
                 self.refresh();
             }
+            RunEvent::NodeFailed { node, error } => {
+                self.line(&format!(
+                    "nfvi-verify: node {node} could not be verified: {error}"
+                ));
+            }
             RunEvent::CheckFinished { id, run } => {
-                self.running.retain(|r| r != id);
+                if let Some(pos) = self.running.iter().position(|r| r == id) {
+                    self.running.remove(pos);
+                }
+                let on = run
+                    .node
+                    .as_deref()
+                    .map(|n| format!(" on {n}"))
+                    .unwrap_or_default();
                 self.done += 1;
                 let o = &run.outcome;
                 let tag = match o.status {
@@ -126,7 +143,7 @@ impl Reporter for Console {
                 };
                 let width = self.total.to_string().len();
                 let mut text = format!(
-                    "[{:>width$}/{}] {tag} {id} ({})",
+                    "[{:>width$}/{}] {tag} {id}{on} ({})",
                     self.done,
                     self.total,
                     humanize(run.duration)

@@ -14,5 +14,6 @@ pub fn areas() -> Areas {
         Arc::new(nfvi_suite_docker::DockerArea),
         Arc::new(nfvi_suite_kolla::KollaArea),
         Arc::new(nfvi_suite_k8s::K8sArea),
+        Arc::new(nfvi_fleet::FleetArea),
     ])
 }

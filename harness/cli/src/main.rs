@@ -2,6 +2,7 @@
 //! it, writes the reports and maps the verdict to an exit code. The logic lives in the
 //! library crates.
 
+mod agent;
 mod cli;
 mod commands;
 mod console;
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
         cli::Command::Target(args) => commands::target(&args),
         cli::Command::Probe(cmd) => commands::probe(&cmd),
         cli::Command::Lab(cmd) => commands::lab(&cmd),
+        cli::Command::Node(args) => agent::node(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

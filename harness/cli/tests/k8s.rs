@@ -8,7 +8,7 @@ mod scripted_k8s;
 use std::path::Path;
 
 use common::{assert_contains, check, json_stdout, nfvi, run_to, text, write_file};
-use scripted_k8s::{Server, Spec, TOKEN, kubeconfig};
+use scripted_k8s::{Access, Grants, Server, Spec, TOKEN, access, kubeconfig};
 
 /// Runs `--suite k8s` against `kubeconfig` with `target` (TOML); returns the exit code,
 /// results.json and the HTML report.
@@ -529,88 +529,27 @@ fn probe_pods_measure_same_against_cross_node_and_their_namespace_is_deleted() {
     );
 }
 
-/// (verb, API group, resource) of a request the harness made, or the non-resource URL.
-fn access(request: &str) -> (String, String, String) {
-    let (method, target) = request.split_once(' ').unwrap();
-    let path = target.split('?').next().unwrap();
-    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let (group, rest): (String, &[&str]) = match segs.as_slice() {
-        ["api", "v1", rest @ ..] => (String::new(), rest),
-        ["apis", g, _v, rest @ ..] => ((*g).to_owned(), rest),
-        _ => return ("get".into(), "non-resource".into(), path.to_owned()),
-    };
-    let (resource, named) = match rest {
-        [] => return ("get".into(), "non-resource".into(), path.to_owned()),
-        ["namespaces", _, r, _, sub] => (format!("{r}/{sub}"), true),
-        ["namespaces", _, r, _] => ((*r).to_owned(), true),
-        ["namespaces", _, r] => ((*r).to_owned(), false),
-        [r, _, sub, ..] => (format!("{r}/{sub}"), true),
-        [r, _] => ((*r).to_owned(), true),
-        [r] => ((*r).to_owned(), false),
-    };
-    let watch = target
-        .split('?')
-        .nth(1)
-        .is_some_and(|q| q.split('&').any(|kv| kv == "watch=true"));
-    let verb = match (method, named) {
-        ("GET", _) if watch => "watch",
-        ("GET", true) => "get",
-        ("GET", false) => "list",
-        ("POST", _) => "create",
-        ("DELETE", _) => "delete",
-        (m, _) => panic!("unexpected method {m}"),
-    };
-    (verb.into(), group, resource)
-}
-
 #[test]
 fn the_cluster_role_grants_every_call_the_harness_makes() {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../deploy/kubernetes/nfvi-verify-clusterrole.yaml"),
-    )
-    .unwrap();
-    let role: serde_json::Value = text
-        .split("\n---\n")
-        .map(|doc| serde_norway::from_str::<serde_json::Value>(doc).unwrap())
-        .find(|d| d["kind"] == "ClusterRole")
-        .unwrap();
-    let rules = role["rules"].as_array().unwrap();
-    let strs = |v: &serde_json::Value| -> Vec<String> {
-        v.as_array()
-            .map(|a| a.iter().map(|s| s.as_str().unwrap().to_owned()).collect())
-            .unwrap_or_default()
-    };
-    let granted = |verb: &str, group: &str, resource: &str| {
-        rules.iter().any(|r| {
-            let verbs = strs(&r["verbs"]);
-            if !verbs.iter().any(|v| v == verb) {
-                return false;
-            }
-            if group == "non-resource" {
-                return strs(&r["nonResourceURLs"]).iter().any(|u| {
-                    u == resource || u.strip_suffix('*').is_some_and(|p| resource.starts_with(p))
-                });
-            }
-            strs(&r["apiGroups"]).iter().any(|g| g == group)
-                && strs(&r["resources"]).iter().any(|x| x == resource)
-        })
-    };
+    let grants = Grants::load();
     let (server, dir, kc) = scripted(Spec::conformant(33));
     let target = format!("{NI}{PROBES}");
     let (code, _, _) = run(dir.path(), &kc, &target);
     assert_eq!(code, 0);
-    let calls: std::collections::BTreeSet<(String, String, String)> =
+    let calls: std::collections::BTreeSet<Access> =
         server.requests().iter().map(|r| access(r)).collect();
     assert!(calls.len() > 15, "{calls:?}");
-    for (verb, group, resource) in &calls {
+    for a in &calls {
         // The anonymous probe asks with no credentials on purpose: it needs no grant.
-        if resource == "namespaces" && verb == "list" {
+        if a.resource == "namespaces" && a.verb == "list" {
             continue;
         }
         assert!(
-            granted(verb, group, resource),
-            "the ClusterRole does not grant {verb} {group}/{resource}"
+            grants.allows(a),
+            "the ClusterRole does not grant {} {}/{}",
+            a.verb,
+            a.group,
+            a.resource
         );
     }
 }

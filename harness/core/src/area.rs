@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
-use crate::check::{BoxFuture, Check};
+use crate::check::{BoxFuture, Check, CheckMeta};
+use crate::fleet::{FleetError, Transport};
 use crate::inventory::Inventory;
 use crate::target::Target;
 
@@ -106,6 +107,10 @@ pub enum FlagKind {
     PathList,
     /// A list of names separated by `,`.
     List,
+    /// A whole number.
+    Integer,
+    /// A flag without a value: given, it sets `true`.
+    Switch,
 }
 
 impl FlagKind {
@@ -116,6 +121,12 @@ impl FlagKind {
         };
         match self {
             FlagKind::Text => toml::Value::String(raw.to_owned()),
+            // Kept as text when it is no number, so the table's validation names the key.
+            FlagKind::Integer => raw.trim().parse::<i64>().map_or_else(
+                |_| toml::Value::String(raw.to_owned()),
+                toml::Value::Integer,
+            ),
+            FlagKind::Switch => toml::Value::Boolean(true),
             FlagKind::PathList => list(
                 std::env::split_paths(raw)
                     .map(|p| p.display().to_string())
@@ -214,6 +225,18 @@ pub trait Area: Send + Sync + 'static {
     fn close(&self, _shared: Shared) -> BoxFuture<'static, Result<(), String>> {
         Box::pin(async { Ok(()) })
     }
+
+    /// Whether `check` (one of this area's) verifies a node rather than the whole NFVI: in a
+    /// run over a fleet it runs on every node, through the node agent.
+    fn node_level(&self, _check: &CheckMeta) -> bool {
+        false
+    }
+
+    /// The fleet this area can reach for the target (an SSH inventory, a DaemonSet), if the
+    /// target asks for one. The run takes the first area that offers one.
+    fn transport(&self, _target: &Target) -> Result<Option<Arc<dyn Transport>>, FleetError> {
+        Ok(None)
+    }
 }
 
 /// For optional settings: an empty string, which older target files used for "none", reads
@@ -288,6 +311,36 @@ impl Areas {
     /// Iterates over the areas.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Area>> {
         self.0.iter()
+    }
+
+    /// Whether a check runs on every node of a fleet (its area says so).
+    pub fn node_level(&self, check: &CheckMeta) -> bool {
+        self.get(check.area.as_str())
+            .is_some_and(|a| a.node_level(check))
+    }
+
+    /// The fleet the target asks for; `None` when the run verifies only the machine it runs
+    /// on. Two areas offering one (an inventory and a DaemonSet) is an error: the run would
+    /// verify the nodes twice, or silently not as asked.
+    pub fn transport(&self, target: &Target) -> Result<Option<Arc<dyn Transport>>, FleetError> {
+        let mut offered: Vec<(&'static str, Arc<dyn Transport>)> = Vec::new();
+        for area in self.iter() {
+            if let Some(t) = area.transport(target)? {
+                offered.push((area.id(), t));
+            }
+        }
+        match offered.len() {
+            0 => Ok(None),
+            1 => Ok(offered.pop().map(|(_, t)| t)),
+            _ => Err(FleetError::Input(format!(
+                "the target asks for more than one way to reach the nodes ({}); choose one",
+                offered
+                    .iter()
+                    .map(|(id, t)| format!("{} through the {id} area", t.kind()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
     }
 
     /// The area with this ID.

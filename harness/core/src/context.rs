@@ -64,6 +64,12 @@ impl CheckContext {
         &self.target
     }
 
+    /// The fleet's nodes and what their agents reported, in a run over a fleet: checks of
+    /// the whole NFVI run after the nodes and may compare them.
+    pub fn fleet(&self) -> Option<&crate::fleet::FleetReport> {
+        self.shares.fleet()
+    }
+
     /// The run's shared state of type `T` (an area's, opened by [`crate::Area::open`]).
     ///
     /// # Panics

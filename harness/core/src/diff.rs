@@ -70,17 +70,25 @@ fn rank(s: Status) -> u8 {
     }
 }
 
-/// Compares `old` with `new`. Checks are keyed by ID (and subject, which is part of the ID for
-/// per-subject checks).
+/// A check's key across runs: its ID (the subject is part of the ID for per-subject checks),
+/// and on a fleet its node, as `id [node]`.
+fn key(c: &crate::results::CheckResult) -> String {
+    match &c.node {
+        Some(node) => format!("{} [{node}]", c.id),
+        None => c.id.clone(),
+    }
+}
+
+/// Compares `old` with `new`. Checks are keyed by ID and node.
 pub fn diff(old: &RunResults, new: &RunResults) -> RunDiff {
     let mut d = RunDiff::default();
     for n in &new.checks {
-        match old.checks.iter().find(|o| o.id == n.id) {
-            None => d.added.push((n.id.clone(), n.outcome)),
+        match old.checks.iter().find(|o| key(o) == key(n)) {
+            None => d.added.push((key(n), n.outcome)),
             Some(o) => {
                 if o.outcome != n.outcome {
                     d.changed.push(OutcomeChange {
-                        id: n.id.clone(),
+                        id: key(n),
                         old: o.outcome,
                         new: n.outcome,
                         regression: rank(n.outcome) > rank(o.outcome) && is_bad(n.outcome),
@@ -91,7 +99,7 @@ pub fn diff(old: &RunResults, new: &RunResults) -> RunDiff {
                         && om.value != m.value
                     {
                         d.metrics.push(MetricChange {
-                            check: n.id.clone(),
+                            check: key(n),
                             metric: name.clone(),
                             unit: m.unit.clone(),
                             old: om.value,
@@ -105,8 +113,8 @@ pub fn diff(old: &RunResults, new: &RunResults) -> RunDiff {
     d.removed = old
         .checks
         .iter()
-        .filter(|o| !new.checks.iter().any(|n| n.id == o.id))
-        .map(|o| o.id.clone())
+        .filter(|o| !new.checks.iter().any(|n| key(n) == key(o)))
+        .map(key)
         .collect();
     if old.verdict != new.verdict {
         d.verdict = Some((

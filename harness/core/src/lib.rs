@@ -21,6 +21,7 @@ pub mod context;
 pub mod diff;
 
 pub mod exit_code;
+pub mod fleet;
 pub mod glob;
 pub mod inventory;
 pub mod outcome;

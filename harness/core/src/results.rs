@@ -13,13 +13,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::cancel::CancelReason;
 use crate::check::Severity;
+use crate::fleet::FleetReport;
 use crate::inventory::Inventory;
 use crate::outcome::{Evidence, SkipKind, Status};
 use crate::plan::Plan;
 use crate::target::NodeProfile;
 
 /// The version of the results format. Bumped on any change a consumer could notice.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The name and version of the tool that produced a result.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -271,6 +272,10 @@ pub struct CheckResult {
     /// What the check was about (a plugin, a container), if not the node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// The node of the fleet it ran on; `None` for checks of the whole NFVI and for runs
+    /// without a fleet (the machine nfvi-verify runs on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     /// Requirement IDs covered.
     pub requirements: Vec<RequirementId>,
     /// The check's declared severity.
@@ -352,6 +357,9 @@ pub struct RunResults {
     pub totals: Totals,
     /// What the NFVI is made of.
     pub inventory: Inventory,
+    /// The nodes verified, for a run over a fleet (an inventory or a DaemonSet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetReport>,
     /// How to reproduce the run.
     pub invocation: Invocation,
     /// CPU and memory the run used.
@@ -368,6 +376,8 @@ pub struct RunResults {
 pub struct CheckRun {
     /// Index in the plan.
     pub index: usize,
+    /// The node of the fleet it ran on, if it ran on one.
+    pub node: Option<String>,
     /// The outcome (evidence includes the commands run).
     pub outcome: crate::outcome::Outcome,
     /// Start time; `None` if it never ran.
@@ -395,6 +405,8 @@ pub struct RunMeta {
     pub cancel_reason: Option<CancelReason>,
     /// Inventory.
     pub inventory: Inventory,
+    /// The fleet, when the run verified one.
+    pub fleet: Option<FleetReport>,
     /// Invocation.
     pub invocation: Invocation,
     /// Resource usage, when measured.
@@ -404,9 +416,16 @@ pub struct RunMeta {
 impl RunResults {
     /// Puts the plan and the runs together, computing statuses, totals and the verdict.
     /// Checks without a run (never started) must not occur: the runner reports every planned
-    /// check exactly once.
+    /// check exactly once, and the fleet every node-level check once per node. Node-level
+    /// results follow the plan order, then the fleet's node order.
     pub fn assemble(plan: &Plan, mut runs: Vec<CheckRun>, meta: RunMeta) -> Self {
-        runs.sort_by_key(|r| r.index);
+        let node_order = |node: &Option<String>| {
+            meta.fleet.as_ref().and_then(|f| {
+                node.as_ref()
+                    .and_then(|n| f.nodes.iter().position(|r| r.node.name == *n))
+            })
+        };
+        runs.sort_by_key(|r| (r.index, node_order(&r.node)));
         let checks: Vec<CheckResult> = runs
             .into_iter()
             .map(|run| {
@@ -417,6 +436,7 @@ impl RunResults {
                     title: m.title.clone(),
                     area: m.area,
                     subject: m.subject.clone(),
+                    node: run.node,
                     requirements: item.covers.clone(),
                     severity: m.severity,
                     effective_severity: item.effective,
@@ -478,6 +498,7 @@ impl RunResults {
             verdict,
             totals,
             inventory: meta.inventory,
+            fleet: meta.fleet,
             invocation: meta.invocation,
             resource_usage: meta.resource_usage,
             requirements,
@@ -504,6 +525,11 @@ impl RunResults {
             .and_then(serde_json::Value::as_u64)
         {
             Some(v) if v == u64::from(SCHEMA_VERSION) => {}
+            // Version 3 only added optional fields (`node`, `fleet`).
+            Some(2) => {
+                value["schema_version"] = SCHEMA_VERSION.into();
+                migrated = true;
+            }
             Some(1) => {
                 migrate_v1(&mut value);
                 migrated = true;
@@ -513,7 +539,7 @@ impl RunResults {
                     path: path.to_owned(),
                     line: 1,
                     message: format!(
-                        "results schema version {v}, this nfvi-verify reads versions 1 and {SCHEMA_VERSION}"
+                        "results schema version {v}, this nfvi-verify reads versions 1 to {SCHEMA_VERSION}"
                     ),
                 });
             }
@@ -738,6 +764,7 @@ mod tests {
             title: String::new(),
             area: Area::Host,
             subject: None,
+            node: None,
             requirements: vec![],
             severity: effective,
             effective_severity: effective,

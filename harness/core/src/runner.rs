@@ -2,6 +2,7 @@
 //! registered cleanup drained after each check however it ended, and signals handled as
 //! documented in [`crate::cancel`]. Reporters receive [`RunEvent`]s and never query the runner.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,9 @@ pub enum RunEvent<'a> {
     RunStarted {
         /// The plan.
         plan: &'a Plan,
+        /// How many results the run will report: one per planned check, and in a run over a
+        /// fleet one per node for each node-level check.
+        results: usize,
     },
     /// A check started.
     CheckStarted {
@@ -40,6 +44,13 @@ pub enum RunEvent<'a> {
         id: &'a str,
         /// What happened.
         run: &'a CheckRun,
+    },
+    /// A node of the fleet could not be verified (completely); its checks are errors.
+    NodeFailed {
+        /// The node.
+        node: &'a str,
+        /// Why.
+        error: &'a str,
     },
     /// The run is stopping early.
     Cancelling {
@@ -88,6 +99,9 @@ pub struct RunnerBuilder {
     grace: Duration,
     handle_signals: bool,
     shares: Arc<Shares>,
+    source: Option<CancelSource>,
+    elsewhere: HashSet<usize>,
+    announce: bool,
 }
 
 impl Default for RunnerBuilder {
@@ -99,6 +113,9 @@ impl Default for RunnerBuilder {
             grace: Duration::from_secs(5),
             handle_signals: true,
             shares: Arc::default(),
+            source: None,
+            elsewhere: HashSet::new(),
+            announce: true,
         }
     }
 }
@@ -140,9 +157,27 @@ impl RunnerBuilder {
         self
     }
 
+    /// Cancels through `source` (shared with other work of the run) instead of a new one.
+    pub fn cancel_source(mut self, source: CancelSource) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// Plan items that run elsewhere (on a fleet's nodes): neither run nor reported here.
+    pub fn elsewhere(mut self, indices: impl IntoIterator<Item = usize>) -> Self {
+        self.elsewhere = indices.into_iter().collect();
+        self
+    }
+
+    /// Whether to report [`RunEvent::RunStarted`] (off when the caller already did).
+    pub fn announce(mut self, yes: bool) -> Self {
+        self.announce = yes;
+        self
+    }
+
     /// Builds the runner for `plan`.
-    pub fn build(self, plan: &Plan, target: Arc<Target>) -> Runner<'_> {
-        let (source, _) = CancelSource::new();
+    pub fn build(mut self, plan: &Plan, target: Arc<Target>) -> Runner<'_> {
+        let source = self.source.take().unwrap_or_else(|| CancelSource::new().0);
         Runner {
             plan,
             target,
@@ -183,11 +218,22 @@ impl Runner<'_> {
         let plan = self.plan;
         let token = self.source.token();
         if self.options.handle_signals {
-            spawn_signal_listener(self.source.clone());
+            // Detached: it lives as long as the runtime.
+            drop(spawn_signal_listener(self.source.clone()));
         }
-        reporter.report(&RunEvent::RunStarted { plan });
+        if self.options.announce {
+            reporter.report(&RunEvent::RunStarted {
+                plan,
+                results: plan.items.len(),
+            });
+        }
 
-        let mut queue = plan.items.iter().enumerate();
+        let elsewhere = &self.options.elsewhere;
+        let mut queue = plan
+            .items
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !elsewhere.contains(i));
         let mut running: JoinSet<CheckRun> = JoinSet::new();
         let mut runs = Vec::with_capacity(plan.items.len());
         let mut stop: Option<CancelReason> = None;
@@ -288,6 +334,7 @@ impl Runner<'_> {
 fn never_ran(index: usize, reason: SkipReason) -> CheckRun {
     CheckRun {
         index,
+        node: None,
         outcome: Outcome::skip(reason),
         started_at: None,
         duration: Duration::ZERO,
@@ -295,7 +342,7 @@ fn never_ran(index: usize, reason: SkipReason) -> CheckRun {
     }
 }
 
-fn spawn_signal_listener(source: CancelSource) {
+pub(crate) fn spawn_signal_listener(source: CancelSource) -> tokio::task::JoinHandle<()> {
     use tokio::signal::unix::{SignalKind, signal};
     tokio::spawn(async move {
         let (Ok(mut int), Ok(mut term)) = (
@@ -315,7 +362,7 @@ fn spawn_signal_listener(source: CancelSource) {
             tracing::warn!(reason = reason.as_str(), "signal received");
             source.escalate(reason);
         }
-    });
+    })
 }
 
 async fn stop_requested(token: &CancelToken, grace: Duration) {
@@ -392,6 +439,7 @@ async fn run_one(
     tracing::info!(check = %id, outcome = outcome.status.as_str(), "finished");
     CheckRun {
         index,
+        node: None,
         outcome,
         started_at: Some(started_at),
         duration: t0.elapsed(),

@@ -3,27 +3,32 @@
 //! execution of a plan. Nothing of a run outlives its session: no global caches.
 
 use std::any::Any;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::area::{Areas, Shared};
+use crate::cancel::CancelSource;
+use crate::fleet::{AgentRequest, FleetEvent, FleetReport, Transport};
 use crate::inventory::Inventory;
 use crate::plan::Plan;
 use crate::results::CleanupRecord;
-use crate::runner::{Reporter, RunOutput, RunnerBuilder};
+use crate::runner::{Reporter, RunEvent, RunOutput, RunnerBuilder};
 use crate::target::Target;
 
 /// How long an area gets to close its shared state at the end of a run.
 pub const CLOSE_DEADLINE: Duration = Duration::from_secs(15);
 
-/// The areas' shared state of one run, found by type.
+/// The areas' shared state of one run, found by type, and what the run learnt of its fleet.
 #[derive(Default)]
-pub struct Shares(Vec<(&'static str, Shared)>);
+pub struct Shares {
+    states: Vec<(&'static str, Shared)>,
+    fleet: OnceLock<FleetReport>,
+}
 
 impl std::fmt::Debug for Shares {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list()
-            .entries(self.0.iter().map(|(id, _)| id))
+            .entries(self.states.iter().map(|(id, _)| id))
             .finish()
     }
 }
@@ -31,12 +36,26 @@ impl std::fmt::Debug for Shares {
 impl Shares {
     /// Opens every area's shared state (cheap: areas connect lazily).
     pub fn open(areas: &Areas, target: &Target) -> Self {
-        Self(areas.iter().map(|a| (a.id(), a.open(target))).collect())
+        Self {
+            states: areas.iter().map(|a| (a.id(), a.open(target))).collect(),
+            fleet: OnceLock::new(),
+        }
+    }
+
+    /// The fleet's nodes and their inventories, once the node-level checks ran on them
+    /// (checks of the whole NFVI run after them and compare the nodes).
+    pub fn fleet(&self) -> Option<&FleetReport> {
+        self.fleet.get()
+    }
+
+    /// Records the fleet (the session does, after the nodes ran; tests may).
+    pub fn set_fleet(&self, report: FleetReport) {
+        let _ = self.fleet.set(report);
     }
 
     /// The shared state of type `T`, if an area opened one.
     pub fn get<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
-        self.0
+        self.states
             .iter()
             .find_map(|(_, s)| s.clone().downcast::<T>().ok())
     }
@@ -101,6 +120,76 @@ impl Session {
         self.runtime.block_on(runner.run(reporter))
     }
 
+    /// Executes a plan over a fleet: the node-level checks on every node through
+    /// `transport` first (each node's agent asked with `template`), then the checks of the
+    /// whole NFVI here, which can compare the nodes ([`Shares::fleet`]). One cancellation
+    /// covers both: a signal during the node phase stops the agents and starts nothing
+    /// after it.
+    pub fn execute_fleet(
+        &self,
+        plan: &Plan,
+        options: RunnerBuilder,
+        transport: &dyn Transport,
+        template: &AgentRequest,
+        reporter: &mut dyn Reporter,
+    ) -> (RunOutput, FleetReport) {
+        let (source, token) = CancelSource::new();
+        let listener = {
+            let _guard = self.runtime.enter();
+            crate::runner::spawn_signal_listener(source.clone())
+        };
+        let node_items: Vec<usize> = (0..plan.items.len())
+            .filter(|&i| self.areas.node_level(plan.items[i].check.meta()))
+            .collect();
+        let mut template = template.clone();
+        template.checks = node_items
+            .iter()
+            .map(|&i| plan.items[i].check.meta().id.clone())
+            .collect();
+        reporter.report(&RunEvent::RunStarted {
+            plan,
+            results: plan.items.len()
+                + node_items.len() * transport.nodes().len().saturating_sub(1),
+        });
+        let (remote, report) = crate::fleet::fan_out(
+            transport,
+            plan,
+            &node_items,
+            &template,
+            &token,
+            &mut |event| match event {
+                FleetEvent::Started { index, .. } => {
+                    reporter.report(&RunEvent::CheckStarted {
+                        index,
+                        id: &plan.items[index].check.meta().id,
+                    });
+                }
+                FleetEvent::Finished { run, .. } => {
+                    reporter.report(&RunEvent::CheckFinished {
+                        id: &plan.items[run.index].check.meta().id,
+                        run,
+                    });
+                }
+                FleetEvent::NodeFailed { node, error } => {
+                    tracing::warn!(node, error, "node not verified");
+                    reporter.report(&RunEvent::NodeFailed { node, error });
+                }
+            },
+        );
+        self.shares.set_fleet(report.clone());
+        let runner = options
+            .shares(self.shares.clone())
+            .cancel_source(source)
+            .handle_signals(false)
+            .elsewhere(node_items)
+            .announce(false)
+            .build(plan, self.target.clone());
+        let mut output = self.runtime.block_on(runner.run(reporter));
+        listener.abort();
+        output.runs.extend(remote);
+        (output, report)
+    }
+
     /// Closes every area's shared state, each under [`CLOSE_DEADLINE`], and reports what
     /// could not be closed.
     pub fn close(self) -> Vec<CleanupRecord> {
@@ -111,9 +200,9 @@ impl Session {
             ..
         } = self;
         let states: Vec<(&'static str, Shared)> = match Arc::try_unwrap(shares) {
-            Ok(Shares(states)) => states,
+            Ok(shares) => shares.states,
             // A check task still holds it (a leaked clone): close what we can see.
-            Err(shared) => shared.0.clone(),
+            Err(shared) => shared.states.clone(),
         };
         let records = runtime.block_on(async {
             let mut records = Vec::new();

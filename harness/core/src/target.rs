@@ -60,6 +60,9 @@ pub struct Target {
     pub network: NetworkTarget,
     /// The file this target was read from, if any.
     pub file: Option<PathBuf>,
+    /// On a node agent (`nfvi-verify node`): the node of the fleet it verifies, with its
+    /// roles. `None` on the jump host and in runs without a fleet.
+    pub node: Option<crate::fleet::NodeSpec>,
     configs: Vec<(&'static str, Arc<dyn ErasedConfig>)>,
     resolved: toml::Table,
 }
@@ -222,6 +225,7 @@ impl Target {
             profile: common.profile,
             network: common.network,
             file: None,
+            node: None,
             configs,
             resolved,
         })

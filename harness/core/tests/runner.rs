@@ -140,6 +140,7 @@ fn results(plan: &nfvi_harness::Plan, out: RunOutput) -> RunResults {
             finished_at: now,
             cancel_reason: out.cancel_reason,
             inventory: Default::default(),
+            fleet: None,
             invocation: Default::default(),
             resource_usage: None,
         },

@@ -89,6 +89,11 @@ impl Area for CniArea {
         "cni"
     }
 
+    /// The CNI plugins and their configuration are installed on each node.
+    fn node_level(&self, _check: &nfvi_harness::CheckMeta) -> bool {
+        true
+    }
+
     fn tables(&self) -> Vec<Table> {
         vec![Table::of::<CniConfig>("cni", include_str!("cni.toml"))]
     }

@@ -143,6 +143,11 @@ impl Area for DatapathArea {
         "datapath"
     }
 
+    /// The data paths are built and measured inside one node.
+    fn node_level(&self, _check: &nfvi_harness::CheckMeta) -> bool {
+        true
+    }
+
     fn tables(&self) -> Vec<Table> {
         vec![Table::of::<DatapathConfig>(
             "datapath",

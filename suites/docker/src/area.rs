@@ -68,6 +68,11 @@ impl Area for DockerArea {
         "docker"
     }
 
+    /// Each node runs its own container engine.
+    fn node_level(&self, _check: &nfvi_harness::CheckMeta) -> bool {
+        true
+    }
+
     fn tables(&self) -> Vec<Table> {
         vec![Table::of::<DockerConfig>(
             "docker",

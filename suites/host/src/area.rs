@@ -51,6 +51,11 @@ impl Area for HostArea {
         "host"
     }
 
+    /// Every host check verifies the node it runs on.
+    fn node_level(&self, _check: &nfvi_harness::CheckMeta) -> bool {
+        true
+    }
+
     fn tables(&self) -> Vec<Table> {
         vec![Table::of::<HostConfig>("host", include_str!("host.toml"))]
     }

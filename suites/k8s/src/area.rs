@@ -1,19 +1,22 @@
 //! The Kubernetes area's boundary with the core: its table of the target file, the
-//! kubeconfig it detects, the `--kubeconfig` flag, the run's one connection to the cluster,
-//! and its checks.
+//! kubeconfig it detects, the `--kubeconfig` and `--k8s-node-agent` flags, the run's one
+//! connection to the cluster, its checks, and the fleet of the cluster's nodes (the node
+//! agent as a DaemonSet, [`crate::daemonset`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use nfvi_harness::area::empty_as_none;
+use nfvi_harness::fleet::{FleetError, Transport};
 use nfvi_harness::{
-    Area, AreaConfig, Check, Flag, FlagKind, Need, Resource, Shared, Table, Target,
+    Area, AreaConfig, Check, ConfigError, Flag, FlagKind, Need, Resource, Shared, Table, Target,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
 use crate::cluster::{Cluster, ReadError};
+use crate::daemonset::DaemonSetTransport;
 
 /// The `[kubernetes]` table: the cluster and the in-cluster probes.
 #[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
@@ -36,9 +39,53 @@ pub struct KubernetesConfig {
     /// Secondary networks to measure as well: NetworkAttachmentDefinitions as
     /// `namespace/name` (or `name`), attached to the probe pods through Multus.
     pub probe_networks: Vec<String>,
+    /// Run the node-level checks (host, CNI, data path, ...) on every node of the cluster,
+    /// through the node agent as a DaemonSet started through the API. `--k8s-node-agent`
+    /// sets it.
+    pub node_agent: bool,
+    /// The image the node agent's pods run: it holds `nfvi-verify` of this very version at
+    /// `/usr/local/bin/nfvi-verify`; none: `ghcr.io/nfvi-verify/nfvi-verify:<this version>`,
+    /// a placeholder to override for a registry of your own (air-gapped clusters).
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub agent_image: Option<String>,
+    /// The namespace of the node agent's DaemonSet; created (and deleted afterwards) when it
+    /// does not exist.
+    pub agent_namespace: String,
+    /// Longest a node's agent may take, from the DaemonSet's creation to its last result
+    /// (image pull included), in seconds.
+    pub agent_timeout_secs: u64,
 }
 
-impl AreaConfig for KubernetesConfig {}
+/// The repository of the default node agent image; the tag is this tool's version.
+pub const DEFAULT_AGENT_IMAGE: &str = "ghcr.io/nfvi-verify/nfvi-verify";
+
+impl AreaConfig for KubernetesConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let ns = &self.agent_namespace;
+        let label = !ns.is_empty()
+            && ns.len() <= 63
+            && ns
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !ns.starts_with('-')
+            && !ns.ends_with('-');
+        ConfigError::ensure(
+            label,
+            "agent_namespace",
+            format!(
+                "kubernetes.agent_namespace = {ns:?} is not a namespace name: lower-case letters, digits and `-`, at most 63, starting and ending with a letter or digit"
+            ),
+        )?;
+        ConfigError::ensure(
+            (10..=86_400).contains(&self.agent_timeout_secs),
+            "agent_timeout_secs",
+            format!(
+                "kubernetes.agent_timeout_secs = {} is out of range: 10 to 86400 seconds",
+                self.agent_timeout_secs
+            ),
+        )
+    }
+}
 
 impl KubernetesConfig {
     /// The kubeconfig to use: `kubeconfig`, else `KUBECONFIG` (its first file), else
@@ -51,6 +98,14 @@ impl KubernetesConfig {
             .and_then(|v| std::env::split_paths(&v).find(|p| !p.as_os_str().is_empty()));
         let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kube/config"));
         env.into_iter().chain(home).find(|p| p.is_file())
+    }
+
+    /// The node agent's image: `agent_image`, else [`DEFAULT_AGENT_IMAGE`] tagged with this
+    /// version.
+    pub fn agent_image(&self) -> String {
+        self.agent_image
+            .clone()
+            .unwrap_or_else(|| format!("{DEFAULT_AGENT_IMAGE}:{}", env!("CARGO_PKG_VERSION")))
     }
 
     /// Why the cluster cannot be read, when no kubeconfig is there: the skip reason of
@@ -75,14 +130,24 @@ pub fn kubeconfig_need() -> Need {
     Need::resource("kubeconfig", "a kubeconfig")
 }
 
-const FLAGS: &[Flag] = &[Flag {
-    long: "kubeconfig",
-    table: "kubernetes",
-    key: "kubeconfig",
-    value_name: "FILE",
-    help: "The kubeconfig of the cluster to verify (overrides kubernetes.kubeconfig and KUBECONFIG)",
-    kind: FlagKind::Text,
-}];
+const FLAGS: &[Flag] = &[
+    Flag {
+        long: "kubeconfig",
+        table: "kubernetes",
+        key: "kubeconfig",
+        value_name: "FILE",
+        help: "The kubeconfig of the cluster to verify (overrides kubernetes.kubeconfig and KUBECONFIG)",
+        kind: FlagKind::Text,
+    },
+    Flag {
+        long: "k8s-node-agent",
+        table: "kubernetes",
+        key: "node_agent",
+        value_name: "",
+        help: "Run the node-level checks on every node of the cluster, through a DaemonSet of the node agent (sets kubernetes.node_agent)",
+        kind: FlagKind::Switch,
+    },
+];
 
 /// The run's connection to the cluster: read and connected once, on first use.
 #[derive(Default)]
@@ -122,5 +187,16 @@ impl Area for K8sArea {
 
     fn open(&self, _target: &Target) -> Shared {
         Arc::new(Connection::default())
+    }
+
+    /// With `kubernetes.node_agent`, the cluster's nodes, reached through a DaemonSet of the
+    /// node agent.
+    fn transport(&self, target: &Target) -> Result<Option<Arc<dyn Transport>>, FleetError> {
+        let k = target.config::<KubernetesConfig>();
+        if !k.node_agent {
+            return Ok(None);
+        }
+        let transport: Arc<dyn Transport> = Arc::new(DaemonSetTransport::connect(k)?);
+        Ok(Some(transport))
     }
 }

@@ -148,6 +148,17 @@ impl Cluster {
         context: Option<&str>,
         anonymous: bool,
     ) -> Result<Self, ReadError> {
+        Self::open_with(kubeconfig, context, anonymous, Some(READ_TIMEOUT)).await
+    }
+
+    /// [`Cluster::open`] with another read deadline: `None` for streams that may stay silent
+    /// for long (a node agent's log, followed while its checks run), which the caller bounds.
+    pub async fn open_with(
+        kubeconfig: &Path,
+        context: Option<&str>,
+        anonymous: bool,
+        read_timeout: Option<Duration>,
+    ) -> Result<Self, ReadError> {
         let shown = kubeconfig.display();
         let kc = Kubeconfig::read_from(kubeconfig)
             .map_err(|e| ReadError::open(format!("cannot use kubeconfig {shown}: {e}")))?;
@@ -170,7 +181,7 @@ impl Cluster {
             .await
             .map_err(|e| ReadError::open(format!("cannot use kubeconfig {shown}: {e}")))?;
         config.connect_timeout = Some(CONNECT_TIMEOUT);
-        config.read_timeout = Some(READ_TIMEOUT);
+        config.read_timeout = read_timeout;
         config.write_timeout = Some(READ_TIMEOUT);
         if anonymous {
             config.auth_info = Default::default();

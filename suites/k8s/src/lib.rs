@@ -1,7 +1,9 @@
 //! The Kubernetes area of RC2: what only the Kubernetes API can show about an RA2 cluster
 //! (versions and skew, control plane, served API groups, node labels and kubelet policies,
 //! pod network, storage, access control), read through kube-rs with one pinned API level,
-//! and in-cluster latency probes that run the prober (nfvi-prober) as pods.
+//! and in-cluster latency probes that run the prober (nfvi-prober) as pods. With
+//! `kubernetes.node_agent` it also reaches every node of the cluster for the node-level
+//! checks of the other areas, through the node agent as a DaemonSet ([`daemonset`]).
 //!
 //! Without a kubeconfig every check is skipped with the reason "no kubeconfig given". No
 //! Kubernetes API server runs on the machines this project is built on: the tests run these
@@ -13,9 +15,11 @@
 mod area;
 mod checks;
 pub mod cluster;
+pub mod daemonset;
 mod probes;
 
-pub use area::{K8sArea, KubernetesConfig, kubeconfig_need};
+pub use area::{DEFAULT_AGENT_IMAGE, K8sArea, KubernetesConfig, kubeconfig_need};
+pub use daemonset::DaemonSetTransport;
 
 /// Every check of the k8s area: the API checks, then the in-cluster probes.
 pub fn checks() -> Vec<std::sync::Arc<dyn nfvi_harness::Check>> {

@@ -104,6 +104,11 @@ impl Area for KollaArea {
         "kolla"
     }
 
+    /// The containers run on each node; the APIs and the registry serve the whole cloud.
+    fn node_level(&self, check: &nfvi_harness::CheckMeta) -> bool {
+        check.id.starts_with("kolla.containers.")
+    }
+
     fn tables(&self) -> Vec<Table> {
         vec![
             Table::of::<OpenStackConfig>("openstack", include_str!("openstack.toml")),

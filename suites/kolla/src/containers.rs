@@ -174,13 +174,36 @@ fn listing(items: &[String]) -> String {
 /// of the expected set go on every judgement, an undecided one too.
 async fn run(kind: Kind, cx: &CheckContext) -> CheckResult {
     let kolla = cx.target().config::<crate::KollaConfig>();
-    let expected = services::expected(&kolla.release, &kolla.containers)?;
-    let docker = nfvi_suite_docker::client(cx).await?;
-    let source = if kolla.containers.is_empty() {
+    let mut expected = services::expected(&kolla.release, &kolla.containers)?;
+    let mut source = if kolla.containers.is_empty() {
         format!("the {} all-in-one default set", kolla.release)
     } else {
         "the target's kolla.containers list".to_owned()
     };
+    // On a node of a multinode fleet, the default set narrows to the node's groups; an
+    // explicit list is the operator's and stays as it is.
+    if let Some(node) = cx
+        .target()
+        .node
+        .as_ref()
+        .filter(|_| kolla.containers.is_empty())
+    {
+        expected = services::for_roles(expected, &node.roles);
+        source = format!(
+            "the {} default set for groups {} of node {}",
+            kolla.release,
+            node.roles.join(", "),
+            node.name
+        );
+        if expected.is_empty() {
+            return Ok(Outcome::not_applicable(format!(
+                "node {} is in no group Kolla deploys containers to ({})",
+                node.name,
+                node.roles.join(", ")
+            )));
+        }
+    }
+    let docker = nfvi_suite_docker::client(cx).await?;
     let judged = match kind {
         Kind::Running => running(&docker, expected).await,
         Kind::Healthy => healthy(&docker, expected).await,

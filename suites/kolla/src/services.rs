@@ -163,6 +163,37 @@ impl Expected {
     }
 }
 
+/// The inventory groups a container lands on in a multinode deployment (Kolla-Ansible's
+/// `multinode` inventory: the role's group and its `:children` chain; reference notes,
+/// kolla-inventory.md section 2). `common` stands for every top-level group.
+pub fn groups(container: &str) -> &'static [&'static str] {
+    match container {
+        "cron" | "fluentd" | "kolla_toolbox" => {
+            &["control", "network", "compute", "storage", "monitoring"]
+        }
+        "nova_compute" | "nova_libvirt" | "nova_ssh" => &["compute"],
+        "neutron_openvswitch_agent" | "openvswitch_db" | "openvswitch_vswitchd" => {
+            &["network", "compute"]
+        }
+        "neutron_dhcp_agent"
+        | "neutron_l3_agent"
+        | "neutron_metadata_agent"
+        | "haproxy"
+        | "keepalived"
+        | "proxysql"
+        | "haproxy_ssh" => &["network"],
+        _ => &["control"],
+    }
+}
+
+/// The expected set of one node of a multinode deployment: the containers of `set` whose
+/// groups meet the node's roles.
+pub fn for_roles(set: Vec<Expected>, roles: &[String]) -> Vec<Expected> {
+    set.into_iter()
+        .filter(|e| groups(&e.name).iter().any(|g| roles.iter().any(|r| r == g)))
+        .collect()
+}
+
 /// The expected set for a target: its explicit list of container names, or the release's
 /// default set.
 pub fn expected(release: &str, names: &[String]) -> Result<Vec<Expected>, String> {
@@ -192,6 +223,33 @@ pub fn expected(release: &str, names: &[String]) -> Result<Vec<Expected>, String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nodes_expect_the_containers_of_their_groups() {
+        let set = || expected("2025.1", &[]).unwrap();
+        let names = |roles: &[&str]| -> Vec<String> {
+            let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
+            for_roles(set(), &roles)
+                .into_iter()
+                .map(|e| e.name)
+                .collect()
+        };
+        let compute = names(&["compute"]);
+        assert!(compute.contains(&"nova_compute".to_owned()));
+        assert!(compute.contains(&"openvswitch_vswitchd".to_owned()));
+        assert!(compute.contains(&"cron".to_owned()));
+        assert!(!compute.contains(&"keystone".to_owned()));
+        assert!(!compute.contains(&"haproxy".to_owned()));
+        let network = names(&["network"]);
+        assert!(network.contains(&"neutron_l3_agent".to_owned()));
+        assert!(!network.contains(&"nova_compute".to_owned()));
+        let control = names(&["control"]);
+        assert!(control.contains(&"mariadb".to_owned()));
+        assert!(!control.contains(&"nova_libvirt".to_owned()));
+        // An all-in-one node (every group) expects the whole default set.
+        assert_eq!(names(&["control", "network", "compute"]).len(), set().len());
+        assert!(names(&["deployment"]).is_empty());
+    }
 
     #[test]
     fn releases_differ_as_documented() {

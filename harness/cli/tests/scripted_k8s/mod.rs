@@ -3,10 +3,15 @@
 //! the k8s area makes with objects shaped as real API servers (1.29 to 1.33) return them:
 //! `/version`, discovery, nodes, kube-system pods, DaemonSets, CRDs, StorageClasses, Leases,
 //! ClusterRoles, kubelet configz, `/readyz`, and the probe pods' lifecycle (create, Running
-//! with an IP, Succeeded with a log, namespace deletion). A [`Spec`] describes the cluster;
-//! tests break one knob at a time. Every request is logged for assertions.
+//! with an IP, Succeeded with a log, namespace deletion), and the node agent's DaemonSet
+//! (`agents.rs`: a pod per node with a scripted log). A [`Spec`] describes the cluster;
+//! tests break one knob at a time. Every request (and every POSTed body) is logged for
+//! assertions; `rbac.rs` checks them against the deploy file's ClusterRole.
 
 #![allow(dead_code)]
+
+mod agents;
+mod rbac;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -14,6 +19,12 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
+
+// Each test file uses its part.
+#[allow(unused_imports)]
+pub use agents::{AgentPod, AgentState};
+#[allow(unused_imports)]
+pub use rbac::{Access, Grants, access};
 
 /// The token the scripted server accepts.
 pub const TOKEN: &str = "scripted-token";
@@ -61,6 +72,11 @@ pub struct Spec {
     pub probe_succeeds: bool,
     /// The probe client never finishes (for interrupting a run).
     pub probe_client_hangs: bool,
+    /// The node agent's DaemonSet pods, by node: how each fares and its log. A node left
+    /// out gets a pod that stays Pending (ContainerCreating).
+    pub agents: BTreeMap<String, AgentPod>,
+    /// The agent's namespace `nfvi-verify` exists already (the harness must leave it).
+    pub agent_namespace_exists: bool,
 }
 
 impl Spec {
@@ -100,6 +116,8 @@ impl Spec {
             probe_log: probe_report(),
             probe_succeeds: true,
             probe_client_hangs: false,
+            agents: BTreeMap::new(),
+            agent_namespace_exists: false,
         }
     }
 }
@@ -515,6 +533,8 @@ fn readyz(spec: &Spec) -> String {
 pub struct Server {
     pub port: u16,
     pub log: Arc<Mutex<Vec<String>>>,
+    /// The body of every POST, by path.
+    pub posted: Arc<Mutex<Vec<(String, Value)>>>,
 }
 
 /// Probe pods created so far, by namespace and name.
@@ -529,20 +549,50 @@ impl Server {
         let docs = Arc::new(documents(&spec));
         let spec = Arc::new(spec);
         let pods: PodStore = Arc::default();
-        let l = log.clone();
+        let agents: agents::Agents = Arc::default();
+        let posted: Posted = Arc::default();
+        let (l, b) = (log.clone(), posted.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
                 let (docs, spec, log, pods) = (docs.clone(), spec.clone(), l.clone(), pods.clone());
-                std::thread::spawn(move || serve_conn(conn, &docs, &spec, &log, &pods));
+                let (agents, posted) = (agents.clone(), b.clone());
+                std::thread::spawn(move || {
+                    let stores = Stores {
+                        pods: &pods,
+                        agents: &agents,
+                        posted: &posted,
+                    };
+                    serve_conn(conn, &docs, &spec, &log, &stores)
+                });
             }
         });
-        Self { port, log }
+        Self { port, log, posted }
     }
 
     /// Requests seen, as `METHOD /path?query`.
     pub fn requests(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
     }
+
+    /// The bodies POSTed to paths ending in `suffix` (`/daemonsets`).
+    pub fn posted(&self, suffix: &str) -> Vec<Value> {
+        self.posted
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _)| p.ends_with(suffix))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
+type Posted = Arc<Mutex<Vec<(String, Value)>>>;
+
+/// What the server keeps between requests.
+struct Stores<'a> {
+    pods: &'a PodStore,
+    agents: &'a agents::Agents,
+    posted: &'a Posted,
 }
 
 fn serve_conn(
@@ -550,7 +600,7 @@ fn serve_conn(
     docs: &BTreeMap<String, Value>,
     spec: &Spec,
     log: &Mutex<Vec<String>>,
-    pods: &PodStore,
+    stores: &Stores<'_>,
 ) {
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let mut out = conn;
@@ -589,6 +639,10 @@ fn serve_conn(
         }
         log.lock().unwrap().push(format!("{method} {target}"));
         let path = target.split('?').next().unwrap_or("").to_owned();
+        if method == "POST" {
+            let v = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            stores.posted.lock().unwrap().push((path.clone(), v));
+        }
         let query = target.split_once('?').map_or("", |(_, q)| q).to_owned();
         let req = Request {
             method: &method,
@@ -597,14 +651,20 @@ fn serve_conn(
             auth: &auth,
             body: &body,
         };
-        let (code, ctype, text) = respond(&req, docs, spec, pods);
+        let (code, ctype, text) = match agents::respond(&req, spec, stores.agents) {
+            Some(answer) => answer,
+            None => {
+                let (code, ctype, text) = respond(&req, docs, spec, stores.pods);
+                (code, ctype, text.into_bytes())
+            }
+        };
         let head = format!(
             "HTTP/1.1 {code} X\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nAudit-Id: scripted\r\n\r\n",
             text.len()
         );
         if out
             .write_all(head.as_bytes())
-            .and_then(|()| out.write_all(text.as_bytes()))
+            .and_then(|()| out.write_all(&text))
             .is_err()
         {
             return;

@@ -1,0 +1,410 @@
+//! The command lines the transport runs, as pure functions of a node's [`Connection`] and
+//! the [`SshOptions`], so that they are tested without ssh.
+//!
+//! Every `ssh` gets the same connection options (the Ansible way: port, user, key, then
+//! `ansible_ssh_common_args`, then `ansible_ssh_extra_args`), so that a command whose master
+//! went away reconnects as the master did rather than as someone else. No `-F`: the user's
+//! `~/.ssh/config`, agent and ProxyJump keep working.
+
+use std::path::Path;
+
+use crate::inventory::Connection;
+
+use super::{AgentSource, SshOptions};
+
+/// The name the agent binary gets in its directory on the node.
+pub const AGENT_NAME: &str = "nfvi-verify";
+
+/// The options every `ssh` of a node gets, before the destination.
+pub fn connection_options(conn: &Connection, opts: &SshOptions) -> Vec<String> {
+    let strict = if opts.accept_new_host_keys {
+        "accept-new"
+    } else {
+        "yes"
+    };
+    let mut argv: Vec<String> = [
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        &format!("StrictHostKeyChecking={strict}"),
+        "-o",
+        &format!("ConnectTimeout={}", opts.connect_timeout_secs),
+        "-o",
+        "ServerAliveInterval=5",
+        "-o",
+        "ServerAliveCountMax=3",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    if let Some(port) = conn.port {
+        argv.extend(["-p".to_owned(), port.to_string()]);
+    }
+    if let Some(user) = &conn.user {
+        argv.extend(["-l".to_owned(), user.clone()]);
+    }
+    if let Some(key) = &conn.key_file {
+        argv.extend([
+            "-i".to_owned(),
+            key.display().to_string(),
+            "-o".to_owned(),
+            "IdentitiesOnly=yes".to_owned(),
+        ]);
+    }
+    argv.extend(conn.common_args.iter().cloned());
+    argv.extend(conn.extra_args.iter().cloned());
+    argv
+}
+
+/// The master connection: `ssh -M -N` with the control socket at `control`, kept as a child
+/// of nfvi-verify (ControlPersist=no: it ends when it is told to or killed).
+pub fn master(program: &str, conn: &Connection, opts: &SshOptions, control: &Path) -> Vec<String> {
+    let mut argv = vec![
+        program.to_owned(),
+        "-M".to_owned(),
+        "-N".to_owned(),
+        "-o".to_owned(),
+        format!("ControlPath={}", control.display()),
+        "-o".to_owned(),
+        "ControlPersist=no".to_owned(),
+    ];
+    argv.extend(connection_options(conn, opts));
+    argv.push(conn.address.clone());
+    argv
+}
+
+/// A control request to the master (`check`, `exit`).
+pub fn control(
+    program: &str,
+    conn: &Connection,
+    opts: &SshOptions,
+    control: &Path,
+    request: &str,
+) -> Vec<String> {
+    let mut argv = vec![
+        program.to_owned(),
+        "-S".to_owned(),
+        control.display().to_string(),
+        "-O".to_owned(),
+        request.to_owned(),
+    ];
+    argv.extend(connection_options(conn, opts));
+    argv.push(conn.address.clone());
+    argv
+}
+
+/// A command on the node through the master. `remote` is one shell command line.
+pub fn remote(
+    program: &str,
+    conn: &Connection,
+    opts: &SshOptions,
+    control: &Path,
+    remote: &str,
+) -> Vec<String> {
+    let mut argv = vec![
+        program.to_owned(),
+        "-S".to_owned(),
+        control.display().to_string(),
+        "-o".to_owned(),
+        "ControlMaster=no".to_owned(),
+    ];
+    argv.extend(connection_options(conn, opts));
+    argv.extend([conn.address.clone(), "--".to_owned(), remote.to_owned()]);
+    argv
+}
+
+/// `sudo -n [-u USER] ` when the node wants privilege escalation (`ansible_become`) and the
+/// login is not already that user; empty otherwise. sudo must not ask for a password (`-n`
+/// makes it fail instead of waiting for one).
+pub fn become_prefix(conn: &Connection) -> String {
+    if !conn.needs_sudo() {
+        return String::new();
+    }
+    match conn.become_user.as_deref() {
+        None | Some("root") => "sudo -n ".to_owned(),
+        Some(user) => format!("sudo -n -u {} ", quote(user)),
+    }
+}
+
+/// The shell command that runs the agent on the node. With a copied agent (`dir` is its
+/// directory) the directory is removed when the agent exits, however it exits, and the
+/// agent's exit code is kept.
+pub fn agent_command(conn: &Connection, agent: &str, dir: Option<&str>) -> String {
+    let run = format!("{}{} node", become_prefix(conn), quote(agent));
+    match dir {
+        Some(dir) => format!("{run}; rc=$?; rm -rf {}; exit $rc", quote(dir)),
+        None => run,
+    }
+}
+
+/// Makes the agent's private directory on the node, and says the node's machine type first.
+pub const MKTEMP: &str = "uname -m && umask 077 && mktemp -d /tmp/nfvi-verify.XXXXXXXXXX";
+
+/// Writes the agent binary (on standard input) into `dir`, makes it executable by its owner
+/// only and prints its SHA-256.
+pub fn install_command(dir: &str) -> String {
+    let path = quote(&format!("{dir}/{AGENT_NAME}"));
+    format!("cat > {path} && chmod 700 {path} && sha256sum {path}")
+}
+
+/// Removes the agent's directory.
+pub fn remove_command(dir: &str) -> String {
+    format!("rm -rf {}", quote(dir))
+}
+
+/// Asks an installed agent its version.
+pub fn version_command(path: &str) -> String {
+    format!("{} --version", quote(path))
+}
+
+/// Whether `dir` is what [`MKTEMP`] makes: `/tmp/nfvi-verify.` and ten letters or digits.
+/// Anything else the node answers is refused, never passed to a shell.
+pub fn is_agent_dir(dir: &str) -> bool {
+    dir.strip_prefix("/tmp/nfvi-verify.")
+        .is_some_and(|rest| rest.len() == 10 && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// The local command for a node that is the jump host itself (`ansible_connection=local`).
+pub fn local_agent(conn: &Connection, agent: &Path, root: bool) -> Vec<String> {
+    let mut argv = Vec::new();
+    if conn.become_root {
+        match conn.become_user.as_deref() {
+            None | Some("root") if root => {}
+            None | Some("root") => argv.extend(["sudo".to_owned(), "-n".to_owned()]),
+            Some(user) => argv.extend(["sudo", "-n", "-u", user].map(str::to_owned)),
+        }
+    }
+    argv.extend([agent.display().to_string(), "node".to_owned()]);
+    argv
+}
+
+/// Where the agent comes from, for messages.
+pub fn describe_agent(source: &AgentSource) -> String {
+    match source {
+        AgentSource::Copy => "a copy of this nfvi-verify binary".to_owned(),
+        AgentSource::Installed(path) => format!("the installed agent {}", path.display()),
+    }
+}
+
+fn quote(s: &str) -> String {
+    // Inventory values and validated directories hold no NUL; a NUL would fail to quote,
+    // and is then dropped rather than passed on.
+    shlex::try_quote(s).map_or_else(|_| s.replace('\0', ""), |q| q.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn conn() -> Connection {
+        Connection {
+            name: "compute01".into(),
+            address: "198.19.10.12".into(),
+            port: None,
+            user: None,
+            key_file: None,
+            become_root: false,
+            become_user: None,
+            common_args: vec![],
+            extra_args: vec![],
+            local: false,
+        }
+    }
+
+    fn opts() -> SshOptions {
+        SshOptions {
+            accept_new_host_keys: false,
+            parallel: 4,
+            agent: AgentSource::Copy,
+            connect_timeout_secs: 10,
+            expected_version: "nfvi-verify 0.1.0".into(),
+            program: "ssh".into(),
+            agent_binary: None,
+        }
+    }
+
+    const BASE: &str = "-o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout=10 \
+                        -o ServerAliveInterval=5 -o ServerAliveCountMax=3";
+
+    #[test]
+    fn connection_options_follow_the_inventory() {
+        let key = Connection {
+            key_file: Some(PathBuf::from("/home/ops/.ssh/id_ed25519")),
+            ..conn()
+        };
+        let everything = Connection {
+            port: Some(2222),
+            user: Some("kolla".into()),
+            key_file: Some(PathBuf::from("/k")),
+            common_args: vec!["-o".into(), "ProxyJump=bastion".into()],
+            extra_args: vec!["-4".into()],
+            ..conn()
+        };
+        for (c, accept_new, want) in [
+            (conn(), false, BASE.to_owned()),
+            (
+                conn(),
+                true,
+                BASE.replace(
+                    "StrictHostKeyChecking=yes",
+                    "StrictHostKeyChecking=accept-new",
+                ),
+            ),
+            (
+                Connection {
+                    port: Some(2222),
+                    ..conn()
+                },
+                false,
+                format!("{BASE} -p 2222"),
+            ),
+            (
+                Connection {
+                    user: Some("kolla".into()),
+                    ..conn()
+                },
+                false,
+                format!("{BASE} -l kolla"),
+            ),
+            (
+                key,
+                false,
+                format!("{BASE} -i /home/ops/.ssh/id_ed25519 -o IdentitiesOnly=yes"),
+            ),
+            (
+                everything,
+                false,
+                format!(
+                    "{BASE} -p 2222 -l kolla -i /k -o IdentitiesOnly=yes -o ProxyJump=bastion -4"
+                ),
+            ),
+        ] {
+            let o = SshOptions {
+                accept_new_host_keys: accept_new,
+                ..opts()
+            };
+            assert_eq!(connection_options(&c, &o).join(" "), want);
+        }
+    }
+
+    #[test]
+    fn master_control_and_remote_command_lines() {
+        let c = Connection {
+            user: Some("kolla".into()),
+            ..conn()
+        };
+        let ctl = Path::new("/tmp/nfvi-ssh-x/n0");
+        assert_eq!(
+            master("ssh", &c, &opts(), ctl).join(" "),
+            format!(
+                "ssh -M -N -o ControlPath=/tmp/nfvi-ssh-x/n0 -o ControlPersist=no {BASE} -l kolla \
+                 198.19.10.12"
+            )
+        );
+        assert_eq!(
+            control("ssh", &c, &opts(), ctl, "check").join(" "),
+            format!("ssh -S /tmp/nfvi-ssh-x/n0 -O check {BASE} -l kolla 198.19.10.12")
+        );
+        let argv = remote("ssh", &c, &opts(), ctl, "echo hi; exit 3");
+        assert_eq!(
+            argv.join(" "),
+            format!(
+                "ssh -S /tmp/nfvi-ssh-x/n0 -o ControlMaster=no {BASE} -l kolla 198.19.10.12 -- \
+                 echo hi; exit 3"
+            )
+        );
+        // The remote command stays one word of argv.
+        assert_eq!(argv.last().map(String::as_str), Some("echo hi; exit 3"));
+    }
+
+    #[test]
+    fn the_agent_runs_with_become_and_cleans_its_directory() {
+        let dir = "/tmp/nfvi-verify.AbC123xyZ0";
+        let agent = format!("{dir}/nfvi-verify");
+        for (c, want) in [
+            (
+                conn(),
+                format!("{agent} node; rc=$?; rm -rf {dir}; exit $rc"),
+            ),
+            (
+                Connection {
+                    become_root: true,
+                    user: Some("kolla".into()),
+                    ..conn()
+                },
+                format!("sudo -n {agent} node; rc=$?; rm -rf {dir}; exit $rc"),
+            ),
+            (
+                Connection {
+                    become_root: true,
+                    user: Some("root".into()),
+                    ..conn()
+                },
+                format!("{agent} node; rc=$?; rm -rf {dir}; exit $rc"),
+            ),
+            (
+                Connection {
+                    become_root: true,
+                    become_user: Some("ops admin".into()),
+                    ..conn()
+                },
+                format!("sudo -n -u 'ops admin' {agent} node; rc=$?; rm -rf {dir}; exit $rc"),
+            ),
+        ] {
+            assert_eq!(agent_command(&c, &agent, Some(dir)), want);
+        }
+        // An installed agent is not removed, and its path is quoted.
+        assert_eq!(
+            agent_command(&conn(), "/opt/nfvi tools/nfvi-verify", None),
+            "'/opt/nfvi tools/nfvi-verify' node"
+        );
+        assert_eq!(
+            install_command(dir),
+            format!("cat > {agent} && chmod 700 {agent} && sha256sum {agent}")
+        );
+        assert_eq!(remove_command(dir), format!("rm -rf {dir}"));
+        assert_eq!(
+            version_command("/usr/local/bin/nfvi-verify"),
+            "/usr/local/bin/nfvi-verify --version"
+        );
+    }
+
+    #[test]
+    fn only_directories_mktemp_makes_are_accepted() {
+        assert!(is_agent_dir("/tmp/nfvi-verify.AbC123xyZ0"));
+        for bad in [
+            "",
+            "/tmp/nfvi-verify.",
+            "/tmp/nfvi-verify.short",
+            "/tmp/nfvi-verify.AbC123xyZ0/..",
+            "/tmp/nfvi-verify.AbC12; rm -rf /",
+            "/var/tmp/nfvi-verify.AbC123xyZ0",
+            "/tmp/nfvi-verify.AbC123xyZé",
+        ] {
+            assert!(!is_agent_dir(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_local_node_runs_the_agent_directly() {
+        let exe = Path::new("/usr/bin/nfvi-verify");
+        assert_eq!(
+            local_agent(&conn(), exe, false),
+            ["/usr/bin/nfvi-verify", "node"]
+        );
+        let become_root = Connection {
+            become_root: true,
+            ..conn()
+        };
+        assert_eq!(
+            local_agent(&become_root, exe, false),
+            ["sudo", "-n", "/usr/bin/nfvi-verify", "node"]
+        );
+        assert_eq!(
+            local_agent(&become_root, exe, true),
+            ["/usr/bin/nfvi-verify", "node"]
+        );
+    }
+}

@@ -1,0 +1,1260 @@
+//! `nfvi-verify lab up --nodes N`: "nodes" on this machine for the multi-node checks. Each node
+//! is a network namespace running a real OpenSSH server (Debian's `openssh-server`), reached
+//! from the host over a Linux bridge, the way a deployment host reaches the hosts of a Kolla
+//! inventory over the management network:
+//!
+//! ```text
+//!   host namespace                              node namespaces
+//!   <prefix>br  198.19.10.1/24 ──┬── <prefix>-01 ═ eth0 198.19.10.11/24  sshd :22
+//!                                ├── <prefix>-02 ═ eth0 198.19.10.12/24  sshd :22
+//!                                └── …
+//! ```
+//!
+//! The host end of each veth pair carries its node's name; the other end is `eth0` inside the
+//! namespace (created there directly, so no second `eth0` ever appears next to the host's).
+//! `up` writes a key pair, per-node host keys, `known_hosts` and a Kolla-style INI inventory;
+//! `down` removes exactly what the state file (`nodes.json`) records, and stops only the
+//! `sshd` processes whose PID came from a node's pidfile or whose network namespace is a
+//! node's namespace (always checking `/proc/PID/comm`).
+//!
+//! Nothing here changes sysctls or firewall rules: the nodes have no default route and talk
+//! only to the host and to each other, over the bridge.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{run, running_pid};
+
+/// The most nodes `up` builds (addresses .11 to .42 of the /24).
+pub const MAX_NODES: usize = 32;
+
+/// The OpenSSH server each node runs (absolute: sshd re-executes itself and insists on it).
+const SSHD: &str = "/usr/sbin/sshd";
+/// sshd's privilege-separation directory (compiled into Debian's sshd).
+const PRIVSEP_DIR: &str = "/run/sshd";
+/// Where `ip netns add` keeps its namespace files.
+const NETNS_DIR: &str = "/run/netns";
+/// The longest name prefix: `<prefix>-NN` (a host-side veth) must fit in 15 characters.
+const MAX_PREFIX: usize = 12;
+/// How long a freshly started sshd gets to write its pidfile and answer on port 22.
+const SSHD_START: Duration = Duration::from_secs(15);
+
+/// Where and under which names the nodes are built. [`NodesLayout::lab`] is what
+/// `nfvi-verify lab` uses; tests build a private one (their own state directory, /24 and
+/// prefix) with [`NodesLayout::private`] so that they never touch the lab's nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodesLayout {
+    /// Keys, sshd configurations, pidfiles, logs and the state file (`nodes.json`).
+    pub state_dir: PathBuf,
+    /// The first three octets of the nodes' /24, which must lie in 198.18.0.0/15: the host
+    /// takes `.1` on the bridge, node `i` (from 1) takes `.(10 + i)`.
+    pub subnet_base: [u8; 3],
+    /// Names the bridge (`<prefix>br`), the namespaces and host-side veths (`<prefix>-01` …).
+    pub name_prefix: String,
+    /// Where the inventory and `known_hosts` are written.
+    pub inventory_dir: PathBuf,
+}
+
+impl NodesLayout {
+    /// The lab's nodes: state in /var/lib/nfvi-verify/lab/nodes, 198.19.10.0/24, `nfvnode-NN`,
+    /// the inventory and `known_hosts` next to the lab's other files in /var/lib/nfvi-verify/lab.
+    pub fn lab() -> Self {
+        Self {
+            state_dir: Path::new(crate::engine::STATE_DIR).join("nodes"),
+            subnet_base: [198, 19, 10],
+            name_prefix: "nfvnode".to_owned(),
+            inventory_dir: PathBuf::from(crate::engine::STATE_DIR),
+        }
+    }
+
+    /// A private layout (for tests): everything, the inventory included, under `state_dir`.
+    pub fn private(state_dir: &Path, subnet_base: [u8; 3], name_prefix: &str) -> Self {
+        Self {
+            state_dir: state_dir.to_owned(),
+            subnet_base,
+            name_prefix: name_prefix.to_owned(),
+            inventory_dir: state_dir.to_owned(),
+        }
+    }
+
+    /// The Linux bridge in the host namespace.
+    pub fn bridge(&self) -> String {
+        format!("{}br", self.name_prefix)
+    }
+
+    /// Node `i` (from 1): the name of its namespace, its host-side veth and its inventory host.
+    pub fn node_name(&self, i: usize) -> String {
+        format!("{}-{i:02}", self.name_prefix)
+    }
+
+    /// Node `i`'s address (from 1): `.(10 + i)` of the /24.
+    pub fn node_address(&self, i: usize) -> Ipv4Addr {
+        let [a, b, c] = self.subnet_base;
+        Ipv4Addr::new(a, b, c, u8::try_from(10 + i).unwrap_or(u8::MAX))
+    }
+
+    /// The host's address on the bridge: `.1`.
+    pub fn host_address(&self) -> Ipv4Addr {
+        let [a, b, c] = self.subnet_base;
+        Ipv4Addr::new(a, b, c, 1)
+    }
+
+    /// The nodes' /24, e.g. `198.19.10.0/24`.
+    pub fn subnet(&self) -> String {
+        let [a, b, c] = self.subnet_base;
+        format!("{a}.{b}.{c}.0/24")
+    }
+
+    /// The Kolla-style INI inventory.
+    pub fn inventory_path(&self) -> PathBuf {
+        self.inventory_dir.join("inventory")
+    }
+
+    /// The nodes' host keys, one `<address> ssh-ed25519 AAAA…` line per node.
+    pub fn known_hosts_path(&self) -> PathBuf {
+        self.inventory_dir.join("known_hosts")
+    }
+
+    /// The private key that logs in as root on every node (its public half is authorised).
+    pub fn private_key_path(&self) -> PathBuf {
+        self.state_dir.join("id_ed25519")
+    }
+
+    /// The `AuthorizedKeysFile` of every node's sshd.
+    pub fn authorized_keys_path(&self) -> PathBuf {
+        self.state_dir.join("authorized_keys")
+    }
+
+    /// A node's own directory: host key, sshd_config, pidfile, log.
+    pub fn node_dir(&self, node: &str) -> PathBuf {
+        self.state_dir.join(node)
+    }
+
+    fn state_file(&self) -> PathBuf {
+        self.state_dir.join("nodes.json")
+    }
+
+    fn pidfile(&self, node: &str) -> PathBuf {
+        self.node_dir(node).join("sshd.pid")
+    }
+
+    fn sshd_log(&self, node: &str) -> PathBuf {
+        self.node_dir(node).join("sshd.log")
+    }
+
+    fn host_key(&self, node: &str) -> PathBuf {
+        self.node_dir(node).join("ssh_host_ed25519_key")
+    }
+
+    /// Checks the addresses and names before anything is created.
+    pub fn validate(&self) -> Result<(), String> {
+        let [a, b, _] = self.subnet_base;
+        if a != 198 || !(18..=19).contains(&b) {
+            return Err(format!(
+                "the nodes' subnet {} is outside 198.18.0.0/15, the only range the lab uses",
+                self.subnet()
+            ));
+        }
+        let p = &self.name_prefix;
+        if p.is_empty()
+            || p.len() > MAX_PREFIX
+            || !p.starts_with(|c: char| c.is_ascii_lowercase())
+            || !p
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        {
+            return Err(format!(
+                "node name prefix `{p}`: 1 to {MAX_PREFIX} lowercase letters and digits, starting \
+                 with a letter (interface names are limited to 15 characters)"
+            ));
+        }
+        for (what, dir) in [
+            ("state", &self.state_dir),
+            ("inventory", &self.inventory_dir),
+        ] {
+            if !dir.is_absolute() {
+                return Err(format!(
+                    "the nodes' {what} directory {} must be an absolute path",
+                    dir.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What `up` created, saved after every step so that `down` (or `up`'s own clean-up after a
+/// failure) removes exactly that.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct State {
+    /// The node count `up` was asked for.
+    count: usize,
+    /// The nodes' /24.
+    subnet: String,
+    /// The bridge, once created.
+    bridge: Option<String>,
+    /// Whether the lab created sshd's privilege-separation directory (then `down` removes it).
+    created_privsep_dir: bool,
+    /// Files written outside the state directory (the lab's inventory and known_hosts).
+    written: Vec<PathBuf>,
+    /// The nodes, in order, each with what was created for it so far.
+    nodes: Vec<NodeState>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct NodeState {
+    name: String,
+    address: Ipv4Addr,
+    /// Whether the namespace `name` was created.
+    netns: bool,
+    /// The host-side veth, once created (its peer is `eth0` in the namespace).
+    veth: Option<String>,
+    /// The sshd listener's PID when it was last started (the pidfile is authoritative).
+    sshd_pid: Option<i32>,
+}
+
+fn load(layout: &NodesLayout) -> Result<Option<State>, String> {
+    let path = layout.state_file();
+    match fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| format!("cannot parse {}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+fn save(layout: &NodesLayout, state: &State) -> Result<(), String> {
+    let path = layout.state_file();
+    let text = serde_json::to_string_pretty(state).expect("the state serialises");
+    // Write, then rename: a crash never leaves a truncated state file behind.
+    let tmp = path.with_extension("json.tmp");
+    write_file(&tmp, &text, 0o600)?;
+    fs::rename(&tmp, &path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Writes `text` to `path` with `mode` (the mode applies to a file that already exists, too).
+fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), String> {
+    let what = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+        .map_err(what)?;
+    f.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(what)?;
+    f.write_all(text.as_bytes()).map_err(what)
+}
+
+/// Creates `dir` (and missing parents) and gives it `mode`.
+fn make_dir(dir: &Path, mode: u32) -> Result<(), String> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(dir)
+        .and_then(|()| fs::set_permissions(dir, fs::Permissions::from_mode(mode)))
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))
+}
+
+fn link_exists(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
+}
+
+fn netns_path(name: &str) -> PathBuf {
+    Path::new(NETNS_DIR).join(name)
+}
+
+/// The identity (device, inode) of a network namespace file (`/run/netns/X`, `/proc/P/ns/net`).
+fn netns_id(path: &Path) -> Option<(u64, u64)> {
+    fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// A process as `/proc/PID/stat` shows it: enough to follow a process tree, and to recognise
+/// the same process again before signalling it a second time (a re-used PID has another start
+/// time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Proc {
+    pid: i32,
+    ppid: i32,
+    /// Start time in clock ticks since boot (field 22 of /proc/PID/stat).
+    start: u64,
+    comm: String,
+    zombie: bool,
+    netns: Option<(u64, u64)>,
+}
+
+impl Proc {
+    fn read(pid: i32) -> Option<Self> {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // `pid (comm) state ppid …`: comm may hold spaces and parentheses, so split at the
+        // last `)`.
+        let (head, rest) = stat.rsplit_once(')')?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        Some(Self {
+            pid,
+            ppid: fields.get(1)?.parse().ok()?,
+            start: fields.get(19)?.parse().ok()?,
+            comm: head.split_once('(')?.1.to_owned(),
+            zombie: *fields.first()? == "Z",
+            netns: netns_id(Path::new(&format!("/proc/{pid}/ns/net"))),
+        })
+    }
+
+    /// Whether this very process (same PID and start time) still runs: a zombie has exited
+    /// (its parent may be an init that never reaps).
+    fn alive(&self) -> bool {
+        Self::read(self.pid).is_some_and(|now| now.start == self.start && !now.zombie)
+    }
+}
+
+fn all_processes() -> Vec<Proc> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(Proc::read)
+        .collect()
+}
+
+/// Every live process whose network namespace is `ns`.
+fn processes_in(ns: (u64, u64)) -> Vec<Proc> {
+    all_processes()
+        .into_iter()
+        .filter(|p| p.netns == Some(ns) && !p.zombie)
+        .collect()
+}
+
+/// Whether any process named `sshd` runs on the machine (in any namespace).
+fn any_sshd_running() -> bool {
+    all_processes()
+        .iter()
+        .any(|p| p.comm == "sshd" && !p.zombie)
+}
+
+/// Stops `procs` (processes of one of the lab's nodes, identified by the caller): SIGTERM,
+/// then SIGKILL to those that are still the same processes after 5 s.
+fn terminate(procs: &[Proc], what: &str) -> Result<(), String> {
+    let signal_all = |sig: Signal| {
+        for p in procs.iter().filter(|p| p.alive()) {
+            // A process that exited in between is fine.
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.pid), sig);
+        }
+    };
+    let wait = |within: Duration| {
+        let start = Instant::now();
+        while procs.iter().any(Proc::alive) {
+            if start.elapsed() > within {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        true
+    };
+    signal_all(Signal::SIGTERM);
+    if wait(Duration::from_secs(5)) {
+        return Ok(());
+    }
+    signal_all(Signal::SIGKILL);
+    if wait(Duration::from_secs(5)) {
+        return Ok(());
+    }
+    let left: Vec<String> = procs
+        .iter()
+        .filter(|p| p.alive())
+        .map(|p| format!("{} (pid {})", p.comm, p.pid))
+        .collect();
+    Err(format!("{what}: did not stop: {}", left.join(", ")))
+}
+
+/// Stops a node's sshd: the listener (the PID in its pidfile, if that process is sshd), every
+/// other sshd process in the node's namespace (sessions outlive the listener), and what those
+/// started in the namespace (the commands the sessions run, which would otherwise outlive
+/// them: a dead node runs nothing). Returns the PIDs stopped.
+fn stop_node_sshds(layout: &NodesLayout, node: &str) -> Result<Vec<i32>, String> {
+    let ns = netns_id(&netns_path(node));
+    let mut stopped = Vec::new();
+    // A connection accepted while stopping starts one more session: look again (bounded).
+    for _ in 0..3 {
+        let listener = running_pid(&layout.pidfile(node), "sshd");
+        let procs = all_processes();
+        let mut targets: Vec<Proc> = procs
+            .iter()
+            .filter(|p| {
+                !p.zombie
+                    && p.comm == "sshd"
+                    && (Some(p.pid) == listener || (ns.is_some() && p.netns == ns))
+            })
+            .cloned()
+            .collect();
+        // Their descendants in the same namespace, found before any of them is signalled
+        // (afterwards they would be reparented and no longer recognisable).
+        let mut i = 0;
+        while i < targets.len() {
+            let (parent, parent_ns) = (targets[i].pid, targets[i].netns);
+            let children: Vec<Proc> = procs
+                .iter()
+                .filter(|p| {
+                    p.ppid == parent
+                        && !p.zombie
+                        && p.netns == parent_ns
+                        && !targets.iter().any(|t| t.pid == p.pid)
+                })
+                .cloned()
+                .collect();
+            targets.extend(children);
+            i += 1;
+        }
+        if targets.is_empty() {
+            break;
+        }
+        terminate(&targets, &format!("node {node}: stopping sshd"))?;
+        stopped.extend(targets.iter().map(|p| p.pid));
+    }
+    let _ = fs::remove_file(layout.pidfile(node));
+    Ok(stopped)
+}
+
+/// `up`: `n` nodes as `layout` describes; idempotent for the same `n`, rebuilt for another.
+/// On failure everything created so far is removed again and the error names the step.
+pub fn up(n: usize, layout: &NodesLayout, progress: &mut dyn FnMut(&str)) -> Result<(), String> {
+    if !(1..=MAX_NODES).contains(&n) {
+        return Err(format!("the lab builds 1 to {MAX_NODES} nodes, not {n}"));
+    }
+    layout.validate()?;
+    if !nix::unistd::geteuid().is_root() {
+        return Err("the lab's nodes need root (network namespaces, a bridge, sshd)".to_owned());
+    }
+    need_tools()?;
+    if let Some(state) = load(layout)? {
+        let running = node_pids(layout).len();
+        if state.count == n && state.subnet == layout.subnet() && running == n {
+            progress(&format!(
+                "nodes already up: {n} in {}; inventory {}",
+                layout.subnet(),
+                layout.inventory_path().display()
+            ));
+            return Ok(());
+        }
+        progress(&format!(
+            "{} nodes are recorded ({running} sshd running); taking them down before building {n}",
+            state.count
+        ));
+        down(layout, progress)?;
+    }
+    preflight(n, layout)?;
+    let mut state = State {
+        count: n,
+        subnet: layout.subnet(),
+        ..State::default()
+    };
+    match build(n, layout, &mut state, progress) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            progress(&format!("{e}; removing what was created so far"));
+            match teardown(layout, &state, progress) {
+                failures if failures.is_empty() => Err(e),
+                failures => Err(format!(
+                    "{e}; the clean-up failed too: {}",
+                    failures.join("; ")
+                )),
+            }
+        }
+    }
+}
+
+fn need_tools() -> Result<(), String> {
+    for (tool, package) in [
+        ("/usr/sbin/sshd", "openssh-server"),
+        ("/usr/bin/ssh-keygen", "openssh-client"),
+        ("/usr/bin/ssh-keyscan", "openssh-client"),
+    ] {
+        if !Path::new(tool).exists() {
+            return Err(format!(
+                "{tool} is missing: apt-get install {package} (or `cargo xtask deps`)"
+            ));
+        }
+    }
+    run(
+        Command::new("ip").arg("-V"),
+        "ip (apt-get install iproute2)",
+    )
+    .map(drop)
+}
+
+/// Refuses to build over anything the lab did not create: every name and the /24 must be
+/// free, and the state directory new or empty.
+fn preflight(n: usize, layout: &NodesLayout) -> Result<(), String> {
+    let dir = &layout.state_dir;
+    if let Ok(mut entries) = fs::read_dir(dir)
+        && entries.next().is_some()
+    {
+        return Err(format!(
+            "{} exists, is not empty and holds no nodes.json: not the lab's; remove it or choose another",
+            dir.display()
+        ));
+    }
+    strict_modes_ok(dir)?;
+    let bridge = layout.bridge();
+    if link_exists(&bridge) {
+        return Err(format!(
+            "a link named {bridge} exists and the lab did not record creating it; it is left alone"
+        ));
+    }
+    for i in 1..=n {
+        let node = layout.node_name(i);
+        if link_exists(&node) {
+            return Err(format!(
+                "node {node}: a link with that name exists and the lab did not create it"
+            ));
+        }
+        if netns_path(&node).exists() {
+            return Err(format!(
+                "node {node}: a network namespace with that name exists and the lab did not create it"
+            ));
+        }
+    }
+    let subnet = layout.subnet();
+    let addresses = run(
+        Command::new("ip").args(["-o", "-4", "addr", "show", "to", &subnet]),
+        "listing the host's addresses",
+    )?;
+    let routes = run(
+        Command::new("ip").args(["-4", "route", "show", "root", &subnet]),
+        "listing the host's routes",
+    )?;
+    let in_use: Vec<&str> = addresses
+        .lines()
+        .chain(routes.lines())
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if !in_use.is_empty() {
+        return Err(format!(
+            "{subnet} is already in use on this machine: {}",
+            in_use.join("; ")
+        ));
+    }
+    Ok(())
+}
+
+/// sshd's StrictModes (kept on) refuses an `AuthorizedKeysFile` below a directory that is
+/// group- or world-writable or owned by someone other than root (for example /tmp); say so
+/// before building rather than have every login fail.
+fn strict_modes_ok(state_dir: &Path) -> Result<(), String> {
+    for dir in state_dir.ancestors().skip(1) {
+        let Ok(meta) = fs::metadata(dir) else {
+            continue; // created by `up`, root-owned 0700
+        };
+        if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+            return Err(format!(
+                "{} is group/world-writable or not owned by root, so the nodes' sshd (StrictModes) \
+                 would refuse {}; put the state directory below root-owned, non-writable directories",
+                dir.display(),
+                state_dir.join("authorized_keys").display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The steps of `up`, recording each creation in `state` as it happens.
+fn build(
+    n: usize,
+    layout: &NodesLayout,
+    state: &mut State,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), String> {
+    let dir = &layout.state_dir;
+    make_dir(dir, 0o700)?;
+    save(layout, state)?;
+
+    if !Path::new(PRIVSEP_DIR).exists() {
+        make_dir(Path::new(PRIVSEP_DIR), 0o755)?;
+        state.created_privsep_dir = true;
+        save(layout, state)?;
+    }
+
+    keygen(&layout.private_key_path(), "nfvi-verify-lab").map_err(|e| format!("user key: {e}"))?;
+    let public = read_public_key(&layout.private_key_path())?;
+    write_file(
+        &layout.authorized_keys_path(),
+        &format!("{public}\n"),
+        0o600,
+    )?;
+
+    let bridge = layout.bridge();
+    let host = format!("{}/24", layout.host_address());
+    progress(&format!("bridge {bridge} {host}"));
+    run(
+        Command::new("ip").args(["link", "add", &bridge, "type", "bridge"]),
+        &format!("creating bridge {bridge}"),
+    )?;
+    state.bridge = Some(bridge.clone());
+    save(layout, state)?;
+    run(
+        Command::new("ip").args(["addr", "add", &host, "dev", &bridge]),
+        &format!("bridge {bridge}: adding {host}"),
+    )?;
+    run(
+        Command::new("ip").args(["link", "set", &bridge, "up"]),
+        &format!("bridge {bridge}: setting it up"),
+    )?;
+
+    let started = Instant::now();
+    for i in 1..=n {
+        let node = layout.node_name(i);
+        let address = layout.node_address(i);
+        build_node(layout, state, &node, address)
+            .map_err(|e| format!("node {node} ({address}): {e}"))?;
+    }
+    progress(&format!(
+        "{n} nodes' sshd answer ({:.1} s)",
+        started.elapsed().as_secs_f64()
+    ));
+
+    // known_hosts and the inventory.
+    let mut known_hosts = String::new();
+    for node in &state.nodes {
+        let key = read_public_key(&layout.host_key(&node.name))
+            .map_err(|e| format!("node {}: {e}", node.name))?;
+        known_hosts.push_str(&format!("{} {key}\n", node.address));
+    }
+    let files = "writing known_hosts and the inventory";
+    // The lab's inventory directory is the engine's state directory: when it exists, its mode
+    // is left as it is.
+    if !layout.inventory_dir.is_dir() {
+        make_dir(&layout.inventory_dir, 0o700).map_err(|e| format!("{files}: {e}"))?;
+    }
+    for (path, text) in [
+        (layout.known_hosts_path(), known_hosts),
+        (layout.inventory_path(), inventory_text(layout, n)),
+    ] {
+        if !path.starts_with(dir) {
+            state.written.push(path.clone());
+            save(layout, state)?;
+        }
+        write_file(&path, &text, 0o644).map_err(|e| format!("{files}: {e}"))?;
+    }
+
+    check_between_nodes(layout, state)?;
+    progress(&format!(
+        "{n} nodes up in {} ({}); inventory {}, key {}, known_hosts {}",
+        layout.subnet(),
+        state
+            .nodes
+            .iter()
+            .map(|s| format!("{} {}", s.name, s.address))
+            .collect::<Vec<_>>()
+            .join(", "),
+        layout.inventory_path().display(),
+        layout.private_key_path().display(),
+        layout.known_hosts_path().display(),
+    ));
+    Ok(())
+}
+
+/// One node: namespace, veth pair onto the bridge, addresses, host key, sshd.
+fn build_node(
+    layout: &NodesLayout,
+    state: &mut State,
+    node: &str,
+    address: Ipv4Addr,
+) -> Result<(), String> {
+    let bridge = layout.bridge();
+    run(
+        Command::new("ip").args(["netns", "add", node]),
+        "creating the network namespace",
+    )?;
+    state.nodes.push(NodeState {
+        name: node.to_owned(),
+        address,
+        netns: true,
+        veth: None,
+        sshd_pid: None,
+    });
+    save(layout, state)?;
+    // The peer is created inside the namespace directly, already named eth0.
+    run(
+        Command::new("ip").args([
+            "link", "add", node, "type", "veth", "peer", "name", "eth0", "netns", node,
+        ]),
+        "creating the veth pair",
+    )?;
+    last(state).veth = Some(node.to_owned());
+    save(layout, state)?;
+    let cidr = format!("{address}/24");
+    for (args, step) in [
+        (
+            vec!["link", "set", node, "master", &bridge],
+            "attaching the veth to the bridge",
+        ),
+        (
+            vec!["link", "set", node, "up"],
+            "setting the host-side veth up",
+        ),
+        (
+            vec!["-n", node, "addr", "add", &cidr, "dev", "eth0"],
+            "adding the address to eth0",
+        ),
+        (
+            vec!["-n", node, "link", "set", "eth0", "up"],
+            "setting eth0 up",
+        ),
+        (vec!["-n", node, "link", "set", "lo", "up"], "setting lo up"),
+    ] {
+        run(Command::new("ip").args(&args), step)?;
+    }
+    make_dir(&layout.node_dir(node), 0o700)?;
+    keygen(&layout.host_key(node), node).map_err(|e| format!("host key: {e}"))?;
+    write_file(
+        &layout.node_dir(node).join("sshd_config"),
+        &sshd_config(layout, node, address),
+        0o600,
+    )?;
+    let pid = start_sshd(layout, node, address)?;
+    last(state).sshd_pid = Some(pid);
+    save(layout, state)
+}
+
+fn last(state: &mut State) -> &mut NodeState {
+    state.nodes.last_mut().expect("a node was just recorded")
+}
+
+/// `ssh-keygen -q -t ed25519 -N '' -C COMMENT -f PATH` (0600 private key, .pub next to it).
+fn keygen(path: &Path, comment: &str) -> Result<(), String> {
+    run(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+            .arg(path),
+        &format!("ssh-keygen {}", path.display()),
+    )?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("cannot chmod {}: {e}", path.display()))
+}
+
+/// `ssh-ed25519 AAAA…` from the `.pub` next to a private key (without its comment).
+fn read_public_key(private: &Path) -> Result<String, String> {
+    let path = PathBuf::from(format!("{}.pub", private.display()));
+    let text =
+        fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut fields = text.split_whitespace();
+    match (fields.next(), fields.next()) {
+        (Some(kind), Some(key)) => Ok(format!("{kind} {key}")),
+        _ => Err(format!("{} holds no public key", path.display())),
+    }
+}
+
+/// Whether root's password is locked with `!` in /etc/shadow: without PAM, sshd then refuses
+/// root even with a key ("account is locked"), so PAM is used for that case only.
+fn root_locked() -> bool {
+    fs::read_to_string("/etc/shadow")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("root:").map(|r| r.starts_with('!')))
+        })
+        .unwrap_or(false)
+}
+
+fn sshd_config(layout: &NodesLayout, node: &str, address: Ipv4Addr) -> String {
+    let node_dir = layout.node_dir(node);
+    let pam = if root_locked() {
+        "# root's password is locked with `!`: without PAM sshd would refuse root even with a key\n\
+         UsePAM yes"
+    } else {
+        "UsePAM no"
+    };
+    format!(
+        "# Written by `nfvi-verify lab up --nodes`: node {node} (network namespace {node}).\n\
+         ListenAddress {address}:22\n\
+         AddressFamily inet\n\
+         HostKey {host_key}\n\
+         PidFile {pidfile}\n\
+         AuthorizedKeysFile {authorized_keys}\n\
+         PermitRootLogin prohibit-password\n\
+         PubkeyAuthentication yes\n\
+         PasswordAuthentication no\n\
+         KbdInteractiveAuthentication no\n\
+         {pam}\n\
+         StrictModes yes\n\
+         # No AcceptEnv line: no client environment is passed in.\n\
+         Subsystem sftp internal-sftp\n\
+         MaxSessions 32\n\
+         MaxStartups 64\n\
+         LogLevel VERBOSE\n\
+         PrintMotd no\n\
+         PrintLastLog no\n\
+         X11Forwarding no\n",
+        host_key = layout.host_key(node).display(),
+        pidfile = node_dir.join("sshd.pid").display(),
+        authorized_keys = layout.authorized_keys_path().display(),
+    )
+}
+
+/// Starts the node's sshd inside its namespace and waits until its pidfile names a running
+/// sshd and port 22 answers with an SSH banner (from the host, over the bridge).
+fn start_sshd(layout: &NodesLayout, node: &str, address: Ipv4Addr) -> Result<i32, String> {
+    let pidfile = layout.pidfile(node);
+    let log = layout.sshd_log(node);
+    let _ = fs::remove_file(&pidfile);
+    let log_tail = || {
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(5)..].join(" | ")
+    };
+    // sshd checks its configuration and keys, then daemonises (stdio to /dev/null), so `ip`
+    // returns once the daemon runs; with -E, its errors go to the log.
+    run(
+        Command::new("ip")
+            .args(["netns", "exec", node, SSHD, "-f"])
+            .arg(layout.node_dir(node).join("sshd_config"))
+            .arg("-E")
+            .arg(&log),
+        "starting sshd",
+    )
+    .map_err(|e| format!("{e} {}", log_tail()))?;
+    let start = Instant::now();
+    loop {
+        if let Some(pid) = running_pid(&pidfile, "sshd")
+            && ssh_banner(address)
+        {
+            return Ok(pid);
+        }
+        if start.elapsed() > SSHD_START {
+            return Err(format!(
+                "sshd did not answer on {address}:22 within {} s; log {}: {}",
+                SSHD_START.as_secs(),
+                log.display(),
+                log_tail()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Whether `address:22` answers with an SSH banner.
+fn ssh_banner(address: Ipv4Addr) -> bool {
+    let Ok(mut s) =
+        TcpStream::connect_timeout(&SocketAddr::from((address, 22)), Duration::from_secs(1))
+    else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut head = [0u8; 8];
+    s.read_exact(&mut head).is_ok() && head.starts_with(b"SSH-2.0-")
+}
+
+/// From the first node's namespace, scan every other node's host key: proves that the nodes
+/// reach each other over the bridge and that each answers with the key in known_hosts.
+fn check_between_nodes(layout: &NodesLayout, state: &State) -> Result<(), String> {
+    let Some((first, others)) = state.nodes.split_first() else {
+        return Ok(());
+    };
+    if others.is_empty() {
+        return Ok(());
+    }
+    let expected: BTreeSet<String> = fs::read_to_string(layout.known_hosts_path())
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.starts_with(&first.address.to_string()))
+        .map(str::to_owned)
+        .collect();
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &first.name,
+            "ssh-keyscan",
+            "-T",
+            "5",
+            "-t",
+            "ed25519",
+        ])
+        .args(others.iter().map(|o| o.address.to_string()))
+        .output()
+        .map_err(|e| format!("node {}: ssh-keyscan: {e}", first.name))?;
+    let seen: BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .collect();
+    let missing: Vec<&String> = expected.difference(&seen).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "node {}: the other nodes do not answer over the bridge with their host keys (missing: {}){}",
+        first.name,
+        missing
+            .iter()
+            .map(|l| l.split_whitespace().next().unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join(", "),
+        bridge_filter_hint()
+    ))
+}
+
+/// Why traffic between the nodes might be dropped on a host the lab does not reconfigure.
+fn bridge_filter_hint() -> String {
+    let bridged_through_iptables =
+        fs::read_to_string("/proc/sys/net/bridge/bridge-nf-call-iptables")
+            .is_ok_and(|v| v.trim() == "1");
+    if !bridged_through_iptables {
+        return String::new();
+    }
+    let drop = Command::new("iptables")
+        .args(["-S", "FORWARD"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("-P FORWARD DROP"));
+    format!(
+        "; br_netfilter is loaded with net.bridge.bridge-nf-call-iptables=1{}, so traffic \
+         between the nodes passes the host's iptables FORWARD chain and may be dropped there; \
+         the lab changes no firewall rules or sysctls: allow the nodes' subnet in FORWARD, or \
+         set net.bridge.bridge-nf-call-iptables=0",
+        if drop {
+            " and the FORWARD policy is DROP"
+        } else {
+            ""
+        }
+    )
+}
+
+/// The Kolla-style INI inventory: the first node is `control` and `network`, the others are
+/// `compute` (a single node is in all three groups).
+fn inventory_text(layout: &NodesLayout, n: usize) -> String {
+    let host = |i: usize| {
+        format!(
+            "{} ansible_host={}\n",
+            layout.node_name(i),
+            layout.node_address(i)
+        )
+    };
+    let compute: String = if n == 1 {
+        host(1)
+    } else {
+        (2..=n).map(host).collect()
+    };
+    format!(
+        "# written by `nfvi-verify lab up --nodes {n}`; nodes are network namespaces on this machine\n\
+         [control]\n{first}\n\
+         [network]\n{first}\n\
+         [compute]\n{compute}\n\
+         [all:vars]\n\
+         ansible_user=root\n\
+         ansible_ssh_private_key_file={key}\n\
+         ansible_ssh_common_args='-o UserKnownHostsFile={known_hosts}'\n",
+        first = host(1),
+        key = layout.private_key_path().display(),
+        known_hosts = layout.known_hosts_path().display(),
+    )
+}
+
+/// `down`: removes what the state file records (sshd processes, namespaces, veths, the
+/// bridge, the files, the state directory, /run/sshd if the lab created it). Succeeds when
+/// nothing is up; goes on past individual failures and reports them all (then the state file
+/// stays, so that `down` can be run again).
+pub fn down(layout: &NodesLayout, progress: &mut dyn FnMut(&str)) -> Result<(), String> {
+    let Some(state) = load(layout)? else {
+        progress("no nodes are up");
+        return Ok(());
+    };
+    progress(&format!(
+        "taking down {} nodes in {}",
+        state.nodes.len(),
+        state.subnet
+    ));
+    let failures = teardown(layout, &state, progress);
+    if failures.is_empty() {
+        progress("nodes are down");
+        Ok(())
+    } else {
+        Err(format!(
+            "taking the nodes down: {}; the state stays in {} for another `down`",
+            failures.join("; "),
+            layout.state_file().display()
+        ))
+    }
+}
+
+/// Removes what `state` records; returns the failures (empty: all gone, state dir included).
+fn teardown(layout: &NodesLayout, state: &State, progress: &mut dyn FnMut(&str)) -> Vec<String> {
+    let mut failures = Vec::new();
+    // Every sshd first, so that no node's process keeps another node's namespace mounted.
+    for node in &state.nodes {
+        match stop_node_sshds(layout, &node.name) {
+            Ok(pids) if !pids.is_empty() => progress(&format!(
+                "node {}: stopped sshd and its sessions (pids {pids:?})",
+                node.name
+            )),
+            Ok(_) => {}
+            Err(e) => failures.push(e),
+        }
+    }
+    for node in state.nodes.iter().rev() {
+        let name = &node.name;
+        // Deleting the host end removes the pair, whatever still runs in the namespace.
+        if let Some(veth) = &node.veth
+            && link_exists(veth)
+            && let Err(e) = run(
+                Command::new("ip").args(["link", "del", veth]),
+                &format!("node {name}: deleting veth {veth}"),
+            )
+        {
+            failures.push(e);
+        }
+        if node.netns && netns_path(name).exists() {
+            if let Some(ns) = netns_id(&netns_path(name)) {
+                let left: Vec<String> = processes_in(ns)
+                    .into_iter()
+                    .map(|p| format!("{} (pid {})", p.comm, p.pid))
+                    .collect();
+                if !left.is_empty() {
+                    // Not ours to kill: reported; the namespace lives on until they exit.
+                    failures.push(format!(
+                        "node {name}: processes the lab did not start still run in its namespace: {}",
+                        left.join(", ")
+                    ));
+                }
+            }
+            if let Err(e) = run(
+                Command::new("ip").args(["netns", "del", name]),
+                &format!("node {name}: deleting the network namespace"),
+            ) {
+                failures.push(e);
+            }
+        }
+    }
+    if let Some(bridge) = &state.bridge
+        && link_exists(bridge)
+        && let Err(e) = run(
+            Command::new("ip").args(["link", "del", bridge]),
+            &format!("deleting bridge {bridge}"),
+        )
+    {
+        failures.push(e);
+    }
+    for path in &state.written {
+        match fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                failures.push(format!("cannot remove {}: {e}", path.display()))
+            }
+            _ => {}
+        }
+    }
+    if state.created_privsep_dir {
+        if any_sshd_running() {
+            progress(&format!(
+                "{PRIVSEP_DIR} (created by the lab) stays: another sshd runs on this machine"
+            ));
+        } else {
+            match fs::remove_dir(PRIVSEP_DIR) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    failures.push(format!("cannot remove {PRIVSEP_DIR}: {e}"))
+                }
+                _ => {}
+            }
+        }
+    }
+    if failures.is_empty()
+        && layout.state_dir.exists()
+        && let Err(e) = fs::remove_dir_all(&layout.state_dir)
+    {
+        failures.push(format!("cannot remove {}: {e}", layout.state_dir.display()));
+    }
+    failures
+}
+
+/// Each recorded node whose sshd listener runs, with the listener's PID (from its pidfile,
+/// checked to be sshd).
+pub fn node_pids(layout: &NodesLayout) -> Vec<(String, i32)> {
+    load(layout)
+        .ok()
+        .flatten()
+        .map(|state| {
+            state
+                .nodes
+                .iter()
+                .filter_map(|n| {
+                    Some((
+                        n.name.clone(),
+                        running_pid(&layout.pidfile(&n.name), "sshd")?,
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn recorded_node<'a>(state: &'a mut State, node: &str) -> Result<&'a mut NodeState, String> {
+    state
+        .nodes
+        .iter_mut()
+        .find(|n| n.name == node)
+        .ok_or_else(|| format!("node {node}: not one of the lab's nodes"))
+}
+
+/// Simulates a node dying: stops its sshd listener and every sshd process in its namespace
+/// (by PID, each checked to be sshd). The namespace and its address stay.
+pub fn stop_sshd(layout: &NodesLayout, node: &str) -> Result<(), String> {
+    let mut state = load(layout)?.ok_or_else(|| format!("node {node}: no nodes are up"))?;
+    recorded_node(&mut state, node)?.sshd_pid = None;
+    stop_node_sshds(layout, node).map_err(|e| format!("node {node}: stopping sshd: {e}"))?;
+    save(layout, &state)
+}
+
+/// Gives a node a new host key and restarts its sshd listener (known_hosts is not updated, so
+/// clients that check host keys now refuse the node).
+pub fn rotate_host_key(layout: &NodesLayout, node: &str) -> Result<(), String> {
+    let mut state = load(layout)?.ok_or_else(|| format!("node {node}: no nodes are up"))?;
+    let address = recorded_node(&mut state, node)?.address;
+    if let Some(listener) = running_pid(&layout.pidfile(node), "sshd").and_then(Proc::read) {
+        terminate(
+            &[listener],
+            &format!("node {node}: stopping the sshd listener"),
+        )?;
+    }
+    let key = layout.host_key(node);
+    for path in [key.clone(), PathBuf::from(format!("{}.pub", key.display()))] {
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(format!(
+                    "node {node}: cannot remove {}: {e}",
+                    path.display()
+                ));
+            }
+            _ => {}
+        }
+    }
+    keygen(&key, node).map_err(|e| format!("node {node}: new host key: {e}"))?;
+    let pid = start_sshd(layout, node, address).map_err(|e| format!("node {node}: {e}"))?;
+    recorded_node(&mut state, node)?.sshd_pid = Some(pid);
+    save(layout, &state)
+}
+
+/// `lab status`: one line about the nodes.
+pub fn status(layout: &NodesLayout) -> String {
+    match load(layout) {
+        Err(e) => format!("nodes: {e}"),
+        Ok(None) => "nodes: none".to_owned(),
+        Ok(Some(state)) => {
+            let running = node_pids(layout);
+            let listed: Vec<String> = state
+                .nodes
+                .iter()
+                .map(|n| match running.iter().find(|(name, _)| *name == n.name) {
+                    Some((_, pid)) => format!("{} {} sshd pid {pid}", n.name, n.address),
+                    None => format!("{} {} sshd not running", n.name, n.address),
+                })
+                .collect();
+            format!(
+                "nodes: {} of {} with sshd running, in {} ({}); inventory {}",
+                running.len(),
+                state.count,
+                state.subnet,
+                listed.join(", "),
+                layout.inventory_path().display()
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout() -> NodesLayout {
+        NodesLayout::private(Path::new("/run/x"), [198, 19, 11], "nt42")
+    }
+
+    #[test]
+    fn names_and_addresses() {
+        let l = NodesLayout::lab();
+        assert_eq!(l.bridge(), "nfvnodebr");
+        assert_eq!(l.node_name(3), "nfvnode-03");
+        assert_eq!(l.node_address(1), Ipv4Addr::new(198, 19, 10, 11));
+        assert_eq!(l.node_address(MAX_NODES), Ipv4Addr::new(198, 19, 10, 42));
+        assert_eq!(l.host_address(), Ipv4Addr::new(198, 19, 10, 1));
+        assert_eq!(
+            l.inventory_path(),
+            Path::new("/var/lib/nfvi-verify/lab/inventory")
+        );
+        assert_eq!(
+            l.known_hosts_path(),
+            Path::new("/var/lib/nfvi-verify/lab/known_hosts")
+        );
+        assert_eq!(
+            l.private_key_path(),
+            Path::new("/var/lib/nfvi-verify/lab/nodes/id_ed25519")
+        );
+        l.validate().unwrap();
+        // The longest prefix still gives interface names of at most 15 characters.
+        let long = NodesLayout::private(Path::new("/run/x"), [198, 19, 11], "abcdefghijkl");
+        long.validate().unwrap();
+        assert!(long.node_name(MAX_NODES).len() <= 15 && long.bridge().len() <= 15);
+    }
+
+    #[test]
+    fn layouts_outside_the_lab_range_or_with_bad_names_are_refused() {
+        let mut l = layout();
+        l.subnet_base = [10, 0, 0];
+        assert!(l.validate().unwrap_err().contains("198.18.0.0/15"));
+        for prefix in ["", "abcdefghijklm", "Node", "n-1", "1n"] {
+            let mut l = layout();
+            l.name_prefix = prefix.to_owned();
+            assert!(l.validate().is_err(), "{prefix}");
+        }
+        let l = NodesLayout::private(Path::new("relative"), [198, 19, 11], "nt");
+        assert!(l.validate().is_err());
+    }
+
+    #[test]
+    fn inventory_groups() {
+        let text = inventory_text(&layout(), 3);
+        assert_eq!(
+            text,
+            "# written by `nfvi-verify lab up --nodes 3`; nodes are network namespaces on this machine\n\
+             [control]\nnt42-01 ansible_host=198.19.11.11\n\n\
+             [network]\nnt42-01 ansible_host=198.19.11.11\n\n\
+             [compute]\nnt42-02 ansible_host=198.19.11.12\nnt42-03 ansible_host=198.19.11.13\n\n\
+             [all:vars]\nansible_user=root\nansible_ssh_private_key_file=/run/x/id_ed25519\n\
+             ansible_ssh_common_args='-o UserKnownHostsFile=/run/x/known_hosts'\n"
+        );
+        // A single node is in every group.
+        let one = inventory_text(&layout(), 1);
+        assert_eq!(one.matches("nt42-01 ansible_host=198.19.11.11").count(), 3);
+    }
+
+    #[test]
+    fn sshd_config_is_locked_down() {
+        let c = sshd_config(&layout(), "nt42-01", Ipv4Addr::new(198, 19, 11, 11));
+        for line in [
+            "ListenAddress 198.19.11.11:22",
+            "HostKey /run/x/nt42-01/ssh_host_ed25519_key",
+            "PidFile /run/x/nt42-01/sshd.pid",
+            "AuthorizedKeysFile /run/x/authorized_keys",
+            "PermitRootLogin prohibit-password",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "StrictModes yes",
+            "Subsystem sftp internal-sftp",
+            "MaxSessions 32",
+            "MaxStartups 64",
+            "LogLevel VERBOSE",
+        ] {
+            assert!(c.lines().any(|l| l == line), "{line} missing from\n{c}");
+        }
+        assert!(!c.lines().any(|l| l.starts_with("AcceptEnv")), "{c}");
+    }
+}
