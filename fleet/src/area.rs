@@ -43,6 +43,11 @@ impl AreaConfig for FleetConfig {
             ),
         )?;
         ConfigError::ensure(
+            !self.agent.chars().any(char::is_control),
+            "agent",
+            "fleet.agent holds a control character; expected \"copy\" or an absolute path",
+        )?;
+        ConfigError::ensure(
             self.agent == "copy" || Path::new(&self.agent).is_absolute(),
             "agent",
             format!(

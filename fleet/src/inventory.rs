@@ -98,6 +98,7 @@ impl Inventory {
             message,
         };
         let meta = std::fs::metadata(path).map_err(|e| error(format!("cannot read it: {e}")))?;
+        trusted(path, &meta).map_err(error)?;
         if meta.len() > MAX_FILE_BYTES {
             return Err(error(format!(
                 "it is {} bytes; expected an inventory of at most {MAX_FILE_BYTES} bytes",
@@ -161,6 +162,36 @@ struct Parser<'a> {
 const ALL: usize = 0;
 const UNGROUPED: usize = 1;
 
+/// An inventory decides the commands `ssh` runs here (`ansible_ssh_common_args` may hold a
+/// ProxyCommand) and where the agent runs as root, so it must be as trusted as the user
+/// running nfvi-verify, as ssh's StrictModes asks of its own files: owned by root or by
+/// that user, and writable by nobody else (the file and its directory).
+fn trusted(path: &Path, meta: &std::fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid().as_raw();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let dir_meta = std::fs::metadata(dir).map_err(|e| format!("cannot read its directory: {e}"))?;
+    for (what, m, sticky_ok) in [("the file", meta, false), ("its directory", &dir_meta, true)] {
+        let owner_ok = m.uid() == 0 || m.uid() == me;
+        let sticky = m.mode() & 0o1000 != 0;
+        let writable_by_others = m.mode() & 0o022 != 0 && !(sticky_ok && sticky);
+        if !owner_ok || writable_by_others {
+            return Err(format!(
+                "{what} is owned by uid {} with mode {:04o}: whoever else can change it chooses \
+                 the commands ssh runs here and on the nodes as root; expected it owned by root \
+                 or by uid {me} and writable by nobody else (chmod go-w), or run nfvi-verify as \
+                 its owner (a fleet run needs no root on the jump host)",
+                m.uid(),
+                m.mode() & 0o7777
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Parses the text of an INI inventory; `file` names it in errors.
 pub fn parse(file: &str, text: &str) -> Result<Inventory, InventoryError> {
     let mut p = Parser {
@@ -183,6 +214,17 @@ pub fn parse(file: &str, text: &str) -> Result<Inventory, InventoryError> {
     for (n, raw) in text.lines().enumerate() {
         let line_no = n + 1;
         let line = raw.trim();
+        // A control character in a value could end a command line on a node; none has a
+        // place in an inventory.
+        if let Some(c) = line.chars().find(|c| c.is_control() && *c != '\t') {
+            return Err(p.err(
+                line_no,
+                format!(
+                    "a control character (U+{:04X}) is in this line; expected text",
+                    u32::from(c)
+                ),
+            ));
+        }
         if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
             continue;
         }
@@ -352,13 +394,12 @@ impl Parser<'_> {
     }
 
     fn host_line(&mut self, line: usize, text: &str, group: usize) -> Result<(), InventoryError> {
+        // The line is not quoted back: it may hold a password.
         let words = shlex::split(text).ok_or_else(|| {
             self.err(
                 line,
-                format!(
-                    "cannot split host line `{text}`: a quote is not closed or it ends with `\\`; \
-                     expected name key=value ..."
-                ),
+                "cannot split this host line: a quote is not closed or it ends with `\\`; \
+                 expected name key=value ...",
             )
         })?;
         let Some((token, assignments)) = words.split_first() else {
@@ -371,9 +412,14 @@ impl Parser<'_> {
         }
         for word in assignments {
             let Some((key, value)) = word.split_once('=').filter(|(k, _)| !k.is_empty()) else {
+                // The word itself is not shown: it may be the end of a password with a
+                // space in it.
                 return Err(self.err(
                     line,
-                    format!("host `{token}`: `{word}` is not a variable; expected key=value"),
+                    format!(
+                        "host `{token}`: a word after the host name is not a variable; expected \
+                         key=value (quote values with spaces)"
+                    ),
                 ));
             };
             vars.push((key.to_owned(), value.to_owned()));

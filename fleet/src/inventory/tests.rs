@@ -127,10 +127,11 @@ fn host_line_errors() {
     for (text, want) in [
         (
             "[g]\nh ansible_user\n",
-            "inventory.ini:2: host `h`: `ansible_user` is not a variable; expected key=value",
+            "inventory.ini:2: host `h`: a word after the host name is not a variable; expected \
+             key=value",
         ),
         ("[g]\nh a='open\n", "a quote is not closed"),
-        ("[g]\nh =x\n", "`=x` is not a variable"),
+        ("[g]\nh =x\n", "is not a variable"),
     ] {
         let e = err(text);
         assert!(e.contains(want), "{text:?}: {e}");
@@ -504,4 +505,32 @@ fn too_many_hosts_is_an_error() {
         text.push_str(&format!("r{r}-[1:4000]\n"));
     }
     assert!(err(&text).contains("more than 10000 hosts"));
+}
+
+#[test]
+fn an_inventory_others_can_change_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("multinode");
+    std::fs::write(&path, "[compute]\nnode1\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(Inventory::load(&path).unwrap().hosts.len(), 1);
+    // Writable by the group, or in a directory anyone may write to: refused, saying why.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o664)).unwrap();
+    let e = Inventory::load(&path).unwrap_err().to_string();
+    assert!(e.contains("mode 0664") && e.contains("chmod go-w"), "{e}");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let e = Inventory::load(&path).unwrap_err().to_string();
+    assert!(e.contains("its directory"), "{e}");
+}
+
+#[test]
+fn control_characters_are_refused_and_errors_do_not_repeat_secrets() {
+    let e = err("[compute]\nnode1 ansible_become_user=x\u{0};id\n");
+    assert!(e.contains("U+0000"), "{e}");
+    let e = err("[compute]\nnode1 ansible_password='it-s3cret\n");
+    assert!(!e.contains("s3cret"), "{e}");
+    let e = err("[compute]\nnode1 ansible_password=my s3cret\n");
+    assert!(!e.contains("s3cret"), "{e}");
 }

@@ -187,9 +187,10 @@ pub fn describe_agent(source: &AgentSource) -> String {
 }
 
 fn quote(s: &str) -> String {
-    // Inventory values and validated directories hold no NUL; a NUL would fail to quote,
-    // and is then dropped rather than passed on.
-    shlex::try_quote(s).map_or_else(|_| s.replace('\0', ""), |q| q.into_owned())
+    // Inventories and the target refuse control characters; should a NUL still get here it
+    // is dropped and the rest quoted, never passed on unquoted.
+    let clean = s.replace('\0', "");
+    shlex::try_quote(&clean).map_or_else(|_| "''".to_owned(), |q| q.into_owned())
 }
 
 #[cfg(test)]
