@@ -308,7 +308,7 @@ mod tests {
             .unwrap();
             let t = FleetArea.transport(&target(&good)).unwrap().unwrap();
             assert_eq!(t.kind(), "ssh");
-            assert_eq!(t.parallel(), 4);
+            assert_eq!(t.parallel(), 16);
             let names: Vec<&str> = t.nodes().iter().map(|n| n.name.as_str()).collect();
             assert_eq!(names, ["ctl1", "ctl2", "cmp1"]);
             assert_eq!(t.nodes()[0].roles, ["control"]);

@@ -185,16 +185,21 @@ pub fn role_sets(nodes: &[Observed], direct: &BTreeSet<String>) -> Vec<RoleSet> 
 /// applicable.
 pub fn judge(aspect: Aspect, nodes: &[Observed], direct: &BTreeSet<String>) -> Outcome {
     let by_name: BTreeMap<&str, &Observed> = nodes.iter().map(|n| (n.node.as_str(), n)).collect();
+    // A node without an inventory cannot be compared, and is never counted as alike.
+    fn observed(n: &Observed) -> Option<&BTreeMap<String, String>> {
+        n.values.as_ref()
+    }
     let not_compared: Vec<&str> = nodes
         .iter()
-        .filter(|n| n.values.is_none())
+        .filter(|n| observed(n).is_none())
         .map(|n| n.node.as_str())
         .collect();
     let not_compared_note = if not_compared.is_empty() {
         String::new()
     } else {
         format!(
-            " Not compared (their agents reported no inventory): {}.",
+            " Not compared (their agents reported no {}): {}.",
+            "inventory",
             names(&not_compared)
         )
     };
@@ -204,7 +209,7 @@ pub fn judge(aspect: Aspect, nodes: &[Observed], direct: &BTreeSet<String>) -> O
         let with: Vec<(&str, &BTreeMap<String, String>)> = set
             .nodes
             .iter()
-            .filter_map(|n| Some((n.as_str(), by_name.get(n.as_str())?.values.as_ref()?)))
+            .filter_map(|n| Some((n.as_str(), observed(by_name.get(n.as_str())?)?)))
             .collect();
         if with.len() < 2 {
             continue;
@@ -228,12 +233,35 @@ pub fn judge(aspect: Aspect, nodes: &[Observed], direct: &BTreeSet<String>) -> O
         Aspect::Kernel => "kernel release",
         Aspect::Packages => "package versions",
     };
+    // Nothing to compare is not "alike": nodes whose package manager the inventory does not
+    // read (dpkg-query found no package, as on an RPM-based node) report no versions at all.
+    let seen_items = nodes
+        .iter()
+        .filter_map(observed)
+        .any(|values| !values.is_empty());
+    if !compared.is_empty() && !seen_items {
+        return Outcome::not_applicable(format!(
+            "no node reported any {}: there is nothing to compare (the inventory reads \
+             packages through dpkg-query).{not_compared_note}",
+            match aspect {
+                Aspect::Kernel => "kernel release",
+                Aspect::Packages => "package version",
+            }
+        ));
+    }
     if compared.is_empty() {
         return Outcome::not_applicable(format!(
             "no role has two nodes with an inventory: there is nothing to compare.{not_compared_note}"
         ));
     }
-    let outcome = if problems.is_empty() {
+    let outcome = if problems.is_empty() && !not_compared.is_empty() {
+        // Alike as far as seen, but not every node was seen: undecided, not a pass.
+        Outcome::error(format!(
+            "the compared nodes of each role run the same {what} ({}), but not every node \
+             could be compared.{not_compared_note}",
+            compared.join(", ")
+        ))
+    } else if problems.is_empty() {
         Outcome::pass(format!(
             "the nodes of each role run the same {what}: {}.{not_compared_note}",
             compared.join(", ")

@@ -82,9 +82,11 @@ fn kernels_are_judged_by_majority_ties_and_outliers() {
                 kernel("c2", &["compute"], "A"),
                 node("c3", &["compute"], None),
             ],
-            Status::Passed,
-            "the nodes of each role run the same kernel release: compute (2 nodes). Not \
-             compared (their agents reported no inventory): c3.",
+            // Alike as far as seen, but a node was not seen: undecided, never a pass.
+            Status::Error,
+            "the compared nodes of each role run the same kernel release (compute (2 nodes)), \
+             but not every node could be compared. Not compared (their agents reported no \
+             inventory): c3.",
         ),
         (
             vec![
@@ -144,6 +146,27 @@ fn packages_name_the_package_and_missing_ones() {
         o.message,
         "nodes of the same role differ in package versions: compute: c3 runs x 1 where c1, c2 \
          have no x."
+    );
+    // RPM-based nodes: dpkg-query reports nothing anywhere. Nothing compared is no pass.
+    let o = judge(
+        Aspect::Packages,
+        &[
+            node("c1", &["compute"], Some(&[])),
+            node("c2", &["compute"], Some(&[])),
+        ],
+        &direct(&[]),
+    );
+    assert_eq!(
+        o.skip_kind(),
+        Some(SkipKind::NotApplicable),
+        "{}",
+        o.message
+    );
+    assert!(
+        o.message
+            .starts_with("no node reported any package version"),
+        "{}",
+        o.message
     );
 }
 

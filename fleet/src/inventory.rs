@@ -174,7 +174,10 @@ fn trusted(path: &Path, meta: &std::fs::Metadata) -> Result<(), String> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let dir_meta = std::fs::metadata(dir).map_err(|e| format!("cannot read its directory: {e}"))?;
-    for (what, m, sticky_ok) in [("the file", meta, false), ("its directory", &dir_meta, true)] {
+    for (what, m, sticky_ok) in [
+        ("the file", meta, false),
+        ("its directory", &dir_meta, true),
+    ] {
         let owner_ok = m.uid() == 0 || m.uid() == me;
         let sticky = m.mode() & 0o1000 != 0;
         let writable_by_others = m.mode() & 0o022 != 0 && !(sticky_ok && sticky);

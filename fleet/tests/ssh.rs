@@ -55,6 +55,8 @@ fn write_agent(dir: &Path, name: &str, version: &str, marker: &Path) -> PathBuf 
 case "$1" in
   --version) echo '{version}'; exit 0;;
   node) ;;
+  say) shift; echo "$@"; exit 5;;
+  serve) dirname "$0" >> '{marker}'; echo "$$"; exec sleep 60;;
   *) exit 2;;
 esac
 dirname "$0" >> '{marker}'
@@ -130,6 +132,68 @@ fn assert_removed(marker: &Path) {
     }
 }
 
+fn wait_for(child: &mut std::process::Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "still running after {within:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `spawn_agent` after the node's agent ran (which closed its master): a command that ends
+/// by itself gives its output and code; one that does not is stopped by closing its input,
+/// and its copied agent is removed either way.
+fn spawned_commands_end_with_their_input(t: &SshTransport, marker: &Path) {
+    use std::io::{BufRead, BufReader, Read};
+    let never = CancelToken::never();
+    assert!(t.can_spawn_agent());
+    let node = t.nodes()[1].clone();
+    let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let mut said = t
+        .spawn_agent(&node, &args(&["say", "it's", "done"]), &never)
+        .unwrap();
+    assert_eq!(wait_for(&mut said, Duration::from_secs(30)).code(), Some(5));
+    let mut out = String::new();
+    said.stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert_eq!(out, "it's done\n");
+
+    let mut served = t.spawn_agent(&node, &args(&["serve"]), &never).unwrap();
+    let mut line = String::new();
+    BufReader::new(served.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pid = line.trim().to_owned();
+    assert!(!pid.is_empty(), "the command said its PID");
+    // The node is a namespace of this machine: its processes are visible here.
+    let proc_dir = Path::new("/proc").join(&pid);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        proc_dir.exists(),
+        "the command runs while its input is open"
+    );
+    drop(served.stdin.take());
+    let status = wait_for(&mut served, Duration::from_secs(20));
+    assert_eq!(status.code(), Some(143), "SIGTERM ended it");
+    assert!(!proc_dir.exists(), "the command {pid} is gone");
+    assert_removed(marker);
+    assert!(
+        std::fs::read_to_string(marker)
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("/tmp/nfvi-verify."))
+            .count()
+            >= 3,
+        "the stand-in ran from a copy"
+    );
+}
+
 #[test]
 fn the_transport_runs_the_agent_on_real_sshd_nodes() {
     if !nix::unistd::geteuid().is_root() || !Path::new("/usr/sbin/sshd").exists() {
@@ -198,6 +262,7 @@ fn the_transport_runs_the_agent_on_real_sshd_nodes() {
         "{ran}"
     );
     assert_removed(&marker);
+    spawned_commands_end_with_their_input(&t, &marker);
     assert_eq!(
         t.notes()[0],
         "host keys checked strictly against known_hosts"

@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
@@ -57,8 +58,17 @@ pub(super) fn run_local(
     cancel: &CancelToken,
     events: &mut dyn FnMut(AgentEvent),
 ) -> Result<(), NodeError> {
-    let agent = match &t.opts.agent {
-        AgentSource::Copy => t.opts.agent_binary().map_err(NodeError::new)?,
+    let agent = local_agent(t, cancel)?;
+    let root = nix::unistd::geteuid().is_root();
+    let cmd = proc::command(&argv::local_agent(&t.conns[n], &agent, root));
+    stream(cmd, request, cancel, events, None).result
+}
+
+/// The agent a node that is the jump host itself runs: this binary (or the test's
+/// stand-in), or the installed one once it said it is this version.
+pub(super) fn local_agent(t: &SshTransport, cancel: &CancelToken) -> Result<PathBuf, NodeError> {
+    match &t.opts.agent {
+        AgentSource::Copy => t.opts.agent_binary().map_err(NodeError::new),
         AgentSource::Installed(path) => {
             let argv = [path.display().to_string(), "--version".to_owned()];
             let out = proc::run(&argv, None, Duration::from_secs(30), cancel)
@@ -69,17 +79,14 @@ pub(super) fn run_local(
                 "this machine",
                 &out,
             )?;
-            path.clone()
+            Ok(path.clone())
         }
-    };
-    let root = nix::unistd::geteuid().is_root();
-    let cmd = proc::command(&argv::local_agent(&t.conns[n], &agent, root));
-    stream(cmd, request, cancel, events, None).result
+    }
 }
 
 /// Puts the agent on node `n`: its path there, and its private directory when it was
 /// copied.
-fn install(
+pub(super) fn install(
     t: &SshTransport,
     n: usize,
     cancel: &CancelToken,
@@ -202,7 +209,7 @@ fn check_version(
 }
 
 /// Best effort: removes the agent's directory on node `n`.
-fn remove_dir(t: &SshTransport, n: usize, dir: &str) {
+pub(super) fn remove_dir(t: &SshTransport, n: usize, dir: &str) {
     let conn = &t.conns[n];
     let argv = argv::remote(
         &t.opts.program,

@@ -137,6 +137,42 @@ pub fn agent_command(conn: &Connection, agent: &str, dir: Option<&str>) -> Strin
     }
 }
 
+/// The shell command that runs `AGENT ARGS` on the node for
+/// [`Transport::spawn_agent`](nfvi_harness::fleet::Transport::spawn_agent), tied to its
+/// standard input: neither ssh without a terminal nor sshd signals a command whose input
+/// closes, so the command does it itself. The program runs in the background with its input
+/// from /dev/null and its output on the session's; a watcher reads the session's input (kept
+/// as fd 3) to its end and then sends the program SIGTERM (sudo relays it). The shell waits
+/// for the program, whichever way it ends, stops the watcher, removes the copied agent's
+/// directory `dir` and exits with the program's code. Only the program's own PID is
+/// signalled, from the shell that started it.
+pub fn spawn_command(prefix: &str, agent: &str, args: &[String], dir: Option<&str>) -> String {
+    let mut run = format!("{prefix}{}", quote(agent));
+    for arg in args {
+        run.push(' ');
+        run.push_str(&quote(arg));
+    }
+    let remove = dir.map_or_else(String::new, |d| format!("rm -rf {}; ", quote(d)));
+    format!(
+        "exec 3<&0; (exec {run}) </dev/null 3<&- & p=$!; \
+         {{ while read -r l; do :; done <&3; kill -TERM $p 2>/dev/null; }} </dev/null >/dev/null 2>&1 & w=$!; \
+         exec 3<&-; wait $p; rc=$?; kill $w 2>/dev/null; {remove}exit $rc"
+    )
+}
+
+/// The privilege prefix of a command on a node that is the jump host itself: `sudo -n `
+/// when the inventory asks for become and this process is not already the user it names.
+pub fn local_become_prefix(conn: &Connection, root: bool) -> String {
+    if !conn.become_root {
+        return String::new();
+    }
+    match conn.become_user.as_deref() {
+        None | Some("root") if root => String::new(),
+        None | Some("root") => "sudo -n ".to_owned(),
+        Some(user) => format!("sudo -n -u {} ", quote(user)),
+    }
+}
+
 /// Makes the agent's private directory on the node, and says the node's machine type first.
 pub const MKTEMP: &str = "uname -m && umask 077 && mktemp -d /tmp/nfvi-verify.XXXXXXXXXX";
 
@@ -370,6 +406,45 @@ mod tests {
             version_command("/usr/local/bin/nfvi-verify"),
             "/usr/local/bin/nfvi-verify --version"
         );
+    }
+
+    #[test]
+    fn spawned_commands_are_quoted_tied_to_their_input_and_clean_their_directory() {
+        let dir = "/tmp/nfvi-verify.AbC123xyZ0";
+        let args = ["probe", "serve", "--bind", "198.19.25.11:40000", "it's"].map(str::to_owned);
+        let cmd = spawn_command(
+            &become_prefix(&Connection {
+                become_root: true,
+                user: Some("kolla".into()),
+                ..conn()
+            }),
+            &format!("{dir}/nfvi-verify"),
+            &args,
+            Some(dir),
+        );
+        assert_eq!(
+            cmd,
+            format!(
+                "exec 3<&0; (exec sudo -n {dir}/nfvi-verify probe serve --bind \
+                 198.19.25.11:40000 \"it's\") </dev/null 3<&- & p=$!; {{ while read -r l; do :; \
+                 done <&3; kill -TERM $p 2>/dev/null; }} </dev/null >/dev/null 2>&1 & w=$!; \
+                 exec 3<&-; wait $p; rc=$?; kill $w 2>/dev/null; rm -rf {dir}; exit $rc"
+            )
+        );
+        // An installed agent: nothing to remove.
+        let cmd = spawn_command("", "/opt/nfvi tools/nfvi-verify", &args[..1], None);
+        assert!(
+            cmd.starts_with("exec 3<&0; (exec '/opt/nfvi tools/nfvi-verify' probe) "),
+            "{cmd}"
+        );
+        assert!(cmd.ends_with("kill $w 2>/dev/null; exit $rc"), "{cmd}");
+        let become_root = Connection {
+            become_root: true,
+            ..conn()
+        };
+        assert_eq!(local_become_prefix(&conn(), false), "");
+        assert_eq!(local_become_prefix(&become_root, false), "sudo -n ");
+        assert_eq!(local_become_prefix(&become_root, true), "");
     }
 
     #[test]

@@ -10,11 +10,17 @@
 //! `nfvi-verify node` (through `sudo -n` with `ansible_become`: sudo must not ask for a
 //! password), write the request line and keep its input open; closing it is the stop
 //! signal. The directory is removed afterwards.
+//!
+//! Checks of the whole NFVI start commands of their own on the nodes
+//! ([`Transport::spawn_agent`]): the agent is put on the node the same way, the command is
+//! tied to its input by a small shell wrapper ([`argv::spawn_command`]), and the node's
+//! master connection, reopened for it, stays until the transport closes.
 
 mod agent;
 pub mod argv;
 pub mod diagnose;
 mod proc;
+mod spawn;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -91,6 +97,8 @@ pub struct SshTransport {
     local_agent: OnceLock<Result<Arc<LocalAgent>, String>>,
     /// Nodes whose host key was accepted without verification this run.
     accepted: Mutex<Vec<String>>,
+    /// Held while a master is (re)opened for [`Transport::spawn_agent`].
+    connecting: Mutex<()>,
 }
 
 impl SshTransport {
@@ -124,6 +132,7 @@ impl SshTransport {
             masters: Mutex::new(HashMap::new()),
             local_agent: OnceLock::new(),
             accepted: Mutex::new(Vec::new()),
+            connecting: Mutex::new(()),
         })
     }
 
@@ -212,6 +221,27 @@ impl SshTransport {
                 .push(conn.name.clone());
         }
         Ok(())
+    }
+
+    /// Opens node `n`'s master unless it is running (for commands after the node's agent
+    /// run, which closed it); a master that died is reaped first.
+    fn ensure_master(&self, n: usize, cancel: &CancelToken) -> Result<(), NodeError> {
+        let _one_at_a_time = self.connecting.lock().unwrap_or_else(|p| p.into_inner());
+        if self.master_alive(n) {
+            return Ok(());
+        }
+        if let Err(e) = self.stop_master(n) {
+            tracing::warn!(node = %self.conns[n].name, "{e}");
+        }
+        self.connect(n, cancel)
+    }
+
+    /// The index of `node` in the inventory.
+    fn index(&self, node: &NodeSpec) -> Result<usize, NodeError> {
+        self.nodes
+            .iter()
+            .position(|s| s.name == node.name)
+            .ok_or_else(|| NodeError::new(format!("node `{}` is not in the inventory", node.name)))
     }
 
     /// Whether node `n`'s master is still running.
@@ -333,12 +363,7 @@ impl Transport for SshTransport {
         cancel: &CancelToken,
         events: &mut dyn FnMut(AgentEvent),
     ) -> Result<(), NodeError> {
-        let Some(n) = self.nodes.iter().position(|s| s.name == node.name) else {
-            return Err(NodeError::new(format!(
-                "node `{}` is not in the inventory",
-                node.name
-            )));
-        };
+        let n = self.index(node)?;
         if self.conns[n].local {
             return agent::run_local(self, n, request, cancel, events);
         }
@@ -380,6 +405,23 @@ impl Transport for SshTransport {
 
     fn close(&self) -> Vec<CleanupRecord> {
         self.close_all()
+    }
+
+    fn can_spawn_agent(&self) -> bool {
+        true
+    }
+
+    /// Through a master connection opened for it (kept until [`Transport::close`]), the
+    /// agent copied to a fresh private directory (removed when the command ends) or the
+    /// installed one; on a local node, directly.
+    fn spawn_agent(
+        &self,
+        node: &NodeSpec,
+        args: &[String],
+        cancel: &CancelToken,
+    ) -> Result<Child, NodeError> {
+        let n = self.index(node)?;
+        spawn::spawn(self, n, args, cancel)
     }
 }
 

@@ -27,12 +27,21 @@ type CmdResult = Result<i32, CliError>;
 struct Wire(Mutex<std::fs::File>);
 
 impl Wire {
-    /// Takes standard output for the protocol and sends fd 1 to standard error.
-    fn take_stdout() -> std::io::Result<Self> {
+    /// Takes standard output for the protocol and sends fd 1 to standard error, or, when
+    /// `private` (a DaemonSet pod, whose log merges both streams), fds 1 and 2 to /dev/null:
+    /// there nothing but the protocol may reach the log, or a line printed by anything else
+    /// could pass for a result.
+    fn take_stdout(private: bool) -> std::io::Result<Self> {
         let stdout = std::io::stdout();
         let _ = stdout.lock().flush();
         let copy: OwnedFd = stdout.as_fd().try_clone_to_owned()?;
-        nix::unistd::dup2_stdout(std::io::stderr().as_fd())?;
+        if private {
+            let null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
+            nix::unistd::dup2_stdout(null.as_fd())?;
+            nix::unistd::dup2_stderr(null.as_fd())?;
+        } else {
+            nix::unistd::dup2_stdout(std::io::stderr().as_fd())?;
+        }
         Ok(Self(Mutex::new(std::fs::File::from(copy))))
     }
 
@@ -117,7 +126,7 @@ fn stop_on_end_of_input(source: CancelSource) {
 }
 
 pub fn node(args: &NodeArgs) -> CmdResult {
-    let wire = Wire::take_stdout()
+    let wire = Wire::take_stdout(args.request.is_some())
         .map_err(|e| CliError::Incomplete(format!("cannot set up the agent's output: {e}")))?;
     let fatal = |message: String| {
         wire.send(&AgentEvent::Fatal {

@@ -290,7 +290,11 @@ fn reproduce(args: &RunArgs, suite: &str) -> String {
         let _ = write!(cmd, " --target {}", t.display());
     }
     for (flag, value) in &args.selection.area_flags {
-        let _ = write!(cmd, " --{} {value}", flag.long);
+        if flag.kind == nfvi_harness::FlagKind::Switch {
+            let _ = write!(cmd, " --{}", flag.long);
+        } else {
+            let _ = write!(cmd, " --{} {value}", flag.long);
+        }
     }
     for f in &args.selection.filter {
         let _ = write!(cmd, " --filter '{f}'");
@@ -369,16 +373,17 @@ pub fn run(args: &RunArgs) -> CmdResult {
             (root.join(&run_id), Some(root))
         }
     };
+    // The fleet first: a bad inventory is bad input, and nothing is written for it.
+    let transport = p.areas.transport(&p.target).map_err(|e| match e {
+        FleetError::Input(m) => CliError::BadInput(m),
+        FleetError::Unavailable(m) => CliError::Incomplete(m),
+    })?;
     prepare_out_dir(&dir)?;
     let log = init_logging(&dir);
     tracing::info!(run_id = %run_id, suite = %suite, "run starting");
 
     let started_at = chrono::Utc::now();
     let target_file = p.target.file.as_ref().map(|f| f.display().to_string());
-    let transport = p.areas.transport(&p.target).map_err(|e| match e {
-        FleetError::Input(m) => CliError::BadInput(m),
-        FleetError::Unavailable(m) => CliError::Incomplete(m),
-    })?;
     let template = transport.as_ref().map(|_| AgentRequest {
         protocol: nfvi_harness::fleet::PROTOCOL_VERSION,
         version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -409,7 +414,7 @@ pub fn run(args: &RunArgs) -> CmdResult {
     let (output, fleet) = match (&transport, &template) {
         (Some(transport), Some(template)) => {
             let (output, fleet) =
-                session.execute_fleet(&plan, options, transport.as_ref(), template, &mut reporters);
+                session.execute_fleet(&plan, options, transport.clone(), template, &mut reporters);
             for record in transport.close() {
                 if let Some(e) = record.error {
                     eprintln!("warning: {}: {e}", record.action);

@@ -100,7 +100,10 @@ impl Reporter for Console {
                 ));
             }
             RunEvent::CheckStarted { id, .. } => {
-                self.running.push((*id).to_owned());
+                // Shown once however many nodes run it (and however often an agent says so).
+                if !self.running.iter().any(|r| r == id) {
+                    self.running.push((*id).to_owned());
+                }
                 self.refresh();
             }
             RunEvent::NodeFailed { node, error } => {

@@ -482,3 +482,135 @@ fn no_password_or_private_key_of_the_inventory_reaches_any_artifact() {
         assert!(!stderr.contains(secret), "the console printed a secret");
     }
 }
+
+// ---- the cross-node data path between two sshd nodes -----------------------------------------
+
+/// The PIDs of `probe serve` processes bound to an address of `subnet` (`198.19.25.`).
+fn responders_on(subnet: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let pid = e.file_name().to_string_lossy().into_owned();
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let args: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            let serving =
+                args.iter().any(|a| a == "serve") && args.iter().any(|a| a.starts_with(subnet));
+            serving.then_some(pid)
+        })
+        .collect()
+}
+
+#[test]
+fn the_cross_node_path_is_measured_between_two_nodes_and_nothing_is_left_running() {
+    let Some(fleet) = Fleet::up(2, 25, "x") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    // The agent installed on the nodes (a copy per process is tested in the fleet crate).
+    let (code, r, stderr) = fleet.run(
+        "datapath",
+        false,
+        &["--filter", "datapath.fleet.cross-node"],
+        &out,
+    );
+    // 3: filtered to one check, the suite's mandatory requirements go unverified.
+    assert!(matches!(code, 0 | 1 | 3), "exit {code}:\n{stderr}");
+    let nodes = r["fleet"]["nodes"].as_array().expect("a fleet section");
+    assert!(
+        nodes.iter().all(|n| n["verified"] == true),
+        "{}",
+        r["fleet"]
+    );
+    let c = check(&r, "datapath.fleet.cross-node");
+    assert!(c["node"].is_null(), "a check of the whole NFVI: {c}");
+    assert!(
+        c["outcome"] == "passed" || c["outcome"] == "failed",
+        "measured: {c}"
+    );
+    let (a, b) = (fleet.node(1), fleet.node(2));
+    let message = text(c, "message");
+    assert_contains(message, "node-to-node p50: same node (");
+    assert_contains(message, &format!("cross node ({a} to {b})"));
+    let e = &c["evidence"];
+    for path in ["same node", "cross node"] {
+        let cdf = e["distributions"][path].as_array().expect("a distribution");
+        assert_eq!(cdf.len(), 101, "{path}");
+        assert!(cdf[50].as_f64().unwrap() > 0.0, "{path}");
+    }
+    for m in [
+        "same-node p50",
+        "cross-node p50",
+        "same-node p99",
+        "cross-node p99",
+    ] {
+        assert!(e["metrics"][m]["value"].as_f64().unwrap() > 0.0, "{m}: {e}");
+    }
+    let used = text(&e["properties"], "nodes");
+    assert_contains(used, &format!("{a} (198.19.25.11)"));
+    assert_contains(used, &format!("{b} (198.19.25.12)"));
+    assert_eq!(e["properties"]["transport"], "ssh");
+    // Both responders and the client, each on its node, each ended.
+    let commands: Vec<&str> = e["commands"]
+        .as_array()
+        .expect("commands")
+        .iter()
+        .map(|c| c["command"].as_str().unwrap())
+        .collect();
+    assert_eq!(commands.len(), 3, "{commands:?}");
+    assert!(commands[0].starts_with(&format!(
+        "on {a}: nfvi-verify probe serve --bind 198.19.25.11:"
+    )));
+    assert!(commands[1].starts_with(&format!(
+        "on {b}: nfvi-verify probe serve --bind 198.19.25.12:"
+    )));
+    assert!(commands[2].starts_with(&format!("on {a}: nfvi-verify probe compare 198.19.25.11:")));
+    for c in e["commands"].as_array().unwrap() {
+        assert_eq!(c["exit_code"], 0, "{c}");
+    }
+    assert_contains(
+        text(&e["commands"][1], "stderr"),
+        "nfvi-verify probe: echoed",
+    );
+    // The processes on the nodes stopped, and the cleanups say so.
+    let left = responders_on("198.19.25.");
+    assert!(left.is_empty(), "probe serve still running: {left:?}");
+    let cleanups = c["cleanup"].as_array().expect("cleanup records");
+    assert_eq!(cleanups.len(), 3, "{cleanups:?}");
+    assert!(
+        cleanups.iter().all(|r| r["error"].is_null()),
+        "{cleanups:?}"
+    );
+    eprintln!(
+        "cross-node on the lab nodes: {message}; p99 same {} us, cross {} us",
+        e["metrics"]["same-node p99"]["value"], e["metrics"]["cross-node p99"]["value"]
+    );
+}
+
+#[test]
+fn with_one_node_the_cross_node_path_is_not_applicable() {
+    let Some(fleet) = Fleet::up(1, 26, "y") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (code, r, stderr) = fleet.run(
+        "datapath",
+        false,
+        &["--filter", "datapath.fleet.cross-node"],
+        &dir.path().join("run"),
+    );
+    assert!(matches!(code, 0 | 1 | 3), "exit {code}:\n{stderr}");
+    assert_eq!(r["fleet"]["nodes"][0]["verified"], true, "{}", r["fleet"]);
+    let c = check(&r, "datapath.fleet.cross-node");
+    assert_eq!(c["outcome"], "skipped", "{c}");
+    assert_eq!(c["skip_kind"], "not-applicable", "{c}");
+    assert_contains(
+        text(c, "message"),
+        "a cross-node path needs two verified nodes with an IP address; of the fleet's 1 node(s), 1 qualifies",
+    );
+    assert!(responders_on("198.19.26.").is_empty());
+}

@@ -70,6 +70,13 @@ impl CheckContext {
         self.shares.fleet()
     }
 
+    /// The transport that reached the fleet, in a run over one: through
+    /// [`crate::fleet::Transport::spawn_agent`] a check of the whole NFVI starts
+    /// `nfvi-verify` processes on the nodes (a responder, a probe) and owns them.
+    pub fn transport(&self) -> Option<Arc<dyn crate::fleet::Transport>> {
+        self.shares.transport().cloned()
+    }
+
     /// The run's shared state of type `T` (an area's, opened by [`crate::Area::open`]).
     ///
     /// # Panics

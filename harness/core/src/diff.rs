@@ -82,8 +82,11 @@ fn key(c: &crate::results::CheckResult) -> String {
 /// Compares `old` with `new`. Checks are keyed by ID and node.
 pub fn diff(old: &RunResults, new: &RunResults) -> RunDiff {
     let mut d = RunDiff::default();
+    let old_by_key: std::collections::HashMap<String, &crate::results::CheckResult> =
+        old.checks.iter().map(|o| (key(o), o)).collect();
+    let new_keys: std::collections::HashSet<String> = new.checks.iter().map(key).collect();
     for n in &new.checks {
-        match old.checks.iter().find(|o| key(o) == key(n)) {
+        match old_by_key.get(&key(n)).copied() {
             None => d.added.push((key(n), n.outcome)),
             Some(o) => {
                 if o.outcome != n.outcome {
@@ -113,8 +116,8 @@ pub fn diff(old: &RunResults, new: &RunResults) -> RunDiff {
     d.removed = old
         .checks
         .iter()
-        .filter(|o| !new.checks.iter().any(|n| key(n) == key(o)))
         .map(key)
+        .filter(|k| !new_keys.contains(k))
         .collect();
     if old.verdict != new.verdict {
         d.verdict = Some((

@@ -263,6 +263,37 @@ pub trait Transport: Send + Sync {
     fn close(&self) -> Vec<CleanupRecord> {
         Vec::new()
     }
+
+    /// Whether [`Transport::spawn_agent`] can run commands on the nodes; checks of the whole
+    /// NFVI that need it are not applicable over a transport that cannot.
+    fn can_spawn_agent(&self) -> bool {
+        false
+    }
+
+    /// Starts `nfvi-verify ARGS` on `node` as a command of its own (not the node agent's
+    /// protocol), for checks of the whole NFVI that need a process on a node (a responder,
+    /// a probe), and returns the local process that carries it, with its standard input,
+    /// output and error piped.
+    ///
+    /// The command's life is tied to that process: when its standard input closes (the
+    /// caller drops it, the process is killed, the connection is lost), the command on the
+    /// node is stopped (SIGTERM) and whatever the transport put on the node for it is
+    /// removed. A command that ends on its own ends the process, with its exit code. The
+    /// caller owns the process: it must close its input and reap it (register that as a
+    /// cleanup before calling).
+    fn spawn_agent(
+        &self,
+        node: &NodeSpec,
+        args: &[String],
+        cancel: &CancelToken,
+    ) -> Result<std::process::Child, NodeError> {
+        let _ = (args, cancel);
+        Err(NodeError::new(format!(
+            "this transport ({}) cannot run commands on nodes (node {})",
+            self.kind(),
+            node.name
+        )))
+    }
 }
 
 /// One node in results.json.
@@ -379,7 +410,11 @@ pub fn fan_out(
                     };
                     let Some(node) = nodes.get(n) else { break };
                     if cancel.is_cancelled() {
-                        let _ = tx.send((n, NodeMessage::NotStarted));
+                        // Accounted for like a node that failed: each of its checks
+                        // is reported, as interrupted.
+                        let stopped =
+                            NodeError::new("the run was stopped before this node started");
+                        let _ = tx.send((n, NodeMessage::End(Err(stopped))));
                         continue;
                     }
                     let mut request = template.clone();
@@ -442,9 +477,6 @@ pub fn fan_out(
                     report.error = Some(format!("the node agent refused to run: {message}"));
                 }
                 NodeMessage::Event(AgentEvent::Hello { .. }) => {}
-                NodeMessage::NotStarted => {
-                    report.error = Some("the run was stopped before this node started".into());
-                }
                 NodeMessage::End(result) => {
                     if let Err(e) = result
                         && report.error.is_none()
@@ -511,7 +543,6 @@ pub fn fan_out(
 enum NodeMessage {
     Event(AgentEvent),
     End(Result<(), NodeError>),
-    NotStarted,
 }
 
 fn duration_from_secs(secs: f64) -> Duration {
@@ -581,6 +612,28 @@ mod tests {
             warnings: vec![],
         };
         assert_eq!(AgentEvent::parse(done.to_line().trim()).unwrap(), done);
+    }
+
+    #[test]
+    fn a_transport_runs_no_commands_unless_it_says_so() {
+        let t = ScriptedTransport {
+            nodes: vec![],
+            scripts: HashMap::new(),
+            requests: Arc::default(),
+        };
+        let node = NodeSpec {
+            name: "compute01".into(),
+            roles: vec![],
+            address: None,
+        };
+        assert!(!t.can_spawn_agent());
+        let e = t
+            .spawn_agent(&node, &["--version".to_owned()], &CancelToken::never())
+            .unwrap_err();
+        assert_eq!(
+            e.message,
+            "this transport (scripted) cannot run commands on nodes (node compute01)"
+        );
     }
 
     #[test]

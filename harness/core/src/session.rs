@@ -18,11 +18,13 @@ use crate::target::Target;
 /// How long an area gets to close its shared state at the end of a run.
 pub const CLOSE_DEADLINE: Duration = Duration::from_secs(15);
 
-/// The areas' shared state of one run, found by type, and what the run learnt of its fleet.
+/// The areas' shared state of one run, found by type, what the run learnt of its fleet and
+/// the transport that reached it.
 #[derive(Default)]
 pub struct Shares {
     states: Vec<(&'static str, Shared)>,
     fleet: OnceLock<FleetReport>,
+    transport: OnceLock<Arc<dyn Transport>>,
 }
 
 impl std::fmt::Debug for Shares {
@@ -39,6 +41,7 @@ impl Shares {
         Self {
             states: areas.iter().map(|a| (a.id(), a.open(target))).collect(),
             fleet: OnceLock::new(),
+            transport: OnceLock::new(),
         }
     }
 
@@ -51,6 +54,17 @@ impl Shares {
     /// Records the fleet (the session does, after the nodes ran; tests may).
     pub fn set_fleet(&self, report: FleetReport) {
         let _ = self.fleet.set(report);
+    }
+
+    /// The transport that reached the fleet, in a run over one: checks of the whole NFVI
+    /// start processes on the nodes through it ([`Transport::spawn_agent`]).
+    pub fn transport(&self) -> Option<&Arc<dyn Transport>> {
+        self.transport.get()
+    }
+
+    /// Records the run's transport (the session does, before the nodes run; tests may).
+    pub fn set_transport(&self, transport: Arc<dyn Transport>) {
+        let _ = self.transport.set(transport);
     }
 
     /// The shared state of type `T`, if an area opened one.
@@ -122,14 +136,15 @@ impl Session {
 
     /// Executes a plan over a fleet: the node-level checks on every node through
     /// `transport` first (each node's agent asked with `template`), then the checks of the
-    /// whole NFVI here, which can compare the nodes ([`Shares::fleet`]). One cancellation
-    /// covers both: a signal during the node phase stops the agents and starts nothing
-    /// after it.
+    /// whole NFVI here, which can compare the nodes ([`Shares::fleet`]) and start
+    /// processes on them through the same transport ([`Shares::transport`]). One
+    /// cancellation covers both: a signal during the node phase stops the agents and starts
+    /// nothing after it.
     pub fn execute_fleet(
         &self,
         plan: &Plan,
         options: RunnerBuilder,
-        transport: &dyn Transport,
+        transport: Arc<dyn Transport>,
         template: &AgentRequest,
         reporter: &mut dyn Reporter,
     ) -> (RunOutput, FleetReport) {
@@ -151,8 +166,9 @@ impl Session {
             results: plan.items.len()
                 + node_items.len() * transport.nodes().len().saturating_sub(1),
         });
+        self.shares.set_transport(transport.clone());
         let (remote, report) = crate::fleet::fan_out(
-            transport,
+            transport.as_ref(),
             plan,
             &node_items,
             &template,

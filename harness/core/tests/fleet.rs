@@ -62,7 +62,12 @@ impl Area for FleetArea {
                         let fleet = cx.fleet().ok_or("no fleet")?;
                         let names: Vec<&str> =
                             fleet.nodes.iter().map(|n| n.node.name.as_str()).collect();
-                        Ok(Outcome::pass(format!("saw {}", names.join(","))))
+                        // The run's transport reaches the checks of the whole NFVI.
+                        let kind = cx.transport().ok_or("no transport")?.kind();
+                        Ok(Outcome::pass(format!(
+                            "saw {} over {kind}",
+                            names.join(",")
+                        )))
                     })
                 },
             )
@@ -183,7 +188,7 @@ fn every_node_level_check_is_reported_once_per_node_and_failures_name_the_node()
     let (output, fleet) = session.execute_fleet(
         &plan,
         RunnerBuilder::default().handle_signals(false),
-        &transport,
+        Arc::new(transport),
         &template,
         &mut collect,
     );
@@ -249,7 +254,7 @@ fn every_node_level_check_is_reported_once_per_node_and_failures_name_the_node()
     assert!(refused.message.contains("refused"), "{}", refused.message);
     assert_eq!(
         row("fleetx.compare", None).message,
-        "saw compute01,compute02,compute03",
+        "saw compute01,compute02,compute03 over scripted",
         "the whole-NFVI check ran after the nodes and saw them"
     );
     // Node-level results in plan order, then node order.
@@ -282,4 +287,75 @@ impl nfvi_harness::Reporter for Collect<'_> {
             self.0.push(((*id).to_owned(), run.node.clone()));
         }
     }
+}
+
+#[test]
+fn nodes_the_run_never_reached_report_every_check_as_interrupted() {
+    let areas = Areas::new(vec![Arc::new(FleetArea)]);
+    let target = Target::parse(std::path::Path::new("t.toml"), "", &areas, &[]).unwrap();
+    let model = nfvi_reference_model::load_embedded().unwrap();
+    let registry = Registry::new(areas.checks(), &model).unwrap();
+    let caps = Capabilities::detect(&target, &areas);
+    let plan = plan::build(
+        &model,
+        &registry,
+        &target,
+        &caps,
+        &PlanOptions {
+            suite: "all".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let node_items: Vec<usize> = (0..plan.items.len())
+        .filter(|&i| areas.node_level(plan.items[i].check.meta()))
+        .collect();
+    let names: Vec<String> = (1..=6).map(|i| format!("compute{i:02}")).collect();
+    let transport = ScriptedTransport {
+        nodes: names.iter().map(|n| node(n)).collect(),
+        scripts: HashMap::new(),
+        requests: Arc::default(),
+    };
+    let template = AgentRequest {
+        protocol: nfvi_harness::fleet::PROTOCOL_VERSION,
+        version: "0.1.0".into(),
+        node: node(""),
+        suite: "all".into(),
+        filters: vec![],
+        skips: vec![],
+        checks: vec![],
+        strict: false,
+        jobs: 1,
+        timeout_secs: None,
+        target_toml: String::new(),
+    };
+    // Ctrl-C before any node started.
+    let (source, token) = nfvi_harness::cancel::CancelSource::new();
+    source.escalate(nfvi_harness::cancel::CancelReason::Interrupt);
+    let mut failed = Vec::new();
+    let (runs, report) = nfvi_harness::fleet::fan_out(
+        &transport,
+        &plan,
+        &node_items,
+        &template,
+        &token,
+        &mut |e| {
+            if let nfvi_harness::fleet::FleetEvent::NodeFailed { node, .. } = e {
+                failed.push(node.to_owned());
+            }
+        },
+    );
+    assert!(
+        transport.requests.lock().unwrap().is_empty(),
+        "no node was asked"
+    );
+    assert_eq!(runs.len(), node_items.len() * names.len(), "{runs:#?}");
+    for run in &runs {
+        assert_eq!(
+            run.outcome.skip_kind(),
+            Some(nfvi_harness::SkipKind::Interrupted)
+        );
+    }
+    assert_eq!(failed, names);
+    assert!(report.nodes.iter().all(|n| !n.verified));
 }

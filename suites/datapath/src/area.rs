@@ -29,8 +29,9 @@ pub struct DatapathConfig {
     pub pin_cpu: Option<usize>,
     /// Kernel receive timestamps in blocking and paced modes.
     pub kernel_timestamps: bool,
-    /// Latency SLAs per path: loopback, macvlan, bridge, ptp, and the in-cluster probes'
-    /// pod-same-node and pod-cross-node.
+    /// Latency SLAs per path: loopback, macvlan, bridge, ptp, the in-cluster probes'
+    /// pod-same-node and pod-cross-node, and a fleet's fleet-same-node and fleet-cross-node
+    /// (between the nodes' own addresses).
     #[serde(default)]
     pub sla: BTreeMap<String, LatencySla>,
 }
@@ -67,6 +68,8 @@ pub const SLA_PATHS: &[&str] = &[
     "ptp",
     "pod-same-node",
     "pod-cross-node",
+    "fleet-same-node",
+    "fleet-cross-node",
 ];
 
 impl AreaConfig for DatapathConfig {
@@ -112,7 +115,8 @@ impl AreaConfig for DatapathConfig {
                 SLA_PATHS.contains(&path.as_str()),
                 &at,
                 format!(
-                    "datapath.sla.{path}: unknown path; expected loopback, macvlan, bridge, ptp, pod-same-node or pod-cross-node"
+                    "datapath.sla.{path}: unknown path; expected one of {}",
+                    SLA_PATHS.join(", ")
                 ),
             )?;
             ConfigError::ensure(
@@ -143,9 +147,10 @@ impl Area for DatapathArea {
         "datapath"
     }
 
-    /// The data paths are built and measured inside one node.
-    fn node_level(&self, _check: &nfvi_harness::CheckMeta) -> bool {
-        true
+    /// The data paths are built and measured inside one node; the cross-node path of a
+    /// fleet is measured between two nodes, from the jump host.
+    fn node_level(&self, check: &nfvi_harness::CheckMeta) -> bool {
+        check.id != crate::cross_node::ID
     }
 
     fn tables(&self) -> Vec<Table> {
@@ -185,6 +190,24 @@ mod tests {
         assert_eq!(
             t.config::<DatapathConfig>().sla["bridge"].p50_us,
             Some(40.0)
+        );
+    }
+
+    #[test]
+    fn only_the_cross_node_check_runs_on_the_jump_host() {
+        let checks = crate::checks();
+        let on_jump_host: Vec<&str> = checks
+            .iter()
+            .map(|c| c.meta())
+            .filter(|m| !DatapathArea.node_level(m))
+            .map(|m| m.id.as_str())
+            .collect();
+        assert_eq!(on_jump_host, ["datapath.fleet.cross-node"]);
+        assert!(checks.len() > 2);
+        let t = parse("[datapath.sla.fleet-cross-node]\np99_us = 400.0\n").unwrap();
+        assert_eq!(
+            t.config::<DatapathConfig>().sla["fleet-cross-node"].p99_us,
+            Some(400.0)
         );
     }
 

@@ -224,6 +224,7 @@ pub fn checks() -> Vec<Arc<dyn Check>> {
             .timeout(Duration::from_secs(240)),
             |cx| Box::pin(run(Kind::Latency, cx)),
         ),
+        crate::cross_node::declared(),
     ]
     .into_iter()
     .map(|d| d.into_check())

@@ -22,8 +22,8 @@ use nfvi_harness::{
     Check, CheckContext, CheckError, CheckMeta, CheckResult, Outcome, Severity, declare,
 };
 use nfvi_prober::probe::PairedBlocks;
-use nfvi_prober::stats;
 use nfvi_reference_model::Area;
+use nfvi_suite_datapath::paired::{PairedPaths, judge_paired, parse_paired};
 use nfvi_suite_datapath::{DatapathConfig, LatencySla};
 use serde_json::json;
 
@@ -356,12 +356,7 @@ async fn measure(c: &Arc<Cluster>, cx: &CheckContext) -> CheckResult {
             )
             .into());
         }
-        let paired: PairedBlocks = serde_json::from_str(&logs).map_err(|e| {
-            format!(
-                "the probe client's output on the {net} is not the expected JSON ({e}): {}",
-                nfvi_harness::truncate_chars(logs.trim(), 200)
-            )
-        })?;
+        let paired = parse_paired(&logs).map_err(|e| format!("on the {net}: {e}"))?;
         results.push((net.clone(), paired));
     }
     let (_, default) = &results[0];
@@ -435,98 +430,15 @@ pub(crate) fn judge(
     ns: &str,
     slas: [Option<&LatencySla>; 2],
 ) -> Outcome {
-    let n = p.first_p50_us.len();
-    let sane = |v: &[f64]| v.iter().all(|x| x.is_finite() && *x > 0.0);
-    if n < 2 || p.second_p50_us.len() != n || !sane(&p.first_p50_us) || !sane(&p.second_p50_us) {
-        return Outcome::error(format!(
-            "the probe client reported {} and {} block medians, or values that are not positive numbers; expected two equal series of at least 2",
-            p.first_p50_us.len(),
-            p.second_p50_us.len()
-        ));
-    }
-    let c = stats::compare(&p.first_p50_us, &p.second_p50_us);
-    let (same, cross) = (
-        stats::median(&p.first_p50_us),
-        stats::median(&p.second_p50_us),
-    );
-    let finding = match c.finding {
-        stats::Finding::FirstFaster => "same node is faster",
-        stats::Finding::SecondFaster => "cross node is faster",
-        stats::Finding::NoSignificantDifference => "no significant difference",
+    let nodes = format!("{a} (client, responder-same), {b} (responder-other)");
+    let paths = PairedPaths {
+        what: "pod-to-pod",
+        a,
+        b,
+        sla: ["pod-same-node", "pod-cross-node"],
+        properties: &[("nodes", &nodes), ("namespace", ns)],
     };
-    let mut o = Outcome::pass(format!(
-        "pod-to-pod p50: same node ({a}) {same:.1} µs, cross node ({a} to {b}) {cross:.1} µs; same − cross = {:.1} µs (95% CI {:.1} to {:.1}): {finding}",
-        c.difference_us, c.ci_low_us, c.ci_high_us
-    ))
-    .with_metric("same-node p50", same, "us")
-    .with_metric("cross-node p50", cross, "us")
-    .with_metric("same minus cross", c.difference_us, "us")
-    .with_metric("difference CI low", c.ci_low_us, "us")
-    .with_metric("difference CI high", c.ci_high_us, "us")
-    .with_property("nodes", format!("{a} (client, responder-same), {b} (responder-other)"))
-    .with_property("namespace", ns)
-    .with_property("rounds x block", format!("{n} x {}", p.block))
-    .with_property("lost", format!("same {} / cross {}", p.lost[0], p.lost[1]));
-    o.evidence.samples.insert(
-        "same-node block p50 (us)".to_owned(),
-        p.first_p50_us.clone(),
-    );
-    o.evidence.samples.insert(
-        "cross-node block p50 (us)".to_owned(),
-        p.second_p50_us.clone(),
-    );
-    // The whole distributions, which the HTML report draws.
-    for (name, cdf) in [
-        ("same node", &p.first_cdf_us),
-        ("cross node", &p.second_cdf_us),
-    ] {
-        match nfvi_harness::Percentiles::new(cdf.clone()) {
-            Ok(p) => o = o.with_distribution(name, p),
-            // Kept as raw numbers, with why they are not drawn.
-            Err(why) => {
-                o.evidence
-                    .samples
-                    .insert(format!("percentiles:{name}"), cdf.clone());
-                o = o.with_property(format!("{name} distribution"), why);
-            }
-        }
-    }
-    let mut missed = Vec::new();
-    let series = [
-        ("pod-same-node", &p.first_p50_us, &p.first_p99_us),
-        ("pod-cross-node", &p.second_p50_us, &p.second_p99_us),
-    ];
-    for ((path, p50s, p99s), sla) in series.into_iter().zip(slas) {
-        let Some(sla) = sla else { continue };
-        for (what, limit, blocks) in [("p50", sla.p50_us, p50s), ("p99", sla.p99_us, p99s)] {
-            let Some(limit) = limit else { continue };
-            if blocks.len() < 2 {
-                missed.push(format!("{path} {what}: the client reported no per-round {what} to judge against the SLA of {limit} us"));
-                continue;
-            }
-            let (_, upper) = stats::bootstrap_ci(blocks, stats::median, 0.95, 4000);
-            o = o.with_property(
-                format!("SLA {path} {what}"),
-                format!("upper 95% bound {upper:.1} us against {limit} us"),
-            );
-            if upper > limit {
-                missed.push(format!(
-                    "{path} {what}: the upper 95% bound {upper:.1} us exceeds the SLA of {limit} us"
-                ));
-            }
-        }
-    }
-    if missed.is_empty() {
-        o
-    } else {
-        let mut f = Outcome::fail(format!(
-            "latency SLA missed: {}. {}",
-            missed.join("; "),
-            o.message
-        ));
-        f.evidence = o.evidence;
-        f
-    }
+    judge_paired(p, &paths, slas)
 }
 
 #[cfg(test)]
