@@ -211,7 +211,7 @@ mod tests {
                 c.parallel,
                 c.agent.as_str()
             ),
-            (None, false, 4, "copy")
+            (None, false, 16, "copy")
         );
         assert_eq!(c.connect_timeout_secs, 10);
         assert_eq!(c.agent_source(), AgentSource::Copy);
