@@ -30,7 +30,11 @@ pub(super) fn run_remote(
 ) -> Result<(), NodeError> {
     let conn = &t.conns[n];
     let (agent, dir) = install(t, n, cancel)?;
-    let remote = argv::agent_command(conn, &agent, dir.as_deref());
+    let sha256 = match &dir {
+        Some(_) => Some(t.local_agent().map_err(NodeError::new)?.sha256.clone()),
+        None => None,
+    };
+    let remote = argv::agent_command(conn, &agent, dir.as_deref().zip(sha256.as_deref()));
     let cmd = proc::command(&argv::remote(
         &t.opts.program,
         conn,
@@ -325,7 +329,8 @@ fn stream(
             Ok(Msg::Eof) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
-        if cancel.is_cancelled() && !cancelled {
+        // A Ctrl-C after the agent said done changes nothing: the node is complete.
+        if cancel.is_cancelled() && !cancelled && !done {
             cancelled = true;
             stop = true;
         }
@@ -366,6 +371,7 @@ fn stream(
         .find(|l| !l.trim().is_empty())
         .map_or("no error output".to_owned(), |l| l.trim().to_owned());
     let connection_lost = endpoint.is_some() && code == Some(255);
+    // Set only when the cancellation came before the agent's done.
     let message = if cancelled {
         Some(if killed {
             format!(

@@ -126,13 +126,25 @@ pub fn become_prefix(conn: &Connection) -> String {
     }
 }
 
-/// The shell command that runs the agent on the node. With a copied agent (`dir` is its
-/// directory) the directory is removed when the agent exits, however it exits, and the
-/// agent's exit code is kept.
-pub fn agent_command(conn: &Connection, agent: &str, dir: Option<&str>) -> String {
+/// The shell command that runs the agent on the node. A copied agent (`copied`: its
+/// directory and SHA-256) is checked again in the same command that runs it, so what runs
+/// is what was copied (checked when it arrived, and again just before it starts, which
+/// leaves only the login user's own processes a window); its directory is removed when the
+/// agent exits, however it exits, and the agent's exit code is kept.
+pub fn agent_command(conn: &Connection, agent: &str, copied: Option<(&str, &str)>) -> String {
     let run = format!("{}{} node", become_prefix(conn), quote(agent));
-    match dir {
-        Some(dir) => format!("{run}; rc=$?; rm -rf {}; exit $rc", quote(dir)),
+    match copied {
+        Some((dir, sha256)) => {
+            let dir = quote(dir);
+            // The digest is hexadecimal (ours), the path quoted: nothing here is the node's.
+            let sha256: String = sha256.chars().filter(char::is_ascii_hexdigit).collect();
+            format!(
+                "printf '%s  %s\\n' {sha256} {agent} | sha256sum -c --status || \
+                 {{ echo 'the copied agent changed after it was checked' >&2; rm -rf {dir}; \
+                 exit 97; }}; {run}; rc=$?; rm -rf {dir}; exit $rc",
+                agent = quote(agent)
+            )
+        }
         None => run,
     }
 }
@@ -390,8 +402,21 @@ mod tests {
                 format!("sudo -n -u 'ops admin' {agent} node; rc=$?; rm -rf {dir}; exit $rc"),
             ),
         ] {
-            assert_eq!(agent_command(&c, &agent, Some(dir)), want);
+            let sha = "ab12";
+            let check = format!(
+                "printf '%s  %s\\n' {sha} {agent} | sha256sum -c --status || {{ echo 'the \
+                 copied agent changed after it was checked' >&2; rm -rf {dir}; exit 97; }}; "
+            );
+            assert_eq!(
+                agent_command(&c, &agent, Some((dir, sha))),
+                format!("{check}{want}")
+            );
         }
+        // Only hexadecimal digits of the digest reach the command line.
+        assert!(
+            agent_command(&conn(), &agent, Some((dir, "ab;rm -rf /")))
+                .starts_with(&format!("printf '%s  %s\\n' abf {agent}"))
+        );
         // An installed agent is not removed, and its path is quoted.
         assert_eq!(
             agent_command(&conn(), "/opt/nfvi tools/nfvi-verify", None),
@@ -482,5 +507,38 @@ mod tests {
             local_agent(&become_root, exe, true),
             ["/usr/bin/nfvi-verify", "node"]
         );
+    }
+    #[test]
+    fn a_copied_agent_that_changed_after_its_check_does_not_run() {
+        use std::os::unix::fs::PermissionsExt;
+        let sh = |cmd: &str| {
+            std::process::Command::new("sh")
+                .args(["-c", cmd])
+                .output()
+                .unwrap()
+        };
+        for tampered in [false, true] {
+            let dir = tempfile::tempdir().unwrap().keep();
+            let agent = dir.join("nfvi-verify");
+            std::fs::write(&agent, "#!/bin/sh\necho ran \"$1\"\n").unwrap();
+            std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o700)).unwrap();
+            let digest =
+                ring::digest::digest(&ring::digest::SHA256, &std::fs::read(&agent).unwrap());
+            let sha: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+            if tampered {
+                std::fs::write(&agent, "#!/bin/sh\necho planted\n").unwrap();
+            }
+            let (d, a) = (dir.display().to_string(), agent.display().to_string());
+            let out = sh(&agent_command(&conn(), &a, Some((&d, &sha))));
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            if tampered {
+                assert_eq!(out.status.code(), Some(97));
+                assert!(!stdout.contains("planted"), "{stdout}");
+            } else {
+                assert!(out.status.success(), "{out:?}");
+                assert_eq!(stdout.trim(), "ran node");
+            }
+            assert!(!dir.exists(), "the directory is removed either way");
+        }
     }
 }
