@@ -12,6 +12,7 @@ use nfvi_harness::fleet::{AgentEvent, AgentRequest, MAX_LINE_BYTES, NodeError};
 
 use super::proc::{self, RunError};
 use super::{AgentSource, SshTransport, argv};
+use crate::inventory::Connection;
 
 /// How long a stopped agent (input closed) gets to run its cleanups and say done.
 const STOP_GRACE: Duration = Duration::from_secs(30);
@@ -29,12 +30,20 @@ pub(super) fn run_remote(
     events: &mut dyn FnMut(AgentEvent),
 ) -> Result<(), NodeError> {
     let conn = &t.conns[n];
-    let (agent, dir) = install(t, n, cancel)?;
-    let sha256 = match &dir {
-        Some(_) => Some(t.local_agent().map_err(NodeError::new)?.sha256.clone()),
-        None => None,
+    let endpoint = conn.endpoint();
+    let (remote, preamble) = match &t.opts.agent {
+        // Copied, checked and run in one session: the binary, then the request, on its input.
+        AgentSource::Copy => {
+            refuse_copy_as_other_user(conn)?;
+            let local = t.local_agent().map_err(NodeError::new)?;
+            let remote = argv::copy_and_run_command(conn, local.bytes.len(), &local.sha256);
+            (remote, Some(Arc::clone(&local.bytes)))
+        }
+        AgentSource::Installed(_) => {
+            let (agent, _) = install(t, n, cancel)?;
+            (argv::agent_command(conn, &agent, None), None)
+        }
     };
-    let remote = argv::agent_command(conn, &agent, dir.as_deref().zip(sha256.as_deref()));
     let cmd = proc::command(&argv::remote(
         &t.opts.program,
         conn,
@@ -42,16 +51,7 @@ pub(super) fn run_remote(
         &t.socket(n),
         &remote,
     ));
-    let endpoint = conn.endpoint();
-    let ended = stream(cmd, request, cancel, events, Some(&endpoint));
-    // The agent's own command removes its directory; again here in case it was killed.
-    if let Some(dir) = dir
-        && !ended.connection_lost
-        && t.master_alive(n)
-    {
-        remove_dir(t, n, &dir);
-    }
-    ended.result
+    stream(cmd, preamble, request, cancel, events, Some(&endpoint)).result
 }
 
 /// Runs the agent on the jump host itself (`ansible_connection=local`).
@@ -65,7 +65,7 @@ pub(super) fn run_local(
     let agent = local_agent(t, cancel)?;
     let root = nix::unistd::geteuid().is_root();
     let cmd = proc::command(&argv::local_agent(&t.conns[n], &agent, root));
-    stream(cmd, request, cancel, events, None).result
+    stream(cmd, None, request, cancel, events, None).result
 }
 
 /// The agent a node that is the jump host itself runs: this binary (or the test's
@@ -133,14 +133,7 @@ pub(super) fn install(
             Ok((path, None))
         }
         AgentSource::Copy => {
-            if conn.needs_sudo() && conn.become_user.as_deref().is_some_and(|u| u != "root") {
-                return Err(NodeError::new(format!(
-                    "a copied agent cannot run as ansible_become_user `{}`: its directory is \
-                     private to the login user; install nfvi-verify on the nodes and set \
-                     fleet.agent to its path",
-                    conn.become_user.as_deref().unwrap_or_default()
-                )));
-            }
+            refuse_copy_as_other_user(conn)?;
             let local = t.local_agent().map_err(NodeError::new)?;
             let made = ssh(argv::MKTEMP, None, 30, "making the agent's directory")?;
             let text = made.text();
@@ -232,7 +225,8 @@ pub(super) fn remove_dir(t: &SshTransport, n: usize, dir: &str) {
 /// How a stream ended.
 struct Ended {
     result: Result<(), NodeError>,
-    /// ssh said the connection is gone (exit 255).
+    /// ssh said the connection is gone (exit 255); the message says so, the tests check it.
+    #[cfg_attr(not(test), expect(dead_code, reason = "read by the tests"))]
     connection_lost: bool,
 }
 
@@ -242,10 +236,25 @@ enum Msg {
     Eof,
 }
 
-/// Runs `cmd` (the agent, through ssh when `endpoint` is given), writes the request line,
-/// keeps its input open, and hands every event to `events` until it ends.
+/// A copied agent lives in a directory private to the login user: another become user could
+/// not run it.
+fn refuse_copy_as_other_user(conn: &Connection) -> Result<(), NodeError> {
+    if conn.needs_sudo() && conn.become_user.as_deref().is_some_and(|u| u != "root") {
+        return Err(NodeError::new(format!(
+            "a copied agent cannot run as ansible_become_user `{}`: its directory is private \
+             to the login user; install nfvi-verify on the nodes and set fleet.agent to its path",
+            conn.become_user.as_deref().unwrap_or_default()
+        )));
+    }
+    Ok(())
+}
+
+/// Runs `cmd` (the agent, through ssh when `endpoint` is given), writes `preamble` (a copied
+/// agent's bytes) and the request line to its input from a thread of its own, keeps the
+/// input open, and hands every event to `events` until it ends.
 fn stream(
     mut cmd: Command,
+    preamble: Option<Arc<Vec<u8>>>,
     request: &AgentRequest,
     cancel: &CancelToken,
     events: &mut dyn FnMut(AgentEvent),
@@ -284,10 +293,20 @@ fn stream(
             let _ = tail_done.send(());
         });
     }
-    let mut stdin = child.stdin.take();
-    if let Some(pipe) = stdin.as_mut() {
-        // A failed write means the command already ended; its exit says why.
-        let _ = pipe.write_all(line.as_bytes()).and_then(|()| pipe.flush());
+    // The writer holds the input open until `close` is dropped: that is the stop signal.
+    // Writing a copied agent may take a while on a slow link; the loop below stays
+    // responsive to cancellation meanwhile (killing the command ends a blocked write).
+    let (close_tx, close_rx) = mpsc::channel::<()>();
+    let mut close = Some(close_tx);
+    if let Some(mut pipe) = child.stdin.take() {
+        std::thread::spawn(move || {
+            // A failed write means the command already ended; its exit says why.
+            let _ = preamble
+                .map_or(Ok(()), |bytes| pipe.write_all(&bytes))
+                .and_then(|()| pipe.write_all(line.as_bytes()))
+                .and_then(|()| pipe.flush());
+            let _ = close_rx.recv();
+        });
     }
 
     let (mut done, mut cancelled, mut killed, mut seen_event) = (false, false, false, false);
@@ -336,7 +355,7 @@ fn stream(
         }
         if stop {
             // Closing the agent's input is the stop signal; it then cleans up and says done.
-            stdin = None;
+            close = None;
             stop_by.get_or_insert(Instant::now() + STOP_GRACE);
         }
         let overdue = stop_by.is_some_and(|d| Instant::now() >= d);
@@ -345,7 +364,7 @@ fn stream(
             killed = true;
         }
     }
-    drop(stdin);
+    drop(close);
     let deadline = stop_by.unwrap_or_else(|| Instant::now() + STOP_GRACE);
     let status = match proc::wait_until(&mut child, deadline) {
         Some(s) => Some(s),

@@ -40,6 +40,7 @@ fn run_with(
     let mut seen = Vec::new();
     let ended = stream(
         agent(script),
+        None,
         &request(),
         cancel,
         &mut |e| seen.push(e),

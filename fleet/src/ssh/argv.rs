@@ -149,6 +149,29 @@ pub fn agent_command(conn: &Connection, agent: &str, copied: Option<(&str, &str)
     }
 }
 
+/// The one shell command that copies the agent (the first `size` bytes of its input) into a
+/// new private directory, checks its SHA-256, runs it as the node agent (the rest of the
+/// input is the request and then the stop signal) and removes the directory when it ends,
+/// keeping its exit code. One session instead of four: the node's shell reads exactly
+/// `size` bytes with `head -c`, and what runs is what was checked, in the same command.
+/// An x86_64 or aarch64 node of the other architecture is refused before anything is
+/// copied to disk (exit 95); a failed `mktemp` is exit 96, a wrong digest exit 97.
+pub fn copy_and_run_command(conn: &Connection, size: usize, sha256: &str) -> String {
+    let sha256: String = sha256.chars().filter(char::is_ascii_hexdigit).collect();
+    let arch = std::env::consts::ARCH;
+    format!(
+        "m=$(uname -m); case $m in x86_64|aarch64) [ \"$m\" = {arch} ] || {{ echo \"this node \
+         is a $m machine and the agent is built for {arch}; install an agent for $m and set \
+         fleet.agent\" >&2; exit 95; }};; esac; umask 077; d=$(mktemp -d {MKTEMP_TEMPLATE}) || \
+         {{ echo 'cannot make a private directory in /tmp' >&2; exit 96; }}; a=\"$d/{AGENT_NAME}\"; \
+         head -c {size} > \"$a\"; printf '%s  %s\\n' {sha256} \"$a\" | sha256sum -c --status \
+         || {{ rm -rf \"$d\"; echo 'the agent that arrived is not the one sent (its SHA-256 \
+         differs)' >&2; exit 97; }}; chmod 700 \"$a\"; {become}\"$a\" node; rc=$?; rm -rf \"$d\"; \
+         exit $rc",
+        become = become_prefix(conn),
+    )
+}
+
 /// The shell command that runs `AGENT ARGS` on the node for
 /// [`Transport::spawn_agent`](nfvi_harness::fleet::Transport::spawn_agent), tied to its
 /// standard input: neither ssh without a terminal nor sshd signals a command whose input
@@ -187,6 +210,9 @@ pub fn local_become_prefix(conn: &Connection, root: bool) -> String {
 
 /// Makes the agent's private directory on the node, and says the node's machine type first.
 pub const MKTEMP: &str = "uname -m && umask 077 && mktemp -d /tmp/nfvi-verify.XXXXXXXXXX";
+
+/// The template of the agent's private directory on a node.
+const MKTEMP_TEMPLATE: &str = "/tmp/nfvi-verify.XXXXXXXXXX";
 
 /// Writes the agent binary (on standard input) into `dir`, makes it executable by its owner
 /// only and prints its SHA-256.
@@ -540,5 +566,45 @@ mod tests {
             }
             assert!(!dir.exists(), "the directory is removed either way");
         }
+    }
+    #[test]
+    fn one_session_copies_checks_and_runs_the_agent_with_the_rest_of_its_input() {
+        use std::io::Write;
+        let agent = b"#!/bin/sh\nread -r request\necho \"ran $1 from $0 with $request\"\n".to_vec();
+        let digest = ring::digest::digest(&ring::digest::SHA256, &agent);
+        let sha: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let run = |sha: &str| {
+            let mut child = std::process::Command::new("sh")
+                .args(["-c", &copy_and_run_command(&conn(), agent.len(), sha)])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(&agent).unwrap();
+            stdin.write_all(b"{\"request\":1}\n").unwrap();
+            drop(stdin);
+            child.wait_with_output().unwrap()
+        };
+        let out = run(&sha);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{out:?}");
+        assert!(
+            stdout.starts_with("ran node from /tmp/nfvi-verify."),
+            "{stdout}"
+        );
+        assert!(
+            stdout.trim_end().ends_with(r#"with {"request":1}"#),
+            "{stdout}"
+        );
+        let path = stdout.split_whitespace().nth(3).unwrap();
+        let dir = std::path::Path::new(path).parent().unwrap();
+        assert!(!dir.exists(), "{} is removed", dir.display());
+        // Another digest: nothing runs.
+        let out = run(&"0".repeat(64));
+        assert_eq!(out.status.code(), Some(97), "{out:?}");
+        assert!(out.stdout.is_empty());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("is not the one sent"));
     }
 }

@@ -80,7 +80,7 @@ impl SshOptions {
 
 /// The agent binary this process copies: its bytes and SHA-256, read once per run.
 struct LocalAgent {
-    bytes: Vec<u8>,
+    bytes: Arc<Vec<u8>>,
     sha256: String,
 }
 
@@ -319,7 +319,10 @@ impl SshTransport {
                     .map_err(|e| format!("cannot read {} to copy it: {e}", exe.display()))?;
                 let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
                 let sha256 = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-                Ok(Arc::new(LocalAgent { bytes, sha256 }))
+                Ok(Arc::new(LocalAgent {
+                    bytes: Arc::new(bytes),
+                    sha256,
+                }))
             })
             .clone()
     }
