@@ -233,7 +233,7 @@ pub trait Area: Send + Sync + 'static {
     }
 
     /// The fleet this area can reach for the target (an SSH inventory, a DaemonSet), if the
-    /// target asks for one. The run takes the first area that offers one.
+    /// target asks for one. Two areas offering one for the same target is an error.
     fn transport(&self, _target: &Target) -> Result<Option<Arc<dyn Transport>>, FleetError> {
         Ok(None)
     }

@@ -3,7 +3,7 @@
 //!
 //! The core names no transport. An area that knows how to reach nodes (SSH from an Ansible
 //! inventory, a Kubernetes DaemonSet) offers a [`Transport`] through [`crate::Area::transport`];
-//! the run asks every area and takes the first. Which checks run on the nodes is the areas'
+//! the run asks every area, and two offering one is an error. Which checks run on the nodes is the areas'
 //! call too ([`crate::Area::node_level`]).
 //!
 //! The protocol is JSON lines. The jump host writes one [`AgentRequest`] line to the agent's
