@@ -28,6 +28,10 @@ use crate::results::{CheckRun, CleanupRecord};
 /// The version of the agent protocol; the agent refuses a request of another version.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// Most a node's results may weigh (messages and evidence) before the rest is dropped and
+/// the node is not verified: a hostile or broken agent cannot exhaust the jump host's memory.
+pub const MAX_NODE_RESULT_BYTES: usize = 256 << 20;
+
 /// Longest line the jump host accepts from an agent (a check's evidence is capped well
 /// below this); a longer line is an error for that node, never an allocation without end.
 pub const MAX_LINE_BYTES: usize = 16 << 20;
@@ -373,6 +377,28 @@ pub fn fan_out(
     cancel: &CancelToken,
     on_event: &mut dyn FnMut(FleetEvent<'_>),
 ) -> (Vec<CheckRun>, FleetReport) {
+    fan_out_within(
+        MAX_NODE_RESULT_BYTES,
+        transport,
+        plan,
+        node_items,
+        template,
+        cancel,
+        on_event,
+    )
+}
+
+/// [`fan_out`] with another budget per node than [`MAX_NODE_RESULT_BYTES`] (for tests).
+#[doc(hidden)]
+pub fn fan_out_within(
+    budget: usize,
+    transport: &dyn Transport,
+    plan: &Plan,
+    node_items: &[usize],
+    template: &AgentRequest,
+    cancel: &CancelToken,
+    on_event: &mut dyn FnMut(FleetEvent<'_>),
+) -> (Vec<CheckRun>, FleetReport) {
     let by_id: HashMap<&str, usize> = node_items
         .iter()
         .map(|&i| (plan.items[i].check.meta().id.as_str(), i))
@@ -395,6 +421,7 @@ pub fn fan_out(
         })
         .collect();
     let mut seen: Vec<Vec<bool>> = vec![vec![false; plan.items.len()]; nodes.len()];
+    let mut received: Vec<usize> = vec![0; nodes.len()];
 
     std::thread::scope(|scope| {
         for _ in 0..workers {
@@ -442,6 +469,20 @@ pub fn fan_out(
                     }
                 }
                 NodeMessage::Event(AgentEvent::Finished(check)) => {
+                    // What one node may make this process keep: past the budget its
+                    // results are dropped, and its unreported checks become errors.
+                    let size = check.message.len()
+                        + serde_json::to_vec(&check.evidence).map_or(0, |v| v.len());
+                    received[n] = received[n].saturating_add(size);
+                    if received[n] > budget {
+                        if report.error.is_none() {
+                            report.error = Some(format!(
+                                "the node agent sent more than {budget} bytes of results; the \
+                                 rest was dropped"
+                            ));
+                        }
+                        continue;
+                    }
                     let Some(&index) = by_id.get(check.id.as_str()) else {
                         tracing::warn!(node = name, id = %check.id, "the agent reported a check that was not asked for; ignored");
                         continue;

@@ -356,6 +356,93 @@ fn nodes_the_run_never_reached_report_every_check_as_interrupted() {
             Some(nfvi_harness::SkipKind::Interrupted)
         );
     }
+    // Workers report in whatever order they finish.
+    failed.sort();
     assert_eq!(failed, names);
     assert!(report.nodes.iter().all(|n| !n.verified));
+}
+
+#[test]
+fn a_node_that_sends_more_than_its_budget_is_not_verified_and_the_rest_is_dropped() {
+    let areas = Areas::new(vec![Arc::new(FleetArea)]);
+    let target = Target::parse(std::path::Path::new("t.toml"), "", &areas, &[]).unwrap();
+    let model = nfvi_reference_model::load_embedded().unwrap();
+    let registry = Registry::new(areas.checks(), &model).unwrap();
+    let caps = Capabilities::detect(&target, &areas);
+    let plan = plan::build(
+        &model,
+        &registry,
+        &target,
+        &caps,
+        &PlanOptions {
+            suite: "all".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let node_items: Vec<usize> = (0..plan.items.len())
+        .filter(|&i| areas.node_level(plan.items[i].check.meta()))
+        .collect();
+    let big = "x".repeat(10_000);
+    let mut scripts = HashMap::new();
+    scripts.insert(
+        "compute01".to_owned(),
+        (
+            vec![
+                finished("fleetx.node.kernel", Status::Passed, "small"),
+                finished("fleetx.node.sysctl", Status::Passed, &big),
+                done(),
+            ],
+            Ok(()),
+        ),
+    );
+    let transport = ScriptedTransport {
+        nodes: vec![node("compute01")],
+        scripts,
+        requests: Arc::default(),
+    };
+    let template = AgentRequest {
+        protocol: nfvi_harness::fleet::PROTOCOL_VERSION,
+        version: "0.1.0".into(),
+        node: node(""),
+        suite: "all".into(),
+        filters: vec![],
+        skips: vec![],
+        checks: vec![],
+        strict: false,
+        jobs: 1,
+        timeout_secs: None,
+        target_toml: String::new(),
+    };
+    let (_, token) = nfvi_harness::cancel::CancelSource::new();
+    let (runs, report) = nfvi_harness::fleet::fan_out_within(
+        5_000,
+        &transport,
+        &plan,
+        &node_items,
+        &template,
+        &token,
+        &mut |_| {},
+    );
+    assert_eq!(runs.len(), 2);
+    let sysctl = runs
+        .iter()
+        .find(|r| plan.items[r.index].check.meta().id == "fleetx.node.sysctl")
+        .unwrap();
+    assert_eq!(
+        sysctl.outcome.status,
+        Status::Error,
+        "the oversized report was dropped"
+    );
+    assert!(!sysctl.outcome.message.contains(&big[..100]));
+    assert!(!report.nodes[0].verified);
+    assert!(
+        report.nodes[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("more than 5000 bytes"),
+        "{:?}",
+        report.nodes[0].error
+    );
 }
