@@ -117,6 +117,8 @@ pub fn up(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
             serde_json::to_string_pretty(&config).expect("json"),
         )
         .map_err(|e| format!("cannot write {}: {e}", config_path.display()))?;
+        // Before dockerd touches the firewall and sysctls: `down` puts them back.
+        crate::host_state::save(Path::new(STATE_DIR))?;
         let log = std::fs::File::create(Path::new(STATE_DIR).join("dockerd.log"))
             .map_err(|e| e.to_string())?;
         progress("starting dockerd (bridge 198.18.128.1/24, address pools 198.18.144.0/20)");
@@ -225,6 +227,11 @@ pub fn down(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
         None => {
             progress("no lab daemon to stop (none was started by the lab, or it is already down)")
         }
+    }
+    // With no lab daemon running, what it changed on the host goes back as it was; the saved
+    // state stays (and so does the lab's directory) if that fails, for the next `down`.
+    if our_daemon().is_none() {
+        crate::host_state::restore(Path::new(STATE_DIR), progress)?;
     }
     // No lab daemon runs now, so its state can go, including what a crashed run left:
     // dockerd leaves a namespace bind mount (exec-root/netns/default) behind.

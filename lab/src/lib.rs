@@ -14,6 +14,7 @@ use nfvi_suite_kolla::KollaConfig;
 
 pub mod apis;
 pub mod engine;
+pub mod host_state;
 pub mod kolla;
 pub mod nodes;
 

@@ -263,11 +263,14 @@ fn ci() -> Result<()> {
     if !left.is_empty() {
         bail!("the tests left these behind on the machine: {left:?}");
     }
-    eprintln!("xtask: the machine's network namespaces and links are as before the tests");
+    eprintln!(
+        "xtask: the machine's network namespaces, links, firewall and forwarding sysctls are as before the tests"
+    );
     Ok(())
 }
 
-/// Network namespaces and links of the machine's own namespace, one string each.
+/// Network namespaces and links of the machine's own namespace, its firewall rules and the
+/// forwarding sysctls, one string each.
 fn machine_state() -> Vec<String> {
     let names = |args: &[&str], prefix: &str| -> Vec<String> {
         Command::new("ip")
@@ -290,6 +293,22 @@ fn machine_state() -> Vec<String> {
     };
     let mut all = names(&["netns", "list"], "netns");
     all.extend(names(&["-o", "link", "show"], "link"));
+    // The firewall and the sysctls the lab's dockerd changes: the lab must put them back.
+    if let Ok(host) = nfvi_lab::host_state::observe() {
+        for (table, rules) in host.tables {
+            all.extend(
+                rules
+                    .into_iter()
+                    .map(|r| format!("iptables -t {table} {r}")),
+            );
+        }
+        for (name, value) in host.sysctls {
+            all.push(format!(
+                "sysctl {name} = {}",
+                value.as_deref().unwrap_or("(absent)")
+            ));
+        }
+    }
     all
 }
 
