@@ -112,6 +112,27 @@ pub fn offered_fingerprints(
     Ok(fingerprints)
 }
 
+/// The fingerprint ssh reports for a changed key, from its own connection:
+/// `The fingerprint for the ED25519 key sent by the remote host is` and, on the next line,
+/// `SHA256:….` becomes `ED25519 SHA256:…`.
+pub fn sent_by_remote(stderr: &str) -> Option<String> {
+    let mut lines = stderr.lines();
+    let intro = lines.find(|l| l.contains("key sent by the remote host is"))?;
+    let kind = intro
+        .split_whitespace()
+        .skip_while(|w| *w != "the")
+        .nth(1)
+        .filter(|k| k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))?;
+    let fingerprint = lines.next()?.trim().trim_end_matches('.');
+    let ok = fingerprint.strip_prefix("SHA256:").is_some_and(|b64| {
+        !b64.is_empty()
+            && b64
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+/=".contains(c))
+    });
+    ok.then(|| format!("{kind} {fingerprint}"))
+}
+
 /// The `ssh-keygen -R` argument for the node's known_hosts entry.
 fn known_hosts_name(conn: &Connection) -> String {
     match conn.port {
@@ -135,11 +156,13 @@ pub fn connect_error(
         Err(e) => format!("keys that could not be read ({e})"),
     };
     let message = match classify(stderr) {
+        // The key ssh itself was shown (through any jump host), when it says which; read
+        // again with ssh-keyscan only when it does not.
         Failure::HostKeyChanged => format!(
             "host key of {endpoint} has CHANGED: it now offers {}, which known_hosts does not \
              hold; if the node was reinstalled, remove the old entry with `ssh-keygen -R '{}'`, \
              otherwise suspect an attack",
-            offered(fingerprints()),
+            sent_by_remote(stderr).unwrap_or_else(|| offered(fingerprints())),
             known_hosts_name(conn)
         ),
         Failure::HostKeyUnknown => format!(
@@ -298,6 +321,31 @@ mod tests {
         assert_eq!(
             e.message,
             "ssh to 198.19.10.12:22 failed (exit 255): no error output"
+        );
+    }
+    #[test]
+    fn a_changed_key_is_named_as_ssh_itself_saw_it() {
+        let stderr = "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n\
+            @    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n\
+            IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!\n\
+            The fingerprint for the ED25519 key sent by the remote host is\n\
+            SHA256:m1pDnQb8u3XkqS0O9Pq6v0X7T3c7y2Yy8yT0fJvB3hE.\n\
+            Please contact your system administrator.\n";
+        assert_eq!(
+            sent_by_remote(stderr).as_deref(),
+            Some("ED25519 SHA256:m1pDnQb8u3XkqS0O9Pq6v0X7T3c7y2Yy8yT0fJvB3hE")
+        );
+        let e = connect_error(&conn(None), stderr, Some(255), || {
+            Err("keyscan must not be needed".into())
+        });
+        assert!(e.message.contains("SHA256:m1pDnQb8"), "{}", e.message);
+        // Nothing usable: no fingerprint, and garbage is not passed on.
+        assert_eq!(sent_by_remote("Host key verification failed."), None);
+        assert_eq!(
+            sent_by_remote(
+                "The fingerprint for the ED25519 key sent by the remote host is\n$(rm -rf /)"
+            ),
+            None
         );
     }
 }
