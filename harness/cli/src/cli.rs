@@ -42,10 +42,20 @@ pub enum Command {
     /// The local lab this machine verifies against: a Docker engine and the probe image.
     #[command(subcommand)]
     Lab(LabCommand),
+    /// Remove what killed runs left behind: network namespaces and private scratch
+    /// directories whose names carry the process ID of a run that is gone.
+    Clean(CleanArgs),
     /// The node agent of a run over a fleet: `run` starts it on each node (over SSH or as a
     /// DaemonSet pod); it reads the request as one JSON line on standard input and writes
     /// results as JSON lines. Not for direct use.
     Node(NodeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// Print what would be removed, and remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 //! library crates.
 
 mod agent;
+mod clean;
 mod cli;
 mod commands;
 mod console;
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
         cli::Command::Probe(cmd) => commands::probe(&cmd),
         cli::Command::Lab(cmd) => commands::lab(&cmd),
         cli::Command::Node(args) => agent::node(&args),
+        cli::Command::Clean(args) => clean::clean(args.dry_run),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

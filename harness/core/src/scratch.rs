@@ -5,11 +5,13 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-/// A new private directory (mode 0700) in the temporary directory, named `<prefix><random>`;
-/// removed when the [`tempfile::TempDir`] is dropped or closed.
+/// A new private directory (mode 0700) in the temporary directory, named
+/// `<prefix><pid>-<random>`; removed when the [`tempfile::TempDir`] is dropped or closed. The
+/// process ID lets `nfvi-verify clean` tell the leftovers of a killed run (their process is
+/// gone) from the directories of a running one; the random part keeps the name unguessable.
 pub fn private_dir(prefix: &str) -> std::io::Result<tempfile::TempDir> {
     tempfile::Builder::new()
-        .prefix(prefix)
+        .prefix(&format!("{prefix}{}-", std::process::id()))
         .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir()
 }
@@ -30,7 +32,7 @@ mod tests {
                 .file_name()
                 .unwrap()
                 .to_string_lossy()
-                .starts_with("nfvi-test-")
+                .starts_with(&format!("nfvi-test-{}-", std::process::id()))
         );
     }
 }
