@@ -311,15 +311,23 @@ fn reproduce(args: &RunArgs, suite: &str) -> String {
     cmd
 }
 
-/// Collects the finished checks for results.json.
-#[derive(Default)]
-struct Collector {
+/// Collects the finished checks for results.json, and writes each to the run's journal as
+/// it finishes.
+struct Collector<'p> {
+    plan: &'p Plan,
     runs: Vec<nfvi_harness::results::CheckRun>,
+    journal: Option<crate::journal::Journal>,
 }
 
-impl Reporter for Collector {
+impl Reporter for Collector<'_> {
     fn report(&mut self, event: &RunEvent<'_>) {
         if let RunEvent::CheckFinished { run, .. } = event {
+            if let Some(journal) = self.journal.as_mut() {
+                journal.record(&nfvi_harness::results::CheckResult::of(
+                    self.plan,
+                    (*run).clone(),
+                ));
+            }
             self.runs.push((*run).clone());
         }
     }
@@ -409,7 +417,31 @@ pub fn run(args: &RunArgs) -> CmdResult {
         .fail_fast(args.fail_fast)
         .timeout_override(args.timeout.map(Duration::from_secs));
     let mut console = Console::new(use_bar(args.no_progress));
-    let mut collector = Collector::default();
+    // The journal starts with the run as it stands before any check: enough, with the
+    // checks that follow it, for results.json should the run be killed.
+    let header = RunResults::header(
+        &plan,
+        RunMeta {
+            tool: tool(),
+            run_id: run_id.clone(),
+            target_file: target_file.clone(),
+            started_at,
+            finished_at: started_at,
+            cancel_reason: None,
+            inventory: inventory.clone(),
+            fleet: None,
+            invocation: Invocation {
+                argv: std::env::args().collect(),
+                reproduce: reproduce(args, &suite),
+            },
+            resource_usage: None,
+        },
+    );
+    let mut collector = Collector {
+        plan: &plan,
+        runs: Vec::new(),
+        journal: Some(crate::journal::Journal::open(&dir, &header)),
+    };
     let mut reporters = Tee(vec![&mut console, &mut collector]);
     let (output, fleet) = match (&transport, &template) {
         (Some(transport), Some(template)) => {
@@ -467,6 +499,9 @@ pub fn run(args: &RunArgs) -> CmdResult {
             failed,
             fallback,
         });
+    }
+    if let Some(journal) = collector.journal.take() {
+        journal.finish();
     }
     if let Some(root) = latest_root {
         let link = root.join("latest");
@@ -588,12 +623,35 @@ fn summary(r: &RunResults, a: &Artifacts, log: Option<&Path>) {
 }
 
 pub fn report(args: &ReportArgs) -> CmdResult {
-    let results = RunResults::load(&args.from)?;
     let dir = args
         .from
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    let results = if crate::journal::is_journal(&args.from) {
+        // A run that never wrote its results: they come back from its journal, and
+        // results.json is written next to it (never over one that exists).
+        let results = crate::journal::recover(&args.from)?;
+        let json = dir.join("results.json");
+        if json.exists() {
+            return Err(CliError::bad_input(format!(
+                "`{}` already exists: this run wrote its results; use --from {}",
+                json.display(),
+                json.display()
+            )));
+        }
+        nfvi_harness::results::write_atomic(&json, results.to_json().as_bytes())
+            .map_err(|e| CliError::bad_input(format!("cannot write `{}`: {e}", json.display())))?;
+        eprintln!(
+            "recovered {} check results of run {} from its journal (the run was killed: incomplete)",
+            results.checks.len(),
+            results.run_id
+        );
+        eprintln!("wrote {}", json.display());
+        results
+    } else {
+        RunResults::load(&args.from)?
+    };
     let html_path = args.html.clone().unwrap_or_else(|| dir.join("report.html"));
     let junit_path = args.junit.clone().unwrap_or_else(|| dir.join("junit.xml"));
     let html = nfvi_reports::render_html(&results).map_err(|e| CliError::Build(chain(&e)))?;

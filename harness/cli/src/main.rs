@@ -8,6 +8,7 @@ mod cli;
 mod commands;
 mod console;
 mod error;
+mod journal;
 
 use std::process::ExitCode;
 

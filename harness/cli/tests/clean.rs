@@ -83,4 +83,50 @@ fn clean_removes_what_a_killed_run_left_and_nothing_that_lives() {
         mine.path().exists(),
         "a live process's directory was removed"
     );
+
+    // What the killed run had finished is not lost: its journal becomes results.json.
+    let journal = out.path().join("run/results.journal");
+    let lines = std::fs::read_to_string(&journal)
+        .expect("the killed run left its journal")
+        .lines()
+        .count();
+    assert!(!out.path().join("run/results.json").exists());
+    nfvi()
+        .args(["report", "--from"])
+        .arg(&journal)
+        .assert()
+        .success()
+        .stderr(predicates::str::contains("recovered"));
+    let r: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.path().join("run/results.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(r["complete"], false);
+    assert_eq!(r["cancel_reason"], "killed");
+    assert_eq!(r["verdict"], "incomplete");
+    let checks = r["checks"].as_array().unwrap().len();
+    // Every line after the header, but a last one the kill may have cut short.
+    assert!(
+        checks + 1 == lines || checks + 2 == lines,
+        "{checks} of {lines} lines"
+    );
+    assert!(out.path().join("run/report.html").exists());
+    // A second recovery would overwrite nothing.
+    nfvi()
+        .args(["report", "--from"])
+        .arg(&journal)
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn a_run_that_ends_normally_leaves_no_journal() {
+    let out = tempfile::tempdir().unwrap();
+    let run = out.path().join("run");
+    let (_, r) = run_to(
+        nfvi().args(["run", "--suite", "host", "--no-progress"]),
+        &run,
+    );
+    assert_eq!(r["complete"], true);
+    assert!(!run.join("results.journal").exists());
 }

@@ -30,6 +30,9 @@ pub enum CancelReason {
     Terminate,
     /// `--fail-fast` after a failure.
     FailFast,
+    /// The run ended without writing its results (SIGKILL, a crash, a power cut); they were
+    /// recovered from its journal (`nfvi-verify report --from DIR/results.journal`).
+    Killed,
 }
 
 impl CancelReason {
@@ -37,6 +40,7 @@ impl CancelReason {
     pub fn as_str(self) -> &'static str {
         match self {
             CancelReason::Interrupt => "interrupt",
+            CancelReason::Killed => "killed",
             CancelReason::Terminate => "terminate",
             CancelReason::FailFast => "fail-fast",
         }

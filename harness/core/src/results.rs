@@ -309,6 +309,32 @@ pub struct CheckResult {
 }
 
 impl CheckResult {
+    /// The result of one run of a planned check.
+    pub fn of(plan: &Plan, run: CheckRun) -> Self {
+        let item = &plan.items[run.index];
+        let m = item.check.meta();
+        CheckResult {
+            id: m.id.clone(),
+            title: m.title.clone(),
+            area: m.area,
+            subject: m.subject.clone(),
+            node: run.node,
+            requirements: item.covers.clone(),
+            severity: m.severity,
+            effective_severity: item.effective,
+            outcome: run.outcome.status,
+            skip_kind: run.outcome.skip_kind(),
+            message: run.outcome.message,
+            started_at: run.started_at,
+            duration_secs: run.duration.as_secs_f64(),
+            needs: m.needs.iter().map(ToString::to_string).collect(),
+            side_effects: m.side_effects.clone(),
+            cleanup_policy: m.cleanup.clone(),
+            cleanup: run.cleanup,
+            evidence: *run.outcome.evidence,
+        }
+    }
+
     /// A failure that does not decide the verdict.
     pub fn is_warning(&self, strict: bool) -> bool {
         self.outcome == Status::Failed
@@ -428,32 +454,45 @@ impl RunResults {
         runs.sort_by_key(|r| (r.index, node_order(&r.node)));
         let checks: Vec<CheckResult> = runs
             .into_iter()
-            .map(|run| {
-                let item = &plan.items[run.index];
-                let m = item.check.meta();
-                CheckResult {
-                    id: m.id.clone(),
-                    title: m.title.clone(),
-                    area: m.area,
-                    subject: m.subject.clone(),
-                    node: run.node,
-                    requirements: item.covers.clone(),
-                    severity: m.severity,
-                    effective_severity: item.effective,
-                    outcome: run.outcome.status,
-                    skip_kind: run.outcome.skip_kind(),
-                    message: run.outcome.message,
-                    started_at: run.started_at,
-                    duration_secs: run.duration.as_secs_f64(),
-                    needs: m.needs.iter().map(ToString::to_string).collect(),
-                    side_effects: m.side_effects.clone(),
-                    cleanup_policy: m.cleanup.clone(),
-                    cleanup: run.cleanup,
-                    evidence: *run.outcome.evidence,
-                }
-            })
+            .map(|run| CheckResult::of(plan, run))
             .collect();
         Self::from_parts(plan, checks, meta)
+    }
+
+    /// The run before any check finished: what a journal starts with, so that a run killed
+    /// before it could write results.json can still be reported ([`RunResults::recover`]).
+    pub fn header(plan: &Plan, meta: RunMeta) -> Self {
+        Self::from_parts(plan, Vec::new(), meta)
+    }
+
+    /// The results of a run that ended without writing them (killed, crashed): its
+    /// [`RunResults::header`] and the checks that finished, judged by the same rules and
+    /// marked incomplete. `finished_at` is when the last check finished.
+    pub fn recover(header: Self, checks: Vec<CheckResult>) -> Self {
+        let mut r = header;
+        r.checks = checks;
+        r.finished_at = r
+            .checks
+            .iter()
+            .filter_map(|c| {
+                let start = c.started_at?;
+                Some(start + chrono::Duration::milliseconds((c.duration_secs * 1000.0) as i64))
+            })
+            .max()
+            .unwrap_or(r.started_at)
+            .max(r.started_at);
+        r.duration_secs = (r.finished_at - r.started_at)
+            .to_std()
+            .unwrap_or_default()
+            .as_secs_f64();
+        for req in &mut r.requirements {
+            req.status = trace_status(&req.row, &r.checks, r.strict);
+        }
+        r.complete = false;
+        r.cancel_reason = Some(CancelReason::Killed);
+        r.totals = totals(&r.checks, &r.requirements, r.strict);
+        r.verdict = verdict(&r.checks, r.strict, false);
+        r
     }
 
     fn from_parts(plan: &Plan, checks: Vec<CheckResult>, meta: RunMeta) -> Self {
