@@ -37,12 +37,16 @@ pub fn bench_fleet() -> Result<()> {
     );
     // The agent as a real fleet gets it (copied, checked by SHA-256), and installed on the
     // nodes (the lab's nodes share this file system, so the release binary is there).
-    let installed =
-        std::env::temp_dir().join(format!("nfvi-bench-fleet-{}.toml", std::process::id()));
-    std::fs::write(
-        &installed,
-        format!("[fleet]\nagent = \"{}\"\n", bin.display()),
+    // A random file created exclusively (0600), never a name someone could plant a link at.
+    let mut target = tempfile::Builder::new()
+        .prefix("nfvi-bench-fleet-")
+        .suffix(".toml")
+        .tempfile()?;
+    std::io::Write::write_all(
+        &mut target,
+        format!("[fleet]\nagent = \"{}\"\n", bin.display()).as_bytes(),
     )?;
+    let installed = target.path().to_owned();
     let mut rows: Vec<(usize, &str, Duration)> = Vec::new();
     for n in [1usize, 3, 10] {
         // Not under /tmp: sshd's StrictModes refuses keys below a world-writable directory.
@@ -89,7 +93,7 @@ pub fn bench_fleet() -> Result<()> {
         }
         drop(guard);
     }
-    let _ = std::fs::remove_file(&installed);
+    drop(target);
     let mut missed = false;
     for (n, mode, m) in &rows {
         let one = rows
