@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use nfvi_harness::fleet::FleetReport;
-use nfvi_harness::{Check, CheckMeta, Outcome, Severity, declare};
+use nfvi_harness::{Check, CheckContext, CheckMeta, CheckResult, Outcome, Severity, declare};
 use nfvi_reference_model::Area;
 
 use crate::area::FleetConfig;
@@ -54,6 +54,13 @@ pub struct RoleSet {
     pub nodes: Vec<String>,
 }
 
+/// Observes `aspect` of every node the fleet reported and judges it per role.
+fn compare(cx: &CheckContext, aspect: Aspect) -> CheckResult {
+    let fleet = cx.fleet().ok_or("the run reached no fleet to compare")?;
+    let direct = direct_groups(cx.target().config::<FleetConfig>());
+    Ok(judge(aspect, &observe(fleet, aspect), &direct))
+}
+
 /// The checks of the fleet area.
 pub fn checks() -> Vec<Arc<dyn Check>> {
     // No requirement of the reference model's catalogue says that the nodes of a role must
@@ -76,17 +83,7 @@ pub fn checks() -> Vec<Arc<dyn Check>> {
             )
             .covers(Severity::Should, &[])
             .read_only("none: compares what the nodes' agents reported"),
-            |cx| {
-                Box::pin(async move {
-                    let fleet = cx.fleet().ok_or("the run reached no fleet to compare")?;
-                    let direct = direct_groups(cx.target().config::<FleetConfig>());
-                    Ok(judge(
-                        Aspect::Kernel,
-                        &observe(fleet, Aspect::Kernel),
-                        &direct,
-                    ))
-                })
-            },
+            |cx| Box::pin(async move { compare(cx, Aspect::Kernel) }),
         )
         .applies_if(applies)
         .into_check(),
@@ -98,17 +95,7 @@ pub fn checks() -> Vec<Arc<dyn Check>> {
             )
             .covers(Severity::Should, &[])
             .read_only("none: compares what the nodes' agents reported"),
-            |cx| {
-                Box::pin(async move {
-                    let fleet = cx.fleet().ok_or("the run reached no fleet to compare")?;
-                    let direct = direct_groups(cx.target().config::<FleetConfig>());
-                    Ok(judge(
-                        Aspect::Packages,
-                        &observe(fleet, Aspect::Packages),
-                        &direct,
-                    ))
-                })
-            },
+            |cx| Box::pin(async move { compare(cx, Aspect::Packages) }),
         )
         .applies_if(applies)
         .into_check(),

@@ -141,25 +141,35 @@ pub fn synthetic_results(n: usize) -> RunResults {
         &plan,
         runs,
         RunMeta {
-            tool: ToolInfo {
-                name: "nfvi-verify".into(),
-                version: "0.1.0".into(),
-                git_sha: "synthetic".into(),
-            },
             run_id: "20261127T010000Z-synthetic".into(),
-            target_file: None,
-            started_at: started,
             finished_at: started + chrono::TimeDelta::seconds(30),
-            cancel_reason: None,
             inventory: inventory.seal(),
-            fleet: None,
-            invocation: Invocation {
-                argv: vec![],
-                reproduce: "nfvi-verify run --suite all".into(),
-            },
-            resource_usage: None,
+            ..synthetic_meta(started)
         },
     )
+}
+
+/// What every synthetic run shares: the tool, the start, no cancellation, no fleet.
+fn synthetic_meta(started: chrono::DateTime<Utc>) -> RunMeta {
+    RunMeta {
+        tool: ToolInfo {
+            name: "nfvi-verify".into(),
+            version: "0.1.0".into(),
+            git_sha: "synthetic".into(),
+        },
+        run_id: String::new(),
+        target_file: None,
+        started_at: started,
+        finished_at: started,
+        cancel_reason: None,
+        inventory: Inventory::default(),
+        fleet: None,
+        invocation: Invocation {
+            argv: vec![],
+            reproduce: "nfvi-verify run --suite all".into(),
+        },
+        resource_usage: None,
+    }
 }
 
 /// The kernel of every node of [`synthetic_fleet`] but the outlier.
@@ -325,16 +335,9 @@ pub fn synthetic_fleet(nodes: usize, checks_per_node: usize) -> RunResults {
         &plan,
         runs,
         RunMeta {
-            tool: ToolInfo {
-                name: "nfvi-verify".into(),
-                version: "0.1.0".into(),
-                git_sha: "synthetic".into(),
-            },
             run_id: "20261127T010000Z-synthetic-fleet".into(),
             target_file: Some("fleet.toml".into()),
-            started_at: started,
             finished_at: started + chrono::TimeDelta::seconds(90),
-            cancel_reason: None,
             inventory: inventory.seal(),
             fleet: Some(FleetReport {
                 transport: "ssh".into(),
@@ -347,7 +350,7 @@ pub fn synthetic_fleet(nodes: usize, checks_per_node: usize) -> RunResults {
                 argv: vec![],
                 reproduce: "nfvi-verify run --suite all --target fleet.toml".into(),
             },
-            resource_usage: None,
+            ..synthetic_meta(started)
         },
     )
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use super::{Host, InventoryError, pattern};
 
 /// How the jump host reaches one node, from its `ansible_*` variables.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Connection {
     /// The inventory name.
     pub name: String,

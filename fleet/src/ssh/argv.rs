@@ -277,14 +277,7 @@ mod tests {
         Connection {
             name: "compute01".into(),
             address: "198.19.10.12".into(),
-            port: None,
-            user: None,
-            key_file: None,
-            become_root: false,
-            become_user: None,
-            common_args: vec![],
-            extra_args: vec![],
-            local: false,
+            ..Default::default()
         }
     }
 

@@ -204,12 +204,7 @@ mod tests {
             address: "198.19.10.12".into(),
             port,
             user: Some("kolla".into()),
-            key_file: None,
-            become_root: false,
-            become_user: None,
-            common_args: vec![],
-            extra_args: vec![],
-            local: false,
+            ..Default::default()
         }
     }
 

@@ -290,11 +290,7 @@ fn reproduce(args: &RunArgs, suite: &str) -> String {
         let _ = write!(cmd, " --target {}", t.display());
     }
     for (flag, value) in &args.selection.area_flags {
-        if flag.kind == nfvi_harness::FlagKind::Switch {
-            let _ = write!(cmd, " --{}", flag.long);
-        } else {
-            let _ = write!(cmd, " --{} {value}", flag.long);
-        }
+        let _ = write!(cmd, " {}", flag.typed(value));
     }
     for f in &args.selection.filter {
         let _ = write!(cmd, " --filter '{f}'");

@@ -98,6 +98,17 @@ pub struct Flag {
     pub kind: FlagKind,
 }
 
+impl Flag {
+    /// The flag as it is typed on a command line with `value`: `--long value`, or `--long`
+    /// alone for a [`FlagKind::Switch`].
+    pub fn typed(&self, value: &str) -> String {
+        match self.kind {
+            FlagKind::Switch => format!("--{}", self.long),
+            _ => format!("--{} {value}", self.long),
+        }
+    }
+}
+
 /// How a [`Flag`]'s value becomes a TOML value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlagKind {

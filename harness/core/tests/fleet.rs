@@ -104,8 +104,15 @@ fn done() -> AgentEvent {
     }
 }
 
-#[test]
-fn every_node_level_check_is_reported_once_per_node_and_failures_name_the_node() {
+/// The example area's target, its plan of suite `all`, and the plan's node-level items.
+struct Fixture {
+    areas: Areas,
+    target: Target,
+    plan: nfvi_harness::Plan,
+    node_items: Vec<usize>,
+}
+
+fn fixture() -> Fixture {
     let areas = Areas::new(vec![Arc::new(FleetArea)]);
     let target = Target::parse(std::path::Path::new("t.toml"), "", &areas, &[]).unwrap();
     let model = nfvi_reference_model::load_embedded().unwrap();
@@ -122,6 +129,42 @@ fn every_node_level_check_is_reported_once_per_node_and_failures_name_the_node()
         },
     )
     .unwrap();
+    let node_items = (0..plan.items.len())
+        .filter(|&i| areas.node_level(plan.items[i].check.meta()))
+        .collect();
+    Fixture {
+        areas,
+        target,
+        plan,
+        node_items,
+    }
+}
+
+/// The request the jump host would send, before the fan-out names the node and the checks.
+fn template(target_toml: String, jobs: usize) -> AgentRequest {
+    AgentRequest {
+        protocol: nfvi_harness::fleet::PROTOCOL_VERSION,
+        version: "0.1.0".into(),
+        node: node(""),
+        suite: "all".into(),
+        filters: vec![],
+        skips: vec![],
+        checks: vec![],
+        strict: false,
+        jobs,
+        timeout_secs: None,
+        target_toml,
+    }
+}
+
+#[test]
+fn every_node_level_check_is_reported_once_per_node_and_failures_name_the_node() {
+    let Fixture {
+        areas,
+        target,
+        plan,
+        ..
+    } = fixture();
 
     let mut scripts = HashMap::new();
     scripts.insert(
@@ -168,19 +211,7 @@ fn every_node_level_check_is_reported_once_per_node_and_failures_name_the_node()
         scripts,
         requests: requests.clone(),
     };
-    let template = AgentRequest {
-        protocol: nfvi_harness::fleet::PROTOCOL_VERSION,
-        version: "0.1.0".into(),
-        node: node(""),
-        suite: "all".into(),
-        filters: vec![],
-        skips: vec![],
-        checks: vec![],
-        strict: false,
-        jobs: 2,
-        timeout_secs: None,
-        target_toml: target.resolved_toml(),
-    };
+    let template = template(target.resolved_toml(), 2);
 
     let session = Session::open(areas, target, 2).unwrap();
     let mut runs = Vec::new();
@@ -291,44 +322,16 @@ impl nfvi_harness::Reporter for Collect<'_> {
 
 #[test]
 fn nodes_the_run_never_reached_report_every_check_as_interrupted() {
-    let areas = Areas::new(vec![Arc::new(FleetArea)]);
-    let target = Target::parse(std::path::Path::new("t.toml"), "", &areas, &[]).unwrap();
-    let model = nfvi_reference_model::load_embedded().unwrap();
-    let registry = Registry::new(areas.checks(), &model).unwrap();
-    let caps = Capabilities::detect(&target, &areas);
-    let plan = plan::build(
-        &model,
-        &registry,
-        &target,
-        &caps,
-        &PlanOptions {
-            suite: "all".into(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let node_items: Vec<usize> = (0..plan.items.len())
-        .filter(|&i| areas.node_level(plan.items[i].check.meta()))
-        .collect();
+    let Fixture {
+        plan, node_items, ..
+    } = fixture();
     let names: Vec<String> = (1..=6).map(|i| format!("compute{i:02}")).collect();
     let transport = ScriptedTransport {
         nodes: names.iter().map(|n| node(n)).collect(),
         scripts: HashMap::new(),
         requests: Arc::default(),
     };
-    let template = AgentRequest {
-        protocol: nfvi_harness::fleet::PROTOCOL_VERSION,
-        version: "0.1.0".into(),
-        node: node(""),
-        suite: "all".into(),
-        filters: vec![],
-        skips: vec![],
-        checks: vec![],
-        strict: false,
-        jobs: 1,
-        timeout_secs: None,
-        target_toml: String::new(),
-    };
+    let template = template(String::new(), 1);
     // Ctrl-C before any node started.
     let (source, token) = nfvi_harness::cancel::CancelSource::new();
     source.escalate(nfvi_harness::cancel::CancelReason::Interrupt);
@@ -364,25 +367,9 @@ fn nodes_the_run_never_reached_report_every_check_as_interrupted() {
 
 #[test]
 fn a_node_that_sends_more_than_its_budget_is_not_verified_and_the_rest_is_dropped() {
-    let areas = Areas::new(vec![Arc::new(FleetArea)]);
-    let target = Target::parse(std::path::Path::new("t.toml"), "", &areas, &[]).unwrap();
-    let model = nfvi_reference_model::load_embedded().unwrap();
-    let registry = Registry::new(areas.checks(), &model).unwrap();
-    let caps = Capabilities::detect(&target, &areas);
-    let plan = plan::build(
-        &model,
-        &registry,
-        &target,
-        &caps,
-        &PlanOptions {
-            suite: "all".into(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let node_items: Vec<usize> = (0..plan.items.len())
-        .filter(|&i| areas.node_level(plan.items[i].check.meta()))
-        .collect();
+    let Fixture {
+        plan, node_items, ..
+    } = fixture();
     let big = "x".repeat(10_000);
     let mut scripts = HashMap::new();
     scripts.insert(
@@ -401,19 +388,7 @@ fn a_node_that_sends_more_than_its_budget_is_not_verified_and_the_rest_is_droppe
         scripts,
         requests: Arc::default(),
     };
-    let template = AgentRequest {
-        protocol: nfvi_harness::fleet::PROTOCOL_VERSION,
-        version: "0.1.0".into(),
-        node: node(""),
-        suite: "all".into(),
-        filters: vec![],
-        skips: vec![],
-        checks: vec![],
-        strict: false,
-        jobs: 1,
-        timeout_secs: None,
-        target_toml: String::new(),
-    };
+    let template = template(String::new(), 1);
     let (_, token) = nfvi_harness::cancel::CancelSource::new();
     let (runs, report) = nfvi_harness::fleet::fan_out_within(
         5_000,
