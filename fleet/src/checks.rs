@@ -172,9 +172,13 @@ pub fn role_sets(nodes: &[Observed], direct: &BTreeSet<String>) -> Vec<RoleSet> 
 /// applicable.
 pub fn judge(aspect: Aspect, nodes: &[Observed], direct: &BTreeSet<String>) -> Outcome {
     let by_name: BTreeMap<&str, &Observed> = nodes.iter().map(|n| (n.node.as_str(), n)).collect();
-    // A node without an inventory cannot be compared, and is never counted as alike.
+    // A node without an inventory cannot be compared, and is never counted as alike; nor is
+    // one that reported an empty value (a kernel release or package version it could not
+    // read): two blanks agreeing is not two nodes observed alike.
     fn observed(n: &Observed) -> Option<&BTreeMap<String, String>> {
-        n.values.as_ref()
+        n.values
+            .as_ref()
+            .filter(|v| !v.values().any(|x| x.trim().is_empty()))
     }
     let not_compared: Vec<&str> = nodes
         .iter()

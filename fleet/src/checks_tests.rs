@@ -216,3 +216,30 @@ fn long_node_lists_are_cut() {
         o.message
     );
 }
+
+/// Values that were not observed (a blank kernel release) never make nodes alike: with
+/// them only, there is nothing compared; next to observed nodes, the run is undecided.
+#[test]
+fn blank_values_are_not_observations() {
+    let none = direct(&[]);
+    let o = judge(
+        Aspect::Kernel,
+        &[
+            kernel("c1", &["compute"], ""),
+            kernel("c2", &["compute"], " "),
+        ],
+        &none,
+    );
+    assert_eq!(o.skip_kind(), Some(SkipKind::NotApplicable), "{o:?}");
+    let o = judge(
+        Aspect::Kernel,
+        &[
+            kernel("c1", &["compute"], "6.1.0-21"),
+            kernel("c2", &["compute"], "6.1.0-21"),
+            kernel("c3", &["compute"], ""),
+        ],
+        &none,
+    );
+    assert_eq!(o.status, Status::Error, "{}", o.message);
+    assert!(o.message.contains("Not compared"), "{}", o.message);
+}

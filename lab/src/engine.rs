@@ -52,7 +52,7 @@ fn our_daemon() -> Option<i32> {
     running_pid(&pidfile(), "dockerd")
 }
 
-fn need(tool: &str, package: &str) -> Result<(), String> {
+pub(crate) fn need(tool: &str, package: &str) -> Result<(), String> {
     let found = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
         .unwrap_or(false);
@@ -78,13 +78,59 @@ pub fn run(c: &mut Command, what: &str) -> Result<String, String> {
     }
 }
 
-/// Brings the lab up; idempotent.
-pub fn up(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
-    if !nix_is_root() {
-        return Err("the lab needs root (it starts dockerd)".to_owned());
+/// The container engine the lab runs behind its Docker API socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// Docker's `dockerd` (Debian's docker.io).
+    Docker,
+    /// Podman's Docker-compatible service (`podman system service`).
+    Podman,
+}
+
+impl Engine {
+    /// Its name, as `--engine` takes it and the lab's state records it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Docker => "docker",
+            Self::Podman => "podman",
+        }
     }
-    need("dockerd", "docker.io")?;
+}
+
+fn engine_file() -> PathBuf {
+    Path::new(STATE_DIR).join("engine")
+}
+
+/// The engine the lab started, as recorded by `up`.
+pub fn recorded_engine() -> Option<Engine> {
+    match std::fs::read_to_string(engine_file()).ok()?.trim() {
+        "docker" => Some(Engine::Docker),
+        "podman" => Some(Engine::Podman),
+        _ => None,
+    }
+}
+
+/// Brings the lab up on `engine`; idempotent.
+pub fn up(engine: Engine, progress: &mut dyn FnMut(&str)) -> Result<(), String> {
+    if !nix_is_root() {
+        return Err(format!(
+            "the lab needs root (it starts {})",
+            match engine {
+                Engine::Docker => "dockerd",
+                Engine::Podman => "podman system service",
+            }
+        ));
+    }
     need("docker", "docker.io")?;
+    if let Some(running) = recorded_engine().filter(|e| *e != engine)
+        && (our_daemon().is_some() || crate::podman::our_service().is_some())
+    {
+        return Err(format!(
+            "the lab is up on {}; run `nfvi-verify lab down` before `lab up --engine {}`",
+            running.name(),
+            engine.name()
+        ));
+    }
     if !Path::new("/bin/busybox").exists() {
         return Err(
             "/bin/busybox is missing: apt-get install busybox-static (or `cargo xtask deps`)"
@@ -94,12 +140,25 @@ pub fn up(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
     if daemon_answers() {
         if our_daemon().is_some() {
             progress("dockerd (started by the lab) is running");
+        } else if crate::podman::our_service().is_some() {
+            progress("podman system service (started by the lab) is running");
+        } else if engine == Engine::Podman {
+            return Err(format!(
+                "a Docker API daemon the lab did not start answers on {SOCKET}; `lab up --engine podman` serves Podman there, so stop that daemon first"
+            ));
         } else {
             progress(
                 "a Docker daemon the lab did not start answers on /var/run/docker.sock; using it as it is",
             );
         }
+    } else if engine == Engine::Podman {
+        std::fs::create_dir_all(STATE_DIR)
+            .map_err(|e| format!("cannot create {STATE_DIR}: {e}"))?;
+        std::fs::write(engine_file(), "podman\n").map_err(|e| e.to_string())?;
+        crate::podman::note_run_paths()?;
+        crate::podman::start(progress)?;
     } else {
+        need("dockerd", "docker.io")?;
         for dir in [STATE_DIR, RUN_DIR] {
             std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {dir}: {e}"))?;
         }
@@ -117,6 +176,7 @@ pub fn up(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
             serde_json::to_string_pretty(&config).expect("json"),
         )
         .map_err(|e| format!("cannot write {}: {e}", config_path.display()))?;
+        std::fs::write(engine_file(), "docker\n").map_err(|e| e.to_string())?;
         // Before dockerd touches the firewall and sysctls: `down` puts them back.
         crate::host_state::save(Path::new(STATE_DIR))?;
         let log = std::fs::File::create(Path::new(STATE_DIR).join("dockerd.log"))
@@ -186,7 +246,8 @@ pub fn up(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
     }
     keystone_up(progress)?;
     progress(&format!(
-        "Docker socket {SOCKET}, probe image {PROBE_IMAGE}, Keystone {KEYSTONE_URL}, credentials {OPENRC}"
+        "Docker API socket {SOCKET} ({}), probe image {PROBE_IMAGE}, Keystone {KEYSTONE_URL}, credentials {OPENRC}",
+        recorded_engine().map_or("an engine the lab did not start", Engine::name)
     ));
     Ok(())
 }
@@ -213,6 +274,7 @@ pub fn down(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
             )?;
         }
     }
+    crate::podman::stop(progress)?;
     match our_daemon() {
         Some(pid) => {
             progress(&format!("stopping dockerd (pid {pid}, started by the lab)"));
@@ -224,13 +286,14 @@ pub fn down(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
                 .status();
             progress("dockerd stopped");
         }
+        None if recorded_engine() == Some(Engine::Podman) => {}
         None => {
             progress("no lab daemon to stop (none was started by the lab, or it is already down)")
         }
     }
     // With no lab daemon running, what it changed on the host goes back as it was; the saved
     // state stays (and so does the lab's directory) if that fails, for the next `down`.
-    if our_daemon().is_none() {
+    if our_daemon().is_none() && crate::podman::our_service().is_none() {
         crate::host_state::restore(Path::new(STATE_DIR), progress)?;
     }
     // No lab daemon runs now, so its state can go, including what a crashed run left:
@@ -298,7 +361,11 @@ pub fn status() -> Vec<String> {
         ),
         format!(
             "lab daemon: {}",
-            our_daemon().map_or("not running".to_owned(), |p| format!("running, pid {p}"))
+            match (our_daemon(), crate::podman::our_service()) {
+                (Some(p), _) => format!("dockerd running, pid {p}"),
+                (None, Some(p)) => format!("podman system service running, pid {p}"),
+                (None, None) => "not running".to_owned(),
+            }
         ),
         format!(
             "probe image {PROBE_IMAGE}: {}",

@@ -1,4 +1,4 @@
-//! What the lab's Docker daemon changes on the host outside the lab's own directories, and
+//! What the lab's engine (dockerd, or Podman's netavark) changes on the host outside the lab's own directories, and
 //! putting it back: `dockerd` adds iptables chains and rules (DOCKER, DOCKER-USER,
 //! DOCKER-ISOLATION-*, jumps from FORWARD, PREROUTING and OUTPUT, a MASQUERADE rule per
 //! bridge), may set the FORWARD policy to DROP, loads br_netfilter (which turns on
@@ -95,6 +95,8 @@ pub fn save(dir: &Path) -> Result<(), String> {
 /// Whether a rule or chain line is Docker's or the lab's to remove.
 fn ours(line: &str) -> bool {
     line.contains("DOCKER")
+        || line.contains("NETAVARK")
+        || line.contains("podman0")
         || line.contains("docker0")
         || line.contains(" br-")
         || line.contains("198.18.")

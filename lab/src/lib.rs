@@ -1,6 +1,6 @@
 //! `nfvi-verify lab`: what the project provisions on a developer or CI machine so that the
-//! areas have a real NFVI to verify: a Docker engine (`dockerd` with its bridge and pools in
-//! 198.18.0.0/15), a real Keystone from PyPI, Kolla-shaped containers behind a real image
+//! areas have a real NFVI to verify: a Docker API engine (`dockerd`, or Podman's service with
+//! `--engine podman`, with bridges and pools in 198.18.0.0/15), a real Keystone from PyPI, Kolla-shaped containers behind a real image
 //! registry, stand-ins for the OpenStack APIs registered in that Keystone, and optionally
 //! "nodes": network namespaces on this machine, each running a real OpenSSH server.
 //!
@@ -17,16 +17,20 @@ pub mod engine;
 pub mod host_state;
 pub mod kolla;
 pub mod nodes;
+pub mod podman;
+
+pub use engine::Engine;
 
 /// `lab up`: the engine, then the fleet of the target's Kolla release, then (`--nodes N`)
 /// `nodes` SSH nodes ([`nodes::NodesLayout::lab`]); idempotent.
 pub fn up(
     target: &Target,
+    engine: Engine,
     nodes: Option<usize>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<(), String> {
     let release = &target.config::<KollaConfig>().release;
-    engine::up(progress)?;
+    engine::up(engine, progress)?;
     kolla::up(release, progress)?;
     if let Some(n) = nodes {
         nodes::up(n, &nodes::NodesLayout::lab(), progress)?;

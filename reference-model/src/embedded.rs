@@ -21,6 +21,7 @@ pub const EMBEDDED_SUITE_FILES: &[(&str, &str)] = &[
     data_file!("data/suites/rc1.toml"),
     data_file!("data/suites/host.toml"),
     data_file!("data/suites/cni.toml"),
+    data_file!("data/suites/cni-fuzz.toml"),
     data_file!("data/suites/datapath.toml"),
     data_file!("data/suites/docker.toml"),
     data_file!("data/suites/kolla.toml"),

@@ -241,6 +241,58 @@ fn core_lifecycles_pass_against_the_real_plugins() {
     assert_eq!(host_state(), before, "namespaces or links left behind");
 }
 
+/// The probe path removed: `bridge` is a file that cannot be executed, so no invocation is
+/// ever sent. The checks that expect a refusal, or judge error replies, observed nothing
+/// and must not pass (before the audit of issue 12, CNI-ADD-004, CNI-ERR-002 and
+/// CNI-ERR-003 passed here); those that cannot tell are errors, not verdicts.
+#[test]
+fn a_plugin_that_cannot_run_makes_no_check_pass() {
+    if !prerequisites() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let before = host_state();
+    let dir = tempfile::tempdir().unwrap();
+    let blind = dir.path().join("bridge");
+    std::fs::copy("/usr/lib/cni/bridge", &blind).unwrap();
+    std::fs::set_permissions(&blind, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let target = with_cni(|c| {
+        c.paths = vec![dir.path().to_owned(), PathBuf::from("/usr/lib/cni")];
+        c.exec_timeout_secs = 2;
+    });
+    let errors = [
+        "cni.bridge.CNI-ADD-004",
+        "cni.bridge.CNI-ERR-001",
+        "cni.bridge.CNI-ERR-002",
+        "cni.bridge.CNI-ERR-003",
+        "cni.bridge.CNI-ERR-004",
+    ];
+    let others = [
+        "cni.bridge.CNI-ADD-010",
+        "cni.bridge.CNI-CHK-002",
+        "cni.bridge.CNI-CHK-011",
+        "cni.bridge.CNI-DEL-001",
+        "cni.bridge.CNI-ENV-003",
+        "cni.bridge.CNI-VER-004",
+    ];
+    let all: Vec<&str> = errors.iter().chain(&others).copied().collect();
+    let results = run_cni(target, &all);
+    assert_eq!(results.checks.len(), all.len());
+    for c in &results.checks {
+        assert_ne!(
+            c.outcome,
+            Status::Passed,
+            "{} passed although the plugin never ran: {}",
+            c.id,
+            c.message
+        );
+        if errors.contains(&c.id.as_str()) {
+            assert_eq!(c.outcome, Status::Error, "{}: {}", c.id, c.message);
+        }
+    }
+    assert_eq!(host_state(), before, "namespaces or links left behind");
+}
+
 #[test]
 fn a_missing_plugin_is_skipped_as_not_applicable() {
     let dir = tempfile::tempdir().unwrap();

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 mod fleet;
+mod fuzzbench;
 
 /// Debian packages a local run uses (ip, unshare, dpkg-query, CNI plugins for the inventory).
 const RUN_PACKAGES: &[&str] = &[
@@ -27,6 +28,9 @@ const RUN_PACKAGES: &[&str] = &[
 /// a venv plus a C toolchain for Keystone and uWSGI from PyPI).
 const TEST_PACKAGES: &[&str] = &[
     "chromium",
+    // `lab up --engine podman`: the docker and kolla tests run against Podman's Docker API too.
+    "podman",
+    "netavark",
     "python3",
     "python3-pip",
     "docker.io",
@@ -79,19 +83,15 @@ fn cargo() -> Command {
 }
 
 /// `nfvi-verify lab <action>` (up, down), built and run by cargo.
-fn lab(action: &str) -> Command {
+fn lab(args: &[&str]) -> Command {
     let mut c = cargo();
-    c.args([
-        "run",
-        "--quiet",
-        "--package",
-        "nfvi-verify",
-        "--",
-        "lab",
-        action,
-    ]);
+    c.args(["run", "--quiet", "--package", "nfvi-verify", "--", "lab"])
+        .args(args);
     c
 }
+
+/// The tests that verify a Docker API engine, run a second time against Podman.
+const ENGINE_TESTS: &str = "package(nfvi-suite-docker) | package(nfvi-suite-kolla) | binary_id(nfvi-verify::docker) | binary_id(nfvi-verify::kolla)";
 
 fn missing_debs(packages: &[&str]) -> Vec<String> {
     packages
@@ -246,15 +246,28 @@ fn ci() -> Result<()> {
         "warnings",
     ]))?;
     let before = machine_state();
+    let nextest = || {
+        let mut c = cargo();
+        c.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+        if in_ci {
+            c.args(["--profile", "ci"]);
+        }
+        c
+    };
     // The Docker tests verify the local lab: a dockerd the lab starts and stops again.
-    run(&mut lab("up"))?;
-    let mut nextest = cargo();
-    nextest.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
-    if in_ci {
-        nextest.args(["--profile", "ci"]);
-    }
-    let tested = run(&mut nextest);
-    let down = run(&mut lab("down"));
+    run(&mut lab(&["up"]))?;
+    let tested = run(&mut nextest());
+    let down = run(&mut lab(&["down"]));
+    tested?;
+    down?;
+    // The same lab on Podman's Docker API service, and the engine tests again.
+    eprintln!("xtask: the docker and kolla tests again, against Podman (`lab up --engine podman`)");
+    run(&mut lab(&["up", "--engine", "podman"]))?;
+    let tested = run(nextest()
+        .args(["-E", ENGINE_TESTS])
+        .env("NFVI_LAB_ENGINE", "podman")
+        .env("NFVI_PODMAN_SOCKET", "/var/run/docker.sock"));
+    let down = run(&mut lab(&["down"]));
     tested?;
     down?;
     // The tests create namespaces, links and bridges; all of it must be gone afterwards.
@@ -293,15 +306,31 @@ fn machine_state() -> Vec<String> {
     };
     let mut all = names(&["netns", "list"], "netns");
     all.extend(names(&["-o", "link", "show"], "link"));
-    // The firewall and the sysctls the lab's dockerd changes: the lab must put them back.
-    if let Ok(host) = nfvi_lab::host_state::observe() {
-        for (table, rules) in host.tables {
+    // Podman's default places: the lab's Podman keeps its storage and networks in its own
+    // state, so none of them may appear.
+    for path in [
+        "/var/lib/containers",
+        "/etc/containers/networks",
+        "/run/containers",
+    ] {
+        if std::path::Path::new(path).exists() {
+            all.push(format!("path {path}"));
+        }
+    }
+    // The whole firewall, every table of both families as `iptables-save` prints it (counters
+    // and the time stamps aside): the lab's engines must leave it byte-identical.
+    for tool in ["iptables-save", "ip6tables-save"] {
+        if let Ok(out) = Command::new(tool).output() {
             all.extend(
-                rules
-                    .into_iter()
-                    .map(|r| format!("iptables -t {table} {r}")),
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .filter(|l| !l.starts_with('#'))
+                    .map(|l| format!("{tool}: {}", without_counters(l))),
             );
         }
+    }
+    // The sysctls the lab's engines change: the lab must put them back.
+    if let Ok(host) = nfvi_lab::host_state::observe() {
         for (name, value) in host.sysctls {
             all.push(format!(
                 "sysctl {name} = {}",
@@ -310,6 +339,15 @@ fn machine_state() -> Vec<String> {
         }
     }
     all
+}
+
+/// A chain line of `iptables-save` with its packet and byte counters zeroed
+/// (`:FORWARD ACCEPT [12:3456]` becomes `:FORWARD ACCEPT [0:0]`).
+fn without_counters(line: &str) -> String {
+    match line.rfind(" [") {
+        Some(i) if line.starts_with(':') && line.ends_with(']') => format!("{} [0:0]", &line[..i]),
+        _ => line.to_owned(),
+    }
 }
 
 fn bench() -> Result<()> {
@@ -772,12 +810,15 @@ fn main() -> Result<()> {
         Some("ci") => ci(),
         Some("schemas") => schemas(args.get(1).is_some_and(|a| a == "--check")),
         Some("bench") if args.get(1).is_some_and(|a| a == "cni") => bench_cni(),
+        Some("bench") if args.get(1).is_some_and(|a| a == "cni-fuzz") => {
+            fuzzbench::bench_cni_fuzz()
+        }
         Some("bench") if args.get(1).is_some_and(|a| a == "datapath") => bench_datapath(),
         Some("bench") if args.get(1).is_some_and(|a| a == "fleet") => fleet::bench_fleet(),
         Some("bench") => bench(),
         Some("deps") => install_deps(true),
         _ => bail!(
-            "usage: cargo xtask <demo|ci|schemas [--check]|bench [cni|datapath|fleet]|deps>\n  demo     set up and run the rc2 suite against this machine\n  ci       the whole test suite (what .ci/run runs)\n  schemas  regenerate the JSON Schemas (--check: fail if stale)\n  bench    benchmarks and the README's performance figures (bench cni: the CNI suite; bench datapath: the prober against sockperf; bench fleet: the host suite over 1, 3 and 10 sshd nodes)\n  deps     install the system packages and Python helpers the tests need"
+            "usage: cargo xtask <demo|ci|schemas [--check]|bench [cni|cni-fuzz|datapath|fleet]|deps>\n  demo     set up and run the rc2 suite against this machine\n  ci       the whole test suite (what .ci/run runs)\n  schemas  regenerate the JSON Schemas (--check: fail if stale)\n  bench    benchmarks and the README's performance figures (bench cni: the CNI suite; bench cni-fuzz: the fuzzing campaign's invocations per second; bench datapath: the prober against sockperf; bench fleet: the host suite over 1, 3 and 10 sshd nodes)\n  deps     install the system packages and Python helpers the tests need"
         ),
     }
 }

@@ -42,8 +42,9 @@ pub enum Command {
     /// The local lab this machine verifies against: a Docker engine and the probe image.
     #[command(subcommand)]
     Lab(LabCommand),
-    /// Remove what killed runs left behind: network namespaces and private scratch
-    /// directories whose names carry the process ID of a run that is gone.
+    /// Remove what killed runs left behind: network namespaces, links, scratch directories,
+    /// containers, networks, probe pods and namespaces whose owner process is gone (every
+    /// `run` starts by doing the same).
     Clean(CleanArgs),
     /// The node agent of a run over a fleet: `run` starts it on each node (over SSH or as a
     /// DaemonSet pod); it reads the request as one JSON line on standard input and writes
@@ -56,6 +57,10 @@ pub struct CleanArgs {
     /// Print what would be removed, and remove nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// The target whose engines and cluster to look at (Docker socket, kubeconfig);
+    /// default: this machine's.
+    #[arg(long, value_name = "FILE")]
+    pub target: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -72,8 +77,13 @@ pub struct NodeArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum LabCommand {
-    /// Start dockerd (bridge and pools in 198.18.0.0/15) and import the probe image; idempotent.
+    /// Start a Docker API engine (dockerd, or Podman's service) with bridges and pools in
+    /// 198.18.0.0/15, Keystone, the registry and the Kolla-shaped fleet; idempotent.
     Up {
+        /// The engine behind /var/run/docker.sock: `docker` (dockerd) or `podman`
+        /// (`podman system service`, with its storage and configuration in the lab's state).
+        #[arg(long, value_name = "ENGINE", default_value = "docker", value_parser = ["docker", "podman"])]
+        engine: String,
         /// Also build N nodes (default 3, at most 32): network namespaces on this machine, each
         /// running OpenSSH on 198.19.10.(10+i), with an inventory in /var/lib/nfvi-verify/lab.
         #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "3")]
@@ -83,6 +93,10 @@ pub enum LabCommand {
     Down,
     /// Show whether the daemon answers, who started it, and whether the probe image is there.
     Status,
+    /// Run Podman's health checks at each container's interval, as systemd's timers would
+    /// (started and stopped by `lab up --engine podman` / `lab down`).
+    #[command(hide = true)]
+    HealthTicker,
 }
 
 #[derive(Debug, Subcommand)]
@@ -282,7 +296,7 @@ impl Selection {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Suite: rc2, rc1, host, cni, datapath, docker, kolla, k8s or all (list: default all).
+    /// Suite: rc2, rc1, host, cni, datapath, docker, kolla, k8s, cni-fuzz or all (list: default all).
     #[arg(long, value_name = "SUITE")]
     pub suite: Option<String>,
     /// Output format; JSON goes to stdout for tools.
@@ -294,7 +308,7 @@ pub struct ListArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Suite to run: rc2, rc1, host, cni, datapath, docker, kolla, k8s or all.
+    /// Suite to run: rc2, rc1, host, cni, datapath, docker, kolla, k8s, cni-fuzz or all.
     #[arg(long, value_name = "SUITE")]
     pub suite: Option<String>,
     /// Output directory; default ./nfvi-results/<run-id>/ with ./nfvi-results/latest pointing at it.
@@ -312,8 +326,16 @@ pub struct RunArgs {
     #[arg(long)]
     pub fail_fast: bool,
     /// Run only the checks that failed, errored, timed out or never started in a previous run.
-    #[arg(long, value_name = "RESULTS_JSON")]
+    #[arg(long, value_name = "RESULTS_JSON", conflicts_with = "resume")]
     pub rerun_failed: Option<PathBuf>,
+    /// Finish a run that was killed before it wrote its results: run the checks its journal
+    /// (DIR/results.journal) has no result for, with the same suite, filters, target and
+    /// version (anything else is refused), and write the results of the whole run in DIR.
+    #[arg(long, value_name = "DIR", conflicts_with = "out")]
+    pub resume: Option<PathBuf>,
+    /// Do not remove what killed runs left before starting (also NFVI_VERIFY_NO_CLEAN=1).
+    #[arg(long)]
+    pub no_clean: bool,
     /// One deadline in seconds for every check, instead of each check's own.
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
@@ -324,7 +346,8 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// The results.json to render.
+    /// The results.json to render, or a run's directory or journal: a run killed before it
+    /// wrote results.json is recovered from its journal (marked incomplete).
     #[arg(long, value_name = "RESULTS_JSON")]
     pub from: PathBuf,
     /// Where to write the HTML report (default: report.html next to the results).

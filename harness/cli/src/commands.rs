@@ -265,13 +265,14 @@ fn prepare_out_dir(dir: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
-fn init_logging(dir: &Path) -> Option<PathBuf> {
+fn init_logging(dir: &Path, append: bool) -> Option<PathBuf> {
     let path = dir.join("nfvi-verify.log");
     // O_NOFOLLOW: a symbolic link planted at the log's name is refused, never written through.
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
-        .truncate(true)
+        .append(append)
+        .truncate(!append)
         .custom_flags(nix::libc::O_NOFOLLOW)
         .open(&path)
         .ok()?;
@@ -334,10 +335,15 @@ pub fn run(args: &RunArgs) -> CmdResult {
         Some(path) => Some(RunResults::load(path)?),
         None => None,
     };
-    let suite = match (&args.suite, &previous) {
-        (Some(s), _) => s.clone(),
-        (None, Some(prev)) => prev.suite.name.clone(),
-        (None, None) => {
+    let resume = match &args.resume {
+        Some(dir) => Some(crate::resume::load(dir)?),
+        None => None,
+    };
+    let suite = match (&args.suite, &previous, &resume) {
+        (_, _, Some(r)) => r.header.suite.name.clone(),
+        (Some(s), _, _) => s.clone(),
+        (None, Some(prev), _) => prev.suite.name.clone(),
+        (None, None, None) => {
             let model =
                 nfvi_reference_model::load_embedded().map_err(|e| CliError::Build(chain(&e)))?;
             let names: Vec<&str> = model.suites().map(|s| s.name.as_str()).collect();
@@ -348,17 +354,51 @@ pub fn run(args: &RunArgs) -> CmdResult {
         }
     };
     let p = prepare(&args.selection)?;
-    let only = previous.as_ref().map(|prev| {
+    let target_fingerprint = crate::journal::fingerprint(&p.target.resolved_toml());
+    if let Some(r) = &resume {
+        r.check(&crate::resume::Asked {
+            suite: args.suite.as_deref(),
+            filters: &args.selection.filter,
+            skips: &args.selection.skip,
+            strict: args.strict,
+            tool: &tool(),
+            target_fingerprint: &target_fingerprint,
+            target_file: p.target.file.as_ref().map(|f| f.display().to_string()),
+        })?;
+    }
+    let mut only = previous.as_ref().map(|prev| {
         prev.rerun_candidates()
             .map(str::to_owned)
             .collect::<HashSet<_>>()
     });
-    let options = PlanOptions {
-        suite: suite.clone(),
+    let mut key = crate::journal::ResumeKey {
+        target_fingerprint,
         filters: args.selection.filter.clone(),
         skips: args.selection.skip.clone(),
+        only: None,
+        timeout: args.timeout,
+    };
+    let mut strict = args.strict;
+    if let Some(r) = &resume {
+        // The killed run's selection, whatever the command line left out.
+        key = crate::journal::ResumeKey {
+            timeout: args.timeout.or(r.key.timeout),
+            ..r.key.clone()
+        };
+        only = r.key.only.clone().map(|o| o.into_iter().collect());
+        strict = r.header.strict;
+    }
+    key.only = only.as_ref().map(|o| {
+        let mut v: Vec<String> = o.iter().cloned().collect();
+        v.sort();
+        v
+    });
+    let options = PlanOptions {
+        suite: suite.clone(),
+        filters: key.filters.clone(),
+        skips: key.skips.clone(),
         only,
-        strict: args.strict,
+        strict,
     };
     let plan = build_plan(&p, &options)?;
     if let (Some(prev), true) = (&previous, plan.items.is_empty()) {
@@ -369,10 +409,13 @@ pub fn run(args: &RunArgs) -> CmdResult {
         return Ok(exit_code::CONFORMANT);
     }
 
-    let run_id = run_id();
-    let (dir, latest_root) = match &args.out {
-        Some(d) => (d.clone(), None),
-        None => {
+    let run_id = resume
+        .as_ref()
+        .map_or_else(run_id, |r| r.header.run_id.clone());
+    let (dir, latest_root) = match (&args.out, &resume) {
+        (_, Some(r)) => (r.dir.clone(), None),
+        (Some(d), None) => (d.clone(), None),
+        (None, None) => {
             let root = PathBuf::from("nfvi-results");
             (root.join(&run_id), Some(root))
         }
@@ -382,11 +425,19 @@ pub fn run(args: &RunArgs) -> CmdResult {
         FleetError::Input(m) => CliError::BadInput(m),
         FleetError::Unavailable(m) => CliError::Incomplete(m),
     })?;
-    prepare_out_dir(&dir)?;
-    let log = init_logging(&dir);
-    tracing::info!(run_id = %run_id, suite = %suite, "run starting");
+    if resume.is_some() && transport.is_some() {
+        return Err(CliError::bad_input(
+            "cannot resume a run over a fleet (yet): `report --from DIR` renders what it has, and `run --rerun-failed DIR/results.json` runs the rest",
+        ));
+    }
+    if resume.is_none() {
+        prepare_out_dir(&dir)?;
+    }
+    let log = init_logging(&dir, resume.is_some());
+    tracing::info!(run_id = %run_id, suite = %suite, resumed = resume.is_some(), "run starting");
 
-    let started_at = chrono::Utc::now();
+    let resumed_at = chrono::Utc::now();
+    let started_at = resume.as_ref().map_or(resumed_at, |r| r.header.started_at);
     let target_file = p.target.file.as_ref().map(|f| f.display().to_string());
     let template = transport.as_ref().map(|_| AgentRequest {
         protocol: nfvi_harness::fleet::PROTOCOL_VERSION,
@@ -400,18 +451,33 @@ pub fn run(args: &RunArgs) -> CmdResult {
         filters: args.selection.filter.clone(),
         skips: args.selection.skip.clone(),
         checks: Vec::new(),
-        strict: args.strict,
+        strict,
         jobs: args.jobs,
-        timeout_secs: args.timeout,
+        timeout_secs: key.timeout,
         target_toml: p.target.resolved_toml(),
     });
+    let areas = p.areas.clone();
     let session = Session::open(p.areas, p.target, args.jobs)
         .map_err(|e| CliError::Incomplete(format!("cannot start the run's runtime: {e}")))?;
+    let no_clean = args.no_clean
+        || std::env::var_os("NFVI_VERIFY_NO_CLEAN").is_some_and(|v| !v.is_empty() && v != "0");
+    if !no_clean {
+        crate::clean::before_run(&session, &areas);
+    }
     let inventory = session.inventory();
+    // In a resumed run, the checks with a result are neither run nor reported again.
+    let done: HashSet<usize> = resume.as_ref().map_or_else(HashSet::new, |r| {
+        let done = r.done();
+        (0..plan.items.len())
+            .filter(|&i| done.contains(plan.items[i].check.meta().id.as_str()))
+            .collect()
+    });
     let options = RunnerBuilder::default()
         .jobs(args.jobs)
         .fail_fast(args.fail_fast)
-        .timeout_override(args.timeout.map(Duration::from_secs));
+        .timeout_override(key.timeout.map(Duration::from_secs))
+        .elsewhere(done.iter().copied())
+        .announce(resume.is_none());
     let mut console = Console::new(use_bar(args.no_progress));
     // The journal starts with the run as it stands before any check: enough, with the
     // checks that follow it, for results.json should the run be killed.
@@ -433,12 +499,30 @@ pub fn run(args: &RunArgs) -> CmdResult {
             resource_usage: None,
         },
     );
+    let journal = match &resume {
+        Some(r) => crate::journal::Journal::reopen(&r.journal, r.valid_len),
+        None => crate::journal::Journal::open(&dir, &header, &key),
+    };
     let mut collector = Collector {
         plan: &plan,
         runs: Vec::new(),
-        journal: Some(crate::journal::Journal::open(&dir, &header)),
+        journal: Some(journal),
     };
     let mut reporters = Tee(vec![&mut console, &mut collector]);
+    if let Some(r) = &resume {
+        eprintln!(
+            "nfvi-verify: resuming run {} in {}: {} results carried over from its journal, {} of {} checks to run",
+            r.header.run_id,
+            dir.display(),
+            r.carried.len(),
+            plan.items.len() - done.len(),
+            plan.items.len()
+        );
+        reporters.report(&RunEvent::RunStarted {
+            plan: &plan,
+            results: plan.items.len() - done.len(),
+        });
+    }
     let (output, fleet) = match (&transport, &template) {
         (Some(transport), Some(template)) => {
             let (output, fleet) =
@@ -460,25 +544,36 @@ pub fn run(args: &RunArgs) -> CmdResult {
         }
     }
 
-    let results = RunResults::assemble(
-        &plan,
-        collector.runs,
-        RunMeta {
-            tool: tool(),
-            run_id: run_id.clone(),
-            target_file,
-            started_at,
-            finished_at: chrono::Utc::now(),
-            cancel_reason: output.cancel_reason,
-            inventory,
-            fleet,
-            invocation: Invocation {
-                argv: std::env::args().collect(),
-                reproduce: reproduce(args, &suite),
-            },
-            resource_usage: Some(nfvi_harness::results::ResourceUsage::measure()),
+    let meta = RunMeta {
+        tool: tool(),
+        run_id: run_id.clone(),
+        target_file,
+        started_at,
+        finished_at: chrono::Utc::now(),
+        cancel_reason: output.cancel_reason,
+        inventory,
+        fleet,
+        invocation: Invocation {
+            argv: std::env::args().collect(),
+            reproduce: reproduce(args, &suite),
         },
-    );
+        resource_usage: Some(nfvi_harness::results::ResourceUsage::measure()),
+    };
+    let results = match resume {
+        Some(r) => RunResults::resumed(
+            &plan,
+            r.carried,
+            collector.runs,
+            RunMeta {
+                // The run is the killed one's: how it was started stays.
+                invocation: r.header.invocation,
+                target_file: r.header.target.file,
+                ..meta
+            },
+            resumed_at,
+        ),
+        None => RunResults::assemble(&plan, collector.runs, meta),
+    };
     let artifacts = Artifacts::in_dir(&dir);
     let written = nfvi_reports::write_artifacts(&results, &artifacts);
     if let Err(failed) = written {
@@ -619,15 +714,32 @@ fn summary(r: &RunResults, a: &Artifacts, log: Option<&Path>) {
 }
 
 pub fn report(args: &ReportArgs) -> CmdResult {
-    let dir = args
-        .from
+    // A run's directory: its results.json, or the journal of a run killed before it wrote one.
+    let from = if args.from.is_dir() {
+        let json = args.from.join("results.json");
+        let journal = args.from.join(crate::journal::FILE);
+        if json.exists() {
+            json
+        } else if journal.exists() {
+            journal
+        } else {
+            return Err(CliError::bad_input(format!(
+                "`{}` holds neither a results.json nor a {} (not the output directory of a run)",
+                args.from.display(),
+                crate::journal::FILE
+            )));
+        }
+    } else {
+        args.from.clone()
+    };
+    let dir = from
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let results = if crate::journal::is_journal(&args.from) {
+    let results = if crate::journal::is_journal(&from) {
         // A run that never wrote its results: they come back from its journal, and
         // results.json is written next to it (never over one that exists).
-        let results = crate::journal::recover(&args.from)?;
+        let results = crate::journal::recover(&from)?;
         let json = dir.join("results.json");
         if json.exists() {
             return Err(CliError::bad_input(format!(
@@ -639,14 +751,15 @@ pub fn report(args: &ReportArgs) -> CmdResult {
         nfvi_harness::results::write_atomic(&json, results.to_json().as_bytes())
             .map_err(|e| CliError::bad_input(format!("cannot write `{}`: {e}", json.display())))?;
         eprintln!(
-            "recovered {} check results of run {} from its journal (the run was killed: incomplete)",
+            "recovered {} check results of run {} from its journal: the run was interrupted (killed) before it wrote its results, so they are partial and the verdict is incomplete; `nfvi-verify run --resume {}` finishes it",
             results.checks.len(),
-            results.run_id
+            results.run_id,
+            dir.display()
         );
         eprintln!("wrote {}", json.display());
         results
     } else {
-        RunResults::load(&args.from)?
+        RunResults::load(&from)?
     };
     let html_path = args.html.clone().unwrap_or_else(|| dir.join("report.html"));
     let junit_path = args.junit.clone().unwrap_or_else(|| dir.join("junit.xml"));
@@ -853,7 +966,7 @@ pub fn probe(cmd: &ProbeCommand) -> CmdResult {
 pub fn lab(cmd: &crate::cli::LabCommand) -> CmdResult {
     let mut progress = |m: &str| eprintln!("lab: {m}");
     let result = match cmd {
-        crate::cli::LabCommand::Up { nodes } => {
+        crate::cli::LabCommand::Up { engine, nodes } => {
             if let Some(n) = *nodes
                 && !(1..=nfvi_lab::nodes::MAX_NODES).contains(&n)
             {
@@ -862,9 +975,20 @@ pub fn lab(cmd: &crate::cli::LabCommand) -> CmdResult {
                     nfvi_lab::nodes::MAX_NODES
                 )));
             }
-            nfvi_lab::up(&Target::local(&nfvi_verify::areas()), *nodes, &mut progress)
+            let engine = if engine == "podman" {
+                nfvi_lab::Engine::Podman
+            } else {
+                nfvi_lab::Engine::Docker
+            };
+            nfvi_lab::up(
+                &Target::local(&nfvi_verify::areas()),
+                engine,
+                *nodes,
+                &mut progress,
+            )
         }
         crate::cli::LabCommand::Down => nfvi_lab::down(&mut progress),
+        crate::cli::LabCommand::HealthTicker => nfvi_lab::podman::health_ticker(),
         crate::cli::LabCommand::Status => {
             for line in nfvi_lab::status() {
                 println!("{line}");

@@ -85,10 +85,13 @@ impl Reporter for Console {
                 if let Some(pb) = &self.bar {
                     pb.set_length(self.total as u64);
                 }
-                let fleet = if *results == plan.items.len() {
-                    String::new()
-                } else {
-                    format!(" ({results} results over the fleet's nodes)")
+                let fleet = match results.cmp(&plan.items.len()) {
+                    std::cmp::Ordering::Equal => String::new(),
+                    std::cmp::Ordering::Greater => {
+                        format!(" ({results} results over the fleet's nodes)")
+                    }
+                    // A resumed run: the others have their results already.
+                    std::cmp::Ordering::Less => format!(" ({results} without a result yet)"),
                 };
                 self.line(&format!(
                     "nfvi-verify: suite {} ({}), target {}: {} checks, {} will run{fleet}",

@@ -2,39 +2,95 @@
 //! finished) and then every check's result, one JSON line each, written as the checks finish.
 //! A run that ends normally removes it once results.json is written; a run killed with
 //! SIGKILL, or a crash, leaves it, and `nfvi-verify report --from DIR/results.journal` turns
-//! it into results.json and the reports, marked incomplete (`killed`).
+//! it into results.json and the reports, marked incomplete (`killed`), and `nfvi-verify run
+//! --resume DIR` finishes the run from it.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use nfvi_harness::results::{CheckResult, RunResults};
+use serde::{Deserialize, Serialize};
 
 use crate::error::CliError;
 
 /// The journal's file name in the output directory.
 pub const FILE: &str = "results.journal";
 
+/// What a resumed run must share with the run it finishes, besides the suite, the tool and
+/// `--strict` (which the header holds). Kept in the journal's first line, next to the header,
+/// and not in results.json.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResumeKey {
+    /// FNV-1a 64 of the effective target as the run used it (every default filled in, the
+    /// flags applied), as hex.
+    pub target_fingerprint: String,
+    /// `--filter` patterns.
+    pub filters: Vec<String>,
+    /// `--skip` patterns.
+    pub skips: Vec<String>,
+    /// The check IDs a `--rerun-failed` run was limited to, sorted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only: Option<Vec<String>>,
+    /// `--timeout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
+}
+
+/// FNV-1a 64 of `text`, as 16 hex digits.
+pub fn fingerprint(text: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
 /// An open journal. Writing is best effort: a journal that cannot be written is reported
 /// once and then left alone (the run itself goes on and writes results.json as always).
+/// Every line is on disk (written and fdatasync'd) before the next check's result.
 pub struct Journal {
     path: PathBuf,
-    file: Option<std::io::BufWriter<std::fs::File>>,
+    file: Option<std::fs::File>,
 }
 
 impl Journal {
     /// Creates `DIR/results.journal` (exclusively, never through a link) with the header.
-    pub fn open(dir: &Path, header: &RunResults) -> Self {
+    pub fn open(dir: &Path, header: &RunResults, key: &ResumeKey) -> Self {
         let path = dir.join(FILE);
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .custom_flags(nix::libc::O_NOFOLLOW)
             .open(&path);
-        let mut journal = Self {
+        let mut journal = Self::with(path, file);
+        let mut first = serde_json::to_value(header).expect("results serialise");
+        first["journal"] = serde_json::to_value(key).expect("keys serialise");
+        journal.line(&first.to_string());
+        // The directory entry too, so the journal itself survives a power cut.
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        journal
+    }
+
+    /// Reopens the journal of a killed run to append the resumed part's results, first cutting
+    /// off a last line the kill left unfinished (`valid_len` bytes stay).
+    pub fn reopen(path: &Path, valid_len: u64) -> Self {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_APPEND)
+            .open(path)
+            .and_then(|f| f.set_len(valid_len).map(|()| f));
+        Self::with(path.to_owned(), file)
+    }
+
+    fn with(path: PathBuf, file: std::io::Result<std::fs::File>) -> Self {
+        Self {
             path,
             file: match file {
-                Ok(f) => Some(std::io::BufWriter::new(f)),
+                Ok(f) => Some(f),
                 Err(e) => {
                     eprintln!(
                         "warning: no journal for this run ({e}); a killed run would lose its results"
@@ -42,19 +98,19 @@ impl Journal {
                     None
                 }
             },
-        };
-        journal.line(&serde_json::to_string(header).expect("results serialise"));
-        journal
+        }
     }
 
     fn line(&mut self, text: &str) {
         let Some(file) = self.file.as_mut() else {
             return;
         };
-        let written = file
-            .write_all(text.as_bytes())
-            .and_then(|()| file.write_all(b"\n"))
-            .and_then(|()| file.flush());
+        // One write(2) per line, then fdatasync: a kill leaves whole lines and at most one
+        // cut short at the end, and a power cut loses no finished check.
+        let mut bytes = Vec::with_capacity(text.len() + 1);
+        bytes.extend_from_slice(text.as_bytes());
+        bytes.push(b'\n');
+        let written = file.write_all(&bytes).and_then(|()| file.sync_data());
         if let Err(e) = written {
             eprintln!(
                 "warning: the journal {} cannot be written ({e}); it stops here",
@@ -81,26 +137,44 @@ pub fn is_journal(path: &Path) -> bool {
     path.file_name().is_some_and(|n| n == FILE)
 }
 
-/// The results of the run a journal belongs to, marked incomplete (`killed`). A last line
-/// cut short (the run was killed while writing it) is left out; any other line that is not
-/// a result is bad input, named with its line.
-pub fn recover(path: &Path) -> Result<RunResults, CliError> {
-    let file = std::fs::File::open(path).map_err(|e| {
+/// A journal as read back.
+pub struct Read {
+    /// The run before any check finished.
+    pub header: RunResults,
+    /// What a resumed run must share with it; `None` in journals of older builds.
+    pub key: Option<ResumeKey>,
+    /// The finished checks, in the order they finished.
+    pub checks: Vec<CheckResult>,
+    /// The bytes of whole lines (a last line cut short by the kill is not counted).
+    pub valid_len: u64,
+}
+
+/// Reads a journal. A last line cut short (the run was killed while writing it) is left
+/// out; any other line that is not a result is bad input, named with its line.
+pub fn read(path: &Path) -> Result<Read, CliError> {
+    let cannot = |e: std::io::Error| {
         CliError::bad_input(format!("cannot read journal `{}`: {e}", path.display()))
-    })?;
-    let lines: Vec<String> = std::io::BufReader::new(file)
-        .lines()
-        .collect::<Result<_, _>>()
-        .map_err(|e| {
-            CliError::bad_input(format!("cannot read journal `{}`: {e}", path.display()))
-        })?;
+    };
+    let text = std::fs::read(path).map_err(cannot)?;
     let bad = |line: usize, what: String| {
         CliError::bad_input(format!("{}:{line}: {what}", path.display()))
     };
-    let Some((first, rest)) = lines.split_first() else {
+    // Whole lines, with where each ends; what follows the last newline was cut short.
+    let mut lines: Vec<(&[u8], usize)> = Vec::new();
+    let mut at = 0;
+    while let Some(n) = text[at..].iter().position(|&b| b == b'\n') {
+        lines.push((&text[at..at + n], at + n + 1));
+        at += n + 1;
+    }
+    let Some(((first, first_end), rest)) = lines.split_first() else {
         return Err(bad(1, "empty; expected a run's journal".into()));
     };
-    let header: RunResults = serde_json::from_str(first)
+    let first: serde_json::Value = serde_json::from_slice(first)
+        .map_err(|e| bad(1, format!("not the header of an nfvi-verify journal: {e}")))?;
+    let key = first
+        .get("journal")
+        .and_then(|k| serde_json::from_value::<ResumeKey>(k.clone()).ok());
+    let header: RunResults = serde_json::from_value(first)
         .map_err(|e| bad(1, format!("not the header of an nfvi-verify journal: {e}")))?;
     if header.schema_version != nfvi_harness::results::SCHEMA_VERSION {
         return Err(bad(
@@ -113,13 +187,64 @@ pub fn recover(path: &Path) -> Result<RunResults, CliError> {
         ));
     }
     let mut checks = Vec::with_capacity(rest.len());
-    for (i, line) in rest.iter().enumerate() {
-        match serde_json::from_str::<CheckResult>(line) {
-            Ok(c) => checks.push(c),
-            // Cut short by the kill: the last line only.
+    let mut whole = *first_end;
+    for (i, (line, end)) in rest.iter().enumerate() {
+        match serde_json::from_slice::<CheckResult>(line) {
+            Ok(c) => {
+                checks.push(c);
+                whole = *end;
+            }
+            // Torn by a crash while it was written: the last line only.
             Err(_) if i + 1 == rest.len() => {}
             Err(e) => return Err(bad(i + 2, format!("not a check result: {e}"))),
         }
     }
-    Ok(RunResults::recover(header, checks))
+    Ok(Read {
+        header,
+        key,
+        checks,
+        valid_len: whole as u64,
+    })
+}
+
+/// The results of the run a journal belongs to, marked incomplete (`killed`).
+pub fn recover(path: &Path) -> Result<RunResults, CliError> {
+    let r = read(path)?;
+    Ok(RunResults::recover(r.header, r.checks))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_torn_last_line_is_left_out_and_cut_before_appending() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        // Not a header: the first line must be one.
+        std::fs::write(&path, "{}\n").unwrap();
+        assert!(read(&path).is_err());
+        std::fs::write(&path, "").unwrap();
+        assert!(read(&path).is_err());
+        // A line in the middle that is no result is bad input, named with its line.
+        let header = "{\"schema_version\":0}";
+        std::fs::write(&path, format!("{header}\nnot json\n{{}}\n")).unwrap();
+        let err = read(&path).err().unwrap().to_string();
+        assert!(err.contains(":1:") || err.contains(":2:"), "{err}");
+    }
+
+    #[test]
+    fn reopening_cuts_the_torn_line_and_appends_whole_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        std::fs::write(&path, "line one\nline tw").unwrap();
+        let mut j = Journal::reopen(&path, "line one\n".len() as u64);
+        j.line("line two");
+        drop(j);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "line one\nline two\n"
+        );
+        assert_eq!(fingerprint("x"), fingerprint("x"));
+    }
 }

@@ -9,6 +9,7 @@ mod commands;
 mod console;
 mod error;
 mod journal;
+mod resume;
 
 use std::process::ExitCode;
 
@@ -37,7 +38,7 @@ fn main() -> ExitCode {
         cli::Command::Probe(cmd) => commands::probe(&cmd),
         cli::Command::Lab(cmd) => commands::lab(&cmd),
         cli::Command::Node(args) => agent::node(&args),
-        cli::Command::Clean(args) => clean::clean(args.dry_run),
+        cli::Command::Clean(args) => clean::clean(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

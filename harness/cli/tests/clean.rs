@@ -47,8 +47,9 @@ fn clean_removes_what_a_killed_run_left_and_nothing_that_lives() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Not reaped yet: while it is a zombie its PID is taken, so no other test's run or clean
+    // removes what it left before this test looks.
     run.kill().unwrap();
-    run.wait().unwrap();
     // Give plugins the killed run started a moment to go (they are not its to wait for).
     std::thread::sleep(Duration::from_millis(500));
     let left_ns = names_with("/run/netns", pid);
@@ -65,6 +66,7 @@ fn clean_removes_what_a_killed_run_left_and_nothing_that_lives() {
         .tempdir()
         .unwrap();
 
+    run.wait().unwrap();
     let dry = nfvi().args(["clean", "--dry-run"]).assert().success();
     let said = String::from_utf8_lossy(&dry.get_output().stderr).into_owned();
     for name in left_ns.iter().chain(&left_dirs) {

@@ -8,7 +8,11 @@ use std::process::Command;
 
 pub fn nfvi() -> assert_cmd::Command {
     let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("nfvi-verify");
-    cmd.env_remove("CI").env("NO_COLOR", "1");
+    // No test's run removes what another test's killed run left for it to look at (the tests
+    // of `clean` and of killed runs turn it back on where they mean it).
+    cmd.env_remove("CI")
+        .env("NO_COLOR", "1")
+        .env("NFVI_VERIFY_NO_CLEAN", "1");
     cmd
 }
 

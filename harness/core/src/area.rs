@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use crate::check::{BoxFuture, Check, CheckMeta};
 use crate::fleet::{FleetError, Transport};
 use crate::inventory::Inventory;
+use crate::leftover::{Gone, Leftover};
 use crate::target::Target;
 
 /// An area's typed configuration, as loaded from its table of the target file.
@@ -247,6 +248,20 @@ pub trait Area: Send + Sync + 'static {
     /// target asks for one. Two areas offering one for the same target is an error.
     fn transport(&self, _target: &Target) -> Result<Option<Arc<dyn Transport>>, FleetError> {
         Ok(None)
+    }
+
+    /// What this area's checks created in runs whose process is gone (`gone(pid)` says so),
+    /// found through the target's APIs and the machine, each with its removal, in the order
+    /// to remove them (containers before their networks). Only what carries the harness's
+    /// owner marks ([`crate::leftover`]): never anything else. `nfvi-verify clean` and the
+    /// start of every run remove what this returns; an `Err` says why the area could not look
+    /// (the other areas still clean).
+    fn leftovers<'a>(
+        &'a self,
+        _target: &'a Target,
+        _gone: Gone<'a>,
+    ) -> BoxFuture<'a, Result<Vec<Leftover>, String>> {
+        Box::pin(async { Ok(Vec::new()) })
     }
 }
 

@@ -24,6 +24,7 @@ pub mod exit_code;
 pub mod fleet;
 pub mod glob;
 pub mod inventory;
+pub mod leftover;
 pub mod outcome;
 pub mod plan;
 pub mod process;

@@ -20,7 +20,7 @@ use crate::plan::Plan;
 use crate::target::NodeProfile;
 
 /// The version of the results format. Bumped on any change a consumer could notice.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// The name and version of the tool that produced a result.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -93,6 +93,16 @@ impl ResourceUsage {
             harness_max_rss_kib: me.map_or(0, |u| u.max_rss() as u64),
         }
     }
+}
+
+/// How a run killed before it could write its results was finished (`run --resume`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Resumed {
+    /// Results carried over verbatim from the part that was killed (its journal); the other
+    /// results are the resumed part's.
+    pub carried_over: usize,
+    /// When the (last) resumed part started, UTC.
+    pub resumed_at: DateTime<Utc>,
 }
 
 /// The verdict for the suite.
@@ -377,6 +387,9 @@ pub struct RunResults {
     /// Why the run stopped early.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancel_reason: Option<CancelReason>,
+    /// Set when the run was killed and then finished by `run --resume`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed_from: Option<Resumed>,
     /// The verdict.
     pub verdict: Verdict,
     /// Counts.
@@ -459,6 +472,42 @@ impl RunResults {
         Self::from_parts(plan, checks, meta)
     }
 
+    /// The results of a run that was killed and then resumed: `carried` are the results
+    /// its journal kept (verbatim), `runs` those of the resumed part; together in plan
+    /// order (then the fleet's node order), judged as one run.
+    pub fn resumed(
+        plan: &Plan,
+        carried: Vec<CheckResult>,
+        runs: Vec<CheckRun>,
+        meta: RunMeta,
+        resumed_at: DateTime<Utc>,
+    ) -> Self {
+        let carried_over = carried.len();
+        let position = |id: &str| {
+            plan.items
+                .iter()
+                .position(|i| i.check.meta().id == id)
+                .unwrap_or(usize::MAX)
+        };
+        let node_order = |node: &Option<String>| {
+            meta.fleet.as_ref().and_then(|f| {
+                node.as_ref()
+                    .and_then(|n| f.nodes.iter().position(|r| r.node.name == *n))
+            })
+        };
+        let mut checks: Vec<CheckResult> = carried
+            .into_iter()
+            .chain(runs.into_iter().map(|run| CheckResult::of(plan, run)))
+            .collect();
+        checks.sort_by_cached_key(|c| (position(&c.id), node_order(&c.node)));
+        let mut r = Self::from_parts(plan, checks, meta);
+        r.resumed_from = Some(Resumed {
+            carried_over,
+            resumed_at,
+        });
+        r
+    }
+
     /// The run before any check finished: what a journal starts with, so that a run killed
     /// before it could write results.json can still be reported ([`RunResults::recover`]).
     pub fn header(plan: &Plan, meta: RunMeta) -> Self {
@@ -534,6 +583,7 @@ impl RunResults {
                 .as_secs_f64(),
             complete,
             cancel_reason: meta.cancel_reason,
+            resumed_from: None,
             verdict,
             totals,
             inventory: meta.inventory,
@@ -564,8 +614,8 @@ impl RunResults {
             .and_then(serde_json::Value::as_u64)
         {
             Some(v) if v == u64::from(SCHEMA_VERSION) => {}
-            // Version 3 only added optional fields (`node`, `fleet`).
-            Some(2) => {
+            // Versions 3 and 4 only added optional fields (`node`, `fleet`; `resumed_from`).
+            Some(2 | 3) => {
                 value["schema_version"] = SCHEMA_VERSION.into();
                 migrated = true;
             }

@@ -26,6 +26,13 @@ pub struct CniConfig {
     pub plugins: Vec<String>,
     /// Deadline of one plugin invocation, in seconds.
     pub exec_timeout_secs: u64,
+    /// Seed of the `cni-fuzz` campaign; absent: one from the clock, printed in the results.
+    #[serde(default)]
+    pub fuzz_seed: Option<u64>,
+    /// Seconds of fuzzing per run of the `cni-fuzz` suite, split evenly among the plugins.
+    pub fuzz_budget: u64,
+    /// Plugin invocations the fuzzer runs at once; 0: twice the number of CPUs.
+    pub fuzz_workers: usize,
 }
 
 impl AreaConfig for CniConfig {
@@ -34,7 +41,8 @@ impl AreaConfig for CniConfig {
             self.exec_timeout_secs > 0,
             "exec_timeout_secs",
             "cni.exec_timeout_secs = 0: a plugin needs at least 1 second",
-        )
+        )?;
+        crate::fuzz::validate(self)
     }
 }
 
@@ -79,6 +87,22 @@ const FLAGS: &[Flag] = &[
         help: "Only these CNI plugins, comma-separated (overrides cni.plugins)",
         kind: FlagKind::List,
     },
+    Flag {
+        long: "seed",
+        table: "cni",
+        key: "fuzz_seed",
+        value_name: "N",
+        help: "Seed of the cni-fuzz campaign (overrides cni.fuzz_seed; default: from the clock)",
+        kind: FlagKind::Integer,
+    },
+    Flag {
+        long: "fuzz-budget",
+        table: "cni",
+        key: "fuzz_budget",
+        value_name: "SECONDS",
+        help: "Seconds of CNI fuzzing per run, split among the plugins (overrides cni.fuzz_budget)",
+        kind: FlagKind::Integer,
+    },
 ];
 
 /// The CNI conformance area.
@@ -120,7 +144,7 @@ impl Area for CniArea {
     }
 
     fn checks(&self) -> Vec<Arc<dyn Check>> {
-        crate::catalog::checks()
+        crate::checks()
     }
 
     fn helper_main(&self, argv0: &str) -> Option<i32> {

@@ -606,6 +606,9 @@ impl<'a> Lab<'a> {
     }
 
     /// Runtime-namespace state that DEL must restore: link names, iptables rules, qdiscs.
+    /// A tool that fails, or a dump without its table header (iptables) or without `lo`'s
+    /// qdisc (tc; `lo` is up in every runtime namespace), is an error: an empty dump would
+    /// make "nothing left" pass without observing anything.
     pub(crate) async fn host_snapshot(&self) -> Result<Vec<String>, Outcome> {
         let mut lines: Vec<String> = self
             .links(None)
@@ -618,29 +621,51 @@ impl<'a> Lab<'a> {
                 .args(["-t", table])
                 .launcher(self.launcher.clone())
                 .timeout(Duration::from_secs(10));
-            if let Ok(out) = self.cx.command(spec).await {
-                lines.extend(
-                    out.stdout_text()
-                        .lines()
-                        .filter(|l| !l.starts_with('#') && !l.starts_with(':') && !l.is_empty())
-                        .map(|l| format!("iptables {table} {l}")),
-                );
+            let text = self.snapshot_tool(spec).await?;
+            if !text.lines().any(|l| l.trim() == format!("*{table}")) {
+                return Err(Outcome::error(format!(
+                    "`iptables-save -t {table}` printed no `*{table}` table, so the rules were not observed"
+                )));
             }
+            lines.extend(
+                text.lines()
+                    .filter(|l| !l.starts_with('#') && !l.starts_with(':') && !l.is_empty())
+                    .map(|l| format!("iptables {table} {l}")),
+            );
         }
         let spec = CommandSpec::new("tc")
             .args(["qdisc", "show"])
             .launcher(self.launcher.clone())
             .timeout(Duration::from_secs(10));
-        if let Ok(out) = self.cx.command(spec).await {
-            lines.extend(
-                out.stdout_text()
-                    .lines()
-                    .filter(|l| !l.contains("noqueue"))
-                    .map(|l| format!("tc {l}")),
-            );
+        let text = self.snapshot_tool(spec).await?;
+        if !text.contains("dev lo ") {
+            return Err(Outcome::error(
+                "`tc qdisc show` listed no qdisc of lo, so the qdiscs were not observed",
+            ));
         }
+        lines.extend(
+            text.lines()
+                .filter(|l| !l.contains("noqueue"))
+                .map(|l| format!("tc {l}")),
+        );
         lines.sort();
         Ok(lines)
+    }
+
+    /// The output of a snapshot tool; a tool that cannot start or fails is an error outcome.
+    async fn snapshot_tool(&self, spec: CommandSpec) -> Result<String, Outcome> {
+        let display = spec.display();
+        match self.cx.command(spec).await {
+            Ok(out) if out.success() => Ok(out.stdout_text()),
+            Ok(out) => Err(Outcome::error(format!(
+                "`{display}` failed, so the runtime namespace was not observed: {}",
+                out.stderr_text().trim()
+            ))),
+            Err(e) => Err(Outcome::error(format!(
+                "{e}: {}; the runtime namespace was not observed",
+                e.source
+            ))),
+        }
     }
 }
 

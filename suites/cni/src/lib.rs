@@ -18,6 +18,7 @@
 mod area;
 mod assertions;
 mod catalog;
+mod fuzz;
 mod lab;
 mod netstate;
 mod nsthread;
@@ -26,4 +27,10 @@ mod runtime;
 pub mod spy;
 
 pub use area::{CniArea, CniConfig, plugins_need};
-pub use catalog::checks;
+/// Every check of the area: the assertion catalog's, then the fuzzing campaign's (suite
+/// `cni-fuzz`, left out of the other suites).
+pub fn checks() -> Vec<std::sync::Arc<dyn nfvi_harness::Check>> {
+    let mut all = catalog::checks();
+    all.extend(fuzz::checks());
+    all
+}

@@ -11,25 +11,24 @@ use rtnetlink::packet_route::link::MacVlanMode;
 
 use crate::ns::Netns;
 use crate::topology::{self, Endpoint, Lab};
-use nfvi_prober::probe::{self, PingConfig};
 
-const PORT: u16 = 17_007;
+use crate::reach::{Control, PORT, judge_isolated, judge_reachable, probe};
 
-/// Whether `dst_ip` in `dst_ns` answers UDP echo probes sent from `src`.
-pub(crate) fn reaches(src: &Endpoint, dst_ns: &Netns, dst_ip: Ipv4Addr) -> Result<bool, String> {
-    let addr = SocketAddr::V4(SocketAddrV4::new(dst_ip, PORT));
-    let responder = probe::start_responder(Some(&dst_ns.path()), addr, false)?;
-    let cfg = PingConfig {
-        count: 3,
-        warmup: 0,
-        probe_timeout: Duration::from_millis(300),
-        // Room for one ARP retry (1 s) before calling a path unreachable.
-        max_consecutive_losses: 6,
-        ..Default::default()
-    };
-    let answered = crate::ns::run_in(&src.ns.path(), move || Ok(probe::ping(addr, &cfg).is_ok()))?;
-    responder.stop()?;
-    Ok(answered)
+/// The positive control of an isolation check: `src` reaches `ip` in `ns`, which must answer.
+fn control(what: String, src: &Endpoint, ns: &Netns, ip: Ipv4Addr) -> Result<Control, String> {
+    Ok(Control {
+        what,
+        seen: probe(&src.ns, ns, ip)?,
+    })
+}
+
+/// The second control of an isolation check: the destination's responder answers a probe
+/// from its own namespace, so the silence is the path's and not a dead responder's.
+fn target_alive(ns: &Netns, ip: Ipv4Addr) -> Result<Control, String> {
+    Ok(Control {
+        what: format!("{ip} from its own namespace"),
+        seen: probe(ns, ns, ip)?,
+    })
 }
 
 /// The source address `dst` sees for a datagram `src` sends to it.
@@ -237,96 +236,83 @@ async fn run(kind: Kind, cx: &CheckContext) -> CheckResult {
     tokio::task::block_in_place(|| run_blocking(kind, cx))
 }
 
-fn expect(what: &str, expected: bool, observed: bool) -> Outcome {
-    let word = |b: bool| if b { "reachable" } else { "unreachable" };
-    let o = if expected == observed {
-        Outcome::pass(format!("{what}: {} as expected", word(observed)))
-    } else {
-        Outcome::fail(format!(
-            "{what}: expected {}, observed {}",
-            word(expected),
-            word(observed)
-        ))
-    };
-    o.with_property("expected", word(expected))
-        .with_property("observed", word(observed))
-}
-
 fn run_blocking(kind: Kind, cx: &CheckContext) -> CheckResult {
     let lab = Lab::new(cx)?;
     Ok(match kind {
         Kind::BridgeEastWest => {
             let t = topology::bridge(&lab)?;
-            expect(
+            judge_reachable(
                 &format!("{} -> {} on one bridge", t.a.ip, t.b.ip),
-                true,
-                reaches(&t.a, &t.b.ns, t.b.ip)?,
+                &probe(&t.a.ns, &t.b.ns, t.b.ip)?,
             )
         }
         Kind::BridgeIsolation => {
             let t = topology::bridge(&lab)?;
-            expect(
+            let controls = [
+                control(
+                    format!("{} -> {} on the same bridge", t.a.ip, t.b.ip),
+                    &t.a,
+                    &t.b.ns,
+                    t.b.ip,
+                )?,
+                target_alive(&t.c.ns, t.c.ip)?,
+            ];
+            judge_isolated(
                 &format!("{} on br0 -> {} on br1", t.a.ip, t.c.ip),
-                false,
-                reaches(&t.a, &t.c.ns, t.c.ip)?,
+                &probe(&t.a.ns, &t.c.ns, t.c.ip)?,
+                &controls,
             )
         }
         Kind::MacvlanBridgeEastWest => {
             let t = topology::macvlan(&lab, MacVlanMode::Bridge, 2, false)?;
             let (a, b) = (&t.endpoints[0], &t.endpoints[1]);
-            expect(
+            judge_reachable(
                 &format!("macvlan {} -> {}", a.ip, b.ip),
-                true,
-                reaches(a, &b.ns, b.ip)?,
+                &probe(&a.ns, &b.ns, b.ip)?,
             )
         }
         Kind::MacvlanParentUnreachable => {
             let t = topology::macvlan(&lab, MacVlanMode::Bridge, 1, false)?;
-            expect(
-                &format!("macvlan {} -> parent {}", t.endpoints[0].ip, t.parent_ip),
-                false,
-                reaches(&t.endpoints[0], &t.host, t.parent_ip)?,
+            let ep = &t.endpoints[0];
+            let controls = [
+                control(
+                    format!("{} -> gateway {}", ep.ip, t.gateway),
+                    ep,
+                    &t.ext,
+                    t.gateway,
+                )?,
+                target_alive(&t.host, t.parent_ip)?,
+            ];
+            judge_isolated(
+                &format!("macvlan {} -> parent {}", ep.ip, t.parent_ip),
+                &probe(&ep.ns, &t.host, t.parent_ip)?,
+                &controls,
             )
         }
         Kind::MacvlanGateway => {
             let t = topology::macvlan(&lab, MacVlanMode::Bridge, 1, false)?;
-            expect(
+            judge_reachable(
                 &format!("macvlan {} -> gateway {}", t.endpoints[0].ip, t.gateway),
-                true,
-                reaches(&t.endpoints[0], &t.ext, t.gateway)?,
+                &probe(&t.endpoints[0].ns, &t.ext, t.gateway)?,
             )
         }
         Kind::MacvlanPrivateIsolation => {
             let t = topology::macvlan(&lab, MacVlanMode::Private, 2, true)?;
-            let (a, b) = (&t.endpoints[0], &t.endpoints[1]);
-            expect(
-                &format!(
-                    "private macvlan {} -> {} via a hairpinning switch",
-                    a.ip, b.ip
-                ),
-                false,
-                reaches(a, &b.ns, b.ip)?,
-            )
+            isolated_siblings(&t, "private macvlan", "via a hairpinning switch")?
         }
         Kind::MacvlanVepaNoHairpin => {
             let t = topology::macvlan(&lab, MacVlanMode::Vepa, 2, false)?;
-            let (a, b) = (&t.endpoints[0], &t.endpoints[1]);
-            expect(
-                &format!("vepa macvlan {} -> {} without hairpin", a.ip, b.ip),
-                false,
-                reaches(a, &b.ns, b.ip)?,
-            )
+            isolated_siblings(&t, "vepa macvlan", "without hairpin")?
         }
         Kind::MacvlanVepaHairpin => {
             let t = topology::macvlan(&lab, MacVlanMode::Vepa, 2, true)?;
             let (a, b) = (&t.endpoints[0], &t.endpoints[1]);
-            expect(
+            judge_reachable(
                 &format!(
                     "vepa macvlan {} -> {} through a hairpinning switch",
                     a.ip, b.ip
                 ),
-                true,
-                reaches(a, &b.ns, b.ip)?,
+                &probe(&a.ns, &b.ns, b.ip)?,
             )
         }
         Kind::MacvlanPassthruSingle => {
@@ -363,4 +349,24 @@ fn run_blocking(kind: Kind, cx: &CheckContext) -> CheckResult {
         Kind::Mtu(path) => crate::latency::mtu_check(&lab, path)?,
         Kind::Latency => crate::latency::latency_check(&lab, cx)?,
     })
+}
+
+/// Two sub-interfaces of one parent that must not reach each other; the controls: the first
+/// reaches the external gateway through the same parent, and the second's responder answers.
+fn isolated_siblings(t: &topology::MacvlanTopo, what: &str, how: &str) -> Result<Outcome, String> {
+    let [a, b] = [&t.endpoints[0], &t.endpoints[1]];
+    let controls = [
+        control(
+            format!("{} -> gateway {}", a.ip, t.gateway),
+            a,
+            &t.ext,
+            t.gateway,
+        )?,
+        target_alive(&b.ns, b.ip)?,
+    ];
+    Ok(judge_isolated(
+        &format!("{what} {} -> {} {how}", a.ip, b.ip),
+        &probe(&a.ns, &b.ns, b.ip)?,
+        &controls,
+    ))
 }

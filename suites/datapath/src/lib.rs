@@ -13,6 +13,7 @@ mod latency;
 pub mod nl;
 pub mod ns;
 pub mod paired;
+mod reach;
 pub mod topology;
 
 pub use area::{DatapathArea, DatapathConfig, LatencySla, SLA_PATHS};

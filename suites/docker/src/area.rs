@@ -14,6 +14,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
+use crate::identity::{EngineIdentity, VersionInfo, identify};
+
 /// The `[docker]` table: the Engine API to verify.
 #[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -36,6 +38,7 @@ pub fn socket_need() -> Need {
 #[derive(Default)]
 pub struct Engine {
     client: OnceCell<Result<Docker, String>>,
+    identity: OnceCell<Result<(EngineIdentity, VersionInfo), String>>,
     probes: AtomicU32,
 }
 
@@ -49,6 +52,22 @@ impl Engine {
     pub async fn client(&self, socket: &std::path::Path) -> Result<Docker, String> {
         self.client
             .get_or_init(|| crate::engine::connect(socket))
+            .await
+            .clone()
+    }
+
+    /// Which engine serves the API (Docker, Podman...), asked once per run; with the
+    /// `/version` fields it was told from.
+    pub async fn identity(&self, docker: &Docker) -> Result<(EngineIdentity, VersionInfo), String> {
+        self.identity
+            .get_or_init(|| async {
+                let v = tokio::time::timeout(std::time::Duration::from_secs(30), docker.version())
+                    .await
+                    .map_err(|_| "GET /version: no answer within 30s".to_owned())?
+                    .map_err(|e| format!("GET /version: {e}"))?;
+                let info = VersionInfo::from_api(&v);
+                Ok((identify(&info), info))
+            })
             .await
             .clone()
     }
@@ -113,16 +132,26 @@ impl Area for DockerArea {
             if let Ok(Ok(v)) =
                 tokio::time::timeout(std::time::Duration::from_secs(5), docker.version()).await
             {
+                let id = identify(&VersionInfo::from_api(&v));
+                // The engine by name, whichever serves the API; `docker-engine` kept for
+                // readers of earlier results.
+                inventory
+                    .components
+                    .insert("container-engine".to_owned(), id.inventory_line());
                 inventory.components.insert(
                     "docker-engine".to_owned(),
-                    format!(
-                        "{} (API {})",
-                        v.version.unwrap_or_default(),
-                        v.api_version.unwrap_or_default()
-                    ),
+                    format!("{} (API {})", id.version, id.api_version),
                 );
             }
         })
+    }
+
+    fn leftovers<'a>(
+        &'a self,
+        target: &'a Target,
+        gone: nfvi_harness::leftover::Gone<'a>,
+    ) -> BoxFuture<'a, Result<Vec<nfvi_harness::leftover::Leftover>, String>> {
+        crate::clean::leftovers(target, gone)
     }
 
     fn open(&self, _target: &Target) -> Shared {

@@ -3,12 +3,12 @@
 //! removal before it is created, and every call has a deadline.
 
 use std::collections::HashMap;
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig, Ipam, IpamConfig, NetworkCreateRequest};
-use bollard::query_parameters::{CreateContainerOptions, LogsOptions, RemoveContainerOptions};
-use futures_util::StreamExt;
+use bollard::query_parameters::{CreateContainerOptions, RemoveContainerOptions};
 use nfvi_harness::CheckContext;
 
 /// The label every probe object carries, so `lab down` can find leftovers of a crash.
@@ -57,17 +57,6 @@ pub async fn connect(socket: &std::path::Path) -> Result<Docker, String> {
     let docker = Docker::connect_with_unix(&path, 30, bollard::API_DEFAULT_VERSION)
         .map_err(|e| format!("cannot use the Docker socket {path}: {e}"))?;
     deadline("negotiating the API version", docker.negotiate_version()).await
-}
-
-/// What a one-shot probe container printed and how it exited.
-#[derive(Debug, Clone)]
-pub struct RunOutput {
-    /// The command, for evidence.
-    pub command: String,
-    /// Exit code.
-    pub exit_code: i64,
-    /// Standard output and error, interleaved as the daemon returns them.
-    pub output: String,
 }
 
 /// Names and cleanup for one check's Docker objects.
@@ -146,7 +135,7 @@ impl<'a> Probe<'a> {
                 ..Default::default()
             }),
             options: Some(options),
-            labels: Some(HashMap::from([(PROBE_LABEL.to_owned(), "1".to_owned())])),
+            labels: Some(crate::clean::labels()),
             ..Default::default()
         };
         deadline(
@@ -162,7 +151,7 @@ impl<'a> Probe<'a> {
         let body = ContainerCreateBody {
             image: Some(self.image.clone()),
             cmd: Some(cmd.iter().map(|s| (*s).to_owned()).collect()),
-            labels: Some(HashMap::from([(PROBE_LABEL.to_owned(), "1".to_owned())])),
+            labels: Some(crate::clean::labels()),
             host_config: Some(HostConfig {
                 network_mode: Some(network.to_owned()),
                 ..Default::default()
@@ -185,8 +174,9 @@ impl<'a> Probe<'a> {
         .await
     }
 
-    /// Starts a long-running container on `network` and returns its address there.
-    pub async fn sleeper(&self, suffix: &str, network: &str) -> Result<String, String> {
+    /// Starts a long-running container on `network` (a network's name, or a mode: `host`,
+    /// `none`) and reads what the probes need from its inspection.
+    pub async fn sleeper(&self, suffix: &str, network: &str) -> Result<Sleeper, String> {
         let name = format!("{}-{suffix}", self.tag);
         self.create(&name, network, &["/bin/sleep", "120"]).await?;
         let info = deadline(
@@ -194,55 +184,172 @@ impl<'a> Probe<'a> {
             self.docker.inspect_container(&name, None),
         )
         .await?;
-        info.network_settings
+        let state = info.state.unwrap_or_default();
+        let pid = state.pid.filter(|p| *p > 0).ok_or_else(|| {
+            format!(
+                "container {name} has no process (state {:?}): its namespace cannot be entered",
+                state.status
+            )
+        })?;
+        let endpoint = info
+            .network_settings
             .and_then(|s| s.networks)
-            .and_then(|n| n.get(network).and_then(|e| e.ip_address.clone()))
-            .filter(|ip| !ip.is_empty())
-            .ok_or_else(|| format!("container {name} has no address on {network}"))
+            .map(|n| {
+                n.into_iter()
+                    .map(|(k, e)| (k, e.ip_address.unwrap_or_default()))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        Ok(Sleeper {
+            name,
+            pid,
+            mode: info
+                .host_config
+                .and_then(|h| h.network_mode)
+                .unwrap_or_default(),
+            endpoint: endpoint_address(&endpoint, network),
+        })
     }
 
-    /// Runs `cmd` in a new container on `network`, waits for it, returns exit code and output.
-    pub async fn run(
-        &self,
-        suffix: &str,
-        network: &str,
-        cmd: &[&str],
-    ) -> Result<RunOutput, String> {
-        let name = format!("{}-{suffix}", self.tag);
-        self.create(&name, network, cmd).await?;
-        let mut wait = self.docker.wait_container(&name, None);
-        let exit_code = match tokio::time::timeout(CALL_TIMEOUT, wait.next()).await {
-            Ok(Some(Ok(r))) => r.status_code,
-            Ok(Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. }))) => code,
-            Ok(Some(Err(e))) => return Err(format!("waiting for {name}: {e}")),
-            Ok(None) => return Err(format!("waiting for {name}: no status")),
-            Err(_) => return Err(format!("{name} did not exit within {CALL_TIMEOUT:?}")),
-        };
-        let mut logs = self.docker.logs(
-            &name,
-            Some(LogsOptions {
-                stdout: true,
-                stderr: true,
-                ..Default::default()
-            }),
-        );
-        let mut output = String::new();
-        while let Ok(Some(Ok(chunk))) = tokio::time::timeout(CALL_TIMEOUT, logs.next()).await {
-            output.push_str(&nfvi_harness::bytes_to_evidence(chunk.as_ref()));
-        }
-        Ok(RunOutput {
-            command: format!(
-                "docker run --network {network} {} {}",
-                self.image,
-                cmd.join(" ")
+    /// Removes a container and then a network of this probe before the check ends (its
+    /// cleanup, registered at creation, then finds them gone).
+    pub async fn remove(&self, container: &str, network: &str) -> Result<(), String> {
+        deadline(
+            &format!("removing container {container}"),
+            self.docker.remove_container(
+                container,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    ..Default::default()
+                }),
             ),
-            exit_code,
-            output,
-        })
+        )
+        .await?;
+        deadline(
+            &format!("removing network {network}"),
+            self.docker.remove_network(network),
+        )
+        .await
     }
 
     /// The Docker client.
     pub fn docker(&self) -> &Docker {
         &self.docker
+    }
+}
+
+/// A running probe container.
+#[derive(Debug, Clone)]
+pub struct Sleeper {
+    /// Its name.
+    pub name: String,
+    /// Its process in the host's PID namespace (`State.Pid`): `/proc/PID/ns/net` is its
+    /// network namespace.
+    pub pid: i64,
+    /// `HostConfig.NetworkMode` as the engine recorded it.
+    pub mode: String,
+    /// The endpoint on the requested network: the key the engine filed it under and its
+    /// IPv4 address.
+    pub endpoint: Option<(String, Ipv4Addr)>,
+}
+
+impl Sleeper {
+    /// Its network namespace.
+    pub fn netns(&self) -> std::path::PathBuf {
+        crate::probe::netns_of(self.pid)
+    }
+
+    /// Its address on the requested network, or why there is none.
+    pub fn address(&self, network: &str) -> Result<Ipv4Addr, String> {
+        self.endpoint
+            .as_ref()
+            .map(|(_, ip)| *ip)
+            .ok_or_else(|| format!("container {} has no IPv4 address on {network}", self.name))
+    }
+}
+
+/// The endpoint of a container attached to one network (`NetworkSettings.Networks`, as
+/// (key, address)): the entry filed under the network's name, else the only entry with an
+/// address (Podman files the default bridge, `bridge` in the API, under `podman`).
+pub fn endpoint_address(
+    networks: &[(String, String)],
+    requested: &str,
+) -> Option<(String, Ipv4Addr)> {
+    let parsed: Vec<(String, Ipv4Addr)> = networks
+        .iter()
+        .filter_map(|(k, ip)| ip.parse().ok().map(|ip| (k.clone(), ip)))
+        .collect();
+    parsed
+        .iter()
+        .find(|(k, _)| k == requested)
+        .cloned()
+        .or_else(|| match parsed.as_slice() {
+            [only] => Some(only.clone()),
+            _ => None,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_endpoint_is_found_under_either_engines_key() {
+        let s = |v: &[(&str, &str)]| {
+            v.iter()
+                .map(|(k, ip)| ((*k).to_owned(), (*ip).to_owned()))
+                .collect::<Vec<_>>()
+        };
+        let ip = |a: &str| a.parse::<Ipv4Addr>().unwrap();
+        type Row = (
+            &'static str,
+            Vec<(String, String)>,
+            &'static str,
+            Option<(&'static str, Ipv4Addr)>,
+        );
+        let table: Vec<Row> = vec![
+            (
+                "docker default bridge",
+                s(&[("bridge", "198.18.128.2")]),
+                "bridge",
+                Some(("bridge", ip("198.18.128.2"))),
+            ),
+            (
+                "podman default bridge",
+                s(&[("podman", "198.18.160.3")]),
+                "bridge",
+                Some(("podman", ip("198.18.160.3"))),
+            ),
+            (
+                "user network",
+                s(&[("nfv-1-a", "198.18.200.2")]),
+                "nfv-1-a",
+                Some(("nfv-1-a", ip("198.18.200.2"))),
+            ),
+            (
+                "two networks, the requested one",
+                s(&[("x", "198.18.1.2"), ("nfv-1-a", "198.18.200.2")]),
+                "nfv-1-a",
+                Some(("nfv-1-a", ip("198.18.200.2"))),
+            ),
+            (
+                "two networks, neither requested",
+                s(&[("x", "198.18.1.2"), ("y", "198.18.2.2")]),
+                "bridge",
+                None,
+            ),
+            ("no address (docker none)", s(&[("none", "")]), "none", None),
+            ("no networks (podman none, host)", vec![], "none", None),
+            (
+                "hostile address",
+                s(&[("bridge", "not-an-ip")]),
+                "bridge",
+                None,
+            ),
+        ];
+        for (what, networks, requested, want) in table {
+            let got = endpoint_address(&networks, requested);
+            assert_eq!(got.as_ref().map(|(k, a)| (k.as_str(), *a)), want, "{what}");
+        }
     }
 }

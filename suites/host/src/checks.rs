@@ -538,9 +538,20 @@ async fn hugepages(fs: &Fs<'_>, size_kb: u64, label: &str) -> CheckResult {
 }
 
 /// Whether the node is a virtual machine, and what says so.
-async fn hypervisor(fs: &Fs<'_>) -> Option<String> {
-    let cpuinfo = fs.read("/proc/cpuinfo").await.unwrap_or_default();
-    if parse::cpu_flags(&cpuinfo).contains(&"hypervisor") {
+/// `/proc/cpuinfo` unreadable, or without a flags line, is an error: "bare metal" would
+/// then be a conclusion drawn from nothing.
+async fn hypervisor(fs: &Fs<'_>) -> Result<Option<String>, Outcome> {
+    let cpuinfo = fs.require("/proc/cpuinfo").await?;
+    if parse::cpu_flags(&cpuinfo).is_empty() {
+        return Err(Outcome::error(
+            "/proc/cpuinfo shows no CPU flags, so whether the node is a virtual machine was not observed",
+        ));
+    }
+    Ok(hypervisor_from(fs, &cpuinfo).await)
+}
+
+async fn hypervisor_from(fs: &Fs<'_>, cpuinfo: &str) -> Option<String> {
+    if parse::cpu_flags(cpuinfo).contains(&"hypervisor") {
         let vendor = fs
             .read("/sys/class/dmi/id/sys_vendor")
             .await
@@ -556,7 +567,7 @@ async fn hypervisor(fs: &Fs<'_>) -> Option<String> {
 }
 
 async fn vcpus(fs: &Fs<'_>) -> CheckResult {
-    let Some(vm) = hypervisor(fs).await else {
+    let Some(vm) = hypervisor(fs).await? else {
         return Ok(Outcome::not_applicable(
             "the node is bare metal (no `hypervisor` CPU flag); RA2 sets the vCPU floor for VM nodes only",
         ));
@@ -575,7 +586,7 @@ async fn vcpus(fs: &Fs<'_>) -> CheckResult {
 }
 
 async fn memory(fs: &Fs<'_>) -> CheckResult {
-    let Some(vm) = hypervisor(fs).await else {
+    let Some(vm) = hypervisor(fs).await? else {
         return Ok(Outcome::not_applicable(
             "the node is bare metal (no `hypervisor` CPU flag); RA2 sets the memory floor for VM nodes only",
         ));
@@ -695,6 +706,14 @@ async fn drift(fs: &Fs<'_>, cx: &CheckContext) -> Outcome {
     if !read_any {
         return Outcome::not_applicable(format!(
             "no dpkg log at {log}: not a dpkg-based system, or the log was removed"
+        ));
+    }
+    // The positive control: the log holds entries this parser reads. An empty log, or one in
+    // a format it does not read, shows no change because nothing was observed.
+    if parse::dpkg_entries(&text) == 0 {
+        return Outcome::error(format!(
+            "{log} holds no dpkg entry this check can read ({} bytes), so package changes were not observed",
+            text.len()
         ));
     }
     let now = chrono::Local::now().naive_local();

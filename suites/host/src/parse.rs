@@ -117,6 +117,23 @@ pub(crate) fn dpkg_changes(log: &str, since: NaiveDateTime) -> Vec<PackageChange
         .collect()
 }
 
+/// The number of lines of a dpkg log that read as dpkg entries (`YYYY-MM-DD HH:MM:SS ...`),
+/// changes or not: zero means the log was not observed, whatever its size.
+pub(crate) fn dpkg_entries(log: &str) -> usize {
+    log.lines()
+        .filter(|line| {
+            let mut f = line.split_whitespace();
+            match (f.next(), f.next(), f.next()) {
+                (Some(date), Some(time), Some(_)) => {
+                    NaiveDateTime::parse_from_str(&format!("{date} {time}"), "%Y-%m-%d %H:%M:%S")
+                        .is_ok()
+                }
+                _ => false,
+            }
+        })
+        .count()
+}
+
 /// The start of the drift window.
 pub(crate) fn window_start(now: NaiveDateTime, hours: u32) -> NaiveDateTime {
     now - TimeDelta::hours(i64::from(hours))
@@ -182,6 +199,12 @@ garbage line
             NaiveDateTime::parse_from_str("2026-09-21 12:00:00", "%Y-%m-%d %H:%M:%S").unwrap();
         let got = dpkg_changes(log, since);
         assert_eq!(got.len(), 2);
+        assert_eq!(dpkg_entries(log), 5, "every dated line, changes or not");
+        assert_eq!(dpkg_entries(""), 0);
+        assert_eq!(
+            dpkg_entries("garbage line\n22/09/2026 04:51 upgrade x 1 2\n"),
+            0
+        );
         assert_eq!(
             (got[0].action.as_str(), got[0].package.as_str()),
             ("upgrade", "docker.io:amd64")

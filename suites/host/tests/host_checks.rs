@@ -263,6 +263,51 @@ async fn package_drift_within_the_window() {
     );
 }
 
+/// The drift check's probe (reading the dpkg log) removed: an empty log, or one in a format
+/// the parser does not read, shows no change because nothing was observed. Neither may pass.
+#[tokio::test]
+async fn package_drift_does_not_pass_on_a_log_it_cannot_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let target = with_host(|h| h.dpkg_log = "/var/log/dpkg.log".into());
+    for (name, text) in [
+        ("empty log", ""),
+        (
+            "unreadable format",
+            "22/09/2026 04:51 upgrade docker.io 1 2\nnot a dpkg line\n",
+        ),
+    ] {
+        write(root, "var/log/dpkg.log", text);
+        let o = run_with(root, target.clone(), "host.packages.drift").await;
+        assert_eq!(o.status, Status::Error, "{name}: {}", o.message);
+        assert!(
+            o.message.contains("package changes were not observed"),
+            "{name}: {}",
+            o.message
+        );
+    }
+}
+
+/// "Bare metal, so not applicable" needs /proc/cpuinfo read: unreadable or flagless, the
+/// VM floors are errors, never skipped or passed.
+#[tokio::test]
+async fn vm_floors_need_cpuinfo_observed() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for id in ["host.node.vcpus", "host.node.memory"] {
+        let o = run(root, id).await;
+        assert_eq!(
+            o.status,
+            Status::Error,
+            "{id} without cpuinfo: {}",
+            o.message
+        );
+    }
+    write(root, "proc/cpuinfo", "processor\t: 0\n");
+    let o = run(root, "host.node.vcpus").await;
+    assert_eq!(o.status, Status::Error, "flagless cpuinfo: {}", o.message);
+}
+
 /// The probes act on this machine's kernel. A missing link type must fail (the NFVI lacks a
 /// feature), never error; veth and bridge exist in every kernel that runs containers.
 #[tokio::test]

@@ -185,6 +185,14 @@ impl Area for K8sArea {
         crate::checks()
     }
 
+    fn leftovers<'a>(
+        &'a self,
+        target: &'a Target,
+        gone: nfvi_harness::leftover::Gone<'a>,
+    ) -> nfvi_harness::BoxFuture<'a, Result<Vec<nfvi_harness::leftover::Leftover>, String>> {
+        crate::clean::leftovers(target, gone)
+    }
+
     fn open(&self, _target: &Target) -> Shared {
         Arc::new(Connection::default())
     }

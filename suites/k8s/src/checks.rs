@@ -414,14 +414,23 @@ async fn judge(kind: Kind, c: &Cluster, cx: &CheckContext) -> CheckResult {
             rbac(&c.discovery().await?, &names)
         }
         Kind::Anonymous => {
+            // The positive control: the same server accepts the kubeconfig's credentials.
+            let control = c
+                .nodes()
+                .await
+                .map(|n| n.len())
+                .map_err(|e| e.message.clone());
             let anon = c.anonymous().await?;
             let r = Api::<Namespace>::all(anon.client().clone())
                 .list(&ListParams::default().limit(1))
                 .await;
-            anonymous(r.map(|l| l.items.len()).map_err(|e| match &e {
-                kube::Error::Api(s) => Ok(s.code),
-                _ => Err(anon.explain("list namespaces without credentials", &e)),
-            }))?
+            anonymous(
+                control,
+                r.map(|l| l.items.len()).map_err(|e| match &e {
+                    kube::Error::Api(s) => Ok(s.code),
+                    _ => Err(anon.explain("list namespaces without credentials", &e)),
+                }),
+            )?
         }
         Kind::NodeFeatureDiscovery => node_feature_discovery(&c.nodes().await?),
     })
@@ -689,9 +698,29 @@ fn built_in_with<'a>(
         .collect()
 }
 
+/// The positive control of the "not served" checks: discovery shows the core group's `v1`
+/// with resources, which every API server serves. Without it, "no alpha API" or "no beta
+/// API" would pass on a discovery that observed nothing.
+fn discovery_observed(discovery: &[GroupVersion]) -> Result<(), Outcome> {
+    let core = discovery
+        .iter()
+        .any(|gv| gv.group.is_empty() && gv.version == "v1" && !gv.resources.is_empty());
+    if core {
+        Ok(())
+    } else {
+        Err(Outcome::error(format!(
+            "API discovery returned {} group version(s) and not the core v1 every API server serves, so what is served was not observed",
+            discovery.len()
+        )))
+    }
+}
+
 /// ra2.k8s.012 (second meaning): no alpha API served, except RA2's own (NFD). CRD-defined
 /// alpha versions count too: they are served APIs.
 pub(crate) fn no_alpha(discovery: &[GroupVersion], _crds: &[CustomResourceDefinition]) -> Outcome {
+    if let Err(o) = discovery_observed(discovery) {
+        return o;
+    }
     let alpha: Vec<String> = discovery
         .iter()
         .filter(|gv| {
@@ -720,6 +749,9 @@ pub(crate) fn no_alpha(discovery: &[GroupVersion], _crds: &[CustomResourceDefini
 /// ra2.k8s.019: no built-in beta API served, except [`LEGACY_BETA`]. Betas of CRD-defined
 /// groups (add-ons such as the Gateway API) are not the API server's and are left out.
 pub(crate) fn no_beta(discovery: &[GroupVersion], crds: &[CustomResourceDefinition]) -> Outcome {
+    if let Err(o) = discovery_observed(discovery) {
+        return o;
+    }
     let beta = built_in_with(discovery, crds, "beta");
     let (legacy, bad): (Vec<&GroupVersion>, Vec<&GroupVersion>) = beta
         .into_iter()
@@ -921,6 +953,11 @@ pub(crate) fn hugepages(nodes: &[Node], profile: &str) -> CheckResult {
 
 /// ra2.k8s.006 / ra2.k8s.009: a kubelet configz field has the wanted value on every node.
 pub(crate) fn kubelet_policy(configs: &[(String, Value)], field: &str, wanted: &str) -> Outcome {
+    if configs.is_empty() {
+        return Outcome::error(format!(
+            "no kubelet configuration was read, so {field} was not observed"
+        ));
+    }
     let mut o = Outcome::pass("");
     let mut wrong = Vec::new();
     for (node, cfg) in configs {
@@ -947,6 +984,11 @@ pub(crate) fn kubelet_policy(configs: &[(String, Value)], field: &str, wanted: &
 
 /// ra2.k8s.008: `reservedSystemCPUs`, or a CPU amount in `kubeReserved` or `systemReserved`.
 pub(crate) fn reserved_cpus(configs: &[(String, Value)]) -> Outcome {
+    if configs.is_empty() {
+        return Outcome::error(
+            "no kubelet configuration was read, so CPU reservations were not observed",
+        );
+    }
     let mut o = Outcome::pass("");
     let mut none = Vec::new();
     for (node, cfg) in configs {
@@ -1165,7 +1207,19 @@ pub(crate) fn rbac(discovery: &[GroupVersion], cluster_roles: &[String]) -> Outc
 
 /// sec.sys.001: listing namespaces without credentials is refused (401 or 403). `Ok(n)`: the
 /// listing worked; `Err(Ok(code))`: the server's refusal; `Err(Err(_))`: no answer.
-pub(crate) fn anonymous(result: Result<usize, Result<u16, ReadError>>) -> Result<Outcome, Outcome> {
+/// ra2.k8s.010-style: anonymous access refused. A refusal (401/403) counts only next to the
+/// positive control `control`, an authenticated read of the same server (the node count, or
+/// why it failed): a server that refuses every caller, or a wrong server, refuses anonymous
+/// requests too, and proves nothing.
+pub(crate) fn anonymous(
+    control: Result<usize, String>,
+    result: Result<usize, Result<u16, ReadError>>,
+) -> Result<Outcome, Outcome> {
+    if let (Err(why), Err(Ok(401 | 403))) = (&control, &result) {
+        return Err(Outcome::error(format!(
+            "the anonymous request was refused, but the same server did not answer an authenticated read either ({why}), so the refusal proves nothing"
+        )));
+    }
     match result {
         Ok(n) => Ok(Outcome::fail(format!(
             "an anonymous request listed namespaces ({n} returned): anonymous access is open"
@@ -1246,18 +1300,68 @@ mod tests {
         assert_eq!(o.status, nfvi_harness::Status::Passed, "{}", o.message);
     }
 
+    fn gv(group: &str, version: &str, resources: &[&str]) -> GroupVersion {
+        GroupVersion {
+            group: group.to_owned(),
+            version: version.to_owned(),
+            resources: resources.iter().map(|r| (*r).to_owned()).collect(),
+        }
+    }
+
+    /// "Not served" checks pass only on a discovery that saw the core v1 (the positive
+    /// control); empty or core-less discovery, and an empty kubelet list, are errors.
+    #[test]
+    fn negative_api_checks_need_discovery_observed() {
+        use nfvi_harness::Status;
+        let core = gv("", "v1", &["pods", "nodes"]);
+        let apps = gv("apps", "v1", &["deployments"]);
+        let alpha = gv("resource.k8s.io", "v1alpha3", &["resourceclaims"]);
+        #[rustfmt::skip]
+        let rows: Vec<(&str, Vec<GroupVersion>, Status, Status)> = vec![
+            // (name, discovery, no_alpha, no_beta)
+            ("observed, clean", vec![core.clone(), apps.clone()], Status::Passed, Status::Passed),
+            ("observed, alpha served", vec![core.clone(), alpha.clone()], Status::Failed, Status::Passed),
+            ("nothing observed", vec![], Status::Error, Status::Error),
+            ("control failed: no core v1", vec![apps.clone(), alpha], Status::Error, Status::Error),
+            ("control failed: core v1 without resources", vec![gv("", "v1", &[]), apps], Status::Error, Status::Error),
+        ];
+        for (name, discovery, alpha_status, beta_status) in rows {
+            let o = no_alpha(&discovery, &[]);
+            assert_eq!(o.status, alpha_status, "{name}: no_alpha: {}", o.message);
+            let o = no_beta(&discovery, &[]);
+            assert_eq!(o.status, beta_status, "{name}: no_beta: {}", o.message);
+        }
+        assert_eq!(
+            kubelet_policy(&[], "cpuManagerPolicy", "static").status,
+            Status::Error
+        );
+        assert_eq!(reserved_cpus(&[]).status, Status::Error);
+    }
+
     #[test]
     fn anonymous_access_outcomes() {
         assert_eq!(
-            anonymous(Ok(3)).unwrap().status,
+            anonymous(Ok(1), Ok(3)).unwrap().status,
             nfvi_harness::Status::Failed
         );
         assert_eq!(
-            anonymous(Err(Ok(401))).unwrap().status,
+            anonymous(Ok(1), Err(Ok(401))).unwrap().status,
             nfvi_harness::Status::Passed
         );
         assert_eq!(
-            anonymous(Err(Ok(500))).unwrap().status,
+            anonymous(Ok(1), Err(Ok(500))).unwrap().status,
+            nfvi_harness::Status::Failed
+        );
+        // Control failed: the server refuses authenticated reads too, so a refusal of the
+        // anonymous one observed nothing.
+        for code in [401, 403] {
+            let o =
+                anonymous(Err("list nodes: 401 Unauthorized".into()), Err(Ok(code))).unwrap_err();
+            assert_eq!(o.status, nfvi_harness::Status::Error, "{}", o.message);
+        }
+        // Open anonymous access is observed whatever the control says.
+        assert_eq!(
+            anonymous(Err("x".into()), Ok(2)).unwrap().status,
             nfvi_harness::Status::Failed
         );
     }

@@ -14,6 +14,7 @@
 
 mod area;
 mod checks;
+mod clean;
 pub mod cluster;
 pub mod daemonset;
 mod probes;

@@ -258,7 +258,7 @@ async fn measure(c: &Arc<Cluster>, cx: &CheckContext) -> CheckResult {
     });
     let namespace: Namespace = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Namespace",
-        "metadata": {"name": ns, "labels": {MANAGED_BY.0: MANAGED_BY.1}}
+        "metadata": {"name": ns, "labels": crate::clean::labels()}
     }))
     .expect("a valid Namespace");
     Api::<Namespace>::all(c.client().clone())

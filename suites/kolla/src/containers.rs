@@ -114,29 +114,38 @@ impl Seen {
     }
 }
 
-async fn inspect_all(docker: &Docker, expected: Vec<Expected>) -> Result<Vec<Seen>, String> {
+/// The Engine API as the container checks use it: bollard for the event stream, and raw
+/// `GET`s for inspection, whose JSON is read field by field (engines answer with values
+/// bollard's typed models reject, such as Podman's container state `stopped`).
+struct Api {
+    docker: Docker,
+    socket: std::path::PathBuf,
+}
+
+async fn inspect_all(api: &Api, expected: Vec<Expected>) -> Result<Vec<Seen>, String> {
     let calls = expected.into_iter().map(|e| async move {
-        let r = tokio::time::timeout(
-            Duration::from_secs(30),
-            docker.inspect_container(&e.name, None),
-        )
-        .await;
-        match r {
-            Err(_) => Err(format!(
-                "inspecting container `{}`: no answer from the Docker daemon within 30 s",
-                e.name
-            )),
-            Ok(Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            })) => Ok(Seen {
+        // Container names are [a-zA-Z0-9][a-zA-Z0-9_.-]*; anything else cannot exist.
+        if !e
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        {
+            return Ok(Seen {
+                expected: e,
+                inspect: None,
+            });
+        }
+        let path = format!("/containers/{}/json", e.name);
+        match nfvi_suite_docker::raw::get_json(&api.socket, &path, Duration::from_secs(30)).await {
+            Ok(v) => Ok(Seen {
+                expected: e,
+                inspect: Some(v),
+            }),
+            Err(nfvi_suite_docker::raw::RawError::Status { status: 404, .. }) => Ok(Seen {
                 expected: e,
                 inspect: None,
             }),
-            Ok(Err(err)) => Err(format!("inspecting container `{}`: {err}", e.name)),
-            Ok(Ok(resp)) => Ok(Seen {
-                expected: e,
-                inspect: Some(serde_json::to_value(resp).map_err(|e| e.to_string())?),
-            }),
+            Err(err) => Err(format!("inspecting container `{}`: {err}", e.name)),
         }
     });
     futures_util::future::join_all(calls)
@@ -203,15 +212,22 @@ async fn run(kind: Kind, cx: &CheckContext) -> CheckResult {
             )));
         }
     }
-    let docker = nfvi_suite_docker::client(cx).await?;
+    let api = Api {
+        docker: nfvi_suite_docker::client(cx).await?,
+        socket: cx
+            .target()
+            .config::<nfvi_suite_docker::DockerConfig>()
+            .socket
+            .clone(),
+    };
     let judged = match kind {
-        Kind::Running => running(&docker, expected).await,
-        Kind::Healthy => healthy(&docker, expected).await,
-        Kind::HostNetwork => host_network(&docker, expected).await,
-        Kind::Labels => labels(&docker, expected).await,
+        Kind::Running => running(&api, expected).await,
+        Kind::Healthy => healthy(&api, expected).await,
+        Kind::HostNetwork => host_network(&api, expected).await,
+        Kind::Labels => labels(&api, expected).await,
         Kind::Flapping => {
             flapping(
-                &docker,
+                &api,
                 expected,
                 kolla.flap_restarts,
                 kolla.flap_window_minutes,
@@ -229,11 +245,18 @@ async fn run(kind: Kind, cx: &CheckContext) -> CheckResult {
         .map_err(|e| evidence(Outcome::error(e)).into())
 }
 
-async fn running(docker: &Docker, expected: Vec<Expected>) -> Result<Outcome, String> {
-    let total = expected.len();
-    let seen = inspect_all(docker, expected).await?;
+async fn running(api: &Api, expected: Vec<Expected>) -> Result<Outcome, String> {
+    Ok(judge_running(&inspect_all(api, expected).await?))
+}
+
+/// Every expected container exists and runs; an empty expected set observed nothing.
+fn judge_running(seen: &[Seen]) -> Outcome {
+    let total = seen.len();
+    if total == 0 {
+        return Outcome::error("no container was expected, so nothing was observed");
+    }
     let mut bad = Vec::new();
-    for s in &seen {
+    for s in seen {
         match &s.inspect {
             None => bad.push(format!("{}: missing", s.expected.name)),
             Some(v) if !s.running() => bad.push(format!(
@@ -255,18 +278,18 @@ async fn running(docker: &Docker, expected: Vec<Expected>) -> Result<Outcome, St
             listing(&bad)
         ),
     );
-    for s in &seen {
+    for s in seen {
         o = o.with_property(format!("container {}", s.expected.name), s.state());
     }
-    Ok(o)
+    o
 }
 
-async fn healthy(docker: &Docker, expected: Vec<Expected>) -> Result<Outcome, String> {
+async fn healthy(api: &Api, expected: Vec<Expected>) -> Result<Outcome, String> {
     // Like Kolla's CI: wait while any health check is still `starting`, then judge.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     let mut expected_again = expected.clone();
     let seen = loop {
-        let seen = inspect_all(docker, std::mem::take(&mut expected_again)).await?;
+        let seen = inspect_all(api, std::mem::take(&mut expected_again)).await?;
         let starting = seen.iter().any(|s| {
             s.running()
                 && s.inspect.as_ref().unwrap()["State"]["Health"]["Status"].as_str()
@@ -278,11 +301,18 @@ async fn healthy(docker: &Docker, expected: Vec<Expected>) -> Result<Outcome, St
         expected_again = seen.iter().map(|s| s.expected.clone()).collect();
         tokio::time::sleep(Duration::from_secs(2)).await;
     };
+    Ok(judge_healthy(&seen))
+}
+
+/// Every running container with a health check is healthy. When no running container has
+/// one, no health was observed: not applicable if containers run without health checks
+/// (Kolla allows that), an error if none runs at all.
+fn judge_healthy(seen: &[Seen]) -> Outcome {
     let mut checked = 0;
     let mut without = Vec::new();
     let mut bad = Vec::new();
     let mut not_running = Vec::new();
-    for s in &seen {
+    for s in seen {
         let Some(v) = &s.inspect else {
             not_running.push(s.expected.name.clone());
             continue;
@@ -305,6 +335,20 @@ async fn healthy(docker: &Docker, expected: Vec<Expected>) -> Result<Outcome, St
                 last_probe(v)
             ));
         }
+    }
+    if checked == 0 {
+        return if without.is_empty() {
+            Outcome::error(format!(
+                "none of the {} expected containers runs, so no health was observed (see kolla.containers.running): not running {}",
+                seen.len(),
+                not_running.join(", ")
+            ))
+        } else {
+            Outcome::not_applicable(format!(
+                "no running container has a health check ({} run without one; `enable_container_healthchecks: no`?), so no health was observed",
+                without.join(", ")
+            ))
+        };
     }
     let mut o = Outcome::pass_if(
         bad.is_empty(),
@@ -349,14 +393,18 @@ async fn healthy(docker: &Docker, expected: Vec<Expected>) -> Result<Outcome, St
             unexpectedly_unchecked.join(", "),
         );
     }
-    Ok(o)
+    o
 }
 
-async fn host_network(docker: &Docker, expected: Vec<Expected>) -> Result<Outcome, String> {
-    let seen = inspect_all(docker, expected).await?;
+async fn host_network(api: &Api, expected: Vec<Expected>) -> Result<Outcome, String> {
+    Ok(judge_host_network(&inspect_all(api, expected).await?))
+}
+
+/// The present containers use host networking; none present observed nothing.
+fn judge_host_network(seen: &[Seen]) -> Outcome {
     let mut bad = Vec::new();
     let mut judged = 0;
-    for s in &seen {
+    for s in seen {
         if let Some(v) = &s.inspect {
             judged += 1;
             let mode = v["HostConfig"]["NetworkMode"].as_str().unwrap_or("");
@@ -365,7 +413,10 @@ async fn host_network(docker: &Docker, expected: Vec<Expected>) -> Result<Outcom
             }
         }
     }
-    Ok(if bad.is_empty() {
+    if judged == 0 {
+        return none_present(seen, "their network mode");
+    }
+    if bad.is_empty() {
         Outcome::pass(format!(
             "all {judged} present containers use host networking"
         ))
@@ -375,15 +426,28 @@ async fn host_network(docker: &Docker, expected: Vec<Expected>) -> Result<Outcom
             bad.len(),
             listing(&bad)
         ))
-    })
+    }
 }
 
-async fn labels(docker: &Docker, expected: Vec<Expected>) -> Result<Outcome, String> {
-    let seen = inspect_all(docker, expected).await?;
+/// None of the expected containers exists: `what` was not observed (the running check
+/// reports them missing).
+fn none_present(seen: &[Seen], what: &str) -> Outcome {
+    Outcome::error(format!(
+        "none of the {} expected containers exists, so {what} was not observed (see kolla.containers.running)",
+        seen.len()
+    ))
+}
+
+async fn labels(api: &Api, expected: Vec<Expected>) -> Result<Outcome, String> {
+    Ok(judge_labels(&inspect_all(api, expected).await?))
+}
+
+/// The present containers carry Kolla's labels for their image, one kolla_version.
+fn judge_labels(seen: &[Seen]) -> Outcome {
     let mut bad = Vec::new();
     let mut versions: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut judged = 0;
-    for s in &seen {
+    for s in seen {
         let Some(v) = &s.inspect else { continue };
         judged += 1;
         let labels = &v["Config"]["Labels"];
@@ -423,6 +487,9 @@ async fn labels(docker: &Docker, expected: Vec<Expected>) -> Result<Outcome, Str
                 .join("; ")
         ));
     }
+    if judged == 0 {
+        return none_present(seen, "their labels");
+    }
     let o = Outcome::pass_if(
         bad.is_empty(),
         format!(
@@ -431,14 +498,14 @@ async fn labels(docker: &Docker, expected: Vec<Expected>) -> Result<Outcome, Str
         ),
         format!("{} label problem(s): {}", bad.len(), listing(&bad)),
     );
-    Ok(o.with_property(
+    o.with_property(
         "kolla_version",
         versions.keys().cloned().collect::<Vec<_>>().join(", "),
-    ))
+    )
 }
 
 async fn flapping(
-    docker: &Docker,
+    api: &Api,
     expected: Vec<Expected>,
     limit: u32,
     window_minutes: u32,
@@ -461,7 +528,7 @@ async fn flapping(
         filters: Some(filters),
     };
     let mut deaths: BTreeMap<String, u32> = BTreeMap::new();
-    let mut stream = docker.events(Some(options));
+    let mut stream = api.docker.events(Some(options));
     let read = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(ev) = stream.next().await {
             let ev = ev.map_err(|e| format!("reading the Docker event log: {e}"))?;
@@ -483,9 +550,23 @@ async fn flapping(
     }
     // Docker's own restarts (Kolla before 2023.1 used `unless-stopped`) show in RestartCount
     // and the `restarting` state; systemd's do not, hence the event log above.
-    let seen = inspect_all(docker, expected).await?;
+    let seen = inspect_all(api, expected).await?;
+    Ok(judge_flapping(&seen, &deaths, limit, window_minutes))
+}
+
+/// No present container is in a restart loop (Docker's restart count and state, and `die`
+/// events from the log). With no container present, nothing was observed.
+fn judge_flapping(
+    seen: &[Seen],
+    deaths: &BTreeMap<String, u32>,
+    limit: u32,
+    window_minutes: u32,
+) -> Outcome {
+    if seen.iter().all(|s| s.inspect.is_none()) {
+        return none_present(seen, "whether they restart");
+    }
     let mut flapping = Vec::new();
-    for s in &seen {
+    for s in seen {
         let Some(v) = &s.inspect else { continue };
         let name = &s.expected.name;
         let restarts = v["RestartCount"].as_u64().unwrap_or(0);
@@ -506,8 +587,7 @@ async fn flapping(
         ),
         format!("restart loop: {}", listing(&flapping)),
     );
-    Ok(o
-        .with_property(
+    o.with_property(
             "deaths in the event log",
             deaths
                 .iter()
@@ -518,5 +598,78 @@ async fn flapping(
         .with_property(
             "event log reach",
             format!("asked for {window_minutes} min; the daemon keeps only its last 256 events, so with frequent health checks it reaches back less"),
-        ))
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nfvi_harness::{SkipKind, Status};
+    use serde_json::json;
+
+    fn seen(name: &str, inspect: Option<Value>) -> Seen {
+        Seen {
+            expected: Expected {
+                name: name.to_owned(),
+                service: None,
+            },
+            inspect,
+        }
+    }
+
+    fn running(health: Option<&str>) -> Value {
+        let mut v = json!({"State": {"Status": "running"}, "HostConfig": {"NetworkMode": "host"},
+            "Config": {"Labels": {"maintainer": "Kolla", "name": "keystone", "kolla_version": "18.0.0"}},
+            "RestartCount": 0});
+        if let Some(h) = health {
+            v["Config"]["Healthcheck"] = json!({"Test": ["CMD-SHELL", "healthcheck_curl"]});
+            v["State"]["Health"] = json!({"Status": h, "FailingStreak": 0, "Log": []});
+        }
+        v
+    }
+
+    /// Each judge over what was inspected: a pass needs something observed; nothing
+    /// present (or nothing expected) is an error, never a pass.
+    #[test]
+    fn judges_need_something_observed() {
+        let present = vec![seen("keystone", Some(running(Some("healthy"))))];
+        let missing = vec![seen("keystone", None)];
+        type Judge = fn(&[Seen]) -> Outcome;
+        let flap: Judge = |s| judge_flapping(s, &BTreeMap::new(), 3, 60);
+        let judges: [(&str, Judge); 5] = [
+            ("running", judge_running),
+            ("healthy", judge_healthy),
+            ("host network", judge_host_network),
+            ("labels", judge_labels),
+            ("flapping", flap),
+        ];
+        for (name, judge) in judges {
+            assert_eq!(judge(&present).status, Status::Passed, "{name}: observed");
+            assert_eq!(judge(&[]).status, Status::Error, "{name}: nothing expected");
+            let o = judge(&missing);
+            assert_ne!(
+                o.status,
+                Status::Passed,
+                "{name}: nothing present: {}",
+                o.message
+            );
+        }
+        for judge in [judge_host_network, judge_labels, flap, judge_healthy] {
+            assert_eq!(judge(&missing).status, Status::Error);
+        }
+        assert_eq!(judge_running(&missing).status, Status::Failed);
+    }
+
+    /// Health: running containers without any health check observed no health: not
+    /// applicable, not "0 containers healthy".
+    #[test]
+    fn health_without_any_health_check_is_not_applicable() {
+        let o = judge_healthy(&[seen("cron", Some(running(None)))]);
+        assert_eq!(o.skip_kind(), Some(SkipKind::NotApplicable), "{o:?}");
+        let o = judge_healthy(&[
+            seen("cron", Some(running(None))),
+            seen("keystone", Some(running(Some("unhealthy")))),
+        ]);
+        assert_eq!(o.status, Status::Failed, "{}", o.message);
+    }
 }

@@ -342,6 +342,13 @@ async fn judge(kind: Kind, cx: &CheckContext) -> CheckResult {
                 .iter()
                 .filter_map(|e| e.service.map(|s| s.image))
                 .collect();
+            if images.is_empty() {
+                // "All 0 images present" would pass on nothing asked.
+                return Ok(Outcome::not_applicable(format!(
+                    "none of the {} expected containers maps to a known Kolla image, so no image was looked up",
+                    expected.len()
+                )));
+            }
             let scopes: Vec<String> = images
                 .iter()
                 .map(|i| format!("repository:{}/{i}:pull", k.image_namespace))

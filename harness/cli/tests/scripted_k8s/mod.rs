@@ -11,6 +11,7 @@
 #![allow(dead_code)]
 
 mod agents;
+mod leftovers;
 mod rbac;
 
 use std::collections::BTreeMap;
@@ -77,6 +78,9 @@ pub struct Spec {
     pub agents: BTreeMap<String, AgentPod>,
     /// The agent's namespace `nfvi-verify` exists already (the harness must leave it).
     pub agent_namespace_exists: bool,
+    /// Objects killed runs left (namespaces, DaemonSets, ConfigMaps), served to label-selected
+    /// lists.
+    pub leftovers: Vec<Value>,
 }
 
 impl Spec {
@@ -118,6 +122,7 @@ impl Spec {
             probe_client_hangs: false,
             agents: BTreeMap::new(),
             agent_namespace_exists: false,
+            leftovers: Vec::new(),
         }
     }
 }
@@ -651,7 +656,9 @@ fn serve_conn(
             auth: &auth,
             body: &body,
         };
-        let (code, ctype, text) = match agents::respond(&req, spec, stores.agents) {
+        let answer =
+            leftovers::respond(&req, spec).or_else(|| agents::respond(&req, spec, stores.agents));
+        let (code, ctype, text) = match answer {
             Some(answer) => answer,
             None => {
                 let (code, ctype, text) = respond(&req, docs, spec, stores.pods);

@@ -4,7 +4,7 @@
 use nfvi_harness::Outcome;
 
 use super::add::mac_of;
-use super::{exec_in, expect_error, net_name};
+use super::{exec_in, expect_error, net_name, not_run, uses_ipam};
 use crate::lab::{Exec, Lab, Netns};
 use crate::netstate::Link;
 
@@ -30,13 +30,46 @@ pub(crate) async fn add_004(lab: &Lab<'_>, plugin: &str) -> Outcome {
     let after = mac_of(&t!(lab.links(Some(&ns)).await), "eth0");
     let host_after = t!(lab.links(None).await);
     let reserved = lab.reservations(&net_name(&conf));
+    // The positive control, after the observation: the same configuration ADDs into a fresh
+    // namespace through the same exec path, and its reservation shows in the same reader.
+    let fresh = t!(lab.netns().await);
+    let add = exec_in(lab, plugin, "ADD", &fresh, &conf).await;
+    let control = Control {
+        reservation_seen: !uses_ipam(plugin) || !lab.reservations(&net_name(&conf)).is_empty(),
+        add,
+    };
     judge_add_onto_existing(
         &exec,
         [before.as_deref(), after.as_deref()],
         host_before,
         &host_after,
         &reserved,
+        &control,
     )
+}
+
+/// The positive control of a refusal: the same configuration ADDs into a fresh namespace,
+/// and the reservation it makes is visible.
+pub(super) struct Control {
+    pub(super) add: Exec,
+    pub(super) reservation_seen: bool,
+}
+
+/// Without an accepted control, a refusal and "nothing left" prove nothing: the plugin may
+/// not be runnable, or the readers may look in the wrong place.
+fn judge_control(c: &Control) -> Result<(), Outcome> {
+    if !c.add.ok() {
+        return Err(Outcome::error(format!(
+            "the positive control failed: the same configuration did not ADD into a fresh namespace ({}), so the refusal cannot be told from a plugin that does not work",
+            c.add.describe()
+        )));
+    }
+    if !c.reservation_seen {
+        return Err(Outcome::error(
+            "the positive control's ADD left no visible IPAM reservation, so \"no reservation left\" could not be observed",
+        ));
+    }
+    Ok(())
 }
 
 /// ADD onto an existing eth0 (`macs` before and after): refused, eth0 untouched, and no host
@@ -47,7 +80,12 @@ fn judge_add_onto_existing(
     host_before: usize,
     host_after: &[Link],
     reserved: &[(String, String)],
+    control: &Control,
 ) -> Outcome {
+    if let Some(o) = not_run(exec) {
+        return o;
+    }
+    t!(judge_control(control));
     let mut p = Vec::new();
     if exec.ok() {
         p.push(format!(
@@ -126,11 +164,19 @@ fn judge_missing_netns(
 #[cfg(test)]
 mod tests {
     use super::super::testkit::{
-        assert_contains, assert_starts_with, bridge_result, err, link, ok, reservations,
+        assert_contains, assert_starts_with, bridge_result, err, garbage_not_started, link, ok,
+        reservations,
     };
     use super::*;
     use nfvi_harness::Status;
     use serde_json::json;
+
+    fn accepted() -> Control {
+        Control {
+            add: ok(bridge_result()),
+            reservation_seen: true,
+        }
+    }
 
     #[test]
     fn add_onto_an_existing_interface() {
@@ -144,7 +190,7 @@ mod tests {
             link("nfvmm0", 2, Some("veth")),
             link("nfvmm1", 3, Some("veth")),
         ];
-        let o = judge_add_onto_existing(&refused, [mac, mac], 3, &master, &[]);
+        let o = judge_add_onto_existing(&refused, [mac, mac], 3, &master, &[], &accepted());
         assert_eq!(o.status, Status::Passed, "{}", o.message);
         assert!(
             o.message.starts_with("rejected (container veth name"),
@@ -161,6 +207,7 @@ mod tests {
             1,
             &leak,
             &res,
+            &accepted(),
         );
         assert_eq!(o.status, Status::Failed);
         assert_starts_with(
@@ -177,8 +224,27 @@ mod tests {
             "IPAM reservations left: [(\"198.18.30.2\", \"nfvcid1\")]",
         );
         // A deleted eth0 is a change too.
-        let o = judge_add_onto_existing(&refused, [mac, None], 3, &master, &[]);
+        let o = judge_add_onto_existing(&refused, [mac, None], 3, &master, &[], &accepted());
         assert_eq!(o.status, Status::Failed);
+    }
+
+    /// A plugin that never ran, or whose readers see nothing, makes no refusal pass.
+    #[test]
+    fn add_onto_an_existing_interface_needs_a_working_probe() {
+        let mac = Some("0e:00:00:00:00:01");
+        let not_started = garbage_not_started();
+        let refused = err(1, json!({"code": 999, "msg": "exists"}));
+        #[rustfmt::skip]
+        let rows: &[(&str, &Exec, Control, &str)] = &[
+            ("nothing observed: plugin not started", &not_started, Control { add: not_started.clone(), reservation_seen: false }, "did not run to an exit"),
+            ("control failed: ADD refused everywhere", &refused, Control { add: refused.clone(), reservation_seen: false }, "the positive control failed"),
+            ("control failed: reservation invisible", &refused, Control { add: ok(bridge_result()), reservation_seen: false }, "no visible IPAM reservation"),
+        ];
+        for (name, exec, control, part) in rows {
+            let o = judge_add_onto_existing(exec, [mac, mac], 1, &[], &[], control);
+            assert_eq!(o.status, Status::Error, "{name}: {}", o.message);
+            assert_contains(&o.message, part);
+        }
     }
 
     #[test]

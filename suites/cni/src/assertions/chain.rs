@@ -150,6 +150,10 @@ struct ChainTeardown {
     reservations: Vec<(String, String)>,
     container_left: Vec<String>,
     cached_after_del: bool,
+    /// The positive controls, read while the attachment was live through the readers that
+    /// judge the teardown: its reservations and the container's links other than `lo`.
+    live_reservations: usize,
+    live_links: usize,
 }
 
 pub(crate) async fn chain_009(lab: &Lab<'_>, _plugin: &str) -> Outcome {
@@ -161,6 +165,8 @@ pub(crate) async fn chain_009(lab: &Lab<'_>, _plugin: &str) -> Outcome {
         Ok((_, steps)) => steps[0].exec.json().cloned().unwrap_or_default(),
         Err(e) => return Outcome::fail(format!("chain ADD: {}", e.describe())),
     };
+    let live_reservations = lab.reservations("nfvchain").len();
+    let live_links = t!(only_lo(lab, &att.ns).await).len();
     let check_error = rt.check(&list, &att).await.err().map(|e| e.describe());
     let del_error = rt.del(&list, &att).await.err().map(|e| e.describe());
     let seen = ChainTeardown {
@@ -173,6 +179,8 @@ pub(crate) async fn chain_009(lab: &Lab<'_>, _plugin: &str) -> Outcome {
         reservations: lab.reservations("nfvchain"),
         container_left: t!(only_lo(lab, &att.ns).await),
         cached_after_del: rt.cached(&list, &att).is_some(),
+        live_reservations,
+        live_links,
     };
     judge_chain_teardown(&seen)
 }
@@ -183,6 +191,12 @@ pub(crate) async fn chain_009(lab: &Lab<'_>, _plugin: &str) -> Outcome {
 /// bridge, the CNI-FORWARD and CNI-HOSTPORT-* base chains) is recorded but allowed, like the
 /// bridge itself.
 fn judge_chain_teardown(seen: &ChainTeardown) -> Outcome {
+    if seen.live_reservations == 0 || seen.live_links == 0 {
+        return Outcome::error(format!(
+            "while the chain was attached the readers saw {} reservation(s) and {} container interface(s) besides lo, so \"nothing left\" after DEL would prove nothing",
+            seen.live_reservations, seen.live_links
+        ));
+    }
     let mut p = Vec::new();
     if let Some(e) = &seen.check_error {
         p.push(format!("chain CHECK (list order): {e}"));
@@ -361,6 +375,27 @@ mod tests {
             reservations: vec![],
             container_left: vec![],
             cached_after_del: false,
+            live_reservations: 1,
+            live_links: 1,
+        }
+    }
+
+    /// Readers that saw nothing of the live attachment make the teardown undecidable.
+    #[test]
+    fn chain_teardown_needs_the_live_attachment_observed() {
+        for (reservations, links) in [(0, 1), (1, 0), (0, 0)] {
+            let seen = ChainTeardown {
+                live_reservations: reservations,
+                live_links: links,
+                ..clean_teardown()
+            };
+            let o = judge_chain_teardown(&seen);
+            assert_eq!(
+                o.status,
+                Status::Error,
+                "{reservations}/{links}: {}",
+                o.message
+            );
         }
     }
 

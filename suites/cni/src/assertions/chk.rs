@@ -31,15 +31,29 @@ fn judge_check_right_after_add(exec: &Exec) -> Outcome {
 
 pub(crate) async fn chk_002(lab: &Lab<'_>, plugin: &str) -> Outcome {
     let a = t!(attach(lab, plugin).await);
+    let control = check_after(lab, plugin, &a).await;
     let exec = exec_in(lab, plugin, "CHECK", &a.ns, &a.conf).await;
+    judge_check_without_prev(&control, &exec)
+}
+
+/// CHECK without prevResult must be refused; the same CHECK with prevResult (the positive
+/// control, same attachment, same run) must pass, or the refusal proves nothing.
+fn judge_check_without_prev(control: &Exec, exec: &Exec) -> Outcome {
+    t!(judge_check_baseline("CHECK without prevResult", control));
+    if let Some(o) = super::not_run(exec) {
+        return o;
+    }
     if exec.ok() {
         fail_expected(
             "CHECK without prevResult",
             "an error (nothing to verify against)",
-            &exec,
+            exec,
         )
     } else {
-        Outcome::pass(format!("refused: {}", exec.msg()))
+        Outcome::pass(format!(
+            "refused: {} (CHECK with prevResult passed)",
+            exec.msg()
+        ))
     }
 }
 
@@ -57,7 +71,8 @@ async fn check_detects(
     judge_check_detects(what, &check_after(lab, plugin, &a).await)
 }
 
-/// CHECK must pass before the perturbation, or its failure afterwards proves nothing.
+/// CHECK must pass before the perturbation (the positive control), or its failure
+/// afterwards proves nothing.
 fn judge_check_baseline(what: &str, before: &Exec) -> Result<(), Outcome> {
     if before.ok() {
         Ok(())
@@ -71,6 +86,9 @@ fn judge_check_baseline(what: &str, before: &Exec) -> Result<(), Outcome> {
 
 /// CHECK after the perturbation `what` must fail.
 fn judge_check_detects(what: &str, after: &Exec) -> Outcome {
+    if let Some(o) = super::not_run(after) {
+        return o;
+    }
     if after.ok() {
         fail_expected(&format!("CHECK after {what}"), "an error", after)
     } else {
@@ -142,7 +160,13 @@ pub(crate) async fn chk_007(lab: &Lab<'_>, plugin: &str) -> Outcome {
         plugin,
         "the IPAM reservation was removed",
         async |a: &Attached| {
-            for (ip, _) in lab.reservations(&net_name(&a.conf)) {
+            let held = lab.reservations(&net_name(&a.conf));
+            if held.is_empty() {
+                return Err(Outcome::error(
+                    "no IPAM reservation is visible, so there is none to remove",
+                ));
+            }
+            for (ip, _) in held {
                 std::fs::remove_file(lab.dir.join("ipam").join(net_name(&a.conf)).join(ip))
                     .map_err(|e| Outcome::error(e.to_string()))?;
             }
@@ -195,15 +219,24 @@ pub(crate) async fn chk_011(lab: &Lab<'_>, plugin: &str) -> Outcome {
             with_prev(&a.conf, &a.result),
         ),
     ];
+    let control = check_after(lab, plugin, &a).await;
     let mut checks = Vec::new();
     for (what, env, conf) in cases {
         checks.push((what, lab.exec(plugin, &env, &conf).await));
     }
-    judge_mismatched_checks(&checks)
+    judge_mismatched_checks(&control, &checks)
 }
 
-/// Every CHECK with parameters that do not match the attachment must fail.
-fn judge_mismatched_checks(checks: &[(&str, Exec)]) -> Outcome {
+/// Every CHECK with parameters that do not match the attachment must fail, while the
+/// matching CHECK (the positive control) passes; CHECKs that did not run judge nothing.
+fn judge_mismatched_checks(control: &Exec, checks: &[(&str, Exec)]) -> Outcome {
+    t!(judge_check_baseline("the mismatched CHECKs", control));
+    if checks.is_empty() {
+        return Outcome::error("no mismatched CHECK was run: nothing observed");
+    }
+    if let Some(o) = checks.iter().find_map(|(_, e)| super::not_run(e)) {
+        return o;
+    }
     let accepted: Vec<&str> = checks
         .iter()
         .filter(|(_, exec)| exec.ok())
@@ -247,7 +280,9 @@ fn judge_check_final_result(bridge: &Exec, tuning: &Exec) -> Outcome {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testkit::{assert_starts_with, err, named, ok, ok_empty};
+    use super::super::testkit::{
+        assert_starts_with, err, garbage_not_started, named, ok, ok_empty,
+    };
     use super::*;
     use nfvi_harness::Status;
 
@@ -304,20 +339,55 @@ mod tests {
 
     #[test]
     fn mismatched_parameters_must_fail_check() {
-        let o = judge_mismatched_checks(&[
-            ("CNI_IFNAME=eth9", refused()),
-            ("another CNI_CONTAINERID", refused()),
-        ]);
+        let o = judge_mismatched_checks(
+            &ok_empty(),
+            &[
+                ("CNI_IFNAME=eth9", refused()),
+                ("another CNI_CONTAINERID", refused()),
+            ],
+        );
         assert_eq!(o.status, Status::Passed);
-        let o = judge_mismatched_checks(&[
-            ("prevResult sandbox altered", ok_empty()),
-            ("CNI_IFNAME=eth9", refused()),
-            ("another CNI_CONTAINERID", ok_empty()),
-        ]);
+        let o = judge_mismatched_checks(
+            &ok_empty(),
+            &[
+                ("prevResult sandbox altered", ok_empty()),
+                ("CNI_IFNAME=eth9", refused()),
+                ("another CNI_CONTAINERID", ok_empty()),
+            ],
+        );
         assert_eq!(
             o.message,
             "expected CHECK to fail, but it passed for: prevResult sandbox altered, another CNI_CONTAINERID"
         );
+    }
+
+    /// Refusals count only next to an accepted control, and only from a plugin that ran.
+    #[test]
+    fn refused_checks_need_a_passing_control_and_a_running_plugin() {
+        let not_started = garbage_not_started();
+        type Row<'a> = (&'a str, Exec, Vec<(&'a str, Exec)>, &'a str);
+        #[rustfmt::skip]
+        let rows: &[Row] = &[
+            ("control failed", refused(), vec![("CNI_IFNAME=eth9", refused())], "CHECK already fails before the mismatched CHECKs"),
+            ("nothing observed: not started", ok_empty(), vec![("CNI_IFNAME=eth9", not_started.clone())], "did not run to an exit"),
+            ("nothing observed: no case", ok_empty(), vec![], "no mismatched CHECK was run"),
+        ];
+        for (name, control, checks, part) in rows {
+            let o = judge_mismatched_checks(control, checks);
+            assert_eq!(o.status, Status::Error, "{name}: {}", o.message);
+            assert!(o.message.contains(part), "{name}: {}", o.message);
+        }
+        // CHECK without prevResult: refused next to a passing CHECK with it.
+        let o = judge_check_without_prev(&ok_empty(), &refused());
+        assert_eq!(o.status, Status::Passed, "{}", o.message);
+        let o = judge_check_without_prev(&refused(), &refused());
+        assert_eq!(o.status, Status::Error, "control failed: {}", o.message);
+        let o = judge_check_without_prev(&ok_empty(), &not_started);
+        assert_eq!(o.status, Status::Error, "not started: {}", o.message);
+        let o = judge_check_without_prev(&ok_empty(), &ok_empty());
+        assert_eq!(o.status, Status::Failed);
+        // A perturbation judged on a CHECK that never ran is no detection.
+        assert_eq!(judge_check_detects("x", &not_started).status, Status::Error);
     }
 
     #[test]

@@ -17,12 +17,14 @@ pub(super) struct Tally {
     /// Distinct first addresses among the ADD results.
     distinct: usize,
     del_failed: usize,
+    /// Reservations visible between the ADDs and the DELs: the positive control of `left`.
+    live: usize,
     /// Reservations left after the DELs.
     left: usize,
 }
 
 impl Tally {
-    pub(super) fn of(adds: &[Exec], dels: &[Exec], left: usize) -> Self {
+    pub(super) fn of(adds: &[Exec], dels: &[Exec], live: usize, left: usize) -> Self {
         let distinct: BTreeSet<String> = adds
             .iter()
             .filter_map(Exec::json)
@@ -37,6 +39,7 @@ impl Tally {
                 .collect(),
             distinct: distinct.len(),
             del_failed: dels.iter().filter(|e| !e.ok()).count(),
+            live,
             left,
         }
     }
@@ -45,7 +48,15 @@ impl Tally {
 /// `n` concurrent ADDs all succeed with `n` distinct addresses, and the DELs all succeed and
 /// release every reservation: passes with `pass`, or fails saying what was `expected` and
 /// what was seen.
+/// "No reservation left" counts only if the same reader saw the live ones: fewer visible
+/// reservations than distinct addresses handed out is an error, never a clean release.
 pub(super) fn judge_concurrency(n: usize, t: &Tally, pass: &str, expected: &str) -> Outcome {
+    if t.failed.is_empty() && t.live < t.distinct {
+        return Outcome::error(format!(
+            "only {} of {} reservations were visible while the attachments were live, so their release could not be observed",
+            t.live, t.distinct
+        ));
+    }
     Outcome::pass_if(
         t.failed.is_empty() && t.distinct == n && t.del_failed == 0 && t.left == 0,
         pass,
@@ -71,6 +82,7 @@ pub(crate) async fn conc_001(lab: &Lab<'_>, plugin: &str) -> Outcome {
         async move { exec_as(lab, plugin, "ADD", ns, &format!("nfvconc{i}"), conf).await }
     });
     let results = join_all(adds).await;
+    let live = lab.reservations(&net_name(&conf)).len();
     let dels = spaces.iter().enumerate().zip(&results).map(|((i, ns), r)| {
         let conf = r
             .json()
@@ -81,7 +93,7 @@ pub(crate) async fn conc_001(lab: &Lab<'_>, plugin: &str) -> Outcome {
     let left = lab.reservations(&net_name(&conf)).len();
     judge_concurrency(
         16,
-        &Tally::of(&results, &dels, left),
+        &Tally::of(&results, &dels, live, left),
         "16 concurrent ADDs succeeded with 16 distinct addresses; 16 concurrent DELs cleaned up",
         "expected 16 successes with distinct addresses and a clean release",
     )
@@ -122,7 +134,7 @@ mod tests {
             ("a reservation leaked", vec![add(2), add(3), add(4)], dels(), 1, Some("1 reservations left")),
         ];
         for (name, adds, dels, left, want) in rows {
-            let o = judge_concurrency(3, &Tally::of(&adds, &dels, left), "clean", "expected 3");
+            let o = judge_concurrency(3, &Tally::of(&adds, &dels, 3, left), "clean", "expected 3");
             match want {
                 None => assert_eq!(o.message, "clean", "{name}"),
                 Some(needle) => {
@@ -136,5 +148,18 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A reader that did not see the live reservations makes "none left" undecidable.
+    #[test]
+    fn a_clean_release_needs_the_live_reservations_observed() {
+        let adds = [add(2), add(3), add(4)];
+        let dels = [ok_empty(), ok_empty(), ok_empty()];
+        for live in [0, 2] {
+            let o = judge_concurrency(3, &Tally::of(&adds, &dels, live, 0), "clean", "expected 3");
+            assert_eq!(o.status, Status::Error, "{live} visible: {}", o.message);
+        }
+        let o = judge_concurrency(3, &Tally::of(&adds, &dels, 3, 0), "clean", "expected 3");
+        assert_eq!(o.status, Status::Passed);
     }
 }

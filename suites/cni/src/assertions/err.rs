@@ -56,8 +56,36 @@ pub(crate) async fn err_001(lab: &Lab<'_>, plugin: &str) -> Outcome {
     judge_error_exits(&t!(error_corpus(lab, plugin).await))
 }
 
+/// What the corpus must show before anything about failures can be judged: every
+/// invocation ran to an exit (a plugin that could not be started shows nothing about its
+/// error reporting), and at least one failed, with an error object when `objects` is asked
+/// (a check of error objects over none would pass on nothing).
+fn corpus_observed(corpus: &[Exec], objects: bool) -> Result<(), Outcome> {
+    if let Some(o) = corpus.iter().find_map(super::not_run) {
+        return Err(o);
+    }
+    // A failure shows as a non-zero exit or as an error object (CNI-ERR-001 also judges
+    // an error object printed with exit 0).
+    let is_error_obj = |e: &Exec| e.json().is_some_and(|v| v.get("code").is_some());
+    if !corpus.iter().any(|e| !e.ok() || is_error_obj(e)) {
+        return Err(Outcome::error(format!(
+            "none of the {} invocations of the error corpus failed, so nothing was observed about failures",
+            corpus.len()
+        )));
+    }
+    let failures: Vec<&Exec> = corpus.iter().filter(|e| !e.ok()).collect();
+    if objects && !failures.iter().any(|e| e.json().is_some()) {
+        return Err(Outcome::error(format!(
+            "none of the {} failures printed a JSON document, so there is no error object to judge (CNI-ERR-001 reports the missing objects)",
+            failures.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Failures exit non-zero with a JSON error object on stdout, and only failures print one.
 fn judge_error_exits(corpus: &[Exec]) -> Outcome {
+    t!(corpus_observed(corpus, false));
     let bad: Vec<String> = corpus
         .iter()
         .filter(|e| {
@@ -87,6 +115,7 @@ pub(crate) async fn err_002(lab: &Lab<'_>, plugin: &str) -> Outcome {
 /// Every error object on the stdout of a failure carries `cniVersion`, an integer `code` and
 /// a `msg`.
 fn judge_error_objects(corpus: &[Exec]) -> Outcome {
+    t!(corpus_observed(corpus, true));
     let mut p = Vec::new();
     for e in corpus.iter().filter(|e| !e.ok()) {
         if let Some(v) = e.json() {
@@ -113,6 +142,7 @@ pub(crate) async fn err_003(lab: &Lab<'_>, plugin: &str) -> Outcome {
 /// Codes below 100 are reserved: each must be a well-known one. The codes seen are kept as a
 /// histogram.
 fn judge_error_codes(corpus: &[Exec]) -> Outcome {
+    t!(corpus_observed(corpus, true));
     let mut histogram = BTreeMap::new();
     let mut p = Vec::new();
     for e in corpus.iter().filter(|e| !e.ok()) {
@@ -140,6 +170,12 @@ pub(crate) async fn err_004(lab: &Lab<'_>, plugin: &str) -> Outcome {
 
 /// stdout is empty or exactly one JSON document, every time.
 fn judge_stdout_documents(corpus: &[Exec]) -> Outcome {
+    if corpus.is_empty() {
+        return Outcome::error("the error corpus is empty: nothing observed");
+    }
+    if let Some(o) = corpus.iter().find_map(super::not_run) {
+        return o;
+    }
     let bad: Vec<String> = corpus
         .iter()
         .filter(|e| matches!(e.stdout, Stdout::Garbage(_)))
@@ -156,7 +192,7 @@ fn judge_stdout_documents(corpus: &[Exec]) -> Outcome {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testkit::{err, garbage, named, ok, ok_empty};
+    use super::super::testkit::{err, garbage, garbage_not_started, named, ok, ok_empty};
     use super::*;
     use nfvi_harness::Status;
 
@@ -228,6 +264,37 @@ mod tests {
             judge_error_codes(&[skel_error(50), skel_error(11)]).status,
             Status::Passed
         );
+    }
+
+    /// Every judge of the corpus errors when nothing was observed: an empty corpus, a plugin
+    /// that never ran, no failure at all, or failures without any error object.
+    #[test]
+    fn nothing_observed_is_an_error_for_every_judge() {
+        let version = ok(json!({"cniVersion": "1.0.0", "supportedVersions": ["1.0.0"]}));
+        #[rustfmt::skip]
+        let rows: Vec<(&str, Vec<Exec>, [bool; 4])> = vec![
+            // (judged by ERR-001, -002, -003, -004: true = must be an error)
+            ("empty corpus", vec![], [true, true, true, true]),
+            ("plugin not started", vec![garbage_not_started(), version.clone()], [true, true, true, true]),
+            ("no failure", vec![version.clone(), ok_empty()], [true, true, true, false]),
+            ("failures without objects", vec![garbage(1, None), version.clone()], [false, true, true, false]),
+        ];
+        // An error object printed with exit 0 is a failure observed (and judged by ERR-001).
+        let o = judge_error_exits(&[ok(json!({"code": 4, "msg": "x"})), version.clone()]);
+        assert_eq!(o.status, Status::Failed, "{}", o.message);
+        type Judge = fn(&[Exec]) -> Outcome;
+        let judges: [(&str, Judge); 4] = [
+            ("exits", judge_error_exits),
+            ("objects", judge_error_objects),
+            ("codes", judge_error_codes),
+            ("documents", judge_stdout_documents),
+        ];
+        for (name, corpus, errors) in &rows {
+            for ((judge, f), error) in judges.iter().zip(errors) {
+                let o = f(corpus);
+                assert_eq!(o.status == Status::Error, *error, "{name}, {judge}: {o:?}");
+            }
+        }
     }
 
     #[test]

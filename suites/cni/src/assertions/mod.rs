@@ -118,11 +118,66 @@ impl Attached {
     }
 }
 
+/// ADD of the fixture container in a fresh namespace, and the positive controls of the
+/// readers that later judge "gone" and "released" ([`judge_attachment_visible`]).
 async fn attach(lab: &Lab<'_>, plugin: &str) -> Result<Attached, Outcome> {
     let ns = lab.netns().await?;
     let conf = lab.conf_for(plugin).await?;
     let result = add_result(lab, plugin, &ns, &conf, &format!("{plugin} ADD")).await?;
+    let links = only_lo(lab, &ns).await?;
+    let reserved = if uses_ipam(plugin) {
+        Some(lab.reservations(&net_name(&conf)))
+    } else {
+        None
+    };
+    judge_attachment_visible(
+        plugin,
+        &links,
+        crate::result::read_result(&result).first_ip(),
+        reserved.as_deref(),
+    )?;
     Ok(Attached { ns, conf, result })
+}
+
+/// The positive controls of a live attachment, read right after its ADD through the same
+/// readers the checks use afterwards: the container interface is visible in the namespace
+/// (`links`, other than `lo`), and for a plugin that delegates to host-local the reservation
+/// of the result's address `ip` is visible in the IPAM directory. When a reader sees nothing
+/// while the attachment is live, a later "interfaces gone" or "address released" would
+/// prove nothing: an error, never a pass.
+fn judge_attachment_visible(
+    plugin: &str,
+    links: &[String],
+    ip: &str,
+    reserved: Option<&[(String, String)]>,
+) -> Result<(), Outcome> {
+    if plugin != "loopback" && links.is_empty() {
+        return Err(Outcome::error(format!(
+            "{plugin} ADD succeeded but the container namespace shows no interface besides lo, so a later \"interfaces gone\" could not be told from reading the wrong namespace"
+        )));
+    }
+    if let Some(reserved) = reserved
+        && !reserved.iter().any(|(a, _)| a == ip)
+    {
+        return Err(Outcome::error(format!(
+            "{plugin} ADD returned {ip:?} but no reservation for it is visible in the IPAM directory ({reserved:?}), so a later \"address released\" could not be observed"
+        )));
+    }
+    Ok(())
+}
+
+/// An invocation that never exited on its own: it could not be started (missing or
+/// non-executable binary, `setns` failure), or it was killed without a word. Its failure is
+/// no refusal by the plugin, and a check that expects a refusal must not count it as one.
+fn not_run(exec: &Exec) -> Option<Outcome> {
+    (exec.rc.is_none() && !exec.timed_out && exec.stdout == crate::lab::Stdout::Empty).then(|| {
+        Outcome::error(format!(
+            "{} {} did not run to an exit, so no refusal was observed: {}",
+            exec.plugin,
+            exec.command,
+            exec.stderr.trim()
+        ))
+    })
 }
 
 /// Runs `command` for the fixture container ([`cid`], interface eth0) in `ns`, with `conf`
@@ -359,6 +414,45 @@ mod tests {
             &o.message,
             "with code 7 naming `FROB`; got bridge ADD: exit 1",
         );
+    }
+
+    /// The positive controls of a live attachment: a reader that sees nothing of it makes
+    /// every later "gone" or "released" undecidable.
+    #[test]
+    fn a_live_attachment_must_be_visible_to_the_readers() {
+        let eth0 = ["eth0".to_owned()];
+        let held = [("198.18.30.2".to_owned(), "nfvcid1\neth0".to_owned())];
+        let other = [("198.18.30.3".to_owned(), "x".to_owned())];
+        type Row<'a> = (
+            &'a str,
+            &'a str,
+            &'a [String],
+            Option<&'a [(String, String)]>,
+            Option<&'a str>,
+        );
+        #[rustfmt::skip]
+        let rows: &[Row] = &[
+            ("observed", "bridge", &eth0, Some(&held), None),
+            ("no IPAM plugin", "loopback", &[], None, None),
+            ("nothing observed: no interface", "bridge", &[], Some(&held), Some("shows no interface besides lo")),
+            ("nothing observed: no reservation", "bridge", &eth0, Some(&[]), Some("no reservation for it is visible")),
+            ("control failed: another address reserved", "macvlan", &eth0, Some(&other), Some("no reservation for it is visible")),
+        ];
+        for (name, plugin, links, reserved, error) in rows {
+            let got = judge_attachment_visible(plugin, links, "198.18.30.2", *reserved);
+            match (got, error) {
+                (Ok(()), None) => {}
+                (Err(o), Some(part)) => {
+                    assert_eq!(o.status, Status::Error, "{name}");
+                    assert_contains(&o.message, part);
+                }
+                (got, _) => panic!("{name}: {got:?}"),
+            }
+        }
+        assert!(not_run(&ok_empty()).is_none());
+        assert!(not_run(&refused("x")).is_none());
+        let o = not_run(&super::testkit::garbage_not_started()).expect("not run");
+        assert_eq!(o.status, Status::Error);
     }
 
     #[tokio::test]

@@ -131,7 +131,7 @@ pub(crate) async fn pod_dual_stack(lab: &Lab<'_>, _plugin: &str) -> Outcome {
         .await);
     // IPv4 reachability of the gateway; IPv6 is verified as configuration only, because the
     // lab sends traffic to 198.18.0.0/15 and nowhere else.
-    let gw_answers = reaches(lab, &ns, &gw4).await;
+    let gw_answers = t!(reaches(lab, &ns, &gw4).await);
     let _ = exec_after(lab, "bridge", "DEL", &ns, &conf, &r).await;
     let seen = DualStack {
         result: read_result(&r),
@@ -238,10 +238,18 @@ pub(crate) async fn pod_natless_egress(lab: &Lab<'_>, _plugin: &str) -> Outcome 
             sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
                 .map_err(|e| e.to_string())?;
             let mut buf = [0u8; 64];
-            let (_, from) = sock
-                .recv_from(&mut buf)
-                .map_err(|e| format!("no datagram reached the peer: {e}"))?;
-            Ok(from.ip().to_string())
+            match sock.recv_from(&mut buf) {
+                Ok((_, from)) => Ok(Some(from.ip().to_string())),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(format!("receive: {e}")),
+            }
         })
     };
     let sender = crate::nsthread::in_netns(pod.path.clone(), move || {
@@ -260,38 +268,62 @@ pub(crate) async fn pod_natless_egress(lab: &Lab<'_>, _plugin: &str) -> Outcome 
     judge_natless(read_result(&r).first_ip(), seen, sent)
 }
 
-/// The source address the peer saw (or why it saw none) is the pod's own address.
-fn judge_natless(pod_ip: &str, seen: Result<String, String>, sent: Result<(), String>) -> Outcome {
+/// The source address the peer saw is the pod's own address. `seen` is what the peer's
+/// listener got (`None`: nothing arrived in time), `sent` whether the pod's datagrams left
+/// its socket. A probe that could not be sent, or a peer that could not listen, observed
+/// nothing: an error, never a verdict.
+fn judge_natless(
+    pod_ip: &str,
+    seen: Result<Option<String>, String>,
+    sent: Result<(), String>,
+) -> Outcome {
     match (seen, sent) {
-        (Ok(src), Ok(())) if src == pod_ip => Outcome::pass(format!(
+        (_, Err(e)) => Outcome::error(format!(
+            "the probe could not be sent from the pod, so nothing was observed: {e}"
+        )),
+        (Err(e), Ok(())) => Outcome::error(format!(
+            "the peer could not listen, so nothing was observed: {e}"
+        )),
+        (Ok(Some(src)), Ok(())) if src == pod_ip => Outcome::pass(format!(
             "the peer saw the pod's own address {pod_ip} as source: no NAT on the macvlan path"
         )),
-        (Ok(src), Ok(())) => Outcome::fail(format!(
+        (Ok(Some(src)), Ok(())) => Outcome::fail(format!(
             "the peer saw source {src}, the pod's address is {pod_ip}: the egress path translates addresses"
         )),
-        (Err(e), _) | (_, Err(e)) => Outcome::fail(format!("the probe did not get through: {e}")),
+        (Ok(None), Ok(())) => Outcome::fail(
+            "the probe did not get through: the pod sent three datagrams and none reached the peer",
+        ),
     }
 }
 
 /// Whether `ip` answers ARP from inside `ns`: a datagram to its discard port makes the kernel
 /// resolve it, and the neighbour entry shows whether a reply came. Only lab addresses are
 /// ever probed.
-async fn reaches(lab: &Lab<'_>, ns: &Netns, ip: &str) -> bool {
+async fn reaches(lab: &Lab<'_>, ns: &Netns, ip: &str) -> Result<bool, Outcome> {
     let target = format!("{ip}:9");
     let sent = crate::nsthread::in_netns(ns.path.clone(), move || {
         let sock = std::net::UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
-        for _ in 0..3 {
-            let _ = sock.send_to(b"nfvi-verify reachability probe", &target);
+        // The first datagram must leave: its failure (no route, no address) means that
+        // nothing can be observed. Later ones may meet EHOSTUNREACH once ARP has failed,
+        // which is the observation itself.
+        sock.send_to(b"nfvi-verify reachability probe", &target)
+            .map_err(|e| format!("send to {target}: {e}"))?;
+        for _ in 0..2 {
             std::thread::sleep(std::time::Duration::from_millis(100));
+            let _ = sock.send_to(b"nfvi-verify reachability probe", &target);
         }
         Ok(())
     })
     .await;
+    if let Err(e) = sent {
+        return Err(Outcome::error(format!(
+            "the ARP probe of {ip} could not be sent from the pod, so its reachability was not observed: {e}"
+        )));
+    }
     let neigh = lab
         .run_ok("ip", &["-n", &ns.name, "neigh", "show", ip])
-        .await
-        .unwrap_or_default();
-    sent.is_ok() && neigh_resolved(&neigh)
+        .await?;
+    Ok(neigh_resolved(&neigh))
 }
 
 /// Whether `ip neigh show <ip>` shows a resolved neighbour.
@@ -393,25 +425,32 @@ mod tests {
     fn natless_egress_keeps_the_pod_address() {
         let ip = "198.18.31.2";
         assert_eq!(
-            judge_natless(ip, Ok(ip.to_owned()), Ok(())).status,
+            judge_natless(ip, Ok(Some(ip.to_owned())), Ok(())).status,
             Status::Passed
         );
-        let o = judge_natless(ip, Ok("198.18.31.1".to_owned()), Ok(()));
+        let o = judge_natless(ip, Ok(Some("198.18.31.1".to_owned())), Ok(()));
         assert_eq!(
             o.message,
             "the peer saw source 198.18.31.1, the pod's address is 198.18.31.2: the egress path translates addresses"
         );
-        let o = judge_natless(
-            ip,
-            Err("no datagram reached the peer: timed out".to_owned()),
-            Ok(()),
-        );
+        let o = judge_natless(ip, Ok(None), Ok(()));
         assert_eq!(
             o.message,
-            "the probe did not get through: no datagram reached the peer: timed out"
+            "the probe did not get through: the pod sent three datagrams and none reached the peer"
         );
-        let o = judge_natless(ip, Ok(ip.to_owned()), Err("send: unreachable".to_owned()));
         assert_eq!(o.status, Status::Failed);
+        // Nothing observed: the pod could not send (no route, no address, setns failed), or
+        // the peer could not listen. Errors, whatever the other side says.
+        let o = judge_natless(
+            ip,
+            Ok(Some(ip.to_owned())),
+            Err("send: Network is unreachable".to_owned()),
+        );
+        assert_eq!(o.status, Status::Error, "{}", o.message);
+        let o = judge_natless(ip, Ok(None), Err("cannot enter the namespace".to_owned()));
+        assert_eq!(o.status, Status::Error, "{}", o.message);
+        let o = judge_natless(ip, Err("bind 198.18.31.1:17999: in use".to_owned()), Ok(()));
+        assert_eq!(o.status, Status::Error, "{}", o.message);
     }
 
     #[test]

@@ -149,3 +149,12 @@ pub(super) fn assert_contains(message: &str, part: &str) {
         "{message:?}\ndoes not contain\n{part:?}"
     );
 }
+
+/// An invocation that could not be started: no exit code, nothing on stdout, the launch
+/// error on stderr (as the lab records a failed spawn).
+pub(super) fn garbage_not_started() -> Exec {
+    let mut e = exec(0, Stdout::Empty, String::new());
+    e.rc = None;
+    e.stderr = "failed to start `/x/bridge`: Permission denied (os error 13)".to_owned();
+    e
+}

@@ -110,6 +110,11 @@ pub(crate) async fn ver_004(lab: &Lab<'_>, plugin: &str) -> Outcome {
 
 /// ADD at each unsupported version (version, ADD, links left): code 1 and nothing created.
 fn judge_unsupported_versions(tries: &[(&str, Exec, Vec<String>)]) -> Outcome {
+    if tries.is_empty() {
+        return Outcome::not_applicable(
+            "the plugin lists every candidate version (1.1.0, 2.0.0) as supported, so there is none to reject",
+        );
+    }
     let mut problems = Vec::new();
     for (v, exec, left) in tries {
         if let Err(o) = expect_error(
@@ -159,6 +164,11 @@ pub(crate) async fn ver_005(lab: &Lab<'_>, plugin: &str) -> Outcome {
 
 /// Each result carries its request's version and matches that version's schema.
 fn judge_versioned_results(adds: &[VersionedAdd]) -> Outcome {
+    if adds.is_empty() {
+        return Outcome::error(
+            "the plugin lists none of 0.3.0, 0.3.1, 0.4.0 and 1.0.0 in supportedVersions, so no result was observed",
+        );
+    }
     let mut problems = Vec::new();
     for a in adds {
         let v = a.version;
@@ -340,8 +350,13 @@ mod tests {
             "ADD at unsupported version 2.0.0: expected non-zero exit and a JSON error with code 1",
         );
         assert_ends_with(&o.message, "; ADD at 2.0.0 left [\"eth0\"]");
-        // Nothing to try (the plugin lists every candidate) passes vacuously.
-        assert_eq!(judge_unsupported_versions(&[]).status, Status::Passed);
+        // Nothing to try (the plugin lists every candidate): not applicable, never a pass.
+        let o = judge_unsupported_versions(&[]);
+        assert_eq!(
+            o.skip_kind(),
+            Some(nfvi_harness::SkipKind::NotApplicable),
+            "{o:?}"
+        );
     }
 
     #[test]
@@ -382,6 +397,8 @@ mod tests {
             &o.message,
             "ADD at 0.3.0: expected exit 0 and a JSON result",
         );
+        // Nothing observed (no listed version tried): an error, never a pass.
+        assert_eq!(judge_versioned_results(&[]).status, Status::Error);
     }
 
     #[test]

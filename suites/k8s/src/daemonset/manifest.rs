@@ -54,7 +54,15 @@ pub(crate) fn node_spec(n: &Node) -> Option<NodeSpec> {
 }
 
 fn labels(instance: &str) -> Value {
-    json!({APP.0: APP.1, INSTANCE: instance, MANAGED_BY.0: MANAGED_BY.1})
+    Value::Object(
+        crate::clean::labels()
+            .into_iter()
+            .chain([
+                (APP.0.into(), APP.1.into()),
+                (INSTANCE.into(), instance.into()),
+            ])
+            .collect(),
+    )
 }
 
 /// The namespace, admitting privileged pods (Pod Security Admission).

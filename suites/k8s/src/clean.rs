@@ -1,0 +1,153 @@
+//! What the k8s area leaves in a cluster when its run is killed, and how `nfvi-verify clean`
+//! finds it: the probe namespaces (`nfvi-verify-probe-*`, their pods go with them) and the
+//! node agent's DaemonSet and ConfigMap carry the owner labels
+//! ([`nfvi_harness::leftover::owner_labels`]) next to `app.kubernetes.io/managed-by`; only
+//! objects with all three, of this host and of a process that is gone, are removed.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::Resource;
+use kube::api::{Api, DeleteParams, ListParams};
+use nfvi_harness::Target;
+use nfvi_harness::check::BoxFuture;
+use nfvi_harness::leftover::{self, Gone, Leftover};
+use serde_json::{Map, Value};
+
+use crate::cluster::Cluster;
+use crate::probes::MANAGED_BY;
+
+/// How long looking at the cluster may take, all calls together: a run starts with it.
+const FIND_DEADLINE: Duration = Duration::from_secs(8);
+
+/// The labels of what the area creates: managed-by and the owner's.
+pub(crate) fn labels() -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert(MANAGED_BY.0.to_owned(), MANAGED_BY.1.into());
+    for (k, v) in leftover::owner_labels() {
+        m.insert(k.to_owned(), v.into());
+    }
+    m
+}
+
+/// The owner of an object the area created, from its labels.
+fn owner(labels: Option<&BTreeMap<String, String>>) -> Option<u32> {
+    let labels = labels?;
+    (labels.get(MANAGED_BY.0).map(String::as_str) == Some(MANAGED_BY.1)).then_some(())?;
+    leftover::owner_of(|k| labels.get(k).map(String::as_str))
+}
+
+fn selector() -> String {
+    format!(
+        "{}={},{}",
+        MANAGED_BY.0,
+        MANAGED_BY.1,
+        leftover::OWNER_LABEL
+    )
+}
+
+/// The k8s area's leftovers: DaemonSets and ConfigMaps of the node agent in its namespace,
+/// then probe namespaces. Nothing without a kubeconfig.
+pub(crate) fn leftovers<'a>(
+    target: &'a Target,
+    gone: Gone<'a>,
+) -> BoxFuture<'a, Result<Vec<Leftover>, String>> {
+    Box::pin(async move {
+        let k = target.config::<crate::KubernetesConfig>();
+        let (Some(path), None) = (k.kubeconfig_path(), k.missing()) else {
+            return Ok(Vec::new());
+        };
+        let agent_ns = k.agent_namespace.clone();
+        let find = async {
+            let cluster = Cluster::open(&path, k.context.as_deref(), false)
+                .await
+                .map_err(|e| e.message)?;
+            find(&cluster, &agent_ns, gone).await
+        };
+        tokio::time::timeout(FIND_DEADLINE, find)
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "the cluster did not answer within {} s",
+                    FIND_DEADLINE.as_secs()
+                ))
+            })
+    })
+}
+
+async fn find(cluster: &Cluster, agent_ns: &str, gone: Gone<'_>) -> Result<Vec<Leftover>, String> {
+    let client = cluster.client().clone();
+    let params = ListParams::default().labels(&selector());
+    let mut found = Vec::new();
+    let daemonsets = Api::<DaemonSet>::namespaced(client.clone(), agent_ns);
+    let configmaps = Api::<ConfigMap>::namespaced(client.clone(), agent_ns);
+    let namespaces = Api::<Namespace>::all(client);
+    let list = |what: String| move |e: kube::Error| cluster.explain(&what, &e).message;
+    let ds = daemonsets
+        .list(&params)
+        .await
+        .map_err(list(format!("list daemonsets in namespace {agent_ns}")))?;
+    found.extend(deletable(ds.items, "DaemonSet", &daemonsets, gone));
+    let cm = configmaps
+        .list(&params)
+        .await
+        .map_err(list(format!("list configmaps in namespace {agent_ns}")))?;
+    found.extend(deletable(cm.items, "ConfigMap", &configmaps, gone));
+    let ns = namespaces
+        .list(&params)
+        .await
+        .map_err(list("list namespaces".to_owned()))?;
+    found.extend(deletable(ns.items, "namespace", &namespaces, gone));
+    Ok(found)
+}
+
+fn deletable<K>(items: Vec<K>, kind: &'static str, api: &Api<K>, gone: Gone<'_>) -> Vec<Leftover>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    items
+        .into_iter()
+        .filter_map(|item| {
+            let meta = item.meta();
+            let pid = owner(meta.labels.as_ref()).filter(|&p| gone(p))?;
+            let name = meta.name.clone()?;
+            let api = api.clone();
+            let shown = match &meta.namespace {
+                Some(ns) => format!("{ns}/{name}"),
+                None => name.clone(),
+            };
+            Some(Leftover::new(kind, shown, pid, move || {
+                Box::pin(async move {
+                    match api.delete(&name, &DeleteParams::background()).await {
+                        Ok(_) => Ok(()),
+                        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+                        Err(e) => Err(format!("delete {kind} {name}: {e}")),
+                    }
+                })
+            }))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_labelled_objects_of_this_host_have_an_owner() {
+        let mine: BTreeMap<String, String> = labels()
+            .into_iter()
+            .map(|(k, v)| (k, v.as_str().unwrap().to_owned()))
+            .collect();
+        assert_eq!(owner(Some(&mine)), Some(std::process::id()));
+        let mut other = mine.clone();
+        other.insert(MANAGED_BY.0.into(), "someone-else".into());
+        assert_eq!(owner(Some(&other)), None);
+        let mut elsewhere = mine.clone();
+        elsewhere.insert(leftover::OWNER_HOST_LABEL.into(), "elsewhere".into());
+        assert_eq!(owner(Some(&elsewhere)), None);
+        assert_eq!(owner(None), None);
+    }
+}
