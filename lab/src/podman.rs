@@ -99,6 +99,14 @@ fn config_files(dir: &Path) -> [(&'static str, String); 3] {
 /// has checked that nothing answers there yet.
 pub fn start(progress: &mut dyn FnMut(&str)) -> Result<(), String> {
     crate::engine::need("podman", "podman")?;
+    // netavark names the default network's bridge podman0 and would put the lab's address on
+    // one the host's own Podman made; the lab only ever removes a podman0 it created.
+    if Path::new("/sys/class/net/podman0").exists() {
+        return Err(
+            "a podman0 bridge already exists (the host's own Podman?): the lab's Podman would attach its network to it; remove it or use `lab up` (dockerd)"
+                .to_owned(),
+        );
+    }
     let dir = dir();
     for sub in ["networks", "tmp", "storage", "run"] {
         std::fs::create_dir_all(dir.join(sub))

@@ -25,10 +25,18 @@ const CANNOT_LOOK: &str = "cannot look for leftovers of area ";
 pub fn netns_pid(name: &str) -> Option<u32> {
     let rest = name.strip_prefix("nfv")?;
     let start = rest.find(|c: char| c.is_ascii_digit())?;
-    if !rest[..start]
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c == '-')
-    {
+    // Only the prefixes the harness gives, so that an operator's `nfv-tenant-3000-1` is never
+    // taken for a run's: CNI runtime and container namespaces (`nfvrt-`, `nfvc-`), netstate's
+    // (`nfvnst-`), the tests' (`nfvnt-`), the data path's (`nfvd<pid>-`, `nfvdr<role>-`) and
+    // the Docker macvlan gateway (`nfv-<pid>-<k>-gw`).
+    let prefix = &rest[..start];
+    let known = matches!(prefix, "rt-" | "c-" | "nst-" | "nt-" | "d")
+        || (prefix == "-" && name.ends_with("-gw"))
+        || prefix
+            .strip_prefix("dr")
+            .and_then(|r| r.strip_suffix('-'))
+            .is_some_and(|role| role.chars().all(|c| c.is_ascii_lowercase()));
+    if !known {
         return None;
     }
     let digits = &rest[start..];
@@ -78,7 +86,17 @@ fn namespaces_in_use() -> HashSet<(u64, u64)> {
                 .bytes()
                 .all(|b| b.is_ascii_digit())
         })
-        .filter_map(|e| std::fs::metadata(e.path().join("ns/net")).ok())
+        // Every thread's, not only the main thread's: a run's threads enter namespaces.
+        .flat_map(|e| {
+            let tasks: Vec<PathBuf> = std::fs::read_dir(e.path().join("task"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|t| t.path().join("ns/net"))
+                .collect();
+            std::iter::once(e.path().join("ns/net")).chain(tasks)
+        })
+        .filter_map(|p| std::fs::metadata(p).ok())
         .map(|m| (m.dev(), m.ino()))
         .collect()
 }
@@ -288,6 +306,12 @@ mod tests {
         assert_eq!(netns_pid("cni-1234-5"), None);
         assert_eq!(netns_pid("nfvX1234-5"), None);
         assert_eq!(netns_pid("nfv-1234-x"), None);
+        assert_eq!(netns_pid("nfv-1234-7-gw"), Some(1234));
+        assert_eq!(netns_pid("nfvdrsrc-1234-7"), Some(1234));
+        // Plausible operator namespaces on an NFV host.
+        assert_eq!(netns_pid("nfv-tenant-3000-1"), None);
+        assert_eq!(netns_pid("nfvi-vnf-512-2"), None);
+        assert_eq!(netns_pid("nfvvrf-3000-1"), None);
         assert_eq!(scratch_pid("nfv-cni-1234-Ab3xYz"), Some(1234));
         assert_eq!(scratch_pid("nfvd99-3-ipam-1234-q9Z"), Some(1234));
         assert_eq!(scratch_pid("nfv-cni-Ab3xYz"), None);

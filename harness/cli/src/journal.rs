@@ -52,7 +52,20 @@ pub fn fingerprint(text: &str) -> String {
 /// Every line is on disk (written and fdatasync'd) before the next check's result.
 pub struct Journal {
     path: PathBuf,
-    file: Option<std::fs::File>,
+    /// Locked (`flock`, exclusive) for as long as the run lives: `run --resume` refuses a
+    /// journal whose run still holds it.
+    file: Option<nix::fcntl::Flock<std::fs::File>>,
+}
+
+/// Whether a live run still holds the journal at `path` (its lock).
+pub fn in_use(path: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    matches!(
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockSharedNonblock),
+        Err((_, nix::errno::Errno::EWOULDBLOCK))
+    )
 }
 
 impl Journal {
@@ -87,9 +100,13 @@ impl Journal {
     }
 
     fn with(path: PathBuf, file: std::io::Result<std::fs::File>) -> Self {
+        let locked = file.and_then(|f| {
+            nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock)
+                .map_err(|(_, e)| std::io::Error::from(e))
+        });
         Self {
             path,
-            file: match file {
+            file: match locked {
                 Ok(f) => Some(f),
                 Err(e) => {
                     eprintln!(
@@ -231,6 +248,22 @@ mod tests {
         std::fs::write(&path, format!("{header}\nnot json\n{{}}\n")).unwrap();
         let err = read(&path).err().unwrap().to_string();
         assert!(err.contains(":1:") || err.contains(":2:"), "{err}");
+    }
+
+    #[test]
+    fn a_journal_is_in_use_while_its_run_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        std::fs::write(&path, "header\n").unwrap();
+        assert!(!in_use(&path), "nobody holds it");
+        let j = Journal::reopen(&path, "header\n".len() as u64);
+        assert!(in_use(&path), "the run that writes it holds it");
+        drop(j);
+        assert!(
+            !in_use(&path),
+            "a run that ended (or was killed) holds nothing"
+        );
+        assert!(!in_use(&dir.path().join("absent")));
     }
 
     #[test]

@@ -55,6 +55,13 @@ pub fn load(dir: &Path) -> Result<Resume, CliError> {
             journal::FILE
         )));
     }
+    if journal::in_use(&path) {
+        return Err(CliError::bad_input(format!(
+            "cannot resume `{}`: the run writing it is still going (it holds {}); wait for it to finish, or stop it first",
+            dir.display(),
+            journal::FILE
+        )));
+    }
     let read = journal::read(&path)?;
     // A results.json next to the journal is either the partial one `report --from` recovered
     // from it (which the resumed run replaces) or the run's own (it finished: nothing to

@@ -10,11 +10,23 @@ use common::{assert_contains, nfvi, write_file};
 use scripted_k8s::{Server, Spec, TOKEN, kubeconfig};
 use serde_json::{Value, json};
 
-/// This machine's name as the harness writes it in `io.nfvi-verify.owner-host`.
+/// Where a PID means this process, as the harness writes it in `io.nfvi-verify.owner-host`:
+/// the machine's name (40 characters at most), 8 hex digits of the boot ID, the inode of the
+/// PID namespace.
 fn host() -> String {
-    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let name: String = name.trim().chars().take(40).collect();
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let boot: String = boot
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .take(8)
+        .collect();
+    let pidns = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    let pidns = pidns.to_string_lossy();
+    let pidns = pidns.trim_start_matches("pid:[").trim_end_matches(']');
+    let raw = format!("{name}-{boot}-{pidns}");
     let v: String = raw
-        .trim()
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
@@ -64,6 +76,17 @@ fn clean_deletes_what_a_dead_run_left_in_the_cluster_and_nothing_else() {
             None,
             "nfvi-verify-probe-away",
             owned(dead, "elsewhere"),
+        ),
+        // Labelled as ours by someone who may label namespaces, but not a name the harness
+        // gives: labels alone never make something deletable.
+        object("Namespace", None, "production", owned(dead, &h)),
+        // The same machine name in another PID namespace (a container next to the host):
+        // its process IDs are not ours.
+        object(
+            "Namespace",
+            None,
+            "nfvi-verify-probe-container",
+            owned(dead, &format!("{}-1", h.rsplit_once('-').unwrap().0)),
         ),
         object(
             "Namespace",
@@ -132,7 +155,13 @@ fn clean_deletes_what_a_dead_run_left_in_the_cluster_and_nothing_else() {
         &said,
         "would remove ConfigMap nfvi-verify/nfvi-verify-agent-dead",
     );
-    for kept in ["-live", "-away", "someone-elses"] {
+    for kept in [
+        "-live",
+        "-away",
+        "someone-elses",
+        "production",
+        "-container",
+    ] {
         assert!(
             !said.contains(kept),
             "{kept} is not the harness's to remove: {said}"

@@ -88,11 +88,30 @@ pub fn owner_gone(pid: u32) -> bool {
     pid != 0 && !std::path::Path::new("/proc").join(pid.to_string()).exists()
 }
 
-/// This machine's name as a label value (at most 63 of `[A-Za-z0-9._-]`, others as `_`):
-/// the value of [`OWNER_HOST_LABEL`].
+/// Where this process's ID means this process, as a label value (at most 63 of
+/// `[A-Za-z0-9._-]`): the machine's name (at most 40 characters), the first 8 hex digits of
+/// this boot's ID and the inode of this PID namespace. Runs on two machines with one name, in
+/// a container with its own PID namespace next to the host, or before a reboot, never take
+/// each other's process IDs for their own: the value of [`OWNER_HOST_LABEL`].
 pub fn owner_host() -> String {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    label_value(name.trim())
+    let name: String = name.trim().chars().take(40).collect();
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    let boot: String = boot
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .take(8)
+        .collect();
+    let pidns = std::fs::read_link("/proc/self/ns/pid")
+        .ok()
+        .and_then(|l| {
+            let l = l.to_string_lossy().into_owned();
+            l.strip_prefix("pid:[")?
+                .strip_suffix(']')
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    label_value(&format!("{name}-{boot}-{pidns}"))
 }
 
 fn label_value(raw: &str) -> String {

@@ -326,6 +326,11 @@ async fn macvlan(
             &parent,
         ]))
         .await?;
+        // A way back to the containers through the parent, so that if macvlan let a request
+        // reach the parent's address the host could answer it (without this route its answer
+        // would follow the default route, and silence would prove nothing). It goes with the
+        // veth.
+        ip(s(&["route", "add", &format!("{net}/24"), "dev", &parent])).await?;
     }
     let opts = HashMap::from([("parent".to_owned(), parent.clone())]);
     let m = probe

@@ -103,13 +103,23 @@ pub fn judge_unreachable(
 /// properties are kept under its name.
 pub fn judge_phases(phases: Vec<(&str, Outcome)>) -> Outcome {
     use nfvi_harness::Status::{Error, Failed, Passed};
-    let worst = [Failed, Error]
-        .into_iter()
-        .find(|s| phases.iter().any(|(_, o)| o.status == *s))
-        .unwrap_or(Passed);
+    if phases.is_empty() {
+        return Outcome::error("no phase was probed, so nothing was observed");
+    }
+    // Failed first; then anything that is not a pass (an error, a skip, a timeout) is an
+    // error: a phase that did not pass observed nothing the verdict may rest on.
+    let worst = if phases.iter().any(|(_, o)| o.status == Failed) {
+        Failed
+    } else if phases.iter().any(|(_, o)| o.status != Passed) {
+        Error
+    } else {
+        Passed
+    };
     let message = phases
         .iter()
-        .filter(|(_, o)| worst == Passed || o.status == worst)
+        .filter(|(_, o)| {
+            worst == Passed || (o.status != Passed && (worst == Error || o.status == worst))
+        })
         .map(|(name, o)| format!("{name}: {}", o.message))
         .collect::<Vec<_>>()
         .join("; ");

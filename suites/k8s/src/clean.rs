@@ -89,21 +89,50 @@ async fn find(cluster: &Cluster, agent_ns: &str, gone: Gone<'_>) -> Result<Vec<L
         .list(&params)
         .await
         .map_err(list(format!("list daemonsets in namespace {agent_ns}")))?;
-    found.extend(deletable(ds.items, "DaemonSet", &daemonsets, gone));
+    found.extend(deletable(
+        ds.items,
+        "DaemonSet",
+        AGENT_PREFIX,
+        &daemonsets,
+        gone,
+    ));
     let cm = configmaps
         .list(&params)
         .await
         .map_err(list(format!("list configmaps in namespace {agent_ns}")))?;
-    found.extend(deletable(cm.items, "ConfigMap", &configmaps, gone));
+    found.extend(deletable(
+        cm.items,
+        "ConfigMap",
+        AGENT_PREFIX,
+        &configmaps,
+        gone,
+    ));
     let ns = namespaces
         .list(&params)
         .await
         .map_err(list("list namespaces".to_owned()))?;
-    found.extend(deletable(ns.items, "namespace", &namespaces, gone));
+    found.extend(deletable(
+        ns.items,
+        "namespace",
+        PROBE_PREFIX,
+        &namespaces,
+        gone,
+    ));
     Ok(found)
 }
 
-fn deletable<K>(items: Vec<K>, kind: &'static str, api: &Api<K>, gone: Gone<'_>) -> Vec<Leftover>
+/// The names the area gives its agent objects and its probe namespaces: labels alone are
+/// not enough to delete something (anyone allowed to label a namespace could have it deleted).
+const AGENT_PREFIX: &str = "nfvi-verify-agent-";
+const PROBE_PREFIX: &str = "nfvi-verify-probe-";
+
+fn deletable<K>(
+    items: Vec<K>,
+    kind: &'static str,
+    prefix: &str,
+    api: &Api<K>,
+    gone: Gone<'_>,
+) -> Vec<Leftover>
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
@@ -112,7 +141,7 @@ where
         .filter_map(|item| {
             let meta = item.meta();
             let pid = owner(meta.labels.as_ref()).filter(|&p| gone(p))?;
-            let name = meta.name.clone()?;
+            let name = meta.name.clone().filter(|n| n.starts_with(prefix))?;
             let api = api.clone();
             let shown = match &meta.namespace {
                 Some(ns) => format!("{ns}/{name}"),

@@ -176,6 +176,19 @@ pub(crate) async fn run(cx: &CheckContext, plugin: &'static str) -> CheckResult 
         .into_values()
         .collect();
     groups.sort_by_key(|(v, c)| (v.clause, c.index));
+    // The first finding of every clause before the second of any: the shrinking budget goes
+    // to different kinds of defect first, not to many of one kind.
+    let mut rank = Vec::with_capacity(groups.len());
+    for (i, (v, _)) in groups.iter().enumerate() {
+        let same_before = groups[..i]
+            .iter()
+            .filter(|(w, _)| w.clause == v.clause)
+            .count();
+        rank.push(same_before);
+    }
+    let mut ranked: Vec<(usize, (Violation, Case))> = rank.into_iter().zip(groups).collect();
+    ranked.sort_by_key(|(r, (v, c))| (*r, v.clause, c.index));
+    let groups: Vec<(Violation, Case)> = ranked.into_iter().map(|(_, g)| g).collect();
     let shrink_until =
         Instant::now() + (budget * 4).clamp(Duration::from_secs(20), Duration::from_secs(90));
     let pin = |v: &mut Value| templates::pin(plugin, v);
