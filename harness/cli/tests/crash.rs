@@ -251,7 +251,13 @@ fn round(r: &Round<'_>, base: &Path, n: usize) -> bool {
         String::from_utf8_lossy(&out.get_output().stderr)
     );
     let full = results(&dir);
-    assert_eq!(full["complete"], true);
+    assert_eq!(
+        full["complete"],
+        true,
+        "the resumed run is not complete ({}): {}",
+        full["cancel_reason"],
+        String::from_utf8_lossy(&out.get_output().stderr)
+    );
     assert_eq!(full["resumed_from"]["carried_over"], carried);
     let mut ids: Vec<String> = full["checks"]
         .as_array()
