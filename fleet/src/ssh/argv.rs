@@ -155,7 +155,8 @@ pub fn agent_command(conn: &Connection, agent: &str, copied: Option<(&str, &str)
 /// keeping its exit code. One session instead of four: the node's shell reads exactly
 /// `size` bytes with `head -c`, and what runs is what was checked, in the same command.
 /// An x86_64 or aarch64 node of the other architecture is refused before anything is
-/// copied to disk (exit 95); a failed `mktemp` is exit 96, a wrong digest exit 97.
+/// copied to disk (exit 95); a failed `mktemp` or a write that fails (a full disk) is exit
+/// 96, an agent that arrived short or with a wrong digest exit 97, each saying which.
 pub fn copy_and_run_command(conn: &Connection, size: usize, sha256: &str) -> String {
     let sha256: String = sha256.chars().filter(char::is_ascii_hexdigit).collect();
     let arch = std::env::consts::ARCH;
@@ -164,7 +165,10 @@ pub fn copy_and_run_command(conn: &Connection, size: usize, sha256: &str) -> Str
          is a $m machine and the agent is built for {arch}; install an agent for $m and set \
          fleet.agent\" >&2; exit 95; }};; esac; umask 077; d=$(mktemp -d {MKTEMP_TEMPLATE}) || \
          {{ echo 'cannot make a private directory in /tmp' >&2; exit 96; }}; a=\"$d/{AGENT_NAME}\"; \
-         head -c {size} > \"$a\"; printf '%s  %s\\n' {sha256} \"$a\" | sha256sum -c --status \
+         head -c {size} > \"$a\" || {{ rm -rf \"$d\"; echo 'cannot write the agent in /tmp on \
+         the node (is its disk full?)' >&2; exit 96; }}; n=$(wc -c < \"$a\"); [ \"$n\" -eq {size} ] \
+         || {{ rm -rf \"$d\"; echo \"only $n of the agent's {size} bytes arrived (the connection \
+         ended early)\" >&2; exit 97; }}; printf '%s  %s\\n' {sha256} \"$a\" | sha256sum -c --status \
          || {{ rm -rf \"$d\"; echo 'the agent that arrived is not the one sent (its SHA-256 \
          differs)' >&2; exit 97; }}; chmod 700 \"$a\"; {become}\"$a\" node; rc=$?; rm -rf \"$d\"; \
          exit $rc",
@@ -599,5 +603,28 @@ mod tests {
         assert_eq!(out.status.code(), Some(97), "{out:?}");
         assert!(out.stdout.is_empty());
         assert!(String::from_utf8_lossy(&out.stderr).contains("is not the one sent"));
+        // The connection ends halfway through the agent: nothing runs, and it says so.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", &copy_and_run_command(&conn(), agent.len(), &sha)])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(&agent[..agent.len() / 2]).unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(97), "{out:?}");
+        assert!(out.stdout.is_empty());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "only {} of the agent's {} bytes arrived",
+                agent.len() / 2,
+                agent.len()
+            )),
+            "{stderr}"
+        );
     }
 }
