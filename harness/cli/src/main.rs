@@ -10,6 +10,7 @@ mod console;
 mod error;
 mod journal;
 mod resume;
+mod tools;
 
 use std::process::ExitCode;
 
@@ -35,8 +36,8 @@ fn main() -> ExitCode {
         cli::Command::Report(args) => commands::report(&args),
         cli::Command::Diff(args) => commands::diff(&args),
         cli::Command::Target(args) => commands::target(&args),
-        cli::Command::Probe(cmd) => commands::probe(&cmd),
-        cli::Command::Lab(cmd) => commands::lab(&cmd),
+        cli::Command::Probe(cmd) => tools::probe(&cmd),
+        cli::Command::Lab(cmd) => tools::lab(&cmd),
         cli::Command::Node(args) => agent::node(&args),
         cli::Command::Clean(args) => clean::clean(&args),
     };
