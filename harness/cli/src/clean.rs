@@ -167,7 +167,13 @@ fn local_leftovers(netns_dir: &Path, temp_dir: &Path) -> Vec<Leftover> {
             pid,
             move || {
                 blocking(Box::new(move || {
-                    std::fs::remove_dir_all(&d).map_err(|e| e.to_string())
+                    // Gone already (another run's sweep got there first) is the goal too.
+                    match std::fs::remove_dir_all(&d) {
+                        Ok(()) => Ok(()),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                        Err(_) if !d.exists() => Ok(()),
+                        Err(e) => Err(e.to_string()),
+                    }
                 }))
             },
         ));

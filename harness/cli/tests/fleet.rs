@@ -381,6 +381,9 @@ fn a_node_whose_sshd_dies_mid_run_is_named_and_leaves_nothing_on_the_others() {
     // The CNI suite takes seconds per node: long enough to lose a node in the middle.
     let victim = fleet.node(2);
     let mut run = Command::new(assert_cmd::cargo::cargo_bin!("nfvi-verify"))
+        // Tests run side by side: a run's start must not sweep what another test's killed
+        // run left for that test to look at.
+        .env("NFVI_VERIFY_NO_CLEAN", "1")
         .args([
             "run",
             "--suite",

@@ -562,6 +562,7 @@ fn ctrl_c_during_the_probes_still_deletes_their_namespace() {
     let t = write_file(dir.path(), "t.toml", PROBES);
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("nfvi-verify"))
         .env("NO_COLOR", "1")
+        .env("NFVI_VERIFY_NO_CLEAN", "1")
         .env_remove("KUBECONFIG")
         .args([
             "run",

@@ -298,6 +298,7 @@ fn a_pod_that_cannot_pull_its_image_fails_only_its_node_naming_it() {
 fn interrupt(server: &Server, dir: &Path, kc: &Path, at: &str) -> Option<i32> {
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("nfvi-verify"))
         .env("NO_COLOR", "1")
+        .env("NFVI_VERIFY_NO_CLEAN", "1")
         .env_remove("KUBECONFIG")
         .args(["run", "--suite", "host", "--k8s-node-agent", "--kubeconfig"])
         .arg(kc)
