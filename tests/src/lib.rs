@@ -354,3 +354,26 @@ pub fn synthetic_fleet(nodes: usize, checks_per_node: usize) -> RunResults {
         },
     )
 }
+
+/// This process's network namespaces and the `nfv*` links of the machine's namespace, sorted:
+/// what a test compares before and after, to show nothing was left behind.
+pub fn host_state() -> (Vec<String>, Vec<String>) {
+    let pid = format!("-{}-", std::process::id());
+    let list = |args: &[&str]| {
+        let out = std::process::Command::new("ip")
+            .args(args)
+            .output()
+            .expect("ip runs");
+        let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+            .filter(|n| n.starts_with("nfv"))
+            .collect();
+        if args[0] == "netns" {
+            v.retain(|n| n.contains(&pid));
+        }
+        v.sort();
+        v
+    };
+    (list(&["netns", "list"]), list(&["-o", "link", "show"]))
+}

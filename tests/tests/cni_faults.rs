@@ -11,6 +11,7 @@ use nfvi_harness::results::{RunMeta, RunResults, ToolInfo};
 use nfvi_harness::{
     Areas, Capabilities, Registry, Reporter, RunEvent, RunnerBuilder, Status, Target,
 };
+use nfvi_integration_tests::host_state;
 use nfvi_suite_cni::CniConfig;
 
 struct Quiet;
@@ -40,28 +41,6 @@ fn prerequisites() -> bool {
 
 /// Tests in this file run one at a time, so each can compare the machine before and after.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// This process's namespaces and the `nfv*` links in the machine's namespace.
-fn host_state() -> (Vec<String>, Vec<String>) {
-    let pid = format!("-{}-", std::process::id());
-    let list = |args: &[&str]| {
-        let out = std::process::Command::new("ip")
-            .args(args)
-            .output()
-            .expect("ip runs");
-        let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
-            .filter(|n| n.starts_with("nfv"))
-            .collect();
-        if args[0] == "netns" {
-            v.retain(|n| n.contains(&pid));
-        }
-        v.sort();
-        v
-    };
-    (list(&["netns", "list"]), list(&["-o", "link", "show"]))
-}
 
 fn areas() -> Areas {
     Areas::new(vec![Arc::new(nfvi_suite_cni::CniArea)])

@@ -100,7 +100,9 @@ impl Exec {
     }
 }
 
-fn classify(text: &str) -> Stdout {
+/// What stdout held: empty, one JSON document, or not that (the catalog's and the fuzzer's
+/// one classification).
+pub(crate) fn classify(text: &str) -> Stdout {
     let trimmed = text.trim();
     if trimmed.is_empty() {
         return Stdout::Empty;

@@ -19,7 +19,7 @@ use serde_json::Value;
 use super::case::{Bindings, Case, Flow, ReplayStep, Setup, Stdin};
 use super::judge::{Call, Violation, judge_call, judge_residue};
 use super::templates::{self, Kind};
-use crate::lab::{Lab, Netns, Stdout};
+use crate::lab::{Lab, Netns, Stdout, classify};
 use crate::result::validate_result;
 
 /// Forks plugins from a thread inside the runtime namespace (as the lab does).
@@ -202,21 +202,6 @@ fn data_files(dir: &Path) -> Vec<String> {
     }
     out.sort();
     out
-}
-
-/// What stdout held (the lab's classification: empty, one JSON document, or not that).
-fn classify(text: &str) -> Stdout {
-    let trimmed = text.trim();
-    if trimmed.is_empty() {
-        return Stdout::Empty;
-    }
-    let mut stream = serde_json::Deserializer::from_str(trimmed).into_iter::<Value>();
-    match (stream.next(), stream.next()) {
-        (Some(Ok(v)), None) => Stdout::Json(v),
-        (Some(Ok(_)), Some(_)) => Stdout::Garbage("more than one JSON document".to_owned()),
-        (Some(Err(e)), _) => Stdout::Garbage(format!("not JSON: {e}")),
-        (None, _) => Stdout::Empty,
-    }
 }
 
 /// The request as the plugin reads it: Go's decoder takes invalid UTF-8 in strings (as
