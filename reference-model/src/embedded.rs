@@ -26,5 +26,6 @@ pub const EMBEDDED_SUITE_FILES: &[(&str, &str)] = &[
     data_file!("data/suites/docker.toml"),
     data_file!("data/suites/kolla.toml"),
     data_file!("data/suites/k8s.toml"),
+    data_file!("data/suites/evidence.toml"),
     data_file!("data/suites/all.toml"),
 ];

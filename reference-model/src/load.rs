@@ -179,6 +179,7 @@ fn build_suite(
         exclude: spanned_list(&file.exclude),
         mandatory: resolve_all(&file.mandatory)?,
         optional: resolve_all(&file.optional)?,
+        unwaivable: file.unwaivable.clone(),
         defined_at: source.at(&file.name),
     };
     if let Some(both) = suite.mandatory.intersection(&suite.optional).next() {
@@ -225,6 +226,7 @@ fn build_suite(
         suite.exclude.extend(other.exclude);
         suite.mandatory.extend(other.mandatory);
         suite.optional.extend(other.optional);
+        suite.unwaivable.extend(other.unwaivable);
     }
     // A requirement mandatory in any included suite is mandatory in the union.
     let mandatory = suite.mandatory.clone();
@@ -366,7 +368,7 @@ source = "RA2 ch4"
                 "{name}"
             );
         }
-        assert_eq!(all.areas.len(), 7);
+        assert_eq!(all.areas.len(), 8);
         assert!(all.all_areas, "the all suite takes areas added later too");
     }
 

@@ -340,6 +340,8 @@ pub struct Suite {
     pub mandatory: IndexSet<RequirementId>,
     /// Requirements that are traced but never decide the verdict.
     pub optional: IndexSet<RequirementId>,
+    /// Globs over requirement IDs that no waiver may excuse.
+    pub unwaivable: Vec<String>,
     /// Where the suite is defined.
     pub defined_at: Location,
 }

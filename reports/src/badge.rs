@@ -1,4 +1,5 @@
-//! The conformance badge: a shields-style SVG naming the suite version and the verdict.
+//! The conformance badge: a shields-style SVG naming the suite version and the verdict,
+//! with the waivers a conformant verdict rests on ("conformant with 2 waivers").
 
 use nfvi_harness::results::{RunResults, Verdict};
 
@@ -28,15 +29,16 @@ pub(crate) fn verdict_label(verdict: Verdict) -> (&'static str, &'static str) {
     }
 }
 
-/// An SVG badge: `<suite version> | <verdict>`.
+/// An SVG badge: `<suite version> | <verdict>`, the verdict with its waivers.
 pub fn badge_svg(results: &RunResults) -> String {
     let left = format!("nfvi-verify {}", results.suite.version);
-    let (right, colour) = verdict_label(results.verdict);
+    let (_, colour) = verdict_label(results.verdict);
+    let right = crate::triage::verdict_words(results);
     // Approximate text widths (Verdana 11px averages about 6.5 px per character).
     let lw = 12 + (left.chars().count() as u32 * 13).div_ceil(2);
     let rw = 12 + (right.chars().count() as u32 * 13).div_ceil(2);
     let w = lw + rw;
-    let (left, right) = (xml_escape(&left), xml_escape(right));
+    let (left, right) = (xml_escape(&left), xml_escape(&right));
     format!(
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="20" role="img" aria-label="{left}: {right}"><title>{left}: {right}</title><rect width="{lw}" height="20" fill="#555"/><rect x="{lw}" width="{rw}" height="20" fill="{colour}"/><g fill="#fff" font-family="Verdana,DejaVu Sans,sans-serif" font-size="11" text-anchor="middle"><text x="{lx}" y="14">{left}</text><text x="{rx}" y="14">{right}</text></g></svg>"##,
         lx = lw / 2,

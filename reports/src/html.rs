@@ -2,11 +2,20 @@
 //! a reviewer can open offline. askama escapes every value from the NFVI; the only raw
 //! insertion is the badge SVG, which [`crate::badge`] escapes itself.
 //!
+//! The first screen answers "why not conformant" ([`first`]): the verdict, the deciding
+//! failures grouped by requirement with identical failures folded, the waivers and the
+//! warnings. Everything else follows: the fleet, the totals, the requirement matrix, each
+//! area's checks (a comparison with its confidence interval and figure shown open,
+//! [`compare`]) and the inventory. A waived failure has its own class, never the pass one.
+//!
 //! A run over a fleet adds the nodes (and why one could not be verified), a node × check
 //! matrix and the nodes' inventories ([`fleet`]); a node-level check appears once per node,
 //! its anchor and its name carrying the node. A run without a fleet renders exactly as it
 //! did before fleets existed.
 
+mod charts;
+pub(crate) mod compare;
+mod first;
 mod fleet;
 
 use askama::Template;
@@ -15,7 +24,8 @@ use nfvi_harness::{Status, truncate_chars};
 use nfvi_reference_model::Area;
 
 use crate::ReportError;
-use crate::badge::{badge_svg, verdict_label};
+use crate::badge::badge_svg;
+use crate::triage::{not_certifiable, verdict_words};
 
 const MAX_COMMAND_OUTPUT: usize = 16 * 1024;
 
@@ -46,9 +56,10 @@ fn check_anchor(c: &CheckResult) -> String {
 /// worst member.
 fn class_rank(class: &str) -> u8 {
     match class {
-        "fail" => 4,
-        "error" => 3,
-        "warn" => 2,
+        "fail" => 5,
+        "error" => 4,
+        "warn" => 3,
+        "waived" => 2,
         "pass" => 1,
         _ => 0,
     }
@@ -99,12 +110,47 @@ struct CheckView<'a> {
     duration: String,
     metrics: Vec<(String, String)>,
     commands: Vec<CommandView>,
+    /// The waiver that excused this failure: `W-17: reason`, its owner, expiry and ticket.
+    waiver: Option<WaiverView>,
+    provenance: Vec<ProvenanceView>,
+    /// Its comparisons are shown open in the area's section, with its charts.
+    compared: bool,
+}
+
+struct WaiverView {
+    id: String,
+    reason: String,
+    owner: String,
+    expires: String,
+    ticket_url: Option<String>,
+    ticket_text: Option<String>,
+}
+
+/// Where a piece of external evidence came from.
+struct ProvenanceView {
+    tool: String,
+    file: String,
+    sha256: String,
+    members: String,
+    run_at: String,
+    identity: String,
+    verified: bool,
+}
+
+/// A check's comparisons and charts, shown in its area's section without expanding.
+struct ComparedView {
+    anchor: String,
+    id: String,
+    finding: Option<String>,
+    comparisons: Vec<compare::Comparison>,
+    charts: Vec<String>,
 }
 
 struct AreaView<'a> {
     name: &'static str,
     counts: String,
     checks: Vec<CheckView<'a>>,
+    compared: Vec<ComparedView>,
     subjects: Vec<SubjectView>,
     stages: Vec<SubjectView>,
 }
@@ -168,14 +214,16 @@ struct SubjectView {
 #[template(path = "report.html")]
 struct Page<'a> {
     r: &'a RunResults,
-    verdict_text: &'static str,
+    verdict_text: String,
     verdict_class: &'static str,
+    /// The first reason the run is not certifiable, for the banner.
+    not_certifiable: Option<&'a str>,
+    first: first::FirstScreen,
     badge: String,
     started: String,
     duration: String,
     reqs: Vec<ReqView<'a>>,
     areas: Vec<AreaView<'a>>,
-    warnings: Vec<Link>,
     memory_gib: String,
     /// The fleet's sections, for a run over a fleet.
     fleet: Option<fleet::FleetView<'a>>,
@@ -184,6 +232,7 @@ struct Page<'a> {
 fn outcome_class(c: &CheckResult, strict: bool) -> (&'static str, &'static str) {
     match c.outcome {
         Status::Passed => ("pass", "passed"),
+        Status::Failed if c.waiver.is_some() => ("waived", "waived"),
         Status::Failed if c.is_warning(strict) => ("warn", "failed (warning)"),
         Status::Failed => ("fail", "failed"),
         Status::Error => ("error", "error"),
@@ -192,139 +241,9 @@ fn outcome_class(c: &CheckResult, strict: bool) -> (&'static str, &'static str) 
     }
 }
 
-const COLOURS: [&str; 6] = [
-    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
-];
-
-/// CDF and density charts of the check's distributions (101 percentiles in µs each).
-fn latency_charts(c: &CheckResult) -> Vec<String> {
-    use crate::badge::xml_escape;
-    let series: Vec<(&str, &[f64])> = c
-        .evidence
-        .distributions
-        .iter()
-        .map(|(name, p)| (name.as_str(), p.values()))
-        .collect();
-    if series.is_empty() {
-        return Vec::new();
-    }
-    // The x axis ends at the largest p99 so that millisecond preemption spikes do not squash
-    // the body of the distributions; the tails are in the percentile table.
-    let x_min = series
-        .iter()
-        .map(|(_, v)| v[0])
-        .fold(f64::INFINITY, f64::min)
-        .max(0.0);
-    let x_max = series
-        .iter()
-        .map(|(_, v)| v[99])
-        .fold(0.0, f64::max)
-        .max(x_min + 1.0);
-    let (w, h, l, b) = (560.0, 240.0, 48.0, 30.0);
-    let sx = |x: f64| l + (x.clamp(x_min, x_max) - x_min) / (x_max - x_min) * (w - l - 10.0);
-    let axes = |title: &str, y_label: &str| {
-        let mut g = format!(
-            r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" aria-label="{t}"><title>{t}</title><rect x="{l}" y="8" width="{pw}" height="{ph}" fill="#fff" stroke="#ccd"/>"##,
-            t = xml_escape(title),
-            pw = w - l - 10.0,
-            ph = h - b - 8.0
-        );
-        for i in 0..=4 {
-            let x = x_min + (x_max - x_min) * f64::from(i) / 4.0;
-            g.push_str(&format!(r##"<text x="{:.1}" y="{}" font-size="10" text-anchor="middle" fill="#444">{x:.1}</text>"##, sx(x), h - b + 14.0));
-        }
-        g.push_str(&format!(r##"<text x="{:.1}" y="{}" font-size="10" text-anchor="middle" fill="#444">RTT (µs)</text><text x="10" y="20" font-size="10" fill="#444">{}</text>"##, l + (w - l) / 2.0, h - 4.0, xml_escape(y_label)));
-        g
-    };
-    let legend = |g: &mut String| {
-        for (i, (name, _)) in series.iter().enumerate() {
-            let (c, y) = (COLOURS[i % COLOURS.len()], 14.0 + 12.0 * i as f64);
-            g.push_str(&format!(
-                r##"<rect x="{}" y="{y}" width="10" height="3" fill="{c}"/><text x="{}" y="{}" font-size="10" fill="#222">{}</text>"##,
-                w - 110.0,
-                w - 96.0,
-                y + 4.0,
-                xml_escape(name)
-            ));
-        }
-    };
-    let mut cdf = axes(
-        "Cumulative distribution of RTT per path",
-        "fraction of probes",
-    );
-    let sy = |p: f64| 8.0 + (1.0 - p) * (h - b - 8.0);
-    for (i, (_, v)) in series.iter().enumerate() {
-        let pts: Vec<String> = v
-            .iter()
-            .enumerate()
-            .filter(|(_, x)| **x <= x_max)
-            .map(|(q, x)| format!("{:.1},{:.1}", sx(*x), sy(q as f64 / 100.0)))
-            .collect();
-        cdf.push_str(&format!(
-            r##"<polyline fill="none" stroke="{}" stroke-width="1.6" points="{}"/>"##,
-            COLOURS[i % COLOURS.len()],
-            pts.join(" ")
-        ));
-    }
-    legend(&mut cdf);
-    cdf.push_str("</svg>");
-    // Histogram: 40 equal-width bins; the mass of each comes from the CDF, interpolated
-    // between the recorded percentiles.
-    let cdf_at = |v: &[f64], x: f64| -> f64 {
-        match v.iter().position(|q| *q >= x) {
-            None => 1.0,
-            Some(0) => 0.0,
-            Some(k) => {
-                let (x0, x1) = (v[k - 1], v[k]);
-                let frac = if x1 > x0 { (x - x0) / (x1 - x0) } else { 1.0 };
-                ((k - 1) as f64 + frac) / 100.0
-            }
-        }
-    };
-    let bins = 40;
-    let width = (x_max - x_min) / f64::from(bins);
-    let masses: Vec<Vec<f64>> = series
-        .iter()
-        .map(|(_, v)| {
-            (0..bins)
-                .map(|k| {
-                    let lo = x_min + width * f64::from(k);
-                    cdf_at(v, lo + width) - cdf_at(v, lo)
-                })
-                .collect()
-        })
-        .collect();
-    let peak = masses
-        .iter()
-        .flatten()
-        .copied()
-        .fold(0.0, f64::max)
-        .max(f64::EPSILON);
-    let mut dens = axes(
-        "Histogram of RTT per path (40 bins up to the largest p99)",
-        "share of probes",
-    );
-    for (i, m) in masses.iter().enumerate() {
-        let mut pts = Vec::new();
-        for (k, mass) in m.iter().enumerate() {
-            let lo = x_min + width * k as f64;
-            let y = 8.0 + (1.0 - mass / peak) * (h - b - 8.0);
-            pts.push(format!("{:.1},{y:.1} {:.1},{y:.1}", sx(lo), sx(lo + width)));
-        }
-        dens.push_str(&format!(
-            r##"<polyline fill="none" stroke="{}" stroke-width="1.4" points="{}"/>"##,
-            COLOURS[i % COLOURS.len()],
-            pts.join(" ")
-        ));
-    }
-    legend(&mut dens);
-    dens.push_str("</svg>");
-    vec![cdf, dens]
-}
-
 /// Renders `report.html`.
 pub fn render_html(r: &RunResults) -> Result<String, ReportError> {
-    let (verdict_text, _) = verdict_label(r.verdict);
+    let verdict_text = verdict_words(r);
     let verdict_class = match r.verdict {
         Verdict::Conformant => "pass",
         Verdict::NonConformant => "fail",
@@ -382,45 +301,7 @@ pub fn render_html(r: &RunResults) -> Result<String, ReportError> {
                 .checks
                 .iter()
                 .filter(|c| c.area == *area)
-                .map(|c| {
-                    let (class, label) = outcome_class(c, r.strict);
-                    CheckView {
-                        charts: latency_charts(c),
-                        c,
-                        anchor: check_anchor(c),
-                        class,
-                        label,
-                        reqs: c
-                            .requirements
-                            .iter()
-                            .map(|id| Link {
-                                anchor: anchor("req", id.as_str()),
-                                text: id.to_string(),
-                                class: "",
-                            })
-                            .collect(),
-                        duration: secs(c.duration_secs),
-                        metrics: c
-                            .evidence
-                            .metrics
-                            .iter()
-                            .map(|(k, m)| (k.clone(), format!("{} {}", m.value, m.unit)))
-                            .collect(),
-                        commands: c
-                            .evidence
-                            .commands
-                            .iter()
-                            .map(|cmd| CommandView {
-                                command: cmd.command.clone(),
-                                exit: cmd
-                                    .exit_code
-                                    .map_or("killed or not started".to_owned(), |e| e.to_string()),
-                                stdout: truncate_chars(&cmd.stdout, MAX_COMMAND_OUTPUT),
-                                stderr: truncate_chars(&cmd.stderr, MAX_COMMAND_OUTPUT),
-                            })
-                            .collect(),
-                    }
-                })
+                .map(|c| check_view(r, c))
                 .collect();
             if checks.is_empty() {
                 return None;
@@ -430,14 +311,32 @@ pub fn render_html(r: &RunResults) -> Result<String, ReportError> {
             // The deployment workflow's stages (Kolla-Ansible: prechecks and pull, check,
             // post-deploy), as the areas record them.
             let stages = summarize(&checks, |c| c.evidence.stage.as_deref());
+            let compared = checks
+                .iter()
+                .filter(|v| v.compared)
+                .map(|v| ComparedView {
+                    anchor: v.anchor.clone(),
+                    id: v.c.id.clone(),
+                    finding: v.c.evidence.properties.get("finding").cloned(),
+                    comparisons: compare::comparisons(v.c),
+                    charts: v.charts.clone(),
+                })
+                .collect();
+            let waived = checks.iter().filter(|v| v.c.waiver.is_some()).count();
             Some(AreaView {
                 subjects,
                 stages,
+                compared,
                 name: area.as_str(),
                 counts: format!(
-                    "{} passed, {} failed, {} error, {} skipped",
+                    "{} passed, {} failed{}, {} error, {} skipped",
                     n(Status::Passed),
-                    n(Status::Failed),
+                    n(Status::Failed) - waived,
+                    if waived > 0 {
+                        format!(", {waived} waived")
+                    } else {
+                        String::new()
+                    },
                     n(Status::Error) + n(Status::TimedOut),
                     n(Status::Skipped)
                 ),
@@ -445,32 +344,17 @@ pub fn render_html(r: &RunResults) -> Result<String, ReportError> {
             })
         })
         .collect();
-    let warnings = r
-        .checks
-        .iter()
-        .filter(|c| c.is_warning(r.strict))
-        .map(|c| Link {
-            anchor: check_anchor(c),
-            text: truncate_chars(
-                &match &c.node {
-                    None => format!("{}: {}", c.id, c.message),
-                    Some(node) => format!("{} on {node}: {}", c.id, c.message),
-                },
-                240,
-            ),
-            class: "warn",
-        })
-        .collect();
     let page = Page {
         r,
         verdict_text,
         verdict_class,
+        not_certifiable: not_certifiable(r),
+        first: first::view(r),
         badge: badge_svg(r),
         started: r.started_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
         duration: secs(r.duration_secs),
         reqs,
         areas,
-        warnings,
         memory_gib: format!(
             "{:.1} GiB",
             r.inventory.memory_bytes as f64 / (1u64 << 30) as f64
@@ -481,6 +365,87 @@ pub fn render_html(r: &RunResults) -> Result<String, ReportError> {
         what: "report.html",
         message: e.to_string(),
     })
+}
+
+fn is_url(s: &str) -> bool {
+    s.starts_with("https://") || s.starts_with("http://")
+}
+
+/// One check's details.
+fn check_view<'a>(r: &RunResults, c: &'a CheckResult) -> CheckView<'a> {
+    let (class, label) = outcome_class(c, r.strict);
+    CheckView {
+        charts: charts::latency_charts(c),
+        compared: !compare::comparisons(c).is_empty(),
+        c,
+        anchor: check_anchor(c),
+        class,
+        label,
+        reqs: c
+            .requirements
+            .iter()
+            .map(|id| Link {
+                anchor: anchor("req", id.as_str()),
+                text: id.to_string(),
+                class: "",
+            })
+            .collect(),
+        duration: secs(c.duration_secs),
+        metrics: c
+            .evidence
+            .metrics
+            .iter()
+            .map(|(k, m)| (k.clone(), format!("{} {}", m.value, m.unit)))
+            .collect(),
+        commands: c
+            .evidence
+            .commands
+            .iter()
+            .map(|cmd| CommandView {
+                command: cmd.command.clone(),
+                exit: cmd
+                    .exit_code
+                    .map_or("killed or not started".to_owned(), |e| e.to_string()),
+                stdout: truncate_chars(&cmd.stdout, MAX_COMMAND_OUTPUT),
+                stderr: truncate_chars(&cmd.stderr, MAX_COMMAND_OUTPUT),
+            })
+            .collect(),
+        waiver: c.waiver.as_ref().map(|w| WaiverView {
+            id: w.id.clone(),
+            reason: w.reason.clone(),
+            owner: w.owner.clone(),
+            expires: w.expires.to_string(),
+            ticket_url: w.ticket.clone().filter(|t| is_url(t)),
+            ticket_text: w.ticket.clone().filter(|t| !is_url(t)),
+        }),
+        provenance: c
+            .evidence
+            .provenance
+            .iter()
+            .map(|p| ProvenanceView {
+                tool: match &p.tool_version {
+                    Some(v) => format!("{} {v}", p.tool),
+                    None => format!("{} (version not stated)", p.tool),
+                },
+                file: p.file.clone(),
+                sha256: p.sha256.clone(),
+                members: p.members.join(", "),
+                run_at: match (&p.run_at, &p.run_at_source) {
+                    (Some(t), Some(src)) if src == "mtime" => format!(
+                        "{} (the file's modification time: the file states none)",
+                        t.format("%Y-%m-%d %H:%M:%S UTC")
+                    ),
+                    (Some(t), _) => t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                    (None, _) => "unknown".to_owned(),
+                },
+                identity: p
+                    .identity
+                    .clone()
+                    .unwrap_or_else(|| "not stated".to_owned()),
+                verified: p.identity_verified,
+            })
+            .collect(),
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,14 @@
 //! type `timeout`. Requirement IDs are testcase properties (Jenkins, tooling) and the first
 //! line of system-out (GitLab shows that, not properties). quick-junit drops characters XML
 //! 1.0 cannot carry, so whatever a plugin printed, the file parses.
+//!
+//! A failure a waiver excused is a `<skipped>` of type `waived` whose message names the
+//! waiver: `waived by W-17: <reason> (owner <owner>, expires 2027-03-31, <ticket>)`, with a
+//! `waived: …` line in system-out and the testcase properties `waiver` and
+//! `waiver-expires`. Not a `<failure>`: GitLab and Jenkins count failures against the
+//! pipeline, and a waived failure does not decide the verdict, so a JUnit gate agrees with
+//! it. Not a pass either: both CI systems list skipped tests apart, with their message, so
+//! the waiver stays in sight. The outcome property stays `failed`.
 
 use std::time::Duration;
 
@@ -22,6 +30,20 @@ use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, Te
 use crate::ReportError;
 
 const MAX_COMMAND_OUTPUT: usize = 4096;
+
+/// `waived by W-17: reason (owner o, expires 2027-03-31, https://…)`.
+fn waived_message(c: &CheckResult) -> Option<String> {
+    let w = c.waiver.as_ref()?;
+    let mut s = format!(
+        "waived by {}: {} (owner {}, expires {}",
+        w.id, w.reason, w.owner, w.expires
+    );
+    if let Some(t) = &w.ticket {
+        s.push_str(&format!(", {t}"));
+    }
+    s.push(')');
+    Some(s)
+}
 
 fn system_out(c: &CheckResult) -> String {
     let reqs: Vec<&str> = c.requirements.iter().map(|r| r.as_str()).collect();
@@ -37,6 +59,12 @@ fn system_out(c: &CheckResult) -> String {
         c.outcome.as_str(),
         c.message
     );
+    if let Some(waived) = waived_message(c) {
+        s.push_str(&format!(
+            "waived: {}\n",
+            waived.trim_start_matches("waived by ")
+        ));
+    }
     if let Some(subject) = &c.subject {
         s.push_str(&format!("subject: {subject}\n"));
     }
@@ -51,6 +79,23 @@ fn system_out(c: &CheckResult) -> String {
     }
     for (k, m) in &c.evidence.metrics {
         s.push_str(&format!("{k} = {} {}\n", m.value, m.unit));
+    }
+    for p in &c.evidence.provenance {
+        s.push_str(&format!(
+            "evidence: {}{} {} sha256 {}{}\n",
+            p.tool,
+            p.tool_version
+                .as_deref()
+                .map(|v| format!(" {v}"))
+                .unwrap_or_default(),
+            p.file,
+            p.sha256,
+            if p.identity_verified {
+                ", identity verified"
+            } else {
+                ", identity not verified"
+            }
+        ));
     }
     for cmd in &c.evidence.commands {
         s.push_str(&format!("$ {}\n", cmd.command));
@@ -80,6 +125,12 @@ fn system_out(c: &CheckResult) -> String {
 fn status(c: &CheckResult, strict: bool) -> TestCaseStatus {
     match c.outcome {
         Status::Passed => TestCaseStatus::success(),
+        Status::Failed if c.waiver.is_some() => {
+            let mut st = TestCaseStatus::skipped();
+            st.set_message(waived_message(c).unwrap_or_default())
+                .set_type("waived");
+            st
+        }
         Status::Failed => {
             let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
             let message = if c.is_warning(strict) {
@@ -174,6 +225,12 @@ pub fn render_junit(results: &RunResults) -> Result<String, ReportError> {
             ]);
             if let Some(node) = &c.node {
                 tc.add_property(Property::new("node", node.as_str()));
+            }
+            if let Some(w) = &c.waiver {
+                tc.add_properties([
+                    Property::new("waiver", w.id.as_str()),
+                    Property::new("waiver-expires", w.expires.to_string()),
+                ]);
             }
             tc.set_system_out(system_out(c));
             suite.add_test_case(tc);

@@ -10,6 +10,7 @@
 mod badge;
 mod html;
 mod junit;
+pub mod triage;
 
 use std::path::{Path, PathBuf};
 

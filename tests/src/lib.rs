@@ -19,6 +19,9 @@ use nfvi_harness::{
 };
 use nfvi_reference_model::{Area, ReferenceModel};
 
+mod rc2;
+pub use rc2::{RC2_PLUGINS, RC2_VER_002_MESSAGE, synthetic_rc2_failing};
+
 /// A string that breaks naive HTML, XML and JSON writers.
 pub const HOSTILE: &str =
     "<script>document.title='PWNED'</script> & \"quotes\" \u{1b}[31mansi\u{1b}[0m \u{7}bell";
@@ -169,6 +172,8 @@ fn synthetic_meta(started: chrono::DateTime<Utc>) -> RunMeta {
             reproduce: "nfvi-verify run --suite all".into(),
         },
         resource_usage: None,
+        conditions: Default::default(),
+        waivers: None,
     }
 }
 

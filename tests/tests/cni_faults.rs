@@ -90,6 +90,8 @@ fn run_cni(target: Target, filters: &[&str]) -> RunResults {
             fleet: None,
             invocation: Default::default(),
             resource_usage: None,
+            conditions: Default::default(),
+            waivers: None,
         },
     )
 }

@@ -85,6 +85,8 @@ fn campaign(dir: &Path, faults: &str) -> CheckRecord {
             fleet: None,
             invocation: Default::default(),
             resource_usage: None,
+            conditions: Default::default(),
+            waivers: None,
         },
     );
     let ran: Vec<&CheckRecord> = results

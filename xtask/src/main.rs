@@ -815,10 +815,18 @@ fn main() -> Result<()> {
         }
         Some("bench") if args.get(1).is_some_and(|a| a == "datapath") => bench_datapath(),
         Some("bench") if args.get(1).is_some_and(|a| a == "fleet") => fleet::bench_fleet(),
+        // Ingesting the real e2e, kube-bench and Tempest files (criterion).
+        Some("bench") if args.get(1).is_some_and(|a| a == "evidence") => run(cargo().args([
+            "bench",
+            "--package",
+            "nfvi-suite-evidence",
+            "--bench",
+            "ingest",
+        ])),
         Some("bench") => bench(),
         Some("deps") => install_deps(true),
         _ => bail!(
-            "usage: cargo xtask <demo|ci|schemas [--check]|bench [cni|cni-fuzz|datapath|fleet]|deps>\n  demo     set up and run the rc2 suite against this machine\n  ci       the whole test suite (what .ci/run runs)\n  schemas  regenerate the JSON Schemas (--check: fail if stale)\n  bench    benchmarks and the README's performance figures (bench cni: the CNI suite; bench cni-fuzz: the fuzzing campaign's invocations per second; bench datapath: the prober against sockperf; bench fleet: the host suite over 1, 3 and 10 sshd nodes)\n  deps     install the system packages and Python helpers the tests need"
+            "usage: cargo xtask <demo|ci|schemas [--check]|bench [cni|cni-fuzz|datapath|fleet|evidence]|deps>\n  demo     set up and run the rc2 suite against this machine\n  ci       the whole test suite (what .ci/run runs)\n  schemas  regenerate the JSON Schemas (--check: fail if stale)\n  bench    benchmarks and the README's performance figures (bench cni: the CNI suite; bench cni-fuzz: the fuzzing campaign's invocations per second; bench datapath: the prober against sockperf; bench fleet: the host suite over 1, 3 and 10 sshd nodes; bench evidence: ingesting other tools' result files)\n  deps     install the system packages and Python helpers the tests need"
         ),
     }
 }

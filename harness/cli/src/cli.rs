@@ -50,6 +50,56 @@ pub enum Command {
     /// DaemonSet pod); it reads the request as one JSON line on standard input and writes
     /// results as JSON lines. Not for direct use.
     Node(NodeArgs),
+    /// Pack a finished run (results, reports, log, target, waivers, evidence, reference
+    /// model) into one signed tar.gz, secrets redacted, and write FILE.sig (OpenSSH SSHSIG).
+    Bundle(BundleArgs),
+    /// Check a bundle: its signature against an allowed_signers file, every member's hash,
+    /// the verdict recomputed with the bundle's own reference model, and certifiability.
+    #[command(after_help = VERIFY_EXIT_CODES)]
+    Verify(VerifyArgs),
+}
+
+const VERIFY_EXIT_CODES: &str = "\
+Exit codes of verify:
+  0  certifiable: good signature by an allowed signer, every member as the manifest says,
+     the recomputed verdict equals the recorded one, conformant and certifiable
+  1  valid, but not conformant or not certifiable (the reasons are printed)
+  2  bad input: an unreadable file, not a bundle, a malformed allowed_signers file
+  3  tampered or unverifiable: bad signature or no allowed signer for its key, a member
+     changed, missing or extra (named), or the recomputed verdict differs";
+
+#[derive(Debug, Args)]
+pub struct BundleArgs {
+    /// The run's output directory (holding results.json).
+    #[arg(value_name = "RUN_DIR")]
+    pub run_dir: PathBuf,
+    /// The OpenSSH private key to sign with (unencrypted; for a passphrase-protected key or
+    /// ssh-agent, sign the bundle with `ssh-keygen -Y sign -n nfvi-verify -f KEY FILE`).
+    #[arg(long, value_name = "KEY")]
+    pub sign: PathBuf,
+    /// The bundle to write (default: ./<run-id>.nfvi-bundle.tar.gz); the signature goes to FILE.sig.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The bundle.
+    #[arg(value_name = "BUNDLE")]
+    pub bundle: PathBuf,
+    /// Who may sign: an ssh-keygen allowed_signers file (`principals [options] keytype key`).
+    #[arg(long, value_name = "FILE")]
+    pub allowed_signers: PathBuf,
+    /// The identity that must have signed (as `ssh-keygen -Y verify -I`); default: any
+    /// principal the file allows for the signing key.
+    #[arg(long, value_name = "ID")]
+    pub identity: Option<String>,
+    /// The signature (default: BUNDLE.sig).
+    #[arg(long, value_name = "SIG")]
+    pub signature: Option<PathBuf>,
+    /// Output format; JSON goes to stdout for tools.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -339,6 +389,11 @@ pub struct RunArgs {
     /// One deadline in seconds for every check, instead of each check's own.
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
+    /// Failures to accept for now, as a TOML file of [[waiver]] tables (checks, reason,
+    /// owner, expires, ...): they are shown as waived, never as passed, and no longer decide
+    /// the verdict. Copied into the output directory as waivers.toml.
+    #[arg(long, value_name = "FILE")]
+    pub waivers: Option<PathBuf>,
     /// Plain progress lines even on a terminal (automatic when CI is set or stderr is not a terminal).
     #[arg(long)]
     pub no_progress: bool,

@@ -303,7 +303,30 @@ fn reproduce(args: &RunArgs, suite: &str) -> String {
     if let Some(t) = args.timeout {
         let _ = write!(cmd, " --timeout {t}");
     }
+    if let Some(w) = &args.waivers {
+        let _ = write!(cmd, " --waivers {}", w.display());
+    }
     cmd
+}
+
+/// Keeps the inputs of the run next to its results, as used: the target (resolved: the file
+/// with the flags applied and defaults filled in) as target.toml, and the waivers file as
+/// waivers.toml. A certification bundle carries both (after redaction).
+fn keep_inputs(
+    dir: &Path,
+    target: &Target,
+    waivers: Option<&nfvi_harness::waiver::Waivers>,
+) -> Result<(), CliError> {
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        nfvi_harness::results::write_atomic(&path, text.as_bytes())
+            .map_err(|e| CliError::bad_input(format!("cannot write `{}`: {e}", path.display())))
+    };
+    write("target.toml", &target.resolved_toml())?;
+    if let Some(w) = waivers {
+        write("waivers.toml", &w.text)?;
+    }
+    Ok(())
 }
 
 /// Collects the finished checks for results.json, and writes each to the run's journal as
@@ -350,6 +373,18 @@ pub fn run(args: &RunArgs) -> CmdResult {
                 names.join(", ")
             )));
         }
+    };
+    let waivers = match (&args.waivers, &resume) {
+        (Some(_), Some(_)) => {
+            return Err(CliError::bad_input(
+                "--waivers cannot be given to --resume: the run keeps the waivers it started with",
+            ));
+        }
+        (Some(path), None) => Some(
+            nfvi_harness::waiver::Waivers::load(path)
+                .map_err(|e| CliError::bad_input(e.to_string()))?,
+        ),
+        (None, _) => None,
     };
     let p = prepare(&args.selection)?;
     let target_fingerprint = crate::journal::fingerprint(&p.target.resolved_toml());
@@ -428,8 +463,12 @@ pub fn run(args: &RunArgs) -> CmdResult {
             "cannot resume a run over a fleet (yet): `report --from DIR` renders what it has, and `run --rerun-failed DIR/results.json` runs the rest",
         ));
     }
+    // The files the areas read (evidence of other tools) are input too: checked before
+    // anything is created.
+    p.areas.preflight(&p.target).map_err(CliError::BadInput)?;
     if resume.is_none() {
         prepare_out_dir(&dir)?;
+        keep_inputs(&dir, &p.target, waivers.as_ref())?;
     }
     let log = init_logging(&dir, resume.is_some());
     tracing::info!(run_id = %run_id, suite = %suite, resumed = resume.is_some(), "run starting");
@@ -454,6 +493,27 @@ pub fn run(args: &RunArgs) -> CmdResult {
         timeout_secs: key.timeout,
         target_toml: p.target.resolved_toml(),
     });
+    let conditions = match &resume {
+        Some(r) => r.header.conditions.clone(),
+        None => nfvi_harness::judge::RunConditions {
+            filters: key.filters.clone(),
+            skips: key.skips.clone(),
+            rerun_of: previous.as_ref().map(|prev| prev.run_id.clone()),
+            timeout_override: key.timeout,
+        },
+    };
+    // The waivers as given (resumed runs keep the killed run's).
+    let waiver_list: Option<(String, Vec<nfvi_harness::waiver::Waiver>)> = match &resume {
+        Some(r) => r.header.waivers.as_ref().map(|w| {
+            (
+                w.file.clone(),
+                w.waivers.iter().map(|u| u.waiver.clone()).collect(),
+            )
+        }),
+        None => waivers
+            .as_ref()
+            .map(|w| (w.file.display().to_string(), w.waivers.clone())),
+    };
     let areas = p.areas.clone();
     let session = Session::open(p.areas, p.target, args.jobs)
         .map_err(|e| CliError::Incomplete(format!("cannot start the run's runtime: {e}")))?;
@@ -495,6 +555,8 @@ pub fn run(args: &RunArgs) -> CmdResult {
                 reproduce: reproduce(args, &suite),
             },
             resource_usage: None,
+            conditions: conditions.clone(),
+            waivers: waiver_list.clone(),
         },
     );
     let journal = match &resume {
@@ -556,6 +618,8 @@ pub fn run(args: &RunArgs) -> CmdResult {
             reproduce: reproduce(args, &suite),
         },
         resource_usage: Some(nfvi_harness::results::ResourceUsage::measure()),
+        conditions,
+        waivers: waiver_list,
     };
     let results = match resume {
         Some(r) => RunResults::resumed(
@@ -639,76 +703,7 @@ fn save_elsewhere(results: &RunResults, run_id: &str) -> Option<PathBuf> {
 }
 
 fn summary(r: &RunResults, a: &Artifacts, log: Option<&Path>) {
-    let t = &r.totals;
-    let verdict = verdict_words(r.verdict);
-    eprintln!(
-        "\n{verdict}: suite {} ({}) on {}{}",
-        r.suite.name,
-        r.suite.version,
-        r.target.name,
-        if r.complete {
-            String::new()
-        } else {
-            " (partial results: the run was stopped early)".to_owned()
-        }
-    );
-    eprintln!(
-        "  {} checks: {} passed, {} failed ({} warnings), {} errors, {} timed out, {} skipped",
-        t.checks, t.passed, t.failed, t.warnings, t.errors, t.timed_out, t.skipped
-    );
-    eprintln!(
-        "  mandatory requirements: {} verified, {} failed, {} with warnings, {} not covered by this build, of {}",
-        t.mandatory_verified,
-        t.mandatory_failed,
-        t.mandatory_warnings,
-        t.mandatory_untested,
-        t.mandatory_requirements
-    );
-    if r.verdict == nfvi_harness::results::Verdict::Incomplete
-        && t.mandatory_verified == 0
-        && t.mandatory_requirements > 0
-    {
-        eprintln!(
-            "  incomplete: none of the {} mandatory requirements was verified by this run",
-            t.mandatory_requirements
-        );
-    }
-    for c in r
-        .checks
-        .iter()
-        .filter(|c| c.decides_non_conformance(r.strict))
-    {
-        let on = c
-            .node
-            .as_deref()
-            .map(|n| format!(" on {n}"))
-            .unwrap_or_default();
-        eprintln!(
-            "  failed {}{on} [{}]: {}",
-            c.id, c.effective_severity, c.message
-        );
-    }
-    if let Some(fleet) = &r.fleet {
-        let verified = fleet.nodes.iter().filter(|n| n.verified).count();
-        eprintln!(
-            "  fleet: {verified} of {} nodes verified over {}",
-            fleet.nodes.len(),
-            fleet.transport
-        );
-        for n in fleet.unverified() {
-            eprintln!(
-                "  node {} NOT VERIFIED (exit code 3): {}",
-                n.node.name,
-                n.error.as_deref().unwrap_or("no report")
-            );
-        }
-    }
-    eprintln!("  results: {}", a.results.display());
-    eprintln!("  junit:   {}", a.junit.display());
-    if let Some(log) = log {
-        eprintln!("  log:     {}", log.display());
-    }
-    eprintln!("  report:  {}", a.html.display());
+    crate::summary::print(r, a, log);
 }
 
 pub fn report(args: &ReportArgs) -> CmdResult {

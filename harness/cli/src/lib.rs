@@ -14,6 +14,7 @@ pub fn areas() -> Areas {
         Arc::new(nfvi_suite_docker::DockerArea),
         Arc::new(nfvi_suite_kolla::KollaArea),
         Arc::new(nfvi_suite_k8s::K8sArea),
+        Arc::new(nfvi_suite_evidence::EvidenceArea),
         Arc::new(nfvi_fleet::FleetArea),
     ])
 }

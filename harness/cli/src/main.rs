@@ -3,6 +3,7 @@
 //! library crates.
 
 mod agent;
+mod certify;
 mod clean;
 mod cli;
 mod commands;
@@ -10,6 +11,7 @@ mod console;
 mod error;
 mod journal;
 mod resume;
+mod summary;
 mod tools;
 
 use std::process::ExitCode;
@@ -40,6 +42,8 @@ fn main() -> ExitCode {
         cli::Command::Lab(cmd) => tools::lab(&cmd),
         cli::Command::Node(args) => agent::node(&args),
         cli::Command::Clean(args) => clean::clean(&args),
+        cli::Command::Bundle(args) => certify::bundle(&args),
+        cli::Command::Verify(args) => certify::verify(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

@@ -179,6 +179,16 @@ pub fn chromium() -> Option<&'static str> {
 /// Loads a page in headless Chromium and returns the DOM after load and the console
 /// messages Chromium logged.
 pub fn chromium_load(browser: &str, page: &Path) -> (String, Vec<String>) {
+    chromium_load_sized(browser, page, None)
+}
+
+/// [`chromium_load`] in a window of `(width, height)` CSS pixels, for tests of what a
+/// reader sees without scrolling.
+pub fn chromium_load_sized(
+    browser: &str,
+    page: &Path,
+    window: Option<(u32, u32)>,
+) -> (String, Vec<String>) {
     let profile = tempfile::tempdir().unwrap();
     let out = Command::new("timeout")
         .arg("120")
@@ -196,6 +206,7 @@ pub fn chromium_load(browser: &str, page: &Path) -> (String, Vec<String>) {
             "--v=0",
             "--dump-dom",
         ])
+        .args(window.map(|(w, h)| format!("--window-size={w},{h}")))
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(format!("file://{}", page.display()))
         .output()

@@ -270,7 +270,7 @@ fn a_host_run_over_three_sshd_nodes_reports_every_node_level_check_once_per_node
     // The real path: this binary copied to each node and checked by SHA-256.
     let (code, r, stderr) = fleet.run("host", true, &["--nodes-parallel", "3"], &out);
     assert!(matches!(code, 0 | 1), "exit {code}:\n{stderr}");
-    assert_eq!(r["schema_version"], 4);
+    assert_eq!(r["schema_version"], 5);
     let nodes = r["fleet"]["nodes"].as_array().expect("a fleet section");
     assert_eq!(nodes.len(), 3);
     for n in nodes {

@@ -110,7 +110,7 @@ fn a_killed_run_renders_from_its_directory_and_resumes_to_a_complete_run() {
     assert_contains(&stderr, "3 results carried over");
     let r = read(&k.dir);
     assert_eq!(r["complete"], true);
-    assert_eq!(r["schema_version"], 4);
+    assert_eq!(r["schema_version"], 5);
     assert_eq!(r["resumed_from"]["carried_over"], 3);
     assert_eq!(r["run_id"], k.full["run_id"], "the same run, finished");
     assert_eq!(ids(&r), ids(&k.full), "every planned check once");

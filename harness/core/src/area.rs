@@ -263,6 +263,14 @@ pub trait Area: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Vec<Leftover>, String>> {
         Box::pin(async { Ok(Vec::new()) })
     }
+
+    /// Reads and validates the files the target names for this area (evidence of other
+    /// tools, for example) before anything runs, on the machine `run` was started on only
+    /// (never on the nodes of a fleet, which do not have them). An error is bad input: the
+    /// run does not start, and the message names the file and the position in it.
+    fn preflight(&self, _target: &Target) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// For optional settings: an empty string, which older target files used for "none", reads
@@ -367,6 +375,11 @@ impl Areas {
                     .join(", ")
             ))),
         }
+    }
+
+    /// Every area's [`Area::preflight`], in order; the first error stops.
+    pub fn preflight(&self, target: &Target) -> Result<(), String> {
+        self.iter().try_for_each(|a| a.preflight(target))
     }
 
     /// The area with this ID.

@@ -24,6 +24,7 @@ pub mod exit_code;
 pub mod fleet;
 pub mod glob;
 pub mod inventory;
+pub mod judge;
 pub mod leftover;
 pub mod outcome;
 pub mod plan;
@@ -36,6 +37,7 @@ pub mod scratch;
 pub mod session;
 pub mod target;
 mod text;
+pub mod waiver;
 
 pub use area::{Area, AreaConfig, Areas, ConfigError, Flag, FlagKind, Resource, Shared, Table};
 pub use caps::Capabilities;
@@ -43,7 +45,9 @@ pub use check::{
     BoxFuture, Check, CheckError, CheckMeta, CheckResult, Declared, Need, Severity, declare,
 };
 pub use context::CheckContext;
-pub use outcome::{Evidence, Metric, Outcome, Percentiles, SkipKind, SkipReason, Status};
+pub use outcome::{
+    Evidence, Metric, Outcome, Percentiles, Provenance, SkipKind, SkipReason, Status,
+};
 pub use plan::{Plan, PlanOptions, PlannedCheck};
 pub use registry::Registry;
 pub use runner::Tee;

@@ -105,6 +105,42 @@ pub struct Evidence {
     /// Commands run and their output.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub commands: Vec<CommandRecord>,
+    /// Results of other tools the check judged (`--evidence`), with where they came from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub provenance: Vec<Provenance>,
+}
+
+/// Where a piece of external evidence came from: another tool's result file that a check
+/// judged instead of observing the NFVI itself.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Provenance {
+    /// The tool that wrote it, such as `kubernetes-e2e`, `sonobuoy`, `kube-bench`, `tempest`.
+    pub tool: String,
+    /// The tool's version as the file states it, if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_version: Option<String>,
+    /// The file as the run read it (an absolute path).
+    pub file: String,
+    /// SHA-256 of the file's bytes, lowercase hex.
+    pub sha256: String,
+    /// For an archive: the members that were read, the only ones a bundle carries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
+    /// When the tool ran, as the file states it (or, failing that, the file's modification
+    /// time, and `run_at_source` says so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Where `run_at` comes from: `file` (a timestamp inside it) or `mtime`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_at_source: Option<String>,
+    /// What the evidence says it verified (a Kubernetes server version, a cluster UID, a
+    /// cloud), and whether that was compared with the NFVI under test.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// Whether `identity` was compared with the NFVI under test and matched; false when it
+    /// could not be compared (no kubeconfig, nothing recorded), which a certification notes.
+    #[serde(default)]
+    pub identity_verified: bool,
 }
 
 impl Evidence {
@@ -116,6 +152,7 @@ impl Evidence {
             && self.distributions.is_empty()
             && self.stage.is_none()
             && self.commands.is_empty()
+            && self.provenance.is_empty()
     }
 }
 

@@ -198,6 +198,7 @@ pub fn build(
             title: suite.title.clone(),
             version: suite.version.clone(),
             description: suite.description.clone(),
+            unwaivable: suite.unwaivable.clone(),
         },
         target: target.name.clone(),
         profile: target.profile,

@@ -15,12 +15,15 @@ use crate::cancel::CancelReason;
 use crate::check::Severity;
 use crate::fleet::FleetReport;
 use crate::inventory::Inventory;
+pub use crate::judge::verdict;
+use crate::judge::{Certification, RunConditions, totals, trace_status, verdict_with_totals};
 use crate::outcome::{Evidence, SkipKind, Status};
 use crate::plan::Plan;
 use crate::target::NodeProfile;
+use crate::waiver::{AppliedWaiver, Waiver, WaiverReport};
 
 /// The version of the results format. Bumped on any change a consumer could notice.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// The name and version of the tool that produced a result.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -44,6 +47,9 @@ pub struct SuiteInfo {
     pub version: String,
     /// What it verifies.
     pub description: String,
+    /// Globs over requirement IDs no waiver may excuse.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unwaivable: Vec<String>,
 }
 
 /// The target a run verified.
@@ -144,7 +150,7 @@ pub struct Totals {
     pub checks: usize,
     /// Passed.
     pub passed: usize,
-    /// Failed.
+    /// Failed, waived failures excepted.
     pub failed: usize,
     /// Errored.
     pub errors: usize,
@@ -154,6 +160,9 @@ pub struct Totals {
     pub skipped: usize,
     /// Failures that do not decide the verdict (SHOULD without `--strict`, MAY, info).
     pub warnings: usize,
+    /// Failures a waiver excused: counted apart, neither in `failed` nor in `passed`.
+    #[serde(default)]
+    pub waived: usize,
     /// Mandatory requirements of the suite that apply to the profile.
     pub mandatory_requirements: usize,
     /// Of those, how many have checks that all passed.
@@ -162,6 +171,9 @@ pub struct Totals {
     pub mandatory_failed: usize,
     /// Of those, how many have only non-deciding failures (warnings).
     pub mandatory_warnings: usize,
+    /// Of those, how many have failures that waivers excused, and no other failure.
+    #[serde(default)]
+    pub mandatory_waived: usize,
     /// Of those, how many no check of this build covers.
     pub mandatory_untested: usize,
 }
@@ -232,6 +244,8 @@ pub enum TraceStatus {
     Partial,
     /// Every covering check was skipped.
     Skipped,
+    /// A covering check failed and a waiver excused it; nothing else failed or errored.
+    Waived,
     /// No check of this build covers it.
     Untested,
 }
@@ -246,6 +260,7 @@ impl TraceStatus {
             TraceStatus::Warning => "warning",
             TraceStatus::Partial => "partial",
             TraceStatus::Skipped => "skipped",
+            TraceStatus::Waived => "waived",
             TraceStatus::Untested => "untested",
         }
     }
@@ -316,6 +331,9 @@ pub struct CheckResult {
     /// What it observed.
     #[serde(default, skip_serializing_if = "Evidence::is_empty")]
     pub evidence: Evidence,
+    /// The waiver that excused this failure, if one did: the outcome stays `failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiver: Option<AppliedWaiver>,
 }
 
 impl CheckResult {
@@ -342,12 +360,15 @@ impl CheckResult {
             cleanup_policy: m.cleanup.clone(),
             cleanup: run.cleanup,
             evidence: *run.outcome.evidence,
+            waiver: None,
         }
     }
 
-    /// A failure that does not decide the verdict.
+    /// A failure that does not decide the verdict by its severity (a waived one is not a
+    /// warning: it is waived).
     pub fn is_warning(&self, strict: bool) -> bool {
         self.outcome == Status::Failed
+            && self.waiver.is_none()
             && match self.effective_severity {
                 Severity::Must => false,
                 Severity::Should => !strict,
@@ -355,9 +376,9 @@ impl CheckResult {
             }
     }
 
-    /// A failure that makes the run non-conformant.
+    /// A failure that makes the run non-conformant: not a warning, not waived.
     pub fn decides_non_conformance(&self, strict: bool) -> bool {
-        self.outcome == Status::Failed && !self.is_warning(strict)
+        self.outcome == Status::Failed && self.waiver.is_none() && !self.is_warning(strict)
     }
 }
 
@@ -394,6 +415,15 @@ pub struct RunResults {
     pub verdict: Verdict,
     /// Counts.
     pub totals: Totals,
+    /// How the run was asked to run, as far as a certification cares.
+    #[serde(default)]
+    pub conditions: RunConditions,
+    /// The waivers file and what each waiver did, when one was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waivers: Option<WaiverReport>,
+    /// Whether the run can stand as a certification record, and if not, why.
+    #[serde(default)]
+    pub certification: Certification,
     /// What the NFVI is made of.
     pub inventory: Inventory,
     /// The nodes verified, for a run over a fleet (an inventory or a DaemonSet).
@@ -450,6 +480,10 @@ pub struct RunMeta {
     pub invocation: Invocation,
     /// Resource usage, when measured.
     pub resource_usage: Option<ResourceUsage>,
+    /// How the run was asked to run.
+    pub conditions: RunConditions,
+    /// The waivers given (`--waivers`): the file as given and its waivers.
+    pub waivers: Option<(String, Vec<Waiver>)>,
 }
 
 impl RunResults {
@@ -534,14 +568,36 @@ impl RunResults {
             .to_std()
             .unwrap_or_default()
             .as_secs_f64();
-        for req in &mut r.requirements {
-            req.status = trace_status(&req.row, &r.checks, r.strict);
-        }
         r.complete = false;
         r.cancel_reason = Some(CancelReason::Killed);
-        r.totals = totals(&r.checks, &r.requirements, r.strict);
-        r.verdict = verdict(&r.checks, r.strict, false);
+        // The header recorded the waivers as given; they apply to the journal's results
+        // as they would have to the whole run's.
+        let waivers = r.waivers.take().map(|w| {
+            let list: Vec<Waiver> = w.waivers.into_iter().map(|u| u.waiver).collect();
+            (w.file, list)
+        });
+        r.judge(waivers);
         r
+    }
+
+    /// Applies the waivers, then computes statuses, totals, the verdict and the
+    /// certification from the checks (the rules are in [`crate::judge`]).
+    fn judge(&mut self, waivers: Option<(String, Vec<Waiver>)>) {
+        self.waivers = waivers.map(|(file, list)| {
+            crate::waiver::apply(
+                &file,
+                &list,
+                &mut self.checks,
+                &self.suite.unwaivable,
+                self.started_at.date_naive(),
+            )
+        });
+        for req in &mut self.requirements {
+            req.status = trace_status(&req.row, &self.checks, self.strict);
+        }
+        self.totals = totals(&self.checks, &self.requirements, self.strict);
+        self.verdict = verdict_with_totals(&self.checks, &self.totals, self.strict, self.complete);
+        self.certification = crate::judge::certification(self);
     }
 
     fn from_parts(plan: &Plan, checks: Vec<CheckResult>, meta: RunMeta) -> Self {
@@ -549,22 +605,12 @@ impl RunResults {
             .requirements
             .iter()
             .map(|row| RequirementResult {
-                status: trace_status(row, &checks, plan.strict),
+                status: TraceStatus::Untested,
                 row: row.clone(),
             })
             .collect();
-        let totals = totals(&checks, &requirements, plan.strict);
         let complete = meta.cancel_reason.is_none();
-        let mut verdict = verdict(&checks, plan.strict, complete);
-        // Conformance by omission is not conformance: a suite with applicable mandatory
-        // requirements of which this run verified none has not shown anything.
-        if verdict == Verdict::Conformant
-            && totals.mandatory_requirements > 0
-            && totals.mandatory_verified == 0
-        {
-            verdict = Verdict::Incomplete;
-        }
-        Self {
+        let mut r = Self {
             schema_version: SCHEMA_VERSION,
             tool: meta.tool,
             run_id: meta.run_id,
@@ -584,15 +630,20 @@ impl RunResults {
             complete,
             cancel_reason: meta.cancel_reason,
             resumed_from: None,
-            verdict,
-            totals,
+            verdict: Verdict::Incomplete,
+            totals: Totals::default(),
+            conditions: meta.conditions,
+            waivers: None,
+            certification: Certification::default(),
             inventory: meta.inventory,
             fleet: meta.fleet,
             invocation: meta.invocation,
             resource_usage: meta.resource_usage,
             requirements,
             checks,
-        }
+        };
+        r.judge(meta.waivers);
+        r
     }
 
     /// Reads a results file, with a message naming the file, line and what was expected.
@@ -614,8 +665,9 @@ impl RunResults {
             .and_then(serde_json::Value::as_u64)
         {
             Some(v) if v == u64::from(SCHEMA_VERSION) => {}
-            // Versions 3 and 4 only added optional fields (`node`, `fleet`; `resumed_from`).
-            Some(2 | 3) => {
+            // Versions 3 to 5 only added optional fields (`node`, `fleet`; `resumed_from`;
+            // waivers, conditions, certification, provenance).
+            Some(2..=4) => {
                 value["schema_version"] = SCHEMA_VERSION.into();
                 migrated = true;
             }
@@ -673,71 +725,6 @@ impl RunResults {
                     )
             })
             .map(|c| c.id.as_str())
-    }
-}
-
-fn trace_status(row: &RequirementRow, checks: &[CheckResult], strict: bool) -> TraceStatus {
-    let covering: Vec<&CheckResult> = checks
-        .iter()
-        .filter(|c| c.requirements.contains(&row.id))
-        .collect();
-    let outcomes: Vec<Status> = covering.iter().map(|c| c.outcome).collect();
-    if outcomes.is_empty() {
-        TraceStatus::Untested
-    } else if covering.iter().any(|c| c.decides_non_conformance(strict)) {
-        TraceStatus::Failed
-    } else if outcomes
-        .iter()
-        .any(|o| matches!(o, Status::Error | Status::TimedOut))
-    {
-        TraceStatus::Error
-    } else if outcomes.contains(&Status::Failed) {
-        TraceStatus::Warning
-    } else if outcomes.iter().all(|o| *o == Status::Passed) {
-        TraceStatus::Passed
-    } else if outcomes.iter().all(|o| *o == Status::Skipped) {
-        TraceStatus::Skipped
-    } else {
-        TraceStatus::Partial
-    }
-}
-
-fn totals(checks: &[CheckResult], requirements: &[RequirementResult], strict: bool) -> Totals {
-    let count = |s: Status| checks.iter().filter(|c| c.outcome == s).count();
-    let mandatory: Vec<&RequirementResult> = requirements
-        .iter()
-        .filter(|r| r.row.mandatory && r.row.applies)
-        .collect();
-    let mcount = |s: TraceStatus| mandatory.iter().filter(|r| r.status == s).count();
-    Totals {
-        checks: checks.len(),
-        passed: count(Status::Passed),
-        failed: count(Status::Failed),
-        errors: count(Status::Error),
-        timed_out: count(Status::TimedOut),
-        skipped: count(Status::Skipped),
-        warnings: checks.iter().filter(|c| c.is_warning(strict)).count(),
-        mandatory_requirements: mandatory.len(),
-        mandatory_verified: mcount(TraceStatus::Passed),
-        mandatory_failed: mcount(TraceStatus::Failed),
-        mandatory_warnings: mcount(TraceStatus::Warning),
-        mandatory_untested: mcount(TraceStatus::Untested),
-    }
-}
-
-/// The verdict rule: a deciding failure makes the run non-conformant, even when other checks
-/// could not decide; otherwise any error, timeout or interruption makes it incomplete.
-pub fn verdict(checks: &[CheckResult], strict: bool, complete: bool) -> Verdict {
-    if checks.iter().any(|c| c.decides_non_conformance(strict)) {
-        Verdict::NonConformant
-    } else if !complete
-        || checks
-            .iter()
-            .any(|c| matches!(c.outcome, Status::Error | Status::TimedOut))
-    {
-        Verdict::Incomplete
-    } else {
-        Verdict::Conformant
     }
 }
 
@@ -867,6 +854,7 @@ mod tests {
             cleanup_policy: String::new(),
             cleanup: vec![],
             evidence: Evidence::default(),
+            waiver: None,
         }
     }
 

@@ -253,6 +253,8 @@ fn every_node_level_check_is_reported_once_per_node_and_failures_name_the_node()
             fleet: Some(fleet.clone()),
             invocation: Default::default(),
             resource_usage: None,
+            conditions: Default::default(),
+            waivers: None,
         },
     );
     let row = |id: &str, node: Option<&str>| {

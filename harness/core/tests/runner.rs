@@ -143,6 +143,8 @@ fn results(plan: &nfvi_harness::Plan, out: RunOutput) -> RunResults {
             fleet: None,
             invocation: Default::default(),
             resource_usage: None,
+            conditions: Default::default(),
+            waivers: None,
         },
     )
 }

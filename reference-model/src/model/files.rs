@@ -81,4 +81,9 @@ pub struct SuiteFile {
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub optional: Vec<Spanned<String>>,
+    /// Requirements no waiver may excuse: globs over requirement IDs (`*` any run, `?` one
+    /// character). A waiver that would cover a check of one of them does not apply, and the
+    /// run is not certifiable.
+    #[serde(default)]
+    pub unwaivable: Vec<String>,
 }

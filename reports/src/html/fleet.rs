@@ -137,6 +137,7 @@ pub(super) fn matrix_anchor(id: &str) -> String {
 fn glyph(c: &CheckResult, strict: bool) -> &'static str {
     match c.outcome {
         Status::Passed => "✓",
+        Status::Failed if c.waiver.is_some() => "w",
         Status::Failed if c.is_warning(strict) => "!",
         Status::Failed => "✗",
         Status::Error => "⚠",

@@ -1,0 +1,186 @@
+//! The verdict and certifiability recomputed from a bundle's raw results, its own reference
+//! model and its own waivers file, by the harness's rules (`nfvi_harness::judge::rejudge`,
+//! the same code a run judges itself with), and compared with what results.json records.
+
+use std::path::Path;
+
+use nfvi_harness::judge;
+use nfvi_harness::results::{RunResults, Verdict};
+use nfvi_harness::waiver::Waivers;
+use nfvi_reference_model::ReferenceModel;
+
+/// What recomputing found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rejudged {
+    /// The verdict recomputed (kebab-case).
+    pub verdict: String,
+    /// Whether the run is certifiable (and conformant).
+    pub certifiable: bool,
+    /// Why not, one reason each.
+    pub reasons: Vec<String>,
+    /// Contradictions between the results, the model and the waivers (tampering, or a tool
+    /// that judged by other rules).
+    pub problems: Vec<String>,
+    /// What each waiver did, one line each (applied, expired, matched nothing, forbidden).
+    pub waivers: Vec<String>,
+}
+
+/// One line per waiver: what it excused, or why it excused nothing.
+fn waiver_lines(report: &nfvi_harness::waiver::WaiverReport) -> Vec<String> {
+    report
+        .waivers
+        .iter()
+        .map(|u| {
+            let w = &u.waiver;
+            let who = format!(
+                "{}; owner {}; expires {}{}",
+                w.reason,
+                w.owner,
+                w.expires,
+                w.ticket
+                    .as_deref()
+                    .map(|t| format!("; {t}"))
+                    .unwrap_or_default()
+            );
+            if !u.forbidden_for.is_empty() {
+                format!(
+                    "{} FORBIDDEN by the suite for {} (not applied)",
+                    w.id,
+                    u.forbidden_for.join(", ")
+                )
+            } else if !u.applied_to.is_empty() {
+                format!("{} waived {} ({who})", w.id, u.applied_to.join(", "))
+            } else if u.expired {
+                let what = if u.expired_for.is_empty() {
+                    "named no failure".to_owned()
+                } else {
+                    format!("did not excuse {}", u.expired_for.join(", "))
+                };
+                format!("{} EXPIRED on {}: {what}", w.id, w.expires)
+            } else {
+                format!("{} matched no failure ({})", w.id, w.checks.join(", "))
+            }
+        })
+        .collect()
+}
+
+/// Recomputes the verdict and certifiability of `r` with `model` (the bundle's own) and
+/// `waivers` (the text of the bundle's waivers.toml, if it has one).
+pub fn rejudge(
+    r: &RunResults,
+    model: Result<&ReferenceModel, &str>,
+    waivers: Option<&[u8]>,
+) -> Rejudged {
+    let mut problems = Vec::new();
+    let mut reasons = Vec::new();
+    let failed = |problems: Vec<String>| Rejudged {
+        verdict: "unknown".to_owned(),
+        certifiable: false,
+        reasons: Vec::new(),
+        problems,
+        waivers: Vec::new(),
+    };
+    let model = match model {
+        Ok(m) => m,
+        Err(e) => {
+            return failed(vec![format!(
+                "the bundle's reference model does not load: {e}"
+            )]);
+        }
+    };
+    let Some(suite) = model.suite(&r.suite.name) else {
+        return failed(vec![format!(
+            "the bundle's reference model has no suite `{}`",
+            r.suite.name
+        )]);
+    };
+    if suite.version != r.suite.version {
+        reasons.push(format!(
+            "the run's suite version {} differs from the bundle's model ({})",
+            r.suite.version, suite.version
+        ));
+    }
+    let parsed = match (waivers, &r.waivers) {
+        (None, None) => None,
+        (None, Some(w)) => {
+            return failed(vec![format!(
+                "results.json records waivers from {} but the bundle has no waivers.toml",
+                w.file
+            )]);
+        }
+        (Some(_), None) => {
+            return failed(vec![
+                "the bundle has a waivers.toml but results.json records no waivers".to_owned(),
+            ]);
+        }
+        (Some(bytes), Some(recorded)) => {
+            let text = String::from_utf8_lossy(bytes);
+            match Waivers::parse(Path::new("waivers.toml"), &text) {
+                Ok(w) => Some((recorded.file.clone(), w.waivers)),
+                Err(e) => return failed(vec![format!("the bundle's {e}")]),
+            }
+        }
+    };
+    let j = judge::rejudge(
+        r,
+        suite,
+        parsed
+            .as_ref()
+            .map(|(file, list)| (file.as_str(), list.as_slice())),
+    );
+    if j.verdict != r.verdict {
+        problems.push(format!(
+            "results.json records the verdict {}, its checks give {}",
+            r.verdict.as_str(),
+            j.verdict.as_str()
+        ));
+    }
+    if j.totals != r.totals {
+        problems.push(format!(
+            "results.json records totals that its checks do not give (recorded {:?}, recomputed {:?})",
+            r.totals, j.totals
+        ));
+    }
+    let differing: Vec<String> = r
+        .requirements
+        .iter()
+        .zip(&j.statuses)
+        .filter(|(q, (_, s))| q.status != *s)
+        .map(|(q, (id, s))| {
+            format!(
+                "{id}: recorded {}, recomputed {}",
+                q.status.as_str(),
+                s.as_str()
+            )
+        })
+        .collect();
+    if !differing.is_empty() {
+        problems.push(format!(
+            "requirement statuses differ: {}",
+            differing.join("; ")
+        ));
+    }
+    if j.waivers != r.waivers {
+        problems.push(
+            "the waivers results.json records are not what applying the bundle's waivers.toml gives"
+                .to_owned(),
+        );
+    }
+    if j.certification != r.certification {
+        problems.push(format!(
+            "results.json records certifiable = {}, its conditions give {}",
+            r.certification.certifiable, j.certification.certifiable
+        ));
+    }
+    if j.verdict != Verdict::Conformant {
+        reasons.push(format!("the verdict is {}", j.verdict.as_str()));
+    }
+    reasons.extend(j.certification.reasons.iter().cloned());
+    Rejudged {
+        verdict: j.verdict.as_str().to_owned(),
+        certifiable: reasons.is_empty() && problems.is_empty(),
+        reasons,
+        problems,
+        waivers: j.waivers.as_ref().map(waiver_lines).unwrap_or_default(),
+    }
+}

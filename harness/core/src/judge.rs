@@ -1,0 +1,250 @@
+//! The rules that turn check results into requirement statuses, totals, a verdict and a
+//! certification: one place, used when a run assembles its results and again by
+//! `nfvi-verify verify`, which re-judges a bundle's raw results with the bundle's own suite
+//! and waivers ([`rejudge`]).
+
+use nfvi_reference_model::{RequirementId, Suite};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::outcome::Status;
+use crate::results::{
+    CheckResult, RequirementResult, RequirementRow, RunResults, Totals, TraceStatus, Verdict,
+};
+use crate::waiver::{self, Waiver, WaiverReport};
+
+/// How the run was asked to run, as far as a certification cares: anything here that is
+/// not the default makes the run valid but not certifiable ([`certification`]).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RunConditions {
+    /// `--filter` globs: only some checks were selected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<String>,
+    /// `--skip` globs: checks left out by hand.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skips: Vec<String>,
+    /// `--rerun-failed`: the run repeated only the failures of this earlier run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_of: Option<String>,
+    /// `--timeout`: one deadline, in seconds, overrode every check's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_override: Option<u64>,
+}
+
+/// Whether a run can stand as a certification record, and if not, why.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Certification {
+    /// True when nothing below applies. A certifiable run may still be non-conformant.
+    pub certifiable: bool,
+    /// Why it is not certifiable, one sentence each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+}
+
+/// How a requirement fared, from the checks that cover it.
+pub fn trace_status(row: &RequirementRow, checks: &[CheckResult], strict: bool) -> TraceStatus {
+    let covering: Vec<&CheckResult> = checks
+        .iter()
+        .filter(|c| c.requirements.contains(&row.id))
+        .collect();
+    let outcomes: Vec<Status> = covering.iter().map(|c| c.outcome).collect();
+    if outcomes.is_empty() {
+        TraceStatus::Untested
+    } else if covering.iter().any(|c| c.decides_non_conformance(strict)) {
+        TraceStatus::Failed
+    } else if outcomes
+        .iter()
+        .any(|o| matches!(o, Status::Error | Status::TimedOut))
+    {
+        TraceStatus::Error
+    } else if covering.iter().any(|c| c.is_warning(strict)) {
+        TraceStatus::Warning
+    } else if covering.iter().any(|c| c.waiver.is_some()) {
+        TraceStatus::Waived
+    } else if outcomes.iter().all(|o| *o == Status::Passed) {
+        TraceStatus::Passed
+    } else if outcomes.iter().all(|o| *o == Status::Skipped) {
+        TraceStatus::Skipped
+    } else {
+        TraceStatus::Partial
+    }
+}
+
+/// The counts.
+pub fn totals(checks: &[CheckResult], requirements: &[RequirementResult], strict: bool) -> Totals {
+    let count = |s: Status| checks.iter().filter(|c| c.outcome == s).count();
+    let mandatory: Vec<&RequirementResult> = requirements
+        .iter()
+        .filter(|r| r.row.mandatory && r.row.applies)
+        .collect();
+    let mcount = |s: TraceStatus| mandatory.iter().filter(|r| r.status == s).count();
+    Totals {
+        checks: checks.len(),
+        passed: count(Status::Passed),
+        // Apart: a waived failure is counted as waived, not as failed (nor as passed).
+        failed: checks
+            .iter()
+            .filter(|c| c.outcome == Status::Failed && c.waiver.is_none())
+            .count(),
+        errors: count(Status::Error),
+        timed_out: count(Status::TimedOut),
+        skipped: count(Status::Skipped),
+        warnings: checks.iter().filter(|c| c.is_warning(strict)).count(),
+        waived: checks.iter().filter(|c| c.waiver.is_some()).count(),
+        mandatory_requirements: mandatory.len(),
+        mandatory_verified: mcount(TraceStatus::Passed),
+        mandatory_failed: mcount(TraceStatus::Failed),
+        mandatory_warnings: mcount(TraceStatus::Warning),
+        mandatory_waived: mcount(TraceStatus::Waived),
+        mandatory_untested: mcount(TraceStatus::Untested),
+    }
+}
+
+/// The verdict rule: a deciding failure makes the run non-conformant, even when other checks
+/// could not decide; otherwise any error, timeout or interruption makes it incomplete. A
+/// waived failure decides nothing.
+pub fn verdict(checks: &[CheckResult], strict: bool, complete: bool) -> Verdict {
+    if checks.iter().any(|c| c.decides_non_conformance(strict)) {
+        Verdict::NonConformant
+    } else if !complete
+        || checks
+            .iter()
+            .any(|c| matches!(c.outcome, Status::Error | Status::TimedOut))
+    {
+        Verdict::Incomplete
+    } else {
+        Verdict::Conformant
+    }
+}
+
+/// [`verdict`], then: conformance by omission is not conformance. A suite with applicable
+/// mandatory requirements of which the run verified none (passed or waived) has not shown
+/// anything.
+pub fn verdict_with_totals(
+    checks: &[CheckResult],
+    totals: &Totals,
+    strict: bool,
+    complete: bool,
+) -> Verdict {
+    let v = verdict(checks, strict, complete);
+    if v == Verdict::Conformant
+        && totals.mandatory_requirements > 0
+        && totals.mandatory_verified + totals.mandatory_waived == 0
+    {
+        Verdict::Incomplete
+    } else {
+        v
+    }
+}
+
+/// Whether the run can stand as a certification record: the whole suite, run as the suite
+/// says, with waivers the suite allows and evidence whose origin was checked.
+pub fn certification(r: &RunResults) -> Certification {
+    let mut reasons = Vec::new();
+    let c = &r.conditions;
+    if !c.filters.is_empty() {
+        reasons.push(format!(
+            "only some checks were selected (--filter {}); a certification runs the whole suite",
+            c.filters.join(", --filter ")
+        ));
+    }
+    if !c.skips.is_empty() {
+        reasons.push(format!(
+            "checks were left out by hand (--skip {})",
+            c.skips.join(", --skip ")
+        ));
+    }
+    if let Some(run) = &c.rerun_of {
+        reasons.push(format!(
+            "the run repeated only the failures of run {run} (--rerun-failed); run the whole suite again"
+        ));
+    }
+    if let Some(t) = c.timeout_override {
+        reasons.push(format!("--timeout {t} replaced every check's own deadline"));
+    }
+    if !r.complete {
+        reasons.push(format!(
+            "the run was stopped early ({})",
+            r.cancel_reason.map_or("interrupted", |c| c.as_str())
+        ));
+    }
+    if let Some(w) = &r.waivers {
+        for u in w.forbidden() {
+            reasons.push(format!(
+                "waiver `{}` names {} which the suite does not allow to be waived",
+                u.waiver.id,
+                u.forbidden_for.join(", ")
+            ));
+        }
+    }
+    let mut unverified: Vec<&str> = r
+        .checks
+        .iter()
+        .flat_map(|c| c.evidence.provenance.iter())
+        .filter(|p| !p.identity_verified)
+        .map(|p| p.file.as_str())
+        .collect();
+    unverified.sort_unstable();
+    unverified.dedup();
+    for file in unverified {
+        reasons.push(format!(
+            "evidence {file} was not matched to the NFVI under test (give the kubeconfig of the cluster it is from)"
+        ));
+    }
+    Certification {
+        certifiable: reasons.is_empty(),
+        reasons,
+    }
+}
+
+/// What [`rejudge`] computes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rejudged {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The counts.
+    pub totals: Totals,
+    /// Each requirement's status, in the order of the results.
+    pub statuses: Vec<(RequirementId, TraceStatus)>,
+    /// What the waivers did.
+    pub waivers: Option<WaiverReport>,
+    /// The certification.
+    pub certification: Certification,
+}
+
+/// Judges a run's raw results again: which requirements are mandatory comes from `suite`
+/// (a bundle's own copy), the waivers recorded on the results are dropped and `waivers`
+/// (the file as used) applied afresh, on the day the run started. `nfvi-verify verify`
+/// compares this with what the results record.
+pub fn rejudge(r: &RunResults, suite: &Suite, waivers: Option<(&str, &[Waiver])>) -> Rejudged {
+    let mut again = r.clone();
+    for c in &mut again.checks {
+        c.waiver = None;
+    }
+    again.waivers = waivers.map(|(file, list)| {
+        waiver::apply(
+            file,
+            list,
+            &mut again.checks,
+            &suite.unwaivable,
+            r.started_at.date_naive(),
+        )
+    });
+    for q in &mut again.requirements {
+        q.row.mandatory = suite.mandatory.contains(&q.row.id);
+        q.status = trace_status(&q.row, &again.checks, r.strict);
+    }
+    again.totals = totals(&again.checks, &again.requirements, r.strict);
+    again.verdict = verdict_with_totals(&again.checks, &again.totals, r.strict, r.complete);
+    Rejudged {
+        verdict: again.verdict,
+        statuses: again
+            .requirements
+            .iter()
+            .map(|q| (q.row.id.clone(), q.status))
+            .collect(),
+        certification: certification(&again),
+        totals: again.totals,
+        waivers: again.waivers,
+    }
+}
