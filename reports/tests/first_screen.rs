@@ -413,7 +413,10 @@ fn junit_shows_a_waived_failure_as_skipped_with_the_waiver() {
     );
     // The failures a JUnit gate counts are the failures that are not waived.
     let failures: usize = report.test_suites.iter().map(|s| s.failures).sum();
-    assert_eq!(failures, r.totals.failed, "totals.failed leaves waived failures out");
+    assert_eq!(
+        failures, r.totals.failed,
+        "totals.failed leaves waived failures out"
+    );
     assert_eq!(failures, 36);
     // Provenance of external evidence is in system-out.
     let e2e = cases

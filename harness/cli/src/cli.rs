@@ -30,7 +30,7 @@ pub enum Command {
     /// Run a suite against the NFVI and write results.json, junit.xml and report.html.
     #[command(after_help = EXIT_CODES)]
     Run(RunArgs),
-    /// Re-render junit.xml and report.html from a results.json.
+    /// Re-render junit.xml, report.html and badge.svg from a results.json.
     Report(ReportArgs),
     /// Compare two runs; exits 1 when something regressed.
     Diff(DiffArgs),

@@ -758,7 +758,14 @@ pub fn report(args: &ReportArgs) -> CmdResult {
     let junit_path = args.junit.clone().unwrap_or_else(|| dir.join("junit.xml"));
     let html = nfvi_reports::render_html(&results).map_err(|e| CliError::Build(chain(&e)))?;
     let junit = nfvi_reports::render_junit(&results).map_err(|e| CliError::Build(chain(&e)))?;
-    for (path, text) in [(&html_path, html), (&junit_path, junit)] {
+    // The badge goes next to the HTML report.
+    let badge_path = html_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .join("badge.svg");
+    let badge = nfvi_reports::badge_svg(&results);
+    for (path, text) in [(&html_path, html), (&junit_path, junit), (&badge_path, badge)] {
         nfvi_harness::results::write_atomic(path, text.as_bytes())
             .map_err(|e| CliError::bad_input(format!("cannot write `{}`: {e}", path.display())))?;
         eprintln!("wrote {}", path.display());
