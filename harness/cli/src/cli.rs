@@ -346,7 +346,7 @@ impl Selection {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Suite: rc2, rc1, host, cni, datapath, docker, kolla, k8s, cni-fuzz or all (list: default all).
+    /// Suite: rc2, rc1, host, cni, datapath, docker, kolla, k8s, evidence, cni-fuzz or all (list: default all).
     #[arg(long, value_name = "SUITE")]
     pub suite: Option<String>,
     /// Output format; JSON goes to stdout for tools.
@@ -358,7 +358,7 @@ pub struct ListArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Suite to run: rc2, rc1, host, cni, datapath, docker, kolla, k8s, cni-fuzz or all.
+    /// Suite to run: rc2, rc1, host, cni, datapath, docker, kolla, k8s, evidence, cni-fuzz or all.
     #[arg(long, value_name = "SUITE")]
     pub suite: Option<String>,
     /// Output directory; default ./nfvi-results/<run-id>/ with ./nfvi-results/latest pointing at it.

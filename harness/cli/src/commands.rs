@@ -765,7 +765,11 @@ pub fn report(args: &ReportArgs) -> CmdResult {
         .unwrap_or(Path::new("."))
         .join("badge.svg");
     let badge = nfvi_reports::badge_svg(&results);
-    for (path, text) in [(&html_path, html), (&junit_path, junit), (&badge_path, badge)] {
+    for (path, text) in [
+        (&html_path, html),
+        (&junit_path, junit),
+        (&badge_path, badge),
+    ] {
         nfvi_harness::results::write_atomic(path, text.as_bytes())
             .map_err(|e| CliError::bad_input(format!("cannot write `{}`: {e}", path.display())))?;
         eprintln!("wrote {}", path.display());

@@ -3,7 +3,10 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
-const DIR: &str = "/work/shared/reference/evidence/k8s-e2e";
+const DIR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/fixtures/evidence/k8s-e2e"
+);
 
 fn ingest(c: &mut Criterion) {
     for run in [

@@ -6,7 +6,29 @@ use std::path::{Path, PathBuf};
 
 use nfvi_suite_evidence::ingest::{self, IngestError};
 
-const DIR: &str = "/work/shared/reference/evidence";
+/// The real tool outputs: `$NFVI_EVIDENCE_DIR`, else the shared reference directory next to
+/// the workspace, else the copies vendored in tests/fixtures/evidence (every file but
+/// Sonobuoy's results-0.9.tar.gz, which carries a 2017 test cluster's service-account
+/// tokens; the tests that read it say they skipped it when it is absent).
+fn evidence_dir() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    std::env::var_os("NFVI_EVIDENCE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| Some(root.join("../shared/reference/evidence")).filter(|d| d.is_dir()))
+        .unwrap_or_else(|| root.join("tests/fixtures/evidence"))
+}
+
+/// Whether `rel` is in `d`; says so when it is not (only the unvendored Sonobuoy fixture).
+fn present(d: &Path, rel: &str) -> bool {
+    let there = d.join(rel).exists();
+    if !there {
+        eprintln!(
+            "skipped {rel}: not in {} (see tests/fixtures/evidence/README.md)",
+            d.display()
+        );
+    }
+    there
+}
 
 fn write(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
     let p = dir.join(name);
@@ -25,16 +47,7 @@ fn refused(path: &Path) -> IngestError {
 }
 
 fn real() -> Option<PathBuf> {
-    let d = PathBuf::from(DIR);
-    if d.is_dir() {
-        return Some(d);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{DIR} is absent and CI=true"
-    );
-    eprintln!("skipped: {DIR} is absent");
-    None
+    Some(evidence_dir())
 }
 
 #[test]
@@ -53,6 +66,9 @@ fn every_real_file_truncated_is_refused_with_a_position() {
         "sonobuoy/sonobuoy-testdata-v0.9/results-0.9.tar.gz",
         "sonobuoy/aks-cmd-runner-v1.23.8/202207231508_sonobuoy_8650e677-fe8c-4d3f-87bd-7bd78b705a6b.tar.gz",
     ] {
+        if !present(&d, rel) {
+            continue;
+        }
         let data = std::fs::read(d.join(rel)).unwrap();
         // The last cut drops the last byte that is not a trailing newline.
         let last = data.iter().rposition(|b| !b.is_ascii_whitespace()).unwrap();
@@ -255,6 +271,9 @@ fn random_and_mutated_bytes_never_panic() {
         "tempest/mos8-tempest-2015/tempest-report.xml",
         "sonobuoy/sonobuoy-testdata-v0.9/results-0.9.tar.gz",
     ] {
+        if !present(&d, rel) {
+            continue;
+        }
         let data = std::fs::read(d.join(rel)).unwrap();
         for n in 0..40 {
             let mut m = data.clone();

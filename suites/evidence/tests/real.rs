@@ -7,19 +7,32 @@ use std::path::{Path, PathBuf};
 use nfvi_suite_evidence::ingest::{self, sha256_hex};
 use nfvi_suite_evidence::model::{BenchStatus, Flavor, Ingested, Report, TestStatus};
 
-const DIR: &str = "/work/shared/reference/evidence";
+/// The real tool outputs: `$NFVI_EVIDENCE_DIR`, else the shared reference directory next to
+/// the workspace, else the copies vendored in tests/fixtures/evidence (every file but
+/// Sonobuoy's results-0.9.tar.gz, which carries a 2017 test cluster's service-account
+/// tokens; the tests that read it say they skipped it when it is absent).
+fn evidence_dir() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    std::env::var_os("NFVI_EVIDENCE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| Some(root.join("../shared/reference/evidence")).filter(|d| d.is_dir()))
+        .unwrap_or_else(|| root.join("tests/fixtures/evidence"))
+}
+
+/// Whether `rel` is in `d`; says so when it is not (only the unvendored Sonobuoy fixture).
+fn present(d: &Path, rel: &str) -> bool {
+    let there = d.join(rel).exists();
+    if !there {
+        eprintln!(
+            "skipped {rel}: not in {} (see tests/fixtures/evidence/README.md)",
+            d.display()
+        );
+    }
+    there
+}
 
 fn dir() -> Option<PathBuf> {
-    let d = PathBuf::from(DIR);
-    if d.is_dir() {
-        return Some(d);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{DIR} is absent and CI=true"
-    );
-    eprintln!("skipped: {DIR} is absent");
-    None
+    Some(evidence_dir())
 }
 
 /// (path, sha256) as the README lists them.
@@ -101,6 +114,9 @@ fn checked(d: &Path, rel: &str) -> Ingested {
 fn every_listed_file_is_untouched() {
     let Some(d) = dir() else { return };
     for (rel, sha) in FILES {
+        if !present(&d, rel) {
+            continue;
+        }
         assert_eq!(
             &sha256_hex(&std::fs::read(d.join(rel)).unwrap()),
             sha,
@@ -178,6 +194,9 @@ fn conformance_runs() {
 #[test]
 fn sonobuoy_tarballs() {
     let Some(d) = dir() else { return };
+    if !present(&d, "sonobuoy/sonobuoy-testdata-v0.9/results-0.9.tar.gz") {
+        return;
+    }
     let old = checked(&d, "sonobuoy/sonobuoy-testdata-v0.9/results-0.9.tar.gz");
     let r = e2e(&old);
     assert_eq!((r.passed, r.failed.len(), r.skipped), (1, 0, 692));
