@@ -123,11 +123,13 @@ pub fn rejudge(
     };
     let j = judge::rejudge(
         r,
+        model,
         suite,
         parsed
             .as_ref()
             .map(|(file, list)| (file.as_str(), list.as_slice())),
     );
+    problems.extend(j.problems.iter().cloned());
     if j.verdict != r.verdict {
         problems.push(format!(
             "results.json records the verdict {}, its checks give {}",

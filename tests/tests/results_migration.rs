@@ -35,7 +35,7 @@ fn a_version_1_results_file_is_read_as_the_current_version() {
     assert!(!e.properties.contains_key("kolla stage"));
     // What is not a distribution stays a sample.
     assert_eq!(e.samples["cdf:short"], vec![1.0, 2.0]);
-    assert_eq!(loaded.schema_version, 4);
+    assert_eq!(loaded.schema_version, 5);
     assert!(loaded.fleet.is_none() && loaded.checks.iter().all(|c| c.node.is_none()));
 
     // Version 2 is version 3 without a fleet: it loads as it is.
@@ -43,15 +43,29 @@ fn a_version_1_results_file_is_read_as_the_current_version() {
     v2["schema_version"] = 2.into();
     std::fs::write(&path, v2.to_string()).unwrap();
     let loaded = RunResults::load(&path).unwrap();
-    assert_eq!(loaded.schema_version, 4);
+    assert_eq!(loaded.schema_version, 5);
     assert_eq!(loaded.checks, results.checks);
 
     // Version 3 is version 4 without `resumed_from`: it loads as it is.
     v2["schema_version"] = 3.into();
     std::fs::write(&path, v2.to_string()).unwrap();
     let loaded = RunResults::load(&path).unwrap();
-    assert_eq!(loaded.schema_version, 4);
+    assert_eq!(loaded.schema_version, 5);
     assert!(loaded.resumed_from.is_none());
+    assert_eq!(loaded.checks, results.checks);
+
+    // Version 4 is version 5 without waivers, conditions, certification and provenance: it
+    // loads as it is, and such a run reads as not certifiable (nothing says it was).
+    let mut v4 = v2.clone();
+    v4["schema_version"] = 4.into();
+    for key in ["waivers", "conditions", "certification"] {
+        v4.as_object_mut().unwrap().remove(key);
+    }
+    std::fs::write(&path, v4.to_string()).unwrap();
+    let loaded = RunResults::load(&path).unwrap();
+    assert_eq!(loaded.schema_version, 5);
+    assert!(loaded.waivers.is_none());
+    assert!(!loaded.certification.certifiable);
     assert_eq!(loaded.checks, results.checks);
 
     // A version it does not know is refused with both versions named.
@@ -59,7 +73,7 @@ fn a_version_1_results_file_is_read_as_the_current_version() {
     std::fs::write(&path, v1.to_string()).unwrap();
     let err = RunResults::load(&path).unwrap_err().to_string();
     assert!(
-        err.contains("version 9") && err.contains("versions 1 to 4"),
+        err.contains("version 9") && err.contains("versions 1 to 5"),
         "{err}"
     );
 }

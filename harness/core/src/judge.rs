@@ -3,7 +3,7 @@
 //! `nfvi-verify verify`, which re-judges a bundle's raw results with the bundle's own suite
 //! and waivers ([`rejudge`]).
 
-use nfvi_reference_model::{RequirementId, Suite};
+use nfvi_reference_model::{ReferenceModel, RequirementId, Suite};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -186,10 +186,16 @@ pub fn certification(r: &RunResults) -> Certification {
         .collect();
     unverified.sort_unstable();
     unverified.dedup();
-    for file in unverified {
-        reasons.push(format!(
+    match unverified.as_slice() {
+        [] => {}
+        [file] => reasons.push(format!(
             "evidence {file} was not matched to the NFVI under test (give the kubeconfig of the cluster it is from)"
-        ));
+        )),
+        files => reasons.push(format!(
+            "evidence from {} files was not matched to the NFVI under test (give the kubeconfig of the cluster it is from): {}",
+            files.len(),
+            files.join(", ")
+        )),
     }
     Certification {
         certifiable: reasons.is_empty(),
@@ -210,16 +216,41 @@ pub struct Rejudged {
     pub waivers: Option<WaiverReport>,
     /// The certification.
     pub certification: Certification,
+    /// Results whose recorded effective severity is not what the model gives them (judged
+    /// with the model's): a results file that was edited, or judged by other rules.
+    pub problems: Vec<String>,
 }
 
-/// Judges a run's raw results again: which requirements are mandatory comes from `suite`
-/// (a bundle's own copy), the waivers recorded on the results are dropped and `waivers`
-/// (the file as used) applied afresh, on the day the run started. `nfvi-verify verify`
-/// compares this with what the results record.
-pub fn rejudge(r: &RunResults, suite: &Suite, waivers: Option<(&str, &[Waiver])>) -> Rejudged {
+/// Judges a run's raw results again: which requirements are mandatory and each result's
+/// effective severity come from `model` and `suite` (a bundle's own copy), the waivers
+/// recorded on the results are dropped and `waivers` (the file as used) applied afresh, on
+/// the day the run started. `nfvi-verify verify` compares this with what the results record.
+pub fn rejudge(
+    r: &RunResults,
+    model: &ReferenceModel,
+    suite: &Suite,
+    waivers: Option<(&str, &[Waiver])>,
+) -> Rejudged {
     let mut again = r.clone();
+    let mut problems = Vec::new();
     for c in &mut again.checks {
         c.waiver = None;
+        let effective = crate::plan::effective_severity(
+            model,
+            suite,
+            r.target.profile,
+            c.severity,
+            &c.requirements,
+        );
+        if effective != c.effective_severity {
+            problems.push(format!(
+                "{}: recorded effective severity {}, the model gives {}",
+                crate::waiver::result_name(c),
+                c.effective_severity,
+                effective
+            ));
+            c.effective_severity = effective;
+        }
     }
     again.waivers = waivers.map(|(file, list)| {
         waiver::apply(
@@ -246,5 +277,6 @@ pub fn rejudge(r: &RunResults, suite: &Suite, waivers: Option<(&str, &[Waiver])>
         certification: certification(&again),
         totals: again.totals,
         waivers: again.waivers,
+        problems,
     }
 }

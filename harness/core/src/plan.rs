@@ -208,7 +208,10 @@ pub fn build(
     })
 }
 
-fn effective_severity(
+/// A check's weight in a suite and profile: its declared severity capped by the strongest
+/// covered requirement that is mandatory in the suite and applies to the profile; `may` when
+/// none is, `info` when it covers none. `verify` recomputes it from a bundle's own model.
+pub fn effective_severity(
     model: &ReferenceModel,
     suite: &Suite,
     profile: NodeProfile,

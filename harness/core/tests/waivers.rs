@@ -281,7 +281,7 @@ fn results(checks: Vec<CheckResult>, waivers: &Waivers) -> RunResults {
     r.requirements = vec![row("ra2.ntw.001"), row("ra2.ntw.002")];
     r.checks = checks;
     let suite = suite();
-    let j = judge::rejudge(&r, &suite, Some(("w.toml", &waivers.waivers)));
+    let j = judge::rejudge(&r, &model(), &suite, Some(("w.toml", &waivers.waivers)));
     r.verdict = j.verdict;
     r.totals = j.totals;
     r.waivers = j.waivers;
@@ -303,8 +303,12 @@ fn results(checks: Vec<CheckResult>, waivers: &Waivers) -> RunResults {
     r
 }
 
+fn model() -> nfvi_reference_model::ReferenceModel {
+    nfvi_reference_model::load_embedded().unwrap()
+}
+
 fn suite() -> nfvi_reference_model::Suite {
-    let model = nfvi_reference_model::load_embedded().unwrap();
+    let model = model();
     let mut s = model.suite("rc2").unwrap().clone();
     s.mandatory
         .insert(RequirementId::parse("ra2.ntw.001").unwrap());
@@ -343,10 +347,10 @@ fn a_waived_must_failure_leaves_the_run_conformant_with_waivers_and_verify_can_t
     assert_eq!(r.requirements[0].status, TraceStatus::Waived);
     assert!(r.certification.certifiable, "{:?}", r.certification);
     // Re-judging the same results with the same file agrees with them.
-    let j = judge::rejudge(&r, &suite(), Some(("w.toml", &w.waivers)));
+    let j = judge::rejudge(&r, &model(), &suite(), Some(("w.toml", &w.waivers)));
     assert_eq!((j.verdict, &j.totals), (r.verdict, &r.totals));
     // Without the waivers file, the failure decides again.
-    let j = judge::rejudge(&r, &suite(), None);
+    let j = judge::rejudge(&r, &model(), &suite(), None);
     assert_eq!(j.verdict, Verdict::NonConformant);
 }
 
@@ -407,7 +411,7 @@ fn runs_selected_by_hand_or_with_forbidden_waivers_are_not_certifiable() {
         None,
         None,
     ));
-    let j = judge::rejudge(&r, &suite(), Some(("w.toml", &w.waivers)));
+    let j = judge::rejudge(&r, &model(), &suite(), Some(("w.toml", &w.waivers)));
     assert_eq!(
         j.verdict,
         Verdict::NonConformant,
@@ -418,5 +422,32 @@ fn runs_selected_by_hand_or_with_forbidden_waivers_are_not_certifiable() {
         j.certification.reasons[0].contains("W-forbidden"),
         "{:?}",
         j.certification
+    );
+}
+
+#[test]
+fn a_result_whose_effective_severity_was_lowered_is_judged_by_the_model_and_named() {
+    let w = Waivers::parse(Path::new("w.toml"), FILE).unwrap();
+    let mut r = results(
+        vec![check(
+            "cni.CNI-ADD-001",
+            "ra2.ntw.001",
+            Status::Failed,
+            None,
+            None,
+        )],
+        &w,
+    );
+    assert_eq!(r.verdict, Verdict::NonConformant);
+    // Edited by hand: the failure made a warning.
+    r.checks[0].effective_severity = Severity::May;
+    r.verdict = Verdict::Conformant;
+    let j = judge::rejudge(&r, &model(), &suite(), Some(("w.toml", &w.waivers)));
+    assert_eq!(j.verdict, Verdict::NonConformant);
+    assert_eq!(j.problems.len(), 1, "{:?}", j.problems);
+    assert!(
+        j.problems[0].contains("recorded effective severity may"),
+        "{:?}",
+        j.problems
     );
 }

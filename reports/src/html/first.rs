@@ -230,9 +230,16 @@ pub(super) fn view(r: &RunResults) -> FirstScreen {
             .iter()
             .filter(|g| g.requirement.is_some())
             .count();
+        // A failure is listed under one requirement it fails; the count of failed
+        // requirements is the matrix's.
         format!(
-            "{} of {} decide the verdict{}.",
+            "{} decide the verdict: {} failed, listed under {}{}.",
             plural(deciding, "failure", "failures"),
+            plural(
+                r.totals.mandatory_failed,
+                "mandatory requirement",
+                "mandatory requirements"
+            ),
             plural(reqs, "requirement", "requirements"),
             if rows < deciding {
                 format!(", folded into {}", plural(rows, "row", "rows"))
