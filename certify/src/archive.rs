@@ -3,7 +3,7 @@
 //! of an evidence archive a run used, everything else streamed past and never kept).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 
 use flate2::Compression;
 use flate2::read::GzDecoder;
@@ -57,6 +57,10 @@ pub enum ArchiveError {
     /// The same path twice (strict reading).
     #[error("member `{0}` appears twice")]
     Duplicate(String),
+    /// Bytes after the tar end blocks or after the gzip member (strict reading): what
+    /// `tar xzf` might extract and verify never checked.
+    #[error("trailing data after the archive: {0}")]
+    Trailing(String),
 }
 
 /// Writes `members` (path, bytes) as a tar.gz with fixed headers: mode 0644, uid and gid 0,
@@ -128,7 +132,9 @@ pub fn read_strict(
     input: impl Read,
     limits: &Limits,
 ) -> Result<Vec<(String, Vec<u8>)>, ArchiveError> {
-    let mut archive = tar::Archive::new(GzDecoder::new(input));
+    // One gzip member only (never `MultiGzDecoder`), its input read through our own buffer
+    // so what follows the member can be seen.
+    let mut archive = tar::Archive::new(flate2::bufread::GzDecoder::new(BufReader::new(input)));
     let mut out: Vec<(String, Vec<u8>)> = Vec::new();
     let mut seen = BTreeSet::new();
     let mut total = 0u64;
@@ -159,7 +165,47 @@ pub fn read_strict(
         }
         out.push((path, bytes));
     }
+    expect_end(archive.into_inner())?;
     Ok(out)
+}
+
+/// After the last entry: the rest of the tar stream is zero blocks (at most 1 MiB of them)
+/// and the gzip member is the end of the input.
+fn expect_end<R: Read>(
+    mut gz: flate2::bufread::GzDecoder<BufReader<R>>,
+) -> Result<(), ArchiveError> {
+    let mut buf = [0u8; 8192];
+    let mut zeros = 0u64;
+    loop {
+        let n = gz.read(&mut buf).map_err(ArchiveError::Corrupt)?;
+        if n == 0 {
+            break;
+        }
+        if buf[..n].iter().any(|b| *b != 0) {
+            return Err(ArchiveError::Trailing(
+                "non-zero bytes after the tar end blocks".into(),
+            ));
+        }
+        zeros += n as u64;
+        if zeros > 1 << 20 {
+            return Err(ArchiveError::Trailing(
+                "more than 1 MiB of padding after the tar end blocks".into(),
+            ));
+        }
+    }
+    let mut rest = gz.into_inner();
+    let left = rest.fill_buf().map_err(ArchiveError::Corrupt)?;
+    if !left.is_empty() {
+        let what = if left.starts_with(&[0x1f, 0x8b]) {
+            "a second gzip member"
+        } else {
+            "bytes"
+        };
+        return Err(ArchiveError::Trailing(format!(
+            "{what} after the gzip stream"
+        )));
+    }
+    Ok(())
 }
 
 /// Reads the members named in `wanted` (a leading `./` is ignored on both sides) from an
@@ -269,6 +315,43 @@ mod tests {
             read_strict(&b"not gzip"[..], &small),
             Err(ArchiveError::Corrupt(_))
         ));
+    }
+
+    #[test]
+    fn data_after_the_archive_is_refused() {
+        let m = vec![("a.json".to_owned(), b"{}".to_vec())];
+        let good = write_tar_gz(&m, 0).unwrap();
+        assert!(read_strict(&good[..], &Limits::DEFAULT).is_ok());
+        // A second gzip member (`tar xzf` reads it: it could hold anything).
+        let mut two = good.clone();
+        two.extend(write_tar_gz(&[("evil".to_owned(), b"x".to_vec())], 0).unwrap());
+        // Plain bytes after the gzip stream.
+        let mut junk = good.clone();
+        junk.extend_from_slice(b"junk");
+        // A second tar inside the gzip member, after the end blocks.
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1);
+        h.set_cksum();
+        tar.append_data(&mut h, "a.json", &b"1"[..]).unwrap();
+        let mut inner = tar.into_inner().unwrap();
+        inner.extend_from_slice(&inner.clone());
+        let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+        std::io::Write::write_all(&mut gz, &inner).unwrap();
+        let hidden = gz.finish().unwrap();
+        for (bytes, want) in [
+            (two, "a second gzip member"),
+            (junk, "bytes after the gzip stream"),
+            (hidden, "non-zero bytes after the tar end blocks"),
+        ] {
+            let e = read_strict(&bytes[..], &Limits::DEFAULT).unwrap_err();
+            assert!(matches!(e, ArchiveError::Trailing(_)), "{e}");
+            assert!(e.to_string().contains(want), "{e}");
+            assert!(
+                e.to_string().contains("trailing data after the archive"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -76,6 +76,19 @@ pub enum BundleError {
         /// Their kinds.
         kinds: String,
     },
+    /// Redaction left a member that no longer parses: refused rather than bundled, since
+    /// verify would call such a bundle tampered.
+    #[error(
+        "redaction would leave member `{member}` invalid {format} ({error}); no bundle written. Please report this with the kind of line that held the secret"
+    )]
+    RedactionBroke {
+        /// The member.
+        member: String,
+        /// JSON or TOML.
+        format: &'static str,
+        /// The parser's message.
+        error: String,
+    },
     /// A file cannot be read or written.
     #[error("cannot {what} `{}`", path.display())]
     Io {
@@ -281,6 +294,9 @@ pub fn bundle(run_dir: &Path, key: &PrivateKey, out: &Path) -> Result<Bundled, B
         let (bytes, binary) = match redact::as_text(&bytes) {
             Some(text) if !name.starts_with(MODEL_PREFIX) => {
                 let (clean, found) = redact::redact(&name, text);
+                if !found.is_empty() {
+                    check_syntax(&name, text, &clean)?;
+                }
                 redactions.extend(found);
                 (clean.into_bytes(), false)
             }
@@ -357,6 +373,33 @@ pub fn bundle(run_dir: &Path, key: &PrivateKey, out: &Path) -> Result<Bundled, B
     })
 }
 
+/// Refuses a redaction that broke the syntax of a `.json` member, `target.toml` or
+/// `waivers.toml` that parsed before it.
+fn check_syntax(member: &str, before: &str, after: &str) -> Result<(), BundleError> {
+    let broke = |format, error: String| BundleError::RedactionBroke {
+        member: member.to_owned(),
+        format,
+        error,
+    };
+    let base = member.rsplit('/').next().unwrap_or(member);
+    if base.ends_with(".json") {
+        let parse = |t| serde_json::from_str::<serde::de::IgnoredAny>(t);
+        if parse(before).is_ok()
+            && let Err(e) = parse(after)
+        {
+            return Err(broke("JSON", e.to_string()));
+        }
+    } else if member == "target.toml" || member == "waivers.toml" {
+        let parse = |t| toml::from_str::<toml::Table>(t);
+        if parse(before).is_ok()
+            && let Err(e) = parse(after)
+        {
+            return Err(broke("TOML", e.message().to_owned()));
+        }
+    }
+    Ok(())
+}
+
 /// `FILE.sig`.
 pub fn signature_path(bundle: &Path) -> PathBuf {
     let mut s = bundle.as_os_str().to_owned();
@@ -367,6 +410,26 @@ pub fn signature_path(bundle: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_redaction_that_breaks_json_or_toml_is_refused() {
+        for (member, before, after, format) in [
+            ("results.json", "{\"a\": \"b\"}", "{\"a\": \"[R]}", "JSON"),
+            ("evidence/1-x.tar.gz/k.json", "[1]", "[1", "JSON"),
+            ("waivers.toml", "reason = 'a b'", "reason = '[R]", "TOML"),
+            ("target.toml", "a = \"b\"", "a = \"[R]", "TOML"),
+        ] {
+            let e = check_syntax(member, before, after).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("member `{member}` invalid {format}")),
+                "{e}"
+            );
+        }
+        // Still valid, or not valid before (not redaction's doing), or another member.
+        assert!(check_syntax("results.json", "{}", "{ }").is_ok());
+        assert!(check_syntax("results.json", "{", "{[").is_ok());
+        assert!(check_syntax("nfvi-verify.log", "{}", "{").is_ok());
+    }
 
     #[test]
     fn provenance_is_gathered_per_file_with_the_union_of_members() {

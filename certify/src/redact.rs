@@ -52,14 +52,19 @@ pub fn scan_binary(member: &str, bytes: &[u8]) -> Vec<Redaction> {
 /// Redacts `text`, returning the new text and what was removed.
 pub fn redact(member: &str, text: &str) -> (String, Vec<Redaction>) {
     let mut found: Vec<(usize, &'static str)> = Vec::new();
-    let text = pem_blocks(text, &mut found);
+    let text = multi::pem_blocks(text, &mut found);
     let mut out = String::with_capacity(text.len());
+    let mut state = multi::State::default();
     for (n, line) in text.split_inclusive('\n').enumerate() {
         let mut kinds = Vec::new();
-        let mut l = line.to_owned();
-        jwts(&mut l, &mut kinds);
-        url_passwords(&mut l, &mut kinds);
-        key_values(&mut l, &mut kinds);
+        let l = match state.block_body(line, &mut kinds) {
+            Some(l) => l,
+            None => {
+                let mut l = redact_line(line, &mut kinds);
+                state.after_line(line, &mut l, &mut kinds);
+                l
+            }
+        };
         found.extend(kinds.into_iter().map(|k| (n + 1, k)));
         out.push_str(&l);
     }
@@ -75,65 +80,66 @@ pub fn redact(member: &str, text: &str) -> (String, Vec<Redaction>) {
     (out, list)
 }
 
-/// `-----BEGIN … PRIVATE KEY-----` … `-----END …`: the body goes, line breaks and the
-/// indentation of every line stay.
-fn pem_blocks(text: &str, found: &mut Vec<(usize, &'static str)>) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find("-----BEGIN ") {
-        let label_start = at + "-----BEGIN ".len();
-        let Some(label_len) = rest[label_start..].find("-----").filter(|n| *n <= 48) else {
-            out.push_str(&rest[..label_start]);
-            rest = &rest[label_start..];
-            continue;
-        };
-        let header_end = label_start + label_len + 5;
-        out.push_str(&rest[..header_end]);
-        if !rest[label_start..label_start + label_len].contains("PRIVATE KEY") {
-            rest = &rest[header_end..];
-            continue;
-        }
-        let line = text[..text.len() - rest.len() + at].matches('\n').count() + 1;
-        found.push((line, "private-key"));
-        let body_end = match rest[header_end..].find("-----END ") {
-            Some(n) => header_end + n,
-            // Cut short: the header's line and the base64 lines after it.
-            None => {
-                let mut end = header_end;
-                for l in rest[header_end..].split_inclusive('\n') {
-                    let body = l.trim();
-                    let base64ish = body
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"+/=\\".contains(&b));
-                    if end > header_end && !base64ish {
-                        break;
-                    }
-                    end += l.len();
-                }
-                end
-            }
-        };
-        let mut first = true;
-        for (i, seg) in rest[header_end..body_end].split('\n').enumerate() {
-            if i > 0 {
-                out.push('\n');
-            }
-            let content = seg.trim_start();
-            out.push_str(&seg[..seg.len() - content.len()]);
-            let content_trimmed = content.trim_end();
-            if !content_trimmed.is_empty() && first {
-                out.push_str(&marker("private-key"));
-                first = false;
-            }
-            out.push_str(&content[content_trimmed.len()..]);
-        }
-        if first {
-            out.push_str(&marker("private-key"));
-        }
-        rest = &rest[body_end..];
+/// Per byte of a line: its range in the escaped original, or `None` for a marker's.
+type Origins = Vec<Option<(usize, usize)>>;
+
+/// What the passes over one line found, and (when the line was un-escaped from HTML or
+/// XML first) where each byte of the line being rewritten came from.
+struct Edits<'a> {
+    kinds: &'a mut Vec<&'static str>,
+    src: Option<Origins>,
+}
+
+/// Replaces `start..end` of `line` by the marker of `kind`; returns the marker's length.
+fn replace(
+    line: &mut String,
+    start: usize,
+    end: usize,
+    kind: &'static str,
+    ed: &mut Edits,
+) -> usize {
+    let m = marker(kind);
+    if let Some(src) = &mut ed.src {
+        src.splice(start..end, std::iter::repeat_n(None, m.len()));
     }
-    out.push_str(rest);
-    out
+    line.replace_range(start..end, &m);
+    ed.kinds.push(kind);
+    m.len()
+}
+
+fn passes(line: &mut String, ed: &mut Edits) {
+    jwts(line, ed);
+    url_passwords(line, ed);
+    key_values(line, ed);
+}
+
+/// One line through every pass; then, if it holds HTML or XML character references
+/// (`&#34;`, `&quot;`, `&#39;`, `&apos;`…: JSON or a Python dict escaped in report.html or
+/// junit.xml), again un-escaped, with only the secrets replaced in the escaped original.
+fn redact_line(line: &str, kinds: &mut Vec<&'static str>) -> String {
+    let mut l = line.to_owned();
+    passes(&mut l, &mut Edits { kinds, src: None });
+    let Some((mut decoded, src)) = multi::decode_entities(&l) else {
+        return l;
+    };
+    let mut ed = Edits {
+        kinds,
+        src: Some(src),
+    };
+    let before = ed.kinds.len();
+    passes(&mut decoded, &mut ed);
+    if ed.kinds.len() == before {
+        return l;
+    }
+    let src = ed.src.unwrap_or_default();
+    let mut out = Vec::with_capacity(l.len());
+    for (i, c) in decoded.bytes().enumerate() {
+        match src.get(i).copied().flatten() {
+            Some((s, e)) => out.extend_from_slice(&l.as_bytes()[s..e]),
+            None => out.push(c),
+        }
+    }
+    String::from_utf8(out).unwrap_or(l)
 }
 
 fn is_b64url(b: u8) -> bool {
@@ -141,7 +147,7 @@ fn is_b64url(b: u8) -> bool {
 }
 
 /// `eyJ…`.`…`.`…` (a JWT: its header is base64url of `{"`).
-fn jwts(line: &mut String, kinds: &mut Vec<&'static str>) {
+fn jwts(line: &mut String, ed: &mut Edits) {
     let mut from = 0;
     while let Some(off) = line[from..].find("eyJ") {
         let start = from + off;
@@ -160,15 +166,12 @@ fn jwts(line: &mut String, kinds: &mut Vec<&'static str>) {
             continue;
         }
         let e3 = seg(e2 + 1);
-        let m = marker("jwt");
-        line.replace_range(start..e3, &m);
-        kinds.push("jwt");
-        from = start + m.len();
+        from = start + replace(line, start, e3, "jwt", ed);
     }
 }
 
 /// `scheme://user:password@host`: the password goes.
-fn url_passwords(line: &mut String, kinds: &mut Vec<&'static str>) {
+fn url_passwords(line: &mut String, ed: &mut Edits) {
     let mut from = 0;
     while let Some(off) = line[from..].find("://") {
         let auth_start = from + off + 3;
@@ -190,10 +193,8 @@ fn url_passwords(line: &mut String, kinds: &mut Vec<&'static str>) {
         if pw.is_empty() || pw.starts_with(MARK) || pw.starts_with('$') {
             continue;
         }
-        let m = marker("url-password");
-        line.replace_range(auth_start + colon + 1..auth_start + at, &m);
-        kinds.push("url-password");
-        from = auth_start + colon + 1 + m.len();
+        let start = auth_start + colon + 1;
+        from = start + replace(line, start, auth_start + at, "url-password", ed);
     }
 }
 
@@ -206,7 +207,12 @@ pub fn secret_kind(key: &str) -> Option<&'static str> {
             && seg.bytes().all(|c| c.is_ascii_hexdigit())
             && seg.bytes().any(|c| c.is_ascii_digit())
     });
-    if k.len() > 48 || generated {
+    // Long names are rarely keys, unless they end like one
+    // (`CI_…_DATABASE_PASSWORD`).
+    let ends_secret = ["password", "passwd", "_pass", "secret", "token", "api_key"]
+        .iter()
+        .any(|s| k.ends_with(s));
+    if (k.len() > 48 && !ends_secret) || k.len() > 160 || generated {
         return None;
     }
     // Names of files, paths, policies and settings about secrets are not secrets.
@@ -262,8 +268,12 @@ pub fn secret_kind(key: &str) -> Option<&'static str> {
         "private-key"
     } else if k.contains("password")
         || k.contains("passwd")
-        || (k.starts_with("ansible") && k.ends_with("_pass"))
-        || k.ends_with("sudo_pass")
+        // `DB_PASS`, `ansible_become_pass`; not a count (`total_pass`).
+        || ((k.ends_with("_pass") || k.ends_with("-pass"))
+            && !k.starts_with("total")
+            && !k.starts_with("num")
+            // A count of what passed (`controls_pass = 55`), not `ssh_pass`.
+            && (!k[..k.len() - 5].ends_with('s') || k[..k.len() - 5].ends_with("ss")))
     {
         "password"
     } else if k.contains("api_key") || k.contains("apikey") || k.contains("api-key") {
@@ -297,14 +307,29 @@ fn is_key_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.'
 }
 
-/// Whether byte `pos` is inside a double-quoted string (odd number of unescaped quotes
-/// before it).
-fn in_string(b: &[u8], pos: usize) -> bool {
-    let (mut inside, mut i) = (false, 0);
+/// Whether a `'` at `i` opens a string: not an apostrophe inside a word (`can't`), but
+/// after a blank, punctuation, or a Python prefix (`u'…'`).
+fn opens_single(b: &[u8], i: usize) -> bool {
+    let before = |n: usize| i.checked_sub(n).map(|p| b[p]);
+    match before(1) {
+        None => true,
+        Some(c) if !c.is_ascii_alphanumeric() => true,
+        Some(b'u' | b'b' | b'r' | b'f' | b'U' | b'B' | b'R' | b'F') => {
+            !before(2).is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_')
+        }
+        Some(_) => false,
+    }
+}
+
+/// The quote (`"` or `'`) of the string byte `pos` is inside, if any.
+fn in_string(b: &[u8], pos: usize) -> Option<u8> {
+    let (mut inside, mut i) = (None, 0);
     while i < pos {
-        match b[i] {
-            b'\\' => i += 1,
-            b'"' => inside = !inside,
+        match (b[i], inside) {
+            (b'\\', _) => i += 1,
+            (b'"', None) => inside = Some(b'"'),
+            (b'\'', None) if opens_single(b, i) => inside = Some(b'\''),
+            (q, Some(open)) if q == open => inside = None,
             _ => {}
         }
         i += 1;
@@ -312,8 +337,9 @@ fn in_string(b: &[u8], pos: usize) -> bool {
     inside
 }
 
-/// `KEY: value`, `KEY=value`, `"KEY": "value"`, `KEY = "value"`, with a secret-looking KEY.
-fn key_values(line: &mut String, kinds: &mut Vec<&'static str>) {
+/// `KEY: value`, `KEY=value`, `"KEY": "value"`, `KEY = "value"`, `{'KEY': u'value'}`,
+/// `--KEY value`, with a secret-looking KEY.
+fn key_values(line: &mut String, ed: &mut Edits) {
     let mut i = 0;
     while i < line.len() {
         let b = line.as_bytes();
@@ -326,28 +352,45 @@ fn key_values(line: &mut String, kinds: &mut Vec<&'static str>) {
             i = j;
             continue;
         };
-        let Some((start, end)) = value_span(b, i, j, kind) else {
+        let Some((start, end)) = value_span(b, i, j, kind).or_else(|| flag_value(b, i, j, kind))
+        else {
             i = j;
             continue;
         };
-        let m = marker(kind);
-        line.replace_range(start..end, &m);
-        kinds.push(kind);
-        i = start + m.len();
+        i = start + replace(line, start, end, kind, ed);
     }
 }
 
-fn value_span(b: &[u8], key_start: usize, key_end: usize, kind: &str) -> Option<(usize, usize)> {
-    let quoted_key = key_start > 0 && b[key_start - 1] == b'"';
-    let outer = in_string(b, if quoted_key { key_start - 1 } else { key_start });
+/// The value of the key at `key_start..key_end` of `b`, if it is one a secret is kept in.
+pub(crate) fn value_span(
+    b: &[u8],
+    key_start: usize,
+    key_end: usize,
+    kind: &str,
+) -> Option<(usize, usize)> {
+    // A quoted key has its quote on both sides (`"password":`, `\"password\":`,
+    // `'password':`); a quote on one side only opens a string the key is inside.
     let mut k = key_end;
-    if quoted_key {
-        if b.get(k) == Some(&b'"') {
+    let quote = key_start
+        .checked_sub(1)
+        .map(|p| b[p])
+        .filter(|q| *q == b'"' || *q == b'\'');
+    let quoted_key = match quote {
+        Some(q) if b.get(k) == Some(&q) => {
             k += 1;
-        } else if b.get(k) == Some(&b'\\') && b.get(k + 1) == Some(&b'"') {
-            k += 2;
+            true
         }
-    }
+        Some(q) if b.get(k) == Some(&b'\\') && b.get(k + 1) == Some(&q) => {
+            k += 2;
+            true
+        }
+        _ => false,
+    };
+    // A key that opens a double-quoted string (`"password=x"`) is taken as outside it, so
+    // an escaped quote in its value does not end the value early; after `'` (a TOML
+    // literal string) the closing `'` must still end it.
+    let from_quote = quoted_key || quote == Some(b'"');
+    let outer = in_string(b, if from_quote { key_start - 1 } else { key_start });
     let skip_ws = |mut k: usize| {
         while b.get(k).is_some_and(|c| *c == b' ' || *c == b'\t') {
             k += 1;
@@ -360,17 +403,33 @@ fn value_span(b: &[u8], key_start: usize, key_end: usize, kind: &str) -> Option<
         return None;
     }
     // `key: value` (YAML, headers) has a blank after the colon; `passwd:amd64` (a package)
-    // or `host:port` is no key. A quoted key (`"password":"x"`) needs none.
-    if sep == b':' && !quoted_key && !b.get(k + 1).is_some_and(|c| *c == b' ' || *c == b'\t') {
+    // or `host:port` is no key. A quoted key (`"password":"x"`) needs none, nor does an
+    // HTTP header (`X-Auth-Token:x`, `Authorization:Basic x`).
+    let header = kind == "authorization"
+        || b[key_start..key_end]
+            .get(..2)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"x-"));
+    if sep == b':'
+        && !quoted_key
+        && !header
+        && !b.get(k + 1).is_some_and(|c| *c == b' ' || *c == b'\t')
+    {
         return None;
     }
     k = skip_ws(k + 1);
+    // A Python string prefix: `{u'password': u'x'}`.
+    if quoted_key
+        && b.get(k).is_some_and(|c| b"ubrUBR".contains(c))
+        && b.get(k + 1).is_some_and(|c| *c == b'\'' || *c == b'"')
+    {
+        k += 1;
+    }
     let json_line = matches!(
         b.iter().find(|c| !c.is_ascii_whitespace()),
         Some(b'{' | b'[' | b'"')
     );
     let (start, end) = match b.get(k)? {
-        b'"' if !outer => {
+        b'"' if outer != Some(b'"') => {
             let s = k + 1;
             (s, scan(b, s, |c, _| c == b'"'))
         }
@@ -383,11 +442,11 @@ fn value_span(b: &[u8], key_start: usize, key_end: usize, kind: &str) -> Option<
                 }),
             )
         }
-        b'\'' => {
+        b'\'' if outer != Some(b'\'') => {
             let s = k + 1;
             (s, scan(b, s, |c, _| c == b'\'' || c == b'"'))
         }
-        b'"' | b'{' | b'[' | b'|' | b'>' => return None,
+        b'"' | b'\'' | b'{' | b'[' | b'|' | b'>' => return None,
         // `"name": text` with a bare word after a quoted name is a log line
         // (`Pod "pod-secret-x": Phase="Pending"`), not JSON (whose bare values are numbers
         // and literals, never secrets).
@@ -407,12 +466,15 @@ fn value_span(b: &[u8], key_start: usize, key_end: usize, kind: &str) -> Option<
                 }
                 s = skip_ws(k + scheme);
             }
-            let words = sep == b':' && !outer && !json_line;
+            // Words: a YAML or header value runs to the end of the line; inside a string,
+            // or on a JSON line, a value is one word and the string's quote ends it.
+            let words = sep == b':' && outer.is_none() && !json_line;
             let e = scan(b, s, |c, next| {
                 c == b'"'
                     || c == b'\n'
                     || c == b'\r'
-                    || (c == b'\\' && next == Some(b'"') && outer)
+                    || (c == b'\\' && next == Some(b'"') && outer == Some(b'"'))
+                    || (c == b'\'' && outer == Some(b'\''))
                     || (!words && (c.is_ascii_whitespace() || b",;&}])'".contains(&c)))
                     // `\n`, `\t`, `\r` inside a JSON string end a word too.
                     || (!words && c == b'\\' && matches!(next, Some(b'n' | b't' | b'r')))
@@ -426,12 +488,16 @@ fn value_span(b: &[u8], key_start: usize, key_end: usize, kind: &str) -> Option<
         }
     };
     let v = std::str::from_utf8(&b[start..end]).ok()?;
-    let lower = v.to_ascii_lowercase();
     let json_number = quoted_key
         && v.bytes()
             .all(|c| c.is_ascii_digit() || c == b'.' || c == b'-');
-    let benign = v.is_empty()
-        || json_number
+    (!json_number && !benign(v, kind)).then_some((start, end))
+}
+
+/// Values that are no secret: empty, literals, placeholders, variables, masks, key paths.
+fn benign(v: &str, kind: &str) -> bool {
+    let lower = v.to_ascii_lowercase();
+    v.is_empty()
         || [
             "true", "false", "null", "none", "nil", "~", "yes", "no", "on", "off", "enabled",
             "disabled",
@@ -442,8 +508,87 @@ fn value_span(b: &[u8], key_start: usize, key_end: usize, kind: &str) -> Option<
         || v.starts_with(['$', '<', '%', '{'])
         || v.bytes().all(|c| c == b'*' || c == b'x' || c == b'X')
         || (kind == "private-key"
-            && (v.starts_with('/') || v.ends_with(".key") || v.ends_with(".pem")));
-    (!benign).then_some((start, end))
+            && (v.starts_with('/') || v.ends_with(".key") || v.ends_with(".pem")))
+}
+
+/// `--password X`, `--os-password "X"`: a command-line option with a secret-looking name
+/// and its value after a blank (`--password=X` is a key and value already).
+fn flag_value(b: &[u8], key_start: usize, key_end: usize, kind: &str) -> Option<(usize, usize)> {
+    if b[key_start] != b'-' || b.get(key_end) != Some(&b' ') {
+        return None;
+    }
+    let outer = in_string(b, key_start);
+    let k = key_end + 1;
+    let (s, e) = match b.get(k)? {
+        b'"' if outer != Some(b'"') => (k + 1, scan(b, k + 1, |c, _| c == b'"')),
+        b'\\' if b.get(k + 1) == Some(&b'"') => (
+            k + 2,
+            scan(b, k + 2, |c, n| {
+                c == b'"' || (c == b'\\' && n == Some(b'"'))
+            }),
+        ),
+        b'\'' if outer != Some(b'\'') => (k + 1, scan(b, k + 1, |c, _| c == b'\'' || c == b'"')),
+        b'-' | b'"' | b'\'' | b'\\' => return None,
+        _ => (
+            k,
+            scan(b, k, |c, _| {
+                c.is_ascii_whitespace() || b"\"'\\<&;|`),]}".contains(&c)
+            }),
+        ),
+    };
+    let v = std::str::from_utf8(&b[s..e]).ok()?;
+    // Prose about an option (`--password is not set`) is no value.
+    const WORDS: &[&str] = &[
+        "is",
+        "not",
+        "must",
+        "should",
+        "to",
+        "and",
+        "or",
+        "flag",
+        "option",
+        "parameter",
+        "argument",
+        "set",
+        "the",
+        "a",
+        "an",
+        "when",
+        "if",
+        "with",
+        "are",
+        "was",
+        "be",
+        "will",
+        "can",
+        "of",
+        "in",
+        "for",
+        "as",
+        "may",
+        "has",
+        "arguments",
+        "parameters",
+        "options",
+        "flags",
+        "value",
+        "values",
+        "file",
+        "files",
+        "it",
+        "this",
+        "that",
+        "on",
+        "at",
+        "by",
+        "from",
+        "which",
+        "only",
+        "also",
+    ];
+    let prose = WORDS.contains(&v.to_ascii_lowercase().as_str());
+    (!prose && !benign(v, kind)).then_some((s, e))
 }
 
 /// The end of a value starting at `s`: the first byte where `stop(byte, next)` holds, with
@@ -459,6 +604,9 @@ fn scan(b: &[u8], s: usize, stop: impl Fn(u8, Option<u8>) -> bool) -> usize {
     }
     b.len().min(p)
 }
+
+#[path = "redact_multi.rs"]
+mod multi;
 
 #[cfg(test)]
 #[path = "redact_tests.rs"]

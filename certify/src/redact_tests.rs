@@ -32,10 +32,11 @@ fn rows() -> Vec<(String, Vec<&'static str>, String)> {
             vec!["password"],
             PW.into(),
         ),
+        // A password on a command line in a log is a secret.
         (
             format!("  \"cmd\": \"login --password \\\"{PW}\\\" now\""),
-            vec![],
-            String::new(),
+            vec!["password"],
+            PW.into(),
         ),
         (
             format!("  \"cmd\": \"login --password=\\\"{PW}\\\" now\""),
@@ -184,6 +185,7 @@ fn rows() -> Vec<(String, Vec<&'static str>, String)> {
             "FAKEbase64".into(),
         ),
     ];
+    r.extend(more_forms());
     // Negative rows: public keys, digests, certificates, prose, paths, placeholders.
     for s in [
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAwZeMeZ8/r+pLj1AbHmrWfj2r9oWjDj+NMr8XagvS0i alice",
@@ -213,10 +215,94 @@ fn rows() -> Vec<(String, Vec<&'static str>, String)> {
         "restarting pod if attach=on, nodeExpansion=on, csiNodeExpandSecret=on\" classname=\"e2e\"",
         "2026-11-29 15:27:55 passwd:amd64 = upgrade 1:4.13+dfsg1-1 -> 1:4.13+dfsg1-2",
         "\"2026-11-29 passwd:amd64\": \"upgrade 1:4.13\"",
+        "\"total_pass\": 15, total_pass: 15",
+        "controls_pass = 55 count",
+        "Ensure that the --kubelet-client-certificate and --kubelet-client-key arguments are set",
+        "Ensure --password is not set on the command line",
+        "- name: OS_PASSWORD\n  valueFrom:\n    secretKeyRef: {name: s, key: k}",
+        "- name: OS_AUTH_URL\n  value: https://198.18.0.1:5000/v3",
+        "System has not been booted with systemd. Can&#39;t operate.",
+        "<pre>[{&#34;ifname&#34;:&#34;lo&#34;,&#34;flags&#34;:[&#34;UP&#34;]}]</pre>",
+        "token: |\n  ${TOKEN}\n",
     ] {
         r.push((s.to_owned(), vec![], String::new()));
     }
     r
+}
+
+/// Forms a review found surviving: HTML/XML-escaped JSON, Python reprs, headers without a
+/// blank, Kubernetes env entries, long and `_PASS` names, block scalars, options.
+fn more_forms() -> Vec<(String, Vec<&'static str>, String)> {
+    let row = |s: String, kinds: Vec<&'static str>| (s, kinds, PW.to_owned());
+    vec![
+        row(
+            format!("<pre>{{&#34;password&#34;: &#34;{PW}&#34;}}</pre>"),
+            vec!["password"],
+        ),
+        row(
+            format!("<system-out>&quot;password&quot;: &quot;{PW}&quot;</system-out>"),
+            vec!["password"],
+        ),
+        row(
+            format!("<pre>{{&#39;password&#39;: &#39;{PW}&#39;}}</pre>"),
+            vec!["password"],
+        ),
+        row(
+            format!("<failure message=\"{{&apos;api_key&apos;: &apos;{PW}&apos;}}\"/>"),
+            vec!["api-key"],
+        ),
+        row(
+            format!("  \"cmd\": \"curl -H \\\"Authorization: Bearer {PW}\\\" https://x\","),
+            vec!["authorization"],
+        ),
+        row(
+            format!("{{'password': '{PW}', 'user': 'a'}}"),
+            vec!["password"],
+        ),
+        row(
+            format!("{{u'user': u'a', u'password': u'{PW}'}}"),
+            vec!["password"],
+        ),
+        row(
+            format!("env:\n- name: OS_PASSWORD\n  value: {PW}\n- name: HOME\n  value: /root"),
+            vec!["password"],
+        ),
+        row(
+            format!(
+                "\"env\": [\n  {{\n    \"name\": \"DB_SECRET\",\n    \"value\": \"{PW}\"\n  }}"
+            ),
+            vec!["secret"],
+        ),
+        row(
+            format!("[{{\"name\": \"OS_TOKEN\", \"value\": \"{PW}\"}}]"),
+            vec!["token"],
+        ),
+        row(format!("<pre>X-Auth-Token:{PW}</pre>"), vec!["token"]),
+        row(
+            format!("FOO_BAR_BAZ_QUX_QUUX_CORGE_GRAULT_GARPLY_WALDO_DATABASE_PASSWORD={PW}"),
+            vec!["password"],
+        ),
+        row(
+            format!("DB_PASS={PW}\nMYSQL_ROOT_PASS: {PW}"),
+            vec!["password", "password"],
+        ),
+        row(
+            format!("auth:\n  token: >-\n    {PW}\n    {PW}-2\n\n  user: admin"),
+            vec!["token"],
+        ),
+        row(
+            format!("openstack --os-password {PW} server list"),
+            vec!["password"],
+        ),
+        row(
+            format!("login --password '{PW}'; mysql --password={PW} -u x"),
+            vec!["password", "password"],
+        ),
+        row(
+            format!("\"stdout\": \"openstack --os-password {PW}\\nnext\""),
+            vec!["password"],
+        ),
+    ]
 }
 
 #[test]
@@ -261,6 +347,63 @@ fn json_stays_valid_json_after_redaction() {
         assert!(found.len() >= 7, "{found:?}");
         assert_eq!(parsed["password"], "[REDACTED:password]");
     }
+}
+
+/// A private key cut short (command output truncated): the base64 after its header goes,
+/// the syntax around it stays, in JSON, XML attributes and text, and HTML.
+#[test]
+fn truncated_private_keys_keep_the_syntax_around_them() {
+    let cut = "-----BEGIN RSA PRIVATE KEY-----\nFAKEbase64FAKEbase64\nFAKEbase64==";
+    let value = serde_json::json!({"stdout": cut, "next": cut.replace('\n', "\r\n"), "n": 1});
+    for text in [
+        serde_json::to_string(&value).unwrap(),
+        serde_json::to_string_pretty(&value).unwrap(),
+    ] {
+        let (out, found) = redact("results.json", &text);
+        serde_json::from_str::<serde_json::Value>(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        assert!(!out.contains("FAKE"), "{out}");
+        assert_eq!(found.len(), 2, "{found:?}");
+    }
+    for (text, keep) in [
+        (
+            format!("<failure message=\"{}\"/>", cut.replace('\n', "&#10;")),
+            "&#10;[REDACTED:private-key]&#10;\"/>",
+        ),
+        (
+            format!("<system-out>{cut}</system-out>\n<x/>"),
+            "\n[REDACTED:private-key]\n</system-out>\n<x/>",
+        ),
+        (
+            format!("<pre>{}</pre>", cut.replace('\n', "\n  ")),
+            "-----\n  [REDACTED:private-key]\n  </pre>",
+        ),
+        (
+            "x = '-----BEGIN PRIVATE KEY-----\\nFAKEb64'".to_owned(),
+            "-----\\n[REDACTED:private-key]'",
+        ),
+    ] {
+        let (out, found) = redact("junit.xml", &text);
+        assert!(!out.contains("FAKE"), "{out}");
+        assert!(out.ends_with(keep), "{out}");
+        assert_eq!(found.len(), 1);
+    }
+}
+
+/// TOML single-quoted (literal) strings keep their closing quote.
+#[test]
+fn toml_literal_strings_keep_their_quotes() {
+    let text = format!(
+        "[[waiver]]\nreason = 'lab VM; api token: rotated monthly'\nowner = 'a'\n\
+         note = 'password: {PW}'\nsecret = '{PW}'\n"
+    );
+    let (out, found) = redact("waivers.toml", &text);
+    let kinds: Vec<&str> = found.iter().map(|r| r.kind.as_str()).collect();
+    assert_eq!(kinds, ["token", "password", "secret"], "{out}");
+    assert!(!out.contains(PW), "{out}");
+    assert!(out.contains("monthly'\n"), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[3], "note = 'password: [REDACTED:password]'");
+    assert_eq!(lines[4], "secret = '[REDACTED:secret]'");
 }
 
 #[test]

@@ -23,6 +23,10 @@ use crate::sshsig::{self, Signature};
 #[error("{0}")]
 pub struct BadInput(pub String);
 
+/// The largest bundle `verify` reads (2 GiB; it holds the bundle in memory); a larger file
+/// is bad input (exit 2). A bundle's members are capped lower ([`Limits::DEFAULT`]).
+pub const MAX_BUNDLE: u64 = 2 << 30;
+
 /// What to verify.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -124,6 +128,21 @@ pub fn verify(req: &Request) -> Result<Report, BadInput> {
         .clone()
         .unwrap_or_else(|| crate::bundle::signature_path(&req.bundle));
     let sig_text = read(&sig_path, "signature")?;
+    // Checked before reading: verify holds the whole bundle in memory.
+    let len = std::fs::metadata(&req.bundle)
+        .map_err(|e| {
+            BadInput(format!(
+                "cannot read the bundle `{}`: {e}",
+                req.bundle.display()
+            ))
+        })?
+        .len();
+    if len > MAX_BUNDLE {
+        return Err(BadInput(format!(
+            "`{}` is {len} bytes, over the {MAX_BUNDLE}-byte (2 GiB) limit for a bundle",
+            req.bundle.display()
+        )));
+    }
     let bundle = read(&req.bundle, "bundle")?;
     if !bundle.starts_with(&[0x1f, 0x8b]) {
         return Err(BadInput(format!(
@@ -144,6 +163,20 @@ pub fn verify(req: &Request) -> Result<Report, BadInput> {
                 sig.public_key.fingerprint()
             );
             match sig.verify(sshsig::NAMESPACE, &mut bundle.as_slice()) {
+                // Made for another purpose (`ssh-keygen -Y sign -n file`): say so, not
+                // "changed", when it is good for its own namespace.
+                Err(e @ sshsig::SigError::Namespace { .. })
+                    if sig.verify(&sig.namespace, &mut bundle.as_slice()).is_ok() =>
+                {
+                    unauthorized = true;
+                    Step::new(
+                        false,
+                        vec![format!(
+                            "{e} ({key}): a good signature of this bundle, but made for another purpose; sign with `-n {}`",
+                            sshsig::NAMESPACE
+                        )],
+                    )
+                }
                 Err(e) => Step::new(
                     false,
                     vec![format!(
@@ -350,7 +383,17 @@ pub fn verify(req: &Request) -> Result<Report, BadInput> {
                 model_ok = false;
                 model_detail.push(format!("the bundle's reference model does not load: {e}"));
             }
-            let cert = Step::new(re.certifiable, re.reasons.clone());
+            // A bundle's own model is what it is judged by, but a signer could have loosened
+            // it (a MUST made optional, `unwaivable` dropped): only the model a released
+            // binary embeds certifies.
+            let mut reasons = re.reasons.clone();
+            if bundle_model != here {
+                reasons.push(format!(
+                    "the bundle's reference model is not the one this nfvi-verify embeds: verify with the release that made it (nfvi-verify {})",
+                    r.tool.version
+                ));
+            }
+            let cert = Step::new(re.certifiable && bundle_model == here, reasons);
             (Step::new(ok, detail), Some(re.verdict), cert, re.waivers)
         }
     };

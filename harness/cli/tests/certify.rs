@@ -16,6 +16,9 @@ const OS_PW: &str = "Planted-OS-Pw-0815";
 const JWT: &str = "eyJhbGciOiJSUzI1NiIsImtpZCI6InBsYW50ZWQifQ.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6cGxhbnRlZCJ9.cGxhbnRlZC1zaWduYXR1cmU";
 const KEY_BODY: &str = "UGxhbnRlZFByaXZhdGVLZXlCb2R5";
 const ARCHIVE_TOKEN: &str = "planted-archive-token-not-used";
+/// The body of a private key cut short inside results.json (no END line).
+const CUT_KEY_BODY: &str = "UGxhbnRlZEN1dEtleUJvZHk";
+const BLOCK_TOKEN: &str = "planted-block-token-4242";
 
 fn have_ssh_keygen() -> bool {
     require(
@@ -69,9 +72,11 @@ fn fixture() -> Fixture {
     append(
         "nfvi-verify.log",
         &format!(
-            "export OS_PASSWORD={OS_PW}\n-----BEGIN OPENSSH PRIVATE KEY-----\n{KEY_BODY}\n-----END OPENSSH PRIVATE KEY-----\n"
+            "export OS_PASSWORD={OS_PW}\n-----BEGIN OPENSSH PRIVATE KEY-----\n{KEY_BODY}\n-----END OPENSSH PRIVATE KEY-----\n\
+             openstack --os-password {OS_PW} server list\nauth:\n  token: >-\n    {BLOCK_TOKEN}\nnext: 1\n"
         ),
     );
+
     let e2e_log = write_file(
         dir.path(),
         "e2e.log",
@@ -104,6 +109,10 @@ fn fixture() -> Fixture {
          "members": ["plugins/e2e/results/global/junit_01.xml"],
          "identity": "Kubernetes v1.33.0", "identity_verified": true}
     ]);
+    // Truncated command output: a private key without its END line, inside a JSON string.
+    let msg = results["checks"][0]["message"].as_str().unwrap().to_owned();
+    results["checks"][0]["message"] =
+        format!("{msg}\n-----BEGIN OPENSSH PRIVATE KEY-----\n{CUT_KEY_BODY}").into();
     std::fs::write(
         &results_path,
         serde_json::to_string_pretty(&results).unwrap(),
@@ -227,6 +236,31 @@ fn a_bundle_verifies_with_ssh_keygen_and_nfvi_verify_and_carries_no_secret() {
         "not allowed for the identity",
     );
 
+    // A signature made for another namespace is named as such, not as a change.
+    let other = f.dir.path().join("N.tar.gz");
+    std::fs::copy(&f.bundle, &other).unwrap();
+    succeed(
+        Command::new("ssh-keygen")
+            .args(["-q", "-Y", "sign", "-n", "file", "-f"])
+            .arg(&f.key)
+            .arg(&other),
+    );
+    let out = nfvi()
+        .arg("verify")
+        .arg(&other)
+        .arg("--allowed-signers")
+        .arg(&f.signers)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert_contains(
+        &text,
+        "the signature's namespace is `file`, not `nfvi-verify`",
+    );
+    assert!(!text.contains("was changed"), "{text}");
+    assert!(!text.contains("TAMPERED"), "{text}");
+
     // No planted secret in any member; each listed in the manifest.
     let members = read_strict(std::fs::File::open(&f.bundle).unwrap(), &Limits::DEFAULT).unwrap();
     let names: Vec<&str> = members.iter().map(|(p, _)| p.as_str()).collect();
@@ -246,7 +280,15 @@ fn a_bundle_verifies_with_ssh_keygen_and_nfvi_verify_and_carries_no_secret() {
     }
     for (name, bytes) in &members {
         let text = String::from_utf8_lossy(bytes);
-        for secret in [PW, OS_PW, JWT, KEY_BODY, ARCHIVE_TOKEN] {
+        for secret in [
+            PW,
+            OS_PW,
+            JWT,
+            KEY_BODY,
+            ARCHIVE_TOKEN,
+            CUT_KEY_BODY,
+            BLOCK_TOKEN,
+        ] {
             assert!(!text.contains(secret), "{secret} left in {name}");
         }
     }
@@ -267,6 +309,8 @@ fn a_bundle_verifies_with_ssh_keygen_and_nfvi_verify_and_carries_no_secret() {
         ("nfvi-verify.log", "password"),
         ("nfvi-verify.log", "private-key"),
         ("evidence/1-e2e.log", "jwt"),
+        ("results.json", "private-key"),
+        ("nfvi-verify.log", "token"),
     ] {
         assert!(
             redacted.contains(&(member.to_owned(), kind.to_owned())),
@@ -408,6 +452,22 @@ fn bad_input_is_refused_with_exit_2() {
             .arg("--allowed-signers")
             .arg(&bad),
         "line 1",
+    );
+    // Over the size cap, checked before reading (a sparse file: no disk used).
+    let big = f.dir.path().join("big.tar.gz");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(nfvi_certify::verify::MAX_BUNDLE + 1)
+        .unwrap();
+    assert_bad_input(
+        nfvi()
+            .arg("verify")
+            .arg(&big)
+            .arg("--allowed-signers")
+            .arg(&f.signers)
+            .arg("--signature")
+            .arg(f.bundle.with_extension("gz.sig")),
+        "2 GiB",
     );
     let not = write_file(f.dir.path(), "not.tar.gz", "hello");
     std::fs::copy(
