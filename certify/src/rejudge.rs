@@ -9,6 +9,52 @@ use nfvi_harness::results::{RunResults, Verdict};
 use nfvi_harness::waiver::Waivers;
 use nfvi_reference_model::ReferenceModel;
 
+/// The checks a binary declares: its version, and for each check ID the declared severity
+/// and the requirements it covers.
+#[derive(Clone, Debug, Default)]
+pub struct Declared {
+    /// The binary's version.
+    pub version: String,
+    /// Check ID → (declared severity, covered requirement IDs).
+    pub checks: std::collections::HashMap<String, (nfvi_harness::check::Severity, Vec<String>)>,
+}
+
+/// Results of a run made by this very version must declare what this build declares: a
+/// severity or a requirement list changed by hand is named. Another version may declare
+/// otherwise, so nothing is compared then.
+fn declared_problems(r: &RunResults, declared: &Declared) -> Vec<String> {
+    if r.tool.version != declared.version {
+        return Vec::new();
+    }
+    let mut problems = Vec::new();
+    for c in &r.checks {
+        match declared.checks.get(&c.id) {
+            None => problems.push(format!(
+                "{}: not a check of nfvi-verify {}",
+                c.id, declared.version
+            )),
+            Some((severity, covers)) => {
+                let recorded: Vec<&str> = c.requirements.iter().map(|q| q.as_str()).collect();
+                if *severity != c.severity {
+                    problems.push(format!(
+                        "{}: recorded severity {}, nfvi-verify {} declares {}",
+                        c.id, c.severity, declared.version, severity
+                    ));
+                }
+                // The run's plan keeps a check's requirements as declared (in order).
+                if recorded.iter().any(|q| !covers.iter().any(|d| d == q)) {
+                    problems.push(format!(
+                        "{}: records requirements it does not cover in nfvi-verify {}",
+                        c.id, declared.version
+                    ));
+                }
+            }
+        }
+    }
+    problems.truncate(20);
+    problems
+}
+
 /// What recomputing found.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rejudged {
@@ -70,6 +116,7 @@ pub fn rejudge(
     r: &RunResults,
     model: Result<&ReferenceModel, &str>,
     waivers: Option<&[u8]>,
+    declared: Option<&Declared>,
 ) -> Rejudged {
     let mut problems = Vec::new();
     let mut reasons = Vec::new();
@@ -130,6 +177,9 @@ pub fn rejudge(
             .map(|(file, list)| (file.as_str(), list.as_slice())),
     );
     problems.extend(j.problems.iter().cloned());
+    if let Some(d) = declared {
+        problems.extend(declared_problems(r, d));
+    }
     if j.verdict != r.verdict {
         problems.push(format!(
             "results.json records the verdict {}, its checks give {}",
@@ -168,10 +218,16 @@ pub fn rejudge(
                 .to_owned(),
         );
     }
-    if j.certification != r.certification {
+    if j.certification.certifiable != r.certification.certifiable {
         problems.push(format!(
             "results.json records certifiable = {}, its conditions give {}",
             r.certification.certifiable, j.certification.certifiable
+        ));
+    } else if j.certification != r.certification {
+        problems.push(format!(
+            "results.json records other reasons it is not certifiable ({}) than its conditions give ({})",
+            r.certification.reasons.join("; "),
+            j.certification.reasons.join("; ")
         ));
     }
     if j.verdict != Verdict::Conformant {

@@ -40,6 +40,9 @@ pub struct Request {
     pub signature: Option<PathBuf>,
     /// The time the allowed_signers validity is judged at.
     pub now: DateTime<Utc>,
+    /// The checks this binary declares (ID → declared severity and covered requirements),
+    /// with its version: results of the same version must declare the same.
+    pub declared: Option<Declared>,
 }
 
 /// The outcome, in order of precedence.
@@ -371,7 +374,12 @@ pub fn verify(req: &Request) -> Result<Report, BadInput> {
                 .iter()
                 .find(|(p, _)| p == "waivers.toml")
                 .map(|(_, b)| b.as_slice());
-            let re = rejudge(r, model.as_ref().map_err(String::as_str), waivers);
+            let re = rejudge(
+                r,
+                model.as_ref().map_err(String::as_str),
+                waivers,
+                req.declared.as_ref(),
+            );
             let ok = re.verdict == r.verdict.as_str() && re.problems.is_empty();
             let mut detail = vec![format!(
                 "recorded {}, recomputed {}",
@@ -469,4 +477,4 @@ fn load_model(files: &[(&str, &[u8])]) -> Result<nfvi_reference_model::Reference
 
 #[path = "rejudge.rs"]
 mod rejudge_impl;
-pub use rejudge_impl::{Rejudged, rejudge};
+pub use rejudge_impl::{Declared, Rejudged, rejudge};

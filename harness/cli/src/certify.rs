@@ -122,6 +122,29 @@ fn print_report(r: &Report) {
     println!("{:<13}{result}", "result");
 }
 
+/// What this build declares of each check, for comparing with the results of a run of the
+/// same version.
+fn declared() -> Result<verify::Declared, CliError> {
+    let model = nfvi_reference_model::load_embedded().map_err(|e| CliError::Build(e.to_string()))?;
+    let checks = nfvi_verify::areas()
+        .checks()
+        .iter()
+        .map(|c| {
+            let m = c.meta();
+            let covers = m
+                .covers
+                .iter()
+                .map(|id| model.resolve(id).map_or_else(|_| id.clone(), |r| r.id.to_string()))
+                .collect();
+            (m.id.clone(), (m.severity, covers))
+        })
+        .collect();
+    Ok(verify::Declared {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        checks,
+    })
+}
+
 pub fn verify(args: &VerifyArgs) -> CmdResult {
     let req = verify::Request {
         bundle: args.bundle.clone(),
@@ -129,6 +152,7 @@ pub fn verify(args: &VerifyArgs) -> CmdResult {
         identity: args.identity.clone(),
         signature: args.signature.clone(),
         now: chrono::Utc::now(),
+        declared: Some(declared()?),
     };
     let report = verify::verify(&req).map_err(|e| CliError::bad_input(e.0))?;
     match args.format {

@@ -484,3 +484,83 @@ fn bad_input_is_refused_with_exit_2() {
         "not a bundle",
     );
 }
+
+/// A results.json edited by hand so that its failures weigh nothing (declared and effective
+/// severity lowered to `may`), and judged again so that verdict, totals, statuses and
+/// certification all agree with the edit: only what this build declares of its checks
+/// gives it away.
+#[test]
+fn a_result_whose_declared_severity_was_lowered_is_named_as_tampering() {
+    if !have_ssh_keygen() {
+        return;
+    }
+    use nfvi_harness::check::Severity;
+    use nfvi_harness::results::RunResults;
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    nfvi()
+        .args(["run", "--suite", "host", "--no-progress", "--out"])
+        .arg(&run)
+        .assert();
+    let path = run.join("results.json");
+    let mut r = RunResults::load(&path).unwrap();
+    let lowered: Vec<String> = r
+        .checks
+        .iter_mut()
+        .filter(|c| c.decides_non_conformance(false))
+        .map(|c| {
+            c.severity = Severity::May;
+            c.effective_severity = Severity::May;
+            c.id.clone()
+        })
+        .collect();
+    assert!(
+        !lowered.is_empty(),
+        "this machine fails mandatory host checks"
+    );
+    let model = nfvi_reference_model::load_embedded().unwrap();
+    let j = nfvi_harness::judge::rejudge(&r, &model, model.suite("host").unwrap(), None);
+    assert!(j.problems.is_empty(), "{:?}", j.problems);
+    r.verdict = j.verdict;
+    r.totals = j.totals;
+    r.certification = j.certification;
+    for (q, (_, s)) in r.requirements.iter_mut().zip(j.statuses) {
+        q.status = s;
+    }
+    std::fs::write(&path, r.to_json()).unwrap();
+    let key = dir.path().join("id_ed25519");
+    succeed(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key),
+    );
+    let public = std::fs::read_to_string(dir.path().join("id_ed25519.pub")).unwrap();
+    let signers = write_file(
+        dir.path(),
+        "allowed_signers",
+        format!("lab@example.com {public}"),
+    );
+    let bundle = dir.path().join("B.tar.gz");
+    nfvi()
+        .arg("bundle")
+        .arg(&run)
+        .arg("--sign")
+        .arg(&key)
+        .arg("--out")
+        .arg(&bundle)
+        .assert()
+        .success();
+    let out = nfvi()
+        .arg("verify")
+        .arg(&bundle)
+        .arg("--allowed-signers")
+        .arg(&signers)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert_contains(
+        &text,
+        &format!("{}: recorded severity may, nfvi-verify", lowered[0]),
+    );
+}
