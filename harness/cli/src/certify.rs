@@ -125,7 +125,8 @@ fn print_report(r: &Report) {
 /// What this build declares of each check, for comparing with the results of a run of the
 /// same version.
 fn declared() -> Result<verify::Declared, CliError> {
-    let model = nfvi_reference_model::load_embedded().map_err(|e| CliError::Build(e.to_string()))?;
+    let model =
+        nfvi_reference_model::load_embedded().map_err(|e| CliError::Build(e.to_string()))?;
     let checks = nfvi_verify::areas()
         .checks()
         .iter()
@@ -134,7 +135,11 @@ fn declared() -> Result<verify::Declared, CliError> {
             let covers = m
                 .covers
                 .iter()
-                .map(|id| model.resolve(id).map_or_else(|_| id.clone(), |r| r.id.to_string()))
+                .map(|id| {
+                    model
+                        .resolve(id)
+                        .map_or_else(|_| id.clone(), |r| r.id.to_string())
+                })
                 .collect();
             (m.id.clone(), (m.severity, covers))
         })

@@ -498,10 +498,12 @@ fn a_result_whose_declared_severity_was_lowered_is_named_as_tampering() {
     use nfvi_harness::results::RunResults;
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
-    nfvi()
+    // Exits 1 on this machine (not conformant); its results are what matters.
+    let _ = nfvi()
         .args(["run", "--suite", "host", "--no-progress", "--out"])
         .arg(&run)
-        .assert();
+        .output()
+        .unwrap();
     let path = run.join("results.json");
     let mut r = RunResults::load(&path).unwrap();
     let lowered: Vec<String> = r
