@@ -566,3 +566,61 @@ fn a_result_whose_declared_severity_was_lowered_is_named_as_tampering() {
         &format!("{}: recorded severity may, nfvi-verify", lowered[0]),
     );
 }
+
+/// A bundle whose reference model was changed, with every hash and the signature made anew
+/// (what a signer could do to loosen the rules it is judged by): valid, judged by its own
+/// model, but not certifiable, since only the model a release embeds certifies.
+#[test]
+fn a_bundle_judged_by_another_reference_model_is_not_certifiable() {
+    if !have_ssh_keygen() {
+        return;
+    }
+    use nfvi_certify::manifest::{MODEL_PREFIX, Manifest, model_sha256, sha256_hex};
+    let f = fixture();
+    let mut members =
+        read_strict(std::fs::File::open(&f.bundle).unwrap(), &Limits::DEFAULT).unwrap();
+    let changed = "reference-model/data/suites/host.toml";
+    let i = members.iter().position(|(p, _)| p == changed).unwrap();
+    members[i]
+        .1
+        .extend_from_slice(b"\n# loosened by the signer\n");
+    let model: Vec<(String, Vec<u8>)> = members
+        .iter()
+        .filter_map(|(p, b)| Some((p.strip_prefix(MODEL_PREFIX)?.to_owned(), b.clone())))
+        .collect();
+    let m = members
+        .iter()
+        .position(|(p, _)| p == "manifest.json")
+        .unwrap();
+    let mut manifest: Manifest = serde_json::from_slice(&members[m].1).unwrap();
+    manifest.reference_model_sha256 =
+        model_sha256(model.iter().map(|(p, b)| (p.as_str(), b.as_slice())));
+    let entry = manifest
+        .members
+        .iter_mut()
+        .find(|e| e.path == changed)
+        .unwrap();
+    entry.sha256 = sha256_hex(&members[i].1);
+    entry.size = members[i].1.len() as u64;
+    members[m].1 = serde_json::to_vec_pretty(&manifest).unwrap();
+    let resigned = f.dir.path().join("M.tar.gz");
+    std::fs::write(&resigned, write_tar_gz(&members, 0).unwrap()).unwrap();
+    succeed(
+        Command::new("ssh-keygen")
+            .args(["-q", "-Y", "sign", "-n", "nfvi-verify", "-f"])
+            .arg(&f.key)
+            .arg(&resigned),
+    );
+    let out = nfvi()
+        .arg("verify")
+        .arg(&resigned)
+        .arg("--allowed-signers")
+        .arg(&f.signers)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(!text.contains("TAMPERED"), "{text}");
+    assert_contains(&text, "differs from this binary's");
+    assert_contains(&text, "not the one this nfvi-verify embeds");
+}
