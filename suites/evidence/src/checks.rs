@@ -163,7 +163,9 @@ async fn gather(
     if !refused.is_empty() {
         return Err(with_provenance(Outcome::error(refused.join("; ")), &items));
     }
-    notes.dedup();
+    // Several inputs can give the same note; each is said once, in order.
+    let mut seen = std::collections::HashSet::new();
+    notes.retain(|n| seen.insert(n.clone()));
     Ok(Trusted { items, notes })
 }
 

@@ -12,10 +12,12 @@ use nfvi_suite_evidence::ingest::{self, IngestError};
 /// tokens; the tests that read it say they skipped it when it is absent).
 fn evidence_dir() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    std::env::var_os("NFVI_EVIDENCE_DIR")
+    let dir = std::env::var_os("NFVI_EVIDENCE_DIR")
         .map(PathBuf::from)
         .or_else(|| Some(root.join("../shared/reference/evidence")).filter(|d| d.is_dir()))
-        .unwrap_or_else(|| root.join("tests/fixtures/evidence"))
+        .unwrap_or_else(|| root.join("tests/fixtures/evidence"));
+    // As the run records it: `..` and links resolved.
+    dir.canonicalize().unwrap_or(dir)
 }
 
 /// Whether `rel` is in `d`; says so when it is not (only the unvendored Sonobuoy fixture).

@@ -1,12 +1,13 @@
 //! A scripted Kubernetes API server: it stands in for a cluster, which cannot run on the
 //! machines this project is built on. It speaks HTTP/1.1 on loopback and answers the calls
 //! the k8s area makes with objects shaped as real API servers (1.29 to 1.33) return them:
-//! `/version`, discovery, nodes, kube-system pods, DaemonSets, CRDs, StorageClasses, Leases,
-//! ClusterRoles, kubelet configz, `/readyz`, and the probe pods' lifecycle (create, Running
-//! with an IP, Succeeded with a log, namespace deletion), and the node agent's DaemonSet
-//! (`agents.rs`: a pod per node with a scripted log). A [`Spec`] describes the cluster;
-//! tests break one knob at a time. Every request (and every POSTed body) is logged for
-//! assertions; `rbac.rs` checks them against the deploy file's ClusterRole.
+//! `/version`, discovery, nodes, the kube-system namespace (its UID) and pods, DaemonSets,
+//! CRDs, StorageClasses, Leases, ClusterRoles, kubelet configz, `/readyz`, and the probe
+//! pods' lifecycle (create, Running with an IP, Succeeded with a log, namespace deletion),
+//! and the node agent's DaemonSet (`agents.rs`: a pod per node with a scripted log). A
+//! [`Spec`] describes the cluster; tests break one knob at a time. Every request (and every
+//! POSTed body) is logged for assertions; `rbac.rs` checks them against the deploy file's
+//! ClusterRole.
 
 #![allow(dead_code)]
 
@@ -81,6 +82,10 @@ pub struct Spec {
     /// Objects killed runs left (namespaces, DaemonSets, ConfigMaps), served to label-selected
     /// lists.
     pub leftovers: Vec<Value>,
+    /// `GET /version`'s gitVersion; `None`: `v1.{minor}.4`.
+    pub git_version: Option<String>,
+    /// The UID of the kube-system namespace (`GET /api/v1/namespaces/kube-system`).
+    pub kube_system_uid: String,
 }
 
 impl Spec {
@@ -123,6 +128,8 @@ impl Spec {
             agents: BTreeMap::new(),
             agent_namespace_exists: false,
             leftovers: Vec::new(),
+            git_version: None,
+            kube_system_uid: "0b5e3c1a-6f0d-4c1e-9a57-3d2f8e41c7aa".into(),
         }
     }
 }
@@ -358,7 +365,10 @@ pub fn node_names(spec: &Spec) -> Vec<(String, bool)> {
 
 fn documents(spec: &Spec) -> BTreeMap<String, Value> {
     let mut d = BTreeMap::new();
-    let git = format!("v1.{}.4", spec.minor);
+    let git = spec
+        .git_version
+        .clone()
+        .unwrap_or_else(|| format!("v1.{}.4", spec.minor));
     d.insert("/version".into(), json!({"major": "1", "minor": spec.minor.to_string(), "gitVersion": git, "gitCommit": "0123456789abcdef", "gitTreeState": "clean", "buildDate": "2025-05-15T08:00:00Z", "goVersion": "go1.24.2", "compiler": "gc", "platform": "linux/amd64"}));
     let gvs = group_versions(spec);
     d.insert("/api".into(), json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "192.0.2.1:6443"}]}));
@@ -513,6 +523,10 @@ fn documents(spec: &Spec) -> BTreeMap<String, Value> {
     d.insert(
         "/apis/rbac.authorization.k8s.io/v1/clusterroles".into(),
         list("ClusterRoleList", "rbac.authorization.k8s.io/v1", roles),
+    );
+    d.insert(
+        "/api/v1/namespaces/kube-system".into(),
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system", "uid": spec.kube_system_uid, "resourceVersion": "4", "creationTimestamp": rfc3339(86_400), "labels": {"kubernetes.io/metadata.name": "kube-system"}}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}),
     );
     d.insert(
         "/api/v1/namespaces".into(),

@@ -168,8 +168,9 @@ pub(crate) fn naive_utc(s: &str) -> Option<DateTime<Utc>> {
 
 /// Reads, detects and parses one `--evidence` input.
 pub fn ingest(input: &Path) -> Result<Ingested, IngestError> {
-    let input = std::path::absolute(input)
-        .map_err(|e| IngestError::new(input, None, format!("cannot resolve the path: {e}")))?;
+    // The real path, `..` and links resolved: what provenance records and a bundle re-reads.
+    let input = std::fs::canonicalize(input)
+        .map_err(|e| IngestError::new(input, None, format!("cannot read: {e}")))?;
     let meta = std::fs::metadata(&input)
         .map_err(|e| IngestError::new(&input, None, format!("cannot read: {e}")))?;
     if meta.is_dir() {
