@@ -191,10 +191,15 @@ pub fn certification(r: &RunResults) -> Certification {
         [file] => reasons.push(format!(
             "evidence {file} was not matched to the NFVI under test (give the kubeconfig of the cluster it is from)"
         )),
+        // File names only: the provenance of each result has the full paths.
         files => reasons.push(format!(
             "evidence from {} files was not matched to the NFVI under test (give the kubeconfig of the cluster it is from): {}",
             files.len(),
-            files.join(", ")
+            files
+                .iter()
+                .map(|f| f.rsplit('/').next().unwrap_or(f))
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
     }
     Certification {
