@@ -247,7 +247,17 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     if !secs.is_finite() || secs <= 0.0 {
         return Err(format!("`{s}` must be a positive duration"));
     }
-    Ok(std::time::Duration::from_secs_f64(secs))
+    // Checked: a value past what a Duration holds is an error, not a panic, and one that
+    // rounds to nothing is not "positive".
+    match std::time::Duration::try_from_secs_f64(secs) {
+        Ok(d) if d.is_zero() => Err(format!(
+            "`{s}` rounds to zero; the shortest duration is 1ns (0.001us)"
+        )),
+        Ok(d) => Ok(d),
+        Err(_) => Err(format!(
+            "`{s}` is longer than any duration this tool can wait"
+        )),
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

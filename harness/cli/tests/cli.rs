@@ -217,3 +217,22 @@ fn progress_is_a_bar_on_a_terminal_and_plain_lines_in_ci() {
     let ci = run(true, "ci");
     assert!(ci.contains("PASS  host.kernel.version"), "{ci}");
 }
+
+#[test]
+fn durations_past_what_a_duration_holds_or_rounding_to_zero_are_usage_errors() {
+    // These panicked (exit 101) or passed a zero duration as "positive".
+    for (value, needle) in [
+        ("99999999999999999999999", "longer than any duration"),
+        ("1e300s", "unknown unit"),
+        ("0.0000000001us", "rounds to zero"),
+        ("0s", "positive duration"),
+    ] {
+        let out = nfvi()
+            .args(["probe", "ping", "127.0.0.1:9", "--duration", value])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{value}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(needle), "{value}: {stderr}");
+    }
+}
