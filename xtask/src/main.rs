@@ -107,10 +107,7 @@ fn missing_debs(packages: &[&str]) -> Vec<String> {
 }
 
 fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+    nix::unistd::geteuid().is_root()
 }
 
 /// Installs the Debian packages a run needs and, for the tests, the test packages and the
@@ -578,25 +575,13 @@ fn launched_program(command: &str) -> (&str, bool) {
     }
 }
 
-/// User and system CPU seconds of this process's waited-for children so far.
+/// User and system CPU seconds of this process's waited-for children so far (getrusage,
+/// whatever the clock tick rate).
 fn children_times() -> (f64, f64) {
-    // /proc/self/stat after the command name: field 3 (state) first, so cutime (16) and
-    // cstime (17) are at 13 and 14; in clock ticks (100 per second).
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 100.0
-    };
-    (ticks(13), ticks(14))
+    use nix::sys::resource::{UsageWho, getrusage};
+    let secs = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 / 1e6;
+    getrusage(UsageWho::RUSAGE_CHILDREN)
+        .map_or((0.0, 0.0), |u| (secs(u.user_time()), secs(u.system_time())))
 }
 
 /// Namespaces for the datapath benchmark, deleted on drop.
