@@ -115,14 +115,115 @@ pub struct Override {
     pub value: toml::Value,
 }
 
+/// A CIDR (`address/prefix`) that cannot be used. Every message names the text it was given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CidrError {
+    /// No `/prefix` part.
+    #[error("`{text}` has no /prefix")]
+    NoPrefix {
+        /// The text given.
+        text: String,
+    },
+    /// The part before the `/` is not an IPv4 or IPv6 address.
+    #[error("`{text}` does not start with an IPv4 or IPv6 address")]
+    Address {
+        /// The text given.
+        text: String,
+    },
+    /// The prefix is not a decimal number.
+    #[error("the prefix `/{prefix}` of `{text}` is not a decimal number")]
+    PrefixNotNumber {
+        /// The text given.
+        text: String,
+        /// The part after the `/`.
+        prefix: String,
+    },
+    /// The prefix is longer than the address family allows; it is never clamped.
+    #[error(
+        "the prefix /{prefix} of `{text}` is over {max}, the longest an IPv{family} prefix can be"
+    )]
+    PrefixTooLong {
+        /// The text given.
+        text: String,
+        /// The part after the `/`, as given.
+        prefix: String,
+        /// 32 or 128.
+        max: u8,
+        /// 4 or 6.
+        family: u8,
+    },
+    /// A network was expected but the address has host bits set.
+    #[error("`{text}` has host bits set; the network would be {network}")]
+    HostBits {
+        /// The text given.
+        text: String,
+        /// The network the prefix selects.
+        network: ipnet::IpNet,
+    },
+    /// An IPv4 network was expected.
+    #[error("`{text}` is an IPv6 network; an IPv4 network is required")]
+    NotIpv4 {
+        /// The text given.
+        text: String,
+    },
+}
+
+/// Parses `address/prefix` (IPv4 or IPv6) as an interface address: host bits may be set
+/// (`198.18.30.2/24`). A prefix over 32 (IPv4) or 128 (IPv6) is an error, never clamped.
+/// Strict where `ipnet`'s own `FromStr` only says "invalid": every error names the value.
+pub fn parse_cidr(s: &str) -> Result<ipnet::IpNet, CidrError> {
+    let text = || s.to_owned();
+    let (addr, prefix) = s
+        .split_once('/')
+        .ok_or_else(|| CidrError::NoPrefix { text: text() })?;
+    let addr: std::net::IpAddr = addr
+        .parse()
+        .map_err(|_| CidrError::Address { text: text() })?;
+    if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(CidrError::PrefixNotNumber {
+            text: text(),
+            prefix: prefix.to_owned(),
+        });
+    }
+    let (max, family) = if addr.is_ipv4() { (32, 4) } else { (128, 6) };
+    let too_long = || CidrError::PrefixTooLong {
+        text: text(),
+        prefix: prefix.to_owned(),
+        max,
+        family,
+    };
+    // All digits: a parse error is an overflow, so too long as well.
+    let len: u8 = prefix.parse().map_err(|_| too_long())?;
+    ipnet::IpNet::new(addr, len).map_err(|_| too_long())
+}
+
+/// Parses `address/prefix` as a network: as [`parse_cidr`], and no host bits set.
+pub fn parse_network(s: &str) -> Result<ipnet::IpNet, CidrError> {
+    let net = parse_cidr(s)?;
+    if net.trunc() != net {
+        return Err(CidrError::HostBits {
+            text: s.to_owned(),
+            network: net.trunc(),
+        });
+    }
+    Ok(net)
+}
+
+/// Parses an IPv4 network (`198.18.0.0/15`): as [`parse_network`], and IPv4.
+pub fn parse_ipv4_network(s: &str) -> Result<ipnet::Ipv4Net, CidrError> {
+    match parse_network(s)? {
+        ipnet::IpNet::V4(net) => Ok(net),
+        ipnet::IpNet::V6(_) => Err(CidrError::NotIpv4 { text: s.to_owned() }),
+    }
+}
+
 /// Parses `a.b.c.d/len` into the network address and prefix length; `None` unless it is a
-/// network address (no host bits set) with a prefix of at most 32.
+/// network address (no host bits set) with a prefix of at most 32. [`parse_ipv4_network`]
+/// says why not.
 pub fn parse_ipv4_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
-    let (addr, len) = s.split_once('/')?;
-    let addr: Ipv4Addr = addr.parse().ok()?;
-    let len: u8 = len.parse().ok().filter(|l| *l <= 32)?;
-    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-    (u32::from(addr) & !mask == 0).then_some((addr, len))
+    parse_ipv4_network(s)
+        .ok()
+        .map(|n| (n.network(), n.prefix_len()))
 }
 
 impl Target {
@@ -211,13 +312,10 @@ impl Target {
             }
             invalid(locate(key.as_deref()), message)
         })?;
-        if parse_ipv4_cidr(&common.network.lab_cidr).is_none() {
+        if let Err(e) = parse_ipv4_network(&common.network.lab_cidr) {
             return Err(invalid(
                 locate(Some("lab_cidr")),
-                format!(
-                    "network.lab_cidr `{}` is not an IPv4 network such as \"198.18.0.0/15\"",
-                    common.network.lab_cidr
-                ),
+                format!("network.lab_cidr is not an IPv4 network such as \"198.18.0.0/15\": {e}"),
             ));
         }
         Ok(Self {
@@ -444,5 +542,97 @@ mod tests {
         );
         assert_eq!(parse_ipv4_cidr("198.19.0.0/15"), None);
         assert_eq!(parse_ipv4_cidr("198.18.0.0/33"), None);
+        assert_eq!(parse_ipv4_cidr("2001:2::/48"), None);
+    }
+
+    /// Every row: text, what `parse_cidr` gives (`Ok(prefix)` or a part of the error), and
+    /// whether it is a network (no host bits).
+    #[test]
+    fn cidrs_of_both_families_parse_or_name_the_bad_value() {
+        let rows: &[(&str, Result<u8, &str>, bool)] = &[
+            ("198.18.30.2/24", Ok(24), false),
+            ("198.18.0.0/15", Ok(15), true),
+            ("0.0.0.0/0", Ok(0), true),
+            ("198.18.30.2/32", Ok(32), true),
+            (
+                "198.18.30.2/33",
+                Err("prefix /33 of `198.18.30.2/33` is over 32"),
+                false,
+            ),
+            (
+                "198.18.30.2/255",
+                Err("/255 of `198.18.30.2/255` is over 32"),
+                false,
+            ),
+            (
+                "198.18.30.2/256",
+                Err("/256 of `198.18.30.2/256` is over 32"),
+                false,
+            ),
+            ("198.18.30.2/99999999999999999999", Err("is over 32"), false),
+            ("2001:2:0:30::2/64", Ok(64), false),
+            ("2001:2::/48", Ok(48), true),
+            ("::/0", Ok(0), true),
+            ("2001:2::1/128", Ok(128), true),
+            (
+                "2001:2::1/129",
+                Err("prefix /129 of `2001:2::1/129` is over 128, the longest an IPv6"),
+                false,
+            ),
+            ("2001:2::1/200", Err("is over 128"), false),
+            ("198.18.30.2", Err("`198.18.30.2` has no /prefix"), false),
+            (
+                "198.18.30.300/24",
+                Err("does not start with an IPv4 or IPv6 address"),
+                false,
+            ),
+            ("/24", Err("does not start with"), false),
+            ("198.18.30.2/", Err("prefix `/` of"), false),
+            ("198.18.30.2/+8", Err("prefix `/+8` of"), false),
+            ("198.18.30.2/-1", Err("not a decimal number"), false),
+            ("198.18.30.2/24/24", Err("prefix `/24/24`"), false),
+            ("2001:2::1%eth0/64", Err("does not start with"), false),
+            ("", Err("no /prefix"), false),
+        ];
+        for (text, want, network) in rows {
+            match (parse_cidr(text), want) {
+                (Ok(net), Ok(len)) => {
+                    assert_eq!(net.prefix_len(), *len, "{text}");
+                    assert_eq!(net.to_string(), *text, "{text}");
+                    assert_eq!(parse_network(text).is_ok(), *network, "{text}");
+                }
+                (Err(e), Err(part)) => {
+                    assert!(e.to_string().contains(part), "{text}: {e}");
+                    assert_eq!(parse_network(text), Err(e), "{text}");
+                }
+                (got, _) => panic!("{text}: {got:?}"),
+            }
+        }
+        let e = parse_network("198.18.30.2/24").unwrap_err().to_string();
+        assert!(
+            e.contains("host bits") && e.contains("198.18.30.0/24"),
+            "{e}"
+        );
+        let e = parse_ipv4_network("2001:2::/48").unwrap_err().to_string();
+        assert!(e.contains("`2001:2::/48` is an IPv6 network"), "{e}");
+    }
+
+    #[test]
+    fn a_lab_cidr_with_a_bad_prefix_is_refused_with_its_value() {
+        for (value, part) in [
+            ("198.18.0.0/33", "/33 of `198.18.0.0/33` is over 32"),
+            ("198.18.0.0/300", "/300 of `198.18.0.0/300` is over 32"),
+            (
+                "198.18.0.1/15",
+                "host bits set; the network would be 198.18.0.0/15",
+            ),
+            ("2001:2::/48", "IPv6 network"),
+        ] {
+            let err = parse(&format!("[network]\nlab_cidr = \"{value}\"\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("t.toml:2:1: network.lab_cidr"), "{err}");
+            assert!(err.contains(part), "{value}: {err}");
+        }
     }
 }

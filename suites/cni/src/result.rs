@@ -3,7 +3,11 @@
 //! against the schema of the negotiated version plus the semantic rules the schema cannot
 //! express.
 
+use std::net::IpAddr;
 use std::sync::OnceLock;
+
+use ipnet::IpNet;
+use nfvi_harness::target::parse_cidr;
 
 use schemars::{JsonSchema, schema_for};
 use serde::{Deserialize, Serialize};
@@ -253,12 +257,22 @@ pub fn validate_result(value: &Value, version: &str, sandbox: Option<&str>) -> V
                 interfaces.len()
             ));
         }
-        if let (Some(addr), Some(gw)) = (
-            ip.get("address").and_then(Value::as_str),
-            ip.get("gateway").and_then(Value::as_str),
-        ) && !in_subnet(addr, gw)
-        {
-            problems.push(format!("gateway {gw} is outside the subnet of {addr}"));
+        if let Some(addr) = ip.get("address").and_then(Value::as_str) {
+            let gw = ip.get("gateway").and_then(Value::as_str);
+            problems.extend(address_problem(addr, gw));
+            // 0.3.x/0.4.0 `version` must be the address's family.
+            let family = match parse_cidr(addr) {
+                Ok(IpNet::V4(_)) => Some("4"),
+                Ok(IpNet::V6(_)) => Some("6"),
+                Err(_) => None,
+            };
+            if let (Some(family), Some(v)) = (family, ip.get("version").and_then(Value::as_str))
+                && v != family
+            {
+                problems.push(format!(
+                    "ips[].version is \"{v}\" but the address {addr} is IPv{family}"
+                ));
+            }
         }
     }
     if let Some(ns) = sandbox {
@@ -395,24 +409,42 @@ pub(crate) fn read_result(value: &Value) -> Result100 {
     }
 }
 
-fn parse_v4(s: &str) -> Option<u32> {
-    s.parse::<std::net::Ipv4Addr>().ok().map(u32::from)
-}
-
-/// Whether `gw` lies in the subnet of CIDR `addr` (IPv4; IPv6 is accepted unchecked).
-fn in_subnet(addr: &str, gw: &str) -> bool {
-    let Some((ip, len)) = addr.split_once('/') else {
-        return false;
+/// What is wrong with an `ips[]` entry's CIDR `addr` and, when given, its gateway `gw`:
+/// the address must parse (IPv4 or IPv6, prefix at most 32 or 128, never clamped), and the
+/// gateway must be an address of the same family inside the subnet, and (IPv4 up to /30)
+/// neither its network nor its broadcast address. IPv6 has no broadcast address and its
+/// all-zero host address is the subnet-router anycast address, a router's own: allowed.
+/// Every gateway placement problem says "is outside the subnet" (the fuzz judge leaves
+/// those to the configuration).
+fn address_problem(addr: &str, gw: Option<&str>) -> Option<String> {
+    let net = match parse_cidr(addr) {
+        Ok(net) => net,
+        Err(e) => return Some(format!("ips[].address: {e}")),
     };
-    let (Some(ip), Some(gw), Ok(len)) = (parse_v4(ip), parse_v4(gw), len.parse::<u32>()) else {
-        return addr.contains(':');
+    let gw_text = gw?;
+    let Ok(gw) = gw_text.parse::<IpAddr>() else {
+        return Some(format!(
+            "ips[].gateway `{gw_text}` is not an IPv4 or IPv6 address"
+        ));
     };
-    let mask = if len == 0 {
-        0
-    } else {
-        u32::MAX << (32 - len.min(32))
+    let outside = |why: &str| {
+        Some(format!(
+            "gateway {gw_text} is outside the subnet of {addr}{why}"
+        ))
     };
-    ip & mask == gw & mask
+    let v4_hosts = |v4: ipnet::Ipv4Net| v4.prefix_len() <= 30;
+    match (net, gw) {
+        (IpNet::V4(_), IpAddr::V6(_)) => outside(" (an IPv6 gateway for an IPv4 address)"),
+        (IpNet::V6(_), IpAddr::V4(_)) => outside(" (an IPv4 gateway for an IPv6 address)"),
+        _ if !net.contains(&gw) => outside(""),
+        (IpNet::V4(v4), _) if v4_hosts(v4) && gw == v4.network() => {
+            outside(" (it is the network address, not a host)")
+        }
+        (IpNet::V4(v4), _) if v4_hosts(v4) && gw == v4.broadcast() => {
+            outside(" (it is the broadcast address, not a host)")
+        }
+        _ => None,
+    }
 }
 
 /// Well-known error codes and their meaning (spec §5).
@@ -496,6 +528,170 @@ mod tests {
         assert!(empty.interface_list().is_empty() && empty.ip_list().is_empty());
         assert_eq!(empty.first_ip(), "");
         assert_eq!(read_result(&json!("garbage")).cni_version, "");
+    }
+
+    /// Rows: address, gateway, `None` when valid or a part of the one problem expected.
+    #[test]
+    fn gateways_are_judged_in_their_subnet_for_both_families() {
+        let rows: &[(&str, Option<&str>, Option<&str>)] = &[
+            // IPv4: inside, outside, network and broadcast, point-to-point and host routes.
+            ("198.18.30.2/24", Some("198.18.30.1"), None),
+            ("198.18.30.2/24", Some("198.18.30.254"), None),
+            ("198.18.30.2/24", None, None),
+            (
+                "198.18.30.2/24",
+                Some("198.18.31.1"),
+                Some("gateway 198.18.31.1 is outside the subnet of 198.18.30.2/24"),
+            ),
+            (
+                "198.18.30.2/24",
+                Some("198.18.30.0"),
+                Some("(it is the network address, not a host)"),
+            ),
+            (
+                "198.18.30.2/24",
+                Some("198.18.30.255"),
+                Some("(it is the broadcast address, not a host)"),
+            ),
+            (
+                "198.18.30.2/30",
+                Some("198.18.30.3"),
+                Some("broadcast address"),
+            ),
+            ("198.18.30.2/31", Some("198.18.30.3"), None),
+            (
+                "198.18.30.2/31",
+                Some("198.18.30.4"),
+                Some("is outside the subnet"),
+            ),
+            ("198.18.30.2/32", Some("198.18.30.2"), None),
+            (
+                "198.18.30.2/32",
+                Some("198.18.30.1"),
+                Some("is outside the subnet"),
+            ),
+            ("0.0.0.0/0", Some("198.18.30.1"), None),
+            // IPv6: inside, outside, the subnet-router anycast address is a router's own.
+            ("2001:2:0:30::2/64", Some("2001:2:0:30::1"), None),
+            (
+                "2001:2:0:30::2/64",
+                Some("2001:2:0:30:ffff:ffff:ffff:ffff"),
+                None,
+            ),
+            ("2001:2:0:30::2/64", Some("2001:2:0:30::"), None),
+            (
+                "2001:2:0:30::2/64",
+                Some("fe80::1"),
+                Some("gateway fe80::1 is outside the subnet of 2001:2:0:30::2/64"),
+            ),
+            (
+                "2001:2:0:30::2/64",
+                Some("2001:2:0:31::1"),
+                Some("is outside the subnet"),
+            ),
+            (
+                "2001:2:0:30::2/128",
+                Some("2001:2:0:30::1"),
+                Some("is outside the subnet"),
+            ),
+            ("2001:2:0:30::2/127", Some("2001:2:0:30::3"), None),
+            ("::/0", Some("2001:2::1"), None),
+            // Mismatched families.
+            (
+                "198.18.30.2/24",
+                Some("2001:2:0:30::1"),
+                Some("(an IPv6 gateway for an IPv4 address)"),
+            ),
+            (
+                "2001:2:0:30::2/64",
+                Some("198.18.30.1"),
+                Some("(an IPv4 gateway for an IPv6 address)"),
+            ),
+            (
+                "::ffff:198.18.30.2/120",
+                Some("198.18.30.1"),
+                Some("an IPv4 gateway for an IPv6"),
+            ),
+            // Bad prefixes are errors naming the value, never clamped.
+            (
+                "198.18.30.2/33",
+                Some("198.18.30.1"),
+                Some("the prefix /33 of `198.18.30.2/33` is over 32"),
+            ),
+            (
+                "198.18.30.2/40",
+                None,
+                Some("/40 of `198.18.30.2/40` is over 32"),
+            ),
+            (
+                "2001:2:0:30::2/129",
+                Some("2001:2:0:30::1"),
+                Some("the prefix /129 of `2001:2:0:30::2/129` is over 128"),
+            ),
+            (
+                "198.18.30.2/99999999999999999999999",
+                None,
+                Some("is over 32"),
+            ),
+            (
+                "198.18.30.2/x",
+                Some("198.18.30.1"),
+                Some("prefix `/x` of `198.18.30.2/x` is not a decimal number"),
+            ),
+            (
+                "198.18.30.2",
+                Some("198.18.30.1"),
+                Some("`198.18.30.2` has no /prefix"),
+            ),
+            (
+                "198.18.30.300/24",
+                None,
+                Some("does not start with an IPv4 or IPv6 address"),
+            ),
+            ("", None, Some("has no /prefix")),
+            // A gateway that is no address.
+            (
+                "198.18.30.2/24",
+                Some("198.18.30"),
+                Some("ips[].gateway `198.18.30` is not an IPv4 or IPv6 address"),
+            ),
+            (
+                "2001:2:0:30::2/64",
+                Some("2001:2:0:30::1%eth0"),
+                Some("is not an IPv4 or IPv6 address"),
+            ),
+        ];
+        for (addr, gw, want) in rows {
+            let mut ip = json!({"address": addr});
+            if let Some(gw) = gw {
+                ip["gateway"] = json!(gw);
+            }
+            let r = json!({"cniVersion": "1.0.0", "ips": [ip]});
+            let p = validate_result(&r, "1.0.0", None);
+            match want {
+                None => assert!(p.is_empty(), "{addr} {gw:?}: {p:?}"),
+                Some(part) => {
+                    assert_eq!(p.len(), 1, "{addr} {gw:?}: {p:?}");
+                    assert!(p[0].contains(part), "{addr} {gw:?}: {p:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_0_4_0_version_must_be_the_address_family() {
+        let r = |v: &str, addr: &str| {
+            let r = json!({"cniVersion": "0.4.0", "ips": [{"version": v, "address": addr}]});
+            validate_result(&r, "0.4.0", None)
+        };
+        assert!(r("4", "198.18.30.2/24").is_empty());
+        assert!(r("6", "2001:2:0:30::2/64").is_empty());
+        let p = r("6", "198.18.30.2/24");
+        assert_eq!(
+            p,
+            ["ips[].version is \"6\" but the address 198.18.30.2/24 is IPv4"]
+        );
+        assert_eq!(r("4", "2001:2:0:30::2/64").len(), 1);
     }
 
     #[test]

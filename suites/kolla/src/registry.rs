@@ -17,6 +17,8 @@ use crate::creds::Secret;
 use crate::http;
 use crate::services;
 
+mod challenge;
+
 /// Which question a check asks the registry: both share its client and authorisation.
 #[derive(Clone, Copy, Debug)]
 enum Kind {
@@ -135,20 +137,17 @@ fn login(k: &KollaTarget, host: &str) -> Result<Option<Login>, String> {
     }))
 }
 
-/// The parameters of a `WWW-Authenticate` challenge: (scheme, key=value pairs).
-fn challenge(header: &str) -> (String, Vec<(String, String)>) {
-    let (scheme, rest) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
-    let params = rest
-        .split(',')
-        .filter_map(|p| p.split_once('='))
-        .map(|(k, v)| {
-            (
-                k.trim().to_ascii_lowercase(),
-                v.trim().trim_matches('"').to_owned(),
-            )
-        })
-        .collect();
-    (scheme.to_ascii_lowercase(), params)
+/// The challenge of a `WWW-Authenticate` header to answer: the first Bearer or Basic one
+/// (a registry may offer several), else the first, whose scheme is then refused.
+fn challenge(header: &str) -> Result<challenge::Challenge, String> {
+    let all = challenge::parse(header)?;
+    let pick = all
+        .iter()
+        .position(|c| c.scheme == "bearer" || c.scheme == "basic")
+        .unwrap_or(0);
+    all.into_iter()
+        .nth(pick)
+        .ok_or_else(|| "no challenge".to_owned())
 }
 
 /// How requests to the registry are authorised, and its final answer to `GET /v2/`.
@@ -208,8 +207,13 @@ async fn authorise(
             "GET {url} answered 401 (WWW-Authenticate: {www}): the registry wants credentials; set kolla.registry_username and NFVI_REGISTRY_PASSWORD, or `docker login {host}`"
         )));
     };
-    let (scheme, params) = challenge(&www);
-    let param = |k: &str| params.iter().find(|(p, _)| p == k).map(|(_, v)| v.clone());
+    let challenge = challenge(&www).map_err(|e| {
+        Outcome::fail(format!(
+            "GET {url} answered 401 with a malformed WWW-Authenticate `{www}`: {e}"
+        ))
+    })?;
+    let scheme = challenge.scheme.clone();
+    let param = |k: &str| challenge.param(k).map(str::to_owned);
     let header = match scheme.as_str() {
         "basic" => {
             use base64::Engine;
@@ -399,6 +403,33 @@ async fn judge(kind: Kind, cx: &CheckContext) -> CheckResult {
             );
             Ok(o.with_property("registry", base)
                 .with_property("images", images.into_iter().collect::<Vec<_>>().join(", ")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_challenge_answered_keeps_a_quoted_scope_whole() {
+        let c = challenge(
+            r#"Bearer realm="https://r/token",service="registry",scope="repository:x:pull,push""#,
+        )
+        .expect("a Docker registry's challenge");
+        assert_eq!(c.scheme, "bearer");
+        assert_eq!(c.param("realm"), Some("https://r/token"));
+        assert_eq!(c.param("service"), Some("registry"));
+        assert_eq!(c.param("scope"), Some("repository:x:pull,push"));
+        let c = challenge(r#"Negotiate, Basic realm="a, b""#).expect("two challenges");
+        assert_eq!(
+            (c.scheme.as_str(), c.param("realm")),
+            ("basic", Some("a, b"))
+        );
+        let c = challenge("Digest realm=\"x\", nonce=\"y\"").expect("unsupported scheme");
+        assert_eq!(c.scheme, "digest");
+        for bad in ["", r#"Bearer realm="unclosed"#, "Bearer realm=\"r\" junk"] {
+            assert!(challenge(bad).is_err(), "{bad}");
         }
     }
 }

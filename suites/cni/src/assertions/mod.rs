@@ -9,8 +9,9 @@
 //! observing half needs a lab. This module holds what the groups share: the attach helpers,
 //! the fixture configurations used by more than one group, the error-reply judge and `t!`.
 
-use std::future::Future;
-
+// Runs the submodules' plugin execs side by side on the current task (I/O-bound
+// subprocesses), outputs in input order.
+use futures_util::future::join_all;
 use nfvi_harness::Outcome;
 use serde_json::{Value, json};
 
@@ -344,34 +345,6 @@ fn snapshot_diff<'s>(before: &'s [String], after: &'s [String]) -> [Vec<&'s Stri
     [added, removed]
 }
 
-/// Runs futures concurrently on the current task (plugin execs are I/O-bound subprocesses).
-/// Hand-rolled because the crate does not depend on `futures-util`.
-async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = (0..futures.len()).map(|_| None).collect();
-    let mut pending: Vec<(usize, std::pin::Pin<Box<F>>)> =
-        futures.into_iter().enumerate().collect();
-    std::future::poll_fn(|cx| {
-        pending.retain_mut(|(i, f)| match f.as_mut().poll(cx) {
-            std::task::Poll::Ready(v) => {
-                outputs[*i] = Some(v);
-                false
-            }
-            std::task::Poll::Pending => true,
-        });
-        if pending.is_empty() {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    outputs
-        .into_iter()
-        .map(|o| o.expect("every future completed"))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::testkit::{assert_contains, err, garbage, ok, ok_empty, refused};
@@ -462,5 +435,28 @@ mod tests {
             i
         });
         assert_eq!(join_all(slow_first).await, [0, 1, 2, 3]);
+    }
+
+    /// futures-util's `join_all` polls, beyond 30 futures, only the futures that were woken;
+    /// the hand-rolled one it replaced polled every pending future on every wake-up (about
+    /// n²/2 polls for n staggered execs).
+    #[tokio::test]
+    async fn join_all_polls_only_woken_futures() {
+        use std::future::Future;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        const N: u64 = 64;
+        let polls = AtomicUsize::new(0);
+        let staggered = (0..N).map(|i| {
+            let mut sleep = Box::pin(tokio::time::sleep(std::time::Duration::from_millis(N - i)));
+            let polls = &polls;
+            std::future::poll_fn(move |cx| {
+                polls.fetch_add(1, Ordering::Relaxed);
+                sleep.as_mut().poll(cx).map(|()| i)
+            })
+        });
+        let out = join_all(staggered).await;
+        assert_eq!(out, (0..N).collect::<Vec<_>>());
+        let polls = polls.load(Ordering::Relaxed);
+        assert!(polls <= 4 * N as usize, "{polls} polls for {N} futures");
     }
 }

@@ -4,12 +4,9 @@
 //! every finding with its minimal input and a replay line.
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Mutex;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use nfvi_harness::{CheckContext, CheckResult, Outcome, Target};
@@ -56,31 +53,8 @@ pub(crate) fn fuzzed(target: &Target) -> Vec<&'static str> {
         .collect()
 }
 
-/// Polls every future to completion, side by side on this task.
-pub(crate) async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut out: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (f, slot) in futures.iter_mut().zip(out.iter_mut()) {
-            if slot.is_none() {
-                match f.as_mut().poll(cx) {
-                    Poll::Ready(v) => *slot = Some(v),
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
-    })
-    .await;
-    out.into_iter()
-        .map(|o| o.expect("every future finished"))
-        .collect()
-}
+/// Polls every future to completion, side by side on this task, results in input order.
+pub(crate) use futures_util::future::join_all;
 
 /// A finding: the first case that showed a signature, and what shrinking made of it.
 struct Finding {
@@ -161,7 +135,7 @@ pub(crate) async fn run(cx: &CheckContext, plugin: &'static str) -> CheckResult 
                     }
                 }
             })
-            .collect(),
+            .collect::<Vec<_>>(),
     )
     .await;
     let elapsed = started.elapsed().as_secs_f64();
@@ -225,7 +199,7 @@ pub(crate) async fn run(cx: &CheckContext, plugin: &'static str) -> CheckResult 
                                 .map(|(c, w)| async move {
                                     w.run_case(c, sup).await.is_ok_and(|o| o.has(sig))
                                 })
-                                .collect(),
+                                .collect::<Vec<_>>(),
                         )
                         .await
                     },
