@@ -299,7 +299,7 @@ impl KeystoneAdmin {
         let text = std::fs::read_to_string(lab::OPENRC)
             .map_err(|e| format!("cannot read {}: {e}", lab::OPENRC))?;
         let creds = nfvi_suite_kolla::Credentials::from_vars(
-            &nfvi_suite_kolla::parse_openrc(&text),
+            &nfvi_suite_kolla::parse_openrc(&text, lab::OPENRC)?,
             lab::OPENRC,
         )?;
         let rt = tokio::runtime::Builder::new_current_thread()

@@ -316,6 +316,48 @@ fn without_a_kubeconfig_every_check_is_skipped_saying_so() {
 }
 
 #[test]
+fn kubeconfig_entries_are_merged_as_kubectl_merges_them() {
+    // The first file names the current context; the context, the scripted server and the
+    // credentials are in the second, whose own current context (`decoy`) must lose.
+    let (_server, dir, kc) = scripted(Spec::conformant(33));
+    let second = std::fs::read_to_string(&kc)
+        .unwrap()
+        .replace("current-context: scripted", "current-context: decoy");
+    let b = write_file(dir.path(), "b", second);
+    let a = write_file(
+        dir.path(),
+        "a",
+        "apiVersion: v1\nkind: Config\ncurrent-context: scripted\n",
+    );
+    let t = write_file(dir.path(), "t.toml", NI);
+    let home = tempfile::tempdir().unwrap();
+    let run = |kubeconfig: std::ffi::OsString, out: &str| {
+        run_to(
+            nfvi()
+                .env("KUBECONFIG", kubeconfig)
+                .env("HOME", home.path())
+                .args(["run", "--suite", "k8s", "--target"])
+                .arg(&t),
+            &dir.path().join(out),
+        )
+    };
+    let missing = dir.path().join("absent");
+    let (code, r) = run(std::env::join_paths([&a, &missing, &b]).unwrap(), "merged");
+    let o = outcomes(&r);
+    assert_eq!(o["k8s.version.server"].0, "passed", "{o:?}");
+    assert_eq!(code, 0, "{o:?}");
+    // The first file alone has no such context: an error naming it.
+    let (code, r) = run(a.clone().into_os_string(), "first");
+    let o = outcomes(&r);
+    assert_eq!(code, 3, "{o:?}");
+    assert_eq!(o["k8s.version.server"].0, "error", "{o:?}");
+    assert_contains(
+        &o["k8s.version.server"].1,
+        &format!("cannot use kubeconfig {}", a.display()),
+    );
+}
+
+#[test]
 fn unreachable_silent_and_refusing_servers_are_errors_that_say_why_within_bounded_time() {
     // Nothing listens on the port.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")

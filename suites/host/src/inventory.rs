@@ -50,6 +50,21 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").trim().to_owned()
 }
 
+/// The value of `key` in os-release(5) text: `KEY=VALUE` lines whose values are shell-quoted,
+/// unquoted here through shlex. A line the shell would reject (an unterminated quote) or that
+/// is more than one word is skipped, as are comments and other lines; the last assignment wins.
+fn os_release_value(text: &str, key: &str) -> Option<String> {
+    text.lines()
+        .filter_map(|l| l.trim().split_once('='))
+        .filter(|(k, _)| *k == key)
+        .filter_map(|(_, v)| match shlex::split(v).as_deref() {
+            Some([value]) => Some(value.clone()),
+            Some([]) => Some(String::new()),
+            _ => None,
+        })
+        .next_back()
+}
+
 /// Fills in the local node: identity, kernel, OS, CPUs, memory, hypervisor, the versions of
 /// the NFVI packages and of `dockerd`. Never fails: what cannot be read is left empty. The
 /// other areas add their own components (the Docker engine, the CNI plugins).
@@ -58,11 +73,7 @@ pub async fn collect(inventory: &mut Inventory) {
         |p: &'static str| async move { tokio::fs::read_to_string(p).await.unwrap_or_default() };
     let cpuinfo = read("/proc/cpuinfo").await;
     let os_release = read("/etc/os-release").await;
-    let os = os_release
-        .lines()
-        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
-        .map(|v| v.trim_matches('"').to_owned())
-        .unwrap_or_default();
+    let os = os_release_value(&os_release, "PRETTY_NAME").unwrap_or_default();
     let hypervisor = parse::cpu_flags(&cpuinfo).contains(&"hypervisor").then(|| {
         let vendor = std::fs::read_to_string("/sys/class/dmi/id/sys_vendor").unwrap_or_default();
         if vendor.trim().is_empty() {
@@ -107,4 +118,55 @@ pub async fn collect(inventory: &mut Inventory) {
     inventory.memory_bytes = parse::meminfo_bytes(&meminfo, "MemTotal").unwrap_or(0);
     inventory.hypervisor = hypervisor;
     inventory.packages.extend(packages);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::os_release_value;
+
+    #[test]
+    fn os_release_values_are_unquoted_as_the_shell_does() {
+        let text = concat!(
+            "# os-release\n",
+            "NAME=\"Debian GNU/Linux\"\n",
+            "ID=debian\n",
+            "VERSION='12 (bookworm)'\n",
+            "PRETTY_NAME=\"Ubuntu \\\"Noble\\\" 24.04 \\$HOME \\`x\\`\"\n",
+            "VARIANT='it'\\''s'\n",
+            "BUILD_ID=a\\ b\n",
+            "VERSION_CODENAME=\n",
+            "BROKEN=\"unterminated\n",
+            "SPLIT=two words\n",
+            "ID_LIKE=\"\"\n",
+        );
+        let get = |k| os_release_value(text, k);
+        assert_eq!(get("NAME").as_deref(), Some("Debian GNU/Linux"));
+        assert_eq!(get("ID").as_deref(), Some("debian"));
+        assert_eq!(get("VERSION").as_deref(), Some("12 (bookworm)"));
+        assert_eq!(
+            get("PRETTY_NAME").as_deref(),
+            Some("Ubuntu \"Noble\" 24.04 $HOME `x`")
+        );
+        assert_eq!(get("VARIANT").as_deref(), Some("it's"));
+        assert_eq!(get("BUILD_ID").as_deref(), Some("a b"));
+        assert_eq!(get("VERSION_CODENAME").as_deref(), Some(""));
+        assert_eq!(get("ID_LIKE").as_deref(), Some(""));
+        assert_eq!(get("BROKEN"), None);
+        assert_eq!(get("SPLIT"), None);
+        assert_eq!(get("ABSENT"), None);
+        // A later valid line wins over a broken one; hostile text never panics.
+        assert_eq!(
+            os_release_value("PRETTY_NAME='a\nPRETTY_NAME=b\n", "PRETTY_NAME").as_deref(),
+            Some("b")
+        );
+        for hostile in [
+            "=",
+            "PRETTY_NAME=\\",
+            "PRETTY_NAME=\"\\",
+            "\u{0}=\u{0}",
+            "PRETTY_NAME=\u{fffd}'",
+        ] {
+            let _ = os_release_value(hostile, "PRETTY_NAME");
+        }
+    }
 }

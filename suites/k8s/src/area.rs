@@ -3,7 +3,6 @@
 //! connection to the cluster, its checks, and the fleet of the cluster's nodes (the node
 //! agent as a DaemonSet, [`crate::daemonset`]).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use nfvi_harness::area::empty_as_none;
@@ -15,7 +14,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
-use crate::cluster::{Cluster, ReadError};
+use crate::cluster::{Cluster, KubeconfigFiles, ReadError};
 use crate::daemonset::DaemonSetTransport;
 
 /// The `[kubernetes]` table: the cluster and the in-cluster probes.
@@ -88,16 +87,21 @@ impl AreaConfig for KubernetesConfig {
 }
 
 impl KubernetesConfig {
-    /// The kubeconfig to use: `kubeconfig`, else `KUBECONFIG` (its first file), else
-    /// `~/.kube/config`; `None` when none of them names a file.
-    pub fn kubeconfig_path(&self) -> Option<PathBuf> {
-        if let Some(path) = &self.kubeconfig {
-            return Some(PathBuf::from(path));
-        }
-        let env = std::env::var_os("KUBECONFIG")
-            .and_then(|v| std::env::split_paths(&v).find(|p| !p.as_os_str().is_empty()));
-        let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kube/config"));
-        env.into_iter().chain(home).find(|p| p.is_file())
+    /// The kubeconfig files to read: `kubeconfig` (one file), else the entries of
+    /// `KUBECONFIG` that exist, merged in order as kubectl merges them, else
+    /// `~/.kube/config`; `None` when none of them names a file ([`KubernetesConfig::missing`]
+    /// says why).
+    pub fn kubeconfig_path(&self) -> Option<KubeconfigFiles> {
+        self.kubeconfig_files().ok()
+    }
+
+    fn kubeconfig_files(&self) -> Result<KubeconfigFiles, String> {
+        KubeconfigFiles::locate(
+            self.kubeconfig.as_deref(),
+            std::env::var_os("KUBECONFIG").as_deref(),
+            std::env::var_os("HOME").as_deref(),
+            |p| p.exists(),
+        )
     }
 
     /// The node agent's image: `agent_image`, else [`DEFAULT_AGENT_IMAGE`] tagged with this
@@ -111,17 +115,7 @@ impl KubernetesConfig {
     /// Why the cluster cannot be read, when no kubeconfig is there: the skip reason of
     /// every Kubernetes check.
     pub fn missing(&self) -> Option<String> {
-        match self.kubeconfig_path() {
-            Some(p) if p.is_file() => None,
-            Some(p) => Some(format!(
-                "no kubeconfig given: {} does not exist (--kubeconfig or kubernetes.kubeconfig)",
-                p.display()
-            )),
-            None => Some(
-                "no kubeconfig given: pass --kubeconfig FILE, set kubernetes.kubeconfig in the target file, or KUBECONFIG"
-                    .to_owned(),
-            ),
-        }
+        self.kubeconfig_files().err()
     }
 }
 

@@ -8,6 +8,7 @@
 //! refused; a 403 names the permission that is missing.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -95,6 +96,98 @@ impl GroupVersion {
     }
 }
 
+/// The kubeconfig files a run reads, in order: one named file, the entries of `KUBECONFIG`,
+/// or `~/.kube/config`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KubeconfigFiles(Vec<PathBuf>);
+
+impl KubeconfigFiles {
+    /// The files to read, or why there are none (the skip reason of every Kubernetes check):
+    /// `explicit` (`--kubeconfig`, `kubernetes.kubeconfig`) alone when given; else the
+    /// entries of `kubeconfig_env` (`KUBECONFIG`) as kubectl takes them: empty ones and
+    /// repeats ignored, those that do not `exist` skipped; else `<home>/.kube/config`.
+    pub fn locate(
+        explicit: Option<&str>,
+        kubeconfig_env: Option<&OsStr>,
+        home: Option<&OsStr>,
+        exists: impl Fn(&Path) -> bool,
+    ) -> Result<Self, String> {
+        if let Some(path) = explicit {
+            let path = PathBuf::from(path);
+            return if path.is_file() {
+                Ok(Self(vec![path]))
+            } else {
+                Err(format!(
+                    "no kubeconfig given: {} does not exist (--kubeconfig or kubernetes.kubeconfig)",
+                    path.display()
+                ))
+            };
+        }
+        let mut listed: Vec<PathBuf> = Vec::new();
+        for p in kubeconfig_env.into_iter().flat_map(std::env::split_paths) {
+            if !p.as_os_str().is_empty() && !listed.contains(&p) {
+                listed.push(p);
+            }
+        }
+        if !listed.is_empty() {
+            let (there, absent): (Vec<PathBuf>, Vec<PathBuf>) =
+                listed.into_iter().partition(|p| exists(p));
+            return if there.is_empty() {
+                Err(format!(
+                    "no kubeconfig given: none of the files KUBECONFIG names exists ({})",
+                    absent
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            } else {
+                Ok(Self(there))
+            };
+        }
+        home.map(|h| PathBuf::from(h).join(".kube/config"))
+            .filter(|p| p.is_file())
+            .map(|p| Self(vec![p]))
+            .ok_or_else(|| {
+                "no kubeconfig given: pass --kubeconfig FILE, set kubernetes.kubeconfig in the target file, or KUBECONFIG"
+                    .to_owned()
+            })
+    }
+
+    /// The files, in the order they are merged.
+    pub fn paths(&self) -> &[PathBuf] {
+        &self.0
+    }
+
+    /// Reads the files and merges them as kubectl does, through kube's loader
+    /// (`Kubeconfig::read_from` per file, relative paths resolved against that file's
+    /// directory, then `Kubeconfig::merge`): the first file to set `current-context` wins,
+    /// and of a cluster, user or context defined in two files only the first file's
+    /// definition counts. An error names the file that could not be read or merged.
+    pub fn load(&self) -> Result<Kubeconfig, String> {
+        self.0
+            .iter()
+            .try_fold(Kubeconfig::default(), |merged, path| {
+                Kubeconfig::read_from(path)
+                    .and_then(|next| merged.merge(next))
+                    .map_err(|e| format!("cannot use kubeconfig {}: {e}", path.display()))
+            })
+    }
+}
+
+impl std::fmt::Display for KubeconfigFiles {
+    /// The files as `KUBECONFIG` lists them (`a:b`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(":")?;
+            }
+            write!(f, "{}", p.display())?;
+        }
+        Ok(())
+    }
+}
+
 type Slot<T> = OnceCell<Result<T, ReadError>>;
 
 /// The cluster one kubeconfig points at, with everything read from it cached for the run.
@@ -104,7 +197,7 @@ pub struct Cluster {
     pub server: String,
     /// The kubeconfig user (auth info) used, for messages.
     pub user: String,
-    kubeconfig: PathBuf,
+    kubeconfig: KubeconfigFiles,
     context: Option<String>,
     version: Slot<Info>,
     discovery: Slot<Vec<GroupVersion>>,
@@ -141,10 +234,10 @@ pub async fn for_check(cx: &nfvi_harness::CheckContext) -> Result<Arc<Cluster>, 
 }
 
 impl Cluster {
-    /// A client for the kubeconfig's context; with `anonymous`, the same server and trust
-    /// without any credentials.
+    /// A client for the context of the kubeconfig `files` merge into; with `anonymous`, the
+    /// same server and trust without any credentials.
     pub async fn open(
-        kubeconfig: &Path,
+        kubeconfig: &KubeconfigFiles,
         context: Option<&str>,
         anonymous: bool,
     ) -> Result<Self, ReadError> {
@@ -154,14 +247,13 @@ impl Cluster {
     /// [`Cluster::open`] with another read deadline: `None` for streams that may stay silent
     /// for long (a node agent's log, followed while its checks run), which the caller bounds.
     pub async fn open_with(
-        kubeconfig: &Path,
+        kubeconfig: &KubeconfigFiles,
         context: Option<&str>,
         anonymous: bool,
         read_timeout: Option<Duration>,
     ) -> Result<Self, ReadError> {
-        let shown = kubeconfig.display();
-        let kc = Kubeconfig::read_from(kubeconfig)
-            .map_err(|e| ReadError::open(format!("cannot use kubeconfig {shown}: {e}")))?;
+        let shown = kubeconfig.to_string();
+        let kc = kubeconfig.load().map_err(ReadError::open)?;
         let options = KubeConfigOptions {
             context: context.map(str::to_owned),
             ..Default::default()
@@ -200,7 +292,7 @@ impl Cluster {
             } else {
                 user
             },
-            kubeconfig: kubeconfig.to_owned(),
+            kubeconfig: kubeconfig.clone(),
             context: context.map(str::to_owned),
             version: OnceCell::new(),
             discovery: OnceCell::new(),
@@ -457,3 +549,6 @@ pub fn labels(
 ) -> BTreeMap<String, String> {
     meta.labels.clone().unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests;

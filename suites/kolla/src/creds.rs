@@ -56,19 +56,47 @@ pub struct Credentials {
     pub source: String,
 }
 
-/// Parses `export KEY=VALUE` lines (quotes stripped; comments and other lines ignored).
-pub fn parse_openrc(text: &str) -> HashMap<String, String> {
-    text.lines()
-        .filter_map(|l| l.trim().strip_prefix("export ").or(Some(l.trim())))
-        .filter_map(|l| l.split_once('='))
-        .filter(|(k, _)| k.starts_with("OS_"))
-        .map(|(k, v)| {
-            (
-                k.trim().to_owned(),
-                v.trim().trim_matches(|c| c == '\'' || c == '"').to_owned(),
-            )
-        })
-        .collect()
+/// Parses the `OS_*` assignments of an openrc file (`export OS_NAME=VALUE` or
+/// `OS_NAME=VALUE`), each value unquoted as the shell would (shlex: single and double quotes,
+/// `'\''`, backslashes); other lines (comments, `PATH=...`, shell code) are ignored. A value
+/// the shell would reject (an unterminated quote, a trailing backslash) or that is more than
+/// one word is an error naming `path` and the line, never the value. Expansions (`$X`,
+/// `` `cmd` ``) are not evaluated: they stay as written.
+pub fn parse_openrc(text: &str, path: &str) -> Result<HashMap<String, String>, String> {
+    let mut vars = HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        let assignment = line
+            .strip_prefix("export")
+            .filter(|rest| rest.starts_with([' ', '\t']))
+            .map_or(line, str::trim_start);
+        let Some((name, value)) = assignment.split_once('=') else {
+            continue;
+        };
+        let is_name =
+            name.starts_with("OS_") && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !is_name {
+            continue;
+        }
+        let at = || format!("{path}:{}: {name}", n + 1);
+        let mut words = shlex::Shlex::new(value);
+        let value = words.next().unwrap_or_default();
+        let more = words.next().is_some();
+        if words.had_error {
+            return Err(format!(
+                "{}: the value has an unterminated quote or ends in a backslash",
+                at()
+            ));
+        }
+        if more {
+            return Err(format!(
+                "{}: the value is more than one word; quote it",
+                at()
+            ));
+        }
+        vars.insert(name.to_owned(), value);
+    }
+    Ok(vars)
 }
 
 /// Where the credentials come from.
@@ -164,7 +192,7 @@ impl Credentials {
         };
         let text =
             std::fs::read_to_string(&openrc).map_err(|e| format!("cannot read {openrc}: {e}"))?;
-        Self::from_vars(&parse_openrc(&text), &openrc)
+        Self::from_vars(&parse_openrc(&text, &openrc)?, &openrc)
     }
 
     /// A cloud from clouds.yaml: `path`, or the first of openstacksdk's search path.
@@ -284,7 +312,9 @@ mod tests {
     fn openrc_files_parse_and_passwords_do_not_print() {
         let vars = parse_openrc(
             "# comment\nexport OS_AUTH_URL=http://127.0.0.1:5000/v3/\nexport OS_USERNAME=admin\nexport OS_PASSWORD='s3cret'\nexport OS_PROJECT_NAME=\"admin\"\nexport OS_INTERFACE=internalURL\nPATH=/bin\n",
-        );
+            "rc",
+        )
+        .unwrap();
         let c = Credentials::from_vars(&vars, "rc").unwrap();
         assert_eq!(c.auth_url, "http://127.0.0.1:5000/v3");
         assert_eq!(c.password.expose(), "s3cret");
@@ -308,8 +338,55 @@ mod tests {
             ("public", Some("/other.pem"))
         );
         let err =
-            Credentials::from_vars(&parse_openrc("export OS_AUTH_URL=x\n"), "rc").unwrap_err();
+            Credentials::from_vars(&parse_openrc("export OS_AUTH_URL=x\n", "rc").unwrap(), "rc")
+                .unwrap_err();
         assert_eq!(err, "rc does not set OS_USERNAME");
+    }
+
+    #[test]
+    fn openrc_values_are_unquoted_as_the_shell_does() {
+        let text = concat!(
+            "# Ansible managed\n",
+            "for key in $( set | awk '{FS=\"=\"}  /^OS_/ {print $1}' ); do unset $key ; done\n",
+            "export OS_PASSWORD='it'\\''s \"x\"'\n",
+            "export OS_USERNAME=\"ad\\\"min\"\n",
+            "OS_PROJECT_NAME='my project'\n",
+            "export OS_REGION_NAME=Region\\ One  # a comment\n",
+            "export OS_AUTH_URL='http://$HOST:5000/v3'\n",
+            "export OS_CACERT=\n",
+            "export\tOS_INTERFACE=\"pub\"'lic'\n",
+            "exportOS_X=1\n",
+            "export OS_BAD-NAME=1\n",
+        );
+        let vars = parse_openrc(text, "rc").unwrap();
+        let get = |k: &str| vars.get(k).map(String::as_str);
+        assert_eq!(get("OS_PASSWORD"), Some("it's \"x\""));
+        assert_eq!(get("OS_USERNAME"), Some("ad\"min"));
+        assert_eq!(get("OS_PROJECT_NAME"), Some("my project"));
+        assert_eq!(get("OS_REGION_NAME"), Some("Region One"));
+        assert_eq!(get("OS_AUTH_URL"), Some("http://$HOST:5000/v3"));
+        assert_eq!(get("OS_CACERT"), Some(""));
+        assert_eq!(get("OS_INTERFACE"), Some("public"));
+        assert_eq!(vars.len(), 7, "{:?}", vars.keys());
+        let c = Credentials::from_vars(&vars, "rc").unwrap();
+        assert_eq!(c.password.expose(), "it's \"x\"");
+
+        // What the shell would reject is an error naming the file and line, not the value.
+        for (bad, why) in [
+            ("export OS_PASSWORD='s3cret\n", "unterminated quote"),
+            ("export OS_PASSWORD=\"s3cret\n", "unterminated quote"),
+            ("export OS_PASSWORD=s3cret\\\n", "ends in a backslash"),
+            ("export OS_PASSWORD=s3cret 'x\n", "unterminated quote"),
+            ("export OS_PASSWORD=s3cret more\n", "more than one word"),
+        ] {
+            let err =
+                parse_openrc(&format!("# rc\n{bad}"), "/etc/kolla/admin-openrc.sh").unwrap_err();
+            assert!(
+                err.starts_with("/etc/kolla/admin-openrc.sh:2: OS_PASSWORD: ") && err.contains(why),
+                "{bad:?}: {err}"
+            );
+            assert!(!err.contains("s3cret"), "{err}");
+        }
     }
 
     #[test]
