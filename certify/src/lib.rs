@@ -14,6 +14,7 @@ pub mod archive;
 pub mod bundle;
 pub mod manifest;
 pub mod redact;
+pub mod rejudge;
 pub mod sshkey;
 pub mod sshsig;
 pub mod verify;

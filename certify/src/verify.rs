@@ -453,11 +453,10 @@ fn tampered(req: &Request, signature: Step, signers: Vec<String>, problem: Strin
 }
 
 fn parse_results(bytes: &[u8]) -> Result<RunResults, String> {
-    // Through the harness's loader (schema migration, messages with lines).
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let path = dir.path().join("results.json");
-    std::fs::write(&path, bytes).map_err(|e| e.to_string())?;
-    RunResults::load(&path).map_err(|e| nfvi_harness::error_with_causes(&e).to_string())
+    // Through the harness's parser (schema migration, messages with lines).
+    let text = std::str::from_utf8(bytes).map_err(|e| format!("results.json is not UTF-8: {e}"))?;
+    RunResults::parse(Path::new("results.json"), text)
+        .map_err(|e| nfvi_harness::error_with_causes(&e).to_string())
 }
 
 fn load_model(files: &[(&str, &[u8])]) -> Result<nfvi_reference_model::ReferenceModel, String> {
@@ -475,6 +474,4 @@ fn load_model(files: &[(&str, &[u8])]) -> Result<nfvi_reference_model::Reference
     nfvi_reference_model::load_sources(&reqs, &suites).map_err(|e| e.to_string())
 }
 
-#[path = "rejudge.rs"]
-mod rejudge_impl;
-pub use rejudge_impl::{Declared, Rejudged, rejudge};
+pub use crate::rejudge::{Declared, Rejudged, rejudge};

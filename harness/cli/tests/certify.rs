@@ -530,28 +530,9 @@ fn a_result_whose_declared_severity_was_lowered_is_named_as_tampering() {
         q.status = s;
     }
     std::fs::write(&path, r.to_json()).unwrap();
-    let key = dir.path().join("id_ed25519");
-    succeed(
-        Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&key),
-    );
-    let public = std::fs::read_to_string(dir.path().join("id_ed25519.pub")).unwrap();
-    let signers = write_file(
-        dir.path(),
-        "allowed_signers",
-        format!("lab@example.com {public}"),
-    );
+    let (key, signers) = signing_key(dir.path(), "lab@example.com");
     let bundle = dir.path().join("B.tar.gz");
-    nfvi()
-        .arg("bundle")
-        .arg(&run)
-        .arg("--sign")
-        .arg(&key)
-        .arg("--out")
-        .arg(&bundle)
-        .assert()
-        .success();
+    bundle_run(&run, &key, &bundle);
     let out = nfvi()
         .arg("verify")
         .arg(&bundle)

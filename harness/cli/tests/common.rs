@@ -223,3 +223,43 @@ pub fn chromium_load_sized(
         .collect();
     (String::from_utf8_lossy(&out.stdout).into_owned(), console)
 }
+
+/// The real tool outputs: `$NFVI_EVIDENCE_DIR`, else the shared reference directory next to
+/// the workspace, else the copies vendored in tests/fixtures/evidence (every file but
+/// Sonobuoy's results-0.9.tar.gz, which carries a 2017 test cluster's service-account
+/// tokens). As a run records paths: `..` and links resolved.
+pub fn evidence_dir() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = std::env::var_os("NFVI_EVIDENCE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| Some(root.join("../shared/reference/evidence")).filter(|d| d.is_dir()))
+        .unwrap_or_else(|| root.join("tests/fixtures/evidence"));
+    dir.canonicalize().unwrap_or(dir)
+}
+
+/// An unencrypted Ed25519 key made by the real ssh-keygen in `dir`, and an allowed_signers
+/// file naming `principal` for it: (key, allowed_signers).
+pub fn signing_key(dir: &Path, principal: &str) -> (PathBuf, PathBuf) {
+    let key = dir.join("id_ed25519");
+    succeed(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key),
+    );
+    let public = std::fs::read_to_string(dir.join("id_ed25519.pub")).unwrap();
+    let signers = write_file(dir, "allowed_signers", format!("{principal} {public}"));
+    (key, signers)
+}
+
+/// `nfvi-verify bundle RUN --sign KEY --out OUT`, which must succeed.
+pub fn bundle_run(run: &Path, key: &Path, out: &Path) {
+    nfvi()
+        .arg("bundle")
+        .arg(run)
+        .arg("--sign")
+        .arg(key)
+        .arg("--out")
+        .arg(out)
+        .assert()
+        .success();
+}

@@ -5,27 +5,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use common::{assert_contains, nfvi, text};
-
-/// The real tool outputs: `$NFVI_EVIDENCE_DIR`, else the shared reference directory next to
-/// the workspace, else the copies vendored in tests/fixtures/evidence (every file but
-/// Sonobuoy's results-0.9.tar.gz, which carries a 2017 test cluster's service-account
-/// tokens; the tests that read it say they skipped it when it is absent).
-fn evidence_dir() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dir = std::env::var_os("NFVI_EVIDENCE_DIR")
-        .map(PathBuf::from)
-        .or_else(|| Some(root.join("../shared/reference/evidence")).filter(|d| d.is_dir()))
-        .unwrap_or_else(|| root.join("tests/fixtures/evidence"));
-    // As the run records it: `..` and links resolved.
-    dir.canonicalize().unwrap_or(dir)
-}
-
-fn dir() -> Option<PathBuf> {
-    Some(evidence_dir())
-}
+use common::{assert_contains, evidence_dir, nfvi, text};
 
 /// `run --suite evidence` with no kubeconfig anywhere (HOME is a scratch directory).
 fn run(home: &Path, out: &Path, args: &[&str]) -> assert_cmd::assert::Assert {
@@ -53,7 +35,7 @@ fn check<'a>(r: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
 
 #[test]
 fn conformance_and_kube_bench_evidence_are_judged_with_provenance() {
-    let Some(d) = dir() else { return };
+    let d = evidence_dir();
     let tmp = tempfile::tempdir().unwrap();
     let junit = d.join("k8s-e2e/cncf-v1.33-catalyst-cloud/junit_01.xml");
     let bench = d.join("kube-bench/newrelic-cis-1.23-k8s-1.25/kube-bench-output.json");
@@ -131,7 +113,7 @@ fn conformance_and_kube_bench_evidence_are_judged_with_provenance() {
 
 #[test]
 fn a_failing_conformance_run_names_its_failed_specs() {
-    let Some(d) = dir() else { return };
+    let d = evidence_dir();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     let junit = d.join("k8s-e2e/homelab-srv6-v1.32.0-2025-02-22/junit_01.xml");

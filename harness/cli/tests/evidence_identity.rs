@@ -11,28 +11,22 @@ mod scripted_k8s;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{assert_contains, check, nfvi, require, run_to, succeed, text};
+use common::{assert_contains, check, evidence_dir, nfvi, require, run_to, succeed, text};
 use scripted_k8s::{Server, Spec, TOKEN, kubeconfig};
-
-fn fixtures() -> PathBuf {
-    // As the run records it: `..` resolved.
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/evidence");
-    dir.canonicalize().unwrap_or(dir)
-}
 
 /// magnum's e2e.log records `kube-apiserver version: v1.24.1`.
 fn magnum() -> PathBuf {
-    fixtures().join("k8s-e2e/cncf-v1.24-openstack-magnum/junit_01.xml")
+    evidence_dir().join("k8s-e2e/cncf-v1.24-openstack-magnum/junit_01.xml")
 }
 
 /// kube-bench's `detected_version` is `1.25`.
 fn newrelic() -> PathBuf {
-    fixtures().join("kube-bench/newrelic-cis-1.23-k8s-1.25/kube-bench-output.json")
+    evidence_dir().join("kube-bench/newrelic-cis-1.23-k8s-1.25/kube-bench-output.json")
 }
 
 /// Records neither a version (its e2e.log has no `kube-apiserver version`) nor a UID.
 fn catalyst() -> PathBuf {
-    fixtures().join("k8s-e2e/cncf-v1.33-catalyst-cloud/junit_01.xml")
+    evidence_dir().join("k8s-e2e/cncf-v1.33-catalyst-cloud/junit_01.xml")
 }
 
 /// The kube-system UID and server version the AKS Sonobuoy tarball records.
@@ -51,7 +45,7 @@ fn composed_sonobuoy(dir: &Path) -> Option<PathBuf> {
     if !require("GNU tar (to compose a Sonobuoy tarball)", has_tar) {
         return None;
     }
-    let aks = fixtures().join("sonobuoy/aks-cmd-runner-v1.23.8/202207231508_sonobuoy_8650e677-fe8c-4d3f-87bd-7bd78b705a6b.tar.gz");
+    let aks = evidence_dir().join("sonobuoy/aks-cmd-runner-v1.23.8/202207231508_sonobuoy_8650e677-fe8c-4d3f-87bd-7bd78b705a6b.tar.gz");
     let tree = dir.join("tree");
     let junit = "plugins/e2e/results/global/junit_01.xml";
     let members = [

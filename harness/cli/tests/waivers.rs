@@ -178,28 +178,9 @@ fn verify_recomputes_the_waivers_of_a_bundle_and_reports_applied_and_expired_one
     let waivers = write_file(tmp.path(), "waivers.toml", &text);
     let run = tmp.path().join("run");
     host_run(&run, Some(&waivers));
-    let key = tmp.path().join("id_ed25519");
-    succeed(
-        std::process::Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&key),
-    );
-    let public = std::fs::read_to_string(tmp.path().join("id_ed25519.pub")).unwrap();
-    let signers = write_file(
-        tmp.path(),
-        "allowed_signers",
-        format!("lab@example.com {public}"),
-    );
+    let (key, signers) = signing_key(tmp.path(), "lab@example.com");
     let bundle = tmp.path().join("B.tar.gz");
-    nfvi()
-        .arg("bundle")
-        .arg(&run)
-        .arg("--sign")
-        .arg(&key)
-        .arg("--out")
-        .arg(&bundle)
-        .assert()
-        .success();
+    bundle_run(&run, &key, &bundle);
     let out = nfvi()
         .arg("verify")
         .arg(&bundle)

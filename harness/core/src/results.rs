@@ -652,8 +652,13 @@ impl RunResults {
             path: path.to_owned(),
             source,
         })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses results from `text` (migrating older versions); `path` names it in messages.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ResultsError> {
         let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| ResultsError::Invalid {
+            serde_json::from_str(text).map_err(|e| ResultsError::Invalid {
                 path: path.to_owned(),
                 line: e.line(),
                 message: format!("not JSON: {e}"),
@@ -702,7 +707,7 @@ impl RunResults {
             // properties come back in name order.
             serde_json::from_value(value).map_err(|e| schema_error(1, e))
         } else {
-            serde_json::from_str(&text).map_err(|e| schema_error(e.line(), e))
+            serde_json::from_str(text).map_err(|e| schema_error(e.line(), e))
         }
     }
 

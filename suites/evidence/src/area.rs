@@ -61,6 +61,24 @@ const FLAGS: &[Flag] = &[
     },
 ];
 
+/// What `preflight` read, by the path as given: the run judges exactly what was checked
+/// before it started, and reads no file twice.
+static PREFLIGHT: std::sync::Mutex<Vec<(PathBuf, Ingested)>> = std::sync::Mutex::new(Vec::new());
+
+/// The evidence `preflight` read for `file`, or the file read now (a run without preflight:
+/// tests, or a file named twice).
+fn ingest_once(file: &std::path::Path) -> Result<Ingested, IngestError> {
+    let kept = {
+        let mut read = PREFLIGHT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        read.iter()
+            .position(|(p, _)| p == file)
+            .map(|i| read.swap_remove(i).1)
+    };
+    kept.map_or_else(|| ingest::ingest(file), Ok)
+}
+
 /// The run's evidence, read once, on first use by a check.
 #[derive(Default)]
 pub(crate) struct Store {
@@ -82,7 +100,7 @@ impl Store {
         self.loaded
             .get_or_init(|| async move {
                 let all = tokio::task::spawn_blocking(move || {
-                    files.iter().map(|f| ingest::ingest(f)).collect::<Vec<_>>()
+                    files.iter().map(|f| ingest_once(f)).collect::<Vec<_>>()
                 })
                 .await
                 .unwrap_or_else(|e| {
@@ -130,7 +148,11 @@ impl Area for EvidenceArea {
     /// anything runs (exit 2), naming the file and the position.
     fn preflight(&self, target: &Target) -> Result<(), String> {
         for f in &target.config::<EvidenceConfig>().files {
-            ingest::ingest(std::path::Path::new(f)).map_err(|e| e.to_string())?;
+            let read = ingest::ingest(std::path::Path::new(f)).map_err(|e| e.to_string())?;
+            PREFLIGHT
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((PathBuf::from(f), read));
         }
         Ok(())
     }

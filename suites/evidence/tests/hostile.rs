@@ -1,36 +1,13 @@
 //! Hostile, truncated and corrupted inputs: every one is an error naming the file and the
 //! position, never a panic, and quick.
 
+mod common;
+use common::present;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use nfvi_suite_evidence::ingest::{self, IngestError};
-
-/// The real tool outputs: `$NFVI_EVIDENCE_DIR`, else the shared reference directory next to
-/// the workspace, else the copies vendored in tests/fixtures/evidence (every file but
-/// Sonobuoy's results-0.9.tar.gz, which carries a 2017 test cluster's service-account
-/// tokens; the tests that read it say they skipped it when it is absent).
-fn evidence_dir() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dir = std::env::var_os("NFVI_EVIDENCE_DIR")
-        .map(PathBuf::from)
-        .or_else(|| Some(root.join("../shared/reference/evidence")).filter(|d| d.is_dir()))
-        .unwrap_or_else(|| root.join("tests/fixtures/evidence"));
-    // As the run records it: `..` and links resolved.
-    dir.canonicalize().unwrap_or(dir)
-}
-
-/// Whether `rel` is in `d`; says so when it is not (only the unvendored Sonobuoy fixture).
-fn present(d: &Path, rel: &str) -> bool {
-    let there = d.join(rel).exists();
-    if !there {
-        eprintln!(
-            "skipped {rel}: not in {} (see tests/fixtures/evidence/README.md)",
-            d.display()
-        );
-    }
-    there
-}
 
 fn write(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
     let p = dir.join(name);
@@ -48,13 +25,9 @@ fn refused(path: &Path) -> IngestError {
     e
 }
 
-fn real() -> Option<PathBuf> {
-    Some(evidence_dir())
-}
-
 #[test]
 fn every_real_file_truncated_is_refused_with_a_position() {
-    let Some(d) = real() else { return };
+    let d = common::evidence_dir();
     let tmp = tempfile::tempdir().unwrap();
     for rel in [
         "k8s-e2e/cncf-v1.33-catalyst-cloud/junit_01.xml",
@@ -266,7 +239,7 @@ fn random_and_mutated_bytes_never_panic() {
             assert!(e.to_string().contains(&p.display().to_string()));
         }
     }
-    let Some(d) = real() else { return };
+    let d = common::evidence_dir();
     for rel in [
         "tempest/stestr-sample-failure/failure.subunit",
         "kube-bench/eks-1.0-2021/kube-bench-report.json",

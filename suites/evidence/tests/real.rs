@@ -2,40 +2,13 @@
 //! states, after its SHA-256 is checked. Skipped when the directory is absent; a failure when
 //! CI=true (CI provides it).
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::present;
+
+use std::path::Path;
 
 use nfvi_suite_evidence::ingest::{self, sha256_hex};
 use nfvi_suite_evidence::model::{BenchStatus, Flavor, Ingested, Report, TestStatus};
-
-/// The real tool outputs: `$NFVI_EVIDENCE_DIR`, else the shared reference directory next to
-/// the workspace, else the copies vendored in tests/fixtures/evidence (every file but
-/// Sonobuoy's results-0.9.tar.gz, which carries a 2017 test cluster's service-account
-/// tokens; the tests that read it say they skipped it when it is absent).
-fn evidence_dir() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dir = std::env::var_os("NFVI_EVIDENCE_DIR")
-        .map(PathBuf::from)
-        .or_else(|| Some(root.join("../shared/reference/evidence")).filter(|d| d.is_dir()))
-        .unwrap_or_else(|| root.join("tests/fixtures/evidence"));
-    // As the run records it: `..` and links resolved.
-    dir.canonicalize().unwrap_or(dir)
-}
-
-/// Whether `rel` is in `d`; says so when it is not (only the unvendored Sonobuoy fixture).
-fn present(d: &Path, rel: &str) -> bool {
-    let there = d.join(rel).exists();
-    if !there {
-        eprintln!(
-            "skipped {rel}: not in {} (see tests/fixtures/evidence/README.md)",
-            d.display()
-        );
-    }
-    there
-}
-
-fn dir() -> Option<PathBuf> {
-    Some(evidence_dir())
-}
 
 /// (path, sha256) as the README lists them.
 const FILES: &[(&str, &str)] = &[
@@ -114,7 +87,7 @@ fn checked(d: &Path, rel: &str) -> Ingested {
 
 #[test]
 fn every_listed_file_is_untouched() {
-    let Some(d) = dir() else { return };
+    let d = common::evidence_dir();
     for (rel, sha) in FILES {
         if !present(&d, rel) {
             continue;
@@ -136,7 +109,7 @@ fn e2e(i: &Ingested) -> &nfvi_suite_evidence::model::E2eRun {
 
 #[test]
 fn conformance_runs() {
-    let Some(d) = dir() else { return };
+    let d = common::evidence_dir();
     let cat = checked(&d, "k8s-e2e/cncf-v1.33-catalyst-cloud/junit_01.xml");
     let r = e2e(&cat);
     assert_eq!(r.flavor, Some(Flavor::GinkgoV2));
@@ -195,7 +168,7 @@ fn conformance_runs() {
 
 #[test]
 fn sonobuoy_tarballs() {
-    let Some(d) = dir() else { return };
+    let d = common::evidence_dir();
     if !present(&d, "sonobuoy/sonobuoy-testdata-v0.9/results-0.9.tar.gz") {
         return;
     }
@@ -242,7 +215,7 @@ fn sonobuoy_tarballs() {
 
 #[test]
 fn kube_bench_results() {
-    let Some(d) = dir() else { return };
+    let d = common::evidence_dir();
     for (rel, totals, version) in [
         (
             "kube-bench/newrelic-cis-1.23-k8s-1.25/kube-bench-output.json",
@@ -267,7 +240,7 @@ fn kube_bench_results() {
 
 #[test]
 fn tempest_results() {
-    let Some(d) = dir() else { return };
+    let d = common::evidence_dir();
     for (rel, passed, failed, skipped) in [
         ("tempest/tempest-calls-2016/calls.subunit", 2, 0, 0),
         ("tempest/stestr-sample-failure/failure.subunit", 62, 1, 0),
@@ -291,7 +264,7 @@ fn tempest_results() {
 
 #[test]
 fn functest_logs_are_not_a_supported_kind() {
-    let Some(d) = dir() else { return };
+    let d = common::evidence_dir();
     for f in [
         "functest/dovetail-2016-results/dovetail.log",
         "functest/dovetail-2016-results/functest.log",
