@@ -217,19 +217,7 @@ pub fn up(engine: Engine, progress: &mut dyn FnMut(&str)) -> Result<(), String> 
         progress(&format!(
             "importing {PROBE_IMAGE} from /bin/busybox (busybox-static; no registry needed)"
         ));
-        // A private directory (random name, created exclusively, 0700): nothing placed in
-        // the temporary directory beforehand is written through or packed into the image.
-        let root = nfvi_harness::scratch::private_dir("nfvi-lab-rootfs-")
-            .map_err(|e| format!("cannot create a private directory for the rootfs: {e}"))?;
-        let bin = root.path().join("bin");
-        std::fs::create_dir(&bin).map_err(|e| e.to_string())?;
-        std::fs::copy("/bin/busybox", bin.join("busybox"))
-            .map_err(|e| format!("cannot copy /bin/busybox: {e}"))?;
-        for applet in [
-            "sh", "ip", "ping", "sleep", "cat", "ls", "ifconfig", "nc", "hostname", "wget", "echo",
-        ] {
-            std::os::unix::fs::symlink("busybox", bin.join(applet)).map_err(|e| e.to_string())?;
-        }
+        let root = probe_rootfs()?;
         let tar = Command::new("tar")
             .arg("-C")
             .arg(root.path())
@@ -250,6 +238,25 @@ pub fn up(engine: Engine, progress: &mut dyn FnMut(&str)) -> Result<(), String> 
         recorded_engine().map_or("an engine the lab did not start", Engine::name)
     ));
     Ok(())
+}
+
+/// The probe image's root file system: busybox and its applets in a private directory (random
+/// name, created exclusively, 0700), removed when the directory is dropped. Nothing another
+/// local user placed in the temporary directory beforehand is written through or packed into
+/// the image.
+pub fn probe_rootfs() -> Result<tempfile::TempDir, String> {
+    let root = nfvi_harness::scratch::private_dir("nfvi-lab-rootfs-")
+        .map_err(|e| format!("cannot create a private directory for the rootfs: {e}"))?;
+    let bin = root.path().join("bin");
+    std::fs::create_dir(&bin).map_err(|e| e.to_string())?;
+    std::fs::copy("/bin/busybox", bin.join("busybox"))
+        .map_err(|e| format!("cannot copy /bin/busybox: {e}"))?;
+    for applet in [
+        "sh", "ip", "ping", "sleep", "cat", "ls", "ifconfig", "nc", "hostname", "wget", "echo",
+    ] {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).map_err(|e| e.to_string())?;
+    }
+    Ok(root)
 }
 
 /// Removes probe leftovers and, if the lab started the daemon, stops it and removes its state.

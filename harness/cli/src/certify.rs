@@ -41,6 +41,7 @@ pub fn bundle(args: &BundleArgs) -> CmdResult {
             bundle::default_out(&results.run_id)
         }
     };
+    crate::trusted::check_parent(&out).map_err(CliError::bad_input)?;
     let done = bundle::bundle(dir, &key, &out).map_err(|e| match e {
         BundleError::Results(r) => CliError::from(r),
         e => CliError::bad_input(chain(&e)),

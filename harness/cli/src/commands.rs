@@ -249,6 +249,7 @@ fn prepare_out_dir(dir: &Path) -> Result<(), CliError> {
             dir.display()
         ))
     })?;
+    crate::trusted::check_dir(dir).map_err(CliError::bad_input)?;
     // A random name, created exclusively and removed on drop: the probe never opens a file
     // or link that was there before.
     tempfile::Builder::new()
@@ -469,6 +470,8 @@ pub fn run(args: &RunArgs) -> CmdResult {
     if resume.is_none() {
         prepare_out_dir(&dir)?;
         keep_inputs(&dir, &p.target, waivers.as_ref())?;
+    } else {
+        crate::trusted::check_dir(&dir).map_err(CliError::bad_input)?;
     }
     let log = init_logging(&dir, resume.is_some());
     tracing::info!(run_id = %run_id, suite = %suite, resumed = resume.is_some(), "run starting");
@@ -741,6 +744,7 @@ pub fn report(args: &ReportArgs) -> CmdResult {
                 json.display()
             )));
         }
+        crate::trusted::check_parent(&json).map_err(CliError::bad_input)?;
         nfvi_harness::results::write_atomic(&json, results.to_json().as_bytes())
             .map_err(|e| CliError::bad_input(format!("cannot write `{}`: {e}", json.display())))?;
         eprintln!(
@@ -765,6 +769,9 @@ pub fn report(args: &ReportArgs) -> CmdResult {
         .unwrap_or(Path::new("."))
         .join("badge.svg");
     let badge = nfvi_reports::badge_svg(&results);
+    for path in [&html_path, &junit_path, &badge_path] {
+        crate::trusted::check_parent(path).map_err(CliError::bad_input)?;
+    }
     for (path, text) in [
         (&html_path, html),
         (&junit_path, junit),

@@ -13,6 +13,7 @@ mod journal;
 mod resume;
 mod summary;
 mod tools;
+mod trusted;
 
 use std::process::ExitCode;
 
