@@ -348,11 +348,94 @@ impl Reporter for Collector<'_> {
                 ));
             }
             self.runs.push((*run).clone());
+            if self.runs.len() == 1 {
+                nfvi_harness::panics::inject("check-finished");
+            }
         }
     }
 }
 
+/// `run`. Should nfvi-verify panic once the run's journal is open, the results it observed
+/// until then are written all the same, from the journal, marked incomplete (`panic`), with
+/// where it panicked as their harness error; the error names it too (exit 3).
 pub fn run(args: &RunArgs) -> CmdResult {
+    // The journal, once the run writes one: what the run observed, should it panic.
+    let mut journal = None;
+    match nfvi_harness::panics::catch(|| run_journaled(args, &mut journal)) {
+        Ok(result) => result,
+        Err(panic) => {
+            let saved = save_after_panic(journal.as_deref(), &panic);
+            Err(CliError::Panicked {
+                panic,
+                saved: Some(saved),
+            })
+        }
+    }
+}
+
+/// Writes the results of a run that panicked from its journal: results.json first, then
+/// the other reports (a panic there leaves results.json written). Says what it wrote.
+fn save_after_panic(journal: Option<&Path>, panic: &nfvi_harness::panics::Panic) -> String {
+    let Some(journal) = journal else {
+        return "no results were saved: the run had not opened its journal".to_owned();
+    };
+    let dir = journal
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let artifacts = Artifacts::in_dir(dir);
+    if !journal.exists() {
+        // The journal is removed once results.json is written.
+        return format!(
+            "the run had written its results before: {}",
+            artifacts.results.display()
+        );
+    }
+    let results =
+        match crate::journal::recover_after_panic(journal, format!("nfvi-verify panicked {panic}"))
+        {
+            Ok(r) => r,
+            Err(e) => {
+                return format!(
+                    "no results were saved: its journal {} cannot be read back ({})",
+                    journal.display(),
+                    chain(&e)
+                );
+            }
+        };
+    if let Err(e) =
+        nfvi_harness::results::write_atomic(&artifacts.results, results.to_json().as_bytes())
+    {
+        return format!(
+            "no results were saved: cannot write {} ({e}); `nfvi-verify report --from {}` renders them from its journal",
+            artifacts.results.display(),
+            journal.display()
+        );
+    }
+    let reports =
+        match nfvi_harness::panics::catch(|| nfvi_reports::write_artifacts(&results, &artifacts)) {
+            Ok(Ok(())) => "and the reports next to it".to_owned(),
+            Ok(Err(failed)) => format!(
+                "but not every report ({})",
+                failed
+                    .iter()
+                    .map(|e| chain(e))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            Err(p) => format!("but not the reports (they panicked too, {p})"),
+        };
+    let n = results.checks.len();
+    format!(
+        "the {n} check result{} it observed until then {} in {}, marked incomplete (panic), {reports}; `nfvi-verify run --resume {}` runs what did not finish",
+        if n == 1 { "" } else { "s" },
+        if n == 1 { "is" } else { "are" },
+        artifacts.results.display(),
+        dir.display()
+    )
+}
+
+fn run_journaled(args: &RunArgs, journal_at: &mut Option<PathBuf>) -> CmdResult {
     let previous = match &args.rerun_failed {
         Some(path) => Some(RunResults::load(path)?),
         None => None,
@@ -566,6 +649,7 @@ pub fn run(args: &RunArgs) -> CmdResult {
         Some(r) => crate::journal::Journal::reopen(&r.journal, r.valid_len),
         None => crate::journal::Journal::open(&dir, &header, &key),
     };
+    *journal_at = journal.path_if_open().map(Path::to_owned);
     let mut collector = Collector {
         plan: &plan,
         runs: Vec::new(),
@@ -606,6 +690,7 @@ pub fn run(args: &RunArgs) -> CmdResult {
             eprintln!("warning: {}: {e}", record.action);
         }
     }
+    nfvi_harness::panics::inject("after-checks");
 
     let meta = RunMeta {
         tool: tool(),

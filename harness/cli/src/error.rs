@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use nfvi_harness::exit_code;
+use nfvi_harness::panics::Panic;
 use nfvi_harness::plan::PlanError;
 use nfvi_harness::results::ResultsError;
 use nfvi_harness::target::TargetError;
@@ -47,6 +48,19 @@ pub enum CliError {
         /// Where results.json went instead, when it could not go to the output directory.
         fallback: Option<PathBuf>,
     },
+    /// nfvi-verify panicked: a defect of the harness, never of the input or the NFVI. A run
+    /// first saves what it had observed; `saved` says where (or that nothing could be).
+    #[error(
+        "nfvi-verify panicked {panic} (thread `{}`; a defect of nfvi-verify, please report it){}",
+        panic.thread.as_deref().unwrap_or("<unnamed>"),
+        saved.as_ref().map(|s| format!("; {s}")).unwrap_or_default()
+    )]
+    Panicked {
+        /// Where and with what message.
+        panic: Panic,
+        /// What became of the run's results, for a run.
+        saved: Option<String>,
+    },
 }
 
 impl CliError {
@@ -65,6 +79,8 @@ impl CliError {
             Self::Build(_) => exit_code::BAD_INPUT,
             // The run's record is incomplete, whatever its verdict: CI must not pass on it.
             Self::Incomplete(_) | Self::Artifacts { .. } => exit_code::INCOMPLETE,
+            // The harness could not decide (like a check's error): never a pass, never 101.
+            Self::Panicked { .. } => exit_code::INCOMPLETE,
         }
     }
 }

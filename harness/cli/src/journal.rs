@@ -137,6 +137,12 @@ impl Journal {
         }
     }
 
+    /// The journal's path, while it is being written (it was created or reopened and has
+    /// not failed).
+    pub fn path_if_open(&self) -> Option<&Path> {
+        self.file.as_ref().map(|_| self.path.as_path())
+    }
+
     /// Records a finished check.
     pub fn record(&mut self, check: &CheckResult) {
         self.line(&serde_json::to_string(check).expect("results serialise"));
@@ -228,6 +234,18 @@ pub fn read(path: &Path) -> Result<Read, CliError> {
 pub fn recover(path: &Path) -> Result<RunResults, CliError> {
     let r = read(path)?;
     Ok(RunResults::recover(r.header, r.checks))
+}
+
+/// The results of a run that panicked, from its journal: marked incomplete (`panic`), with
+/// where and why as its harness error.
+pub fn recover_after_panic(path: &Path, harness_error: String) -> Result<RunResults, CliError> {
+    let r = read(path)?;
+    Ok(RunResults::recover_stopped(
+        r.header,
+        r.checks,
+        nfvi_harness::cancel::CancelReason::Panic,
+        Some(harness_error),
+    ))
 }
 
 #[cfg(test)]

@@ -15,12 +15,23 @@ mod summary;
 mod tools;
 mod trusted;
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 /// Renders an error and its causes once: `outer: cause: root cause`.
 pub use nfvi_harness::error_with_causes as chain;
 
 fn main() -> ExitCode {
+    // First: every panic from here on is recorded with its location, logged, and reported
+    // by whoever catches it; none ends the process with the default message and exit 101.
+    nfvi_harness::panics::install();
+    match nfvi_harness::panics::catch(dispatch) {
+        Ok(code) => code,
+        Err(panic) => fail(&error::CliError::Panicked { panic, saved: None }),
+    }
+}
+
+fn dispatch() -> ExitCode {
     let areas = nfvi_verify::areas();
     // Started as one of the areas' helper programs (a symlink such as `nfvspy`)?
     let argv0 = std::env::args_os().next().unwrap_or_default();
@@ -32,6 +43,7 @@ fn main() -> ExitCode {
         return ExitCode::from(code as u8);
     }
     let cli = cli::parse(&areas);
+    nfvi_harness::panics::inject("command");
     let result = match cli.command {
         cli::Command::List(args) => commands::list(&args),
         cli::Command::Requirements(args) => commands::requirements(&args),
@@ -48,9 +60,13 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),
-        Err(e) => {
-            eprintln!("error: {}", chain(&e));
-            ExitCode::from(e.exit_code() as u8)
-        }
+        Err(e) => fail(&e),
     }
+}
+
+/// Prints the error and its causes once, and exits with its code. (Not `eprintln!`, which
+/// panics when stderr is gone.)
+fn fail(e: &error::CliError) -> ExitCode {
+    let _ = writeln!(std::io::stderr(), "error: {}", chain(e));
+    ExitCode::from(e.exit_code() as u8)
 }

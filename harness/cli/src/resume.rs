@@ -63,14 +63,18 @@ pub fn load(dir: &Path) -> Result<Resume, CliError> {
         )));
     }
     let read = journal::read(&path)?;
-    // A results.json next to the journal is either the partial one `report --from` recovered
-    // from it (which the resumed run replaces) or the run's own (it finished: nothing to
-    // resume).
+    // A results.json next to the journal is either the partial one recovered from it, by
+    // `report --from` or by the run itself after it panicked (which the resumed run
+    // replaces), or the run's own (it finished: nothing to resume).
     let json = dir.join("results.json");
     if json.exists() {
         let recovered = RunResults::load(&json).is_ok_and(|r| {
+            use nfvi_harness::cancel::CancelReason;
             r.run_id == read.header.run_id
-                && r.cancel_reason == Some(nfvi_harness::cancel::CancelReason::Killed)
+                && matches!(
+                    r.cancel_reason,
+                    Some(CancelReason::Killed | CancelReason::Panic)
+                )
         });
         if !recovered {
             return Err(CliError::bad_input(format!(

@@ -33,6 +33,10 @@ pub enum CancelReason {
     /// The run ended without writing its results (SIGKILL, a crash, a power cut); they were
     /// recovered from its journal (`nfvi-verify report --from DIR/results.journal`).
     Killed,
+    /// nfvi-verify panicked (a defect of the harness, not a finding about the NFVI): the
+    /// results are what the run observed until then, recovered from its journal, and
+    /// `harness_error` says where it panicked.
+    Panic,
 }
 
 impl CancelReason {
@@ -43,6 +47,7 @@ impl CancelReason {
             CancelReason::Killed => "killed",
             CancelReason::Terminate => "terminate",
             CancelReason::FailFast => "fail-fast",
+            CancelReason::Panic => "panic",
         }
     }
 }

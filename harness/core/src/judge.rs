@@ -164,8 +164,12 @@ pub fn certification(r: &RunResults) -> Certification {
     }
     if !r.complete {
         reasons.push(format!(
-            "the run was stopped early ({})",
-            r.cancel_reason.map_or("interrupted", |c| c.as_str())
+            "the run was stopped early ({}{})",
+            r.cancel_reason.map_or("interrupted", |c| c.as_str()),
+            r.harness_error
+                .as_ref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
         ));
     }
     if let Some(w) = &r.waivers {

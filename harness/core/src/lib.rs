@@ -27,6 +27,7 @@ pub mod inventory;
 pub mod judge;
 pub mod leftover;
 pub mod outcome;
+pub mod panics;
 pub mod plan;
 pub mod process;
 pub mod registry;

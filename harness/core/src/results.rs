@@ -408,6 +408,10 @@ pub struct RunResults {
     /// Why the run stopped early.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancel_reason: Option<CancelReason>,
+    /// The harness error that stopped the run, when one did (`cancel_reason` is `panic`):
+    /// where nfvi-verify panicked and with what message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub harness_error: Option<String>,
     /// Set when the run was killed and then finished by `run --resume`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resumed_from: Option<Resumed>,
@@ -552,6 +556,17 @@ impl RunResults {
     /// [`RunResults::header`] and the checks that finished, judged by the same rules and
     /// marked incomplete. `finished_at` is when the last check finished.
     pub fn recover(header: Self, checks: Vec<CheckResult>) -> Self {
+        Self::recover_stopped(header, checks, CancelReason::Killed, None)
+    }
+
+    /// [`RunResults::recover`] for a run that stopped for `reason`, and for a harness error
+    /// (a panic) when one stopped it.
+    pub fn recover_stopped(
+        header: Self,
+        checks: Vec<CheckResult>,
+        reason: CancelReason,
+        harness_error: Option<String>,
+    ) -> Self {
         let mut r = header;
         r.checks = checks;
         r.finished_at = r
@@ -569,7 +584,8 @@ impl RunResults {
             .unwrap_or_default()
             .as_secs_f64();
         r.complete = false;
-        r.cancel_reason = Some(CancelReason::Killed);
+        r.cancel_reason = Some(reason);
+        r.harness_error = harness_error;
         // The header recorded the waivers as given; they apply to the journal's results
         // as they would have to the whole run's.
         let waivers = r.waivers.take().map(|w| {
@@ -629,6 +645,7 @@ impl RunResults {
                 .as_secs_f64(),
             complete,
             cancel_reason: meta.cancel_reason,
+            harness_error: None,
             resumed_from: None,
             verdict: Verdict::Incomplete,
             totals: Totals::default(),

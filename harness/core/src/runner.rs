@@ -2,7 +2,7 @@
 //! registered cleanup drained after each check however it ended, and signals handled as
 //! documented in [`crate::cancel`]. Reporters receive [`RunEvent`]s and never query the runner.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,6 +13,7 @@ use crate::cancel::{CancelLevel, CancelReason, CancelSource, CancelToken};
 use crate::check::Check;
 use crate::context::{CheckContext, CleanupAction};
 use crate::outcome::{Outcome, SkipKind, SkipReason, Status};
+use crate::panics;
 use crate::plan::{Decision, Plan};
 use crate::results::{CheckRun, CleanupRecord};
 use crate::session::Shares;
@@ -217,6 +218,8 @@ impl Runner<'_> {
     pub async fn run(self, reporter: &mut dyn Reporter) -> RunOutput {
         let plan = self.plan;
         let token = self.source.token();
+        // Panic locations for the checks' errors (a no-op when the binary installed its own).
+        panics::install_chained();
         if self.options.handle_signals {
             // Detached: it lives as long as the runtime.
             drop(spawn_signal_listener(self.source.clone()));
@@ -235,6 +238,8 @@ impl Runner<'_> {
             .enumerate()
             .filter(|(i, _)| !elsewhere.contains(i));
         let mut running: JoinSet<CheckRun> = JoinSet::new();
+        // Which plan item each task runs, to report it should the task itself be lost.
+        let mut tasks: HashMap<tokio::task::Id, (usize, chrono::DateTime<Utc>)> = HashMap::new();
         let mut runs = Vec::with_capacity(plan.items.len());
         let mut stop: Option<CancelReason> = None;
         let finish = |run: CheckRun, runs: &mut Vec<CheckRun>, reporter: &mut dyn Reporter| {
@@ -269,7 +274,8 @@ impl Runner<'_> {
                             id: &meta.id,
                         });
                         let limit = self.options.timeout_override.unwrap_or(meta.timeout);
-                        running.spawn(run_one(
+                        let started_at = Utc::now();
+                        let one = run_one(
                             index,
                             item.check.clone(),
                             self.target.clone(),
@@ -277,7 +283,19 @@ impl Runner<'_> {
                             token.clone(),
                             self.options.grace,
                             limit,
-                        ));
+                        );
+                        // run_one contains the check's panics; one of its own is a harness
+                        // defect, reported as the check's error and not the end of the run.
+                        let task = running.spawn(async move {
+                            panics::catch_future(one).await.unwrap_or_else(|p| {
+                                harness_error(
+                                    index,
+                                    started_at,
+                                    format!("nfvi-verify panicked {p}"),
+                                )
+                            })
+                        });
+                        tasks.insert(task.id(), (index, started_at));
                     }
                 }
             }
@@ -285,9 +303,29 @@ impl Runner<'_> {
                 break;
             }
             tokio::select! {
-                Some(joined) = running.join_next() => {
-                    // run_one catches check panics itself; a panic here is a harness bug.
-                    let run = joined.expect("check task panicked outside the check");
+                Some(joined) = running.join_next_with_id() => {
+                    let run = match joined {
+                        Ok((id, run)) => {
+                            tasks.remove(&id);
+                            run
+                        }
+                        // Neither aborted nor able to panic (it catches its own); should it
+                        // be lost all the same, the check is an error, never missing.
+                        Err(e) => {
+                            let (index, started_at) = tasks
+                                .remove(&e.id())
+                                .expect("every task is recorded when it is spawned");
+                            let what = if e.is_panic() {
+                                format!(
+                                    "nfvi-verify panicked (location unknown): {}",
+                                    panics::payload_message(&*e.into_panic())
+                                )
+                            } else {
+                                "nfvi-verify lost the check's task (cancelled)".to_owned()
+                            };
+                            harness_error(index, started_at, what)
+                        }
+                    };
                     let bad = matches!(run.outcome.status, Status::Failed | Status::Error | Status::TimedOut);
                     finish(run, &mut runs, reporter);
                     if bad && self.options.fail_fast && stop.is_none() {
@@ -328,6 +366,21 @@ impl Runner<'_> {
             runs,
             cancel_reason,
         }
+    }
+}
+
+/// The run of a check the harness itself failed (a panic outside the check): an error.
+fn harness_error(index: usize, started_at: chrono::DateTime<Utc>, what: String) -> CheckRun {
+    tracing::error!(index, error = %what, "the harness failed while running a check");
+    CheckRun {
+        index,
+        node: None,
+        outcome: Outcome::error(format!(
+            "{what} while running this check (a defect of nfvi-verify; its cleanups may not have run)"
+        )),
+        started_at: Some(started_at),
+        duration: (Utc::now() - started_at).to_std().unwrap_or_default(),
+        cleanup: Vec::new(),
     }
 }
 
@@ -394,16 +447,18 @@ async fn run_one(
     ));
     let inner = {
         let cx = cx.clone();
-        tokio::spawn(async move { check.run(&cx).await })
+        tokio::spawn(panics::catch_future(async move { check.run(&cx).await }))
     };
     let abort = inner.abort_handle();
     tokio::pin!(inner);
     let mut outcome = tokio::select! {
         joined = &mut inner => match joined {
-            Ok(outcome) => outcome,
-            Err(e) if e.is_panic() => {
-                Outcome::error(format!("the check panicked: {}", panic_message(e.into_panic())))
-            }
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(p)) => Outcome::error(format!("the check panicked {p}")),
+            Err(e) if e.is_panic() => Outcome::error(format!(
+                "the check panicked: {}",
+                panics::payload_message(&*e.into_panic())
+            )),
             Err(_) => Outcome::error("the check was aborted"),
         },
         () = tokio::time::sleep(limit) => {
@@ -437,6 +492,7 @@ async fn run_one(
         ));
     }
     tracing::info!(check = %id, outcome = outcome.status.as_str(), "finished");
+    panics::inject("run-one");
     CheckRun {
         index,
         node: None,
@@ -453,18 +509,19 @@ async fn run_cleanups(cleanups: Vec<crate::context::Cleanup>) -> Vec<CleanupReco
     let mut records = Vec::with_capacity(cleanups.len());
     for c in cleanups.into_iter().rev() {
         let mut task = match c.action {
-            CleanupAction::Blocking(f) => tokio::task::spawn_blocking(f),
-            CleanupAction::Async(f) => tokio::spawn(f),
+            CleanupAction::Blocking(f) => tokio::task::spawn_blocking(move || panics::catch(f)),
+            CleanupAction::Async(f) => tokio::spawn(panics::catch_future(f)),
         };
         // On the deadline a future is aborted, so the next cleanup does not run beside it; a
         // blocking action cannot be stopped and is left to finish on its own (the session
         // does not wait for it past its close deadline).
         let error = match tokio::time::timeout(CLEANUP_DEADLINE, &mut task).await {
-            Ok(Ok(Ok(()))) => None,
-            Ok(Ok(Err(e))) => Some(e),
+            Ok(Ok(Ok(Ok(())))) => None,
+            Ok(Ok(Ok(Err(e)))) => Some(e),
+            Ok(Ok(Err(p))) => Some(format!("cleanup panicked {p}")),
             Ok(Err(e)) if e.is_panic() => Some(format!(
                 "cleanup panicked: {}",
-                panic_message(e.into_panic())
+                panics::payload_message(&*e.into_panic())
             )),
             Ok(Err(_)) => Some("cleanup was aborted".to_owned()),
             Err(_) => {
@@ -483,14 +540,6 @@ async fn run_cleanups(cleanups: Vec<crate::context::Cleanup>) -> Vec<CleanupReco
     records
 }
 
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "(non-string panic payload)".to_owned())
-}
-
 /// `90s` → `1m30s`, `0.5s` → `500ms`.
 pub fn humanize(d: Duration) -> String {
     let ms = d.as_millis();
@@ -500,5 +549,90 @@ pub fn humanize(d: Duration) -> String {
         format!("{}s", d.as_secs())
     } else {
         format!("{}m{}s", d.as_secs() / 60, d.as_secs() % 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::{CheckMeta, declare};
+    use nfvi_reference_model::Area;
+
+    /// Runs one check as the runner does, on a runtime like the runner's.
+    fn run_alone(check: Arc<dyn Check>) -> CheckRun {
+        panics::install_chained();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(run_one(
+            0,
+            check,
+            Arc::new(Target::local(&Default::default())),
+            Arc::default(),
+            CancelToken::never(),
+            Duration::from_secs(1),
+            Duration::from_secs(10),
+        ))
+    }
+
+    /// `file:line:` of a `line!()` in this file, as a panic location starts.
+    fn here(line: u32) -> String {
+        format!("{}:{line}:", file!())
+    }
+
+    #[test]
+    fn a_check_that_panics_is_an_error_naming_where_it_panicked() {
+        let check = declare(
+            CheckMeta::new("host.t.panics", Area::Host, "panics"),
+            |_cx| Box::pin(async move { panic!("out of range on line {}", line!()) }),
+        )
+        .into_check();
+        let run = run_alone(check);
+        assert_eq!(run.outcome.status, Status::Error);
+        // "the check panicked at harness/core/src/runner.rs:LINE:COL: out of range on line LINE"
+        let message = &run.outcome.message;
+        let line: u32 = message.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(
+            message.starts_with(&format!("the check panicked at {}", here(line))),
+            "{message}"
+        );
+        assert!(message.ends_with(&format!(": out of range on line {line}")));
+    }
+
+    #[test]
+    fn a_cleanup_that_panics_names_where_and_the_next_one_still_runs() {
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = ran.clone();
+        let check = declare(
+            CheckMeta::new("host.t.cleanup-panics", Area::Host, "cleanup panics"),
+            move |cx| {
+                let seen = seen.clone();
+                cx.on_cleanup("the first", move || {
+                    seen.store(true, std::sync::atomic::Ordering::SeqCst);
+                    Ok(())
+                });
+                cx.on_cleanup("the second", || panic!("blocking {}", line!()));
+                cx.on_cleanup_async("the third", async { panic!("async {}", line!()) });
+                Box::pin(async { Ok(Outcome::pass("observed")) })
+            },
+        )
+        .into_check();
+        let run = run_alone(check);
+        let errors: Vec<String> = run.cleanup.iter().filter_map(|c| c.error.clone()).collect();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        // Last registered first: the async one, then the blocking one.
+        for (error, kind) in errors.iter().zip(["async", "blocking"]) {
+            let line: u32 = error.rsplit(' ').next().unwrap().parse().unwrap();
+            assert!(
+                error.starts_with(&format!("cleanup panicked at {}", here(line)))
+                    && error.ends_with(&format!(": {kind} {line}")),
+                "{error}"
+            );
+        }
+        assert!(ran.load(std::sync::atomic::Ordering::SeqCst));
+        // A passing check whose cleanup failed is not a pass.
+        assert_eq!(run.outcome.status, Status::Error, "{}", run.outcome.message);
     }
 }
