@@ -3,6 +3,7 @@
 //! - `demo`: installs what the local run needs (Debian packages) if missing, builds, and runs
 //!   `nfvi-verify run --suite rc2` against this machine, then prints where the report is.
 //! - `ci`: the whole test suite, as `.ci/run` and the README call it.
+//! - `fuzz [--cases N]`: the property/fuzz targets of `fuzz/` with N cases each.
 //! - `schemas [--check]`: regenerates (or checks) the JSON Schemas under `schemas/`.
 //! - `bench`: criterion benchmarks plus the memory and `list` timing figures in the README.
 
@@ -788,10 +789,26 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// `cargo xtask fuzz [--cases N]`: the property/fuzz targets of `fuzz/` (issue #14) with
+/// `N` cases each (default 2048) instead of their in-code defaults that CI runs.
+fn fuzz(args: &[String]) -> Result<()> {
+    let cases: u32 = match args {
+        [] => 2048,
+        [flag, n] if flag == "--cases" => n
+            .parse()
+            .with_context(|| format!("--cases `{n}` is not a number"))?,
+        _ => bail!("usage: cargo xtask fuzz [--cases N]"),
+    };
+    run(cargo()
+        .args(["nextest", "run", "--package", "nfvi-fuzz", "--no-fail-fast"])
+        .env("PROPTEST_CASES", cases.to_string()))
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("demo") => demo(),
+        Some("fuzz") => fuzz(&args[1..]),
         Some("ci") => ci(),
         Some("schemas") => schemas(args.get(1).is_some_and(|a| a == "--check")),
         Some("bench") if args.get(1).is_some_and(|a| a == "cni") => bench_cni(),
@@ -811,7 +828,7 @@ fn main() -> Result<()> {
         Some("bench") => bench(),
         Some("deps") => install_deps(true),
         _ => bail!(
-            "usage: cargo xtask <demo|ci|schemas [--check]|bench [cni|cni-fuzz|datapath|fleet|evidence]|deps>\n  demo     set up and run the rc2 suite against this machine\n  ci       the whole test suite (what .ci/run runs)\n  schemas  regenerate the JSON Schemas (--check: fail if stale)\n  bench    benchmarks and the README's performance figures (bench cni: the CNI suite; bench cni-fuzz: the fuzzing campaign's invocations per second; bench datapath: the prober against sockperf; bench fleet: the host suite over 1, 3 and 10 sshd nodes; bench evidence: ingesting other tools' result files)\n  deps     install the system packages and Python helpers the tests need"
+            "usage: cargo xtask <demo|ci|fuzz [--cases N]|schemas [--check]|bench [cni|cni-fuzz|datapath|fleet|evidence]|deps>\n  demo     set up and run the rc2 suite against this machine\n  ci       the whole test suite (what .ci/run runs)\n  fuzz     the property/fuzz targets of fuzz/ for longer (--cases N each, default 2048)\n  schemas  regenerate the JSON Schemas (--check: fail if stale)\n  bench    benchmarks and the README's performance figures (bench cni: the CNI suite; bench cni-fuzz: the fuzzing campaign's invocations per second; bench datapath: the prober against sockperf; bench fleet: the host suite over 1, 3 and 10 sshd nodes; bench evidence: ingesting other tools' result files)\n  deps     install the system packages and Python helpers the tests need"
         ),
     }
 }

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+// In the library so that the property targets in fuzz/ reach it.
+use nfvi_verify::values::parse_duration;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -228,36 +230,6 @@ pub struct PingArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
-}
-
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map_or((s, "s"), |i| s.split_at(i));
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration such as 5s, 500ms or 100us"))?;
-    let secs = match unit {
-        "s" => v,
-        "ms" => v / 1e3,
-        "us" => v / 1e6,
-        "m" => v * 60.0,
-        _ => return Err(format!("`{s}`: unknown unit `{unit}`; use s, ms, us or m")),
-    };
-    if !secs.is_finite() || secs <= 0.0 {
-        return Err(format!("`{s}` must be a positive duration"));
-    }
-    // Checked: a value past what a Duration holds is an error, not a panic, and one that
-    // rounds to nothing is not "positive".
-    match std::time::Duration::try_from_secs_f64(secs) {
-        Ok(d) if d.is_zero() => Err(format!(
-            "`{s}` rounds to zero; the shortest duration is 1ns (0.001us)"
-        )),
-        Ok(d) => Ok(d),
-        Err(_) => Err(format!(
-            "`{s}` is longer than any duration this tool can wait"
-        )),
-    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use nfvi_harness::Areas;
 
+pub mod values;
+
 /// Every area of this build, in the order `list` and the reports show them.
 pub fn areas() -> Areas {
     Areas::new(vec![

@@ -19,6 +19,8 @@ mod area;
 mod assertions;
 mod catalog;
 mod fuzz;
+#[doc(hidden)]
+pub mod fuzzing;
 mod lab;
 mod netstate;
 mod nsthread;

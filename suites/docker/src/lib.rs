@@ -12,6 +12,8 @@ mod bodies;
 mod checks;
 pub mod clean;
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod identity;
 pub mod judge;
 pub mod probe;

@@ -78,7 +78,7 @@ async fn get(socket: &Path, path: &str) -> Result<Value, RawError> {
 }
 
 /// An HTTP/1.x answer: status, headers, body (chunked or not); the body of a 200 as JSON.
-fn parse(answer: &[u8]) -> Result<Value, RawError> {
+pub(crate) fn parse(answer: &[u8]) -> Result<Value, RawError> {
     let split = answer
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

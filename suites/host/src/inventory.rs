@@ -53,7 +53,7 @@ fn first_line(s: &str) -> String {
 /// The value of `key` in os-release(5) text: `KEY=VALUE` lines whose values are shell-quoted,
 /// unquoted here through shlex. A line the shell would reject (an unterminated quote) or that
 /// is more than one word is skipped, as are comments and other lines; the last assignment wins.
-fn os_release_value(text: &str, key: &str) -> Option<String> {
+pub(crate) fn os_release_value(text: &str, key: &str) -> Option<String> {
     text.lines()
         .filter_map(|l| l.trim().split_once('='))
         .filter(|(k, _)| *k == key)

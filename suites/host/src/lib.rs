@@ -12,6 +12,8 @@
 
 mod area;
 mod checks;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod inventory;
 mod parse;
 

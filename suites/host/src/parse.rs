@@ -29,7 +29,8 @@ pub(crate) fn meminfo_bytes(meminfo: &str, field: &str) -> Option<u64> {
     let mut parts = line.split(':').nth(1)?.split_whitespace();
     let value: u64 = parts.next()?.parse().ok()?;
     match parts.next() {
-        Some("kB") => Some(value * 1024),
+        // Checked: a value past u64 in bytes is unreadable, not a panic or a wrapped number.
+        Some("kB") => value.checked_mul(1024),
         None => Some(value),
         Some(_) => None,
     }
@@ -134,14 +135,36 @@ pub(crate) fn dpkg_entries(log: &str) -> usize {
         .count()
 }
 
-/// The start of the drift window.
+/// The start of the drift window. The hours come from the target file: a window longer
+/// than the calendar reaches back to its start rather than overflowing.
 pub(crate) fn window_start(now: NaiveDateTime, hours: u32) -> NaiveDateTime {
-    now - TimeDelta::hours(i64::from(hours))
+    now.checked_sub_signed(TimeDelta::hours(i64::from(hours)))
+        .unwrap_or(NaiveDateTime::MIN)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_meminfo_value_past_u64_in_bytes_is_unreadable_not_a_panic() {
+        // Found by fuzz/tests/host.rs: `value * 1024` overflowed.
+        let m = "MemTotal:       429496729623895488 kB\nHugePages_Total: 18446744073709551615\n";
+        assert_eq!(meminfo_bytes(m, "MemTotal"), None);
+        assert_eq!(meminfo_bytes(m, "HugePages_Total"), Some(u64::MAX));
+    }
+
+    #[test]
+    fn a_drift_window_longer_than_the_calendar_reaches_back_to_its_start() {
+        // `[host] drift_window_hours = 4294967295` in a target file once panicked here
+        // (found by fuzz/tests/host.rs).
+        let now = chrono::NaiveDate::from_ymd_opt(2025, 1, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap();
+        assert_eq!(window_start(now, u32::MAX), NaiveDateTime::MIN);
+        assert_eq!(window_start(now, 24), now - TimeDelta::hours(24));
+    }
 
     const CPUINFO: &str = "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu vme sse2 vmx hypervisor\n\nprocessor\t: 1\nflags\t\t: fpu vme sse2 vmx hypervisor\n";
 

@@ -17,6 +17,8 @@ mod checks;
 mod clean;
 pub mod cluster;
 pub mod daemonset;
+#[doc(hidden)]
+pub mod fuzzing;
 mod probes;
 
 pub use area::{DEFAULT_AGENT_IMAGE, K8sArea, KubernetesConfig, kubeconfig_need};

@@ -123,6 +123,15 @@ pub(crate) async fn issue_token(
     Ok((s.token, project))
 }
 
+/// A project-scoped token and Keystone's token body (with the catalog).
+pub(crate) async fn issue_session(
+    http: &reqwest::Client,
+    creds: &Credentials,
+) -> Result<(Secret, Value), String> {
+    let s = issue(http, creds).await?;
+    Ok((s.token, s.body))
+}
+
 /// The run's session for these credentials, issued once.
 async fn session(shared: &KollaShared, creds: &Credentials) -> Result<Session, String> {
     cache_slot(shared, creds)
@@ -378,7 +387,7 @@ async fn run(kind: Kind, cx: &CheckContext) -> CheckResult {
 
 /// An endpoint URL's root (what version discovery answers at): scheme, host, port and any
 /// path before the version segment (a trailing project id or its placeholder goes too).
-fn endpoint_root(url: &str) -> String {
+pub(crate) fn endpoint_root(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
     let mut parts: Vec<&str> = rest.split('/').collect();
     let project_id = |s: &str| {
@@ -400,7 +409,7 @@ fn endpoint_root(url: &str) -> String {
 
 /// The endpoints of the chosen interface (and region, when one is set), as (type, URL)
 /// with any project placeholder Keystone left unsubstituted removed.
-fn catalog_endpoints(token_body: &Value, creds: &Credentials) -> Vec<(String, String)> {
+pub(crate) fn catalog_endpoints(token_body: &Value, creds: &Credentials) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for svc in token_body["token"]["catalog"]
         .as_array()
@@ -450,7 +459,7 @@ async fn discover(http: &reqwest::Client, root: &str) -> Result<(u16, Value), St
 
 /// The version entries of a discovery document (`versions` as a list or as Keystone's
 /// `versions.values`, or a single `version`).
-fn versions(doc: &Value) -> Vec<&Value> {
+pub(crate) fn versions(doc: &Value) -> Vec<&Value> {
     if let Some(list) = doc["versions"].as_array() {
         list.iter().collect()
     } else if let Some(list) = doc["versions"]["values"].as_array() {
@@ -834,7 +843,7 @@ async fn authed_json(http: &reqwest::Client, token: &Secret, url: &str) -> Resul
 
 /// Nova's `os-services`: every enabled service up (`state`, and not `forced_down`), and at
 /// least one nova-compute.
-fn judge_compute_services(body: &Value, call: &str) -> Outcome {
+pub(crate) fn judge_compute_services(body: &Value, call: &str) -> Outcome {
     let Some(services) = body["services"].as_array() else {
         return Outcome::fail(format!("GET {call} answered without a `services` list"));
     };
@@ -900,7 +909,7 @@ fn judge_compute_services(body: &Value, call: &str) -> Outcome {
 }
 
 /// Neutron's agents: every administratively up agent alive, and at least one agent.
-fn judge_network_agents(body: &Value, call: &str) -> Outcome {
+pub(crate) fn judge_network_agents(body: &Value, call: &str) -> Outcome {
     let Some(agents) = body["agents"].as_array() else {
         return Outcome::fail(format!("GET {call} answered without an `agents` list"));
     };

@@ -17,6 +17,8 @@ mod api;
 mod area;
 mod containers;
 mod creds;
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 mod registry;
 pub mod services;
@@ -32,6 +34,25 @@ pub async fn project_token(
     let http = http::client(&creds.tls)?;
     let (token, project) = api::issue_token(&http, creds).await?;
     Ok((http, token, project))
+}
+
+/// As [`project_token`], with Keystone's token body (the catalog) instead of the project id,
+/// for areas that drive other tools against the same cloud (Tempest). A refused password is
+/// an error naming the user, where the credentials came from and the HTTP status.
+pub async fn project_session(
+    creds: &Credentials,
+) -> Result<(reqwest::Client, Secret, serde_json::Value), String> {
+    let http = http::client(&creds.tls)?;
+    let session = api::issue_session(&http, creds).await?;
+    Ok((http, session.0, session.1))
+}
+
+/// The catalog's endpoints of the credentials' interface and region, as (type, URL).
+pub fn catalog_endpoints(
+    token_body: &serde_json::Value,
+    creds: &Credentials,
+) -> Vec<(String, String)> {
+    api::catalog_endpoints(token_body, creds)
 }
 
 /// Every check of the kolla area: containers, registry, then the OpenStack APIs.

@@ -17,7 +17,7 @@ use crate::creds::Secret;
 use crate::http;
 use crate::services;
 
-mod challenge;
+pub(crate) mod challenge;
 
 /// Which question a check asks the registry: both share its client and authorisation.
 #[derive(Clone, Copy, Debug)]

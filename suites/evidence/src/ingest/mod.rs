@@ -311,7 +311,7 @@ pub(crate) fn log_identity(log: &crate::model::E2eLog) -> Recorded {
 }
 
 /// PRODUCT.yaml, at most 64 KiB.
-pub(crate) fn parse_product(data: &[u8]) -> Result<crate::model::Product, ParseError> {
+pub fn parse_product(data: &[u8]) -> Result<crate::model::Product, ParseError> {
     if data.len() > 64 << 10 {
         return Err(ParseError::whole("PRODUCT.yaml larger than 64 KiB"));
     }
@@ -341,6 +341,12 @@ pub fn parse_e2e(junit: &[u8], log: Option<&[u8]>) -> Result<E2eRun, ParseError>
 pub use junit::parse as parse_junit;
 pub use kubebench::parse as parse_kube_bench;
 pub use subunit::parse as parse_subunit;
+// For the property targets in fuzz/ (issue #14): each file kind reached without a path.
+#[doc(hidden)]
+pub use {
+    e2elog::parse as parse_e2e_log, kubebench::ingest as ingest_kube_bench,
+    sonobuoy::ingest as ingest_sonobuoy, subunit::ingest as ingest_subunit,
+};
 
 #[cfg(test)]
 mod tests {

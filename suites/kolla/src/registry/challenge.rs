@@ -5,7 +5,7 @@
 
 /// One challenge: the scheme (lowercase) and its parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Challenge {
+pub(crate) struct Challenge {
     /// `basic`, `bearer`, ... (schemes are case-insensitive).
     pub(super) scheme: String,
     /// `token68` credentials-style data, when the challenge carries that instead of params.
@@ -118,7 +118,7 @@ impl Cursor {
 
 /// Parses a `WWW-Authenticate` header value into its challenges. Malformed input is an error
 /// saying where (a character offset), never a panic.
-pub(super) fn parse(header: &str) -> Result<Vec<Challenge>, String> {
+pub(crate) fn parse(header: &str) -> Result<Vec<Challenge>, String> {
     let mut c = Cursor {
         chars: header.chars().collect(),
         at: 0,
