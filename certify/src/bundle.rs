@@ -8,6 +8,7 @@
 //! the reference model this binary embeds under `reference-model/`.
 
 use std::collections::BTreeSet;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use nfvi_harness::results::{RunResults, write_atomic};
@@ -122,14 +123,39 @@ fn read(path: &Path, limit: u64) -> Result<Vec<u8>, BundleError> {
         path: path.to_owned(),
         source,
     };
-    let len = std::fs::metadata(path).map_err(io)?.len();
+    let mut f = open_regular(path).map_err(io)?;
+    let len = f.metadata().map_err(io)?.len();
     if len > limit {
         return Err(BundleError::TooLarge {
             path: path.to_owned(),
             limit,
         });
     }
-    std::fs::read(path).map_err(io)
+    let mut data = Vec::new();
+    std::io::Read::read_to_end(&mut (&mut f).take(limit + 1), &mut data).map_err(io)?;
+    Ok(data)
+}
+
+/// Opens `path` only if it is a regular file, never through a symbolic link: the file
+/// opened is the one `lstat` saw (same device and inode), so whoever can write in the run
+/// directory or beside an evidence file cannot have the bundle pack another file (such as
+/// /etc/shadow) in its place.
+fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::MetadataExt as _;
+    let refuse = |why: &str| std::io::Error::other(format!("{why}; only regular files are bundled"));
+    let seen = std::fs::symlink_metadata(path)?;
+    if seen.file_type().is_symlink() {
+        return Err(refuse("it is a symbolic link"));
+    }
+    if !seen.is_file() {
+        return Err(refuse("it is not a regular file"));
+    }
+    let f = std::fs::File::open(path)?;
+    let opened = f.metadata()?;
+    if (opened.dev(), opened.ino()) != (seen.dev(), seen.ino()) {
+        return Err(refuse("it was replaced while being opened"));
+    }
+    Ok(f)
 }
 
 /// The default bundle name: `<run-id>.nfvi-bundle.tar.gz` in the current directory.
@@ -193,12 +219,11 @@ fn provenance(raw: &serde_json::Value) -> Vec<Provenance> {
     out
 }
 
-fn file_sha256(path: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
+fn file_sha256(f: &mut std::fs::File) -> std::io::Result<String> {
     let mut cx = ring::digest::Context::new(&ring::digest::SHA256);
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = std::io::Read::read(&mut f, &mut buf)?;
+        let n = std::io::Read::read(f, &mut buf)?;
         if n == 0 {
             return Ok(hex(cx.finish().as_ref()));
         }
@@ -244,7 +269,9 @@ pub fn bundle(run_dir: &Path, key: &PrivateKey, out: &Path) -> Result<Bundled, B
             file: p.file.clone(),
             why,
         };
-        let actual = file_sha256(path).map_err(|e| changed(format!("cannot read it: {e}")))?;
+        // Opened once: what is hashed is what goes in.
+        let mut f = open_regular(path).map_err(|e| changed(format!("cannot read it: {e}")))?;
+        let actual = file_sha256(&mut f).map_err(|e| changed(format!("cannot read it: {e}")))?;
         if !actual.eq_ignore_ascii_case(&p.sha256) {
             return Err(changed(format!(
                 "SHA-256 {actual}, the run recorded {}",
@@ -255,9 +282,8 @@ pub fn bundle(run_dir: &Path, key: &PrivateKey, out: &Path) -> Result<Bundled, B
         let mut bundle_members = Vec::new();
         if is_archive(&base) && !p.members.is_empty() {
             let wanted: BTreeSet<String> = p.members.iter().cloned().collect();
-            let f =
-                std::fs::File::open(path).map_err(|e| changed(format!("cannot read it: {e}")))?;
-            let got = archive::read_selected(f, &wanted, &limits).map_err(|source| {
+            std::io::Seek::rewind(&mut f).map_err(|e| changed(format!("cannot read it: {e}")))?;
+            let got = archive::read_selected(&mut f, &wanted, &limits).map_err(|source| {
                 BundleError::EvidenceArchive {
                     file: p.file.clone(),
                     source,
@@ -273,7 +299,17 @@ pub fn bundle(run_dir: &Path, key: &PrivateKey, out: &Path) -> Result<Bundled, B
             }
         } else {
             bundle_members.push(prefix.clone());
-            files.push((prefix, read(path, limits.member)?));
+            std::io::Seek::rewind(&mut f).map_err(|e| changed(format!("cannot read it: {e}")))?;
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut (&mut f).take(limits.member + 1), &mut data)
+                .map_err(|e| changed(format!("cannot read it: {e}")))?;
+            if data.len() as u64 > limits.member {
+                return Err(BundleError::TooLarge {
+                    path: path.to_owned(),
+                    limit: limits.member,
+                });
+            }
+            files.push((prefix, data));
         }
         evidence.push(EvidenceFile {
             original_path: p.file,
@@ -328,7 +364,8 @@ pub fn bundle(run_dir: &Path, key: &PrivateKey, out: &Path) -> Result<Bundled, B
             name: results.tool.name.clone(),
             version: results.tool.version.clone(),
             git_sha: results.tool.git_sha.clone(),
-            bundler_sha256: file_sha256(Path::new("/proc/self/exe"))
+            bundler_sha256: std::fs::File::open("/proc/self/exe")
+                .and_then(|mut f| file_sha256(&mut f))
                 .unwrap_or_else(|_| "unknown".into()),
             bundler_version: env!("CARGO_PKG_VERSION").to_owned(),
         },

@@ -605,3 +605,38 @@ fn a_bundle_judged_by_another_reference_model_is_not_certifiable() {
     assert_contains(&text, "differs from this binary's");
     assert_contains(&text, "not the one this nfvi-verify embeds");
 }
+
+/// A member of the run directory that is a symbolic link is refused, naming it: whoever can
+/// write in the run directory cannot make `bundle` (run as root) pack another file, such as
+/// /etc/shadow. The same run with the regular file bundles.
+#[test]
+fn a_run_member_that_is_a_link_is_never_packed() {
+    if !have_ssh_keygen() {
+        return;
+    }
+    let f = fixture();
+    let secret = f.dir.path().join("shadow");
+    std::fs::write(&secret, "root:$6$notahash:19000:0:99999:7:::\n").unwrap();
+    let log = f.run.join("nfvi-verify.log");
+    let kept = f.dir.path().join("log.kept");
+    std::fs::rename(&log, &kept).unwrap();
+    std::os::unix::fs::symlink(&secret, &log).unwrap();
+    let out_file = f.dir.path().join("linked.tar.gz");
+    let out = nfvi()
+        .arg("bundle")
+        .arg(&f.run)
+        .arg("--sign")
+        .arg(&f.key)
+        .arg("--out")
+        .arg(&out_file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_contains(&stderr, "nfvi-verify.log");
+    assert_contains(&stderr, "symbolic link");
+    assert!(!out_file.exists(), "a bundle was written");
+    std::fs::remove_file(&log).unwrap();
+    std::fs::rename(&kept, &log).unwrap();
+    bundle_run(&f.run, &f.key, &out_file);
+}

@@ -282,3 +282,48 @@ fn empty_and_unknown_files_list_the_accepted_kinds() {
     let e = refused(&tmp.path().join("missing.xml"));
     assert!(e.message.contains("cannot"), "{e}");
 }
+
+/// A file beside the named evidence (e2e.log, PRODUCT.yaml, a submission directory's
+/// junit_01.xml) that is a symbolic link is refused, naming it: whoever produced the directory
+/// cannot make the run read, and a bundle pack, another file (here a stand-in for
+/// /etc/shadow). The same files as regular copies are read.
+#[test]
+fn files_beside_the_evidence_are_never_read_through_a_link() {
+    let d = common::evidence_dir();
+    let rel = "k8s-e2e/cncf-v1.33-catalyst-cloud";
+    if !present(&d, &format!("{rel}/junit_01.xml")) {
+        return;
+    }
+    let secret_dir = tempfile::tempdir().unwrap();
+    let secret = write(secret_dir.path(), "shadow", b"root:$6$notahash:19000:0:99999:7:::\n");
+    for (linked, named_dir) in [
+        ("e2e.log", false),
+        ("PRODUCT.yaml", false),
+        ("junit_01.xml", true),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        for name in ["junit_01.xml", "e2e.log", "PRODUCT.yaml"] {
+            let to = tmp.path().join(name);
+            if name == linked {
+                std::os::unix::fs::symlink(&secret, &to).unwrap();
+            } else {
+                std::fs::copy(d.join(rel).join(name), &to).unwrap();
+            }
+        }
+        let named = if named_dir {
+            tmp.path().to_owned()
+        } else {
+            tmp.path().join("junit_01.xml")
+        };
+        let e = ingest::ingest(&named).expect_err("a linked file beside the evidence");
+        let text = e.to_string();
+        assert!(text.contains(linked), "{text}");
+        assert!(text.contains("a symbolic link"), "{text}");
+        assert!(!text.contains("notahash"), "{text}");
+        // The control: the same directory with a regular copy is read.
+        std::fs::remove_file(tmp.path().join(linked)).unwrap();
+        std::fs::copy(d.join(rel).join(linked), tmp.path().join(linked)).unwrap();
+        let ok = ingest::ingest(&named).expect("regular files are read");
+        assert_eq!(ok.provenance.len(), 3, "{linked}");
+    }
+}

@@ -116,6 +116,10 @@ fn hex(bytes: &[u8]) -> String {
 pub(crate) fn read_bounded(path: &Path) -> Result<Vec<u8>, IngestError> {
     let file = std::fs::File::open(path)
         .map_err(|e| IngestError::new(path, None, format!("cannot open: {e}")))?;
+    read_to_limit(path, file)
+}
+
+fn read_to_limit(path: &Path, file: std::fs::File) -> Result<Vec<u8>, IngestError> {
     let mut data = Vec::new();
     file.take(MAX_FILE + 1)
         .read_to_end(&mut data)
@@ -131,6 +135,41 @@ pub(crate) fn read_bounded(path: &Path) -> Result<Vec<u8>, IngestError> {
         ));
     }
     Ok(data)
+}
+
+/// Reads a file the operator did not name but that lies beside one (a submission directory's
+/// junit_01.xml, e2e.log, PRODUCT.yaml): `None` when there is none; only a regular file, never
+/// through a symbolic link, and the file opened is the one `lstat` saw. Whoever produced the
+/// directory cannot make the run read, and a bundle pack, another file such as /etc/shadow.
+pub(crate) fn read_beside(path: &Path) -> Result<Option<Vec<u8>>, IngestError> {
+    use std::os::unix::fs::MetadataExt as _;
+    let refuse = |why: &str| {
+        IngestError::new(
+            path,
+            None,
+            format!("{why}; a file beside the evidence is read only when it is a regular file"),
+        )
+    };
+    let seen = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(IngestError::new(path, None, format!("cannot read: {e}"))),
+    };
+    if seen.file_type().is_symlink() {
+        return Err(refuse("a symbolic link"));
+    }
+    if !seen.is_file() {
+        return Err(refuse("not a regular file"));
+    }
+    let file = std::fs::File::open(path)
+        .map_err(|e| IngestError::new(path, None, format!("cannot open: {e}")))?;
+    let opened = file
+        .metadata()
+        .map_err(|e| IngestError::new(path, None, format!("cannot read: {e}")))?;
+    if (opened.dev(), opened.ino()) != (seen.dev(), seen.ino()) {
+        return Err(refuse("replaced while it was being opened"));
+    }
+    read_to_limit(path, file).map(Some)
 }
 
 fn mtime(path: &Path) -> Option<DateTime<Utc>> {
@@ -175,7 +214,7 @@ pub fn ingest(input: &Path) -> Result<Ingested, IngestError> {
         .map_err(|e| IngestError::new(&input, None, format!("cannot read: {e}")))?;
     if meta.is_dir() {
         let junit = input.join("junit_01.xml");
-        if !junit.is_file() {
+        let Some(data) = read_beside(&junit)? else {
             return Err(IngestError::new(
                 &input,
                 None,
@@ -183,14 +222,14 @@ pub fn ingest(input: &Path) -> Result<Ingested, IngestError> {
                     "a directory, but without junit_01.xml: not a conformance submission ({ACCEPTED})"
                 ),
             ));
-        }
-        return ingest_file(&junit, input.clone());
+        };
+        return ingest_file(&junit, input.clone(), data);
     }
-    ingest_file(&input, input.clone())
+    let data = read_bounded(&input)?;
+    ingest_file(&input, input.clone(), data)
 }
 
-fn ingest_file(path: &Path, input: PathBuf) -> Result<Ingested, IngestError> {
-    let data = read_bounded(path)?;
+fn ingest_file(path: &Path, input: PathBuf, data: Vec<u8>) -> Result<Ingested, IngestError> {
     let mut it = match detect(&data) {
         Kind::Gzip => sonobuoy::ingest(path, &data)?,
         Kind::Xml => junit_file(path, &data)?,
@@ -254,8 +293,7 @@ fn junit_file(path: &Path, data: &[u8]) -> Result<Ingested, IngestError> {
             let dir = path.parent().unwrap_or(Path::new("."));
             let mut recorded = Recorded::default();
             let log_path = dir.join("e2e.log");
-            if log_path.is_file() {
-                let log = read_bounded(&log_path)?;
+            if let Some(log) = read_beside(&log_path)? {
                 let parsed = e2elog::parse(&log);
                 let mut p = provenance("kubernetes-e2e", &log_path, &log);
                 p.tool_version.clone_from(&parsed.e2e_version);
@@ -265,8 +303,7 @@ fn junit_file(path: &Path, data: &[u8]) -> Result<Ingested, IngestError> {
                 run.log = Some(parsed);
             }
             let product_path = dir.join("PRODUCT.yaml");
-            if product_path.is_file() {
-                let text = read_bounded(&product_path)?;
+            if let Some(text) = read_beside(&product_path)? {
                 run.product = Some(parse_product(&text).map_err(|e| e.in_file(&product_path))?);
                 files.push(provenance("kubernetes-e2e", &product_path, &text));
             }
