@@ -243,6 +243,8 @@ fn prepare_out_dir(dir: &Path) -> Result<(), CliError> {
             dir.display()
         )));
     }
+    // Before anything is created (nothing goes under another user's directory) and after.
+    crate::trusted::check_dir(dir).map_err(CliError::bad_input)?;
     std::fs::create_dir_all(dir).map_err(|e| {
         CliError::bad_input(format!(
             "cannot create output directory `{}`: {e}",

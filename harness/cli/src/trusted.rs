@@ -21,16 +21,54 @@ struct Dir {
     mode: u32,
 }
 
-/// Refuses `dir` (which exists) if a user other than root and `me` could control it. Only
-/// applies when running as root: an unprivileged run cannot be escalated through.
+/// Refuses `dir` if a user other than root and `me` could control it or any directory on the
+/// way to it. The path is walked as given: every prefix that exists is judged by the chain of
+/// directories it resolves to, and a prefix that is a symbolic link must be root's (or
+/// `me`'s), so that nobody else can re-point it between this check and the writes. Prefixes
+/// that do not exist yet end the walk: root creates them, inside a directory judged safe.
+/// Called before creating the directory (nothing is created under another user's) and again
+/// after. Only applies when running as root: an unprivileged run cannot be escalated through.
 pub fn check_dir(dir: &Path) -> Result<(), String> {
     let me = nix::unistd::geteuid().as_raw();
     if me != 0 {
         return Ok(());
     }
-    let real = dir
+    walk(dir, me).map_err(|why| {
+        format!(
+            "refusing to write into `{}` as root: {why}; another user could swap it for a link and have root write wherever it points. Choose a directory only root can write to (for example under /var/lib or a root-owned 0700 directory)",
+            dir.display()
+        )
+    })
+}
+
+fn walk(dir: &Path, me: u32) -> Result<(), String> {
+    let abs = std::path::absolute(dir).map_err(|e| format!("cannot resolve it: {e}"))?;
+    let mut prefix = PathBuf::new();
+    for part in abs.components() {
+        prefix.push(part);
+        let seen = match std::fs::symlink_metadata(&prefix) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+            Err(e) => return Err(format!("cannot read `{}`: {e}", prefix.display())),
+        };
+        if seen.file_type().is_symlink() && seen.uid() != 0 && seen.uid() != me {
+            return Err(format!(
+                "`{}` is a symbolic link that uid {} owns",
+                prefix.display(),
+                seen.uid()
+            ));
+        }
+        // Only the destination itself may not be a sticky shared directory such as /tmp.
+        judge(&resolved_chain(&prefix)?, me, prefix == abs)?;
+    }
+    Ok(())
+}
+
+/// The directories from `/` to what `path` resolves to.
+fn resolved_chain(path: &Path) -> Result<Vec<Dir>, String> {
+    let real = path
         .canonicalize()
-        .map_err(|e| format!("cannot resolve `{}`: {e}", dir.display()))?;
+        .map_err(|e| format!("cannot resolve `{}`: {e}", path.display()))?;
     let mut chain = Vec::new();
     for p in real.ancestors().collect::<Vec<_>>().into_iter().rev() {
         let m = std::fs::metadata(p).map_err(|e| format!("cannot read `{}`: {e}", p.display()))?;
@@ -41,12 +79,7 @@ pub fn check_dir(dir: &Path) -> Result<(), String> {
             mode: m.mode() & 0o7777,
         });
     }
-    judge(&chain, me).map_err(|why| {
-        format!(
-            "refusing to write into `{}` as root: {why}; another user could swap it for a link and have root write wherever it points. Choose a directory only root can write to (for example under /var/lib or a root-owned 0700 directory)",
-            dir.display()
-        )
-    })
+    Ok(chain)
 }
 
 /// Refuses the parent directory of `file` (see [`check_dir`]).
@@ -58,9 +91,15 @@ pub fn check_parent(file: &Path) -> Result<(), String> {
     check_dir(parent)
 }
 
-/// The judgement over the chain of directories from `/` to the destination (last).
-fn judge(chain: &[Dir], me: u32) -> Result<(), String> {
-    let last = chain.len().saturating_sub(1);
+/// The judgement over the chain of directories from `/` to the destination (last). A
+/// non-directory at the end (a prefix that resolves to a file) is judged as its directory
+/// would be; writing into it fails later on its own.
+fn judge(chain: &[Dir], me: u32, destination: bool) -> Result<(), String> {
+    let last = if destination {
+        chain.len().saturating_sub(1)
+    } else {
+        usize::MAX
+    };
     for (i, d) in chain.iter().enumerate() {
         if d.uid != 0 && d.uid != me {
             return Err(format!("`{}` belongs to uid {}", d.path.display(), d.uid));
@@ -110,8 +149,10 @@ mod tests {
             ("the user running it (not root) owns it", vec![root.clone(), d("/home/me", 7, 7, 0o700)], None),
         ];
         for (what, chain, want) in cases {
-            let got = judge(chain, 7).err();
+            let got = judge(chain, 7, true).err();
             assert_eq!(got.as_deref(), *want, "{what}");
         }
+        // On the way to the destination, a sticky shared directory is fine.
+        assert_eq!(judge(&[root, tmp], 7, false), Ok(()));
     }
 }

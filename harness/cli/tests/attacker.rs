@@ -611,3 +611,72 @@ fn clean_leaves_what_another_user_planted_alone() {
     std::fs::remove_file(s.victim_dir().join("keep")).unwrap();
     s.assert_untouched("clean --dry-run");
 }
+
+/// The output path as given is walked: a symbolic link on it that another user owns (or that
+/// lies in their directory) is refused, so they cannot re-point it between the check and the
+/// writes; nothing is created under their directory; a link root made is followed.
+#[test]
+fn an_output_path_through_another_users_link_is_refused_and_nothing_is_created() {
+    if !prerequisites() {
+        return;
+    }
+    let mut s = Scene::new();
+    let roots = s.base.path().join("roots");
+    std::fs::create_dir(&roots).unwrap();
+    let theirs = s.tmp.join("theirs");
+    s.plant(vec![
+        Plant::Link(s.tmp.join("evil-link"), roots.clone()),
+        Plant::Dir(theirs.clone()),
+        Plant::Link(theirs.join("inner"), roots.clone()),
+    ]);
+    let run = |out: &Path| {
+        common::nfvi()
+            .args([
+                "run",
+                "--suite",
+                "cni",
+                "--filter",
+                "cni.bridge.CNI-ENV-001",
+                "--no-progress",
+                "--out",
+            ])
+            .arg(out)
+            .env("TMPDIR", &s.tmp)
+            .output()
+            .unwrap()
+    };
+    for (out, why) in [
+        (
+            s.tmp.join("evil-link"),
+            format!("is a symbolic link that uid {} owns", s.uid),
+        ),
+        (theirs.join("inner"), format!("belongs to uid {}", s.uid)),
+        (theirs.join("new/sub"), format!("belongs to uid {}", s.uid)),
+    ] {
+        let o = run(&out);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{}: {stderr}", out.display());
+        assert!(stderr.contains(&why), "{}: {stderr}", out.display());
+        assert_eq!(
+            std::fs::read_dir(&roots).unwrap().count(),
+            0,
+            "{}",
+            out.display()
+        );
+    }
+    assert!(
+        !theirs.join("new").exists(),
+        "root created a directory under another user's"
+    );
+    s.assert_untouched("run --out through another user's link");
+    // The control: a link root made, in the same sticky directory, is followed.
+    let own = s.tmp.join("root-link");
+    std::os::unix::fs::symlink(&roots, &own).unwrap();
+    let o = run(&own);
+    assert!(
+        matches!(o.status.code(), Some(0 | 1 | 3)),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(roots.join("results.json").exists());
+}
