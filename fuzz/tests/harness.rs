@@ -1,6 +1,6 @@
 //! The harness's own inputs: the target file, waivers, results.json, the node agent's event
 //! lines, `--filter`/`--skip` globs, CIDRs in the target file, requirement IDs and the
-//! reference model's TOML, and CLI durations.
+//! reference model's TOML, and CLI durations, counts and sizes.
 
 use std::path::Path;
 use std::sync::LazyLock;
@@ -121,11 +121,41 @@ proptest! {
         }
     }
 
+    /// CLI counts and sizes: an error naming the range, or a value within it; never a panic.
+    #[test]
+    fn fuzz_cli_counts(t in text(seeds(&[
+        "0", "1", "6", "2000", "65507", "1000000000", "18446744073709551615",
+        "18446744073709551616", "-1", "+5", "1e3", " 7",
+    ]))) {
+        use nfvi_verify::values::*;
+        let in_range = |r: Result<u64, String>, lo: u64, hi: u64| match r {
+            Ok(n) => (lo..=hi).contains(&n),
+            Err(e) => e.contains(&format!("{lo} to {hi}")),
+        };
+        let wide = |r: Result<usize, String>| r.map(|n| n as u64);
+        prop_assert!(in_range(parse_probes(&t), 1, MAX_PROBES));
+        prop_assert!(in_range(parse_warmup(&t), 0, MAX_PROBES));
+        prop_assert!(in_range(wide(parse_rounds(&t)), 1, MAX_ROUNDS as u64));
+        prop_assert!(in_range(
+            wide(parse_payload(&t)),
+            PAYLOAD_RANGE.0 as u64,
+            PAYLOAD_RANGE.1 as u64
+        ));
+        prop_assert!(in_range(wide(parse_jobs(&t)), 1, MAX_JOBS as u64));
+        prop_assert!(in_range(parse_timeout_secs(&t), 1, MAX_TIMEOUT_SECS));
+        if let Ok(n) = t.parse::<u64>() {
+            prop_assert_eq!(parse_count(&t, 0, u64::MAX), Ok(n));
+        }
+    }
+
     /// CLI durations: an error or a positive duration, never a panic.
     #[test]
     fn fuzz_cli_duration(t in text(seeds(&["5s", "500ms", "100us", "2m", "0.001us", "1.5"]))) {
         if let Ok(d) = nfvi_verify::values::parse_duration(&t) {
             prop_assert!(!d.is_zero());
+        }
+        if let Ok(d) = nfvi_verify::values::parse_interval(&t) {
+            prop_assert!(!d.is_zero() && d <= nfvi_verify::values::MAX_INTERVAL);
         }
     }
 }

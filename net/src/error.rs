@@ -73,9 +73,9 @@ pub enum NetnsError {
     /// No thread could be started.
     #[error("cannot start a namespace thread")]
     Thread(#[source] io::Error),
-    /// The work run on the namespace thread panicked.
-    #[error("a namespace thread panicked")]
-    Panicked,
+    /// The work run on the namespace thread panicked: `panicked at FILE:LINE:COL: MESSAGE`.
+    #[error("a namespace thread {0}")]
+    Panicked(String),
 }
 
 /// A netlink connection or request.

@@ -17,6 +17,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
+use nfvi_harness::panics;
+
 use crate::error::NetnsError;
 use crate::names::PREFIX;
 use crate::sys;
@@ -83,7 +85,7 @@ where
     let (ns, thread) = start_create(name, setup)?;
     let made = thread
         .join()
-        .map_err(|_| NetnsError::Panicked)
+        .map_err(|p| NetnsError::Panicked(panics::join_message(&*p)))
         .and_then(|r| r);
     finish_create(ns, made)
 }
@@ -104,10 +106,12 @@ where
         Ok(t) => Ok(t),
         Err(_) => Err(thread
             .join()
-            .map_err(|_| NetnsError::Panicked)
+            .map_err(|p| NetnsError::Panicked(panics::join_message(&*p)))
             .and_then(|r| r)
             .err()
-            .unwrap_or(NetnsError::Panicked)),
+            .unwrap_or_else(|| {
+                NetnsError::Panicked("ended without an answer (location unknown)".into())
+            })),
     };
     finish_create(ns, made)
 }
@@ -249,6 +253,34 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_panic_while_creating_names_where_and_leaves_no_namespace() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIPPED: creating a namespace needs root");
+            return;
+        }
+        nfvi_harness::panics::install_chained();
+        let name = crate::unique("nfvpanic-");
+        let line = line!() + 1;
+        let err = create_with(&name, || panic!("boom in setup")).unwrap_err();
+        let text = crate::chain(&err);
+        let at = format!("a namespace thread panicked at {}:{line}:", file!());
+        assert!(text.starts_with(&at), "{text}");
+        assert!(text.ends_with(": boom in setup"), "{text}");
+        assert!(!Netns::named(&name).exists(), "{name} left behind");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let line = line!() + 2;
+        let err = runtime
+            .block_on(create_with_async(&name, || panic!("boom in async setup")))
+            .unwrap_err();
+        let text = crate::chain(&err);
+        let at = format!("a namespace thread panicked at {}:{line}:", file!());
+        assert!(text.starts_with(&at), "{text}");
+        assert!(!Netns::named(&name).exists(), "{name} left behind");
     }
 
     #[test]

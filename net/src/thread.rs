@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::thread::JoinHandle;
 
+use nfvi_harness::panics;
+
 use crate::error::NetnsError;
 use crate::sys;
 
@@ -50,7 +52,7 @@ where
 {
     spawn_in(path, f)?
         .join()
-        .map_err(|_| NetnsError::Panicked)?
+        .map_err(|p| NetnsError::Panicked(panics::join_message(&*p)))?
 }
 
 /// Runs `f` on a new thread inside the namespace at `path`; the calling task waits without
@@ -64,12 +66,17 @@ where
     let (tx, rx) = tokio::sync::oneshot::channel();
     builder()
         .spawn(move || {
-            let result = sys::enter_netns(&path).map(|()| f());
+            // Caught here, on its own thread, where the hook recorded where it panicked.
+            let result = sys::enter_netns(&path).and_then(|()| {
+                panics::catch(f).map_err(|p| NetnsError::Panicked(format!("panicked {p}")))
+            });
             let _ = tx.send(result);
         })
         .map_err(NetnsError::Thread)?;
-    // A dropped sender means `f` panicked.
-    rx.await.map_err(|_| NetnsError::Panicked)?
+    // The thread always sends; only a panic outside `f` (in sending) drops the sender.
+    rx.await.map_err(|_| {
+        NetnsError::Panicked("panicked (location unknown): it ended without an answer".into())
+    })?
 }
 
 /// Starts `command` inside the namespace at `path`: forked from a thread that entered it, the
@@ -91,6 +98,41 @@ mod tests {
             "{}",
             crate::chain(&err)
         );
+    }
+
+    /// `panicked at net/src/thread.rs:LINE:` and the message, or `None` without
+    /// CAP_SYS_ADMIN (setns is refused even into one's own namespace).
+    fn panicked_at(err: NetnsError, line: u32, message: &str) -> Option<()> {
+        let text = crate::chain(&err);
+        if matches!(err, NetnsError::Enter { .. }) {
+            eprintln!("SKIPPED: setns needs CAP_SYS_ADMIN ({text})");
+            return None;
+        }
+        let at = format!("a namespace thread panicked at {}:{line}:", file!());
+        assert!(
+            text.starts_with(&at) && text.ends_with(&format!(": {message}")),
+            "{text}"
+        );
+        Some(())
+    }
+
+    #[test]
+    fn a_panic_on_a_namespace_thread_names_where() {
+        nfvi_harness::panics::install_chained();
+        let here = PathBuf::from("/proc/thread-self/ns/net");
+        let line = line!() + 1;
+        let err = run_in(&here, || panic!("boom in run_in")).unwrap_err();
+        if panicked_at(err, line, "boom in run_in").is_none() {
+            return;
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let line = line!() + 2;
+        let err = runtime
+            .block_on(in_netns(here, || panic!("boom in in_netns")))
+            .unwrap_err();
+        panicked_at(err, line, "boom in in_netns");
     }
 
     #[test]

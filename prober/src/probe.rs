@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use nfvi_harness::panics;
 use serde::Serialize;
 
 /// How the client waits for a reply.
@@ -144,6 +145,16 @@ pub struct PingResult {
     pub summary: Summary,
 }
 
+/// The most elements a buffer is given before the first one arrives; beyond it, it grows as
+/// they come (a count or a number of rounds from the command line is no allocation size).
+const PREALLOC_MAX: usize = 1 << 16;
+
+/// The capacity to reserve for `n` elements expected: at most [`PREALLOC_MAX`].
+fn prealloc(n: impl TryInto<usize>) -> usize {
+    n.try_into()
+        .map_or(PREALLOC_MAX, |n: usize| n.min(PREALLOC_MAX))
+}
+
 /// Pins the calling thread to `cpu`.
 pub fn pin_current_thread(cpu: usize) -> Result<(), String> {
     let mut set = nix::sched::CpuSet::new();
@@ -224,7 +235,8 @@ impl Responder {
     pub fn stop(mut self) -> Result<u64, String> {
         self.stop.store(true, Ordering::Relaxed);
         self.handle.take().map_or(Ok(0), |h| {
-            h.join().map_err(|_| "responder panicked".to_owned())?
+            h.join()
+                .map_err(|p| format!("the responder {}", panics::join_message(&*p)))?
         })
     }
 }
@@ -232,8 +244,11 @@ impl Responder {
 impl Drop for Responder {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
+        if let Some(h) = self.handle.take()
+            && let Err(p) = h.join()
+        {
+            // Nobody to return it to: into the run's log, with where it panicked.
+            panics::log_joined("the responder (stopped when dropped)", &*p);
         }
     }
 }
@@ -316,7 +331,9 @@ pub fn start_responder_on(
         Ok(Err(e)) => Err(e),
         Err(_) => {
             stop.store(true, Ordering::Relaxed);
-            let joined = handle.join().map_err(|_| "responder panicked".to_owned())?;
+            let joined = handle
+                .join()
+                .map_err(|p| format!("the responder {}", panics::join_message(&*p)))?;
             Err(joined
                 .err()
                 .unwrap_or_else(|| "the responder did not start".to_owned()))
@@ -490,14 +507,17 @@ pub fn ping(peer: SocketAddr, cfg: &PingConfig) -> Result<PingResult, String> {
     let mut out = vec![0u8; payload];
     let mut buf = vec![0u8; payload.max(64)];
     let mut hist = new_histogram();
+    // Grown as replies come, never sized by the asked count: a count is not a promise of
+    // replies, and a huge one must not allocate up front.
     let mut samples = Vec::with_capacity(if cfg.keep_samples {
-        cfg.count as usize
+        prealloc(cfg.count)
     } else {
         0
     });
     let (mut lost, mut streak, mut seq) = (0u64, 0u32, 0u64);
     let mut measured_start = Instant::now();
-    let total = cfg.warmup + cfg.count;
+    // Any count and warm-up, even both near u64::MAX: saturating, never wrapping.
+    let total = cfg.warmup.saturating_add(cfg.count);
     while seq < total {
         if seq == cfg.warmup {
             measured_start = Instant::now();
@@ -556,7 +576,7 @@ pub fn ping(peer: SocketAddr, cfg: &PingConfig) -> Result<PingResult, String> {
                 }
             }
             None => {
-                streak += 1;
+                streak = streak.saturating_add(1);
                 if seq >= cfg.warmup {
                     lost += 1;
                 }
@@ -672,6 +692,34 @@ mod tests {
     }
 
     #[test]
+    fn counts_of_any_size_neither_overflow_nor_allocate_up_front() {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = s.local_addr().unwrap();
+        drop(s);
+        // Both near u64::MAX: their sum must not overflow, nor the samples be reserved.
+        let cfg = PingConfig {
+            count: u64::MAX,
+            warmup: u64::MAX,
+            keep_samples: true,
+            probe_timeout: Duration::from_millis(5),
+            max_consecutive_losses: 2,
+            ..Default::default()
+        };
+        let err = ping(addr, &cfg).err().unwrap();
+        assert!(err.contains("did not answer 2 probes in a row"), "{err}");
+        let tcp = PingConfig {
+            proto: Proto::Tcp,
+            ..cfg.clone()
+        };
+        assert!(ping(addr, &tcp).is_err());
+        // 2^40 rounds: an error at the first block, not 8 TiB reserved for the medians.
+        let err = compare_peers(addr, addr, 1 << 40, &cfg).err().unwrap();
+        assert!(err.starts_with("round 0, peer "), "{err}");
+        assert_eq!(prealloc(u64::MAX), PREALLOC_MAX);
+        assert_eq!(prealloc(3usize), 3);
+    }
+
+    #[test]
     fn a_port_in_use_is_a_clear_error() {
         let s = UdpSocket::bind("127.0.0.1:0").unwrap();
         let err = start_responder(None, s.local_addr().unwrap(), false)
@@ -731,11 +779,11 @@ pub fn compare_peers(
         first,
         second,
         block: cfg.count,
-        first_p50_us: Vec::with_capacity(rounds),
-        second_p50_us: Vec::with_capacity(rounds),
+        first_p50_us: Vec::with_capacity(prealloc(rounds)),
+        second_p50_us: Vec::with_capacity(prealloc(rounds)),
         lost: [0, 0],
-        first_p99_us: Vec::with_capacity(rounds),
-        second_p99_us: Vec::with_capacity(rounds),
+        first_p99_us: Vec::with_capacity(prealloc(rounds)),
+        second_p99_us: Vec::with_capacity(prealloc(rounds)),
         first_cdf_us: Vec::new(),
         second_cdf_us: Vec::new(),
     };
@@ -745,7 +793,7 @@ pub fn compare_peers(
         for which in order {
             let peer = if which == 0 { first } else { second };
             let res = ping(peer, cfg).map_err(|e| format!("round {r}, peer {peer}: {e}"))?;
-            out.lost[which] += res.summary.lost;
+            out.lost[which] = out.lost[which].saturating_add(res.summary.lost);
             merged[which]
                 .add(&res.histogram)
                 .map_err(|e| format!("merging the RTT histograms: {e}"))?;

@@ -112,15 +112,28 @@ fn stop_on_end_of_input(source: CancelSource) {
     std::thread::Builder::new()
         .name("nfvi-agent-stdin".into())
         .spawn(move || {
-            let mut sink = [0u8; 512];
-            let mut stdin = std::io::stdin().lock();
-            loop {
-                match stdin.read(&mut sink) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
+            // Detached (nothing joins it): a panic is caught here, said on standard error
+            // (which the jump host quotes) and stops the run, which could no longer be stopped.
+            let watched = nfvi_harness::panics::catch(|| {
+                let mut sink = [0u8; 512];
+                let mut stdin = std::io::stdin().lock();
+                loop {
+                    match stdin.read(&mut sink) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
+            });
+            match watched {
+                Ok(()) => source.escalate(CancelReason::Interrupt),
+                Err(p) => {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "nfvi-verify: the agent's input watcher panicked {p}; stopping the run"
+                    );
+                    source.escalate(CancelReason::Panic);
                 }
             }
-            source.escalate(CancelReason::Interrupt);
         })
         .expect("a thread starts");
 }

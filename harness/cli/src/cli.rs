@@ -4,7 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 // In the library so that the property targets in fuzz/ reach it.
-use nfvi_verify::values::parse_duration;
+use nfvi_verify::values::{
+    parse_duration, parse_interval, parse_jobs, parse_payload, parse_probes, parse_rounds,
+    parse_timeout_secs, parse_warmup,
+};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -168,17 +171,17 @@ pub struct CompareArgs {
     pub first: std::net::SocketAddr,
     /// The second responder.
     pub second: std::net::SocketAddr,
-    /// Rounds; each measures one block to each responder, in ABBA order.
-    #[arg(long, default_value_t = 6)]
+    /// Rounds; each measures one block to each responder, in ABBA order (1 to 100000).
+    #[arg(long, default_value_t = 6, value_parser = parse_rounds)]
     pub rounds: usize,
-    /// Probes per block.
-    #[arg(long, default_value_t = 2000)]
+    /// Probes per block (1 to 10^9).
+    #[arg(long, default_value_t = 2000, value_parser = parse_probes)]
     pub block: u64,
     /// How to wait for replies: blocking, spin or paced.
     #[arg(long, default_value = "blocking")]
     pub mode: String,
-    /// Warm-up probes per block, discarded.
-    #[arg(long, default_value_t = 200)]
+    /// Warm-up probes per block, discarded (0 to 10^9).
+    #[arg(long, default_value_t = 200, value_parser = parse_warmup)]
     pub warmup: u64,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
@@ -202,8 +205,8 @@ pub struct ServeArgs {
 pub struct PingArgs {
     /// The responder's address and port.
     pub peer: std::net::SocketAddr,
-    /// Measured probes.
-    #[arg(long, default_value_t = 10_000, conflicts_with = "duration")]
+    /// Measured probes (1 to 10^9).
+    #[arg(long, default_value_t = 10_000, conflicts_with = "duration", value_parser = parse_probes)]
     pub count: u64,
     /// Probe for this long instead of a count, for example 5s or 500ms.
     #[arg(long, value_parser = parse_duration)]
@@ -218,14 +221,14 @@ pub struct PingArgs {
     /// paced), which removes the client's wake-up from the RTT.
     #[arg(long)]
     pub kernel_timestamps: bool,
-    /// Interval between probes in paced mode, for example 10ms.
-    #[arg(long, default_value = "10ms", value_parser = parse_duration)]
+    /// Interval between probes in paced mode, for example 10ms (at most 60s).
+    #[arg(long, default_value = "10ms", value_parser = parse_interval)]
     pub interval: std::time::Duration,
-    /// Warm-up probes, discarded.
-    #[arg(long, default_value_t = 1000)]
+    /// Warm-up probes, discarded (0 to 10^9).
+    #[arg(long, default_value_t = 1000, value_parser = parse_warmup)]
     pub warmup: u64,
-    /// Datagram size in bytes.
-    #[arg(long, default_value_t = 16)]
+    /// Datagram size in bytes (8 to 65507).
+    #[arg(long, default_value_t = 16, value_parser = parse_payload)]
     pub size: usize,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
@@ -347,7 +350,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Checks to run at the same time.
-    #[arg(long, default_value_t = 4, value_name = "N")]
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = parse_jobs)]
     pub jobs: usize,
     #[command(flatten)]
     pub selection: Selection,
@@ -369,7 +372,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_clean: bool,
     /// One deadline in seconds for every check, instead of each check's own.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_timeout_secs)]
     pub timeout: Option<u64>,
     /// Failures to accept for now, as a TOML file of [[waiver]] tables (checks, reason,
     /// owner, expires, ...): they are shown as waived, never as passed, and no longer decide

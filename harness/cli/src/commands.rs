@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use nfvi_harness::fleet::{AgentRequest, FleetError, NodeSpec};
 use nfvi_harness::plan::{self, Decision, Plan, PlanOptions};
-use nfvi_harness::results::{Invocation, RunMeta, RunResults, ToolInfo};
+use nfvi_harness::results::{CheckResult, Invocation, RunMeta, RunResults, ToolInfo};
 use nfvi_harness::runner::{Reporter, RunEvent, Tee};
 use nfvi_harness::{Areas, Capabilities, Registry, RunnerBuilder, Session, Target, exit_code};
 use nfvi_reference_model::ReferenceModel;
@@ -338,18 +338,20 @@ struct Collector<'p> {
     plan: &'p Plan,
     runs: Vec<nfvi_harness::results::CheckRun>,
     journal: Option<crate::journal::Journal>,
+    /// The same results, kept outside the run for [`save_after_panic`].
+    observed: &'p mut Vec<CheckResult>,
 }
 
 impl Reporter for Collector<'_> {
     fn report(&mut self, event: &RunEvent<'_>) {
         if let RunEvent::CheckFinished { run, .. } = event {
-            if let Some(journal) = self.journal.as_mut() {
-                journal.record(&nfvi_harness::results::CheckResult::of(
-                    self.plan,
-                    (*run).clone(),
-                ));
-            }
+            // Kept before the journal is written: should that panic, the result stays.
+            let result = CheckResult::of(self.plan, (*run).clone());
+            self.observed.push(result.clone());
             self.runs.push((*run).clone());
+            if let Some(journal) = self.journal.as_mut() {
+                journal.record(&result);
+            }
             if self.runs.len() == 1 {
                 nfvi_harness::panics::inject("check-finished");
             }
@@ -357,62 +359,80 @@ impl Reporter for Collector<'_> {
     }
 }
 
+/// What a run observed, kept outside it so that a panic loses none of it: the journal's
+/// header and every result reported (a resumed run's carried results first).
+#[derive(Default)]
+struct Observed {
+    /// The output directory, once the run has one.
+    dir: Option<PathBuf>,
+    /// The journal, while the run writes one.
+    journal: Option<PathBuf>,
+    /// The run before any check (the journal's header).
+    header: Option<RunResults>,
+    /// The results reported so far.
+    results: Vec<CheckResult>,
+    /// results.json was written (a later panic must not replace it).
+    written: bool,
+}
+
 /// `run`. Should nfvi-verify panic once the run's journal is open, the results it observed
 /// until then are written all the same, from the journal, marked incomplete (`panic`), with
 /// where it panicked as their harness error; the error names it too (exit 3).
 pub fn run(args: &RunArgs) -> CmdResult {
-    // The journal, once the run writes one: what the run observed, should it panic.
-    let mut journal = None;
-    match nfvi_harness::panics::catch(|| run_journaled(args, &mut journal)) {
-        Ok(result) => result,
-        Err(panic) => {
-            let saved = save_after_panic(journal.as_deref(), &panic);
-            Err(CliError::Panicked {
-                panic,
-                saved: Some(saved),
-            })
-        }
-    }
+    // What the run observed, should it panic.
+    let mut observed = Observed::default();
+    let panic = match nfvi_harness::panics::catch(|| run_journaled(args, &mut observed)) {
+        // A reporter panicked: the runner stopped the checks, they cleaned up, the session
+        // closed, and the run returned its results unwritten.
+        Ok(Err(CliError::Panicked { panic, saved: None })) => panic,
+        Ok(result) => return result,
+        Err(panic) => panic,
+    };
+    // A panic while saving must not take the place of the first one, which the error names.
+    let saved = nfvi_harness::panics::catch(|| save_after_panic(&observed, &panic))
+        .unwrap_or_else(|p| format!("no results were saved: saving them panicked too ({p})"));
+    Err(CliError::Panicked {
+        panic,
+        saved: Some(saved),
+    })
 }
 
-/// Writes the results of a run that panicked from its journal: results.json first, then
-/// the other reports (a panic there leaves results.json written). Says what it wrote.
-fn save_after_panic(journal: Option<&Path>, panic: &nfvi_harness::panics::Panic) -> String {
-    let Some(journal) = journal else {
-        return "no results were saved: the run had not opened its journal".to_owned();
+/// Writes the results of a run that panicked, as it observed them until then (the results
+/// its journal holds, and any the journal could not take): results.json first, then the
+/// other reports (a panic there leaves results.json written). Says what it wrote.
+fn save_after_panic(observed: &Observed, panic: &nfvi_harness::panics::Panic) -> String {
+    let (Some(dir), Some(header)) = (&observed.dir, &observed.header) else {
+        return "no results were saved: the run had not started its checks".to_owned();
     };
-    let dir = journal
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
     let artifacts = Artifacts::in_dir(dir);
-    if !journal.exists() {
-        // The journal is removed once results.json is written.
+    // The journal is removed once results.json is written.
+    if observed.written || observed.journal.as_ref().is_some_and(|j| !j.exists()) {
         return format!(
             "the run had written its results before: {}",
             artifacts.results.display()
         );
     }
-    let results =
-        match crate::journal::recover_after_panic(journal, format!("nfvi-verify panicked {panic}"))
-        {
-            Ok(r) => r,
-            Err(e) => {
-                return format!(
-                    "no results were saved: its journal {} cannot be read back ({})",
-                    journal.display(),
-                    chain(&e)
-                );
-            }
-        };
+    nfvi_harness::panics::inject("save-results");
+    let results = RunResults::recover_stopped(
+        header.clone(),
+        observed.results.clone(),
+        nfvi_harness::cancel::CancelReason::Panic,
+        Some(format!("nfvi-verify panicked {panic}")),
+    );
     if let Err(e) =
         nfvi_harness::results::write_atomic(&artifacts.results, results.to_json().as_bytes())
     {
-        return format!(
-            "no results were saved: cannot write {} ({e}); `nfvi-verify report --from {}` renders them from its journal",
-            artifacts.results.display(),
-            journal.display()
-        );
+        return match &observed.journal {
+            Some(journal) => format!(
+                "no results were saved: cannot write {} ({e}); `nfvi-verify report --from {}` renders them from its journal",
+                artifacts.results.display(),
+                journal.display()
+            ),
+            None => format!(
+                "no results were saved: cannot write {} ({e}), and the run has no journal",
+                artifacts.results.display()
+            ),
+        };
     }
     let reports =
         match nfvi_harness::panics::catch(|| nfvi_reports::write_artifacts(&results, &artifacts)) {
@@ -427,17 +447,27 @@ fn save_after_panic(journal: Option<&Path>, panic: &nfvi_harness::panics::Panic)
             ),
             Err(p) => format!("but not the reports (they panicked too, {p})"),
         };
+    let then = if observed.journal.is_some() {
+        format!(
+            "`nfvi-verify run --resume {}` runs what did not finish",
+            dir.display()
+        )
+    } else {
+        format!(
+            "the run had no journal to resume from; `nfvi-verify run --rerun-failed {}` runs what did not pass",
+            artifacts.results.display()
+        )
+    };
     let n = results.checks.len();
     format!(
-        "the {n} check result{} it observed until then {} in {}, marked incomplete (panic), {reports}; `nfvi-verify run --resume {}` runs what did not finish",
+        "the {n} check result{} it observed until then {} in {}, marked incomplete (panic), {reports}; {then}",
         if n == 1 { "" } else { "s" },
         if n == 1 { "is" } else { "are" },
         artifacts.results.display(),
-        dir.display()
     )
 }
 
-fn run_journaled(args: &RunArgs, journal_at: &mut Option<PathBuf>) -> CmdResult {
+fn run_journaled(args: &RunArgs, observed: &mut Observed) -> CmdResult {
     let previous = match &args.rerun_failed {
         Some(path) => Some(RunResults::load(path)?),
         None => None,
@@ -651,11 +681,24 @@ fn run_journaled(args: &RunArgs, journal_at: &mut Option<PathBuf>) -> CmdResult 
         Some(r) => crate::journal::Journal::reopen(&r.journal, r.valid_len),
         None => crate::journal::Journal::open(&dir, &header, &key),
     };
-    *journal_at = journal.path_if_open().map(Path::to_owned);
+    observed.journal = journal.path_if_open().map(Path::to_owned);
+    observed.dir = Some(dir.clone());
+    // A resumed run's journal starts with the killed run's header and results.
+    observed.header = Some(
+        resume
+            .as_ref()
+            .map_or_else(|| header.clone(), |r| r.header.clone()),
+    );
+    observed.results = resume
+        .as_ref()
+        .map(|r| r.carried.clone())
+        .unwrap_or_default();
+    let carried = observed.results.len();
     let mut collector = Collector {
         plan: &plan,
         runs: Vec::new(),
         journal: Some(journal),
+        observed: &mut observed.results,
     };
     let mut reporters = Tee(vec![&mut console, &mut collector]);
     if let Some(r) = &resume {
@@ -691,6 +734,18 @@ fn run_journaled(args: &RunArgs, journal_at: &mut Option<PathBuf>) -> CmdResult 
             tracing::warn!(action = %record.action, error = %e, "closing the session");
             eprintln!("warning: {}: {e}", record.action);
         }
+    }
+    if let Some(panic) = output.panic {
+        // A reporter panicked and heard nothing after it: the runner's own record of the
+        // checks is complete (every planned check once), the reporters' may not be.
+        collector.observed.truncate(carried);
+        collector.observed.extend(
+            output
+                .runs
+                .into_iter()
+                .map(|run| CheckResult::of(&plan, run)),
+        );
+        return Err(CliError::Panicked { panic, saved: None });
     }
     nfvi_harness::panics::inject("after-checks");
 
@@ -728,6 +783,7 @@ fn run_journaled(args: &RunArgs, journal_at: &mut Option<PathBuf>) -> CmdResult 
     };
     let artifacts = Artifacts::in_dir(&dir);
     let written = nfvi_reports::write_artifacts(&results, &artifacts);
+    observed.written = written.is_ok();
     if let Err(failed) = written {
         // The verdict is not lost: it is printed, and results.json goes elsewhere if the
         // output directory refused it.

@@ -236,18 +236,6 @@ pub fn recover(path: &Path) -> Result<RunResults, CliError> {
     Ok(RunResults::recover(r.header, r.checks))
 }
 
-/// The results of a run that panicked, from its journal: marked incomplete (`panic`), with
-/// where and why as its harness error.
-pub fn recover_after_panic(path: &Path, harness_error: String) -> Result<RunResults, CliError> {
-    let r = read(path)?;
-    Ok(RunResults::recover_stopped(
-        r.header,
-        r.checks,
-        nfvi_harness::cancel::CancelReason::Panic,
-        Some(harness_error),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -167,6 +167,10 @@ fn no_hostile_file_or_argument_makes_the_binary_panic() {
         "NaN",
         "inf",
         "18446744073709551616",
+        "18446744073709551615",
+        "1099511627776",
+        "4294967296",
+        "-1",
         "99999999999999999999999",
         "0.0000000001us",
         "5xs",
@@ -206,6 +210,26 @@ fn no_hostile_file_or_argument_makes_the_binary_panic() {
         cases.push(s(&["probe", "ping", "127.0.0.1:9", "--duration", value]));
         cases.push(s(&["probe", "ping", "127.0.0.1:9", "--count", value]));
         cases.push(s(&["probe", "ping", "127.0.0.1:9", "--size", value]));
+        cases.push(s(&["probe", "ping", "127.0.0.1:9", "--warmup", value]));
+        cases.push(s(&[
+            "probe",
+            "ping",
+            "127.0.0.1:9",
+            "--duration",
+            "1s",
+            "--warmup",
+            value,
+        ]));
+        for flag in ["--rounds", "--block", "--warmup"] {
+            cases.push(s(&[
+                "probe",
+                "compare",
+                "127.0.0.1:9",
+                "127.0.0.1:10",
+                flag,
+                value,
+            ]));
+        }
         cases.push(s(&[
             "probe",
             "ping",
@@ -228,5 +252,98 @@ fn no_hostile_file_or_argument_makes_the_binary_panic() {
     }
     for args in &cases {
         assert_no_panic(args);
+    }
+}
+
+/// Counts past what the prober can do are refused at the command line (exit 2), naming the
+/// flag, the value and the range, before anything is sent or allocated.
+#[test]
+fn huge_counts_are_refused_naming_the_flag_the_value_and_the_range() {
+    let s = |v: &[&str]| v.iter().map(|a| (*a).to_owned()).collect::<Vec<String>>();
+    for (args, flag, value, range) in [
+        (
+            s(&[
+                "probe",
+                "compare",
+                "127.0.0.1:9",
+                "127.0.0.1:10",
+                "--rounds",
+                "1099511627776",
+            ]),
+            "--rounds",
+            "1099511627776",
+            "1 to 100000",
+        ),
+        (
+            s(&[
+                "probe",
+                "ping",
+                "127.0.0.1:9",
+                "--count",
+                "18446744073709551615",
+            ]),
+            "--count",
+            "18446744073709551615",
+            "1 to 1000000000",
+        ),
+        (
+            s(&[
+                "probe",
+                "ping",
+                "127.0.0.1:9",
+                "--duration",
+                "1s",
+                "--warmup",
+                "18446744073709551615",
+            ]),
+            "--warmup",
+            "18446744073709551615",
+            "0 to 1000000000",
+        ),
+        (
+            s(&["probe", "ping", "127.0.0.1:9", "--size", "65508"]),
+            "--size",
+            "65508",
+            "8 to 65507",
+        ),
+        (
+            s(&[
+                "run",
+                "--suite",
+                "host",
+                "--jobs",
+                "0",
+                "--out",
+                "/nonexistent/never-written",
+            ]),
+            "--jobs",
+            "0",
+            "1 to 256",
+        ),
+        (
+            s(&[
+                "run",
+                "--suite",
+                "host",
+                "--timeout",
+                "18446744073709551615",
+                "--out",
+                "/nonexistent/never-written",
+            ]),
+            "--timeout",
+            "18446744073709551615",
+            "1 to 604800",
+        ),
+    ] {
+        let out = nfvi()
+            .args(&args)
+            .timeout(Duration::from_secs(60))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        for part in [flag, value, range] {
+            assert!(stderr.contains(part), "{args:?}: no {part:?} in {stderr}");
+        }
     }
 }

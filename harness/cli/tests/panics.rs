@@ -160,11 +160,10 @@ fn a_panic_while_the_checks_run_writes_those_that_finished() {
     let at = injected_at("harness/cli/src/commands.rs", "check-finished");
     let r = results(&out);
     stopped_by_panic(&ran, &r, &at);
+    // A reporter's panic stops the run as a signal would: the running checks finish or are
+    // stopped, and cleaned up, the rest never start; every planned check is there once.
     let checks = r["checks"].as_array().unwrap();
-    assert!(
-        !checks.is_empty() && checks.len() < CHECKS,
-        "the first check and not every one: {checks:?}"
-    );
+    assert_eq!(checks.len(), CHECKS, "{checks:?}");
     assert!(out.join("report.html").is_file());
     // Resumed, the run has every check once.
     let resumed = nfvi()
@@ -180,6 +179,44 @@ fn a_panic_while_the_checks_run_writes_those_that_finished() {
     let done = results(&out);
     assert_eq!(done["complete"], true);
     assert_eq!(done["checks"].as_array().unwrap().len(), CHECKS);
+}
+
+#[test]
+fn a_run_without_a_journal_still_writes_its_results_after_a_panic() {
+    let home = tempfile::tempdir().unwrap();
+    let out = home.path().join("run");
+    // Something already stands at the journal's name: the run goes on without one.
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("results.journal"), "planted\n").unwrap();
+    let ran = run_panicking("after-checks", &out);
+    assert_contains(&ran.stderr, "no journal for this run");
+    let at = injected_at("harness/cli/src/commands.rs", "after-checks");
+    let r = results(&out);
+    stopped_by_panic(&ran, &r, &at);
+    assert_eq!(r["checks"].as_array().unwrap().len(), CHECKS);
+    assert_contains(&ran.stderr, "the run had no journal to resume from");
+    assert_eq!(
+        std::fs::read_to_string(out.join("results.journal")).unwrap(),
+        "planted\n"
+    );
+}
+
+#[test]
+fn a_panic_while_saving_keeps_the_first_panics_location() {
+    let home = tempfile::tempdir().unwrap();
+    let out = home.path().join("run");
+    let ran = run_panicking("after-checks,save-results", &out);
+    let first = injected_at("harness/cli/src/commands.rs", "after-checks");
+    let second = injected_at("harness/cli/src/commands.rs", "save-results");
+    assert_eq!(ran.code, 3, "{}", ran.stderr);
+    assert_contains(
+        &ran.stderr,
+        &format!("error: nfvi-verify panicked at {first}"),
+    );
+    assert_contains(
+        &ran.stderr,
+        &format!("no results were saved: saving them panicked too (at {second}"),
+    );
 }
 
 #[test]

@@ -2,13 +2,15 @@
 //! happened (file:line:col, message, thread) and logs it, and [`catch`] and [`catch_future`]
 //! turn a panic into a [`Panic`] that names its location, for the runner (a check's or a
 //! cleanup's panic is the check's error) and the binary (any other panic is a harness error,
-//! and a run still writes what it observed).
+//! and a run still writes what it observed). A panic no `catch` will see (on a thread of its
+//! own, a detached task) is printed by the hook as one line; a thread's panic that its joiner
+//! receives is named with its location by [`join_message`].
 //!
 //! The workspace builds with `panic = "unwind"` (the default: there is no `[profile]` section
 //! in the root Cargo.toml). With `panic = "abort"` none of this could run; a test
 //! (`panics_unwind_in_this_build`) fails if that ever changes.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
@@ -53,6 +55,9 @@ thread_local! {
     /// The last panic on this thread: the hook runs on the panicking thread just before it
     /// unwinds, so a [`catch`] on the same thread finds its own panic here.
     static LAST: RefCell<Option<Panic>> = const { RefCell::new(None) };
+    /// How many [`catch`]es this thread is inside: their panics are reported by whoever
+    /// catches them, the others by the hook.
+    static CATCHING: Cell<u32> = const { Cell::new(0) };
 }
 
 /// The last panics on any thread, newest last, for a panic carried to another thread (a
@@ -65,10 +70,13 @@ const RECENT_KEPT: usize = 16;
 static INSTALL: Once = Once::new();
 
 /// Installs the hook for the binary: every panic is recorded and logged (`tracing`, the run's
-/// log) and nothing is printed on the terminal, where the progress display is; whoever
-/// catches the panic reports it, with its location. With `RUST_BACKTRACE` set (not `0`) the
-/// previous hook runs too and prints the panic and its backtrace. Only the first install
-/// (this or [`install_chained`]) takes effect.
+/// log). A panic inside [`catch`] or [`catch_future`] prints nothing on the terminal, where
+/// the progress display is: whoever catches it reports it, with its location. Any other
+/// (on a thread of its own, in a task nothing catches) prints one line on standard error,
+/// `nfvi-verify: panic at FILE:LINE:COL: MESSAGE (thread NAME)`, so that none goes unseen.
+/// With `RUST_BACKTRACE` set (not `0`) the previous hook runs instead, for every panic, and
+/// prints it with its backtrace. Only the first install (this or [`install_chained`]) takes
+/// effect.
 pub fn install() {
     let backtrace = std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0");
     install_with(backtrace);
@@ -96,9 +104,24 @@ fn install_with(chain: bool) {
             );
             if chain {
                 previous(info);
+            } else if CATCHING.with(Cell::get) == 0 {
+                print_uncaught(&panic);
             }
         }));
     });
+}
+
+/// The hook's line for a panic nothing catches. Written once, and never a panic itself (a
+/// panic in the hook aborts the process).
+fn print_uncaught(panic: &Panic) {
+    use std::io::Write as _;
+    let line = format!(
+        "nfvi-verify: panic at {}: {} (thread {})\n",
+        panic.location.as_deref().unwrap_or("<unknown>"),
+        panic.message.replace('\n', " "),
+        panic.thread.as_deref().unwrap_or("<unnamed>")
+    );
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
 fn record(info: &PanicHookInfo<'_>) -> Panic {
@@ -126,22 +149,58 @@ fn identify(payload: &(dyn std::any::Any + Send)) -> Panic {
     let here = LAST
         .with(|l| l.borrow_mut().take())
         .filter(|p| p.message == message);
-    here.or_else(|| {
-        RECENT
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .rev()
-            .find(|p| p.message == message)
-            .cloned()
-    })
-    .unwrap_or_else(|| Panic::from_payload(payload))
+    here.or_else(|| recent(&message))
+        .unwrap_or_else(|| Panic::from_payload(payload))
 }
 
-/// Runs `f`; a panic in it comes back as a [`Panic`] naming its location.
+/// The latest panic on any thread with this message.
+fn recent(message: &str) -> Option<Panic> {
+    RECENT
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .rev()
+        .find(|p| p.message == message)
+        .cloned()
+}
+
+/// The panic a joined thread's (or task's) payload belongs to, with its location as the
+/// hook saw it on that thread (the payload alone when the hook did not see it).
+pub fn joined(payload: &(dyn std::any::Any + Send)) -> Panic {
+    let message = payload_message(payload);
+    recent(&message).unwrap_or_else(|| Panic {
+        thread: None,
+        ..Panic::from_payload(payload)
+    })
+}
+
+/// `panicked at FILE:LINE:COL: MESSAGE` for a joined thread's panic payload, to follow what
+/// panicked in an error ("the responder panicked at ..."). For every `join()` that gets a
+/// payload instead of dropping it.
+pub fn join_message(payload: &(dyn std::any::Any + Send)) -> String {
+    format!("panicked {}", joined(payload))
+}
+
+/// Logs the panic of a thread whose joiner cannot report it (a `Drop`): `what` names it.
+pub fn log_joined(what: &str, payload: &(dyn std::any::Any + Send)) {
+    tracing::error!("{what} {}", join_message(payload));
+}
+
+/// Runs `f`; a panic in it comes back as a [`Panic`] naming its location (and the hook
+/// prints nothing for it: the caller reports it).
 pub fn catch<R>(f: impl FnOnce() -> R) -> Result<R, Panic> {
+    struct Inside;
+    impl Drop for Inside {
+        fn drop(&mut self) {
+            CATCHING.with(|c| c.set(c.get().saturating_sub(1)));
+        }
+    }
     LAST.with(|l| l.borrow_mut().take());
-    std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| identify(&*payload))
+    CATCHING.with(|c| c.set(c.get().saturating_add(1)));
+    let inside = Inside;
+    let caught = std::panic::catch_unwind(AssertUnwindSafe(f));
+    drop(inside);
+    caught.map_err(|payload| identify(&*payload))
 }
 
 /// A panic payload's message.
@@ -183,12 +242,16 @@ pub const FAULT_ENV: &str = "NFVI_VERIFY_PANIC";
 /// variable `NFVI_VERIFY_PANIC` names `point` (never set in a real run): panics there, so
 /// that tests can see a panic outside a check handled as a real one would be. The panic's
 /// location is the caller's. The points: `command` (any command, before it starts),
-/// `check-finished` (`run`: the first check's result was reported, the run goes on),
-/// `after-checks` (`run`: every check and cleanup ran, no result is written yet) and
-/// `run-one` (the runner, after a check and its cleanups, outside the check).
+/// `check-finished` (`run`: a reporter, when the first check's result was reported),
+/// `after-checks` (`run`: every check and cleanup ran, no result is written yet), `run-one`
+/// (the runner, after a check and its cleanups, outside the check) and `save-results`
+/// (`run`: saving the results of a run that panicked). Several points are separated by
+/// commas.
 #[track_caller]
 pub fn inject(point: &str) {
-    if std::env::var_os(FAULT_ENV).is_some_and(|v| v == point) {
+    let named = std::env::var_os(FAULT_ENV)
+        .is_some_and(|v| v.to_str().is_some_and(|v| v.split(',').any(|p| p == point)));
+    if named {
         panic!("injected panic ({FAULT_ENV}={point})");
     }
 }

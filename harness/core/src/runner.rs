@@ -89,6 +89,34 @@ pub struct RunOutput {
     pub runs: Vec<CheckRun>,
     /// Why the run stopped early, if it did.
     pub cancel_reason: Option<CancelReason>,
+    /// A reporter's panic, which stopped the run (`cancel_reason` is then `panic`): the
+    /// running checks were cancelled and cleaned up, nothing more was reported, and `runs`
+    /// holds every planned check all the same.
+    pub panic: Option<panics::Panic>,
+}
+
+/// The run's reporter, kept from ending the run: its first panic is caught, cancels the run
+/// (reason `panic`) so that the running checks stop and clean up as after a signal, and
+/// silences it (a reporter that panicked is in no state to hear more).
+struct Guarded<'r> {
+    inner: &'r mut dyn Reporter,
+    source: CancelSource,
+    panic: Option<panics::Panic>,
+}
+
+impl Reporter for Guarded<'_> {
+    fn report(&mut self, event: &RunEvent<'_>) {
+        if self.panic.is_some() {
+            return;
+        }
+        if let Err(p) = panics::catch(|| self.inner.report(event)) {
+            tracing::error!(error = %p, "a reporter panicked; stopping the run");
+            if self.source.token().reason().is_none() {
+                self.source.escalate(CancelReason::Panic);
+            }
+            self.panic = Some(p);
+        }
+    }
 }
 
 /// Configures a [`Runner`].
@@ -220,6 +248,12 @@ impl Runner<'_> {
         let token = self.source.token();
         // Panic locations for the checks' errors (a no-op when the binary installed its own).
         panics::install_chained();
+        let mut guarded = Guarded {
+            inner: reporter,
+            source: self.source.clone(),
+            panic: None,
+        };
+        let reporter = &mut guarded;
         if self.options.handle_signals {
             // Detached: it lives as long as the runtime.
             drop(spawn_signal_listener(self.source.clone()));
@@ -258,7 +292,8 @@ impl Runner<'_> {
                 }
                 stop = Some(reason);
             }
-            while stop.is_none() && running.len() < self.options.jobs {
+            // Checked between starts too: a reporter's panic cancels while this loop reports.
+            while stop.is_none() && !token.is_cancelled() && running.len() < self.options.jobs {
                 let Some((index, item)) = queue.next() else {
                     break;
                 };
@@ -300,6 +335,10 @@ impl Runner<'_> {
                 }
             }
             if running.is_empty() {
+                if stop.is_none() && token.is_cancelled() {
+                    // The top of the loop records why, and starts nothing more.
+                    continue;
+                }
                 break;
             }
             tokio::select! {
@@ -317,8 +356,8 @@ impl Runner<'_> {
                                 .expect("every task is recorded when it is spawned");
                             let what = if e.is_panic() {
                                 format!(
-                                    "nfvi-verify panicked (location unknown): {}",
-                                    panics::payload_message(&*e.into_panic())
+                                    "nfvi-verify {}",
+                                    panics::join_message(&*e.into_panic())
                                 )
                             } else {
                                 "nfvi-verify lost the check's task (cancelled)".to_owned()
@@ -365,6 +404,7 @@ impl Runner<'_> {
         RunOutput {
             runs,
             cancel_reason,
+            panic: guarded.panic,
         }
     }
 }
@@ -456,8 +496,8 @@ async fn run_one(
             Ok(Ok(outcome)) => outcome,
             Ok(Err(p)) => Outcome::error(format!("the check panicked {p}")),
             Err(e) if e.is_panic() => Outcome::error(format!(
-                "the check panicked: {}",
-                panics::payload_message(&*e.into_panic())
+                "the check {}",
+                panics::join_message(&*e.into_panic())
             )),
             Err(_) => Outcome::error("the check was aborted"),
         },
@@ -520,8 +560,8 @@ async fn run_cleanups(cleanups: Vec<crate::context::Cleanup>) -> Vec<CleanupReco
             Ok(Ok(Ok(Err(e)))) => Some(e),
             Ok(Ok(Err(p))) => Some(format!("cleanup panicked {p}")),
             Ok(Err(e)) if e.is_panic() => Some(format!(
-                "cleanup panicked: {}",
-                panics::payload_message(&*e.into_panic())
+                "cleanup {}",
+                panics::join_message(&*e.into_panic())
             )),
             Ok(Err(_)) => Some("cleanup was aborted".to_owned()),
             Err(_) => {

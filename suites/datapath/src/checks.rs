@@ -63,7 +63,7 @@ pub(crate) fn source_seen(
     })?;
     listener
         .join()
-        .map_err(|_| "listener panicked".to_owned())?
+        .map_err(|p| format!("the listener {}", nfvi_harness::panics::join_message(&*p)))?
 }
 
 /// Which topology a check builds and what it asks of it: the checks share the lab.

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use nfvi_harness::fleet::{FleetReport, NodeSpec, Transport};
 use nfvi_harness::outcome::CommandRecord;
+use nfvi_harness::panics::{self, Panic};
 use nfvi_harness::{CheckContext, CheckMeta, CheckResult, Declared, Outcome, Severity, declare};
 use nfvi_prober::stats;
 use nfvi_reference_model::Area;
@@ -204,29 +205,49 @@ impl Remote {
         *lock(&slot) = Some(child);
         let (line_tx, lines) = mpsc::channel();
         let tail = Arc::new(Mutex::new(VecDeque::new()));
+        // The readers' handles are not kept: a reader's panic is caught on its thread and
+        // becomes the last line of the process's error output, which the errors quote.
+        let keep_panic = |tail: &Mutex<VecDeque<String>>, what: &str, p: Panic| {
+            let mut tail = lock(tail);
+            if tail.len() == STDERR_LINES {
+                tail.pop_front();
+            }
+            tail.push_back(format!("(nfvi-verify's reader of its {what} panicked {p})"));
+        };
         if let Some(err) = err {
             let tail = tail.clone();
             std::thread::spawn(move || {
-                for line in BufReader::new(err).lines() {
-                    let Ok(line) = line else { break };
-                    let line = nfvi_harness::truncate_chars(line.trim_end(), 1000);
-                    {
-                        let mut tail = lock(&tail);
-                        if tail.len() == STDERR_LINES {
-                            tail.pop_front();
+                let read = panics::catch(|| {
+                    for line in BufReader::new(err).lines() {
+                        let Ok(line) = line else { break };
+                        let line = nfvi_harness::truncate_chars(line.trim_end(), 1000);
+                        {
+                            let mut tail = lock(&tail);
+                            if tail.len() == STDERR_LINES {
+                                tail.pop_front();
+                            }
+                            tail.push_back(line.clone());
                         }
-                        tail.push_back(line.clone());
+                        let _ = line_tx.send(line);
                     }
-                    let _ = line_tx.send(line);
+                });
+                if let Err(p) = read {
+                    keep_panic(&tail, "error output", p);
                 }
             });
         }
         let (out_tx, stdout) = mpsc::channel();
         if let Some(out) = out {
+            let tail = tail.clone();
             std::thread::spawn(move || {
-                let mut bytes = Vec::new();
-                let _ = out.take(STDOUT_CAP).read_to_end(&mut bytes);
-                let _ = out_tx.send(String::from_utf8_lossy(&bytes).into_owned());
+                let read = panics::catch(|| {
+                    let mut bytes = Vec::new();
+                    let _ = out.take(STDOUT_CAP).read_to_end(&mut bytes);
+                    let _ = out_tx.send(String::from_utf8_lossy(&bytes).into_owned());
+                });
+                if let Err(p) = read {
+                    keep_panic(&tail, "output", p);
+                }
             });
         }
         Ok(Self {
