@@ -142,7 +142,8 @@ fn read(path: &Path, limit: u64) -> Result<Vec<u8>, BundleError> {
 /// /etc/shadow) in its place.
 fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::MetadataExt as _;
-    let refuse = |why: &str| std::io::Error::other(format!("{why}; only regular files are bundled"));
+    let refuse =
+        |why: &str| std::io::Error::other(format!("{why}; only regular files are bundled"));
     let seen = std::fs::symlink_metadata(path)?;
     if seen.file_type().is_symlink() {
         return Err(refuse("it is a symbolic link"));

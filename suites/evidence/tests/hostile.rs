@@ -295,7 +295,11 @@ fn files_beside_the_evidence_are_never_read_through_a_link() {
         return;
     }
     let secret_dir = tempfile::tempdir().unwrap();
-    let secret = write(secret_dir.path(), "shadow", b"root:$6$notahash:19000:0:99999:7:::\n");
+    let secret = write(
+        secret_dir.path(),
+        "shadow",
+        b"root:$6$notahash:19000:0:99999:7:::\n",
+    );
     for (linked, named_dir) in [
         ("e2e.log", false),
         ("PRODUCT.yaml", false),
