@@ -28,7 +28,7 @@ const WAIVERS: &[&str] = &[
 
 /// A real results.json, cut to a few checks and requirements so a case parses quickly.
 static RESULTS: LazyLock<serde_json::Value> = LazyLock::new(|| {
-    let full = seed_file("nfvi-results/latest/results.json", usize::MAX);
+    let full = seed_file("fuzz/seeds/results.json", usize::MAX);
     let mut v: serde_json::Value = serde_json::from_slice(&full).expect("results.json is JSON");
     if let Some(c) = v["checks"].as_array_mut() {
         c.truncate(4);

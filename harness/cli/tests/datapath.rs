@@ -286,6 +286,6 @@ fn probe_compare_reports_paired_rounds_and_distributions_of_two_responders() {
             "--rounds",
             "0",
         ]),
-        "--rounds and --block must be at least 1",
+        "invalid value '0' for '--rounds <ROUNDS>': 0 is out of range: expected 1 to 100000",
     );
 }
