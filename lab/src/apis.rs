@@ -123,6 +123,15 @@ fn version(id: &str, status: &str, port: u16, extra: Value) -> Value {
     v
 }
 
+/// Where every stand-in says what it stands in for (`{"nfvi_lab_stand_in": "compute"}`), so
+/// that a harness tells it from an OpenStack API by an explicit mark, never by guessing from
+/// its answers. (busybox httpd sends no header of one's choosing, so the mark is a document.)
+pub const STAND_IN_PATH: &str = "nfvi-lab-stand-in";
+
+fn stand_in(what: &str) -> Value {
+    json!({ "nfvi_lab_stand_in": what })
+}
+
 /// The static documents an API container serves: (path under the web root, JSON).
 fn documents(a: &Api) -> Vec<(String, Value)> {
     let p = a.port;
@@ -141,7 +150,10 @@ fn documents(a: &Api) -> Vec<(String, Value)> {
         ]}),
         _ => json!({"versions": [version("v1.0", "CURRENT", p, json!({}))]}),
     };
-    let mut docs = vec![("index.html".to_owned(), root)];
+    let mut docs = vec![
+        ("index.html".to_owned(), root),
+        (STAND_IN_PATH.to_owned(), stand_in(a.service_type)),
+    ];
     match a.service_type {
         "compute" => docs.push(("v2.1/flavors".to_owned(), json!({"flavors": []}))),
         "network" => docs.push(("v2.0/networks".to_owned(), json!({"networks": []}))),
@@ -230,8 +242,9 @@ pub fn dashboard_command(container: &str) -> Option<String> {
     (container == "horizon").then(|| {
         let login = r#"<!DOCTYPE html><html><head><title>Login - OpenStack Dashboard</title></head><body><form id="" method="POST" action="/auth/login/"><input type="hidden" name="csrfmiddlewaretoken" value="lab"><input type="text" name="username"><input type="password" name="password"></form></body></html>"#;
         let index = r#"<!DOCTYPE html><html><head><meta http-equiv="refresh" content="0; url=/auth/login/"></head></html>"#;
+        let mark = stand_in("dashboard");
         format!(
-            "busybox mkdir -p /tmp/www/auth/login && printf '%s' '{login}' > /tmp/www/auth/login/index.html && printf '%s' '{index}' > /tmp/www/index.html && exec busybox httpd -f -p 127.0.0.1:80 -h /tmp/www"
+            "busybox mkdir -p /tmp/www/auth/login && printf '%s' '{login}' > /tmp/www/auth/login/index.html && printf '%s' '{index}' > /tmp/www/index.html && printf '%s' '{mark}' > /tmp/www/{STAND_IN_PATH} && exec busybox httpd -f -p 127.0.0.1:80 -h /tmp/www"
         )
     })
 }
@@ -455,6 +468,14 @@ mod tests {
             assert!(cmd.contains(&format!("127.0.0.1:{}", a.port)), "{cmd}");
         }
         assert!(api_command("cron").is_none());
+        // Every stand-in marks itself as one, naming what it stands in for.
+        let nova = api_command("nova_api").unwrap();
+        assert!(
+            nova.contains(r#"'{"nfvi_lab_stand_in":"compute"}' > /tmp/www/nfvi-lab-stand-in"#),
+            "{nova}"
+        );
+        let horizon = dashboard_command("horizon").unwrap();
+        assert!(horizon.contains("nfvi-lab-stand-in"), "{horizon}");
     }
 
     #[test]

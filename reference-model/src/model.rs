@@ -311,6 +311,8 @@ pub struct Requirement {
     pub source: String,
     /// A note about how the ID is used, if any.
     pub note: Option<String>,
+    /// Why no software test can verify it, when that is so.
+    pub untestable: Option<String>,
     /// Equivalent requirements in other documents.
     pub related: Vec<RequirementId>,
     /// Where the requirement is defined.

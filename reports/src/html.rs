@@ -90,6 +90,9 @@ struct ReqView<'a> {
     source: &'a str,
     note: Option<&'a str>,
     checks: Vec<Link>,
+    coverage: &'static str,
+    upstream: &'a [String],
+    untestable: Option<&'a str>,
 }
 
 struct CommandView {
@@ -289,6 +292,9 @@ pub fn render_html(r: &RunResults) -> Result<String, ReportError> {
             source: &q.row.source,
             note: q.row.note.as_deref(),
             checks: q.row.checks.iter().map(|id| link_to_check(id)).collect(),
+            coverage: q.row.coverage(),
+            upstream: &q.row.upstream,
+            untestable: q.row.untestable.as_deref(),
         })
         .collect();
     let mut present: Vec<Area> = r.checks.iter().map(|c| c.area).collect();

@@ -146,6 +146,13 @@ fn install_deps(tests: bool) -> Result<()> {
                 .args(["-m", "pip", "install", "-q"])
                 .args(PYTHON_PACKAGES))?;
         }
+        // The rc1 Tempest tests (harness/cli/tests/tempest.rs) need the pinned Tempest in the
+        // cached virtualenv a run uses (/var/cache/nfvi-verify/tempest-VERSION; keep that
+        // directory between CI runs to skip the download).
+        let (venv, secs) =
+            nfvi_suite_tempest::install_pinned(&|line| eprintln!("xtask: tempest: {line}"))
+                .map_err(|e| anyhow::anyhow!("installing Tempest: {e}"))?;
+        eprintln!("xtask: Tempest ready in {} ({secs:.0} s)", venv.display());
     }
     Ok(())
 }

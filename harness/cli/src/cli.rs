@@ -32,6 +32,9 @@ pub enum Command {
     List(ListArgs),
     /// Show the requirement catalogue and which checks cover each requirement.
     Requirements(ListArgs),
+    /// List every container image the suite may pull (upstream suites, probes, agents), with
+    /// the target's registries, to mirror them for an air-gapped NFVI.
+    Images(ListArgs),
     /// Run a suite against the NFVI and write results.json, junit.xml and report.html.
     #[command(after_help = EXIT_CODES)]
     Run(RunArgs),
@@ -252,6 +255,10 @@ pub struct Selection {
     /// The NFVI under test, as a TOML target file; default: this machine.
     #[arg(long, value_name = "FILE")]
     pub target: Option<PathBuf>,
+    /// How much of the upstream suites (Tempest, Kubernetes e2e, kube-bench) to drive:
+    /// none, smoke (minutes) or full (what RC1/RC2 require) [default: the target's, full]
+    #[arg(long, value_name = "LEVEL", value_parser = ["none", "smoke", "full"])]
+    pub upstream: Option<String>,
     /// The areas' flags given (`--cni-path`, `--kubeconfig`, ...), as they were typed; the
     /// areas declare them ([`nfvi_harness::Flag`]) and [`with_area_flags`] adds them.
     #[arg(skip)]
@@ -259,7 +266,7 @@ pub struct Selection {
 }
 
 /// The subcommands that take a [`Selection`].
-const SELECTING: &[&str] = &["run", "list", "requirements"];
+const SELECTING: &[&str] = &["run", "list", "requirements", "images"];
 
 /// The command line with every area's flags added to the subcommands that select checks.
 pub fn with_area_flags(cmd: clap::Command, areas: &nfvi_harness::Areas) -> clap::Command {
@@ -310,6 +317,7 @@ pub fn parse(areas: &nfvi_harness::Areas) -> Cli {
         (Command::Run(args), Some((_, sub))) => args.selection.area_flags = given(sub),
         (Command::List(args), Some((_, sub))) => args.selection.area_flags = given(sub),
         (Command::Requirements(args), Some((_, sub))) => args.selection.area_flags = given(sub),
+        (Command::Images(args), Some((_, sub))) => args.selection.area_flags = given(sub),
         _ => {}
     }
     cli

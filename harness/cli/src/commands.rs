@@ -38,11 +38,19 @@ fn load_model_and_registry(areas: &Areas) -> Result<(ReferenceModel, Registry), 
 
 fn load_target(selection: &Selection, areas: &Areas) -> Result<Target, CliError> {
     let overrides = selection.overrides();
-    match selection.target.as_deref() {
-        Some(p) => Ok(Target::load(p, areas, &overrides)?),
-        None => Target::parse(Path::new("<command line>"), "", areas, &overrides)
-            .map_err(CliError::from),
+    let mut target = match selection.target.as_deref() {
+        Some(p) => Target::load(p, areas, &overrides)?,
+        None => Target::parse(Path::new("<command line>"), "", areas, &overrides)?,
+    };
+    if let Some(level) = selection.upstream.as_deref() {
+        use nfvi_harness::target::UpstreamLevel;
+        target.set_upstream(match level {
+            "none" => UpstreamLevel::None,
+            "smoke" => UpstreamLevel::Smoke,
+            _ => UpstreamLevel::Full,
+        });
     }
+    Ok(target)
 }
 
 struct Prepared {
@@ -194,16 +202,20 @@ pub fn requirements(args: &ListArgs) -> CmdResult {
         return print_json(&rows);
     }
     let mut out = String::new();
-    let covered = rows.iter().filter(|r| !r.checks.is_empty()).count();
+    let kind = |k: &str| rows.iter().filter(|r| r.coverage() == k).count();
     let _ = writeln!(
         out,
-        "{} requirements{}; {} covered by checks of this build",
+        "{} requirements{}; covered by checks of this build: {} by the harness's own observation, {} by upstream suites, {} by both; {} not testable by software; {} not covered",
         rows.len(),
         args.suite.as_ref().map_or_else(
             || " in the catalogue (mandatory/optional as in suite `all`)".to_owned(),
             |s| format!(" in suite {s}")
         ),
-        covered
+        kind("own"),
+        kind("upstream"),
+        kind("own+upstream"),
+        kind("not-testable"),
+        kind("none"),
     );
     for r in &rows {
         let role = if r.mandatory { "mandatory" } else { "optional" };
@@ -214,15 +226,18 @@ pub fn requirements(args: &ListArgs) -> CmdResult {
             r.level.as_str(),
             r.profile.as_str(),
             role,
-            if r.checks.is_empty() {
-                "not covered".to_owned()
-            } else {
-                format!("checks: {}", r.checks.join(", "))
+            match (&r.untestable, r.checks.is_empty()) {
+                (Some(why), true) => format!("not testable by software: {why}"),
+                (None, true) => "not covered".to_owned(),
+                (_, false) => format!("checks: {}", r.checks.join(", ")),
             },
             "",
             r.summary,
             r.source
         );
+        for u in &r.upstream {
+            let _ = writeln!(out, "{:18} upstream: {u}", "");
+        }
     }
     print!("{out}");
     Ok(exit_code::CONFORMANT)
@@ -618,6 +633,8 @@ fn run_journaled(args: &RunArgs, observed: &mut Observed) -> CmdResult {
             skips: key.skips.clone(),
             rerun_of: previous.as_ref().map(|prev| prev.run_id.clone()),
             timeout_override: key.timeout,
+            upstream: (p.target.upstream != nfvi_harness::target::UpstreamLevel::Full)
+                .then_some(p.target.upstream),
         },
     };
     // The waivers as given (resumed runs keep the killed run's).

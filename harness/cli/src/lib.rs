@@ -15,8 +15,11 @@ pub fn areas() -> Areas {
         Arc::new(nfvi_suite_datapath::DatapathArea),
         Arc::new(nfvi_suite_docker::DockerArea),
         Arc::new(nfvi_suite_kolla::KollaArea),
-        Arc::new(nfvi_suite_k8s::K8sArea),
+        Arc::new(nfvi_suite_k8s::K8sArea::with_evidence(
+            nfvi_suite_evidence::upstream::path(),
+        )),
         Arc::new(nfvi_suite_evidence::EvidenceArea),
+        Arc::new(nfvi_suite_tempest::TempestArea),
         Arc::new(nfvi_fleet::FleetArea),
     ])
 }

@@ -9,6 +9,7 @@ mod cli;
 mod commands;
 mod console;
 mod error;
+mod images;
 mod journal;
 mod resume;
 mod summary;
@@ -47,6 +48,7 @@ fn dispatch() -> ExitCode {
     let result = match cli.command {
         cli::Command::List(args) => commands::list(&args),
         cli::Command::Requirements(args) => commands::requirements(&args),
+        cli::Command::Images(args) => images::images(&args),
         cli::Command::Run(args) => commands::run(&args),
         cli::Command::Report(args) => commands::report(&args),
         cli::Command::Diff(args) => commands::diff(&args),

@@ -1,13 +1,15 @@
 //! `nfvi-verify clean` against a scripted API server (no cluster runs on these machines):
-//! the probe namespaces and the node agent's DaemonSet and ConfigMap of a run whose process
-//! is gone are deleted; those of a live process, of another host, or without the
-//! harness's labels are not.
+//! every namespace kind the k8s area creates (probes, e2e sets, kube-bench, LoadBalancer,
+//! Multus), the e2e sets' ClusterRoleBindings to cluster-admin and the node agent's DaemonSet
+//! and ConfigMap of a run whose process is gone are deleted; those of a live process, of
+//! another host, without the harness's labels or with a name it does not give are not; and
+//! every call `clean` makes is granted by deploy/kubernetes.
 
 mod common;
 mod scripted_k8s;
 
 use common::{assert_contains, nfvi, write_file};
-use scripted_k8s::{Server, Spec, TOKEN, kubeconfig};
+use scripted_k8s::{Grants, Server, Spec, TOKEN, access, kubeconfig};
 use serde_json::{Value, json};
 
 /// Where a PID means this process, as the harness writes it in `io.nfvi-verify.owner-host`
@@ -32,6 +34,14 @@ fn owned(pid: u32, host: &str) -> Value {
     })
 }
 
+/// The namespaces the k8s area creates besides the probes'.
+const KINDS: [&str; 4] = [
+    "nfvi-verify-e2e-",
+    "nfvi-verify-bench-",
+    "nfvi-verify-net-lb-",
+    "nfvi-verify-net-multus-",
+];
+
 #[test]
 fn clean_deletes_what_a_dead_run_left_in_the_cluster_and_nothing_else() {
     // A process that has ended: its PID is gone.
@@ -46,6 +56,26 @@ fn clean_deletes_what_a_dead_run_left_in_the_cluster_and_nothing_else() {
     spec.leftovers = vec![
         object("Namespace", None, "nfvi-verify-probe-dead", owned(dead, &h)),
         object("Namespace", None, "nfvi-verify-probe-live", owned(me, &h)),
+        object(
+            "ClusterRoleBinding",
+            None,
+            "nfvi-verify-e2e-dead",
+            owned(dead, &h),
+        ),
+        object(
+            "ClusterRoleBinding",
+            None,
+            "nfvi-verify-e2e-live",
+            owned(me, &h),
+        ),
+        // An operator's binding that happens to carry the labels: not a name the harness gives.
+        object("ClusterRoleBinding", None, "nfvi-verify", owned(dead, &h)),
+        object(
+            "ClusterRoleBinding",
+            None,
+            "nfvi-verify-e2e-away",
+            owned(dead, "elsewhere"),
+        ),
         object(
             "Namespace",
             None,
@@ -88,6 +118,18 @@ fn clean_deletes_what_a_dead_run_left_in_the_cluster_and_nothing_else() {
             owned(me, &h),
         ),
     ];
+    for kind in KINDS {
+        spec.leftovers.extend([
+            object("Namespace", None, &format!("{kind}dead"), owned(dead, &h)),
+            object("Namespace", None, &format!("{kind}live"), owned(me, &h)),
+            object(
+                "Namespace",
+                None,
+                &format!("{kind}away"),
+                owned(dead, "elsewhere"),
+            ),
+        ]);
+    }
     let server = Server::start(spec);
     let dir = tempfile::tempdir().unwrap();
     let kc = kubeconfig(dir.path(), server.port, TOKEN);
@@ -128,6 +170,16 @@ fn clean_deletes_what_a_dead_run_left_in_the_cluster_and_nothing_else() {
     );
     assert_contains(
         &said,
+        &format!("would remove ClusterRoleBinding nfvi-verify-e2e-dead (of process {dead})"),
+    );
+    for kind in KINDS {
+        assert_contains(
+            &said,
+            &format!("would remove namespace {kind}dead (of process {dead})"),
+        );
+    }
+    assert_contains(
+        &said,
         "would remove ConfigMap nfvi-verify/nfvi-verify-agent-dead",
     );
     for kept in [
@@ -136,6 +188,7 @@ fn clean_deletes_what_a_dead_run_left_in_the_cluster_and_nothing_else() {
         "someone-elses",
         "production",
         "-container",
+        "ClusterRoleBinding nfvi-verify ",
     ] {
         assert!(
             !said.contains(kept),
@@ -151,15 +204,27 @@ fn clean_deletes_what_a_dead_run_left_in_the_cluster_and_nothing_else() {
     clean(false);
     let mut d = deletes();
     d.sort();
-    assert_eq!(
-        d,
-        [
-            "DELETE /api/v1/namespaces/nfvi-verify-probe-dead",
-            "DELETE /api/v1/namespaces/nfvi-verify/configmaps/nfvi-verify-agent-dead",
-            "DELETE /apis/apps/v1/namespaces/nfvi-verify/daemonsets/nfvi-verify-agent-dead",
-        ]
-        .map(|p| p.to_owned())
-        .to_vec(),
-        "exactly what the dead run left"
+    let mut expected: Vec<String> = [
+        "DELETE /api/v1/namespaces/nfvi-verify-probe-dead",
+        "DELETE /api/v1/namespaces/nfvi-verify/configmaps/nfvi-verify-agent-dead",
+        "DELETE /apis/apps/v1/namespaces/nfvi-verify/daemonsets/nfvi-verify-agent-dead",
+        "DELETE /apis/rbac.authorization.k8s.io/v1/clusterrolebindings/nfvi-verify-e2e-dead",
+    ]
+    .map(|p| p.to_owned())
+    .to_vec();
+    expected.extend(
+        KINDS
+            .iter()
+            .map(|k| format!("DELETE /api/v1/namespaces/{k}dead")),
     );
+    expected.sort();
+    assert_eq!(d, expected, "exactly what the dead run left");
+
+    // deploy/kubernetes grants every call `clean` made (a real API server answers 403
+    // otherwise).
+    let grants = Grants::load();
+    for r in server.requests() {
+        let a = access(&r);
+        assert!(grants.allows(&a), "{r} needs {a:?}, not granted");
+    }
 }

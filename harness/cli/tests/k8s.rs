@@ -63,8 +63,10 @@ fn scripted_conformant(
 }
 
 const NI: &str = "profile = \"network-intensive\"\n";
-/// The `[kubernetes]` table that turns the probe pods on.
-const PROBES: &str = "[kubernetes]\nprobe_image = \"registry.example/nfvi-verify:test\"\n";
+/// The `[kubernetes]` table that turns the probe pods on (and lets the LoadBalancer checks
+/// probe the scripted load balancer's loopback address).
+const PROBES: &str =
+    "[kubernetes]\nprobe_image = \"registry.example/nfvi-verify:test\"\nlb_allow_loopback = true\n";
 
 #[test]
 fn a_conformant_cluster_passes_every_check() {
@@ -72,7 +74,15 @@ fn a_conformant_cluster_passes_every_check() {
     let (code, r, _) = run(dir.path(), &kc, NI);
     let o = outcomes(&r);
     for (id, (outcome, message)) in &o {
-        let expected = if id == "k8s.datapath.pod-latency" {
+        // The probe-pod checks need kubernetes.probe_image (k8s_own.rs sets it).
+        let probe_pods = [
+            "k8s.datapath.pod-latency",
+            "k8s.multus.secondary-network",
+            "k8s.lb.external",
+            "k8s.lb.failover",
+        ];
+        // The smoke sample runs at `upstream = "smoke"` only.
+        let expected = if probe_pods.contains(&id.as_str()) || id == "k8s.e2e.smoke" {
             "skipped"
         } else {
             "passed"
@@ -289,7 +299,8 @@ fn without_a_kubeconfig_every_check_is_skipped_saying_so() {
         .iter()
         .filter(|c| c["id"].as_str().unwrap().starts_with("k8s."))
         .collect();
-    assert_eq!(k8s.len(), 24);
+    // 29 API and probe checks, 15 e2e focus sets and the smoke sample, 2 kube-bench Jobs.
+    assert_eq!(k8s.len(), 47);
     for c in k8s {
         assert_eq!(c["decision"], "skip", "{}", c["id"]);
         assert!(
@@ -370,8 +381,28 @@ fn unreachable_silent_and_refusing_servers_are_errors_that_say_why_within_bounde
     let t0 = std::time::Instant::now();
     let (code, r, _) = run(dir.path(), &kc, NI);
     assert_eq!(code, 3);
-    for (id, (outcome, message)) in outcomes(&r) {
-        if id == "k8s.datapath.pod-latency" {
+    // The checks that run probe pods skip before they reach for the cluster when no probe
+    // image is set (NI sets none), all alike; every other check is an error naming why.
+    let needs_probe_image = [
+        "k8s.datapath.pod-latency",
+        "k8s.lb.external",
+        "k8s.lb.failover",
+        "k8s.multus.secondary-network",
+    ];
+    let o = outcomes(&r);
+    for id in needs_probe_image {
+        let (outcome, message) = &o[id];
+        assert_eq!(outcome, "skipped", "{id}: {message}");
+        assert!(
+            message.starts_with("kubernetes.probe_image is not set"),
+            "{id}: {message}"
+        );
+    }
+    // The smoke sample does not run at the default level (full): skipped before the cluster.
+    let (outcome, message) = &o["k8s.e2e.smoke"];
+    assert_eq!(outcome, "skipped", "{message}");
+    for (id, (outcome, message)) in o {
+        if needs_probe_image.contains(&id.as_str()) || id == "k8s.e2e.smoke" {
             continue;
         }
         assert_eq!(outcome, "error", "{id}: {message}");
@@ -534,7 +565,9 @@ fn probe_pods_measure_same_against_cross_node_and_their_namespace_is_deleted() {
     let log = server.requests();
     let created: Vec<&String> = log
         .iter()
-        .filter(|l| l.starts_with("POST /api/v1/namespaces/") && l.contains("/pods"))
+        .filter(|l| {
+            l.starts_with("POST /api/v1/namespaces/nfvi-verify-probe-") && l.contains("/pods")
+        })
         .collect();
     assert_eq!(created.len(), 3, "{log:?}");
     let ns = created[0].split('/').nth(4).unwrap().to_owned();
@@ -676,7 +709,9 @@ fn probes_also_measure_a_secondary_network_by_its_multus_address() {
     let log = server.requests();
     let pods = log
         .iter()
-        .filter(|l| l.starts_with("POST ") && l.contains("/pods?"))
+        .filter(|l| {
+            l.starts_with("POST /api/v1/namespaces/nfvi-verify-probe-") && l.contains("/pods?")
+        })
         .count();
     assert_eq!(pods, 4, "two responders, a client per network: {log:?}");
     assert!(

@@ -264,6 +264,14 @@ pub trait Area: Send + Sync + 'static {
         Box::pin(async { Ok(Vec::new()) })
     }
 
+    /// Every container image the area's checks may pull for `target` (upstream suites, probe
+    /// and agent images), with the target's registries, so that an operator can mirror them
+    /// (`nfvi-verify images`). An image whose tag depends on the NFVI and cannot be resolved
+    /// says so in place of the tag (`<cluster version>`).
+    fn images<'a>(&'a self, _target: &'a Target) -> BoxFuture<'a, Vec<String>> {
+        Box::pin(async { Vec::new() })
+    }
+
     /// Reads and validates the files the target names for this area (evidence of other
     /// tools, for example) before anything runs, on the machine `run` was started on only
     /// (never on the nodes of a fleet, which do not have them). An error is bad input: the

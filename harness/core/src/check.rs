@@ -126,6 +126,19 @@ pub struct CheckMeta {
     pub timeout: Duration,
     /// Where in the source the check is declared, for error messages.
     pub declared_at: &'static std::panic::Location<'static>,
+    /// The upstream test suite the check runs or judges (Tempest, Kubernetes e2e,
+    /// kube-bench) and which of its tests; `None` when the harness observes by itself.
+    /// The traceability matrix shows it as the kind of coverage.
+    pub upstream: Option<Upstream>,
+}
+
+/// Tests of an upstream suite that give a check its evidence.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Upstream {
+    /// The suite: `tempest`, `k8s-e2e`, `kube-bench`.
+    pub tool: String,
+    /// Which tests: a Tempest regex, an e2e focus (and skip), kube-bench control numbers.
+    pub tests: String,
 }
 
 impl CheckMeta {
@@ -145,7 +158,17 @@ impl CheckMeta {
             cleanup: "none needed".to_owned(),
             timeout: Duration::from_secs(60),
             declared_at: std::panic::Location::caller(),
+            upstream: None,
         }
+    }
+
+    /// States that the check's evidence comes from `tests` of the upstream suite `tool`.
+    pub fn upstream(mut self, tool: impl Into<String>, tests: impl Into<String>) -> Self {
+        self.upstream = Some(Upstream {
+            tool: tool.into(),
+            tests: tests.into(),
+        });
+        self
     }
 
     /// Sets the requirements covered and the severity of a failure.

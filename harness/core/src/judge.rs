@@ -29,6 +29,10 @@ pub struct RunConditions {
     /// `--timeout`: one deadline, in seconds, overrode every check's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_override: Option<u64>,
+    /// `upstream = "none"` or `"smoke"`: the upstream suites (Tempest, Kubernetes e2e,
+    /// kube-bench) were not driven, or only their short selection. Absent: the full sets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<crate::target::UpstreamLevel>,
 }
 
 /// Whether a run can stand as a certification record, and if not, why.
@@ -48,7 +52,9 @@ pub fn trace_status(row: &RequirementRow, checks: &[CheckResult], strict: bool) 
         .filter(|c| c.requirements.contains(&row.id))
         .collect();
     let outcomes: Vec<Status> = covering.iter().map(|c| c.outcome).collect();
-    if outcomes.is_empty() {
+    if outcomes.is_empty() && row.untestable.is_some() {
+        TraceStatus::NotTestable
+    } else if outcomes.is_empty() {
         TraceStatus::Untested
     } else if covering.iter().any(|c| c.decides_non_conformance(strict)) {
         TraceStatus::Failed
@@ -97,6 +103,7 @@ pub fn totals(checks: &[CheckResult], requirements: &[RequirementResult], strict
         mandatory_warnings: mcount(TraceStatus::Warning),
         mandatory_waived: mcount(TraceStatus::Waived),
         mandatory_untested: mcount(TraceStatus::Untested),
+        mandatory_not_testable: mcount(TraceStatus::NotTestable),
     }
 }
 
@@ -161,6 +168,12 @@ pub fn certification(r: &RunResults) -> Certification {
     }
     if let Some(t) = c.timeout_override {
         reasons.push(format!("--timeout {t} replaced every check's own deadline"));
+    }
+    if let Some(level) = c.upstream {
+        reasons.push(format!(
+            "the upstream suites ran at level `{}` (--upstream); a certification runs their full sets",
+            level.as_str()
+        ));
     }
     if !r.complete {
         reasons.push(format!(

@@ -240,6 +240,17 @@ fn decide(check: &dyn Check, needs: &[Need], caps: &Capabilities, target: &Targe
             message: missing.join("; "),
         });
     }
+    if let Some(up) = &check.meta().upstream
+        && target.upstream == crate::target::UpstreamLevel::None
+    {
+        return Decision::Skip(SkipReason {
+            kind: SkipKind::NotApplicable,
+            message: format!(
+                "runs {} tests, and this run drives no upstream suite (upstream = \"none\"; --upstream smoke or full runs them)",
+                up.tool
+            ),
+        });
+    }
     match check.applicable(target) {
         Ok(()) => Decision::Run,
         Err(message) => Decision::Skip(SkipReason {
@@ -261,17 +272,25 @@ fn traceability(
         .requirements()
         .filter(|r| listed.contains(&r.id) || covered.contains(&r.id))
         .map(|r| {
-            let checks = items
-                .iter()
-                .filter(|i| i.covers.contains(&r.id))
-                .map(|i| i.check.meta().id.clone())
-                .collect();
-            RequirementRow::new(
+            let covering: Vec<&PlannedCheck> =
+                items.iter().filter(|i| i.covers.contains(&r.id)).collect();
+            let checks = covering.iter().map(|i| i.check.meta().id.clone()).collect();
+            let mut row = RequirementRow::new(
                 r,
                 suite.mandatory.contains(&r.id),
                 profile_applies(r.profile, profile),
                 checks,
-            )
+            );
+            row.upstream = covering
+                .iter()
+                .filter_map(|i| {
+                    let m = i.check.meta();
+                    m.upstream
+                        .as_ref()
+                        .map(|u| format!("{} ({}: {})", m.id, u.tool, u.tests))
+                })
+                .collect();
+            row
         })
         .collect()
 }

@@ -176,6 +176,9 @@ pub struct Totals {
     pub mandatory_waived: usize,
     /// Of those, how many no check of this build covers.
     pub mandatory_untested: usize,
+    /// Of those, how many no software test can verify (the reference model says why).
+    #[serde(default)]
+    pub mandatory_not_testable: usize,
 }
 
 /// One requirement in the traceability matrix.
@@ -202,6 +205,13 @@ pub struct RequirementRow {
     pub applies: bool,
     /// IDs of the checks that cover it.
     pub checks: Vec<String>,
+    /// Of those, the checks whose evidence comes from an upstream suite, as
+    /// `check (tool: tests)`; the others observe by themselves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upstream: Vec<String>,
+    /// Why no software test can verify it, when the reference model says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub untestable: Option<String>,
 }
 
 impl RequirementRow {
@@ -223,6 +233,22 @@ impl RequirementRow {
             mandatory,
             applies,
             checks,
+            upstream: Vec::new(),
+            untestable: r.untestable.clone(),
+        }
+    }
+
+    /// How it is covered: `own` (the harness observes), `upstream` (an upstream suite's
+    /// tests), `own+upstream`, `not-testable` (with a reason) or `none`.
+    pub fn coverage(&self) -> &'static str {
+        let upstream = !self.upstream.is_empty();
+        let own = self.checks.len() > self.upstream.len();
+        match (own, upstream) {
+            (true, true) => "own+upstream",
+            (true, false) => "own",
+            (false, true) => "upstream",
+            (false, false) if self.untestable.is_some() => "not-testable",
+            (false, false) => "none",
         }
     }
 }
@@ -248,6 +274,8 @@ pub enum TraceStatus {
     Waived,
     /// No check of this build covers it.
     Untested,
+    /// No software test can verify it; the reference model says why.
+    NotTestable,
 }
 
 impl TraceStatus {
@@ -262,6 +290,7 @@ impl TraceStatus {
             TraceStatus::Skipped => "skipped",
             TraceStatus::Waived => "waived",
             TraceStatus::Untested => "untested",
+            TraceStatus::NotTestable => "not-testable",
         }
     }
 }

@@ -36,6 +36,31 @@ impl NodeProfile {
     }
 }
 
+/// How much of the upstream test suites (Tempest, Kubernetes e2e, kube-bench) a run drives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpstreamLevel {
+    /// None: their checks are skipped, naming `--upstream`.
+    None,
+    /// A short selection of each (minutes): Tempest's smoke tests, e2e conformance only.
+    Smoke,
+    /// What the certification requires (RC1's Tempest sets, RC2's e2e focus sets): hours on
+    /// a real NFVI.
+    #[default]
+    Full,
+}
+
+impl UpstreamLevel {
+    /// The kebab-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamLevel::None => "none",
+            UpstreamLevel::Smoke => "smoke",
+            UpstreamLevel::Full => "full",
+        }
+    }
+}
+
 /// The NFVI under test: the settings every area shares. Each area's tables follow them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -47,6 +72,9 @@ pub struct CommonTarget {
     pub profile: NodeProfile,
     /// Network resources the harness may use.
     pub network: NetworkTarget,
+    /// How much of the upstream test suites the run drives: none, smoke or full.
+    #[serde(default)]
+    pub upstream: UpstreamLevel,
 }
 
 /// The NFVI under test: the common settings and each registered area's configuration.
@@ -58,6 +86,8 @@ pub struct Target {
     pub profile: NodeProfile,
     /// Network resources the harness may use.
     pub network: NetworkTarget,
+    /// How much of the upstream test suites the run drives (`--upstream` overrides it).
+    pub upstream: UpstreamLevel,
     /// The file this target was read from, if any.
     pub file: Option<PathBuf>,
     /// On a node agent (`nfvi-verify node`): the node of the fleet it verifies, with its
@@ -305,7 +335,7 @@ impl Target {
             if message.starts_with("unknown field") {
                 let ids: Vec<&str> = areas.tables().iter().map(|t| t.name).collect();
                 message = format!(
-                    "unknown table or key `{}`; expected name, profile, [network] or one of the areas' tables ({})",
+                    "unknown table or key `{}`; expected name, profile, upstream, [network] or one of the areas' tables ({})",
                     key.as_deref().unwrap_or("?"),
                     ids.join(", ")
                 );
@@ -322,11 +352,20 @@ impl Target {
             name: common.name,
             profile: common.profile,
             network: common.network,
+            upstream: common.upstream,
             file: None,
             node: None,
             configs,
             resolved,
         })
+    }
+
+    /// Sets how much of the upstream suites the run drives (`--upstream`), in the resolved
+    /// target too.
+    pub fn set_upstream(&mut self, level: UpstreamLevel) {
+        self.upstream = level;
+        self.resolved
+            .insert("upstream".to_owned(), level.as_str().into());
     }
 
     /// The whole target as TOML, every default filled in: what the run used.

@@ -267,6 +267,8 @@ fn results(checks: Vec<CheckResult>, waivers: &Waivers) -> RunResults {
             mandatory: true,
             applies: true,
             checks: vec![],
+            upstream: vec![],
+            untestable: None,
         },
         status: TraceStatus::Untested,
     };

@@ -37,6 +37,10 @@ pub struct RequirementEntry {
     /// Anything a reader needs to know about how the ID is used here.
     #[serde(default)]
     pub note: Option<String>,
+    /// Why no software test can verify it (an operator policy, a process, a design choice),
+    /// when that is so: the traceability matrix shows the reason instead of "untested".
+    #[serde(default)]
+    pub untestable: Option<String>,
     /// IDs of requirements in other documents that say the same thing.
     #[serde(default)]
     #[schemars(with = "Vec<String>")]

@@ -16,5 +16,6 @@ mod checks;
 pub mod ingest;
 pub mod judge;
 pub mod model;
+pub mod upstream;
 
 pub use area::{EvidenceArea, EvidenceConfig};

@@ -136,6 +136,16 @@ pub fn checks_with_root(root: impl Into<PathBuf>) -> Vec<Arc<dyn Check>> {
         ),
         declare(
             CheckMeta::new(
+                "host.runtime.oci-spec",
+                Area::Host,
+                "The node's OCI runtimes implement runtime specification 1.0 or later",
+            )
+            .covers(Severity::Must, &["ra2.crt.001"])
+            .read_only("runs each runtime's `--version` (runc, crun, youki, runsc, kata-runtime)"),
+            body(&root, Kind::OciRuntime),
+        ),
+        declare(
+            CheckMeta::new(
                 "host.clock.sync",
                 Area::Host,
                 "The system clock is synchronised (NTP or chrony)",
@@ -227,6 +237,7 @@ enum Kind {
     Addresses,
     Clock,
     Drift,
+    OciRuntime,
 }
 
 /// The body of a check of `kind`, reading files under `root`.
@@ -255,6 +266,7 @@ async fn run(kind: Kind, root: Arc<PathBuf>, cx: &CheckContext) -> CheckResult {
         Kind::Addresses => addresses(cx).await,
         Kind::Clock => Ok(clock(cx).await),
         Kind::Drift => Ok(drift(&fs, cx).await),
+        Kind::OciRuntime => Ok(oci_runtime(cx).await),
     }
 }
 
@@ -640,6 +652,32 @@ async fn addresses(cx: &CheckContext) -> CheckResult {
     };
     Ok(o.with_property("ipv4", list_or_none(&v4, ", "))
         .with_property("ipv6", list_or_none(&v6, ", ")))
+}
+
+/// ra2.crt.001: every OCI runtime on the node says which runtime specification it implements
+/// (`spec: 1.0.2-dev` in `runc --version`), and it is 1.0 or later.
+async fn oci_runtime(cx: &CheckContext) -> Outcome {
+    let mut seen = Vec::new();
+    for name in parse::OCI_RUNTIMES {
+        let out = cx
+            .command(
+                CommandSpec::new(*name)
+                    .args(["--version"])
+                    .timeout(Duration::from_secs(5)),
+            )
+            .await;
+        let answer = match out {
+            Err(e) if e.source.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => Err(format!("cannot run `{name} --version`: {}", e.source)),
+            Ok(o) if !o.success() => Err(format!(
+                "`{name} --version` failed: {}",
+                o.stderr_text().trim()
+            )),
+            Ok(o) => Ok(o.stdout_text()),
+        };
+        seen.push(((*name).to_owned(), answer));
+    }
+    parse::judge_oci_runtimes(&seen)
 }
 
 async fn clock(cx: &CheckContext) -> Outcome {

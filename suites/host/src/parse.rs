@@ -142,9 +142,127 @@ pub(crate) fn window_start(now: NaiveDateTime, hours: u32) -> NaiveDateTime {
         .unwrap_or(NaiveDateTime::MIN)
 }
 
+/// The OCI runtimes `host.runtime.oci-spec` asks for their version.
+pub(crate) const OCI_RUNTIMES: &[&str] = &["runc", "crun", "youki", "runsc", "kata-runtime"];
+
+/// The runtime specification version a runtime's `--version` declares (`spec: 1.0.2-dev`,
+/// `spec version 1.0.2`), as (major, minor, the text).
+pub(crate) fn oci_spec_version(version_text: &str) -> Option<(u64, u64, String)> {
+    let line = version_text
+        .lines()
+        .find(|l| l.trim_start().to_ascii_lowercase().starts_with("spec"))?;
+    let v = line
+        .split(|c: char| c.is_whitespace() || c == ':')
+        .find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))?;
+    let mut parts = v.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next().and_then(|m| m.parse().ok()).unwrap_or(0);
+    Some((major, minor, v.to_owned()))
+}
+
+/// Judges what the runtimes on the node answered (name, `--version` output or why it could
+/// not be read). No runtime at all is not applicable (not a container host); one that does
+/// not say its specification version cannot be judged (an error); one below 1.0 fails.
+pub(crate) fn judge_oci_runtimes(
+    seen: &[(String, Result<String, String>)],
+) -> nfvi_harness::Outcome {
+    use nfvi_harness::{Outcome, SkipKind, SkipReason};
+    if seen.is_empty() {
+        return Outcome::skip(SkipReason {
+            kind: SkipKind::NotApplicable,
+            message: format!(
+                "no OCI runtime on PATH ({}): not a container host",
+                OCI_RUNTIMES.join(", ")
+            ),
+        });
+    }
+    let mut ok = Vec::new();
+    let mut old = Vec::new();
+    let mut unknown = Vec::new();
+    for (name, answer) in seen {
+        match answer {
+            Err(why) => unknown.push(why.clone()),
+            Ok(text) => match oci_spec_version(text) {
+                Some((major, _, v)) if major >= 1 => ok.push(format!("{name} (spec {v})")),
+                Some((_, _, v)) => old.push(format!("{name} implements spec {v}")),
+                None => unknown.push(format!(
+                    "`{name} --version` names no runtime specification version"
+                )),
+            },
+        }
+    }
+    if !old.is_empty() {
+        Outcome::fail(format!(
+            "{}; RA2 asks for OCI runtime specification 1.0 or later",
+            old.join("; ")
+        ))
+    } else if !unknown.is_empty() {
+        Outcome::error(unknown.join("; "))
+    } else {
+        Outcome::pass(format!(
+            "OCI runtime specification 1.0 or later: {}",
+            ok.join(", ")
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oci_runtimes_are_judged_by_the_spec_version_they_declare() {
+        use nfvi_harness::Status;
+        let runc =
+            "runc version 1.1.5+ds1\ncommit: 1.1.5+ds1-1+deb12u1\nspec: 1.0.2-dev\ngo: go1.19.8\n";
+        let crun = "crun version 1.8.1\ncommit: f8a096be060b22ccd3d5f3ebe44108517fbf6c30\nrundir: /run/user/0/crun\nspec: 1.0.0\n+SYSTEMD +SELINUX\n";
+        let ok = |s: &str| Ok::<String, String>(s.to_owned());
+        #[rustfmt::skip]
+        type Seen = Vec<(String, Result<String, String>)>;
+        let cases: Vec<(&str, Seen, Status, &str)> = vec![
+            (
+                "runc on Debian 12",
+                vec![("runc".into(), ok(runc))],
+                Status::Passed,
+                "runc (spec 1.0.2-dev)",
+            ),
+            (
+                "two runtimes",
+                vec![("runc".into(), ok(runc)), ("crun".into(), ok(crun))],
+                Status::Passed,
+                "crun (spec 1.0.0)",
+            ),
+            (
+                "an old runtime",
+                vec![("runc".into(), ok("runc version 0.1.1\nspec: 0.6.0\n"))],
+                Status::Failed,
+                "runc implements spec 0.6.0",
+            ),
+            (
+                "no spec line",
+                vec![("runsc".into(), ok("runsc version release-20230102\n"))],
+                Status::Error,
+                "names no runtime specification version",
+            ),
+            (
+                "a runtime that fails",
+                vec![("runc".into(), Err("`runc --version` failed: boom".into()))],
+                Status::Error,
+                "boom",
+            ),
+            (
+                "nothing observed",
+                vec![],
+                Status::Skipped,
+                "no OCI runtime on PATH",
+            ),
+        ];
+        for (what, seen, status, part) in cases {
+            let o = judge_oci_runtimes(&seen);
+            assert_eq!(o.status, status, "{what}: {}", o.message);
+            assert!(o.message.contains(part), "{what}: {}", o.message);
+        }
+    }
 
     #[test]
     fn a_meminfo_value_past_u64_in_bytes_is_unreadable_not_a_panic() {

@@ -16,6 +16,7 @@ use tokio::sync::OnceCell;
 
 use crate::cluster::{Cluster, KubeconfigFiles, ReadError};
 use crate::daemonset::DaemonSetTransport;
+use crate::upstream::EvidencePath;
 
 /// The `[kubernetes]` table: the cluster and the in-cluster probes.
 #[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
@@ -53,6 +54,76 @@ pub struct KubernetesConfig {
     /// Longest a node's agent may take, from the DaemonSet's creation to its last result
     /// (image pull included), in seconds.
     pub agent_timeout_secs: u64,
+    /// The registry the upstream suites' images come from (the conformance image and the
+    /// output sidecar): `registry.k8s.io`, or a mirror of it for air-gapped clusters.
+    #[serde(default = "default_registry")]
+    pub upstream_registry: String,
+    /// The e2e conformance image; none: `<upstream_registry>/conformance:<the server's
+    /// gitVersion, v1.x.y>`, read from `/version`.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub e2e_image: Option<String>,
+    /// The e2e pod's output sidecar (any image with a POSIX `sh` and `cat`); none:
+    /// `<upstream_registry>/e2e-test-images/busybox:1.36.1-1`.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub e2e_output_image: Option<String>,
+    /// Ginkgo nodes of the parallel e2e sets (`E2E_PARALLEL`); the serial sets run with 1.
+    #[serde(default = "default_parallel")]
+    pub e2e_parallel: u32,
+    /// kube-bench's image (its Jobs on a control-plane node and on a worker).
+    #[serde(default = "default_kube_bench_image")]
+    pub kube_bench_image: String,
+    /// Longest an upstream pod may take to start (scheduling and image pull), in seconds: a
+    /// pod still Pending then is an error naming the image and the reason.
+    #[serde(default = "default_start_timeout")]
+    pub upstream_start_timeout_secs: u64,
+    /// Longest one e2e focus set or one kube-bench Job may run, in seconds.
+    #[serde(default = "default_upstream_timeout")]
+    pub upstream_timeout_secs: u64,
+    /// The range (IPv4 CIDR inside `network.lab_cidr`) the whereabouts IPAM of the secondary
+    /// network that k8s.multus.secondary-network creates hands out; none: the last /24 of
+    /// `network.lab_cidr`.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub multus_range: Option<String>,
+    /// The node interface that secondary network's macvlan attaches to; none: each node's
+    /// default-route interface (the macvlan plugin's default).
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub multus_master: Option<String>,
+    /// The UDP port of the LoadBalancer Service that k8s.lb.external and k8s.lb.failover
+    /// create (the probe pods' echo port behind it).
+    #[serde(default = "default_lb_port")]
+    pub lb_port: u16,
+    /// Longest the load balancer may take to give that Service an external address, in
+    /// seconds; the LoadBalancer checks fail, saying so, when it gives none.
+    #[serde(default = "default_lb_timeout")]
+    pub lb_timeout_secs: u64,
+    /// Lets the LoadBalancer checks probe a loopback external address. For tests against a
+    /// scripted API server only: a real load balancer never hands out 127.0.0.1, and an API
+    /// server that does would have nfvi-verify probe (and judge) a port of this machine.
+    #[serde(default)]
+    pub lb_allow_loopback: bool,
+}
+
+fn default_lb_port() -> u16 {
+    7777
+}
+fn default_lb_timeout() -> u64 {
+    120
+}
+
+fn default_registry() -> String {
+    "registry.k8s.io".to_owned()
+}
+fn default_parallel() -> u32 {
+    10
+}
+fn default_kube_bench_image() -> String {
+    crate::upstream::DEFAULT_KUBE_BENCH_IMAGE.to_owned()
+}
+fn default_start_timeout() -> u64 {
+    300
+}
+fn default_upstream_timeout() -> u64 {
+    10_800
 }
 
 /// The repository of the default node agent image; the tag is this tool's version.
@@ -82,7 +153,28 @@ impl AreaConfig for KubernetesConfig {
                 "kubernetes.agent_timeout_secs = {} is out of range: 10 to 86400 seconds",
                 self.agent_timeout_secs
             ),
-        )
+        )?;
+        ConfigError::ensure(
+            (1..=3_600).contains(&self.lb_timeout_secs),
+            "lb_timeout_secs",
+            format!(
+                "kubernetes.lb_timeout_secs = {} is out of range: 1 to 3600 seconds",
+                self.lb_timeout_secs
+            ),
+        )?;
+        if let Some(r) = &self.multus_range {
+            // Whether it lies inside network.lab_cidr is judged by k8s.multus.secondary-network
+            // (`multus::range`), which sees both tables; here only its form.
+            let net = r.trim().parse::<ipnet::Ipv4Net>();
+            ConfigError::ensure(
+                net.is_ok_and(|n| n.prefix_len() <= 30),
+                "multus_range",
+                format!(
+                    "kubernetes.multus_range = {r:?} is not an IPv4 network of at least 4 addresses such as \"198.18.60.0/24\" (inside network.lab_cidr)"
+                ),
+            )?;
+        }
+        crate::upstream::validate(self)
     }
 }
 
@@ -147,10 +239,29 @@ const FLAGS: &[Flag] = &[
 #[derive(Default)]
 pub(crate) struct Connection {
     pub(crate) cluster: OnceCell<Result<Arc<Cluster>, ReadError>>,
+    /// Where the upstream suites' results go: the evidence area's parsers and judges.
+    pub(crate) evidence: Option<Arc<dyn EvidencePath>>,
+    /// Held by an upstream suite while it runs: the e2e sets (and kube-bench) run one after
+    /// another, as RC2 runs them, never side by side on the cluster.
+    pub(crate) upstream: tokio::sync::Mutex<()>,
 }
 
-/// The Kubernetes area of RA2.
-pub struct K8sArea;
+/// The Kubernetes area of RA2. [`K8sArea::default`] has no evidence path: its upstream
+/// checks (e2e, kube-bench) then end in an error saying so; the CLI hands it the evidence
+/// area's with [`K8sArea::with_evidence`].
+#[derive(Clone, Default)]
+pub struct K8sArea {
+    evidence: Option<Arc<dyn EvidencePath>>,
+}
+
+impl K8sArea {
+    /// The area, ingesting the upstream suites' results through `evidence`.
+    pub fn with_evidence(evidence: Arc<dyn EvidencePath>) -> Self {
+        Self {
+            evidence: Some(evidence),
+        }
+    }
+}
 
 impl Area for K8sArea {
     fn id(&self) -> &'static str {
@@ -188,7 +299,17 @@ impl Area for K8sArea {
     }
 
     fn open(&self, _target: &Target) -> Shared {
-        Arc::new(Connection::default())
+        Arc::new(Connection {
+            cluster: OnceCell::new(),
+            evidence: self.evidence.clone(),
+            upstream: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The images the upstream suites pull (conformance, its output sidecar, kube-bench),
+    /// then the probe and node agent images.
+    fn images<'a>(&'a self, target: &'a Target) -> nfvi_harness::BoxFuture<'a, Vec<String>> {
+        Box::pin(crate::upstream::images(target))
     }
 
     /// With `kubernetes.node_agent`, the cluster's nodes, reached through a DaemonSet of the
@@ -200,5 +321,53 @@ impl Area for K8sArea {
         }
         let transport: Arc<dyn Transport> = Arc::new(DaemonSetTransport::connect(k)?);
         Ok(Some(transport))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use nfvi_harness::AreaConfig as _;
+
+    use super::KubernetesConfig;
+
+    fn config() -> KubernetesConfig {
+        let table: toml::Value = toml::from_str(include_str!("kubernetes.toml")).unwrap();
+        table["kubernetes"].clone().try_into().unwrap()
+    }
+
+    #[test]
+    fn the_own_network_keys_are_validated_naming_the_key() {
+        let k = config();
+        assert!(k.validate().is_ok(), "{:?}", k.validate());
+        #[rustfmt::skip]
+        let rows: &[(&str, Option<&str>, u64, Option<&str>)] = &[
+            ("defaults", None, 120, None),
+            ("a /24", Some("198.18.60.0/24"), 120, None),
+            ("a /30", Some(" 198.18.60.4/30 "), 1, None),
+            ("no timeout", None, 0, Some("lb_timeout_secs")),
+            ("over an hour", None, 3_601, Some("lb_timeout_secs")),
+            ("not a network", Some("lab"), 120, Some("multus_range")),
+            ("an address", Some("198.18.60.1"), 120, Some("multus_range")),
+            ("IPv6", Some("fd00::/64"), 120, Some("multus_range")),
+            ("too small", Some("198.18.60.0/31"), 120, Some("multus_range")),
+            ("hostile", Some("198.18.60.0/24\n[x]"), 120, Some("multus_range")),
+        ];
+        for &(name, range, timeout, key) in rows {
+            let mut k = config();
+            k.multus_range = range.map(str::to_owned);
+            k.lb_timeout_secs = timeout;
+            let got = k.validate();
+            assert_eq!(
+                got.as_ref().err().and_then(|e| e.at.as_deref()),
+                key,
+                "{name}: {got:?}"
+            );
+            if let (Err(e), Some(key)) = (&got, key) {
+                assert!(
+                    e.message.contains(&format!("kubernetes.{key}")),
+                    "{name}: {e:?}"
+                );
+            }
+        }
     }
 }

@@ -272,7 +272,7 @@ pub fn checks() -> Vec<Arc<dyn Check>> {
                 "k8s.kubelet.reserved-cpus",
                 "Every worker's kubelet reserves CPUs for system and Kubernetes daemons",
                 Must,
-                &["ra2.k8s.008"],
+                &["ra2.k8s.008", "i.cap.014"],
             ),
             |cx| Box::pin(run(Kind::ReservedCpus, cx)),
         ),

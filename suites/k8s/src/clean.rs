@@ -1,14 +1,19 @@
 //! What the k8s area leaves in a cluster when its run is killed, and how `nfvi-verify clean`
-//! finds it: the probe namespaces (`nfvi-verify-probe-*`, their pods go with them) and the
-//! node agent's DaemonSet and ConfigMap carry the owner labels
+//! finds it: every namespace the area creates (the probes' `nfvi-verify-probe-*`, the e2e
+//! sets' `nfvi-verify-e2e-*`, kube-bench's privileged `nfvi-verify-bench-*`, the
+//! LoadBalancer check's `nfvi-verify-net-lb-*`, the Multus check's `nfvi-verify-net-multus-*`;
+//! what is in them goes with them), the e2e sets' ClusterRoleBindings to cluster-admin
+//! (`nfvi-verify-e2e-*`), and the node agent's DaemonSet and ConfigMap carry the owner labels
 //! ([`nfvi_harness::leftover::owner_labels`]) next to `app.kubernetes.io/managed-by`; only
-//! objects with all three, of this host and of a process that is gone, are removed.
+//! objects with all three and one of the names the area gives, of this host and of a process
+//! that is gone, are removed.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::Resource;
 use kube::api::{Api, DeleteParams, ListParams};
 use nfvi_harness::Target;
@@ -49,7 +54,8 @@ fn selector() -> String {
 }
 
 /// The k8s area's leftovers: DaemonSets and ConfigMaps of the node agent in its namespace,
-/// then probe namespaces. Nothing without a kubeconfig.
+/// then the ClusterRoleBindings of the e2e sets, then the area's namespaces. Nothing without
+/// a kubeconfig.
 pub(crate) fn leftovers<'a>(
     target: &'a Target,
     gone: Gone<'a>,
@@ -83,6 +89,7 @@ async fn find(cluster: &Cluster, agent_ns: &str, gone: Gone<'_>) -> Result<Vec<L
     let mut found = Vec::new();
     let daemonsets = Api::<DaemonSet>::namespaced(client.clone(), agent_ns);
     let configmaps = Api::<ConfigMap>::namespaced(client.clone(), agent_ns);
+    let bindings = Api::<ClusterRoleBinding>::all(client.clone());
     let namespaces = Api::<Namespace>::all(client);
     let list = |what: String| move |e: kube::Error| cluster.explain(&what, &e).message;
     let ds = daemonsets
@@ -107,6 +114,21 @@ async fn find(cluster: &Cluster, agent_ns: &str, gone: Gone<'_>) -> Result<Vec<L
         &configmaps,
         gone,
     ));
+    // Bindings first: a binding outlives the namespace of the account it binds (and keeps
+    // granting cluster-admin to whoever recreates that account). Without the
+    // nfvi-verify-upstream ClusterRole the account may not list them, and could not have
+    // created any either.
+    match bindings.list(&params).await {
+        Ok(crb) => found.extend(deletable(
+            crb.items,
+            "ClusterRoleBinding",
+            BINDING_PREFIXES,
+            &bindings,
+            gone,
+        )),
+        Err(kube::Error::Api(s)) if s.code == 403 => {}
+        Err(e) => return Err(list("list clusterrolebindings".to_owned())(e)),
+    }
     let ns = namespaces
         .list(&params)
         .await
@@ -114,22 +136,30 @@ async fn find(cluster: &Cluster, agent_ns: &str, gone: Gone<'_>) -> Result<Vec<L
     found.extend(deletable(
         ns.items,
         "namespace",
-        PROBE_PREFIX,
+        NAMESPACE_PREFIXES,
         &namespaces,
         gone,
     ));
     Ok(found)
 }
 
-/// The names the area gives its agent objects and its probe namespaces: labels alone are
-/// not enough to delete something (anyone allowed to label a namespace could have it deleted).
-const AGENT_PREFIX: &str = "nfvi-verify-agent-";
-const PROBE_PREFIX: &str = "nfvi-verify-probe-";
+/// The names the area gives its agent objects, its namespaces and its ClusterRoleBindings:
+/// labels alone are not enough to delete something (anyone allowed to label a namespace could
+/// have it deleted).
+const AGENT_PREFIX: &[&str] = &["nfvi-verify-agent-"];
+const NAMESPACE_PREFIXES: &[&str] = &[
+    "nfvi-verify-probe-",
+    "nfvi-verify-e2e-",
+    "nfvi-verify-bench-",
+    "nfvi-verify-net-lb-",
+    "nfvi-verify-net-multus-",
+];
+const BINDING_PREFIXES: &[&str] = &["nfvi-verify-e2e-"];
 
 fn deletable<K>(
     items: Vec<K>,
     kind: &'static str,
-    prefix: &str,
+    prefixes: &[&str],
     api: &Api<K>,
     gone: Gone<'_>,
 ) -> Vec<Leftover>
@@ -141,7 +171,10 @@ where
         .filter_map(|item| {
             let meta = item.meta();
             let pid = owner(meta.labels.as_ref()).filter(|&p| gone(p))?;
-            let name = meta.name.clone().filter(|n| n.starts_with(prefix))?;
+            let name = meta
+                .name
+                .clone()
+                .filter(|n| prefixes.iter().any(|p| n.starts_with(p)))?;
             let api = api.clone();
             let shown = match &meta.namespace {
                 Some(ns) => format!("{ns}/{name}"),

@@ -19,14 +19,25 @@ pub mod cluster;
 pub mod daemonset;
 #[doc(hidden)]
 pub mod fuzzing;
+mod lb;
+mod multus;
+mod network;
 mod probes;
+pub mod upstream;
 
 pub use area::{DEFAULT_AGENT_IMAGE, K8sArea, KubernetesConfig, kubeconfig_need};
 pub use daemonset::DaemonSetTransport;
+pub use upstream::EvidencePath;
 
-/// Every check of the k8s area: the API checks, then the in-cluster probes.
+/// Every check of the k8s area: the API checks, the in-cluster probes (latency, the Multus
+/// secondary network, LoadBalancer Services), then the upstream suites (e2e focus sets,
+/// kube-bench).
 pub fn checks() -> Vec<std::sync::Arc<dyn nfvi_harness::Check>> {
     let mut all = checks::checks();
+    all.extend(network::checks());
     all.extend(probes::checks());
+    all.extend(multus::checks());
+    all.extend(lb::checks());
+    all.extend(upstream::checks());
     all
 }

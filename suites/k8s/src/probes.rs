@@ -34,10 +34,10 @@ use crate::cluster::{self, Cluster};
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "nfvi-verify");
 
 /// The UDP port the responders listen on.
-const PORT: u16 = 7777;
+pub(crate) const PORT: u16 = 7777;
 
 /// How long pods may take to start (image pull included).
-const START_TIMEOUT: Duration = Duration::from_secs(180);
+pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// The in-cluster probe checks.
 pub fn checks() -> Vec<Arc<dyn Check>> {
@@ -107,10 +107,10 @@ pub(crate) fn pick_nodes(nodes: &[Node]) -> Option<(String, String)> {
 }
 
 /// Multus' request and report annotations.
-const NETWORKS: &str = "k8s.v1.cni.cncf.io/networks";
+pub(crate) const NETWORKS: &str = "k8s.v1.cni.cncf.io/networks";
 const NETWORK_STATUS: &str = "k8s.v1.cni.cncf.io/network-status";
 
-fn pod(
+pub(crate) fn pod(
     name: &str,
     node: &str,
     image: &str,
@@ -188,7 +188,7 @@ fn settled(p: &Pod, want_done: bool) -> Option<Result<(), String>> {
 
 /// Waits with kube's `await_condition` (a watch on the one pod) until [`settled`] says the
 /// pod got where it should or cannot, or `deadline` passes.
-async fn wait_pod(
+pub(crate) async fn wait_pod(
     pods: &Api<Pod>,
     c: &Cluster,
     name: &str,

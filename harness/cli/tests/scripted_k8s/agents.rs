@@ -132,7 +132,9 @@ pub(super) fn respond(req: &Request<'_>, spec: &Spec, agents: &Agents) -> Answer
             answer(200, &v)
         }
         ("GET", ["api", "v1", "namespaces", ns, "pods"])
-            if !ns.starts_with("nfvi-verify-probe-") && *ns != "kube-system" =>
+            if !ns.starts_with("nfvi-verify-probe-")
+                && !ns.starts_with("nfvi-verify-net-")
+                && *ns != "kube-system" =>
         {
             let items: Vec<Value> = store
                 .pods

@@ -1,6 +1,7 @@
 //! What killed runs left in the scripted cluster ([`Spec`]'s `leftovers`: namespaces,
-//! DaemonSets and ConfigMaps with their labels), served to label-selected lists as an API
-//! server selects them, for `nfvi-verify clean`.
+//! ClusterRoleBindings, DaemonSets and ConfigMaps with their labels), served to label-selected
+//! lists as an API server selects them, for `nfvi-verify clean`; deleting a planted
+//! ClusterRoleBinding succeeds.
 
 use serde_json::Value;
 
@@ -26,10 +27,24 @@ fn selects(selector: &str, labels: &Value) -> bool {
         })
 }
 
-/// Answers label-selected lists of namespaces, DaemonSets and ConfigMaps; `None` leaves the
-/// request to the rest of the server.
+/// Answers label-selected lists of namespaces, ClusterRoleBindings, DaemonSets and
+/// ConfigMaps, and deletions of planted ClusterRoleBindings; `None` leaves the request to the
+/// rest of the server.
 pub(super) fn respond(req: &Request<'_>, spec: &Spec) -> Answer {
-    if req.method != "GET" || req.auth != format!("Bearer {TOKEN}") {
+    if req.auth != format!("Bearer {TOKEN}") {
+        return None;
+    }
+    if req.method == "DELETE" {
+        let name = req
+            .path
+            .strip_prefix("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/")?;
+        let planted = spec
+            .leftovers
+            .iter()
+            .find(|o| o["kind"] == "ClusterRoleBinding" && o["metadata"]["name"] == name)?;
+        return Some((200, JSON, planted.to_string().into_bytes()));
+    }
+    if req.method != "GET" {
         return None;
     }
     let selector = req
@@ -43,6 +58,17 @@ pub(super) fn respond(req: &Request<'_>, spec: &Spec) -> Answer {
         ["api", "v1", "namespaces", ns, "configmaps"] => {
             ("ConfigMap", Some(*ns), "ConfigMapList", "v1")
         }
+        [
+            "apis",
+            "rbac.authorization.k8s.io",
+            "v1",
+            "clusterrolebindings",
+        ] => (
+            "ClusterRoleBinding",
+            None,
+            "ClusterRoleBindingList",
+            "rbac.authorization.k8s.io/v1",
+        ),
         ["apis", "apps", "v1", "namespaces", ns, "daemonsets"] => {
             ("DaemonSet", Some(*ns), "DaemonSetList", "apps/v1")
         }

@@ -13,7 +13,9 @@
 
 mod agents;
 mod leftovers;
+mod own;
 mod rbac;
+mod upstream;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -27,6 +29,8 @@ use serde_json::{Value, json};
 pub use agents::{AgentPod, AgentState};
 #[allow(unused_imports)]
 pub use rbac::{Access, Grants, access};
+#[allow(unused_imports)]
+pub use upstream::{BENCH_FAILING, BENCH_PASSING, Fate, Script};
 
 /// The token the scripted server accepts.
 pub const TOKEN: &str = "scripted-token";
@@ -86,6 +90,17 @@ pub struct Spec {
     pub git_version: Option<String>,
     /// The UID of the kube-system namespace (`GET /api/v1/namespaces/kube-system`).
     pub kube_system_uid: String,
+    /// The upstream suites' pods (e2e, kube-bench): how they fare, what they print.
+    pub upstream: Script,
+    /// The external address the load balancer gives Services of type LoadBalancer; `None`:
+    /// no load balancer (they stay pending).
+    pub lb_ip: Option<String>,
+    /// How long the stand-in backends stay silent after a backend pod is deleted.
+    pub lb_failover_gap_ms: u64,
+    /// Whether the stand-in backends stand behind the load balancer's address; `false`:
+    /// the Service keeps the port asked for, where nothing listens (backends that never
+    /// answer).
+    pub lb_backends: bool,
 }
 
 impl Spec {
@@ -130,6 +145,10 @@ impl Spec {
             leftovers: Vec::new(),
             git_version: None,
             kube_system_uid: "0b5e3c1a-6f0d-4c1e-9a57-3d2f8e41c7aa".into(),
+            upstream: Script::passing(),
+            lb_ip: Some("127.0.0.1".into()),
+            lb_failover_gap_ms: 300,
+            lb_backends: true,
         }
     }
 }
@@ -230,10 +249,11 @@ fn group_versions(spec: &Spec) -> Vec<(String, String, Vec<&'static str>)> {
         (
             "networking.k8s.io".into(),
             "v1".into(),
-            if spec.network_policies {
-                vec!["networkpolicies", "ingresses"]
-            } else {
-                vec!["ingresses"]
+            match (spec.network_policies, spec.minor >= 33) {
+                (true, true) => vec!["networkpolicies", "ingresses", "servicecidrs"],
+                (true, false) => vec!["networkpolicies", "ingresses"],
+                (false, true) => vec!["ingresses", "servicecidrs"],
+                (false, false) => vec!["ingresses"],
             },
         ),
         ("node.k8s.io".into(), "v1".into(), vec!["runtimeclasses"]),
@@ -529,6 +549,14 @@ fn documents(spec: &Spec) -> BTreeMap<String, Value> {
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system", "uid": spec.kube_system_uid, "resourceVersion": "4", "creationTimestamp": rfc3339(86_400), "labels": {"kubernetes.io/metadata.name": "kube-system"}}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}),
     );
     d.insert(
+        "/api/v1/namespaces/default/services/kubernetes".into(),
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kubernetes", "namespace": "default"}, "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.1", "clusterIPs": ["10.96.0.1"], "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]}}),
+    );
+    d.insert(
+        "/apis/networking.k8s.io/v1/servicecidrs".into(),
+        list("ServiceCIDRList", "networking.k8s.io/v1", vec![json!({"apiVersion": "networking.k8s.io/v1", "kind": "ServiceCIDR", "metadata": {"name": "kubernetes"}, "spec": {"cidrs": ["10.96.0.0/12"]}})]),
+    );
+    d.insert(
         "/api/v1/namespaces".into(),
         list(
             "NamespaceList",
@@ -551,13 +579,15 @@ fn readyz(spec: &Spec) -> String {
 /// A running scripted server.
 pub struct Server {
     pub port: u16,
+    /// The UDP port of the load balancer's stand-in backends on 127.0.0.1 (0: none).
+    pub lb_port: u16,
     pub log: Arc<Mutex<Vec<String>>>,
     /// The body of every POST, by path.
     pub posted: Arc<Mutex<Vec<(String, Value)>>>,
 }
 
 /// Probe pods created so far, by namespace and name.
-type PodStore = Arc<Mutex<BTreeMap<String, Value>>>;
+pub(crate) type PodStore = Arc<Mutex<BTreeMap<String, Value>>>;
 
 impl Server {
     /// Starts answering as `spec` describes.
@@ -570,22 +600,35 @@ impl Server {
         let pods: PodStore = Arc::default();
         let agents: agents::Agents = Arc::default();
         let posted: Posted = Arc::default();
+        let upstream: upstream::Upstream = Arc::default();
+        let lb = Arc::new(spec.lb_ip.as_ref().map(|_| own::LbResponder::start()));
+        let lb_port = lb.as_ref().as_ref().map_or(0, |r| r.port);
+        let services: own::Services = Arc::default();
         let (l, b) = (log.clone(), posted.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
                 let (docs, spec, log, pods) = (docs.clone(), spec.clone(), l.clone(), pods.clone());
-                let (agents, posted) = (agents.clone(), b.clone());
+                let (agents, posted, upstream) = (agents.clone(), b.clone(), upstream.clone());
+                let (services, lb) = (services.clone(), lb.clone());
                 std::thread::spawn(move || {
                     let stores = Stores {
                         pods: &pods,
                         agents: &agents,
                         posted: &posted,
+                        upstream: &upstream,
+                        services: &services,
+                        lb: lb.as_ref().as_ref(),
                     };
                     serve_conn(conn, &docs, &spec, &log, &stores)
                 });
             }
         });
-        Self { port, log, posted }
+        Self {
+            port,
+            lb_port,
+            log,
+            posted,
+        }
     }
 
     /// Requests seen, as `METHOD /path?query`.
@@ -612,6 +655,9 @@ struct Stores<'a> {
     pods: &'a PodStore,
     agents: &'a agents::Agents,
     posted: &'a Posted,
+    upstream: &'a upstream::Upstream,
+    services: &'a own::Services,
+    lb: Option<&'a own::LbResponder>,
 }
 
 fn serve_conn(
@@ -670,8 +716,14 @@ fn serve_conn(
             auth: &auth,
             body: &body,
         };
-        let answer =
-            leftovers::respond(&req, spec).or_else(|| agents::respond(&req, spec, stores.agents));
+        let answer = leftovers::respond(&req, spec)
+            .or_else(|| {
+                (auth == format!("Bearer {TOKEN}"))
+                    .then(|| own::respond(&req, spec, stores.pods, stores.services, stores.lb))
+                    .flatten()
+            })
+            .or_else(|| upstream::respond(&req, spec, stores.upstream))
+            .or_else(|| agents::respond(&req, spec, stores.agents));
         let (code, ctype, text) = match answer {
             Some(answer) => answer,
             None => {
@@ -796,7 +848,7 @@ fn respond(
         }
         // kube's await_condition: a list and then watches, filtered to one pod by name.
         ("GET", ["api", "v1", "namespaces", ns, "pods"])
-            if ns.starts_with("nfvi-verify-probe-") =>
+            if ns.starts_with("nfvi-verify-probe-") || ns.starts_with("nfvi-verify-net-") =>
         {
             let name = query
                 .split('&')
@@ -880,8 +932,10 @@ fn pod_view(p: &mut Value, name: &str, spec: &Spec) {
         let mut status = vec![
             json!({"name": "k8s-pod-network", "interface": "eth0", "ips": [ip], "default": true}),
         ];
+        let ns = p["metadata"]["namespace"].as_str().unwrap_or("").to_owned();
         for (i, net) in nets.split(',').enumerate() {
-            status.push(json!({"name": net, "interface": format!("net{}", i + 1), "ips": [format!("198.18.{}.{second}", 60 + i)], "mac": "02:00:00:00:00:01"}));
+            let ip = own::secondary_address(&ns, net, i, second);
+            status.push(json!({"name": net, "interface": format!("net{}", i + 1), "ips": [ip], "mac": "02:00:00:00:00:01"}));
         }
         p["metadata"]["annotations"]["k8s.v1.cni.cncf.io/network-status"] =
             json!(serde_json::to_string(&status).unwrap());

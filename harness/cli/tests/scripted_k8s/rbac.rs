@@ -88,11 +88,20 @@ impl Grants {
             .map(|doc| serde_norway::from_str::<Value>(doc).unwrap())
             .collect();
         let rules = |d: &Value| d["rules"].as_array().cloned().unwrap_or_default();
-        let cluster = docs
+        // Every ClusterRole a ClusterRoleBinding binds (the read-only one, the upstream one).
+        let cluster_bound = |role: &Value| {
+            docs.iter().any(|b| {
+                b["kind"] == "ClusterRoleBinding"
+                    && b["roleRef"]["kind"] == "ClusterRole"
+                    && b["roleRef"]["name"] == role["metadata"]["name"]
+            })
+        };
+        let cluster: Vec<Value> = docs
             .iter()
-            .find(|d| d["kind"] == "ClusterRole")
-            .map(rules)
-            .expect("a ClusterRole");
+            .filter(|d| d["kind"] == "ClusterRole" && cluster_bound(d))
+            .flat_map(rules)
+            .collect();
+        assert!(!cluster.is_empty(), "a bound ClusterRole");
         let bound = |role: &Value| {
             docs.iter().any(|b| {
                 b["kind"] == "RoleBinding"

@@ -6,7 +6,7 @@ mod e2elog;
 mod junit;
 mod kubebench;
 mod sonobuoy;
-mod subunit;
+pub mod subunit;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

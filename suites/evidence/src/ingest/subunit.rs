@@ -47,6 +47,8 @@ struct Cursor<'a> {
     end: usize,
     start: usize,
     packet: usize,
+    /// The stream offset of `data[0]`.
+    base: usize,
 }
 
 impl Cursor<'_> {
@@ -54,7 +56,9 @@ impl Cursor<'_> {
         ParseError::at(
             format!(
                 "byte {} (packet {}, starting at byte {})",
-                self.pos, self.packet, self.start
+                self.base + self.pos,
+                self.packet,
+                self.base + self.start
             ),
             message,
         )
@@ -97,34 +101,133 @@ impl Cursor<'_> {
     }
 }
 
-/// Parses a subunit v2 stream.
-pub fn parse(data: &[u8]) -> Result<Stream, ParseError> {
-    let mut out = Stream {
-        run: TempestRun {
-            format: "subunit v2",
-            tests: Vec::new(),
-        },
-        ..Stream::default()
-    };
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut pos = 0;
-    while pos < data.len() {
-        if data[pos] != SIGNATURE {
-            let next = data[pos..]
-                .iter()
-                .position(|b| *b == b'\n')
-                .map_or(data.len(), |i| pos + i + 1);
-            out.skipped_bytes += next - pos;
+/// One subunit v2 packet, decoded: what the stream says about one test (or a file attached to
+/// it) at one moment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Packet {
+    /// The packet's number in the stream, from 1.
+    pub number: usize,
+    /// When it was written.
+    pub timestamp: Option<DateTime<Utc>>,
+    /// The test it is about.
+    pub test_id: Option<String>,
+    /// The status in the flags: 0 undefined, 1 exists, 2 inprogress, 3 success, 4 uxsuccess,
+    /// 5 skip, 6 fail, 7 xfail.
+    pub status: u8,
+    /// Tags (`worker-0`).
+    pub tags: Vec<String>,
+    /// A file attached (its name, such as `reason` or `traceback`, and its bytes).
+    pub file: Option<(String, Vec<u8>)>,
+    /// The file's MIME type.
+    pub mime: Option<String>,
+}
+
+/// Decodes packets from bytes given as they arrive (a running `tempest run --subunit`), so that
+/// a reader can count tests while the stream is still being written. [`parse`] is this over
+/// a whole file.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    buf: Vec<u8>,
+    /// Bytes consumed before `buf`.
+    offset: usize,
+    packets: usize,
+    /// Bytes skipped between packets (not subunit).
+    pub skipped_bytes: usize,
+}
+
+impl Decoder {
+    /// A decoder at the start of a stream.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Packets decoded so far.
+    pub fn packets(&self) -> usize {
+        self.packets
+    }
+
+    /// Adds bytes and returns every packet they complete. A malformed packet is an error
+    /// naming its byte offset in the whole stream; the decoder should not be used after one.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<Packet>, ParseError> {
+        self.buf.extend_from_slice(bytes);
+        let mut out = Vec::new();
+        let mut pos = 0;
+        let result = loop {
+            match self.next(pos, false) {
+                Ok(Some((p, next))) => {
+                    pos = next;
+                    if let Some(p) = p {
+                        out.push(p);
+                    }
+                }
+                Ok(None) => break Ok(out),
+                Err(e) => break Err(e),
+            }
+        };
+        self.buf.drain(..pos);
+        self.offset += pos;
+        result
+    }
+
+    /// Ends the stream: bytes left over are a truncated packet (an error) or text.
+    pub fn finish(&mut self) -> Result<Vec<Packet>, ParseError> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while let Some((p, next)) = self.next(pos, true)? {
             pos = next;
-            continue;
+            if let Some(p) = p {
+                out.push(p);
+            }
         }
-        out.packets += 1;
+        self.buf.drain(..pos);
+        self.offset += pos;
+        Ok(out)
+    }
+
+    /// The packet (or skipped text) at `pos` of the buffer and where the next begins;
+    /// `None` when more bytes are needed (or, at the end, nothing is left).
+    #[allow(clippy::type_complexity)]
+    fn next(
+        &mut self,
+        pos: usize,
+        at_end: bool,
+    ) -> Result<Option<(Option<Packet>, usize)>, ParseError> {
+        let data = &self.buf[..];
+        if pos >= data.len() {
+            return Ok(None);
+        }
+        if data[pos] != SIGNATURE {
+            let next = match data[pos..].iter().position(|b| *b == b'\n') {
+                Some(i) => pos + i + 1,
+                // A line longer than any packet is not waited for: it is skipped as it comes.
+                None if at_end || data.len() - pos > MAX_PACKET => data.len(),
+                None => return Ok(None),
+            };
+            self.skipped_bytes += next - pos;
+            return Ok(Some((None, next)));
+        }
+        // The header (signature, flags, the length's varint) must be complete to know the
+        // length: at most 1 + 2 + 4 bytes.
+        if !at_end && data.len() - pos < 7 {
+            let have = data.len() - pos;
+            let need = if have >= 4 {
+                4 + usize::from(data[pos + 3] >> 6)
+            } else {
+                7
+            };
+            if have < need {
+                return Ok(None);
+            }
+        }
+        let number = self.packets + 1;
+        let base = self.offset;
         let mut c = Cursor {
             data,
             pos: pos + 1,
             end: data.len(),
             start: pos,
-            packet: out.packets,
+            packet: number,
+            base,
         };
         let head = c.take(2, "the flags")?;
         let flags = u16::from_be_bytes([head[0], head[1]]);
@@ -147,6 +250,9 @@ pub fn parse(data: &[u8]) -> Result<Stream, ParseError> {
             )));
         }
         if pos + length > data.len() {
+            if !at_end {
+                return Ok(None);
+            }
             return Err(c.err(format!(
                 "truncated: the packet declares {length} bytes, {} remain",
                 data.len() - pos
@@ -167,33 +273,34 @@ pub fn parse(data: &[u8]) -> Result<Stream, ParseError> {
             )));
         }
         c.end = crc_at;
-        let mut id = None;
+        let mut p = Packet {
+            number,
+            status: (flags & 0x7) as u8,
+            ..Packet::default()
+        };
         if flags & F_TIMESTAMP != 0 {
             let s = c.take(4, "the timestamp")?;
             let secs = u32::from_be_bytes([s[0], s[1], s[2], s[3]]);
             let nanos = c.varint("the timestamp's nanoseconds")?;
-            let t =
+            p.timestamp =
                 DateTime::<Utc>::from_timestamp(i64::from(secs), (nanos % 1_000_000_000) as u32);
-            if out.first.is_none() {
-                out.first = t;
-            }
         }
         if flags & F_TEST_ID != 0 {
-            id = Some(c.string("the test id")?);
+            p.test_id = Some(c.string("the test id")?);
         }
         if flags & F_TAGS != 0 {
             let n = c.varint("the tag count")?;
             for _ in 0..n {
-                c.string("a tag")?;
+                p.tags.push(c.string("a tag")?);
             }
         }
         if flags & F_MIME != 0 {
-            c.string("the MIME type")?;
+            p.mime = Some(c.string("the MIME type")?);
         }
         if flags & F_FILE != 0 {
-            c.string("the file name")?;
+            let name = c.string("the file name")?;
             let n = c.varint("the file length")?;
-            c.take(n, "the file content")?;
+            p.file = Some((name, c.take(n, "the file content")?.to_vec()));
         }
         if flags & F_ROUTE != 0 {
             c.string("the route code")?;
@@ -204,11 +311,34 @@ pub fn parse(data: &[u8]) -> Result<Stream, ParseError> {
                 crc_at - c.pos
             )));
         }
-        if let Some(id) = id {
-            record(&mut out.run, &mut index, id, flags & 0x7);
-        }
-        pos += length;
+        self.packets = number;
+        Ok(Some((Some(p), pos + length)))
     }
+}
+
+/// Parses a subunit v2 stream.
+pub fn parse(data: &[u8]) -> Result<Stream, ParseError> {
+    let mut out = Stream {
+        run: TempestRun {
+            format: "subunit v2",
+            tests: Vec::new(),
+        },
+        ..Stream::default()
+    };
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut decoder = Decoder::new();
+    let mut packets = decoder.push(data)?;
+    packets.extend(decoder.finish()?);
+    for p in packets {
+        if out.first.is_none() {
+            out.first = p.timestamp;
+        }
+        if let Some(id) = p.test_id {
+            record(&mut out.run, &mut index, id, u16::from(p.status));
+        }
+    }
+    out.packets = decoder.packets();
+    out.skipped_bytes = decoder.skipped_bytes;
     if out.packets == 0 {
         return Err(ParseError::whole(
             "no subunit v2 packet (0xB3) in the stream",
@@ -217,13 +347,20 @@ pub fn parse(data: &[u8]) -> Result<Stream, ParseError> {
     Ok(out)
 }
 
+/// The status a packet's status code gives a test (`None`: undefined, no change).
+pub fn status_of(code: u8) -> Option<TestStatus> {
+    match code {
+        1 | 2 => Some(TestStatus::Incomplete),
+        3 | 7 => Some(TestStatus::Passed),
+        4 | 6 => Some(TestStatus::Failed),
+        5 => Some(TestStatus::Skipped),
+        _ => None,
+    }
+}
+
 fn record(run: &mut TempestRun, index: &mut HashMap<String, usize>, id: String, status: u16) {
-    let status = match status {
-        1 | 2 => TestStatus::Incomplete,
-        3 | 7 => TestStatus::Passed,
-        4 | 6 => TestStatus::Failed,
-        5 => TestStatus::Skipped,
-        _ => return,
+    let Some(status) = status_of(status as u8) else {
+        return;
     };
     match index.get(&id) {
         Some(&i) => {
@@ -300,6 +437,41 @@ mod tests {
     }
 
     #[test]
+    fn bytes_given_one_at_a_time_decode_as_the_whole() {
+        let p = [
+            0xb3, 0x29, 0x01, 0x0c, 0x03, b'f', b'o', b'o', 0x08, 0x55, 0x5f, 0x1b,
+        ];
+        let mut stream = p.to_vec();
+        stream.extend_from_slice(b"text between\n");
+        stream.extend_from_slice(&p);
+        let mut d = Decoder::new();
+        let mut got = Vec::new();
+        for b in &stream {
+            got.extend(d.push(std::slice::from_ref(b)).unwrap());
+        }
+        got.extend(d.finish().unwrap());
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1].number, 2);
+        assert_eq!(got[1].test_id.as_deref(), Some("foo"));
+        assert_eq!(d.skipped_bytes, 13);
+        // A truncated packet waits for more bytes, and is an error only at the end.
+        let mut d = Decoder::new();
+        assert!(d.push(&p[..7]).unwrap().is_empty());
+        let e = d.finish().unwrap_err();
+        assert!(e.message.contains("truncated"), "{e:?}");
+        // Offsets name the whole stream's bytes, whatever was consumed before.
+        let mut d = Decoder::new();
+        d.push(&p).unwrap();
+        let mut bad = p;
+        bad[6] = b'x';
+        let e = d.push(&bad).unwrap_err();
+        assert_eq!(
+            e.at.as_deref(),
+            Some("byte 20 (packet 2, starting at byte 12)")
+        );
+    }
+
+    #[test]
     fn varints_of_each_width() {
         for (bytes, want) in [
             (vec![0x05], 5usize),
@@ -314,6 +486,7 @@ mod tests {
                 end: bytes.len(),
                 start: 0,
                 packet: 1,
+                base: 0,
             };
             assert_eq!(c.varint("n").unwrap(), want);
         }

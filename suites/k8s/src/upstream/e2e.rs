@@ -1,0 +1,381 @@
+//! One e2e focus set as Hydrophone runs it: in a namespace of its own
+//! (`nfvi-verify-e2e-<id>`), a ServiceAccount bound to cluster-admin by a ClusterRoleBinding
+//! (as Hydrophone and Sonobuoy bind theirs: the suite creates namespaces, CRDs, webhooks and
+//! RBAC objects of its own), and a pod running the conformance image of the cluster's version
+//! with E2E_FOCUS, E2E_SKIP and E2E_PARALLEL, its results in an emptyDir that an output sidecar
+//! prints to its log once the suite writes `done`. The harness follows the pod (its phase,
+//! then the counts in the e2e container's log, with an ETA), reads the sidecar's log through
+//! the pods/log API, and hands junit_01.xml and e2e.log to the evidence path. The
+//! ClusterRoleBinding and the namespace are deleted whatever happens (their deletion is
+//! registered before they are created).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::io::AsyncBufReadExt;
+use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+use kube::api::{Api, LogParams, PostParams};
+use nfvi_harness::target::UpstreamLevel;
+use nfvi_harness::{
+    Check, CheckContext, CheckMeta, CheckResult, Outcome, Severity, SkipKind, SkipReason, declare,
+};
+use nfvi_reference_model::Area;
+
+use super::manifest::{self, E2E_CONTAINER, E2E_POD, OUTPUT_CONTAINER};
+use super::pod::{self, Stage, Started, mmss};
+use super::sets::FocusSet;
+use crate::area::{Connection, KubernetesConfig};
+use crate::cluster::{self, Cluster};
+
+/// How long the output sidecar may take to print the results once the suite has ended.
+const OUTPUT_GRACE: Duration = Duration::from_secs(120);
+/// How often progress is reported.
+const REPORT_EVERY: Duration = Duration::from_secs(30);
+
+/// The check of one focus set.
+pub(super) fn check(set: &'static FocusSet) -> Arc<dyn Check> {
+    let severity = if set.covers.is_empty() {
+        Severity::Info
+    } else {
+        Severity::Must
+    };
+    declare(
+        CheckMeta::new(set.check, Area::K8s, set.title)
+            .subject("kubernetes-e2e")
+            .covers(severity, set.covers)
+            .needs([crate::kubeconfig_need()])
+            .upstream("k8s-e2e", set.tests())
+            .side_effects(
+                "creates a namespace nfvi-verify-e2e-<id> holding the ServiceAccount nfvi-verify-e2e and the pod e2e (the conformance image of the cluster's version and an output sidecar), and a ClusterRoleBinding nfvi-verify-e2e-<id> of that account to cluster-admin, as Hydrophone and Sonobuoy do; the e2e suite creates and deletes namespaces and objects of its own while it runs",
+                "deletes the ClusterRoleBinding and the namespace (the pod and the account with it) whatever the outcome, also on timeout and Ctrl-C",
+            )
+            // Bounded by kubernetes.upstream_timeout_secs (at most 48 h) and the start deadline.
+            .timeout(Duration::from_secs(50 * 3600)),
+        move |cx| Box::pin(run(cx, set)),
+    )
+    .into_check()
+}
+
+async fn run(cx: &CheckContext, set: &'static FocusSet) -> CheckResult {
+    let smoke = cx.target().upstream == UpstreamLevel::Smoke;
+    if let Some(why) = set.not_at(smoke) {
+        return Ok(Outcome::skip(SkipReason {
+            kind: SkipKind::NotApplicable,
+            message: why.into(),
+        }));
+    }
+    let k = cx.target().config::<KubernetesConfig>();
+    let c = cluster::for_check(cx).await?;
+    let Some(evidence) = cx.shared::<Connection>().evidence.clone() else {
+        return Err("this build hands the k8s area no evidence path (K8sArea::with_evidence): the e2e results could not be judged".into());
+    };
+    let version = c.version().await?;
+    let image = super::conformance_image(k, Some(&version.git_version)).ok_or_else(|| {
+        format!(
+            "the server's version {:?} is not vMAJOR.MINOR.PATCH, so its conformance image is unknown: set kubernetes.e2e_image",
+            version.git_version
+        )
+    })?;
+    let focus = set.focus;
+    let parallel = if set.serial { 1 } else { k.e2e_parallel };
+    let id = super::short_id();
+    let ns = format!("nfvi-verify-e2e-{id}");
+    let evidence_of = |o: Outcome| {
+        o.with_property("image", &image)
+            .with_property("focus", focus)
+            .with_property("skip", set.skip)
+            .with_property("namespace", &ns)
+            .with_property("API server", &c.server)
+    };
+    // One set at a time on the cluster; waiting for the others is not this set's time.
+    let shared = cx.shared::<Connection>();
+    let _turn = tokio::select! {
+        turn = shared.upstream.lock() => turn,
+        () = cx.cancel().cancelled() => return Err("the run was stopped before this set's turn came".into()),
+    };
+    let started = Instant::now();
+    let result = drive(
+        cx,
+        &c,
+        k,
+        set,
+        &Run {
+            ns: &ns,
+            image: &image,
+            focus,
+            parallel,
+            mark: &format!("=== nfvi-verify {id}"),
+        },
+    )
+    .await;
+    let (junit, log, progress) = match result {
+        Ok(v) => v,
+        Err(o) => return Err(evidence_of(o).into()),
+    };
+    let source = format!("pod {ns}/{E2E_POD}, container {OUTPUT_CONTAINER}");
+    let conformance_skip = set.conformance.then_some(set.skip);
+    let mut o = evidence.e2e(&source, conformance_skip, &junit, log.as_deref());
+    if set.smoke {
+        o.message = format!(
+            "smoke sample (upstream = \"smoke\": focus {}): {}; --upstream full runs every conformance spec",
+            set.focus, o.message,
+        );
+    }
+    Ok(evidence_of(o)
+        .with_property("progress", progress)
+        .with_metric("duration", started.elapsed().as_secs_f64(), "s"))
+}
+
+/// The names and parameters of one run of a set.
+struct Run<'a> {
+    ns: &'a str,
+    image: &'a str,
+    focus: &'a str,
+    parallel: u32,
+    mark: &'a str,
+}
+
+/// Creates the account, its binding and the pod, follows the pod to its end and returns the
+/// JUnit, the e2e.log and the last progress line.
+async fn drive(
+    cx: &CheckContext,
+    c: &Arc<Cluster>,
+    k: &KubernetesConfig,
+    set: &FocusSet,
+    r: &Run<'_>,
+) -> Result<(Vec<u8>, Option<Vec<u8>>, String), Outcome> {
+    let ns = r.ns;
+    let client = c.client().clone();
+    pod::namespace(cx, c, ns, false).await.map_err(|e| e.0)?;
+    let explain = |what: String| move |e: kube::Error| c.explain(&what, &e).outcome();
+    Api::<ServiceAccount>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &manifest::service_account(ns))
+        .await
+        .map_err(explain(format!(
+            "create serviceaccount {ns}/{}",
+            manifest::E2E_ACCOUNT
+        )))?;
+    // The binding is cluster-wide: deleted on its own, registered before it exists.
+    let binding = ns.to_owned();
+    let (cluster, name) = (c.clone(), binding.clone());
+    cx.on_cleanup_async(format!("delete clusterrolebinding {binding}"), async move {
+        let api = Api::<ClusterRoleBinding>::all(cluster.client().clone());
+        pod::delete(&cluster, api, "clusterrolebinding", &name).await
+    });
+    Api::<ClusterRoleBinding>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &manifest::cluster_role_binding(&binding, ns),
+        )
+        .await
+        .map_err(explain(format!(
+            "create clusterrolebinding {binding} (to cluster-admin)"
+        )))?;
+    let output_image = super::output_image(k);
+    let spec = manifest::E2ePod {
+        image: r.image,
+        output_image: &output_image,
+        focus: r.focus,
+        skip: set.skip,
+        parallel: r.parallel,
+        mark: r.mark,
+    };
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    pods.create(&PostParams::default(), &manifest::e2e_pod(&spec))
+        .await
+        .map_err(explain(format!("create pod {ns}/{E2E_POD}")))?;
+    let what = format!("the e2e pod {ns}/{E2E_POD}");
+    let get = || async {
+        pods.get_opt(E2E_POD)
+            .await
+            .map_err(|e| c.explain(&format!("get pod {ns}/{E2E_POD}"), &e).message)
+    };
+    let start = Duration::from_secs(k.upstream_start_timeout_secs);
+    match pod::wait_started(cx, &what, r.image, E2E_CONTAINER, start, get)
+        .await
+        .map_err(|e| e.0)?
+    {
+        Started::Yes(_) => {}
+        Started::No(why) => return Err(Outcome::error(why)),
+    }
+    // Progress from the e2e container's log, on a stream without a read deadline.
+    let progress = Arc::new(Mutex::new(Progress::default()));
+    let follower = follow_progress(k, ns, progress.clone());
+    let result = wait_done(cx, c, k, set, r, &pods, &progress).await;
+    follower.abort();
+    let last = progress.lock().map(|p| p.summary()).unwrap_or_default();
+    let log = result?;
+    let (junit, e2e_log) = pod::split_output(&log, r.mark)
+        .map_err(|why| Outcome::error(format!("{what}: {why}")).with_property("progress", &last))?;
+    Ok((junit.to_vec(), e2e_log.map(<[u8]>::to_vec), last))
+}
+
+/// Waits for the output sidecar to end (it prints the results and exits) and returns its
+/// log; reports progress every [`REPORT_EVERY`].
+async fn wait_done(
+    cx: &CheckContext,
+    c: &Cluster,
+    k: &KubernetesConfig,
+    set: &FocusSet,
+    r: &Run<'_>,
+    pods: &Api<Pod>,
+    progress: &Mutex<Progress>,
+) -> Result<Vec<u8>, Outcome> {
+    let ns = r.ns;
+    let started = Instant::now();
+    let timeout = Duration::from_secs(k.upstream_timeout_secs);
+    let mut reported = Instant::now();
+    let mut suite_ended: Option<Instant> = None;
+    loop {
+        let pod = pods
+            .get_opt(E2E_POD)
+            .await
+            .map_err(|e| c.explain(&format!("get pod {ns}/{E2E_POD}"), &e).outcome())?
+            .ok_or_else(|| {
+                Outcome::error(format!(
+                    "the e2e pod {ns}/{E2E_POD} was deleted before the suite ended"
+                ))
+            })?;
+        let summary = || progress.lock().map(|p| p.summary()).unwrap_or_default();
+        match pod::stage(&pod, OUTPUT_CONTAINER) {
+            Stage::Ended(0, _) => break,
+            Stage::Ended(code, reason) => {
+                return Err(Outcome::error(format!(
+                    "the output sidecar of {ns}/{E2E_POD} ended with exit code {code} ({reason}) before printing the results"
+                )));
+            }
+            Stage::Failed(why) => {
+                return Err(Outcome::error(format!(
+                    "the e2e pod {ns}/{E2E_POD} failed: {why}"
+                )));
+            }
+            _ => {}
+        }
+        if let Stage::Ended(code, reason) = pod::stage(&pod, E2E_CONTAINER) {
+            let since = *suite_ended.get_or_insert_with(Instant::now);
+            if since.elapsed() >= OUTPUT_GRACE {
+                return Err(Outcome::error(format!(
+                    "the e2e container of {ns}/{E2E_POD} ended (exit code {code}, {reason}) without writing `done`: the suite did not finish; {}",
+                    summary()
+                )));
+            }
+        }
+        if started.elapsed() >= timeout {
+            return Err(Outcome::error(format!(
+                "{} did not finish within {} s (kubernetes.upstream_timeout_secs); last progress: {}",
+                set.check,
+                timeout.as_secs(),
+                summary()
+            )));
+        }
+        if reported.elapsed() >= REPORT_EVERY {
+            reported = Instant::now();
+            let eta = progress
+                .lock()
+                .map(|p| p.eta(started.elapsed(), set.published))
+                .unwrap_or_default();
+            tracing::info!(check = set.check, "progress: {}{eta}", summary());
+        }
+        pod::stopped_or_sleep(cx, &format!("{} ({ns}/{E2E_POD})", set.check))
+            .await
+            .map_err(|e| e.0.with_property("progress", summary()))?;
+    }
+    let params = LogParams {
+        container: Some(OUTPUT_CONTAINER.to_owned()),
+        ..LogParams::default()
+    };
+    let text = pods.logs(E2E_POD, &params).await.map_err(|e| {
+        c.explain(
+            &format!("get the log of pod {ns}/{E2E_POD}, container {OUTPUT_CONTAINER}"),
+            &e,
+        )
+        .outcome()
+    })?;
+    Ok(text.into_bytes())
+}
+
+/// Follows the e2e container's log in the background, counting specs into `progress`; a
+/// stream that cannot be opened only costs the counts.
+fn follow_progress(
+    k: &KubernetesConfig,
+    ns: &str,
+    progress: Arc<Mutex<Progress>>,
+) -> tokio::task::JoinHandle<()> {
+    let (path, context, ns) = (k.kubeconfig_path(), k.context.clone(), ns.to_owned());
+    tokio::spawn(async move {
+        let Some(path) = path else { return };
+        let Ok(streams) = Cluster::open_with(&path, context.as_deref(), false, None).await else {
+            return;
+        };
+        let api: Api<Pod> = Api::namespaced(streams.client().clone(), &ns);
+        let params = LogParams {
+            container: Some(E2E_CONTAINER.to_owned()),
+            follow: true,
+            ..LogParams::default()
+        };
+        let Ok(stream) = api.log_stream(E2E_POD, &params).await else {
+            return;
+        };
+        let mut lines = Box::pin(stream).lines();
+        while let Some(Ok(line)) = futures_util::StreamExt::next(&mut lines).await {
+            if let Ok(mut p) = progress.lock() {
+                p.line(&line);
+            }
+        }
+    })
+}
+
+/// Counts in the e2e log so far.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Progress {
+    /// `Will run N of M specs`.
+    pub(crate) will_run: Option<u64>,
+    /// Specs ended (ginkgo's `•` lines).
+    pub(crate) done: u64,
+    /// Of which failed (`[FAILED]`, `[PANICKED]`, `[TIMEDOUT]`).
+    pub(crate) failed: u64,
+}
+
+impl Progress {
+    /// Takes one line of the e2e log.
+    pub(crate) fn line(&mut self, line: &str) {
+        let t = line.trim();
+        if let Some(rest) = t.strip_prefix("Will run ")
+            && let Some(n) = rest.split_whitespace().next()
+            && let Ok(n) = n.parse()
+        {
+            self.will_run = Some(n);
+        } else if t.starts_with('•') {
+            self.done += 1;
+            if ["[FAILED]", "[PANICKED]", "[TIMEDOUT]", "[INTERRUPTED]"]
+                .iter()
+                .any(|m| t.contains(m))
+            {
+                self.failed += 1;
+            }
+        }
+    }
+
+    /// `120 of 419 specs ended, 0 failed`, or what is known.
+    pub(crate) fn summary(&self) -> String {
+        match self.will_run {
+            Some(n) => format!("{} of {n} specs ended, {} failed", self.done, self.failed),
+            None if self.done > 0 => format!("{} specs ended, {} failed", self.done, self.failed),
+            None => "the suite is starting (no spec ended yet)".to_owned(),
+        }
+    }
+
+    /// `; ETA 7:30`: from the rate so far when specs have ended, else from the published
+    /// duration of the set; empty when neither is known.
+    pub(crate) fn eta(&self, elapsed: Duration, published: Option<Duration>) -> String {
+        let remaining = match self.will_run {
+            Some(total) if self.done > 0 && total >= self.done => {
+                let per = elapsed.as_secs_f64() / self.done as f64;
+                Some(Duration::from_secs_f64(per * (total - self.done) as f64))
+            }
+            _ => published.map(|p| p.saturating_sub(elapsed)),
+        };
+        remaining.map_or_else(String::new, |r| format!("; ETA {}", mmss(r)))
+    }
+}

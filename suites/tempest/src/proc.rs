@@ -1,0 +1,172 @@
+//! Child processes of the Tempest run (python, pip, tempest): their own process group, killed
+//! whole on a deadline, on the run's cancellation, or when dropped; a clean environment
+//! (no `OS_*` variable, so no password, reaches them; HOME is the run's private directory so
+//! nothing is written to the operator's).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use nfvi_harness::cancel::CancelToken;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::AsyncReadExt;
+
+/// Kills a process group when dropped.
+pub struct Group(pub Option<Pid>);
+
+impl Group {
+    /// Sends `signal` to the group (gone already is fine).
+    pub fn signal(&self, signal: Signal) {
+        if let Some(p) = self.0 {
+            let _ = killpg(p, signal);
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.signal(Signal::SIGKILL);
+    }
+}
+
+/// Variables passed through from the harness's environment: a proxy and pip's own settings
+/// (an index mirror for an air-gapped site), nothing else.
+fn passed_through(key: &str) -> bool {
+    matches!(
+        key.to_ascii_lowercase().as_str(),
+        "http_proxy" | "https_proxy" | "no_proxy" | "lang" | "lc_all"
+    ) || key.starts_with("PIP_")
+}
+
+/// A command in a clean environment: PATH with `bin` first, HOME at `home`.
+pub fn command(program: &Path, bin: &Path, home: &Path) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(program);
+    c.env_clear()
+        .envs(std::env::vars().filter(|(k, _)| passed_through(k)))
+        .env(
+            "PATH",
+            format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display()),
+        )
+        .env("HOME", home)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null())
+        .process_group(0)
+        .kill_on_drop(true);
+    c
+}
+
+/// What a finished command left.
+pub struct Finished {
+    /// Its exit code (`None`: killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output (capped).
+    pub stdout: String,
+    /// Standard error, its last 4 KiB.
+    pub stderr_tail: String,
+}
+
+/// The last `n` characters of `s`, on a character boundary.
+pub fn tail(s: &str, n: usize) -> String {
+    let skip = s.chars().count().saturating_sub(n);
+    s.chars().skip(skip).collect()
+}
+
+/// Runs `cmd` to the end, its deadline or the run's cancellation; `what` names it in errors.
+pub async fn run(
+    mut cmd: tokio::process::Command,
+    what: &str,
+    deadline: Duration,
+    cancel: &CancelToken,
+) -> Result<Finished, String> {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {what}: {e}"))?;
+    let group = Group(child.id().map(|id| Pid::from_raw(id as i32)));
+    let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
+    let read = async {
+        let (mut o, mut e) = (Vec::new(), Vec::new());
+        let ro = async {
+            if let Some(s) = out.as_mut() {
+                let _ = s.take(4 << 20).read_to_end(&mut o).await;
+            }
+        };
+        let re = async {
+            if let Some(s) = err.as_mut() {
+                let _ = s.read_to_end(&mut e).await;
+            }
+        };
+        tokio::join!(ro, re);
+        let status = child.wait().await;
+        (status, o, e)
+    };
+    let (status, o, e) = tokio::select! {
+        r = tokio::time::timeout(deadline, read) => r.map_err(|_| {
+            group.signal(Signal::SIGKILL);
+            format!("{what} did not finish within {} s; stopped", deadline.as_secs())
+        })?,
+        () = cancel.cancelled() => {
+            group.signal(Signal::SIGTERM);
+            return Err(format!("{what} was stopped: the run is being cancelled"));
+        }
+    };
+    drop(group);
+    let status = status.map_err(|e| format!("waiting for {what}: {e}"))?;
+    Ok(Finished {
+        code: status.code(),
+        stdout: String::from_utf8_lossy(&o).into_owned(),
+        stderr_tail: tail(&String::from_utf8_lossy(&e), 4096),
+    })
+}
+
+/// `bin/<name>` of a virtualenv.
+pub fn venv_bin(venv: &Path, name: &str) -> PathBuf {
+    venv.join("bin").join(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_proxies_and_pip_settings_pass() {
+        for k in ["http_proxy", "HTTPS_PROXY", "no_proxy", "PIP_INDEX_URL"] {
+            assert!(passed_through(k), "{k}");
+        }
+        for k in [
+            "OS_PASSWORD",
+            "OS_AUTH_URL",
+            "HOME",
+            "PYTHONPATH",
+            "LD_PRELOAD",
+        ] {
+            assert!(!passed_through(k), "{k}");
+        }
+        assert_eq!(tail("héllo", 3), "llo");
+    }
+
+    #[tokio::test]
+    async fn a_command_past_its_deadline_is_stopped() {
+        let home = std::env::temp_dir();
+        let mut c = command(Path::new("/bin/sh"), Path::new("/bin"), &home);
+        c.args(["-c", "sleep 30"]);
+        let e = run(
+            c,
+            "sleep",
+            Duration::from_millis(200),
+            &CancelToken::never(),
+        )
+        .await
+        .err()
+        .unwrap();
+        assert!(e.contains("did not finish within"), "{e}");
+        let mut c = command(Path::new("/bin/sh"), Path::new("/bin"), &home);
+        c.args(["-c", "echo $HOME; echo ${OS_PASSWORD:-none}; exit 3"]);
+        let f = run(c, "sh", Duration::from_secs(5), &CancelToken::never())
+            .await
+            .unwrap();
+        assert_eq!(f.code, Some(3));
+        assert_eq!(f.stdout, format!("{}\nnone\n", home.display()));
+    }
+}

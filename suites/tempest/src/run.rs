@@ -1,0 +1,650 @@
+//! The run's one Tempest run. The first check that needs it starts it (in a task of its own,
+//! so that no single check's deadline or end stops it); every check waits for the same
+//! report and judges its share. In order: a token for the credentials (a refused password
+//! ends it at once), the catalog and the probes (`cloud`), the virtualenv (`venv`),
+//! `tempest init` into a private directory and tempest.conf there, `tempest run --list-tests`
+//! for the total, then `tempest run --subunit` with progress (counts and ETA) from the stream.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nfvi_harness::cancel::CancelToken;
+use nfvi_harness::target::UpstreamLevel;
+use nfvi_harness::{CheckContext, Target};
+use nfvi_suite_evidence::ingest::subunit::Decoder;
+
+use crate::collect::excerpt;
+pub use crate::collect::{Collector, Counts, TestRecord, progress_line};
+use nfvi_suite_kolla::{Credentials, OpenStackConfig};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use tokio::io::AsyncReadExt;
+use tokio::sync::{Mutex, watch};
+
+use crate::area::TempestConfig;
+use crate::cloud::{self, Offer};
+use crate::conf::{self, ConfInput};
+use crate::proc::{self, Group};
+use crate::services::Service;
+use crate::venv;
+
+/// How the run went.
+#[derive(Clone, Debug)]
+pub enum Report {
+    /// Keystone refused the credentials: the checks fail naming it.
+    Refused(String),
+    /// Tempest could not be run (no credentials, no virtualenv, a broken Tempest): errors.
+    Broken(String),
+    /// It ran (or nothing was left to run).
+    Ran(Box<Ran>),
+}
+
+/// A run of Tempest and what it reported.
+#[derive(Clone, Debug, Default)]
+pub struct Ran {
+    /// What each service offered.
+    pub offers: Vec<(&'static Service, Offer)>,
+    /// The services whose tests Tempest runs.
+    pub selected: Vec<&'static str>,
+    /// The level (smoke, full).
+    pub level: &'static str,
+    /// The Tempest version run.
+    pub version: String,
+    /// The selection and exclusion regexes given to `tempest run`.
+    pub regex: String,
+    /// The exclusion regex.
+    pub exclude: String,
+    /// Workers.
+    pub concurrency: u32,
+    /// tempest.conf's `[service_available]`, as written.
+    pub services_line: String,
+    /// How many tests `--list-tests` selected.
+    pub listed: usize,
+    /// Tests listed, by id, for "selected but never reported".
+    pub listed_ids: Vec<String>,
+    /// Every test reported, in first-seen order.
+    pub tests: Vec<TestRecord>,
+    /// Why Tempest stopped early (deadline, cancellation, crash), if it did.
+    pub stopped: Option<String>,
+    /// `tempest run`'s exit code (`None`: killed by a signal, or never run).
+    pub exit_code: Option<i32>,
+    /// Seconds the test run took.
+    pub elapsed: f64,
+    /// What was left in Keystone and removed (or could not be).
+    pub leftovers: Vec<String>,
+}
+
+type Slot = watch::Receiver<Option<Arc<Report>>>;
+
+/// Tempest's projects and users before the run, and whether the sweep of those that
+/// appeared during it was done (by the run, or by the cleanup of the check that started it).
+#[derive(Default)]
+struct SweepState {
+    before: Option<(Credentials, Found)>,
+    done: bool,
+}
+
+type Sweep = Arc<Mutex<SweepState>>;
+
+/// Tempest's projects and users in Keystone, as (kind, id, name).
+type Found = Vec<(&'static str, String, String)>;
+
+/// How long the check cleanup waits for the stopped Tempest run before sweeping, and how
+/// long the sweep may take: both within the runner's cleanup deadline (60 s).
+const CLEANUP_WAIT: Duration = Duration::from_secs(15);
+const CLEANUP_SWEEP: Duration = Duration::from_secs(40);
+
+/// The area's per-run state: the run's first report (what the cloud offers and what will be
+/// run, known within seconds) and its last (the tests), each published once.
+#[derive(Default)]
+pub struct Shared {
+    started: Mutex<Option<(Slot, Slot)>>,
+}
+
+impl Shared {
+    /// The report that judges `service`: the first one when Tempest runs none of its tests
+    /// (a service not tested, a level without its tests, credentials refused), so that its
+    /// check ends at once; the last one otherwise. Started by the first caller.
+    pub async fn report(&self, cx: &CheckContext, service: &str) -> Arc<Report> {
+        let (mut early, mut last) = {
+            let mut started = self.started.lock().await;
+            match &*started {
+                Some(slots) => slots.clone(),
+                None => {
+                    let (early_tx, early) = watch::channel(None);
+                    let (last_tx, last) = watch::channel(None);
+                    let target = cx.target().clone();
+                    let cancel = cx.cancel().clone();
+                    // Registered before Tempest can start: the runner runs it when this check
+                    // ends however it ends (Ctrl-C included), within its cleanup deadline.
+                    let sweep: Sweep = Arc::default();
+                    cx.on_cleanup_async(
+                        "remove the tempest-* projects and users the Tempest run created in Keystone",
+                        cleanup_sweep(sweep.clone(), last.clone()),
+                    );
+                    tokio::spawn(async move {
+                        let report = drive(&target, &cancel, &early_tx, &sweep).await;
+                        let report = Arc::new(report);
+                        early_tx.send_if_modified(|r| {
+                            r.get_or_insert_with(|| report.clone());
+                            true
+                        });
+                        let _ = last_tx.send(Some(report));
+                    });
+                    *started = Some((early.clone(), last.clone()));
+                    (early, last)
+                }
+            }
+        };
+        let first = match early.wait_for(Option::is_some).await {
+            Ok(r) => r.clone().unwrap_or_else(unreachable_report),
+            Err(_) => unreachable_report(),
+        };
+        if let Report::Ran(r) = &*first
+            && r.selected.contains(&service)
+        {
+            return match last.wait_for(Option::is_some).await {
+                Ok(r) => r.clone().unwrap_or_else(unreachable_report),
+                Err(_) => unreachable_report(),
+            };
+        }
+        first
+    }
+}
+
+/// The check cleanup: once the run has stopped (or after [`CLEANUP_WAIT`]), the sweep the
+/// run did not do; an error names what may be left.
+async fn cleanup_sweep(sweep: Sweep, mut last: Slot) -> Result<(), String> {
+    let _ = tokio::time::timeout(CLEANUP_WAIT, last.wait_for(Option::is_some)).await;
+    let mut st = sweep.lock().await;
+    if std::mem::replace(&mut st.done, true) {
+        return Ok(());
+    }
+    let Some((creds, before)) = st.before.take() else {
+        return Ok(());
+    };
+    let mut ran = Ran::default();
+    sweep_new(&creds, &before, &mut ran, CLEANUP_SWEEP).await;
+    let left: Vec<&String> = ran
+        .leftovers
+        .iter()
+        .filter(|l| !l.starts_with("removed"))
+        .collect();
+    if left.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "tempest-* projects and users created during the run may be left in Keystone {} (remove them with `openstack project list | grep tempest-`): {}",
+            creds.auth_url,
+            left.iter()
+                .map(|l| l.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))
+    }
+}
+
+fn unreachable_report() -> Arc<Report> {
+    Arc::new(Report::Broken(
+        "the Tempest run ended without a report (its task stopped)".to_owned(),
+    ))
+}
+
+/// A progress line: in the run's log, and on stderr when the console prints plain lines (no
+/// progress bar to break).
+pub fn progress(line: String) {
+    tracing::info!(target: "tempest", "{line}");
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() || std::env::var_os("CI").is_some() {
+        eprintln!("tempest: {line}");
+    }
+}
+
+/// The selection for a level: per service tested, its regex (none: the level has no tests
+/// of it) and its exclusion.
+pub fn selection(
+    cfg: &TempestConfig,
+    level: UpstreamLevel,
+    tested: &[&str],
+) -> (Vec<String>, Vec<String>) {
+    let (mut include, mut exclude) = (Vec::new(), Vec::new());
+    for name in tested {
+        let pick = match level {
+            UpstreamLevel::Smoke => cfg.smoke.get(*name),
+            _ => cfg.full.get(*name),
+        };
+        if let Some(r) = pick.filter(|r| !r.is_empty()) {
+            include.push(format!("({r})"));
+            if level == UpstreamLevel::Full
+                && let Some(x) = cfg.exclude.get(*name).filter(|x| !x.is_empty())
+            {
+                exclude.push(format!("({x})"));
+            }
+        }
+    }
+    (include, exclude)
+}
+
+async fn drive(
+    target: &Target,
+    cancel: &CancelToken,
+    early: &watch::Sender<Option<Arc<Report>>>,
+    sweep: &Sweep,
+) -> Report {
+    let os = target.config::<OpenStackConfig>().clone();
+    let password = Credentials::discover(&os)
+        .map(|c| c.password.expose().to_owned())
+        .unwrap_or_default();
+    mask_report(
+        drive_unmasked(target, cancel, early, sweep).await,
+        &password,
+    )
+}
+
+/// Every text of a report that leaves the area, with the password masked in every form.
+fn mask_report(report: Report, password: &str) -> Report {
+    let m = |s: &str| crate::collect::mask(s, password);
+    match report {
+        Report::Refused(e) => Report::Refused(m(&e)),
+        Report::Broken(e) => Report::Broken(m(&e)),
+        Report::Ran(mut r) => {
+            r.stopped = r.stopped.as_deref().map(m);
+            for l in &mut r.leftovers {
+                *l = m(l);
+            }
+            for t in &mut r.tests {
+                t.detail = t.detail.as_deref().map(m);
+            }
+            for (_, o) in &mut r.offers {
+                match o {
+                    Offer::NotTested(w) | Offer::Unverified(w) => *w = m(w),
+                    Offer::Tested { seen, .. } => *seen = m(seen),
+                }
+            }
+            Report::Ran(r)
+        }
+    }
+}
+
+async fn drive_unmasked(
+    target: &Target,
+    cancel: &CancelToken,
+    early: &watch::Sender<Option<Arc<Report>>>,
+    sweep: &Sweep,
+) -> Report {
+    let cfg = target.config::<TempestConfig>().clone();
+    let os = target.config::<OpenStackConfig>().clone();
+    let creds = match Credentials::discover(&os) {
+        Ok(c) => c.with_target(&os),
+        Err(e) => return Report::Broken(e),
+    };
+    progress(format!(
+        "asking Keystone {} for a token for user {} ({})",
+        creds.auth_url, creds.username, creds.source
+    ));
+    let keystone;
+    let mut offers =
+        match cloud::observe(&creds, os.dashboard_url.as_deref(), &cfg.skip_services).await {
+            Ok((o, k)) => {
+                keystone = k;
+                o
+            }
+            Err(e) if e.contains("HTTP 401") => return Report::Refused(e),
+            Err(e) => return Report::Broken(e),
+        };
+    cloud::settle(&mut offers, &|k| cfg.key(k).is_none());
+    let level = target.upstream;
+    let tested: Vec<&str> = offers
+        .iter()
+        .filter(|(_, o)| o.tested())
+        .map(|(s, _)| s.name)
+        .collect();
+    let (include, exclude) = selection(&cfg, level, &tested);
+    let selected: Vec<&'static str> = offers
+        .iter()
+        .filter(|(s, o)| o.tested() && !selection(&cfg, level, &[s.name]).0.is_empty())
+        .map(|(s, _)| s.name)
+        .collect();
+    let mut ran = Ran {
+        selected,
+        level: level.as_str(),
+        concurrency: cfg.concurrency,
+        regex: include.join("|"),
+        exclude: exclude.join("|"),
+        version: cfg.version.clone(),
+        ..Ran::default()
+    };
+    for (s, o) in &offers {
+        match o {
+            Offer::Tested { seen, .. } => progress(format!("{}: tested ({seen})", s.name)),
+            Offer::NotTested(why) => progress(format!("{}: not tested: {why}", s.name)),
+            Offer::Unverified(why) => progress(format!("{}: NOT VERIFIED: {why}", s.name)),
+        }
+    }
+    ran.offers = offers.clone();
+    let _ = early.send(Some(Arc::new(Report::Ran(Box::new(ran.clone())))));
+    if include.is_empty() {
+        return Report::Ran(Box::new(ran));
+    }
+    let scratch = match nfvi_harness::scratch::private_dir("nfvi-tempest-") {
+        Ok(d) => d,
+        Err(e) => return Report::Broken(format!("cannot create a private directory: {e}")),
+    };
+    // Tempest's own projects and users before the run: only those that appear during it are
+    // ever removed afterwards.
+    let before = crate::leftovers::list(&keystone.http, &keystone.token, &keystone.base).await;
+    let listed_before = before.is_ok();
+    if let Ok(b) = &before {
+        sweep.lock().await.before = Some((creds.clone(), b.clone()));
+    }
+    let result = in_workspace(&cfg, &creds, &os, &offers, scratch.path(), &mut ran, cancel).await;
+    {
+        let mut st = sweep.lock().await;
+        match st.before.take() {
+            Some((_, before)) if !std::mem::replace(&mut st.done, true) => {
+                sweep_new(&creds, &before, &mut ran, Duration::from_secs(120)).await;
+            }
+            _ if !listed_before => ran.leftovers.push(
+                "not looked for: listing Keystone's projects and users before the run failed"
+                    .to_owned(),
+            ),
+            _ => ran
+                .leftovers
+                .push("swept by the cleanup of the check that started the run".to_owned()),
+        }
+    }
+    if let Err(e) = scratch.close() {
+        progress(format!("cannot remove Tempest's private directory: {e}"));
+    }
+    ran.offers = offers;
+    match result {
+        Ok(()) => Report::Ran(Box::new(ran)),
+        Err(e) => Report::Broken(e),
+    }
+}
+
+/// Removes the `tempest-*` projects and users that appeared during the run (a stopped run's
+/// classes never tore down), with a fresh token: the run may outlast the first.
+async fn sweep_new(
+    creds: &Credentials,
+    before: &[(&'static str, String, String)],
+    ran: &mut Ran,
+    deadline: Duration,
+) {
+    let found = async {
+        let (http, token, _) = nfvi_suite_kolla::project_session(creds).await?;
+        let now = crate::leftovers::list(&http, &token, &creds.auth_url).await?;
+        Ok::<_, String>(
+            crate::leftovers::remove_new(&http, &token, &creds.auth_url, before, &now).await,
+        )
+    };
+    match tokio::time::timeout(deadline, found).await {
+        Ok(Ok((removed, failed))) => {
+            if !removed.is_empty() {
+                progress(format!(
+                    "removed {} project(s) and user(s) Tempest left in Keystone: {}",
+                    removed.len(),
+                    removed.join(", ")
+                ));
+                ran.leftovers
+                    .push(format!("removed: {}", removed.join(", ")));
+            }
+            for f in failed {
+                ran.leftovers.push(format!("NOT removed: {f}"));
+            }
+        }
+        Ok(Err(e)) => ran.leftovers.push(format!("not looked for: {e}")),
+        Err(_) => ran.leftovers.push(format!(
+            "not looked for: the sweep did not finish within {} s (every tempest-* project and user created since the run started may be left)",
+            deadline.as_secs()
+        )),
+    }
+}
+
+async fn in_workspace(
+    cfg: &TempestConfig,
+    creds: &Credentials,
+    os: &OpenStackConfig,
+    offers: &[(&'static Service, Offer)],
+    home: &Path,
+    ran: &mut Ran,
+    cancel: &CancelToken,
+) -> Result<(), String> {
+    let venv = venv::ensure(cfg, home, cancel, &progress).await?;
+    ran.version = venv.version.clone();
+    let bin = venv.dir.join("bin");
+    let tempest = proc::venv_bin(&venv.dir, "tempest");
+    let ws = home.join("workspace");
+    let mut init = proc::command(&tempest, &bin, home);
+    init.arg("init")
+        .arg("--workspace-path")
+        .arg(home.join("workspace.yaml"))
+        .arg(&ws);
+    let f = proc::run(init, "tempest init", Duration::from_secs(120), cancel).await?;
+    if f.code != Some(0) {
+        return Err(format!(
+            "`tempest init` failed ({:?}): {}",
+            f.code,
+            excerpt(f.stderr_tail.as_bytes(), creds.password.expose())
+        ));
+    }
+    let offered = |s: &str| offers.iter().find(|(x, _)| x.name == s).map(|(_, o)| o);
+    let mut available = Vec::new();
+    for (s, o) in offers {
+        if let Some(key) = s.available_key {
+            available.push((key, o.tested()));
+        }
+    }
+    let volume_type = match offered("volume") {
+        Some(Offer::Tested { catalog_type, .. }) => Some(catalog_type.as_str()),
+        _ => None,
+    };
+    let dashboard_url = match offered("dashboard") {
+        Some(Offer::Tested { url, .. }) => Some(url.as_str()),
+        _ => None,
+    };
+    let ws_text = ws.display().to_string();
+    let text = conf::render(&ConfInput {
+        auth_url: &creds.auth_url,
+        username: &creds.username,
+        password: creds.password.expose(),
+        project: &creds.project,
+        user_domain: &creds.user_domain,
+        project_domain: &creds.project_domain,
+        interface: &creds.interface,
+        region: creds.region.as_deref(),
+        cacert: creds.tls.cacert.as_deref(),
+        insecure: creds.tls.insecure || os.insecure,
+        available: available.clone(),
+        volume_type,
+        dashboard_url,
+        workspace: &ws_text,
+        image_ref: cfg.image_ref.as_deref(),
+        flavor_ref: cfg.flavor_ref.as_deref(),
+        public_network_id: cfg.public_network_id.as_deref(),
+        heat: offered("orchestration").is_some_and(Offer::tested),
+    })?;
+    ran.services_line = available
+        .iter()
+        .map(|(k, on)| format!("{k} = {on}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let conf_path = ws.join("etc/tempest.conf");
+    write_private(&conf_path, &text)?;
+
+    // The total, for progress and for "selected but never reported".
+    let mut list = proc::command(&tempest, &bin, home);
+    list.current_dir(&ws)
+        .args(["run", "--list-tests", "--config-file"])
+        .arg(&conf_path)
+        .args(["--regex", &ran.regex]);
+    if !ran.exclude.is_empty() {
+        list.args(["--exclude-regex", &ran.exclude]);
+    }
+    let f = proc::run(
+        list,
+        "tempest run --list-tests",
+        Duration::from_secs(300),
+        cancel,
+    )
+    .await?;
+    if f.code != Some(0) {
+        return Err(format!(
+            "`tempest run --list-tests` failed ({:?}): {}",
+            f.code,
+            excerpt(f.stderr_tail.as_bytes(), creds.password.expose())
+        ));
+    }
+    ran.listed_ids = f
+        .stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            l.starts_with(|c: char| c.is_ascii_alphabetic()) && l.contains('.') && !l.contains(' ')
+        })
+        .map(str::to_owned)
+        .collect();
+    ran.listed = ran.listed_ids.len();
+    progress(format!(
+        "Tempest {}: {} tests selected ({} level), concurrency {}",
+        ran.version, ran.listed, ran.level, cfg.concurrency
+    ));
+    if ran.listed == 0 {
+        return Ok(());
+    }
+    let mut cmd = proc::command(&tempest, &bin, home);
+    cmd.current_dir(&ws)
+        .args(["run", "--subunit", "--config-file"])
+        .arg(&conf_path)
+        .args(["--concurrency", &cfg.concurrency.to_string()])
+        .args(["--regex", &ran.regex]);
+    if !ran.exclude.is_empty() {
+        cmd.args(["--exclude-regex", &ran.exclude]);
+    }
+    let deadline = Duration::from_secs(u64::from(cfg.timeout_minutes) * 60);
+    stream(cmd, ran, deadline, cancel, creds.password.expose()).await
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+async fn stream(
+    mut cmd: tokio::process::Command,
+    ran: &mut Ran,
+    deadline: Duration,
+    cancel: &CancelToken,
+    password: &str,
+) -> Result<(), String> {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start tempest run: {e}"))?;
+    let group = Group(child.id().map(|id| Pid::from_raw(id as i32)));
+    let mut out = child.stdout.take().ok_or("tempest run has no stdout")?;
+    let mut err = child.stderr.take().ok_or("tempest run has no stderr")?;
+    let err_task = tokio::spawn(async move {
+        let mut e = Vec::new();
+        let _ = (&mut err).take(1 << 20).read_to_end(&mut e).await;
+        e
+    });
+    let started = Instant::now();
+    let stop_at = tokio::time::Instant::now() + deadline;
+    let mut decoder = Decoder::new();
+    let mut collector = Collector::new(password);
+    let mut last_line = Instant::now();
+    let mut buf = vec![0u8; 64 * 1024];
+    let total = ran.listed;
+    loop {
+        let n = tokio::select! {
+            r = out.read(&mut buf) => r.map_err(|e| format!("reading Tempest's subunit stream: {e}"))?,
+            () = tokio::time::sleep_until(stop_at) => {
+                group.signal(Signal::SIGKILL);
+                ran.stopped = Some(format!("Tempest did not finish within tempest.timeout_minutes ({} min); stopped", deadline.as_secs() / 60));
+                break;
+            }
+            () = cancel.cancelled() => {
+                group.signal(Signal::SIGTERM);
+                ran.stopped = Some("the run was cancelled; Tempest was stopped".to_owned());
+                break;
+            }
+        };
+        let packets = if n == 0 {
+            decoder.finish()
+        } else {
+            decoder.push(&buf[..n])
+        }
+        .map_err(|e| {
+            format!(
+                "Tempest's subunit stream is malformed at {}: {}",
+                e.at.unwrap_or_default(),
+                e.message
+            )
+        })?;
+        for p in packets {
+            collector.packet(p);
+        }
+        if last_line.elapsed() >= Duration::from_secs(10) {
+            last_line = Instant::now();
+            progress(progress_line(&collector.counts, total, started.elapsed()));
+        }
+        if n == 0 {
+            break;
+        }
+    }
+    ran.elapsed = started.elapsed().as_secs_f64();
+    let counts = std::mem::take(&mut collector.counts);
+    ran.tests = collector.finish();
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+    drop(group);
+    ran.exit_code = status
+        .as_ref()
+        .ok()
+        .and_then(|s| s.as_ref().ok())
+        .and_then(|s| s.code());
+    let stderr = err_task.await.unwrap_or_default();
+    progress(format!(
+        "finished: {}",
+        progress_line(&counts, total, started.elapsed())
+    ));
+    if ran.tests.is_empty() && ran.stopped.is_none() {
+        let code = status.ok().and_then(Result::ok).and_then(|s| s.code());
+        return Err(format!(
+            "tempest run reported no test ({}): {}",
+            code.map_or("killed".to_owned(), |c| format!("exit {c}")),
+            excerpt(&stderr, password)
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_selection_follows_the_level_and_the_services_tested() {
+        let v: toml::Table = toml::from_str(include_str!("tempest.toml")).unwrap();
+        let cfg: TempestConfig = v["tempest"].clone().try_into().unwrap();
+        let (inc, exc) = selection(&cfg, UpstreamLevel::Full, &["identity"]);
+        assert_eq!(inc, vec![r"(^tempest\.api\.identity\.)".to_owned()]);
+        assert!(exc[0].contains("oauth1"), "{exc:?}");
+        let (inc, exc) = selection(&cfg, UpstreamLevel::Smoke, &["identity", "placement"]);
+        assert_eq!(inc.len(), 1, "placement has no smoke tests: {inc:?}");
+        assert!(inc[0].contains("smoke"));
+        assert!(exc.is_empty());
+        assert!(selection(&cfg, UpstreamLevel::Full, &[]).0.is_empty());
+    }
+}
