@@ -180,6 +180,17 @@ impl AreaConfig for KubernetesConfig {
 
 impl KubernetesConfig {
     /// The kubeconfig files to read: `kubeconfig` (one file), else the entries of
+    /// For a check whose probe pods need `probe_image`: not applicable, saying `why` they need
+    /// it, when no image is set and there is a cluster to run them on (without one, the
+    /// check's kubeconfig need skips it first).
+    pub(crate) fn without_probe_image(&self, why: &str) -> Option<nfvi_harness::Outcome> {
+        (self.probe_image.is_none() && self.kubeconfig_path().is_some()).then(|| {
+            nfvi_harness::Outcome::not_applicable(format!(
+                "kubernetes.probe_image is not set: {why}"
+            ))
+        })
+    }
+
     /// `KUBECONFIG` that exist, merged in order as kubectl merges them, else
     /// `~/.kube/config`; `None` when none of them names a file ([`KubernetesConfig::missing`]
     /// says why).

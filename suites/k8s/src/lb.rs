@@ -92,10 +92,10 @@ pub(crate) fn may_probe(ip: IpAddr, lab_cidr: &str, allow_loopback: bool) -> boo
 
 async fn run(cx: &CheckContext, failover: bool) -> CheckResult {
     let k = cx.target().config::<crate::KubernetesConfig>();
-    if k.probe_image.is_none() && k.kubeconfig_path().is_some() {
-        return Ok(Outcome::not_applicable(
-            "kubernetes.probe_image is not set: the load balancer's backends are probe pods, which need an image with nfvi-verify on PATH",
-        ));
+    if let Some(skip) = k.without_probe_image(
+        "the load balancer's backends are probe pods, which need an image with nfvi-verify on PATH",
+    ) {
+        return Ok(skip);
     }
     let c = cluster::for_check(cx).await?;
     let Some((a, b)) = pick_nodes(&c.nodes().await?) else {

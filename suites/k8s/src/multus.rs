@@ -107,10 +107,8 @@ pub(crate) fn nad(range: Ipv4Net, master: Option<&str>) -> serde_json::Value {
 
 async fn run(cx: &CheckContext) -> CheckResult {
     let k = cx.target().config::<crate::KubernetesConfig>();
-    if k.probe_image.is_none() && k.kubeconfig_path().is_some() {
-        return Ok(Outcome::not_applicable(
-            "kubernetes.probe_image is not set: the secondary network is exercised by probe pods, which need an image with nfvi-verify on PATH",
-        ));
+    if let Some(skip) = k.without_probe_image("the secondary network is exercised by probe pods, which need an image with nfvi-verify on PATH") {
+        return Ok(skip);
     }
     let c = cluster::for_check(cx).await?;
     let crds = c.crds().await?;

@@ -66,10 +66,8 @@ pub fn checks() -> Vec<Arc<dyn Check>> {
 /// cluster is connected, an early one too.
 async fn pod_latency(cx: &CheckContext) -> CheckResult {
     let k = cx.target().config::<crate::KubernetesConfig>();
-    if k.probe_image.is_none() && k.kubeconfig_path().is_some() {
-        return Ok(Outcome::not_applicable(
-            "kubernetes.probe_image is not set: in-cluster probes need an image with nfvi-verify on PATH (the README shows how to build one)",
-        ));
+    if let Some(skip) = k.without_probe_image("in-cluster probes need an image with nfvi-verify on PATH (the README shows how to build one)") {
+        return Ok(skip);
     }
     let cluster = cluster::for_check(cx).await?;
     let evidence = |o: Outcome| {
