@@ -3,7 +3,8 @@
 //!
 //! Members, in this order: `manifest.json` (first, so `tar tzf` shows it first), the run's
 //! files (`results.json`, `junit.xml`, `report.html`, `badge.svg`, then `nfvi-verify.log`,
-//! `target.toml` and `waivers.toml` when present), `evidence/<n>-<basename>` for each
+//! `target.toml`, `waivers.toml` and the upstream suites' per-test ledger `upstream.journal`
+//! when present), `evidence/<n>-<basename>` for each
 //! evidence file (an archive's members the run used under `evidence/<n>-<basename>/`), and
 //! the reference model this binary embeds under `reference-model/`.
 
@@ -24,7 +25,12 @@ use crate::sshsig;
 
 /// Run files taken when present; the first four must be there.
 const REQUIRED: &[&str] = &["results.json", "junit.xml", "report.html", "badge.svg"];
-const OPTIONAL: &[&str] = &["nfvi-verify.log", "target.toml", "waivers.toml"];
+const OPTIONAL: &[&str] = &[
+    "nfvi-verify.log",
+    "target.toml",
+    "waivers.toml",
+    "upstream.journal",
+];
 
 /// Why no bundle was written.
 #[derive(Debug, thiserror::Error)]

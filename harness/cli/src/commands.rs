@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nfvi_harness::fleet::{AgentRequest, FleetError, NodeSpec};
+use nfvi_harness::ledger::Ledger;
 use nfvi_harness::plan::{self, Decision, Plan, PlanOptions};
 use nfvi_harness::results::{CheckResult, Invocation, RunMeta, RunResults, ToolInfo};
 use nfvi_harness::runner::{Reporter, RunEvent, Tee};
@@ -657,6 +658,23 @@ fn run_journaled(args: &RunArgs, observed: &mut Observed) -> CmdResult {
     if !no_clean {
         crate::clean::before_run(&session, &areas);
     }
+    // Upstream suites record each test as it ends (DIR/upstream.journal): a resumed run runs
+    // only the tests its killed run did not finish, a rerun only the failed ones.
+    let ledger = match (&resume, &args.rerun_failed, &previous) {
+        (Some(r), _, _) => Ledger::resume(&dir, &r.header.run_id),
+        (None, Some(path), Some(prev)) => {
+            let old_dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+            Ledger::rerun(&dir, old_dir.unwrap_or(Path::new(".")), &prev.run_id)
+        }
+        _ => Ledger::create(&dir),
+    }
+    .map_err(|e| {
+        CliError::Incomplete(format!(
+            "cannot open the upstream tests' ledger {}: {e}",
+            dir.join(nfvi_harness::ledger::FILE).display()
+        ))
+    })?;
+    session.shares().set_ledger(std::sync::Arc::new(ledger));
     let inventory = session.inventory();
     // In a resumed run, the checks with a result are neither run nor reported again.
     let done: HashSet<usize> = resume.as_ref().map_or_else(HashSet::new, |r| {

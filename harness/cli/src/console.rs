@@ -1,13 +1,54 @@
 //! Progress on stderr: a bar with pass/fail/skip counts and the running checks on a
 //! terminal; one plain line per finished check when stderr is not a terminal or `CI` is set.
+//! A long check's own progress (an upstream suite's tests: counts, failures, time left) shows
+//! next to it on the bar, and as a plain line every [`PLAIN_EVERY`] otherwise.
 //! stdout stays free for machine output.
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use nfvi_harness::runner::humanize;
-use nfvi_harness::{Reporter, RunEvent, Status};
+use nfvi_harness::{Progress, Reporter, RunEvent, Status};
+
+/// How often a plain (non-terminal) console prints a running check's progress.
+pub const PLAIN_EVERY: Duration = Duration::from_secs(30);
+
+/// A running check's progress as the console keeps it.
+struct Shown {
+    first: Instant,
+    first_done: u64,
+    printed: Option<Instant>,
+    text: String,
+}
+
+/// "27/134 tests, 1 failed, about 1m 52s left": the time left is the check's own estimate,
+/// else the rate since its first report (none before two reports apart).
+pub fn progress_text(p: &Progress, since_first: Duration, done_since_first: u64) -> String {
+    let mut text = match p.total {
+        Some(total) => format!("{}/{total} {}", p.done, p.unit),
+        None => format!("{} {}", p.done, p.unit),
+    };
+    if p.failed > 0 {
+        text.push_str(&format!(", {} failed", p.failed));
+    }
+    let eta = p.eta.or_else(|| {
+        let total = p.total?;
+        if done_since_first == 0 || since_first.is_zero() {
+            return None;
+        }
+        let left = total.saturating_sub(p.done) as f64;
+        Some(since_first.mul_f64(left / done_since_first as f64))
+    });
+    if let Some(eta) = eta.filter(|_| p.total.is_some_and(|t| p.done < t)) {
+        text.push_str(&format!(
+            ", about {} left",
+            humanize(Duration::from_secs(eta.as_secs().max(1)))
+        ));
+    }
+    text
+}
 
 /// Whether to draw a progress bar.
 pub fn use_bar(no_progress: bool) -> bool {
@@ -29,6 +70,7 @@ pub struct Console {
     done: usize,
     counts: Counts,
     running: Vec<String>,
+    progress: HashMap<String, Shown>,
 }
 
 impl Console {
@@ -49,6 +91,7 @@ impl Console {
             done: 0,
             counts: Counts::default(),
             running: Vec::new(),
+            progress: HashMap::new(),
         }
     }
 
@@ -71,7 +114,14 @@ impl Console {
                 c.failed,
                 c.errors,
                 c.skipped,
-                self.running.join(", ")
+                self.running
+                    .iter()
+                    .map(|id| match self.progress.get(id) {
+                        Some(shown) => format!("{id} ({})", shown.text),
+                        None => id.clone(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
     }
@@ -109,6 +159,30 @@ impl Reporter for Console {
                 }
                 self.refresh();
             }
+            RunEvent::CheckProgress { id, progress, .. } => {
+                let now = Instant::now();
+                let shown = self
+                    .progress
+                    .entry((*id).to_owned())
+                    .or_insert_with(|| Shown {
+                        first: now,
+                        first_done: progress.done,
+                        printed: None,
+                        text: String::new(),
+                    });
+                shown.text = progress_text(
+                    progress,
+                    now - shown.first,
+                    progress.done.saturating_sub(shown.first_done),
+                );
+                let due = shown.printed.is_none_or(|t| now - t >= PLAIN_EVERY);
+                if self.bar.is_none() && due {
+                    shown.printed = Some(now);
+                    let text = format!("nfvi-verify: {id}: {}", shown.text);
+                    self.line(&text);
+                }
+                self.refresh();
+            }
             RunEvent::NodeFailed { node, error } => {
                 self.line(&format!(
                     "nfvi-verify: node {node} could not be verified: {error}"
@@ -118,6 +192,7 @@ impl Reporter for Console {
                 if let Some(pos) = self.running.iter().position(|r| r == id) {
                     self.running.remove(pos);
                 }
+                self.progress.remove(*id);
                 let on = run
                     .node
                     .as_deref()
@@ -179,6 +254,54 @@ impl Reporter for Console {
                     pb.finish_and_clear();
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(done: u64, total: Option<u64>, failed: u64, eta: Option<u64>) -> Progress {
+        Progress {
+            done,
+            total,
+            unit: "tests",
+            failed,
+            eta: eta.map(Duration::from_secs),
+        }
+    }
+
+    #[test]
+    fn progress_shows_counts_failures_and_the_time_left() {
+        let secs = Duration::from_secs;
+        let rows = [
+            // The check's own estimate wins.
+            (
+                p(27, Some(134), 0, Some(112)),
+                secs(5),
+                1,
+                "27/134 tests, about 1m52s left",
+            ),
+            // From the rate: 10 tests in 20 s, 100 left.
+            (
+                p(34, Some(134), 2, None),
+                secs(20),
+                10,
+                "34/134 tests, 2 failed, about 3m20s left",
+            ),
+            // One report only: no rate yet.
+            (p(3, Some(10), 0, None), Duration::ZERO, 0, "3/10 tests"),
+            // Done, or no total: no estimate.
+            (p(10, Some(10), 0, Some(9)), secs(9), 5, "10/10 tests"),
+            (p(7, None, 1, None), secs(9), 5, "7 tests, 1 failed"),
+        ];
+        for (progress, since, done_since, want) in rows {
+            assert_eq!(
+                progress_text(&progress, since, done_since),
+                want,
+                "{progress:?}"
+            );
         }
     }
 }

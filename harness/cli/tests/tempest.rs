@@ -179,6 +179,170 @@ fn rc1_runs_tempest_identity_tests_against_the_lab_keystone() {
     assert!(html.contains("tempest.identity") && html.contains("tempest.api.identity."));
     // The password is in no artifact.
     assert!(!all.contains(&password()), "an artifact holds the password");
+    // Every test that ended is in the ledger, as it ended.
+    let ledger = std::fs::read_to_string(out.join("upstream.journal")).unwrap();
+    assert!(
+        ledger.lines().count() >= 130,
+        "{} lines",
+        ledger.lines().count()
+    );
+    assert!(
+        !ledger.contains(&password()),
+        "the ledger holds the password"
+    );
+}
+
+/// The PIDs of `parent`'s children whose command line holds `word`.
+fn children_with(parent: u32, word: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let status = std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
+        let ppid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))
+            .and_then(|v| v.trim().parse::<u32>().ok());
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if ppid == Some(parent) && String::from_utf8_lossy(&cmdline).contains(word) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Alive and not a zombie.
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+#[test]
+fn a_killed_tempest_run_takes_tempest_with_it_and_resumes_with_only_the_tests_left() {
+    if !require_lab_and_tempest() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let target = write_file(
+        dir.path(),
+        "t.toml",
+        format!("[openstack]\nopenrc = \"{OPENRC}\"\n"),
+    );
+    let out = dir.path().join("run");
+    let bin = env!("CARGO_BIN_EXE_nfvi-verify");
+    let mut child = std::process::Command::new(bin)
+        .env_remove("OS_AUTH_URL")
+        .env_remove("OS_CLOUD")
+        .env_remove("OS_PASSWORD")
+        .env("CI", "1")
+        .args([
+            "run",
+            "--suite",
+            "rc1",
+            "--filter",
+            "tempest.identity",
+            "--target",
+        ])
+        .arg(&target)
+        .arg("--out")
+        .arg(&out)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let lines = std::thread::spawn(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<String>>()
+    });
+    // Killed outright once 20 tests have ended.
+    let ledger = out.join("upstream.journal");
+    let deadline = Instant::now() + std::time::Duration::from_secs(300);
+    let ended = || {
+        std::fs::read_to_string(&ledger)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    while ended() < 20 {
+        assert!(
+            Instant::now() < deadline,
+            "20 tests did not end within 300 s"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let tempest = children_with(child.id(), "tempest");
+    assert!(!tempest.is_empty(), "no Tempest child of the run found");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed_at = ended();
+    // The kernel takes Tempest with the harness: no Tempest tests a cloud for a run gone.
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    while tempest.iter().any(|&p| alive(p)) && Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        !tempest.iter().any(|&p| alive(p)),
+        "Tempest {tempest:?} outlived the killed run"
+    );
+    let lines = lines.join().unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("tempest.identity: ") && l.contains("Tempest tests")),
+        "no progress line: {lines:?}"
+    );
+
+    // The resumed run runs only what the killed one did not finish.
+    let started = Instant::now();
+    let mut cmd = nfvi();
+    cmd.env_remove("OS_AUTH_URL")
+        .env_remove("OS_CLOUD")
+        .env_remove("OS_PASSWORD")
+        .arg("run")
+        .arg("--resume")
+        .arg(&out);
+    let code = cmd.assert().get_output().status.code().unwrap();
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let identity = check(&r, "tempest.identity");
+    assert_eq!(code, 0, "{}", text(identity, "message"));
+    assert_eq!(
+        identity["outcome"],
+        "passed",
+        "{}",
+        text(identity, "message")
+    );
+    let props = identity["evidence"]["properties"].as_object().unwrap();
+    let carried = props["tempest.carried_over"].as_str().unwrap();
+    let n: usize = carried.split(' ').next().unwrap().parse().unwrap();
+    assert!(
+        n >= 20 && n <= killed_at,
+        "{carried} (ledger had {killed_at} at the kill)"
+    );
+    // --filter narrowed Tempest to identity's tests.
+    let regex = props["tempest.regex"].as_str().unwrap();
+    assert!(
+        regex.contains("identity") && !regex.contains("image"),
+        "{regex}"
+    );
+    let passed = identity["evidence"]["metrics"]["tests_passed"]["value"]
+        .as_f64()
+        .unwrap();
+    assert!(passed > 100.0, "{passed} passed in all");
+    eprintln!(
+        "killed after {killed_at} tests; the resumed run carried {n} and took {:.0} s; {passed} passed in all",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 #[test]

@@ -26,6 +26,25 @@ pub(crate) struct Cleanup {
     pub(crate) action: CleanupAction,
 }
 
+/// How far a long check has got (an upstream suite's tests, say), for the live display.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Progress {
+    /// Units finished.
+    pub done: u64,
+    /// Units in all, when known.
+    pub total: Option<u64>,
+    /// What a unit is ("tests").
+    pub unit: &'static str,
+    /// Units that failed so far.
+    pub failed: u64,
+    /// The check's own estimate of the time left; the display estimates one from the rate
+    /// when it is `None`.
+    pub eta: Option<Duration>,
+}
+
+/// Where a running check's progress goes: the runner's channel, tagged with the plan index.
+pub(crate) type ProgressSink = (usize, tokio::sync::mpsc::UnboundedSender<(usize, Progress)>);
+
 /// The context of one running check.
 pub struct CheckContext {
     target: Arc<Target>,
@@ -34,6 +53,7 @@ pub struct CheckContext {
     grace: Duration,
     cleanups: Mutex<Vec<Cleanup>>,
     commands: Mutex<Vec<CommandRecord>>,
+    progress: Option<ProgressSink>,
 }
 
 impl CheckContext {
@@ -56,7 +76,45 @@ impl CheckContext {
             grace,
             cleanups: Mutex::new(Vec::new()),
             commands: Mutex::new(Vec::new()),
+            progress: None,
         }
+    }
+
+    pub(crate) fn with_progress(mut self, sink: ProgressSink) -> Self {
+        self.progress = Some(sink);
+        self
+    }
+
+    /// Reports how far the check has got; the console shows it next to the check (counts and
+    /// an estimate of the time left). Cheap, and dropped when nothing listens.
+    pub fn progress(&self, progress: Progress) {
+        if let Some((index, tx)) = &self.progress {
+            let _ = tx.send((*index, progress));
+        }
+    }
+
+    /// A copy of this context's progress channel, for work that outlives the check's own
+    /// future but reports for it (a suite run the check waits for).
+    pub fn progress_reporter(&self) -> impl Fn(Progress) + Send + Sync + 'static {
+        let sink = self.progress.clone();
+        move |p| {
+            if let Some((index, tx)) = &sink {
+                let _ = tx.send((*index, p));
+            }
+        }
+    }
+
+    /// Whether the run's plan runs the check `id` (true when no plan is known, as in tests):
+    /// shared work (one suite run serving several checks) does only what planned checks need.
+    pub fn planned(&self, id: &str) -> bool {
+        self.shares.planned(id)
+    }
+
+    /// The run's ledger of upstream tests ([`crate::ledger`]): where a suite records each
+    /// test as it ends, and what an earlier run (resumed, or re-run for its failures)
+    /// settled. A ledger that keeps nothing when the run has no output directory.
+    pub fn ledger(&self) -> Arc<crate::ledger::Ledger> {
+        self.shares.ledger()
     }
 
     /// The NFVI under test.

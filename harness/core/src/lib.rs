@@ -25,6 +25,7 @@ pub mod fleet;
 pub mod glob;
 pub mod inventory;
 pub mod judge;
+pub mod ledger;
 pub mod leftover;
 pub mod outcome;
 pub mod panics;
@@ -45,7 +46,7 @@ pub use caps::Capabilities;
 pub use check::{
     BoxFuture, Check, CheckError, CheckMeta, CheckResult, Declared, Need, Severity, declare,
 };
-pub use context::CheckContext;
+pub use context::{CheckContext, Progress};
 pub use outcome::{
     Evidence, Metric, Outcome, Percentiles, Provenance, SkipKind, SkipReason, Status,
 };

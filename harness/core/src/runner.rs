@@ -39,6 +39,15 @@ pub enum RunEvent<'a> {
         /// Its ID.
         id: &'a str,
     },
+    /// A running check reported how far it has got.
+    CheckProgress {
+        /// Its index in the plan.
+        index: usize,
+        /// Its ID.
+        id: &'a str,
+        /// How far.
+        progress: &'a crate::context::Progress,
+    },
     /// A check finished (or was skipped).
     CheckFinished {
         /// Its ID.
@@ -276,6 +285,7 @@ impl Runner<'_> {
         let mut tasks: HashMap<tokio::task::Id, (usize, chrono::DateTime<Utc>)> = HashMap::new();
         let mut runs = Vec::with_capacity(plan.items.len());
         let mut stop: Option<CancelReason> = None;
+        let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel();
         let finish = |run: CheckRun, runs: &mut Vec<CheckRun>, reporter: &mut dyn Reporter| {
             let id = &plan.items[run.index].check.meta().id;
             reporter.report(&RunEvent::CheckFinished { id, run: &run });
@@ -311,7 +321,7 @@ impl Runner<'_> {
                         let limit = self.options.timeout_override.unwrap_or(meta.timeout);
                         let started_at = Utc::now();
                         let one = run_one(
-                            index,
+                            (index, progress_tx.clone()),
                             item.check.clone(),
                             self.target.clone(),
                             self.options.shares.clone(),
@@ -370,6 +380,16 @@ impl Runner<'_> {
                     if bad && self.options.fail_fast && stop.is_none() {
                         stop = Some(CancelReason::FailFast);
                         reporter.report(&RunEvent::Cancelling { reason: CancelReason::FailFast });
+                    }
+                }
+                Some((index, progress)) = progress_rx.recv() => {
+                    // A check that already finished may have sent it last: not shown then.
+                    if tasks.values().any(|(i, _)| *i == index) {
+                        reporter.report(&RunEvent::CheckProgress {
+                            index,
+                            id: &plan.items[index].check.meta().id,
+                            progress: &progress,
+                        });
                     }
                 }
                 () = token.cancelled(), if stop.is_none() || stop == Some(CancelReason::FailFast) => {
@@ -466,8 +486,9 @@ async fn stop_requested(token: &CancelToken, grace: Duration) {
     }
 }
 
+/// Runs one check; `progress` is its plan index and where its progress reports go.
 async fn run_one(
-    index: usize,
+    progress: crate::context::ProgressSink,
     check: Arc<dyn Check>,
     target: Arc<Target>,
     shares: Arc<Shares>,
@@ -475,16 +496,14 @@ async fn run_one(
     grace: Duration,
     limit: Duration,
 ) -> CheckRun {
+    let index = progress.0;
     let started_at = Utc::now();
     let t0 = Instant::now();
     let id = check.meta().id.clone();
     tracing::info!(check = %id, "started");
-    let cx = Arc::new(CheckContext::with_shares(
-        target,
-        shares,
-        token.clone(),
-        grace,
-    ));
+    let cx = Arc::new(
+        CheckContext::with_shares(target, shares, token.clone(), grace).with_progress(progress),
+    );
     let inner = {
         let cx = cx.clone();
         tokio::spawn(panics::catch_future(async move { check.run(&cx).await }))
@@ -607,7 +626,7 @@ mod tests {
             .build()
             .unwrap();
         runtime.block_on(run_one(
-            0,
+            (0, tokio::sync::mpsc::unbounded_channel().0),
             check,
             Arc::new(Target::local(&Default::default())),
             Arc::default(),

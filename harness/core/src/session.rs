@@ -25,6 +25,8 @@ pub struct Shares {
     states: Vec<(&'static str, Shared)>,
     fleet: OnceLock<FleetReport>,
     transport: OnceLock<Arc<dyn Transport>>,
+    planned: OnceLock<std::collections::HashSet<String>>,
+    ledger: OnceLock<Arc<crate::ledger::Ledger>>,
 }
 
 impl std::fmt::Debug for Shares {
@@ -42,7 +44,32 @@ impl Shares {
             states: areas.iter().map(|a| (a.id(), a.open(target))).collect(),
             fleet: OnceLock::new(),
             transport: OnceLock::new(),
+            planned: OnceLock::new(),
+            ledger: OnceLock::new(),
         }
+    }
+
+    /// Records the checks the run's plan runs (the session does when it executes a plan).
+    pub fn set_planned(&self, ids: impl IntoIterator<Item = String>) {
+        let _ = self.planned.set(ids.into_iter().collect());
+    }
+
+    /// Whether the plan runs `id`; true when no plan was recorded.
+    pub fn planned(&self, id: &str) -> bool {
+        self.planned.get().is_none_or(|p| p.contains(id))
+    }
+
+    /// Records the run's ledger of upstream tests (the command line does, with the output
+    /// directory; once).
+    pub fn set_ledger(&self, ledger: Arc<crate::ledger::Ledger>) {
+        let _ = self.ledger.set(ledger);
+    }
+
+    /// The run's ledger; one that keeps nothing when none was set.
+    pub fn ledger(&self) -> Arc<crate::ledger::Ledger> {
+        self.ledger
+            .get_or_init(|| Arc::new(crate::ledger::Ledger::none()))
+            .clone()
     }
 
     /// The fleet's nodes and their inventories, once the node-level checks ran on them
@@ -128,10 +155,16 @@ impl Session {
         options: RunnerBuilder,
         reporter: &mut dyn Reporter,
     ) -> RunOutput {
+        self.shares.set_planned(planned(plan));
         let runner = options
             .shares(self.shares.clone())
             .build(plan, self.target.clone());
         self.runtime.block_on(runner.run(reporter))
+    }
+
+    /// The run's shared state (to record its ledger before [`Self::execute`]).
+    pub fn shares(&self) -> &Arc<Shares> {
+        &self.shares
     }
 
     /// Executes a plan over a fleet: the node-level checks on every node through
@@ -167,6 +200,7 @@ impl Session {
                 + node_items.len() * transport.nodes().len().saturating_sub(1),
         });
         self.shares.set_transport(transport.clone());
+        self.shares.set_planned(planned(plan));
         let (remote, report) = crate::fleet::fan_out(
             transport.as_ref(),
             plan,
@@ -244,4 +278,13 @@ impl Session {
         runtime.shutdown_timeout(CLOSE_DEADLINE);
         records
     }
+}
+
+/// The IDs of the checks a plan runs.
+fn planned(plan: &Plan) -> Vec<String> {
+    plan.items
+        .iter()
+        .filter(|i| matches!(i.decision, crate::plan::Decision::Run))
+        .map(|i| i.check.meta().id.clone())
+        .collect()
 }

@@ -25,6 +25,8 @@ enum Script {
     Sleep(Duration),
     /// Creates a file, registers its removal, then runs `sleep 30` until stopped.
     CreateThenHang(PathBuf),
+    /// Reports progress 1..=3 of 3, 20 ms apart, then passes.
+    Progress,
 }
 
 struct Scripted {
@@ -44,6 +46,19 @@ impl Check for Scripted {
                 Script::Fail => Outcome::fail("the NFVI does not conform"),
                 Script::Error => Outcome::error("could not decide"),
                 Script::Panic => panic!("scripted panic"),
+                Script::Progress => {
+                    for done in 1..=3 {
+                        cx.progress(nfvi_harness::Progress {
+                            done,
+                            total: Some(3),
+                            unit: "tests",
+                            failed: 0,
+                            eta: None,
+                        });
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    Outcome::pass("three of three")
+                }
                 Script::Sleep(d) => {
                     tokio::time::sleep(*d).await;
                     Outcome::pass("slept")
@@ -82,6 +97,7 @@ struct Recorder {
     started: Vec<String>,
     finished: Vec<(String, Status)>,
     cancelling: Vec<CancelReason>,
+    progress: Vec<(String, u64)>,
 }
 
 impl Reporter for Recorder {
@@ -92,6 +108,12 @@ impl Reporter for Recorder {
                 self.finished.push(((*id).to_owned(), run.outcome.status))
             }
             RunEvent::Cancelling { reason } => self.cancelling.push(*reason),
+            RunEvent::CheckProgress { id, progress, .. } => {
+                // Never for a check that is not running.
+                assert!(self.started.iter().any(|s| s == id), "{id} not started");
+                assert!(!self.finished.iter().any(|(f, _)| f == id), "{id} finished");
+                self.progress.push(((*id).to_owned(), progress.done));
+            }
             _ => {}
         }
     }
@@ -207,6 +229,47 @@ fn outcomes_stay_distinct_and_panics_and_timeouts_are_contained() {
         (1, 1, 2, 1)
     );
     assert_eq!(rec.finished.len(), 5);
+}
+
+#[test]
+fn a_running_checks_progress_reaches_the_reporters_in_order() {
+    let plan = plan_for(
+        vec![
+            check(
+                "host.t.long",
+                Severity::Must,
+                &["ra2.ch.011"],
+                Script::Progress,
+            ),
+            check(
+                "host.t.quick",
+                Severity::Must,
+                &["ra2.ch.012"],
+                Script::Pass,
+            ),
+        ],
+        host(PlanOptions::default()),
+    )
+    .unwrap();
+    let mut rec = Recorder::default();
+    RunnerBuilder::default()
+        .jobs(2)
+        .handle_signals(false)
+        .build(&plan, Arc::new(Target::local(&Default::default())))
+        .execute(&mut rec)
+        .unwrap();
+    let long: Vec<u64> = rec
+        .progress
+        .iter()
+        .filter(|(id, _)| id == "host.t.long")
+        .map(|(_, d)| *d)
+        .collect();
+    // The last report may race the check's end and is then dropped; the rest arrive in order.
+    assert!(
+        long.len() >= 2 && long.windows(2).all(|w| w[0] < w[1]),
+        "{long:?}"
+    );
+    assert!(rec.progress.iter().all(|(id, _)| id == "host.t.long"));
 }
 
 #[test]

@@ -162,9 +162,9 @@ impl Collector {
         }
     }
 
-    /// Takes one packet.
-    pub fn packet(&mut self, p: Packet) {
-        let Some(id) = p.test_id else { return };
+    /// Takes one packet; returns the test it ended, if it ended one (for the run's ledger).
+    pub fn packet(&mut self, p: Packet) -> Option<TestRecord> {
+        let id = p.test_id?;
         let s = self.seen.entry(id.clone()).or_default();
         if let Some((name, bytes)) = &p.file {
             match name.as_str() {
@@ -173,9 +173,7 @@ impl Collector {
                 _ => {}
             }
         }
-        let Some(status) = status_of(p.status) else {
-            return;
-        };
+        let status = status_of(p.status)?;
         // `exists` (1) only announces a test; `inprogress` (2) starts it.
         if p.status == 2 {
             s.started = s.started.or(p.timestamp);
@@ -199,6 +197,7 @@ impl Collector {
             detail,
             started: s.started.is_some() || status != TestStatus::Incomplete,
         };
+        let ended = (status != TestStatus::Incomplete).then(|| record.clone());
         match self.index.get(&id) {
             Some(&i) if status == TestStatus::Incomplete => {
                 self.tests[i].started |= record.started;
@@ -215,12 +214,52 @@ impl Collector {
             TestStatus::Skipped => self.counts.skipped += 1,
             TestStatus::Incomplete => {}
         }
+        ended
     }
 
     /// Every test, the unstarted ones resolved by their class fixtures.
     pub fn finish(mut self) -> Vec<TestRecord> {
         inherit_class_fixtures(&mut self.tests);
         self.tests
+    }
+}
+
+/// The ledger's stream of Tempest's tests.
+pub const STREAM: &str = "tempest";
+
+/// A test that ended, as the run's ledger keeps it (`None`: it did not end).
+pub fn to_ledger(t: &TestRecord) -> Option<nfvi_harness::ledger::TestRecord> {
+    use nfvi_harness::ledger::TestStatus as L;
+    let status = match t.status {
+        TestStatus::Passed => L::Passed,
+        TestStatus::Failed => L::Failed,
+        TestStatus::Skipped => L::Skipped,
+        TestStatus::Incomplete => return None,
+    };
+    Some(nfvi_harness::ledger::TestRecord {
+        stream: STREAM.to_owned(),
+        test: t.id.clone(),
+        status,
+        detail: t.detail.clone(),
+        secs: t.duration.unwrap_or_default(),
+        carried_from: None,
+    })
+}
+
+/// A test an earlier run settled, as this run's report holds it.
+pub fn from_ledger(r: &nfvi_harness::ledger::TestRecord) -> TestRecord {
+    use nfvi_harness::ledger::TestStatus as L;
+    TestRecord {
+        uuid: tempest_uuid(&r.test),
+        id: r.test.clone(),
+        status: match r.status {
+            L::Passed => TestStatus::Passed,
+            L::Failed => TestStatus::Failed,
+            L::Skipped => TestStatus::Skipped,
+        },
+        duration: Some(r.secs),
+        detail: r.detail.clone(),
+        started: true,
     }
 }
 

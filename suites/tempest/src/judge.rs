@@ -257,6 +257,17 @@ fn with_provenance(o: Outcome, service: &Service, ran: &Ran) -> Outcome {
     if !ran.leftovers.is_empty() {
         o = o.with_property("keystone leftovers", ran.leftovers.join("; "));
     }
+    if ran.carried > 0 {
+        o = o.with_property(
+            "tempest.carried_over",
+            format!(
+                "{} of the run's {} tests were settled by run {} (--resume or --rerun-failed) and not run again; their results are in upstream.journal",
+                ran.carried,
+                ran.listed,
+                ran.carried_from.as_deref().unwrap_or("unknown")
+            ),
+        );
+    }
     if let Some(note) = service.note {
         o = o.with_property("covers", note);
     }

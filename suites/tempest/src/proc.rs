@@ -39,9 +39,24 @@ fn passed_through(key: &str) -> bool {
     ) || key.starts_with("PIP_")
 }
 
+/// Where `setpriv` may be (root's trusted system directories only).
+const SETPRIV: [&str; 2] = ["/usr/bin/setpriv", "/bin/setpriv"];
+
 /// A command in a clean environment: PATH with `bin` first, HOME at `home`.
+///
+/// A harness killed outright (SIGKILL) cannot stop its children, so where util-linux's
+/// `setpriv` is (it is on every Debian), the child runs under `setpriv --pdeathsig KILL`: the
+/// kernel kills it when the harness dies, and no Tempest goes on testing the cloud for a run
+/// that is gone (its workers then die on their closed pipe).
 pub fn command(program: &Path, bin: &Path, home: &Path) -> tokio::process::Command {
-    let mut c = tokio::process::Command::new(program);
+    let mut c = match SETPRIV.iter().map(Path::new).find(|p| p.is_file()) {
+        Some(setpriv) => {
+            let mut c = tokio::process::Command::new(setpriv);
+            c.args(["--pdeathsig", "KILL", "--"]).arg(program);
+            c
+        }
+        None => tokio::process::Command::new(program),
+    };
     c.env_clear()
         .envs(std::env::vars().filter(|(k, _)| passed_through(k)))
         .env(
@@ -168,5 +183,74 @@ mod tests {
             .unwrap();
         assert_eq!(f.code, Some(3));
         assert_eq!(f.stdout, format!("{}\nnone\n", home.display()));
+    }
+
+    /// Starts `sleep 30` from a thread that then ends, as a harness that dies does (the
+    /// parent-death signal follows the thread that started the child), and says whether the
+    /// child is still alive a moment later.
+    fn outlives_its_parent(wrapped: bool) -> bool {
+        let pid = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let home = std::env::temp_dir();
+                let mut c = if wrapped {
+                    command(Path::new("/bin/sleep"), Path::new("/bin"), &home)
+                } else {
+                    let mut c = tokio::process::Command::new("/bin/sleep");
+                    c.process_group(0);
+                    c
+                };
+                let child = c.arg("30").spawn().unwrap();
+                let pid = child.id().unwrap();
+                // Not killed on drop: only the kernel may end it.
+                std::mem::forget(child);
+                // Time for setpriv to set the signal before its parent thread ends.
+                std::thread::sleep(Duration::from_millis(300));
+                pid
+            })
+        })
+        .join()
+        .unwrap();
+        let alive = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                !s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        while alive() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let still = alive();
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(Pid::from_raw(pid as i32), None);
+        still
+    }
+
+    #[test]
+    fn children_die_with_the_harness() {
+        if !SETPRIV.iter().any(|p| Path::new(p).is_file()) {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI machines have util-linux's setpriv"
+            );
+            eprintln!("skipped: no setpriv here");
+            return;
+        }
+        // The control: a plain child outlives the thread that started it.
+        assert!(
+            outlives_its_parent(false),
+            "the control child died by itself"
+        );
+        assert!(
+            !outlives_its_parent(true),
+            "a Tempest child outlived the harness"
+        );
     }
 }

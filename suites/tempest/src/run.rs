@@ -4,6 +4,11 @@
 //! ends it at once), the catalog and the probes (`cloud`), the virtualenv (`venv`),
 //! `tempest init` into a private directory and tempest.conf there, `tempest run --list-tests`
 //! for the total, then `tempest run --subunit` with progress (counts and ETA) from the stream.
+//!
+//! Only the services whose checks the plan runs are tested (`--filter` narrows Tempest too).
+//! Each test is written to the run's ledger as it ends; the tests an earlier run settled
+//! (`--resume`: every finished test; `--rerun-failed`: the passed and skipped ones) are
+//! carried over and not run again: Tempest gets the rest as a `--load-list`.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -11,8 +16,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nfvi_harness::cancel::CancelToken;
+use nfvi_harness::ledger::Ledger;
 use nfvi_harness::target::UpstreamLevel;
-use nfvi_harness::{CheckContext, Target};
+use nfvi_harness::{CheckContext, Progress, Target};
 use nfvi_suite_evidence::ingest::subunit::Decoder;
 
 use crate::collect::excerpt;
@@ -64,8 +70,14 @@ pub struct Ran {
     pub listed: usize,
     /// Tests listed, by id, for "selected but never reported".
     pub listed_ids: Vec<String>,
-    /// Every test reported, in first-seen order.
+    /// Every test reported, in first-seen order (those carried over from an earlier run
+    /// first).
     pub tests: Vec<TestRecord>,
+    /// How many of `tests` an earlier run settled, and which run (`--resume`,
+    /// `--rerun-failed`): carried over, not run again.
+    pub carried: usize,
+    /// The run they come from.
+    pub carried_from: Option<String>,
     /// Why Tempest stopped early (deadline, cancellation, crash), if it did.
     pub stopped: Option<String>,
     /// `tempest run`'s exit code (`None`: killed by a signal, or never run).
@@ -77,6 +89,15 @@ pub struct Ran {
 }
 
 type Slot = watch::Receiver<Option<Arc<Report>>>;
+type ProgressSlot = watch::Receiver<Option<Progress>>;
+
+/// What the run takes from the check that starts it.
+struct Start {
+    /// The services whose checks the plan runs.
+    planned: Vec<&'static str>,
+    ledger: Arc<Ledger>,
+    progress: watch::Sender<Option<Progress>>,
+}
 
 /// Tempest's projects and users before the run, and whether the sweep of those that
 /// appeared during it was done (by the run, or by the cleanup of the check that started it).
@@ -100,7 +121,7 @@ const CLEANUP_SWEEP: Duration = Duration::from_secs(40);
 /// run, known within seconds) and its last (the tests), each published once.
 #[derive(Default)]
 pub struct Shared {
-    started: Mutex<Option<(Slot, Slot)>>,
+    started: Mutex<Option<(Slot, Slot, ProgressSlot)>>,
 }
 
 impl Shared {
@@ -108,13 +129,23 @@ impl Shared {
     /// (a service not tested, a level without its tests, credentials refused), so that its
     /// check ends at once; the last one otherwise. Started by the first caller.
     pub async fn report(&self, cx: &CheckContext, service: &str) -> Arc<Report> {
-        let (mut early, mut last) = {
+        let (mut early, mut last, mut progress) = {
             let mut started = self.started.lock().await;
             match &*started {
                 Some(slots) => slots.clone(),
                 None => {
                     let (early_tx, early) = watch::channel(None);
                     let (last_tx, last) = watch::channel(None);
+                    let (progress_tx, progress) = watch::channel(None);
+                    let start = Start {
+                        planned: crate::services::SERVICES
+                            .iter()
+                            .filter(|s| cx.planned(&format!("tempest.{}", s.name)))
+                            .map(|s| s.name)
+                            .collect(),
+                        ledger: cx.ledger(),
+                        progress: progress_tx,
+                    };
                     let target = cx.target().clone();
                     let cancel = cx.cancel().clone();
                     // Registered before Tempest can start: the runner runs it when this check
@@ -125,7 +156,7 @@ impl Shared {
                         cleanup_sweep(sweep.clone(), last.clone()),
                     );
                     tokio::spawn(async move {
-                        let report = drive(&target, &cancel, &early_tx, &sweep).await;
+                        let report = drive(&target, &cancel, &early_tx, &sweep, start).await;
                         let report = Arc::new(report);
                         early_tx.send_if_modified(|r| {
                             r.get_or_insert_with(|| report.clone());
@@ -133,8 +164,8 @@ impl Shared {
                         });
                         let _ = last_tx.send(Some(report));
                     });
-                    *started = Some((early.clone(), last.clone()));
-                    (early, last)
+                    *started = Some((early.clone(), last.clone(), progress.clone()));
+                    (early, last, progress)
                 }
             }
         };
@@ -145,9 +176,22 @@ impl Shared {
         if let Report::Ran(r) = &*first
             && r.selected.contains(&service)
         {
-            return match last.wait_for(Option::is_some).await {
-                Ok(r) => r.clone().unwrap_or_else(unreachable_report),
-                Err(_) => unreachable_report(),
+            // Every check waiting for the run shows its progress.
+            let forward = async {
+                while progress.changed().await.is_ok() {
+                    let p = progress.borrow_and_update().clone();
+                    if let Some(p) = p {
+                        cx.progress(p);
+                    }
+                }
+                std::future::pending::<()>().await;
+            };
+            return tokio::select! {
+                r = last.wait_for(Option::is_some) => match r {
+                    Ok(r) => r.clone().unwrap_or_else(unreachable_report),
+                    Err(_) => unreachable_report(),
+                },
+                () = forward => unreachable_report(),
             };
         }
         first
@@ -232,13 +276,14 @@ async fn drive(
     cancel: &CancelToken,
     early: &watch::Sender<Option<Arc<Report>>>,
     sweep: &Sweep,
+    start: Start,
 ) -> Report {
     let os = target.config::<OpenStackConfig>().clone();
     let password = Credentials::discover(&os)
         .map(|c| c.password.expose().to_owned())
         .unwrap_or_default();
     mask_report(
-        drive_unmasked(target, cancel, early, sweep).await,
+        drive_unmasked(target, cancel, early, sweep, start).await,
         &password,
     )
 }
@@ -273,6 +318,7 @@ async fn drive_unmasked(
     cancel: &CancelToken,
     early: &watch::Sender<Option<Arc<Report>>>,
     sweep: &Sweep,
+    start: Start,
 ) -> Report {
     let cfg = target.config::<TempestConfig>().clone();
     let os = target.config::<OpenStackConfig>().clone();
@@ -296,15 +342,18 @@ async fn drive_unmasked(
         };
     cloud::settle(&mut offers, &|k| cfg.key(k).is_none());
     let level = target.upstream;
+    // Tested: offered, and its check is in the plan (a filtered run tests only its services).
     let tested: Vec<&str> = offers
         .iter()
-        .filter(|(_, o)| o.tested())
+        .filter(|(s, o)| o.tested() && start.planned.contains(&s.name))
         .map(|(s, _)| s.name)
         .collect();
     let (include, exclude) = selection(&cfg, level, &tested);
     let selected: Vec<&'static str> = offers
         .iter()
-        .filter(|(s, o)| o.tested() && !selection(&cfg, level, &[s.name]).0.is_empty())
+        .filter(|(s, _)| {
+            tested.contains(&s.name) && !selection(&cfg, level, &[s.name]).0.is_empty()
+        })
         .map(|(s, _)| s.name)
         .collect();
     let mut ran = Ran {
@@ -339,7 +388,17 @@ async fn drive_unmasked(
     if let Ok(b) = &before {
         sweep.lock().await.before = Some((creds.clone(), b.clone()));
     }
-    let result = in_workspace(&cfg, &creds, &os, &offers, scratch.path(), &mut ran, cancel).await;
+    let result = in_workspace(
+        &cfg,
+        &creds,
+        &os,
+        &offers,
+        scratch.path(),
+        &mut ran,
+        cancel,
+        &start,
+    )
+    .await;
     {
         let mut st = sweep.lock().await;
         match st.before.take() {
@@ -403,6 +462,7 @@ async fn sweep_new(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn in_workspace(
     cfg: &TempestConfig,
     creds: &Credentials,
@@ -411,6 +471,7 @@ async fn in_workspace(
     home: &Path,
     ran: &mut Ran,
     cancel: &CancelToken,
+    start: &Start,
 ) -> Result<(), String> {
     let venv = venv::ensure(cfg, home, cancel, &progress).await?;
     ran.version = venv.version.clone();
@@ -514,17 +575,68 @@ async fn in_workspace(
     if ran.listed == 0 {
         return Ok(());
     }
+    // What an earlier run settled is carried over; Tempest runs the rest.
+    let (carried, rest) = carry(&ran.listed_ids, start.ledger.prior(crate::collect::STREAM));
+    if !carried.is_empty() {
+        ran.carried = carried.len();
+        ran.carried_from = start.ledger.origin().map(str::to_owned);
+        progress(format!(
+            "{} of {} tests carried over from run {} (not run again), {} to run",
+            carried.len(),
+            ran.listed,
+            ran.carried_from.as_deref().unwrap_or("?"),
+            rest.len()
+        ));
+        ran.tests = carried;
+    }
+    if rest.is_empty() {
+        return Ok(());
+    }
     let mut cmd = proc::command(&tempest, &bin, home);
     cmd.current_dir(&ws)
         .args(["run", "--subunit", "--config-file"])
         .arg(&conf_path)
-        .args(["--concurrency", &cfg.concurrency.to_string()])
-        .args(["--regex", &ran.regex]);
-    if !ran.exclude.is_empty() {
-        cmd.args(["--exclude-regex", &ran.exclude]);
+        .args(["--concurrency", &cfg.concurrency.to_string()]);
+    if ran.carried == 0 {
+        cmd.args(["--regex", &ran.regex]);
+        if !ran.exclude.is_empty() {
+            cmd.args(["--exclude-regex", &ran.exclude]);
+        }
+    } else {
+        let list = home.join("load-list");
+        write_private(&list, &(rest.join("\n") + "\n"))?;
+        cmd.arg("--load-list").arg(&list);
     }
     let deadline = Duration::from_secs(u64::from(cfg.timeout_minutes) * 60);
-    stream(cmd, ran, deadline, cancel, creds.password.expose()).await
+    let sink = Sink {
+        ledger: &start.ledger,
+        progress: &start.progress,
+    };
+    stream(cmd, ran, deadline, cancel, creds.password.expose(), sink).await
+}
+
+/// Of the tests listed, those an earlier run settled (as this run's records) and the rest
+/// (to run), each in the listed order.
+pub fn carry(
+    listed: &[String],
+    prior: &[nfvi_harness::ledger::TestRecord],
+) -> (Vec<TestRecord>, Vec<String>) {
+    let prior: std::collections::HashMap<&str, &nfvi_harness::ledger::TestRecord> =
+        prior.iter().map(|r| (r.test.as_str(), r)).collect();
+    let (mut carried, mut rest) = (Vec::new(), Vec::new());
+    for id in listed {
+        match prior.get(id.as_str()) {
+            Some(r) => carried.push(crate::collect::from_ledger(r)),
+            None => rest.push(id.clone()),
+        }
+    }
+    (carried, rest)
+}
+
+/// Where a running Tempest's tests go as they end.
+struct Sink<'a> {
+    ledger: &'a Ledger,
+    progress: &'a watch::Sender<Option<Progress>>,
 }
 
 fn write_private(path: &Path, text: &str) -> Result<(), String> {
@@ -547,6 +659,7 @@ async fn stream(
     deadline: Duration,
     cancel: &CancelToken,
     password: &str,
+    sink: Sink<'_>,
 ) -> Result<(), String> {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd
@@ -567,6 +680,23 @@ async fn stream(
     let mut last_line = Instant::now();
     let mut buf = vec![0u8; 64 * 1024];
     let total = ran.listed;
+    let carried = std::mem::take(&mut ran.tests);
+    let counted = |c: &Counts| {
+        let mut all = Counts {
+            passed: c.passed,
+            failed: c.failed,
+            skipped: c.skipped,
+        };
+        for t in &carried {
+            match t.status {
+                nfvi_suite_evidence::model::TestStatus::Passed => all.passed += 1,
+                nfvi_suite_evidence::model::TestStatus::Failed => all.failed += 1,
+                _ => all.skipped += 1,
+            }
+        }
+        all
+    };
+    let mut ledger_error: Option<String> = None;
     loop {
         let n = tokio::select! {
             r = out.read(&mut buf) => r.map_err(|e| format!("reading Tempest's subunit stream: {e}"))?,
@@ -593,20 +723,51 @@ async fn stream(
                 e.message
             )
         })?;
-        for p in packets {
-            collector.packet(p);
+        let ended: Vec<_> = packets
+            .into_iter()
+            .filter_map(|p| collector.packet(p))
+            .filter_map(|t| crate::collect::to_ledger(&t))
+            .collect();
+        if !ended.is_empty() {
+            if let Err(e) = sink.ledger.append(&ended)
+                && ledger_error.is_none()
+            {
+                tracing::warn!(error = %e, "cannot write the upstream ledger");
+                ledger_error = Some(e.to_string());
+            }
+            let all = counted(&collector.counts);
+            let done = all.passed + all.failed + all.skipped;
+            let run_done = done - carried.len();
+            let elapsed = started.elapsed();
+            // Not before a few tests of this run ended: the first ones carry Tempest's start.
+            let eta = (run_done >= 5 && total > done)
+                .then(|| elapsed.mul_f64((total - done) as f64 / run_done as f64));
+            sink.progress.send_replace(Some(Progress {
+                done: done as u64,
+                total: Some(total as u64),
+                unit: "Tempest tests",
+                failed: all.failed as u64,
+                eta,
+            }));
         }
         if last_line.elapsed() >= Duration::from_secs(10) {
             last_line = Instant::now();
-            progress(progress_line(&collector.counts, total, started.elapsed()));
+            tracing::info!(target: "tempest", "{}", progress_line(&counted(&collector.counts), total, started.elapsed()));
         }
         if n == 0 {
             break;
         }
     }
     ran.elapsed = started.elapsed().as_secs_f64();
-    let counts = std::mem::take(&mut collector.counts);
-    ran.tests = collector.finish();
+    let counts = counted(&collector.counts);
+    let mut tests = carried;
+    tests.extend(collector.finish());
+    ran.tests = tests;
+    if let Some(e) = ledger_error {
+        progress(format!(
+            "the tests' ledger could not be written ({e}): a resumed run would run them again"
+        ));
+    }
     let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
     drop(group);
     ran.exit_code = status
@@ -619,7 +780,7 @@ async fn stream(
         "finished: {}",
         progress_line(&counts, total, started.elapsed())
     ));
-    if ran.tests.is_empty() && ran.stopped.is_none() {
+    if ran.tests.len() == ran.carried && ran.stopped.is_none() {
         let code = status.ok().and_then(Result::ok).and_then(|s| s.code());
         return Err(format!(
             "tempest run reported no test ({}): {}",
@@ -633,6 +794,40 @@ async fn stream(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settled_tests_are_carried_and_the_rest_run_in_the_listed_order() {
+        use nfvi_harness::ledger::{TestRecord as L, TestStatus as S};
+        let rec = |test: &str, status| L {
+            stream: "tempest".into(),
+            test: test.into(),
+            status,
+            detail: Some("why".into()),
+            secs: 1.5,
+            carried_from: None,
+        };
+        let listed: Vec<String> = ["a[id-1]", "b[id-2]", "c[id-3]", "d[id-4]"]
+            .map(String::from)
+            .to_vec();
+        // A test the earlier run had that this selection does not list is ignored.
+        let prior = [
+            rec("c[id-3]", S::Skipped),
+            rec("a[id-1]", S::Passed),
+            rec("z", S::Failed),
+        ];
+        let (carried, rest) = carry(&listed, &prior);
+        let ids: Vec<&str> = carried.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids, ["a[id-1]", "c[id-3]"]);
+        assert_eq!(rest, ["b[id-2]", "d[id-4]"]);
+        assert_eq!(
+            carried[1].status,
+            nfvi_suite_evidence::model::TestStatus::Skipped
+        );
+        assert_eq!(carried[0].uuid.as_deref(), Some("1"));
+        let (none, all) = carry(&listed, &[]);
+        assert!(none.is_empty());
+        assert_eq!(all, listed);
+    }
 
     #[test]
     fn the_selection_follows_the_level_and_the_services_tested() {
