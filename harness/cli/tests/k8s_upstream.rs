@@ -236,6 +236,12 @@ fn a_failing_kube_bench_control_fails_its_requirement() {
     assert_eq!(c["outcome"], "failed", "{}", c["message"]);
     assert!(text(c, "message").contains("1.2.6"), "{}", c["message"]);
     assert_eq!(code, 1);
+    // Every control is in the run's ledger by number, the failed one with its reason.
+    let controls = ledger(&dir.path().join("run"));
+    assert!(controls.len() > 20, "{}", controls.len());
+    assert!(controls.iter().all(|r| r["stream"] == "kube-bench:master"));
+    let failed = controls.iter().find(|r| r["test"] == "1.2.6").unwrap();
+    assert_eq!(failed["status"], "failed", "{failed}");
     everything_deleted(&server);
 }
 
@@ -348,4 +354,147 @@ fn ctrl_c_while_following_deletes_everything_and_writes_results() {
     assert_eq!(r["complete"], false);
     let c = check(&r, "k8s.e2e.conformance");
     assert_ne!(c["outcome"], "passed");
+}
+
+/// A ginkgo v2 JUnit of the `[sig-network]` specs given as (name, status).
+fn junit(cases: &[(&str, &str)]) -> String {
+    let failed = cases.iter().filter(|c| c.1 == "failed").count();
+    let mut x = format!(
+        "<testsuites><testsuite name=\"Kubernetes e2e suite\" tests=\"{}\" failures=\"{failed}\" errors=\"0\">\n",
+        cases.len()
+    );
+    for (name, status) in cases {
+        let child = match *status {
+            "failed" => "<failure type=\"failed\">[FAILED] expected 200, got 503</failure>",
+            "skipped" => "<skipped message=\"skipped\"></skipped>",
+            _ => "",
+        };
+        x.push_str(&format!(
+            "<testcase name=\"[It] {name}\" classname=\"Kubernetes e2e suite\" status=\"{status}\" time=\"2\">{child}</testcase>\n"
+        ));
+    }
+    x + "</testsuite></testsuites>\n"
+}
+
+fn ledger(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("upstream.journal"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// `--rerun-failed` runs a set again without the specs that passed before (added to its skip,
+/// escaped and anchored), judges the union, and says how many were carried over; every spec
+/// of both runs is in their ledgers.
+#[test]
+fn rerun_failed_skips_the_passed_specs_and_judges_the_union() {
+    const ONE: &str = "[sig-network] Services should serve a basic endpoint (TCP)";
+    const TWO: &str = "[sig-network] DNS should resolve [Conformance]";
+    const THREE: &str = "[sig-network] Services should be reachable via NodePort";
+    let first = junit(&[(ONE, "passed"), (TWO, "passed"), (THREE, "failed")]);
+    let (server, dir, kc) = scripted(|s| {
+        s.upstream = Script::passing().with_e2e(
+            &first,
+            "Ran 3 of 7000 Specs in 60 seconds\nFAIL! -- 2 Passed | 1 Failed | 0 Pending | 6997 Skipped\n",
+        );
+    });
+    let (code, r) = run(dir.path(), &kc, "k8s.e2e.sig-network", "");
+    let c = check(&r, "k8s.e2e.sig-network");
+    assert_eq!(c["outcome"], "failed", "{}", c["message"]);
+    assert_eq!(code, 1);
+    let old = ledger(&dir.path().join("run"));
+    let got: Vec<(&str, &str, &str)> = old
+        .iter()
+        .map(|r| {
+            (
+                r["stream"].as_str().unwrap(),
+                r["test"].as_str().unwrap(),
+                r["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("k8s-e2e:sig-network", ONE, "passed"),
+            ("k8s-e2e:sig-network", TWO, "passed"),
+            ("k8s-e2e:sig-network", THREE, "failed"),
+        ]
+    );
+    assert!(
+        old[2]["detail"].as_str().unwrap().contains("expected 200"),
+        "{}",
+        old[2]
+    );
+    everything_deleted(&server);
+    drop(server);
+
+    // The rerun: the scripted cluster's suite skips what it was told to and passes the rest.
+    let second = junit(&[(ONE, "skipped"), (TWO, "skipped"), (THREE, "passed")]);
+    let (server, _dir2, kc) = scripted(|s| {
+        s.upstream = Script::passing().with_e2e(
+            &second,
+            "Ran 1 of 7000 Specs in 20 seconds\nSUCCESS! -- 1 Passed | 0 Failed | 0 Pending | 6999 Skipped\n",
+        );
+    });
+    let t = write_file(dir.path(), "t.toml", "");
+    let mut cmd = nfvi();
+    cmd.env_remove("KUBECONFIG")
+        .args(["run", "--suite", "k8s", "--filter", "k8s.e2e.sig-network"])
+        .arg("--rerun-failed")
+        .arg(dir.path().join("run/results.json"))
+        .arg("--kubeconfig")
+        .arg(&kc)
+        .arg("--target")
+        .arg(&t);
+    let (code, r) = run_to(&mut cmd, &dir.path().join("rerun"));
+    let c = check(&r, "k8s.e2e.sig-network");
+    assert_eq!(c["outcome"], "passed", "{}", c["message"]);
+    assert_eq!(code, 0);
+    assert!(
+        text(c, "message").contains("3 spec(s) passed"),
+        "the union is judged: {}",
+        c["message"]
+    );
+    let props = &c["evidence"]["properties"];
+    assert!(
+        props["e2e.carried_over"]
+            .as_str()
+            .unwrap()
+            .starts_with("2 spec(s) carried over from run "),
+        "{props}"
+    );
+    // The pod's skip: the set's own and the passed specs, escaped and anchored.
+    let pod = &server.posted("/pods")[0];
+    let env = pod["spec"]["containers"][0]["env"].as_array().unwrap();
+    let skip = env.iter().find(|e| e["name"] == "E2E_SKIP").unwrap()["value"]
+        .as_str()
+        .unwrap();
+    assert!(
+        skip.ends_with(r"|(?:^| )(?:\[sig-network\] Services should serve a basic endpoint \(TCP\)|\[sig-network\] DNS should resolve \[Conformance\])$"),
+        "{skip}"
+    );
+    assert!(skip.starts_with(r"\[Disruptive\]"), "{skip}");
+    // Its ledger: the two carried over (marked), then the one this run passed.
+    let new = ledger(&dir.path().join("rerun"));
+    let got: Vec<(&str, &str, bool)> = new
+        .iter()
+        .map(|r| {
+            (
+                r["test"].as_str().unwrap(),
+                r["status"].as_str().unwrap(),
+                r.get("carried_from").is_some(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (ONE, "passed", true),
+            (TWO, "passed", true),
+            (THREE, "passed", false)
+        ]
+    );
+    everything_deleted(&server);
 }

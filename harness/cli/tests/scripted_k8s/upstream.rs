@@ -65,6 +65,13 @@ impl Script {
         }
     }
 
+    /// The e2e pod's results given inline: junit_01.xml and e2e.log.
+    pub fn with_e2e(mut self, junit: &str, log: &str) -> Self {
+        self.junit = Arc::new(junit.as_bytes().to_vec());
+        self.e2e_log = Arc::new(log.as_bytes().to_vec());
+        self
+    }
+
     /// kube-bench's JSON from `rel` under tests/fixtures/evidence.
     pub fn with_bench(mut self, rel: &str) -> Self {
         self.bench_json = fixture(rel);

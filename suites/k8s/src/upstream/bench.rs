@@ -1,7 +1,8 @@
 //! kube-bench as its own job manifests run it (job-master.yaml, job-node.yaml): a Job with
 //! hostPID and the host's configuration mounted read-only, on a control-plane node (its
 //! taints tolerated) and on a worker, `--json` to the pod's log, which the harness reads
-//! through the pods/log API and hands to the evidence path's kube-bench parser and judges.
+//! through the pods/log API and hands to the evidence path's kube-bench parser and judges;
+//! every control goes to the run's ledger (`kube-bench:<role>`, by control number).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -109,7 +110,18 @@ async fn run(cx: &CheckContext, role: BenchRole) -> CheckResult {
         .into());
     };
     let source = format!("pod of job {ns}/{job} on node {node}");
-    Ok(evidence_of(evidence.kube_bench(&source, json)))
+    let mut o = evidence_of(evidence.kube_bench(&source, json));
+    // Every control to the run's ledger (kube-bench:<role>, by control number). A rerun runs
+    // the Job again (minutes): its controls replace the carried ones.
+    let records = super::rerun::bench_records(role.name(), json);
+    if let Err(e) = cx.ledger().append(&records) {
+        tracing::warn!(error = %e, "cannot write the upstream ledger");
+        o = o.with_property(
+            "kube-bench.ledger",
+            format!("the controls' ledger could not be written ({e})"),
+        );
+    }
+    Ok(o)
 }
 
 /// Creates the Job, waits for its pod to start (the start deadline) and to end (the overall

@@ -1,7 +1,7 @@
 //! One e2e focus set as Hydrophone runs it: in a namespace of its own
 //! (`nfvi-verify-e2e-<id>`), a ServiceAccount bound to cluster-admin by a ClusterRoleBinding
-//! (as Hydrophone and Sonobuoy bind theirs: the suite creates namespaces, CRDs, webhooks and
-//! RBAC objects of its own), and a pod running the conformance image of the cluster's version
+//! (Hydrophone binds a ClusterRole of its own with every verb on every resource: the suite
+//! creates namespaces, CRDs, webhooks and RBAC objects of its own), and a pod running the conformance image of the cluster's version
 //! with E2E_FOCUS, E2E_SKIP and E2E_PARALLEL, its results in an emptyDir that an output sidecar
 //! prints to its log once the suite writes `done`. The harness follows the pod (its phase,
 //! then the counts in the e2e container's log, with an ETA), reads the sidecar's log through
@@ -16,14 +16,18 @@ use futures_util::io::AsyncBufReadExt;
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::api::{Api, LogParams, PostParams};
+use nfvi_harness::ledger::{TestRecord, TestStatus};
 use nfvi_harness::target::UpstreamLevel;
 use nfvi_harness::{
-    Check, CheckContext, CheckMeta, CheckResult, Outcome, Severity, SkipKind, SkipReason, declare,
+    Check, CheckContext, CheckMeta, CheckResult, Outcome, Severity, SkipKind, SkipReason, Status,
+    declare,
 };
 use nfvi_reference_model::Area;
 
+use super::EvidencePath;
 use super::manifest::{self, E2E_CONTAINER, E2E_POD, OUTPUT_CONTAINER};
 use super::pod::{self, Stage, Started, mmss};
+use super::rerun;
 use super::sets::FocusSet;
 use crate::area::{Connection, KubernetesConfig};
 use crate::cluster::{self, Cluster};
@@ -47,7 +51,7 @@ pub(super) fn check(set: &'static FocusSet) -> Arc<dyn Check> {
             .needs([crate::kubeconfig_need()])
             .upstream("k8s-e2e", set.tests())
             .side_effects(
-                "creates a namespace nfvi-verify-e2e-<id> holding the ServiceAccount nfvi-verify-e2e and the pod e2e (the conformance image of the cluster's version and an output sidecar), and a ClusterRoleBinding nfvi-verify-e2e-<id> of that account to cluster-admin, as Hydrophone and Sonobuoy do; the e2e suite creates and deletes namespaces and objects of its own while it runs",
+                "creates a namespace nfvi-verify-e2e-<id> holding the ServiceAccount nfvi-verify-e2e and the pod e2e (the conformance image of the cluster's version and an output sidecar), and a ClusterRoleBinding nfvi-verify-e2e-<id> of that account to cluster-admin (what Hydrophone's own ClusterRole grants: every verb on every resource); the e2e suite creates and deletes namespaces and objects of its own while it runs",
                 "deletes the ClusterRoleBinding and the namespace (the pod and the account with it) whatever the outcome, also on timeout and Ctrl-C",
             )
             // Bounded by kubernetes.upstream_timeout_secs (at most 48 h) and the start deadline.
@@ -78,6 +82,15 @@ async fn run(cx: &CheckContext, set: &'static FocusSet) -> CheckResult {
         )
     })?;
     let focus = set.focus;
+    // What an earlier run settled (--resume, --rerun-failed) is not run again: its specs are
+    // added to the skip (super::rerun).
+    let ledger = cx.ledger();
+    let stream = rerun::stream(set);
+    let prior = ledger.prior(&stream).to_vec();
+    let (skip, too_long) = rerun::rerun_skip(set.skip, &prior);
+    if let Some(why) = &too_long {
+        tracing::warn!(check = set.check, "{why}");
+    }
     let parallel = if set.serial { 1 } else { k.e2e_parallel };
     let id = super::short_id();
     let ns = format!("nfvi-verify-e2e-{id}");
@@ -85,6 +98,14 @@ async fn run(cx: &CheckContext, set: &'static FocusSet) -> CheckResult {
         o.with_property("image", &image)
             .with_property("focus", focus)
             .with_property("skip", set.skip)
+            .with_property(
+                "skip (this run)",
+                if skip == set.skip {
+                    "the set's"
+                } else {
+                    "the set's and the settled specs'"
+                },
+            )
             .with_property("namespace", &ns)
             .with_property("API server", &c.server)
     };
@@ -104,6 +125,7 @@ async fn run(cx: &CheckContext, set: &'static FocusSet) -> CheckResult {
             ns: &ns,
             image: &image,
             focus,
+            skip: &skip,
             parallel,
             mark: &format!("=== nfvi-verify {id}"),
         },
@@ -115,7 +137,23 @@ async fn run(cx: &CheckContext, set: &'static FocusSet) -> CheckResult {
     };
     let source = format!("pod {ns}/{E2E_POD}, container {OUTPUT_CONTAINER}");
     let conformance_skip = set.conformance.then_some(set.skip);
-    let mut o = evidence.e2e(&source, conformance_skip, &junit, log.as_deref());
+    let mut o = judge(
+        evidence.as_ref(),
+        &Judged {
+            source: &source,
+            conformance_skip,
+            focus: set.focus,
+            stream: &stream,
+            prior: &prior,
+            origin: ledger.origin(),
+        },
+        &junit,
+        log.as_deref(),
+        |records| ledger.append(records),
+    );
+    if let Some(why) = too_long {
+        o = o.with_property("e2e.rerun", why);
+    }
     if set.smoke {
         o.message = format!(
             "smoke sample (upstream = \"smoke\": focus {}): {}; --upstream full runs every conformance spec",
@@ -127,11 +165,98 @@ async fn run(cx: &CheckContext, set: &'static FocusSet) -> CheckResult {
         .with_metric("duration", started.elapsed().as_secs_f64(), "s"))
 }
 
+/// What the judging of one set's results takes besides the bytes.
+pub(crate) struct Judged<'a> {
+    pub(crate) source: &'a str,
+    pub(crate) conformance_skip: Option<&'a str>,
+    pub(crate) focus: &'a str,
+    /// The ledger stream: `k8s-e2e:<set>`.
+    pub(crate) stream: &'a str,
+    /// What an earlier run settled for the set.
+    pub(crate) prior: &'a [TestRecord],
+    /// The run it comes from.
+    pub(crate) origin: Option<&'a str>,
+}
+
+/// Judges a set's results through the evidence path and records every spec in the ledger
+/// (`append`). Without carried results, the JUnit and e2e.log as the pod wrote them. With
+/// them, the union ([`rerun::merge`]: a carried spec the run skipped keeps its carried
+/// status) as one JUnit, without the e2e.log, whose counts are the new run's only; the new
+/// run is judged on its own as well (its e2e.log's verdict, a BeforeSuite failure), and a
+/// failure or error there decides when the union would pass. `e2e.carried_over` says how
+/// many specs came from which run.
+pub(crate) fn judge(
+    evidence: &dyn EvidencePath,
+    j: &Judged<'_>,
+    junit: &[u8],
+    log: Option<&[u8]>,
+    append: impl Fn(&[TestRecord]) -> std::io::Result<()>,
+) -> Outcome {
+    let stream_cases = rerun::cases(junit);
+    let (mut o, recorded) = match (&stream_cases, j.prior.is_empty()) {
+        (Ok(cases), false) => {
+            let ran = cases
+                .iter()
+                .any(|c| c.spec().is_some() && c.status != TestStatus::Skipped);
+            let merged = rerun::merge(j.prior, cases.clone());
+            let union = rerun::junit(&merged.cases, j.focus);
+            let mut o = evidence.e2e(
+                &format!("{} and the carried results", j.source),
+                j.conformance_skip,
+                &union,
+                None,
+            );
+            if ran {
+                let own = evidence.e2e(j.source, None, junit, log);
+                if matches!(own.status, Status::Failed | Status::Error)
+                    && o.status == Status::Passed
+                {
+                    o.status = own.status;
+                    o.message = format!(
+                        "this run's own results: {}; with the carried ones: {}",
+                        own.message, o.message
+                    );
+                }
+            }
+            if merged.carried > 0 {
+                o = o.with_property(
+                    "e2e.carried_over",
+                    format!(
+                        "{} spec(s) carried over from run {} (not run again)",
+                        merged.carried,
+                        j.origin.unwrap_or("unknown")
+                    ),
+                );
+            }
+            (o, rerun::records(j.stream, &merged.cases))
+        }
+        (Ok(cases), true) => (
+            evidence.e2e(j.source, j.conformance_skip, junit, log),
+            rerun::records(j.stream, cases),
+        ),
+        (Err(_), _) => (
+            evidence.e2e(j.source, j.conformance_skip, junit, log),
+            Vec::new(),
+        ),
+    };
+    if let Err(e) = append(&recorded) {
+        tracing::warn!(error = %e, "cannot write the upstream ledger");
+        o = o.with_property(
+            "e2e.ledger",
+            format!(
+                "the specs' ledger could not be written ({e}): a resumed run would run them again"
+            ),
+        );
+    }
+    o
+}
+
 /// The names and parameters of one run of a set.
 struct Run<'a> {
     ns: &'a str,
     image: &'a str,
     focus: &'a str,
+    skip: &'a str,
     parallel: u32,
     mark: &'a str,
 }
@@ -177,7 +302,7 @@ async fn drive(
         image: r.image,
         output_image: &output_image,
         focus: r.focus,
-        skip: set.skip,
+        skip: r.skip,
         parallel: r.parallel,
         mark: r.mark,
     };
@@ -227,7 +352,16 @@ async fn wait_done(
     let timeout = Duration::from_secs(k.upstream_timeout_secs);
     let mut reported = Instant::now();
     let mut suite_ended: Option<Instant> = None;
+    // The published duration is of the whole set: no estimate from it for a restricted run.
+    let published = set.published.filter(|_| r.skip == set.skip);
+    let mut shown: Option<Progress> = None;
     loop {
+        if let Ok(p) = progress.lock()
+            && shown.as_ref() != Some(&*p)
+        {
+            cx.progress(p.report(started.elapsed(), published));
+            shown = Some(p.clone());
+        }
         let pod = pods
             .get_opt(E2E_POD)
             .await
@@ -273,7 +407,7 @@ async fn wait_done(
             reported = Instant::now();
             let eta = progress
                 .lock()
-                .map(|p| p.eta(started.elapsed(), set.published))
+                .map(|p| p.eta(started.elapsed(), published))
                 .unwrap_or_default();
             tracing::info!(check = set.check, "progress: {}{eta}", summary());
         }
@@ -369,13 +503,41 @@ impl Progress {
     /// `; ETA 7:30`: from the rate so far when specs have ended, else from the published
     /// duration of the set; empty when neither is known.
     pub(crate) fn eta(&self, elapsed: Duration, published: Option<Duration>) -> String {
-        let remaining = match self.will_run {
+        self.remaining(elapsed, published)
+            .map_or_else(String::new, |r| format!("; ETA {}", mmss(r)))
+    }
+
+    /// The time left: from the rate so far when specs have ended, else from the published
+    /// duration of the set (`None` when neither is known).
+    pub(crate) fn remaining(
+        &self,
+        elapsed: Duration,
+        published: Option<Duration>,
+    ) -> Option<Duration> {
+        match self.will_run {
             Some(total) if self.done > 0 && total >= self.done => {
                 let per = elapsed.as_secs_f64() / self.done as f64;
                 Some(Duration::from_secs_f64(per * (total - self.done) as f64))
             }
             _ => published.map(|p| p.saturating_sub(elapsed)),
-        };
-        remaining.map_or_else(String::new, |r| format!("; ETA {}", mmss(r)))
+        }
+    }
+
+    /// What the console shows next to the check: specs ended of those ginkgo said it will
+    /// run (`Will run N of M specs`; unknown until that line), failed so far, and the time
+    /// left from the rate, or from the published duration of a whole set (`published`, only
+    /// when the run is not restricted by settled specs) before a spec ended.
+    pub(crate) fn report(
+        &self,
+        elapsed: Duration,
+        published: Option<Duration>,
+    ) -> nfvi_harness::Progress {
+        nfvi_harness::Progress {
+            done: self.done,
+            total: self.will_run,
+            unit: "specs",
+            failed: self.failed,
+            eta: self.remaining(elapsed, published),
+        }
     }
 }

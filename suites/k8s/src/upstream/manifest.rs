@@ -48,8 +48,12 @@ pub(crate) fn service_account(namespace: &str) -> ServiceAccount {
     .expect("a valid ServiceAccount")
 }
 
-/// cluster-admin for the e2e pod's account, as Hydrophone and Sonobuoy bind it: the e2e suite
-/// creates namespaces, CRDs, webhooks and RBAC objects of its own and needs every verb.
+/// cluster-admin for the e2e pod's account. Hydrophone (pkg/conformance/deploy.go) and the
+/// image's own example (test/conformance/image/conformance-e2e.yaml of kubernetes/kubernetes)
+/// bind a ClusterRole of their own: every verb on every resource of every group, and GET on
+/// /metrics, /logs and /logs/*. The built-in cluster-admin grants all of that (and every
+/// non-resource URL); binding it needs no right to create a ClusterRole with every verb
+/// (which RBAC's escalation check would demand of the harness's own account).
 pub(crate) fn cluster_role_binding(name: &str, namespace: &str) -> ClusterRoleBinding {
     serde_json::from_value(json!({
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
@@ -85,24 +89,62 @@ pub(crate) struct E2ePod<'a> {
 /// Where a pod's service account token, CA and namespace are mounted (in-cluster config).
 pub(crate) const TOKEN_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
-/// The e2e pod, as Hydrophone builds it: the conformance image's go-runner with the focus,
-/// skip and parallelism in its environment and the results in an emptyDir; the sidecar
-/// prints them to its log once the suite is done (no exec needed to fetch them). The
-/// account's token is bound to cluster-admin, so it is not mounted into every container
-/// (`automountServiceAccountToken: false`): a projected volume like the default one (token,
-/// the cluster's CA as ca.crt, the namespace) is mounted read-only into the conformance
-/// container only; the output sidecar gets none.
+/// The restricted security context Hydrophone gives both containers of its pod
+/// (pkg/conformance/deploy.go of kubernetes-sigs/hydrophone): non-root as nobody (65534),
+/// no privilege escalation, every capability dropped, the runtime's default seccomp profile.
+/// The conformance image's go-runner writes its results into the emptyDir (mode 0777) as
+/// that user.
+fn restricted() -> Value {
+    json!({
+        "allowPrivilegeEscalation": false,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": true,
+        "runAsUser": 65534,
+        "seccompProfile": {"type": "RuntimeDefault"}
+    })
+}
+
+/// The conformance container's environment, as the image's go-runner reads it
+/// (test/conformance/image/go-runner/const.go and cmd.go of kubernetes/kubernetes):
+/// E2E_FOCUS and E2E_SKIP become ginkgo's `--focus`/`--skip`, E2E_PROVIDER the suite's
+/// `--provider` (`skeleton`, as Hydrophone sets it), RESULTS_DIR its `--report-dir` (where
+/// e2e.test writes junit_01.xml, and where go-runner tees e2e.log and writes `done`).
+/// E2E_PARALLEL is read only as `y`/`Y`/`true` (ginkgo's `--p`, its own choice of process
+/// count): a number there is ignored and the suite runs serially, so the ginkgo processes go
+/// through E2E_EXTRA_GINKGO_ARGS as `--procs=N`, as Hydrophone passes them. E2E_VERBOSITY
+/// and E2E_USE_GO_RUNNER are not read by go-runner; they are set as the image's Dockerfile
+/// and Hydrophone set them, for the run_e2e.sh of older images.
+pub(crate) fn e2e_env(p: &E2ePod<'_>) -> Value {
+    let mut env = vec![
+        json!({"name": "E2E_FOCUS", "value": p.focus}),
+        json!({"name": "E2E_SKIP", "value": p.skip}),
+        json!({"name": "E2E_PROVIDER", "value": "skeleton"}),
+        json!({"name": "E2E_USE_GO_RUNNER", "value": "true"}),
+        json!({"name": "E2E_VERBOSITY", "value": "4"}),
+        json!({"name": "RESULTS_DIR", "value": RESULTS_DIR}),
+    ];
+    if p.parallel > 1 {
+        env.push(
+            json!({"name": "E2E_EXTRA_GINKGO_ARGS", "value": format!("--procs={}", p.parallel)}),
+        );
+    }
+    Value::Array(env)
+}
+
+/// The e2e pod, as Hydrophone builds it (pkg/conformance/deploy.go of
+/// kubernetes-sigs/hydrophone): the conformance image run by its own ENTRYPOINT
+/// (`kubeconformance`, the go-runner: test/conformance/image/Dockerfile; `/gorunner` is a
+/// deprecated copy), the focus, skip and parallelism in its environment ([`e2e_env`]), the
+/// results in an emptyDir at /tmp/results, both containers under [`restricted`], every taint
+/// tolerated. Hydrophone's output container sleeps and the results are copied out with exec;
+/// here the sidecar prints them to its log once go-runner writes `done` (it writes it last,
+/// also when the suite failed: go-runner's main.go, `defer saveResults`), so no exec is
+/// needed. The account's token is bound to cluster-admin, so it is not mounted into every
+/// container (`automountServiceAccountToken: false`): a projected volume like the default
+/// one (token, the cluster's CA as ca.crt, the namespace) is mounted read-only into the
+/// conformance container only; the output sidecar gets none.
 pub(crate) fn e2e_pod(p: &E2ePod<'_>) -> Pod {
     let results = json!({"name": "results", "mountPath": RESULTS_DIR});
-    let env = json!([
-        {"name": "E2E_FOCUS", "value": p.focus},
-        {"name": "E2E_SKIP", "value": p.skip},
-        {"name": "E2E_PARALLEL", "value": p.parallel.to_string()},
-        {"name": "E2E_PROVIDER", "value": "skeleton"},
-        {"name": "E2E_USE_GO_RUNNER", "value": "true"},
-        {"name": "E2E_VERBOSITY", "value": "4"},
-        {"name": "RESULTS_DIR", "value": RESULTS_DIR},
-    ]);
     serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": E2E_POD, "labels": labels()},
@@ -110,13 +152,12 @@ pub(crate) fn e2e_pod(p: &E2ePod<'_>) -> Pod {
             "serviceAccountName": E2E_ACCOUNT,
             "automountServiceAccountToken": false,
             "restartPolicy": "Never",
-            "tolerations": [
-                {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}
-            ],
+            "tolerations": [{"operator": "Exists"}],
             "containers": [
                 {
                     "name": E2E_CONTAINER, "image": p.image, "imagePullPolicy": "IfNotPresent",
-                    "command": ["/gorunner"], "env": env,
+                    "env": e2e_env(p),
+                    "securityContext": restricted(),
                     "volumeMounts": [
                         results.clone(),
                         {"name": "kube-api-access", "mountPath": TOKEN_DIR, "readOnly": true}
@@ -126,6 +167,7 @@ pub(crate) fn e2e_pod(p: &E2ePod<'_>) -> Pod {
                     "name": OUTPUT_CONTAINER, "image": p.output_image, "imagePullPolicy": "IfNotPresent",
                     "command": ["/bin/sh", "-c", output_script()],
                     "env": [{"name": "MARK", "value": p.mark}],
+                    "securityContext": restricted(),
                     "volumeMounts": [results],
                     "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}}
                 }
@@ -173,7 +215,11 @@ impl BenchRole {
     /// The host paths kube-bench reads, mounted read-only (as job-master.yaml and
     /// job-node.yaml mount them): (volume, host path, mount path).
     fn mounts(self) -> &'static [(&'static str, &'static str, &'static str)] {
+        // job.yaml of aquasecurity/kube-bench (v0.7.1) mounts these read-only, /var/lib/cni
+        // among them (the CNI checks of the node section read it); job-master.yaml and
+        // job-node.yaml mount subsets of them.
         const COMMON: &[(&str, &str, &str)] = &[
+            ("var-lib-cni", "/var/lib/cni", "/var/lib/cni"),
             ("var-lib-kubelet", "/var/lib/kubelet", "/var/lib/kubelet"),
             ("etc-systemd", "/etc/systemd", "/etc/systemd"),
             ("lib-systemd", "/lib/systemd/", "/lib/systemd/"),
@@ -183,6 +229,7 @@ impl BenchRole {
             ("opt-cni-bin", "/opt/cni/bin/", "/opt/cni/bin/"),
         ];
         const MASTER: &[(&str, &str, &str)] = &[
+            ("var-lib-cni", "/var/lib/cni", "/var/lib/cni"),
             ("var-lib-etcd", "/var/lib/etcd", "/var/lib/etcd"),
             ("var-lib-kubelet", "/var/lib/kubelet", "/var/lib/kubelet"),
             (

@@ -4,7 +4,10 @@
 //! job manifests do ([`bench`]). Each run is followed (pod phase, then counts from the e2e
 //! log with an ETA), its results are read through the pods/log API, and they are ingested
 //! through the evidence area's parsers and judges ([`EvidencePath`], handed to the area by
-//! the CLI: the evidence crate depends on this one, not the other way round). Everything a
+//! the CLI: the evidence crate depends on this one, not the other way round). Every spec
+//! and every kube-bench control goes to the run's ledger; `--resume` and `--rerun-failed` run
+//! a set again without the specs an earlier run settled and judge the union ([`rerun`]).
+//! Everything a
 //! run creates is deleted by cleanups registered before it is created, so also on failure,
 //! timeout and Ctrl-C.
 //!
@@ -15,6 +18,7 @@ mod bench;
 mod e2e;
 mod manifest;
 pub(crate) mod pod;
+mod rerun;
 mod sets;
 
 use std::sync::Arc;
@@ -187,5 +191,7 @@ pub(crate) fn short_id() -> String {
     format!("{}-{secs}-{n}", std::process::id())
 }
 
+#[cfg(test)]
+mod rerun_tests;
 #[cfg(test)]
 mod tests;

@@ -292,8 +292,36 @@ fn the_manifests_are_as_hydrophone_and_kube_bench_make_them() {
     let env = c[0]["env"].as_array().unwrap();
     let get = |k: &str| env.iter().find(|e| e["name"] == k).unwrap()["value"].clone();
     assert_eq!(get("E2E_FOCUS"), r"\[Conformance\]");
-    assert_eq!(get("E2E_PARALLEL"), "10");
+    assert_eq!(get("E2E_SKIP"), r"\[Serial\]");
+    // go-runner reads E2E_PARALLEL only as y/Y/true (ginkgo's --p): the process count goes
+    // through E2E_EXTRA_GINKGO_ARGS, as Hydrophone passes it.
+    assert!(env.iter().all(|e| e["name"] != "E2E_PARALLEL"), "{env:?}");
+    assert_eq!(get("E2E_EXTRA_GINKGO_ARGS"), "--procs=10");
     assert_eq!(get("RESULTS_DIR"), "/tmp/results");
+    // The image's ENTRYPOINT (kubeconformance), not the deprecated /gorunner copy.
+    assert!(c[0].get("command").is_none(), "{}", c[0]);
+    for container in c.as_array().unwrap() {
+        let sc = &container["securityContext"];
+        assert_eq!(sc["runAsNonRoot"], true, "{container}");
+        assert_eq!(sc["allowPrivilegeEscalation"], false);
+        assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]));
+        assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
+    }
+    assert_eq!(v["spec"]["tolerations"], json!([{"operator": "Exists"}]));
+    let serial = serde_json::to_value(e2e_pod(&E2ePod {
+        parallel: 1,
+        image: "i",
+        output_image: "o",
+        focus: "f",
+        skip: "s",
+        mark: "m",
+    }))
+    .unwrap();
+    let serial_env = serial["spec"]["containers"][0]["env"].to_string();
+    assert!(
+        !serial_env.contains("E2E_EXTRA_GINKGO_ARGS") && !serial_env.contains("E2E_PARALLEL"),
+        "one ginkgo process: {serial_env}"
+    );
     assert_eq!(c[1]["volumeMounts"][0]["mountPath"], "/tmp/results");
     assert!(v["spec"]["volumes"][0]["emptyDir"].is_object());
     let j = serde_json::to_value(bench_job(
@@ -309,6 +337,13 @@ fn the_manifests_are_as_hydrophone_and_kube_bench_make_them() {
     let mounts = spec["containers"][0]["volumeMounts"].as_array().unwrap();
     assert!(mounts.iter().all(|m| m["readOnly"] == true));
     assert!(mounts.iter().any(|m| m["mountPath"] == "/var/lib/etcd"));
+    // As kube-bench's job.yaml: /var/lib/cni too, /usr/bin where kube-bench looks for it.
+    assert!(mounts.iter().any(|m| m["mountPath"] == "/var/lib/cni"));
+    assert!(
+        mounts
+            .iter()
+            .any(|m| m["mountPath"] == "/usr/local/mount-from-host/bin")
+    );
     assert_eq!(
         spec["containers"][0]["command"],
         json!([

@@ -1,0 +1,413 @@
+//! The e2e sets' and kube-bench's per-test ledger, and what an earlier run settled: pure
+//! functions, table-tested in [`super::tests`].
+//!
+//! - Every spec of a set's JUnit goes to the run's ledger (stream `k8s-e2e:<set>`, the spec's
+//!   name, its status, its failure excerpt scrubbed of tokens); kube-bench's controls go to
+//!   `kube-bench:<role>` by control number.
+//! - A set's spec list is not known before it runs, so an earlier run's settled specs are
+//!   not re-run by name: the set runs again with its own focus, and the names of the specs
+//!   that passed or failed before (`--resume`) or passed (`--rerun-failed`) are added to its
+//!   skip regex, escaped and anchored at the end of ginkgo's spec text ([`rerun_skip`]).
+//!   Ginkgo v2 matches focus and skip against `<suite description> <spec text>`, and the
+//!   Kubernetes JUnit names a spec `[It] <spec text>` with no label suffix (test/e2e/framework
+//!   /junit.go of kubernetes/kubernetes sets `OmitSpecLabels: true`: "all labels are also part
+//!   of the spec texts in inline [] tags"), so `(?:^| )(?:<names>)$` selects exactly them.
+//! - The judge sees the union ([`merge`], written back as one ginkgo JUnit by [`junit`]): a
+//!   carried spec that the new run skipped (because it was told to) keeps its carried status.
+
+use std::fmt::Write as _;
+
+use nfvi_harness::ledger::{TestRecord, TestStatus};
+
+use super::sets::FocusSet;
+
+/// The longest skip regex handed to the pod; past it the whole set runs again.
+pub(crate) const MAX_SKIP: usize = 16 * 1024;
+/// The longest failure excerpt kept per spec.
+const DETAIL_MAX: usize = 600;
+
+/// The ledger stream of a set: `k8s-e2e:conformance`, `k8s-e2e:sig-network`.
+pub(crate) fn stream(set: &FocusSet) -> String {
+    let name = set.check.strip_prefix("k8s.e2e.").unwrap_or(set.check);
+    format!("k8s-e2e:{name}")
+}
+
+/// One test case of a ginkgo JUnit, or one carried over from an earlier run.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Case {
+    /// The name as the JUnit writes it: `[It] <spec text>`, `[SynchronizedBeforeSuite]`.
+    pub(crate) name: String,
+    pub(crate) status: TestStatus,
+    /// The failure excerpt or skip reason, scrubbed.
+    pub(crate) detail: Option<String>,
+    pub(crate) secs: f64,
+    /// The run it was observed in, when carried over.
+    pub(crate) carried_from: Option<String>,
+}
+
+impl Case {
+    /// The spec's text, for an `[It]` case.
+    pub(crate) fn spec(&self) -> Option<&str> {
+        self.name.strip_prefix("[It] ")
+    }
+}
+
+/// The test cases of a ginkgo JUnit (v2: `status=`; v1: a `<failure>`/`<skipped>` child).
+pub(crate) fn cases(junit: &[u8]) -> Result<Vec<Case>, String> {
+    use quick_xml::Reader;
+    use quick_xml::events::{BytesStart, Event};
+    fn attr(e: &BytesStart<'_>, key: &[u8]) -> Option<String> {
+        e.attributes()
+            .flatten()
+            .find(|a| a.key.as_ref() == key)
+            .and_then(|a| {
+                a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                    .ok()
+                    .map(|v| v.into_owned())
+            })
+    }
+    let mut reader = Reader::from_reader(junit);
+    let mut out = Vec::new();
+    // The open case, and whether the text read now is a failure's.
+    let mut open: Option<(Case, Option<String>)> = None;
+    let mut in_failure = false;
+    loop {
+        let event = reader
+            .read_event()
+            .map_err(|e| format!("junit_01.xml is not well-formed XML: {e}"))?;
+        let (e, empty) = match event {
+            Event::Start(e) => (e, false),
+            Event::Empty(e) => (e, true),
+            Event::Text(t) if in_failure => {
+                if let Some((_, text)) = open.as_mut() {
+                    let s = String::from_utf8_lossy(t.as_ref());
+                    let buf = text.get_or_insert_with(String::new);
+                    if buf.len() < DETAIL_MAX * 4 {
+                        buf.push_str(&s);
+                    }
+                }
+                continue;
+            }
+            Event::GeneralRef(r) if in_failure => {
+                if let Some((_, text)) = open.as_mut() {
+                    let raw: &[u8] = &r;
+                    let s = match raw {
+                        b"lt" => "<",
+                        b"gt" => ">",
+                        b"amp" => "&",
+                        b"quot" => "\"",
+                        b"apos" => "'",
+                        _ => "",
+                    };
+                    text.get_or_insert_with(String::new).push_str(s);
+                }
+                continue;
+            }
+            Event::End(e) => {
+                match e.name().as_ref() {
+                    b"testcase" => {
+                        if let Some((mut c, text)) = open.take() {
+                            if c.detail.is_none() {
+                                c.detail = text.map(|t| scrub(t.trim())).filter(|t| !t.is_empty());
+                            }
+                            out.push(c);
+                        }
+                    }
+                    b"failure" | b"error" => in_failure = false,
+                    _ => {}
+                }
+                continue;
+            }
+            Event::Eof => break,
+            _ => continue,
+        };
+        match e.name().as_ref() {
+            b"testcase" => {
+                let status = match attr(&e, b"status").as_deref() {
+                    Some("passed") => Some(TestStatus::Passed),
+                    Some("skipped" | "pending") => Some(TestStatus::Skipped),
+                    Some("failed" | "timedout" | "aborted" | "interrupted" | "panicked") => {
+                        Some(TestStatus::Failed)
+                    }
+                    _ => None,
+                };
+                let c = Case {
+                    name: attr(&e, b"name").unwrap_or_default(),
+                    // v1 without a child: passed; a child below changes it.
+                    status: status.unwrap_or(TestStatus::Passed),
+                    detail: None,
+                    secs: attr(&e, b"time")
+                        .and_then(|t| t.trim().parse::<f64>().ok())
+                        .filter(|t| t.is_finite() && *t >= 0.0)
+                        .unwrap_or(0.0),
+                    carried_from: None,
+                };
+                if empty {
+                    out.push(c);
+                } else {
+                    open = Some((c, None));
+                }
+            }
+            name @ (b"failure" | b"error" | b"skipped") => {
+                if let Some((c, _)) = open.as_mut() {
+                    let failure = name != b"skipped";
+                    if failure {
+                        c.status = TestStatus::Failed;
+                    } else if c.status != TestStatus::Failed {
+                        c.status = TestStatus::Skipped;
+                    }
+                    if let Some(m) = attr(&e, b"message").filter(|m| !m.trim().is_empty()) {
+                        c.detail = Some(scrub(m.trim()));
+                    }
+                    in_failure = failure && !empty;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// `text` cut to [`DETAIL_MAX`] characters, with what looks like a credential replaced:
+/// the word after `Bearer`, the value of `token=`/`password=`/`secret=`, and JWTs.
+pub(crate) fn scrub(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(DETAIL_MAX + 8));
+    let mut after_bearer = false;
+    for (i, word) in text.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let lower = word.to_ascii_lowercase();
+        let jwt = word.starts_with("eyJ") && word.matches('.').count() >= 2;
+        if after_bearer || jwt {
+            out.push_str("***");
+        } else if let Some(at) = ["token=", "password=", "secret=", "token:", "password:"]
+            .iter()
+            .find_map(|k| lower.find(k).map(|p| p + k.len()))
+        {
+            out.push_str(&word[..at]);
+            out.push_str("***");
+        } else {
+            out.push_str(word);
+        }
+        after_bearer = lower == "bearer";
+        if out.len() > DETAIL_MAX * 2 {
+            break;
+        }
+    }
+    nfvi_harness::truncate_chars(&out, DETAIL_MAX)
+}
+
+/// Go's `regexp.QuoteMeta`: every RE2 metacharacter escaped.
+pub(crate) fn quote_meta(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if r"\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The skip regex of a set's run given what an earlier run settled: the set's own skip and,
+/// when specs were settled (passed, or failed on `--resume`), their escaped names anchored
+/// at the end of the spec text. Skipped specs are run again (cheap, and a skip may have been
+/// the environment's). The second value says why the whole set runs again instead (a regex
+/// longer than [`MAX_SKIP`]), for the log.
+pub(crate) fn rerun_skip(set_skip: &str, prior: &[TestRecord]) -> (String, Option<String>) {
+    let names: Vec<String> = prior
+        .iter()
+        .filter(|r| r.status != TestStatus::Skipped && !r.test.is_empty())
+        .map(|r| quote_meta(&r.test))
+        .collect();
+    if names.is_empty() {
+        return (set_skip.to_owned(), None);
+    }
+    let settled = format!("(?:^| )(?:{})$", names.join("|"));
+    let skip = if set_skip.is_empty() {
+        settled
+    } else {
+        format!("{set_skip}|{settled}")
+    };
+    if skip.len() > MAX_SKIP {
+        return (
+            set_skip.to_owned(),
+            Some(format!(
+                "the skip regex of the {} settled spec(s) would be {} bytes (over {MAX_SKIP}): the whole set runs again, and the new results replace the carried ones",
+                names.len(),
+                skip.len()
+            )),
+        );
+    }
+    (skip, None)
+}
+
+/// The union of the carried results and a new run's.
+#[derive(Debug, Default)]
+pub(crate) struct Merged {
+    /// Every case: the new run's in its order (a spec the new run skipped replaced by its
+    /// carried result), then the carried specs the new run did not report.
+    pub(crate) cases: Vec<Case>,
+    /// How many cases were carried over.
+    pub(crate) carried: usize,
+}
+
+/// Merges: a spec the new run ran (passed or failed) takes the new result; one it skipped
+/// keeps its carried result; carried specs the new run did not report are added.
+pub(crate) fn merge(prior: &[TestRecord], new: Vec<Case>) -> Merged {
+    let mut used = vec![false; prior.len()];
+    let find = |spec: &str| prior.iter().position(|r| r.test == spec);
+    let mut merged = Merged::default();
+    for c in new {
+        let slot = c.spec().and_then(find);
+        match slot {
+            Some(i) if c.status == TestStatus::Skipped => {
+                used[i] = true;
+                merged.cases.push(carried(&prior[i]));
+                merged.carried += 1;
+            }
+            Some(i) => {
+                used[i] = true;
+                merged.cases.push(c);
+            }
+            None => merged.cases.push(c),
+        }
+    }
+    for (r, _) in prior.iter().zip(&used).filter(|(_, u)| !**u) {
+        merged.cases.push(carried(r));
+        merged.carried += 1;
+    }
+    merged
+}
+
+fn carried(r: &TestRecord) -> Case {
+    Case {
+        name: format!("[It] {}", r.test),
+        status: r.status,
+        detail: r.detail.clone(),
+        secs: r.secs,
+        carried_from: r.carried_from.clone(),
+    }
+}
+
+/// The ledger records of the cases observed in this run (carried ones are in the ledger
+/// already): one per spec.
+pub(crate) fn records(stream: &str, cases: &[Case]) -> Vec<TestRecord> {
+    cases
+        .iter()
+        .filter(|c| c.carried_from.is_none())
+        .filter_map(|c| {
+            Some(TestRecord {
+                stream: stream.to_owned(),
+                test: c.spec()?.to_owned(),
+                status: c.status,
+                detail: c.detail.clone(),
+                secs: c.secs,
+                carried_from: None,
+            })
+        })
+        .collect()
+}
+
+/// A ginkgo v2 JUnit of `cases`, as the evidence path reads it: one `Kubernetes e2e suite`,
+/// `status=` on every case, `SuiteSucceeded` true when none failed.
+pub(crate) fn junit(cases: &[Case], focus: &str) -> Vec<u8> {
+    use quick_xml::escape::escape;
+    let failed = cases
+        .iter()
+        .filter(|c| c.status == TestStatus::Failed)
+        .count();
+    let skipped = cases
+        .iter()
+        .filter(|c| c.status == TestStatus::Skipped)
+        .count();
+    let mut x = String::new();
+    let _ = write!(
+        x,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites tests=\"{n}\" disabled=\"{skipped}\" errors=\"0\" failures=\"{failed}\">\n<testsuite name=\"Kubernetes e2e suite\" tests=\"{n}\" skipped=\"{skipped}\" errors=\"0\" failures=\"{failed}\">\n<properties>\n<property name=\"SuiteSucceeded\" value=\"{}\"></property>\n<property name=\"FocusStrings\" value=\"{}\"></property>\n</properties>\n",
+        failed == 0,
+        escape(focus),
+        n = cases.len(),
+    );
+    for c in cases {
+        let (status, child) = match c.status {
+            TestStatus::Passed => ("passed", None),
+            TestStatus::Failed => ("failed", Some("failure")),
+            TestStatus::Skipped => ("skipped", Some("skipped")),
+        };
+        let _ = write!(
+            x,
+            "<testcase name=\"{}\" classname=\"Kubernetes e2e suite\" status=\"{status}\" time=\"{}\">",
+            escape(c.name.as_str()),
+            c.secs
+        );
+        if let Some(child) = child {
+            let message = c.detail.as_deref().unwrap_or_default();
+            let _ = write!(
+                x,
+                "<{child} message=\"{}\" type=\"{status}\"></{child}>",
+                escape(message)
+            );
+        }
+        x.push_str("</testcase>\n");
+    }
+    x.push_str("</testsuite>\n</testsuites>\n");
+    x.into_bytes()
+}
+
+/// kube-bench's controls as ledger records (stream `kube-bench:<role>`, test = the control
+/// number): PASS passed, FAIL failed, WARN and INFO skipped with the status in the detail.
+/// Reads the JSON shapes `--json` prints: `{"Controls": [...]}` or the list of older releases.
+pub(crate) fn bench_records(role: &str, json: &[u8]) -> Vec<TestRecord> {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(json) else {
+        return Vec::new();
+    };
+    let controls = match &v {
+        serde_json::Value::Array(a) => a.as_slice(),
+        other => other
+            .get("Controls")
+            .and_then(|c| c.as_array())
+            .map_or(&[][..], Vec::as_slice),
+    };
+    let stream = format!("kube-bench:{role}");
+    let mut out = Vec::new();
+    for group in controls
+        .iter()
+        .filter_map(|c| c.get("tests")?.as_array())
+        .flatten()
+    {
+        for r in group
+            .get("results")
+            .and_then(|r| r.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let Some(number) = r.get("test_number").and_then(|n| n.as_str()) else {
+                continue;
+            };
+            let raw = r.get("status").and_then(|s| s.as_str()).unwrap_or("");
+            let status = match raw {
+                "PASS" => TestStatus::Passed,
+                "FAIL" => TestStatus::Failed,
+                _ => TestStatus::Skipped,
+            };
+            let desc = r.get("test_desc").and_then(|s| s.as_str()).unwrap_or("");
+            let reason = r.get("reason").and_then(|s| s.as_str()).unwrap_or("");
+            let detail = match (status, reason.is_empty()) {
+                (TestStatus::Passed, _) => desc.to_owned(),
+                (_, true) => format!("{raw}: {desc}"),
+                (_, false) => format!("{raw}: {desc}: {reason}"),
+            };
+            out.push(TestRecord {
+                stream: stream.clone(),
+                test: number.to_owned(),
+                status,
+                detail: Some(scrub(&detail)).filter(|d| !d.is_empty()),
+                secs: 0.0,
+                carried_from: None,
+            });
+        }
+    }
+    out
+}
