@@ -26,6 +26,11 @@ const WAIVERS: &[&str] = &[
     "[[waiver]]\nchecks = [\"\u{202e}*\"]\nreason = \"r\"\nowner = \"o\"\nexpires = 9999-12-31\nnode = \"\"\nsubject = \"é\"\n",
 ];
 
+/// Ledger lines as a Tempest run writes them, one carried over, and a torn last line.
+const LEDGER: &[&str] = &[
+    "{\"stream\":\"tempest\",\"test\":\"tempest.api.identity.admin.v3.test_regions.RegionsTestJSON.test_list_regions[id-d180bf99-544a-445c-ad0d-0c0d27663796]\",\"status\":\"passed\",\"secs\":0.028}\n{\"stream\":\"k8s-e2e:network\",\"test\":\"[sig-network] DNS should work\",\"status\":\"skipped\",\"detail\":\"no IPv6\",\"secs\":0,\"carried_from\":\"20261130T000253Z-df2d23\"}\n{\"stream\":\"tempest\",\"test\":\"x\",\"sta",
+];
+
 /// A real results.json, cut to a few checks and requirements so a case parses quickly.
 static RESULTS: LazyLock<serde_json::Value> = LazyLock::new(|| {
     let full = seed_file("fuzz/seeds/results.json", usize::MAX);
@@ -50,6 +55,17 @@ proptest! {
     fn fuzz_target_file(t in text(seeds(TARGETS))) {
         if let Err(e) = Target::parse(Path::new("t.toml"), &t, &AREAS, &[]) {
             prop_assert!(!e.to_string().is_empty());
+        }
+    }
+
+    #[test]
+    fn fuzz_upstream_ledger(t in text(seeds(LEDGER))) {
+        // A resumed run reads what a killed one left: any bytes, never a panic, and every
+        // record read back writes back the same.
+        for r in nfvi_harness::ledger::parse(t.as_bytes()) {
+            let line = serde_json::to_string(&r).unwrap();
+            let again = nfvi_harness::ledger::parse(line.as_bytes());
+            prop_assert_eq!(again, vec![r]);
         }
     }
 

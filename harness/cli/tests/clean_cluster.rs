@@ -35,11 +35,12 @@ fn owned(pid: u32, host: &str) -> Value {
 }
 
 /// The namespaces the k8s area creates besides the probes'.
-const KINDS: [&str; 4] = [
+const KINDS: [&str; 5] = [
     "nfvi-verify-e2e-",
     "nfvi-verify-bench-",
     "nfvi-verify-net-lb-",
     "nfvi-verify-net-multus-",
+    "nfvi-verify-net-ingress-",
 ];
 
 #[test]
@@ -130,6 +131,19 @@ fn clean_deletes_what_a_dead_run_left_in_the_cluster_and_nothing_else() {
             ),
         ]);
     }
+    // whereabouts' IPPools of the Multus check: no labels of ours, named after the
+    // network_name the check gives (host marker, `-p`, PID); only the dead run's of this host.
+    let pool_host = h.to_ascii_lowercase().replace('_', "-");
+    let pool = |pid: u32, host: &str| {
+        let name = format!("nfvi-verify-multus-{host}-p{pid}-17-0-198-19-255-0-24");
+        json!({"kind": "IPPool", "metadata": {"name": name, "namespace": "kube-system"}})
+    };
+    spec.leftovers.extend([
+        pool(dead, &pool_host),
+        pool(me, &pool_host),
+        pool(dead, "elsewhere"),
+        json!({"kind": "IPPool", "metadata": {"name": "198-18-60-0-24", "namespace": "kube-system"}}),
+    ]);
     let server = Server::start(spec);
     let dir = tempfile::tempdir().unwrap();
     let kc = kubeconfig(dir.path(), server.port, TOKEN);
@@ -182,6 +196,13 @@ fn clean_deletes_what_a_dead_run_left_in_the_cluster_and_nothing_else() {
         &said,
         "would remove ConfigMap nfvi-verify/nfvi-verify-agent-dead",
     );
+    let dead_pool =
+        format!("kube-system/nfvi-verify-multus-{pool_host}-p{dead}-17-0-198-19-255-0-24");
+    assert_contains(
+        &said,
+        &format!("would remove whereabouts IPPool {dead_pool} (of process {dead})"),
+    );
+    assert_eq!(said.matches("IPPool").count(), 1, "{said}");
     for kept in [
         "-live",
         "-away",
@@ -212,6 +233,10 @@ fn clean_deletes_what_a_dead_run_left_in_the_cluster_and_nothing_else() {
     ]
     .map(|p| p.to_owned())
     .to_vec();
+    expected.push(format!(
+        "DELETE /apis/whereabouts.cni.cncf.io/v1alpha1/namespaces/{}",
+        dead_pool.replacen('/', "/ippools/", 1)
+    ));
     expected.extend(
         KINDS
             .iter()

@@ -161,6 +161,7 @@ pub fn checks_with_root(root: impl Into<PathBuf>) -> Vec<Arc<dyn Check>> {
             body(&root, Kind::Drift),
         ),
     ]);
+    out.extend(crate::sriov::checks(&root));
     out.into_iter().map(|d| d.into_check()).collect()
 }
 

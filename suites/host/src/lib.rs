@@ -16,6 +16,7 @@ mod checks;
 pub mod fuzzing;
 pub mod inventory;
 mod parse;
+mod sriov;
 
 pub use area::{HostArea, HostConfig, parse_kernel_version};
 pub use checks::{checks, checks_with_root};

@@ -101,6 +101,40 @@ pub struct KubernetesConfig {
     /// server that does would have nfvi-verify probe (and judge) a port of this machine.
     #[serde(default)]
     pub lb_allow_loopback: bool,
+    /// Globs over extended resource names (`intel.com/intel_sriov_netdevice`) that name the
+    /// SR-IOV VF pools a device plugin advertises; k8s.devices.sriov-plugin looks for one
+    /// on every network-intensive worker.
+    #[serde(default = "default_sriov_resources")]
+    pub sriov_resources: Vec<String>,
+    /// The IngressClass k8s.ingress.controller tests; none: the one annotated
+    /// `ingressclass.kubernetes.io/is-default-class: "true"`.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub ingress_class: Option<String>,
+    /// The port the ingress controller serves HTTP on at the address it publishes.
+    #[serde(default = "default_ingress_port")]
+    pub ingress_port: u16,
+    /// Longest the ingress controller may take to admit the check's Ingress (an address in
+    /// its status), in seconds; the check fails, saying so, when it does not.
+    #[serde(default = "default_lb_timeout")]
+    pub ingress_timeout_secs: u64,
+}
+
+fn default_ingress_port() -> u16 {
+    80
+}
+
+/// The SR-IOV network device plugin's default prefix (`intel.com`) with the resource names
+/// its examples use, the OpenShift SR-IOV operator's prefix, and any name saying sriov.
+pub(crate) fn default_sriov_resources() -> Vec<String> {
+    [
+        "intel.com/*sriov*",
+        "openshift.io/*",
+        "mellanox.com/*",
+        "nvidia.com/*sriov*",
+        "*/*sriov*",
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
 
 fn default_lb_port() -> u16 {
@@ -162,6 +196,33 @@ impl AreaConfig for KubernetesConfig {
                 self.lb_timeout_secs
             ),
         )?;
+        ConfigError::ensure(
+            (1..=3_600).contains(&self.ingress_timeout_secs),
+            "ingress_timeout_secs",
+            format!(
+                "kubernetes.ingress_timeout_secs = {} is out of range: 1 to 3600 seconds",
+                self.ingress_timeout_secs
+            ),
+        )?;
+        ConfigError::ensure(
+            self.ingress_port != 0,
+            "ingress_port",
+            "kubernetes.ingress_port = 0 is not a port: 1 to 65535",
+        )?;
+        if let Some(c) = &self.ingress_class {
+            let name = !c.is_empty()
+                && c.len() <= 253
+                && c.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'
+                });
+            ConfigError::ensure(
+                name,
+                "ingress_class",
+                format!(
+                    "kubernetes.ingress_class = {c:?} is not an IngressClass name: lower-case letters, digits, `-` and `.`"
+                ),
+            )?;
+        }
         if let Some(r) = &self.multus_range {
             // Whether it lies inside network.lab_cidr is judged by k8s.multus.secondary-network
             // (`multus::range`), which sees both tables; here only its form.
@@ -321,6 +382,16 @@ impl Area for K8sArea {
     /// then the probe and node agent images.
     fn images<'a>(&'a self, target: &'a Target) -> nfvi_harness::BoxFuture<'a, Vec<String>> {
         Box::pin(crate::upstream::images(target))
+    }
+
+    /// `kubernetes.multus_range`, when set, lies inside `network.lab_cidr`: checked before
+    /// anything runs (exit 2 naming both), not when k8s.multus.secondary-network starts.
+    fn preflight(&self, target: &Target) -> Result<(), String> {
+        let k = target.config::<KubernetesConfig>();
+        match &k.multus_range {
+            Some(r) => crate::multus::range(Some(r), &target.network.lab_cidr).map(|_| ()),
+            None => Ok(()),
+        }
     }
 
     /// With `kubernetes.node_agent`, the cluster's nodes, reached through a DaemonSet of the

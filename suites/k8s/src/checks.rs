@@ -888,7 +888,10 @@ pub(crate) fn profile_labels(nodes: &[Node]) -> Outcome {
 
 /// The network-intensive workers: those labelled so, or every worker when the target's
 /// profile is network-intensive and none is labelled. A skip when there are none.
-fn network_intensive<'a>(nodes: &'a [Node], profile: &str) -> Result<Vec<&'a Node>, Outcome> {
+pub(crate) fn network_intensive<'a>(
+    nodes: &'a [Node],
+    profile: &str,
+) -> Result<Vec<&'a Node>, Outcome> {
     let labelled: Vec<&Node> = workers(nodes)
         .filter(|n| labels(&n.metadata).contains_key(NI_LABEL))
         .collect();

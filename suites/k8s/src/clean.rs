@@ -1,12 +1,15 @@
 //! What the k8s area leaves in a cluster when its run is killed, and how `nfvi-verify clean`
 //! finds it: every namespace the area creates (the probes' `nfvi-verify-probe-*`, the e2e
 //! sets' `nfvi-verify-e2e-*`, kube-bench's privileged `nfvi-verify-bench-*`, the
-//! LoadBalancer check's `nfvi-verify-net-lb-*`, the Multus check's `nfvi-verify-net-multus-*`;
+//! LoadBalancer check's `nfvi-verify-net-lb-*`, the Multus check's `nfvi-verify-net-multus-*`, the Ingress check's
+//! `nfvi-verify-net-ingress-*`;
 //! what is in them goes with them), the e2e sets' ClusterRoleBindings to cluster-admin
 //! (`nfvi-verify-e2e-*`), and the node agent's DaemonSet and ConfigMap carry the owner labels
 //! ([`nfvi_harness::leftover::owner_labels`]) next to `app.kubernetes.io/managed-by`; only
 //! objects with all three and one of the names the area gives, of this host and of a process
-//! that is gone, are removed.
+//! that is gone, are removed. whereabouts' IPPools of the Multus check carry no labels of
+//! ours (whereabouts creates them): they are found by the name the check has whereabouts
+//! give them, which names this host and the run's PID.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,7 +18,7 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::Resource;
-use kube::api::{Api, DeleteParams, ListParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams};
 use nfvi_harness::Target;
 use nfvi_harness::check::BoxFuture;
 use nfvi_harness::leftover::{self, Gone, Leftover};
@@ -129,6 +132,7 @@ async fn find(cluster: &Cluster, agent_ns: &str, gone: Gone<'_>) -> Result<Vec<L
         Err(kube::Error::Api(s)) if s.code == 403 => {}
         Err(e) => return Err(list("list clusterrolebindings".to_owned())(e)),
     }
+    found.extend(pools(cluster, gone).await?);
     let ns = namespaces
         .list(&params)
         .await
@@ -143,6 +147,44 @@ async fn find(cluster: &Cluster, agent_ns: &str, gone: Gone<'_>) -> Result<Vec<L
     Ok(found)
 }
 
+/// whereabouts' IPPools of the Multus check's runs that are gone: whereabouts creates them
+/// (in its own namespace, without our labels), named after the `network_name` the check
+/// gives ([`crate::multus::pool_owner`]). Without whereabouts (404) or without the grant
+/// (403) there is nothing to find.
+async fn pools(cluster: &Cluster, gone: Gone<'_>) -> Result<Vec<Leftover>, String> {
+    let gvk = GroupVersionKind::gvk("whereabouts.cni.cncf.io", "v1alpha1", "IPPool");
+    let ar = ApiResource::from_gvk_with_plural(&gvk, "ippools");
+    let all = Api::<DynamicObject>::all_with(cluster.client().clone(), &ar);
+    let items = match all.list(&ListParams::default()).await {
+        Ok(l) => l.items,
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 403 => return Ok(Vec::new()),
+        Err(e) => return Err(cluster.explain("list whereabouts ippools", &e).message),
+    };
+    Ok(items
+        .into_iter()
+        .filter_map(|p| {
+            let name = p.metadata.name.clone()?;
+            let ns = p.metadata.namespace.clone()?;
+            let pid = crate::multus::pool_owner(&name).filter(|&pid| gone(pid))?;
+            let api = Api::<DynamicObject>::namespaced_with(cluster.client().clone(), &ns, &ar);
+            Some(Leftover::new(
+                "whereabouts IPPool",
+                format!("{ns}/{name}"),
+                pid,
+                move || {
+                    Box::pin(async move {
+                        match api.delete(&name, &DeleteParams::background()).await {
+                            Ok(_) => Ok(()),
+                            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+                            Err(e) => Err(format!("delete whereabouts IPPool {name}: {e}")),
+                        }
+                    })
+                },
+            ))
+        })
+        .collect())
+}
+
 /// The names the area gives its agent objects, its namespaces and its ClusterRoleBindings:
 /// labels alone are not enough to delete something (anyone allowed to label a namespace could
 /// have it deleted).
@@ -153,6 +195,7 @@ const NAMESPACE_PREFIXES: &[&str] = &[
     "nfvi-verify-bench-",
     "nfvi-verify-net-lb-",
     "nfvi-verify-net-multus-",
+    "nfvi-verify-net-ingress-",
 ];
 const BINDING_PREFIXES: &[&str] = &["nfvi-verify-e2e-"];
 

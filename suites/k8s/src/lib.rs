@@ -12,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+mod accel;
 mod area;
 mod checks;
 mod clean;
@@ -19,6 +20,7 @@ pub mod cluster;
 pub mod daemonset;
 #[doc(hidden)]
 pub mod fuzzing;
+mod ingress;
 mod lb;
 mod multus;
 mod network;
@@ -35,9 +37,11 @@ pub use upstream::EvidencePath;
 pub fn checks() -> Vec<std::sync::Arc<dyn nfvi_harness::Check>> {
     let mut all = checks::checks();
     all.extend(network::checks());
+    all.extend(accel::checks());
     all.extend(probes::checks());
     all.extend(multus::checks());
     all.extend(lb::checks());
+    all.extend(ingress::checks());
     all.extend(upstream::checks());
     all
 }

@@ -4,7 +4,9 @@
 //! node and a client probe pod on another, both asking for it through the
 //! `k8s.v1.cni.cncf.io/networks` annotation. It reads Multus' network-status annotation of
 //! both, then the client's probes: first to the responder's default-network address (the
-//! positive control), then to its secondary address. The namespace, and with it the
+//! positive control), then to its secondary address. whereabouts' IPPool of the run (in
+//! whereabouts' namespace, named after the run's `network_name`) is found and deleted by
+//! `nfvi-verify clean` once the run is gone ([`POOL_PREFIX`]). The namespace, and with it the
 //! attachment and the pods, is deleted whatever happens (registered before it exists).
 
 use std::sync::Arc;
@@ -85,14 +87,43 @@ pub(crate) fn range(configured: Option<&str>, lab_cidr: &str) -> Result<Ipv4Net,
     Ok(net)
 }
 
-/// The NetworkAttachmentDefinition: macvlan (bridge mode) with whereabouts over `range`.
-pub(crate) fn nad(range: Ipv4Net, master: Option<&str>) -> serde_json::Value {
+/// The start of the `network_name` of the whereabouts IPAM the check configures. whereabouts
+/// names the IPPool it creates (in its own namespace, without our labels) after it:
+/// `<network_name>-<range with . and / as ->` (`IPPoolName` in whereabouts'
+/// pkg/storage/kubernetes/ipam.go), so `nfvi-verify clean` finds the pools of runs that are
+/// gone by name: [`POOL_PREFIX`], this host's marker, `-p`, the run's PID.
+pub(crate) const POOL_PREFIX: &str = "nfvi-verify-multus-";
+
+/// This host's owner marker ([`nfvi_harness::leftover::owner_host`]) as it can stand in an
+/// object name: lower case, `_` as `-`.
+pub(crate) fn pool_host() -> String {
+    nfvi_harness::leftover::owner_host()
+        .to_ascii_lowercase()
+        .replace('_', "-")
+}
+
+/// The whereabouts `network_name` of one run: the owner (host and PID) and the run's id.
+pub(crate) fn network_name(run: &str) -> String {
+    format!("{POOL_PREFIX}{}-p{run}", pool_host())
+}
+
+/// The PID of the run that made the IPPool `name` on this host, if the name is one the check
+/// gives ([`network_name`]).
+pub(crate) fn pool_owner(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix(&format!("{POOL_PREFIX}{}-p", pool_host()))?;
+    let pid: u32 = rest.split('-').next()?.parse().ok()?;
+    (pid != 0).then_some(pid)
+}
+
+/// The NetworkAttachmentDefinition: macvlan (bridge mode) with whereabouts over `range`,
+/// its pool named after `network_name`.
+pub(crate) fn nad(range: Ipv4Net, master: Option<&str>, network_name: &str) -> serde_json::Value {
     let mut cni = json!({
         "cniVersion": "0.3.1",
         "name": NAD_NAME,
         "type": "macvlan",
         "mode": "bridge",
-        "ipam": {"type": "whereabouts", "range": range.to_string()}
+        "ipam": {"type": "whereabouts", "range": range.to_string(), "network_name": network_name}
     });
     if let Some(m) = master {
         cni["master"] = json!(m);
@@ -129,8 +160,9 @@ async fn run(cx: &CheckContext) -> CheckResult {
             "fewer than two Ready, schedulable nodes: no cross-node secondary path to test",
         ));
     };
-    let ns = format!("nfvi-verify-net-multus-{}", crate::upstream::short_id());
-    let o = exercise(cx, &c, &ns, range, (&a, &b)).await;
+    let run_id = crate::upstream::short_id();
+    let ns = format!("nfvi-verify-net-multus-{run_id}");
+    let o = exercise(cx, &c, &ns, range, (&a, &b), &network_name(&run_id)).await;
     let evidence = |o: Outcome| {
         o.with_property("API server", &c.server)
             .with_property("namespace", &ns)
@@ -146,11 +178,12 @@ async fn exercise(
     ns: &str,
     range: Ipv4Net,
     (a, b): (&str, &str),
+    network_name: &str,
 ) -> CheckResult {
     let k = cx.target().config::<crate::KubernetesConfig>();
     crate::upstream::pod::namespace(cx, c, ns, false).await?;
     let path = format!("/apis/k8s.cni.cncf.io/v1/namespaces/{ns}/network-attachment-definitions");
-    let body = serde_json::to_vec(&nad(range, k.multus_master.as_deref()))
+    let body = serde_json::to_vec(&nad(range, k.multus_master.as_deref(), network_name))
         .map_err(|e| format!("encode the NetworkAttachmentDefinition: {e}"))?;
     let req = http::Request::post(&path)
         .header("Content-Type", "application/json")
@@ -368,12 +401,29 @@ mod tests {
                 .unwrap_err()
                 .contains("not an IPv4 network")
         );
-        let nad = nad("198.18.60.0/24".parse().unwrap(), Some("ens2f0"));
+        let name = network_name("4242-17-0");
+        assert_eq!(pool_owner(&format!("{name}-198-18-60-0-24")), Some(4242));
+        assert_eq!(
+            pool_owner("nfvi-verify-multus-elsewhere-p4242-17-0-198-18-60-0-24"),
+            None
+        );
+        assert_eq!(pool_owner("198-18-60-0-24"), None);
+        assert_eq!(
+            pool_owner(&format!("{POOL_PREFIX}{}-p0-1-0", pool_host())),
+            None
+        );
+        assert!(
+            name.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'),
+            "{name}"
+        );
+        let nad = nad("198.18.60.0/24".parse().unwrap(), Some("ens2f0"), &name);
         let cfg: serde_json::Value =
             serde_json::from_str(nad["spec"]["config"].as_str().unwrap()).unwrap();
         assert_eq!(cfg["ipam"]["type"], "whereabouts");
         assert_eq!(cfg["ipam"]["range"], "198.18.60.0/24");
         assert_eq!(cfg["master"], "ens2f0");
+        assert_eq!(cfg["ipam"]["network_name"], name.as_str());
     }
 
     #[test]

@@ -11,6 +11,7 @@
 
 #![allow(dead_code)]
 
+mod accel;
 mod agents;
 mod leftovers;
 mod own;
@@ -101,6 +102,13 @@ pub struct Spec {
     /// the Service keeps the port asked for, where nothing listens (backends that never
     /// answer).
     pub lb_backends: bool,
+    /// The SR-IOV network device plugin's VF pools on the workers, its DaemonSet and an
+    /// `sriov` NetworkAttachmentDefinition (`accel.rs`).
+    pub sriov: bool,
+    /// IngressClasses (name, annotated as the default) and the address the scripted ingress
+    /// controller publishes for Ingresses (`None`: it never admits them); own.rs.
+    pub ingress_classes: Vec<(String, bool)>,
+    pub ingress_ip: Option<String>,
 }
 
 impl Spec {
@@ -149,6 +157,9 @@ impl Spec {
             lb_ip: Some("127.0.0.1".into()),
             lb_failover_gap_ms: 300,
             lb_backends: true,
+            sriov: true,
+            ingress_classes: vec![("nginx".into(), true), ("internal".into(), false)],
+            ingress_ip: Some("127.0.0.1".into()),
         }
     }
 }
@@ -564,6 +575,7 @@ fn documents(spec: &Spec) -> BTreeMap<String, Value> {
             vec![json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})],
         ),
     );
+    accel::documents(spec, &mut d);
     d
 }
 

@@ -2,7 +2,9 @@
 //! NetworkAttachmentDefinitions, whose whereabouts range the server then hands secondary
 //! addresses from (standing in for Multus and whereabouts); Services of type LoadBalancer,
 //! given `Spec::lb_ip` as their external address (standing in for the load balancer); and
-//! deletion of probe pods. With `lb_ip` set, the server also runs a real UDP echo responder
+//! deletion of probe pods; IngressClasses (`Spec::ingress_classes`) and Ingresses, given
+//! `Spec::ingress_ip` as their address (standing in for the ingress controller; the HTTP
+//! behind that address is the test's own server on loopback, k8s_own.rs). With `lb_ip` set, the server also runs a real UDP echo responder
 //! on 127.0.0.1 (`Server::lb_port`) standing in for the Service's backends behind the load
 //! balancer: deleting a backend pod silences it for `Spec::lb_failover_gap_ms`, as a load
 //! balancer does until it fails over to the other backend. No cluster data path is here:
@@ -74,7 +76,7 @@ impl LbResponder {
     }
 }
 
-/// Services created, by `namespace/name`.
+/// Services created, by `namespace/name`, and Ingresses, by `ingresses/namespace/name`.
 pub type Services = Arc<Mutex<BTreeMap<String, Value>>>;
 
 pub fn respond(
@@ -142,6 +144,104 @@ pub fn respond(
             };
             ok(200, &v)
         }
+        // The ingress controller's part: its IngressClasses, and an address for every
+        // Ingress (stored next to the Services, under `ingresses/`).
+        ("GET", ["apis", "networking.k8s.io", "v1", "ingressclasses"]) => {
+            let items: Vec<Value> = spec
+                .ingress_classes
+                .iter()
+                .map(|(name, default)| {
+                    let mut m = json!({"name": name});
+                    if *default {
+                        m["annotations"] =
+                            json!({"ingressclass.kubernetes.io/is-default-class": "true"});
+                    }
+                    json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": m, "spec": {"controller": "k8s.io/ingress-nginx"}})
+                })
+                .collect();
+            ok(
+                200,
+                &json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClassList", "metadata": {}, "items": items}),
+            )
+        }
+        (
+            "POST",
+            [
+                "apis",
+                "networking.k8s.io",
+                "v1",
+                "namespaces",
+                ns,
+                "ingresses",
+            ],
+        ) => {
+            let mut v: Value = serde_json::from_slice(req.body).unwrap_or(Value::Null);
+            let name = v["metadata"]["name"].as_str().unwrap_or("").to_owned();
+            v["metadata"]["namespace"] = json!(ns);
+            services
+                .lock()
+                .unwrap()
+                .insert(format!("ingresses/{ns}/{name}"), v.clone());
+            ok(201, &v)
+        }
+        (
+            "GET",
+            [
+                "apis",
+                "networking.k8s.io",
+                "v1",
+                "namespaces",
+                ns,
+                "ingresses",
+                name,
+            ],
+        ) => {
+            let Some(mut v) = services
+                .lock()
+                .unwrap()
+                .get(&format!("ingresses/{ns}/{name}"))
+                .cloned()
+            else {
+                return ok(404, &status(404, "NotFound", "ingresses not found"));
+            };
+            v["status"] = match &spec.ingress_ip {
+                Some(ip) => json!({"loadBalancer": {"ingress": [{"ip": ip}]}}),
+                None => json!({"loadBalancer": {}}),
+            };
+            ok(200, &v)
+        }
+        // whereabouts' IPPools, as killed runs left them (`Spec::leftovers` of kind IPPool).
+        ("GET", ["apis", "whereabouts.cni.cncf.io", "v1alpha1", "ippools"]) => {
+            let items: Vec<Value> = spec
+                .leftovers
+                .iter()
+                .filter(|o| o["kind"] == "IPPool")
+                .cloned()
+                .collect();
+            ok(
+                200,
+                &json!({"apiVersion": "whereabouts.cni.cncf.io/v1alpha1", "kind": "IPPoolList", "metadata": {}, "items": items}),
+            )
+        }
+        (
+            "DELETE",
+            [
+                "apis",
+                "whereabouts.cni.cncf.io",
+                "v1alpha1",
+                "namespaces",
+                ns,
+                "ippools",
+                name,
+            ],
+        ) => match spec.leftovers.iter().find(|o| {
+            o["kind"] == "IPPool"
+                && o["metadata"]["name"] == *name
+                && o["metadata"]["namespace"] == *ns
+        }) {
+            Some(p) => ok(200, p),
+            None => ok(404, &status(404, "NotFound", "ippools not found")),
+        },
         ("DELETE", ["api", "v1", "namespaces", ns, "pods", name]) => {
             let gone = pods.lock().unwrap().remove(&format!("{ns}/{name}"));
             if gone.is_none() {
