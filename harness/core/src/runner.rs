@@ -107,10 +107,20 @@ pub struct RunOutput {
 /// The run's reporter, kept from ending the run: its first panic is caught, cancels the run
 /// (reason `panic`) so that the running checks stop and clean up as after a signal, and
 /// silences it (a reporter that panicked is in no state to hear more).
-struct Guarded<'r> {
+pub(crate) struct Guarded<'r> {
     inner: &'r mut dyn Reporter,
     source: CancelSource,
-    panic: Option<panics::Panic>,
+    pub(crate) panic: Option<panics::Panic>,
+}
+
+impl<'r> Guarded<'r> {
+    pub(crate) fn new(inner: &'r mut dyn Reporter, source: CancelSource) -> Self {
+        Self {
+            inner,
+            source,
+            panic: None,
+        }
+    }
 }
 
 impl Reporter for Guarded<'_> {

@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::area::{Areas, Shared};
-use crate::cancel::CancelSource;
+use crate::cancel::{CancelReason, CancelSource};
 use crate::fleet::{AgentRequest, FleetEvent, FleetReport, Transport};
 use crate::inventory::Inventory;
 use crate::plan::Plan;
@@ -194,7 +194,10 @@ impl Session {
             .iter()
             .map(|&i| plan.items[i].check.meta().id.clone())
             .collect();
-        reporter.report(&RunEvent::RunStarted {
+        // One guard for both phases: a reporter's panic while the nodes run cancels them (as
+        // a signal would), and the reporter hears nothing more.
+        let mut guarded = crate::runner::Guarded::new(reporter, source.clone());
+        guarded.report(&RunEvent::RunStarted {
             plan,
             results: plan.items.len()
                 + node_items.len() * transport.nodes().len().saturating_sub(1),
@@ -209,20 +212,20 @@ impl Session {
             &token,
             &mut |event| match event {
                 FleetEvent::Started { index, .. } => {
-                    reporter.report(&RunEvent::CheckStarted {
+                    guarded.report(&RunEvent::CheckStarted {
                         index,
                         id: &plan.items[index].check.meta().id,
                     });
                 }
                 FleetEvent::Finished { run, .. } => {
-                    reporter.report(&RunEvent::CheckFinished {
+                    guarded.report(&RunEvent::CheckFinished {
                         id: &plan.items[run.index].check.meta().id,
                         run,
                     });
                 }
                 FleetEvent::NodeFailed { node, error } => {
                     tracing::warn!(node, error, "node not verified");
-                    reporter.report(&RunEvent::NodeFailed { node, error });
+                    guarded.report(&RunEvent::NodeFailed { node, error });
                 }
             },
         );
@@ -234,8 +237,12 @@ impl Session {
             .elsewhere(node_items)
             .announce(false)
             .build(plan, self.target.clone());
-        let mut output = self.runtime.block_on(runner.run(reporter));
+        let mut output = self.runtime.block_on(runner.run(&mut guarded));
         listener.abort();
+        if let Some(p) = guarded.panic.take() {
+            output.panic.get_or_insert(p);
+            output.cancel_reason = Some(CancelReason::Panic);
+        }
         output.runs.extend(remote);
         (output, report)
     }

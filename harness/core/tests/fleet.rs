@@ -423,3 +423,73 @@ fn a_node_that_sends_more_than_its_budget_is_not_verified_and_the_rest_is_droppe
         report.nodes[0].error
     );
 }
+
+/// Panics at the first check result it hears.
+struct PanicsAtFirstResult(usize);
+
+impl nfvi_harness::Reporter for PanicsAtFirstResult {
+    fn report(&mut self, event: &nfvi_harness::RunEvent<'_>) {
+        if let nfvi_harness::RunEvent::CheckFinished { .. } = event {
+            self.0 += 1;
+            panic!("scripted reporter panic");
+        }
+    }
+}
+
+#[test]
+fn a_reporter_that_panics_while_the_nodes_run_stops_the_run_and_hears_nothing_more() {
+    let Fixture {
+        areas,
+        target,
+        plan,
+        ..
+    } = fixture();
+    let names = ["compute01", "compute02"];
+    let scripts = names
+        .iter()
+        .map(|n| {
+            (
+                (*n).to_owned(),
+                (
+                    vec![
+                        finished("fleetx.node.kernel", Status::Passed, "6.1"),
+                        finished("fleetx.node.sysctl", Status::Passed, "1"),
+                        done(),
+                    ],
+                    Ok(()),
+                ),
+            )
+        })
+        .collect();
+    let transport = ScriptedTransport {
+        nodes: names.iter().map(|n| node(n)).collect(),
+        scripts,
+        requests: Arc::default(),
+    };
+    let template = template(target.resolved_toml(), 1);
+    let session = Session::open(areas, target, 2).unwrap();
+    let mut reporter = PanicsAtFirstResult(0);
+    let (output, _) = session.execute_fleet(
+        &plan,
+        RunnerBuilder::default().handle_signals(false),
+        Arc::new(transport),
+        &template,
+        &mut reporter,
+    );
+    session.close();
+    // Caught, once: the run is stopped for it, and every planned result is still there.
+    assert_eq!(reporter.0, 1);
+    let p = output.panic.expect("the reporter's panic is recorded");
+    assert!(p.to_string().contains("scripted reporter panic"), "{p}");
+    assert_eq!(
+        output.cancel_reason,
+        Some(nfvi_harness::cancel::CancelReason::Panic)
+    );
+    let whole = plan.items.len() - 2; // the two node-level checks run per node instead
+    assert_eq!(
+        output.runs.len(),
+        whole + 2 * names.len(),
+        "{:#?}",
+        output.runs
+    );
+}
