@@ -567,9 +567,16 @@ impl Drop for DaemonSetTransport {
         let closed = *self.closed.lock().unwrap_or_else(|p| p.into_inner());
         if !closed {
             // On a thread of its own: blocking on the runtime is refused inside another one.
+            // Its panic is joined here, never re-raised: a drop while unwinding must not panic
+            // again (that aborts the process before the run's results are written).
             let this: &Self = self;
             std::thread::scope(|s| {
-                s.spawn(|| this.close());
+                if let Err(p) = s.spawn(|| this.close()).join() {
+                    tracing::error!(
+                        error = %nfvi_harness::panics::join_message(&*p),
+                        "closing the node agents' DaemonSet panicked; `nfvi-verify clean` removes what is left"
+                    );
+                }
             });
         }
         if let Some(runtime) = self.runtime.take() {
