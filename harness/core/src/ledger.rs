@@ -62,7 +62,10 @@ pub struct TestRecord {
 /// The run's ledger: where new results go, and what an earlier run left to build on.
 pub struct Ledger {
     path: Option<PathBuf>,
+    /// Opened at the first append (a run without upstream tests leaves no file); `fresh`: a
+    /// new run's, truncated then.
     file: Mutex<Option<File>>,
+    fresh: bool,
     prior: HashMap<String, Vec<TestRecord>>,
     origin: Option<String>,
 }
@@ -83,18 +86,21 @@ impl Ledger {
         Self {
             path: None,
             file: Mutex::new(None),
+            fresh: false,
             prior: HashMap::new(),
             origin: None,
         }
     }
 
-    /// A new run's ledger in `dir` (created empty, mode 0600).
+    /// A new run's ledger in `dir` (mode 0600, written at the first test; a link at its name
+    /// is refused now, before the run starts).
     pub fn create(dir: &Path) -> std::io::Result<Self> {
         let path = dir.join(FILE);
-        let file = open_append(&path, true)?;
+        refuse_link(&path)?;
         Ok(Self {
             path: Some(path),
-            file: Mutex::new(Some(file)),
+            file: Mutex::new(None),
+            fresh: true,
             prior: HashMap::new(),
             origin: None,
         })
@@ -105,15 +111,16 @@ impl Ledger {
     /// file. A torn last line (the kill) is dropped; a missing file is an empty ledger.
     pub fn resume(dir: &Path, run_id: &str) -> std::io::Result<Self> {
         let path = dir.join(FILE);
+        refuse_link(&path)?;
         let records = if path.exists() {
             read(&path)?
         } else {
             Vec::new()
         };
-        let file = open_append(&path, false)?;
         Ok(Self {
             path: Some(path),
-            file: Mutex::new(Some(file)),
+            file: Mutex::new(None),
+            fresh: false,
             prior: group(records),
             origin: Some(run_id.to_owned()),
         })
@@ -125,18 +132,22 @@ impl Ledger {
     /// are not, so the suite runs them again. An earlier run without a ledger carries nothing.
     pub fn rerun(dir: &Path, old_dir: &Path, old_run: &str) -> std::io::Result<Self> {
         let old = old_dir.join(FILE);
-        let carried: Vec<TestRecord> = if old.exists() {
-            read(&old)?
-                .into_iter()
-                .filter(|r| r.status != TestStatus::Failed)
-                .map(|mut r| {
-                    r.carried_from.get_or_insert_with(|| old_run.to_owned());
-                    r
-                })
-                .collect()
+        // The last record of a test decides (a resumed run may have recorded it twice).
+        let mut streams: Vec<(String, Vec<TestRecord>)> = if old.exists() {
+            group(read(&old)?).into_iter().collect()
         } else {
             Vec::new()
         };
+        streams.sort_by(|a, b| a.0.cmp(&b.0));
+        let carried: Vec<TestRecord> = streams
+            .into_iter()
+            .flat_map(|(_, list)| list)
+            .filter(|r| r.status != TestStatus::Failed)
+            .map(|mut r| {
+                r.carried_from.get_or_insert_with(|| old_run.to_owned());
+                r
+            })
+            .collect();
         let ledger = Self::create(dir)?;
         ledger.append(&carried)?;
         Ok(Self {
@@ -163,9 +174,13 @@ impl Ledger {
         if records.is_empty() {
             return Ok(());
         }
-        let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(file) = guard.as_mut() else {
+        let Some(path) = &self.path else {
             return Ok(());
+        };
+        let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        let file = match guard.as_mut() {
+            Some(f) => f,
+            None => guard.insert(open_append(path, self.fresh)?),
         };
         let mut text = String::new();
         for r in records {
@@ -180,6 +195,16 @@ impl Ledger {
     /// The file, if the ledger keeps one.
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
+    }
+}
+
+fn refuse_link(path: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if !m.is_file() => Err(std::io::Error::other(format!(
+            "{} is not a regular file (a link or a directory)",
+            path.display()
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -328,6 +353,9 @@ mod tests {
                 rec("tempest", "a", TestStatus::Passed),
                 rec("tempest", "b", TestStatus::Failed),
                 rec("tempest", "c", TestStatus::Skipped),
+                // Passed in the killed run, failed when resumed: the last record decides.
+                rec("tempest", "d", TestStatus::Passed),
+                rec("tempest", "d", TestStatus::Failed),
             ])
             .unwrap();
         let ledger = Ledger::rerun(new.path(), old.path(), "run-old").unwrap();
@@ -341,10 +369,19 @@ mod tests {
                 .iter()
                 .all(|r| r.carried_from.as_deref() == Some("run-old"))
         );
-        // No ledger in the old run: nothing carried, and the run still has its own.
+        // No ledger in the old run: nothing carried, and no file until a test ends.
         let bare = tempfile::tempdir().unwrap();
-        let ledger = Ledger::rerun(new.path(), bare.path(), "run-x").unwrap();
+        let fresh = tempfile::tempdir().unwrap();
+        let ledger = Ledger::rerun(fresh.path(), bare.path(), "run-x").unwrap();
         assert!(ledger.prior("tempest").is_empty());
+        assert!(
+            !fresh.path().join(FILE).exists(),
+            "an empty ledger was written"
+        );
+        ledger
+            .append(&[rec("tempest", "a", TestStatus::Passed)])
+            .unwrap();
+        assert_eq!(read(&fresh.path().join(FILE)).unwrap().len(), 1);
     }
 
     #[test]
