@@ -28,6 +28,8 @@ const WAIVERS: &[&str] = &[
 
 /// Ledger lines as a Tempest run writes them, one carried over, and a torn last line.
 const LEDGER: &[&str] = &[
+    "{\"ledger\":1,\"run_id\":\"20261130T000253Z-df2d23\",\"target\":\"5e1c0a\"}\n\
+     {\"stream\":\"tempest\",\"test\":\"a[id-1]\",\"status\":\"failed\",\"detail\":\"Traceback\",\"secs\":1.5}\n",
     "{\"stream\":\"tempest\",\"test\":\"tempest.api.identity.admin.v3.test_regions.RegionsTestJSON.test_list_regions[id-d180bf99-544a-445c-ad0d-0c0d27663796]\",\"status\":\"passed\",\"secs\":0.028}\n{\"stream\":\"k8s-e2e:network\",\"test\":\"[sig-network] DNS should work\",\"status\":\"skipped\",\"detail\":\"no IPv6\",\"secs\":0,\"carried_from\":\"20261130T000253Z-df2d23\"}\n{\"stream\":\"tempest\",\"test\":\"x\",\"sta",
 ];
 
@@ -62,10 +64,11 @@ proptest! {
     fn fuzz_upstream_ledger(t in text(seeds(LEDGER))) {
         // A resumed run reads what a killed one left: any bytes, never a panic, and every
         // record read back writes back the same.
-        for r in nfvi_harness::ledger::parse(t.as_bytes()) {
+        let parsed = nfvi_harness::ledger::parse(t.as_bytes());
+        for r in parsed.records {
             let line = serde_json::to_string(&r).unwrap();
-            let again = nfvi_harness::ledger::parse(line.as_bytes());
-            prop_assert_eq!(again, vec![r]);
+            let again = nfvi_harness::ledger::parse(format!("\n{line}").as_bytes());
+            prop_assert_eq!(again.records, vec![r]);
         }
     }
 

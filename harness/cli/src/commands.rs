@@ -660,13 +660,22 @@ fn run_journaled(args: &RunArgs, observed: &mut Observed) -> CmdResult {
     }
     // Upstream suites record each test as it ends (DIR/upstream.journal): a resumed run runs
     // only the tests its killed run did not finish, a rerun only the failed ones.
-    let ledger = match (&resume, &args.rerun_failed, &previous) {
-        (Some(r), _, _) => Ledger::resume(&dir, &r.header.run_id),
+    // Results are carried only from a ledger of the named run and of this target, in a
+    // directory root can trust.
+    let fingerprint = &key.target_fingerprint;
+    let opened = match (&resume, &args.rerun_failed, &previous) {
+        (Some(r), _, _) => Ledger::resume(&dir, &r.header.run_id, fingerprint),
         (None, Some(path), Some(prev)) => {
-            let old_dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-            Ledger::rerun(&dir, old_dir.unwrap_or(Path::new(".")), &prev.run_id)
+            let old_dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            match crate::trusted::check_source_dir(old_dir) {
+                Ok(()) => Ledger::rerun(&dir, &run_id, fingerprint, old_dir, &prev.run_id),
+                Err(why) => Ledger::create(&dir, &run_id, fingerprint).map(|l| (l, Some(why))),
+            }
         }
-        _ => Ledger::create(&dir),
+        _ => Ledger::create(&dir, &run_id, fingerprint).map(|l| (l, None)),
     }
     .map_err(|e| {
         CliError::Incomplete(format!(
@@ -674,6 +683,11 @@ fn run_journaled(args: &RunArgs, observed: &mut Observed) -> CmdResult {
             dir.join(nfvi_harness::ledger::FILE).display()
         ))
     })?;
+    let (ledger, not_carried) = opened;
+    if let Some(why) = not_carried {
+        tracing::warn!(reason = %why, "upstream tests are not carried over");
+        eprintln!("nfvi-verify: upstream tests are not carried over: {why}");
+    }
     session.shares().set_ledger(std::sync::Arc::new(ledger));
     let inventory = session.inventory();
     // In a resumed run, the checks with a result are neither run nor reported again.

@@ -71,6 +71,9 @@ pub struct Console {
     counts: Counts,
     running: Vec<String>,
     progress: HashMap<String, Shown>,
+    /// The last plain progress text, for checks that wait for one shared run (each would
+    /// print the same line).
+    last_plain: Option<(Instant, String)>,
 }
 
 impl Console {
@@ -92,6 +95,7 @@ impl Console {
             counts: Counts::default(),
             running: Vec::new(),
             progress: HashMap::new(),
+            last_plain: None,
         }
     }
 
@@ -176,10 +180,17 @@ impl Reporter for Console {
                     progress.done.saturating_sub(shown.first_done),
                 );
                 let due = shown.printed.is_none_or(|t| now - t >= PLAIN_EVERY);
+                let repeated = self
+                    .last_plain
+                    .as_ref()
+                    .is_some_and(|(t, text)| *text == shown.text && now - *t < PLAIN_EVERY);
                 if self.bar.is_none() && due {
                     shown.printed = Some(now);
-                    let text = format!("nfvi-verify: {id}: {}", shown.text);
-                    self.line(&text);
+                    if !repeated {
+                        self.last_plain = Some((now, shown.text.clone()));
+                        let text = format!("nfvi-verify: {id}: {}", shown.text);
+                        self.line(&text);
+                    }
                 }
                 self.refresh();
             }

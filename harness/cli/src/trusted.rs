@@ -28,6 +28,21 @@ struct Dir {
 /// that do not exist yet end the walk: root creates them, inside a directory judged safe.
 /// Called before creating the directory (nothing is created under another user's) and again
 /// after. Only applies when running as root: an unprivileged run cannot be escalated through.
+/// As root, whether results in `dir` (an earlier run's, to build on) can be trusted: the same
+/// rule as for writing, since another user who can write there could have planted them.
+pub fn check_source_dir(dir: &Path) -> Result<(), String> {
+    let me = nix::unistd::geteuid().as_raw();
+    if me != 0 {
+        return Ok(());
+    }
+    walk(dir, me).map_err(|why| {
+        format!(
+            "not building on the results in `{}` as root: {why}; another user could have planted them",
+            dir.display()
+        )
+    })
+}
+
 pub fn check_dir(dir: &Path) -> Result<(), String> {
     let me = nix::unistd::geteuid().as_raw();
     if me != 0 {

@@ -93,17 +93,6 @@ impl CheckContext {
         }
     }
 
-    /// A copy of this context's progress channel, for work that outlives the check's own
-    /// future but reports for it (a suite run the check waits for).
-    pub fn progress_reporter(&self) -> impl Fn(Progress) + Send + Sync + 'static {
-        let sink = self.progress.clone();
-        move |p| {
-            if let Some((index, tx)) = &sink {
-                let _ = tx.send((*index, p));
-            }
-        }
-    }
-
     /// Whether the run's plan runs the check `id` (true when no plan is known, as in tests):
     /// shared work (one suite run serving several checks) does only what planned checks need.
     pub fn planned(&self, id: &str) -> bool {

@@ -51,7 +51,7 @@ pub fn checks() -> Vec<Arc<dyn Check>> {
         .needs([crate::kubeconfig_need()])
         .side_effects(
             "creates a namespace nfvi-verify-net-multus-* (label app.kubernetes.io/managed-by=nfvi-verify) holding a NetworkAttachmentDefinition nfvi-verify-secondary (macvlan on each node's kubernetes.multus_master or default-route interface, whereabouts IPAM over kubernetes.multus_range) and two probe pods attached to it on two nodes; UDP probes between them",
-            "deletes the namespace, and with it the attachment and the pods, whatever the outcome (also on Ctrl-C)",
+            "deletes the namespace, and with it the attachment and the pods, whatever the outcome (also on Ctrl-C); whereabouts keeps its IPPool of the run (nfvi-verify-multus-<host>-p<run>-*, in whereabouts' namespace, emptied when the pods go), which `nfvi-verify clean` and the next run's start remove once this run is gone",
         )
         .timeout(Duration::from_secs(600)),
         |cx| Box::pin(run(cx)),

@@ -42,20 +42,34 @@ fn passed_through(key: &str) -> bool {
 /// Where `setpriv` may be (root's trusted system directories only).
 const SETPRIV: [&str; 2] = ["/usr/bin/setpriv", "/bin/setpriv"];
 
-/// A command in a clean environment: PATH with `bin` first, HOME at `home`.
-///
-/// A harness killed outright (SIGKILL) cannot stop its children, so where util-linux's
-/// `setpriv` is (it is on every Debian), the child runs under `setpriv --pdeathsig KILL`: the
-/// kernel kills it when the harness dies, and no Tempest goes on testing the cloud for a run
-/// that is gone (its workers then die on their closed pipe).
+/// A command in a clean environment: PATH with `bin` first, HOME at `home`; killed with
+/// its process group when dropped. For the short commands around the run (pip, `tempest
+/// init`, `--list-tests`); the run itself is [`tied`].
 pub fn command(program: &Path, bin: &Path, home: &Path) -> tokio::process::Command {
-    let mut c = match SETPRIV.iter().map(Path::new).find(|p| p.is_file()) {
+    let mut c = tokio::process::Command::from(base(program, bin, home, false));
+    c.kill_on_drop(true);
+    c
+}
+
+/// The long `tempest run`, tied to the harness's life: a harness killed outright (SIGKILL)
+/// cannot stop its children, so where util-linux's `setpriv` is (on every Debian) the child
+/// runs under `setpriv --pdeathsig KILL` and the kernel kills it when the harness dies (its
+/// workers then die on their closed pipe): no Tempest goes on testing the cloud for a run
+/// that is gone. Start it with [`spawn_tied`].
+pub fn tied(program: &Path, bin: &Path, home: &Path) -> std::process::Command {
+    base(program, bin, home, true)
+}
+
+fn base(program: &Path, bin: &Path, home: &Path, tied: bool) -> std::process::Command {
+    use std::os::unix::process::CommandExt as _;
+    let setpriv = SETPRIV.iter().map(Path::new).find(|p| tied && p.is_file());
+    let mut c = match setpriv {
         Some(setpriv) => {
-            let mut c = tokio::process::Command::new(setpriv);
+            let mut c = std::process::Command::new(setpriv);
             c.args(["--pdeathsig", "KILL", "--"]).arg(program);
             c
         }
-        None => tokio::process::Command::new(program),
+        None => std::process::Command::new(program),
     };
     c.env_clear()
         .envs(std::env::vars().filter(|(k, _)| passed_through(k)))
@@ -66,9 +80,43 @@ pub fn command(program: &Path, bin: &Path, home: &Path) -> tokio::process::Comma
         .env("HOME", home)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .stdin(Stdio::null())
-        .process_group(0)
-        .kill_on_drop(true);
+        .process_group(0);
     c
+}
+
+type SpawnRequest = (
+    std::process::Command,
+    std::sync::mpsc::Sender<std::io::Result<std::process::Child>>,
+);
+
+/// Starts `cmd` from one thread that lives as long as the process. The parent-death signal
+/// follows the thread that started the child, not the process, and the runtime's threads
+/// come and go (a `block_in_place` elsewhere replaces a worker, which then ends): started
+/// from one of them, a healthy run would be killed with it.
+pub fn spawn_tied(cmd: std::process::Command) -> std::io::Result<std::process::Child> {
+    static SPAWNER: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<SpawnRequest>>> =
+        std::sync::OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<SpawnRequest>();
+        std::thread::Builder::new()
+            .name("nfvi-tempest-spawner".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            })
+            .expect("a thread can be started");
+        std::sync::Mutex::new(tx)
+    });
+    let (reply, answer) = std::sync::mpsc::channel();
+    spawner
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .send((cmd, reply))
+        .map_err(|_| std::io::Error::other("the spawner thread is gone"))?;
+    answer
+        .recv()
+        .map_err(|_| std::io::Error::other("the spawner thread is gone"))?
 }
 
 /// What a finished command left.
@@ -185,32 +233,25 @@ mod tests {
         assert_eq!(f.stdout, format!("{}\nnone\n", home.display()));
     }
 
-    /// Starts `sleep 30` from a thread that then ends, as a harness that dies does (the
-    /// parent-death signal follows the thread that started the child), and says whether the
-    /// child is still alive a moment later.
-    fn outlives_its_parent(wrapped: bool) -> bool {
+    /// Starts a tied `sleep 30` from a thread that then ends (as a runtime worker that
+    /// `block_in_place` replaced does) and says whether the child is still alive a moment
+    /// later: `through_spawner` as the run starts it, or directly from that thread.
+    fn survives_the_thread_that_asked(through_spawner: bool) -> bool {
         let pid = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let home = std::env::temp_dir();
-                let mut c = if wrapped {
-                    command(Path::new("/bin/sleep"), Path::new("/bin"), &home)
-                } else {
-                    let mut c = tokio::process::Command::new("/bin/sleep");
-                    c.process_group(0);
-                    c
-                };
-                let child = c.arg("30").spawn().unwrap();
-                let pid = child.id().unwrap();
-                // Not killed on drop: only the kernel may end it.
-                std::mem::forget(child);
-                // Time for setpriv to set the signal before its parent thread ends.
-                std::thread::sleep(Duration::from_millis(300));
-                pid
-            })
+            let mut c = tied(
+                Path::new("/bin/sleep"),
+                Path::new("/bin"),
+                &std::env::temp_dir(),
+            );
+            c.arg("30");
+            let child = if through_spawner {
+                spawn_tied(c).unwrap()
+            } else {
+                c.spawn().unwrap()
+            };
+            // Time for setpriv to set the signal before this thread ends.
+            std::thread::sleep(Duration::from_millis(300));
+            child.id()
         })
         .join()
         .unwrap();
@@ -223,7 +264,7 @@ mod tests {
                     .starts_with('Z')
             })
         };
-        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
         while alive() && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -234,7 +275,7 @@ mod tests {
     }
 
     #[test]
-    fn children_die_with_the_harness() {
+    fn a_tied_run_outlives_runtime_threads_and_only_the_process() {
         if !SETPRIV.iter().any(|p| Path::new(p).is_file()) {
             assert!(
                 std::env::var_os("CI").is_none(),
@@ -243,14 +284,16 @@ mod tests {
             eprintln!("skipped: no setpriv here");
             return;
         }
-        // The control: a plain child outlives the thread that started it.
+        // The parent-death signal is armed: started from a thread that ends, the child dies
+        // (the harness's own death is tested end to end in harness/cli/tests/tempest.rs).
         assert!(
-            outlives_its_parent(false),
-            "the control child died by itself"
+            !survives_the_thread_that_asked(false),
+            "the parent-death signal was not set"
         );
+        // Through the spawner, a thread that asked and ended does not take the run with it.
         assert!(
-            !outlives_its_parent(true),
-            "a Tempest child outlived the harness"
+            survives_the_thread_that_asked(true),
+            "a Tempest run died with a thread of the runtime"
         );
     }
 }

@@ -575,8 +575,18 @@ async fn in_workspace(
     if ran.listed == 0 {
         return Ok(());
     }
-    // What an earlier run settled is carried over; Tempest runs the rest.
-    let (carried, rest) = carry(&ran.listed_ids, start.ledger.prior(crate::collect::STREAM));
+    // What an earlier run settled is carried over; Tempest runs the rest. A rerun with
+    // nothing left (the earlier failure was not a test's, e.g. leftovers) runs everything
+    // again: a check never passes on carried results alone with nothing observed now.
+    let (mut carried, mut rest) =
+        carry(&ran.listed_ids, start.ledger.prior(crate::collect::STREAM));
+    if rest.is_empty() && start.ledger.mode() == Some(nfvi_harness::ledger::LedgerMode::Rerun) {
+        progress(format!(
+            "every selected test passed or was skipped in run {}: running them all again",
+            start.ledger.origin().unwrap_or("?")
+        ));
+        (carried, rest) = (Vec::new(), ran.listed_ids.clone());
+    }
     if !carried.is_empty() {
         ran.carried = carried.len();
         ran.carried_from = start.ledger.origin().map(str::to_owned);
@@ -592,7 +602,7 @@ async fn in_workspace(
     if rest.is_empty() {
         return Ok(());
     }
-    let mut cmd = proc::command(&tempest, &bin, home);
+    let mut cmd = proc::tied(&tempest, &bin, home);
     cmd.current_dir(&ws)
         .args(["run", "--subunit", "--config-file"])
         .arg(&conf_path)
@@ -654,7 +664,7 @@ fn write_private(path: &Path, text: &str) -> Result<(), String> {
 }
 
 async fn stream(
-    mut cmd: tokio::process::Command,
+    mut cmd: std::process::Command,
     ran: &mut Ran,
     deadline: Duration,
     cancel: &CancelToken,
@@ -662,12 +672,18 @@ async fn stream(
     sink: Sink<'_>,
 ) -> Result<(), String> {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start tempest run: {e}"))?;
-    let group = Group(child.id().map(|id| Pid::from_raw(id as i32)));
-    let mut out = child.stdout.take().ok_or("tempest run has no stdout")?;
-    let mut err = child.stderr.take().ok_or("tempest run has no stderr")?;
+    let mut child = proc::spawn_tied(cmd).map_err(|e| format!("cannot start tempest run: {e}"))?;
+    // Killed whole when this ends, however it ends.
+    let group = Group(Some(Pid::from_raw(child.id() as i32)));
+    let pipe = |e: std::io::Error| format!("tempest run's pipes: {e}");
+    let mut out = tokio::process::ChildStdout::from_std(
+        child.stdout.take().ok_or("tempest run has no stdout")?,
+    )
+    .map_err(pipe)?;
+    let mut err = tokio::process::ChildStderr::from_std(
+        child.stderr.take().ok_or("tempest run has no stderr")?,
+    )
+    .map_err(pipe)?;
     let err_task = tokio::spawn(async move {
         let mut e = Vec::new();
         let _ = (&mut err).take(1 << 20).read_to_end(&mut e).await;
@@ -680,21 +696,20 @@ async fn stream(
     let mut last_line = Instant::now();
     let mut buf = vec![0u8; 64 * 1024];
     let total = ran.listed;
-    let carried = std::mem::take(&mut ran.tests);
-    let counted = |c: &Counts| {
-        let mut all = Counts {
-            passed: c.passed,
-            failed: c.failed,
-            skipped: c.skipped,
-        };
-        for t in &carried {
-            match t.status {
-                nfvi_suite_evidence::model::TestStatus::Passed => all.passed += 1,
-                nfvi_suite_evidence::model::TestStatus::Failed => all.failed += 1,
-                _ => all.skipped += 1,
-            }
+    // The carried tests stay in `ran.tests` (whatever ends the stream); they count too.
+    let carried = ran.tests.len();
+    let mut before = Counts::default();
+    for t in &ran.tests {
+        match t.status {
+            nfvi_suite_evidence::model::TestStatus::Passed => before.passed += 1,
+            nfvi_suite_evidence::model::TestStatus::Failed => before.failed += 1,
+            _ => before.skipped += 1,
         }
-        all
+    }
+    let counted = |c: &Counts| Counts {
+        passed: c.passed + before.passed,
+        failed: c.failed + before.failed,
+        skipped: c.skipped + before.skipped,
     };
     let mut ledger_error: Option<String> = None;
     loop {
@@ -737,7 +752,7 @@ async fn stream(
             }
             let all = counted(&collector.counts);
             let done = all.passed + all.failed + all.skipped;
-            let run_done = done - carried.len();
+            let run_done = done - carried;
             let elapsed = started.elapsed();
             // Not before a few tests of this run ended: the first ones carry Tempest's start.
             let eta = (run_done >= 5 && total > done)
@@ -760,19 +775,21 @@ async fn stream(
     }
     ran.elapsed = started.elapsed().as_secs_f64();
     let counts = counted(&collector.counts);
-    let mut tests = carried;
-    tests.extend(collector.finish());
-    ran.tests = tests;
+    ran.tests.extend(collector.finish());
     if let Some(e) = ledger_error {
         progress(format!(
             "the tests' ledger could not be written ({e}): a resumed run would run them again"
         ));
     }
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+    // A std child: waited for on a blocking thread (the group's kill below ends the wait).
+    let waited = tokio::task::spawn_blocking(move || child.wait());
+    let status = tokio::time::timeout(Duration::from_secs(10), waited)
+        .await
+        .ok()
+        .and_then(Result::ok);
     drop(group);
     ran.exit_code = status
         .as_ref()
-        .ok()
         .and_then(|s| s.as_ref().ok())
         .and_then(|s| s.code());
     let stderr = err_task.await.unwrap_or_default();
@@ -781,7 +798,7 @@ async fn stream(
         progress_line(&counts, total, started.elapsed())
     ));
     if ran.tests.len() == ran.carried && ran.stopped.is_none() {
-        let code = status.ok().and_then(Result::ok).and_then(|s| s.code());
+        let code = status.and_then(Result::ok).and_then(|s| s.code());
         return Err(format!(
             "tempest run reported no test ({}): {}",
             code.map_or("killed".to_owned(), |c| format!("exit {c}")),
