@@ -376,12 +376,19 @@ fn junit(cases: &[(&str, &str)]) -> String {
     x + "</testsuite></testsuites>\n"
 }
 
+/// The records of a run's ledger, after its header line (which run, which target).
 fn ledger(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("upstream.journal"))
+    let mut lines: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("upstream.journal"))
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+        .collect();
+    assert!(
+        !lines.is_empty() && lines[0]["ledger"] == 1 && lines[0]["run_id"].is_string(),
+        "the ledger opens with its header: {lines:?}"
+    );
+    lines.remove(0);
+    lines
 }
 
 /// `--rerun-failed` runs a set again without the specs that passed before (added to its skip,
@@ -432,12 +439,15 @@ fn rerun_failed_skips_the_passed_specs_and_judges_the_union() {
 
     // The rerun: the scripted cluster's suite skips what it was told to and passes the rest.
     let second = junit(&[(ONE, "skipped"), (TWO, "skipped"), (THREE, "passed")]);
-    let (server, _dir2, kc) = scripted(|s| {
+    let (server, _dir2, kc2) = scripted(|s| {
         s.upstream = Script::passing().with_e2e(
             &second,
             "Ran 1 of 7000 Specs in 20 seconds\nSUCCESS! -- 1 Passed | 0 Failed | 0 Pending | 6999 Skipped\n",
         );
     });
+    // The same target (its fingerprint names the kubeconfig's path): the new cluster's
+    // kubeconfig at the old path, or nothing would be carried over.
+    std::fs::copy(&kc2, &kc).unwrap();
     let t = write_file(dir.path(), "t.toml", "");
     let mut cmd = nfvi();
     cmd.env_remove("KUBECONFIG")
@@ -496,5 +506,55 @@ fn rerun_failed_skips_the_passed_specs_and_judges_the_union() {
             (THREE, "passed", false)
         ]
     );
+    everything_deleted(&server);
+}
+
+/// A set that failed with every spec passed (its log's verdict, not a spec's) is not passed
+/// by `--rerun-failed` on the carried results alone: the rerun runs no spec, and says so.
+#[test]
+fn a_rerun_that_runs_no_spec_is_an_error() {
+    const ONE: &str = "[sig-network] DNS should resolve [Conformance]";
+    let (server, dir, kc) = scripted(|s| {
+        s.upstream = Script::passing().with_e2e(
+            &junit(&[(ONE, "passed")]),
+            "Ran 1 of 7000 Specs in 60 seconds\nFAIL! -- 1 Passed | 0 Failed | 0 Pending | 6999 Skipped\n",
+        );
+    });
+    let (_, r) = run(dir.path(), &kc, "k8s.e2e.sig-network", "");
+    let c = check(&r, "k8s.e2e.sig-network");
+    assert_ne!(c["outcome"], "passed", "{}", c["message"]);
+    drop(server);
+    let (server, _dir2, kc2) = scripted(|s| {
+        s.upstream = Script::passing().with_e2e(
+            &junit(&[(ONE, "skipped")]),
+            "Ran 0 of 7000 Specs in 1 seconds\nSUCCESS! -- 0 Passed | 0 Failed | 0 Pending | 7000 Skipped\n",
+        );
+    });
+    std::fs::copy(&kc2, &kc).unwrap();
+    let t = write_file(dir.path(), "t.toml", "");
+    let mut cmd = nfvi();
+    cmd.env_remove("KUBECONFIG")
+        .args(["run", "--suite", "k8s", "--filter", "k8s.e2e.sig-network"])
+        .arg("--rerun-failed")
+        .arg(dir.path().join("run/results.json"))
+        .arg("--kubeconfig")
+        .arg(&kc)
+        .arg("--target")
+        .arg(&t);
+    let (code, r) = run_to(&mut cmd, &dir.path().join("rerun"));
+    let c = check(&r, "k8s.e2e.sig-network");
+    assert_eq!(c["outcome"], "error", "{}", c["message"]);
+    assert_ne!(code, 0);
+    assert!(
+        text(c, "message").starts_with(
+            "nothing was re-run: every spec of k8s.e2e.sig-network had passed in run "
+        ),
+        "{}",
+        c["message"]
+    );
+    // Nothing observed: the ledger holds only the carried spec.
+    let new = ledger(&dir.path().join("rerun"));
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert!(new[0].get("carried_from").is_some(), "{}", new[0]);
     everything_deleted(&server);
 }

@@ -8,6 +8,16 @@
 //! the pods/log API, and hands junit_01.xml and e2e.log to the evidence path. The
 //! ClusterRoleBinding and the namespace are deleted whatever happens (their deletion is
 //! registered before they are created).
+//!
+//! The specs reach the run's ledger when the set's results are collected (the sidecar's
+//! JUnit, after the suite wrote `done`), not as each spec ends: a set killed midway keeps
+//! none, and `--resume` runs it whole again. On `--resume`/`--rerun-failed` the settled
+//! specs join the skip regex ([`rerun::rerun_skip`]) unless it would pass 16 KiB: the
+//! conformance set's does after about 140 names (its ~410 escaped spec names average ~119
+//! bytes, ~49 KiB in all, measured on the v1.32 and v1.33 fixture JUnits), so a
+//! conformance rerun runs the whole set again, and the new results replace the carried
+//! ones. A `--rerun-failed` whose run ran no spec is an error, never a pass on carried
+//! results ([`judge`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,7 +26,7 @@ use futures_util::io::AsyncBufReadExt;
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::api::{Api, LogParams, PostParams};
-use nfvi_harness::ledger::{TestRecord, TestStatus};
+use nfvi_harness::ledger::{LedgerMode, TestRecord, TestStatus};
 use nfvi_harness::target::UpstreamLevel;
 use nfvi_harness::{
     Check, CheckContext, CheckMeta, CheckResult, Outcome, Severity, SkipKind, SkipReason, Status,
@@ -140,6 +150,8 @@ async fn run(cx: &CheckContext, set: &'static FocusSet) -> CheckResult {
     let mut o = judge(
         evidence.as_ref(),
         &Judged {
+            set: set.check,
+            rerun_failed: ledger.mode() == Some(LedgerMode::Rerun),
             source: &source,
             conformance_skip,
             focus: set.focus,
@@ -167,6 +179,11 @@ async fn run(cx: &CheckContext, set: &'static FocusSet) -> CheckResult {
 
 /// What the judging of one set's results takes besides the bytes.
 pub(crate) struct Judged<'a> {
+    /// The set's check: `k8s.e2e.sig-network`.
+    pub(crate) set: &'a str,
+    /// The run is a `--rerun-failed` (the prior results come from another run), not a
+    /// `--resume` (they are this run's own).
+    pub(crate) rerun_failed: bool,
     pub(crate) source: &'a str,
     pub(crate) conformance_skip: Option<&'a str>,
     pub(crate) focus: &'a str,
@@ -185,6 +202,12 @@ pub(crate) struct Judged<'a> {
 /// run is judged on its own as well (its e2e.log's verdict, a BeforeSuite failure), and a
 /// failure or error there decides when the union would pass. `e2e.carried_over` says how
 /// many specs came from which run.
+///
+/// On `--rerun-failed` a set whose new run ran no spec (every one carried, or skipped by
+/// the settled specs' skip) is an error, never a pass on carried results alone: the set
+/// failed in the earlier run although every spec passed there (its pod, its log), and
+/// nothing of this run observed it again. On `--resume` the carried results are this
+/// run's own, and judging them alone is fine.
 pub(crate) fn judge(
     evidence: &dyn EvidencePath,
     j: &Judged<'_>,
@@ -217,6 +240,14 @@ pub(crate) fn judge(
                         own.message, o.message
                     );
                 }
+            }
+            if j.rerun_failed && !ran {
+                o.status = Status::Error;
+                o.message = format!(
+                    "nothing was re-run: every spec of {} had passed in run {}; its failure there was not a spec's; run the set again without --rerun-failed",
+                    j.set,
+                    j.origin.unwrap_or("unknown")
+                );
             }
             if merged.carried > 0 {
                 o = o.with_property(

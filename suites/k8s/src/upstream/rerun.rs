@@ -1,9 +1,11 @@
 //! The e2e sets' and kube-bench's per-test ledger, and what an earlier run settled: pure
-//! functions, table-tested in [`super::tests`].
+//! functions, table-tested in `super::rerun_tests`.
 //!
 //! - Every spec of a set's JUnit goes to the run's ledger (stream `k8s-e2e:<set>`, the spec's
-//!   name, its status, its failure excerpt scrubbed of tokens); kube-bench's controls go to
-//!   `kube-bench:<role>` by control number.
+//!   name, its status, its failure excerpt scrubbed of credentials by [`scrub`]) when the
+//!   set's results are collected, once the suite has ended: a set killed midway keeps none.
+//!   Only what this run observed is appended, never a result taken from the prior ones.
+//!   kube-bench's controls go to `kube-bench:<role>` by control number.
 //! - A set's spec list is not known before it runs, so an earlier run's settled specs are
 //!   not re-run by name: the set runs again with its own focus, and the names of the specs
 //!   that passed or failed before (`--resume`) or passed (`--rerun-failed`) are added to its
@@ -12,6 +14,9 @@
 //!   Kubernetes JUnit names a spec `[It] <spec text>` with no label suffix (test/e2e/framework
 //!   /junit.go of kubernetes/kubernetes sets `OmitSpecLabels: true`: "all labels are also part
 //!   of the spec texts in inline [] tags"), so `(?:^| )(?:<names>)$` selects exactly them.
+//!   Past [`MAX_SKIP`] (16 KiB) the whole set runs again: the conformance set's skip passes
+//!   it after about 140 names (~410 names of ~119 escaped bytes each, ~49 KiB), so a
+//!   conformance rerun runs the whole set.
 //! - The judge sees the union ([`merge`], written back as one ginkgo JUnit by [`junit`]): a
 //!   carried spec that the new run skipped (because it was told to) keeps its carried status.
 
@@ -41,8 +46,11 @@ pub(crate) struct Case {
     /// The failure excerpt or skip reason, scrubbed.
     pub(crate) detail: Option<String>,
     pub(crate) secs: f64,
-    /// The run it was observed in, when carried over.
+    /// The run it was observed in, when carried over from another run.
     pub(crate) carried_from: Option<String>,
+    /// Taken from the earlier results (`prior`), not observed in this run: on `--resume` the
+    /// prior records name no other run, so `carried_from` alone does not tell.
+    pub(crate) carried: bool,
 }
 
 impl Case {
@@ -141,6 +149,7 @@ pub(crate) fn cases(junit: &[u8]) -> Result<Vec<Case>, String> {
                         .filter(|t| t.is_finite() && *t >= 0.0)
                         .unwrap_or(0.0),
                     carried_from: None,
+                    carried: false,
                 };
                 if empty {
                     out.push(c);
@@ -168,29 +177,94 @@ pub(crate) fn cases(junit: &[u8]) -> Result<Vec<Case>, String> {
     Ok(out)
 }
 
-/// `text` cut to [`DETAIL_MAX`] characters, with what looks like a credential replaced:
-/// the word after `Bearer`, the value of `token=`/`password=`/`secret=`, and JWTs.
+/// The words whose value (the word after them and a `:` or `=`, quotes and blanks aside) is
+/// a credential, matched at the end of the key lowercased with `_` as `-`: `token`,
+/// `"password"`, `X-Api-Key`, `client-key-data`, `--bearer-token`.
+const KEYS: [&str; 9] = [
+    "token",
+    "password",
+    "passwd",
+    "secret",
+    "authorization",
+    "apikey",
+    "api-key",
+    "key-data",
+    "certificate-data",
+];
+
+/// `text` cut to [`DETAIL_MAX`] characters, with what looks like a credential replaced by
+/// `***`: the value of a key of [`KEYS`] (`token=x`, `"token":"x"`, `'secret': 'x'`,
+/// `Authorization: Basic x`), the word after `Bearer` (after any blank), JWTs (`eyJ…` with
+/// two dots) and base64-encoded ones (`ZXlK…`) wherever they sit. Words are runs of
+/// letters, digits and `-_./+`; everything else (blanks, quotes, punctuation) separates
+/// them and is kept as it is, except the `=` padding right after a replaced value.
 pub(crate) fn scrub(text: &str) -> String {
-    let mut out = String::with_capacity(text.len().min(DETAIL_MAX + 8));
-    let mut after_bearer = false;
-    for (i, word) in text.split(' ').enumerate() {
-        if i > 0 {
-            out.push(' ');
-        }
-        let lower = word.to_ascii_lowercase();
-        let jwt = word.starts_with("eyJ") && word.matches('.').count() >= 2;
-        if after_bearer || jwt {
-            out.push_str("***");
-        } else if let Some(at) = ["token=", "password=", "secret=", "token:", "password:"]
-            .iter()
-            .find_map(|k| lower.find(k).map(|p| p + k.len()))
-        {
-            out.push_str(&word[..at]);
-            out.push_str("***");
+    #[derive(Clone, Copy, PartialEq)]
+    enum State {
+        Idle,
+        /// After a key: a `:` or `=` makes the next word its value.
+        Key,
+        Value,
+        /// After `Bearer` (or a scheme as a value): blanks make the next word a credential.
+        Scheme,
+        SchemeValue,
+    }
+    fn word_char(c: char) -> bool {
+        c.is_alphanumeric() || "-_./+".contains(c)
+    }
+    fn looks_like_token(w: &str) -> bool {
+        (w.starts_with("eyJ") && w.matches('.').count() >= 2)
+            || (w.starts_with("ZXlK") && w.len() >= 16)
+    }
+    let mut out = String::with_capacity(text.len().min(DETAIL_MAX * 2 + 8));
+    let mut state = State::Idle;
+    let mut replaced = false;
+    let mut rest = text;
+    while let Some(first) = rest.chars().next() {
+        let is_word = word_char(first);
+        let len = rest
+            .char_indices()
+            .find(|&(_, c)| word_char(c) != is_word)
+            .map_or(rest.len(), |(i, _)| i);
+        let (token, tail) = rest.split_at(len);
+        rest = tail;
+        if !is_word {
+            let sep = if replaced {
+                token.trim_start_matches('=')
+            } else {
+                token
+            };
+            replaced = false;
+            out.push_str(sep);
+            let bare: String = sep
+                .chars()
+                .filter(|c| !c.is_whitespace() && !matches!(c, '"' | '\'' | '`'))
+                .collect();
+            state = match state {
+                State::Key if !bare.is_empty() && bare.chars().all(|c| c == ':' || c == '=') => {
+                    State::Value
+                }
+                State::Scheme if bare.is_empty() => State::SchemeValue,
+                _ => State::Idle,
+            };
         } else {
-            out.push_str(word);
+            let lower = token.to_lowercase().replace('_', "-");
+            let scheme = lower == "bearer" || lower == "basic";
+            let secret = match state {
+                State::Value => !scheme,
+                State::SchemeValue => true,
+                _ => looks_like_token(token),
+            };
+            replaced = secret;
+            out.push_str(if secret { "***" } else { token });
+            state = if !secret && (lower == "bearer" || (state == State::Value && scheme)) {
+                State::Scheme
+            } else if !secret && KEYS.iter().any(|k| lower.ends_with(k)) {
+                State::Key
+            } else {
+                State::Idle
+            };
         }
-        after_bearer = lower == "bearer";
         if out.len() > DETAIL_MAX * 2 {
             break;
         }
@@ -288,15 +362,17 @@ fn carried(r: &TestRecord) -> Case {
         detail: r.detail.clone(),
         secs: r.secs,
         carried_from: r.carried_from.clone(),
+        carried: true,
     }
 }
 
-/// The ledger records of the cases observed in this run (carried ones are in the ledger
-/// already): one per spec.
+/// The ledger records of the cases observed in this run, one per spec; never a case taken
+/// from the prior results (they are in the ledger already: the resumed run's own lines, or
+/// the lines `--rerun-failed` carried over).
 pub(crate) fn records(stream: &str, cases: &[Case]) -> Vec<TestRecord> {
     cases
         .iter()
-        .filter(|c| c.carried_from.is_none())
+        .filter(|c| !c.carried)
         .filter_map(|c| {
             Some(TestRecord {
                 stream: stream.to_owned(),

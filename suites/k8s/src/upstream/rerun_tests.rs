@@ -29,6 +29,7 @@ fn case(name: &str, status: S) -> Case {
         detail: None,
         secs: 2.0,
         carried_from: None,
+        carried: false,
     }
 }
 
@@ -204,6 +205,29 @@ fn the_merge_keeps_carried_results_the_run_skipped_and_takes_new_observations() 
             .iter()
             .all(|r| r.stream == "k8s-e2e:x" && r.carried_from.is_none())
     );
+    // On --resume the prior records are the run's own (no carried_from): the carried ones
+    // are still not appended again.
+    let resumed: Vec<TestRecord> = prior
+        .iter()
+        .cloned()
+        .map(|mut r| {
+            r.carried_from = None;
+            r
+        })
+        .collect();
+    let m = merge(
+        &resumed,
+        vec![
+            case("[It] [sig-a] one [Conformance]", S::Skipped),
+            case("[It] [sig-a] two", S::Failed),
+        ],
+    );
+    assert_eq!(m.carried, 4);
+    let tests: Vec<String> = rerun::records("k8s-e2e:x", &m.cases)
+        .into_iter()
+        .map(|r| r.test)
+        .collect();
+    assert_eq!(tests, ["[sig-a] two"]);
     // Nothing carried: the new run as it is.
     let m = merge(&[], vec![case("[It] a", S::Skipped)]);
     assert_eq!((m.cases.len(), m.carried), (1, 0));
@@ -314,6 +338,8 @@ impl EvidencePath for Recorder {
 
 fn judged<'a>(prior: &'a [TestRecord]) -> Judged<'a> {
     Judged {
+        set: "k8s.e2e.sig-network",
+        rerun_failed: true,
         source: "pod ns/e2e",
         conformance_skip: None,
         focus: r"\[sig-a\]",
@@ -418,4 +444,123 @@ fn progress_is_reported_in_specs_with_counts_only_once_known() {
     let r = p.report(Duration::from_secs(20), None);
     assert_eq!((r.done, r.total, r.failed), (2, Some(10), 1));
     assert_eq!(r.eta, Some(Duration::from_secs(80)));
+}
+
+#[test]
+fn what_looks_like_a_credential_is_scrubbed_wherever_it_sits() {
+    const JWT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
+    // (input, the excerpt wanted)
+    let table: Vec<(String, String)> = vec![
+        // JSON- and Python-shaped key/value pairs.
+        (r#"{"token":"abc123"}"#.into(), r#"{"token":"***"}"#.into()),
+        (
+            r#"{"password":"hunter2","user":"bob"}"#.into(),
+            r#"{"password":"***","user":"bob"}"#.into(),
+        ),
+        ("{'secret': 'y-val'}".into(), "{'secret': '***'}".into()),
+        (
+            r#"{"authorization": "Basic dXNlcjpwYXNz"}"#.into(),
+            r#"{"authorization": "Basic ***"}"#.into(),
+        ),
+        // JWTs not at a word's start, and one base64-encoded (`ZXlK` is base64 of `eyJ`).
+        (format!(r#"failed: "{JWT}""#), r#"failed: "***""#.into()),
+        (format!("call ({JWT}) refused"), "call (***) refused".into()),
+        (
+            "data: ZXlKaGJHY2lPaUpTVXpJMU5pSjkuZXlKemRXSWlPaUo0SW4w".into(),
+            "data: ***".into(),
+        ),
+        // Bearer followed by any whitespace.
+        (
+            "Authorization: Bearer\tabc.def".into(),
+            "Authorization: Bearer\t***".into(),
+        ),
+        ("Bearer\nabc.def more".into(), "Bearer\n*** more".into()),
+        // API keys and kubeconfig key data.
+        ("X-Api-Key: k3y-1".into(), "X-Api-Key: ***".into()),
+        (
+            "apikey=k3y-2 and api_key = k3y-3".into(),
+            "apikey=*** and api_key = ***".into(),
+        ),
+        (
+            "client-key-data: LS0tLS1CRUdJTiBSU0E=".into(),
+            "client-key-data: ***".into(),
+        ),
+    ];
+    let leaked: Vec<String> = table
+        .iter()
+        .filter(|(input, want)| rerun::scrub(input) != *want)
+        .map(|(input, want)| format!("{input:?}: {:?}, wanted {want:?}", rerun::scrub(input)))
+        .collect();
+    assert!(leaked.is_empty(), "not scrubbed:\n{}", leaked.join("\n"));
+    // What was scrubbed before still is, and text without a credential is left as it is.
+    let kept = [
+        ("boom password=hunter2", "boom password=***"),
+        ("seen token:abc here", "seen token:*** here"),
+        (
+            "Authorization: Bearer abc.def.ghi",
+            "Authorization: Bearer ***",
+        ),
+        (JWT, "***"),
+        (
+            "the token is mounted into pods, secrets \"x\" not found",
+            "the token is mounted into pods, secrets \"x\" not found",
+        ),
+        (
+            "Get \"https://198.18.0.1:6443/api?timeout=32s\": dial tcp 198.18.0.1:6443",
+            "Get \"https://198.18.0.1:6443/api?timeout=32s\": dial tcp 198.18.0.1:6443",
+        ),
+        ("", ""),
+    ];
+    for (input, want) in kept {
+        assert_eq!(rerun::scrub(input), want, "{input:?}");
+    }
+    // Hostile input never panics and stays bounded.
+    let long = "token=x ".repeat(10_000) + "é\u{0}\"'";
+    let cut = rerun::scrub(&long);
+    assert!(
+        cut.starts_with("token=*** token=***") && cut.len() < 700,
+        "{cut}"
+    );
+    let _ = rerun::scrub("\"\"\"::==''\t\n eyJ eyJ. ZXlK Bearer");
+}
+
+#[test]
+fn a_rerun_that_ran_no_spec_is_an_error_but_a_resume_may_judge_its_own_results() {
+    const HEAD: &str = r#"<testsuites><testsuite name="Kubernetes e2e suite" tests="3">
+<testcase name="[SynchronizedBeforeSuite]" status="passed" time="2"></testcase>
+<testcase name="[It] [sig-a] one" status="skipped"><skipped message="skipped"/></testcase>
+<testcase name="[It] [sig-a] serial" status="skipped"><skipped message="skipped"/></testcase>"#;
+    const TAIL: &str = "</testsuite></testsuites>";
+    let none_ran = format!("{HEAD}{TAIL}");
+    let one_ran =
+        format!(r#"{HEAD}<testcase name="[It] [sig-a] two" status="passed"></testcase>{TAIL}"#);
+    let empty = format!(r#"<testsuites><testsuite name="Kubernetes e2e suite" tests="0">{TAIL}"#);
+    let prior = [
+        rec("[sig-a] one", S::Passed),
+        rec("[sig-a] zero", S::Skipped),
+    ];
+    // (--rerun-failed, the new JUnit, the outcome)
+    let table = [
+        (true, none_ran.as_str(), Status::Error),
+        (true, empty.as_str(), Status::Error),
+        (true, one_ran.as_str(), Status::Passed),
+        (false, none_ran.as_str(), Status::Passed),
+        (false, empty.as_str(), Status::Passed),
+    ];
+    for (rerun_failed, junit, want) in table {
+        let ev = Recorder::default();
+        let j = Judged {
+            rerun_failed,
+            ..judged(&prior)
+        };
+        let o = judge(&ev, &j, junit.as_bytes(), Some(b"log"), |_| Ok(()));
+        assert_eq!(o.status, want, "{rerun_failed} {junit}: {}", o.message);
+        if want == Status::Error {
+            assert_eq!(
+                o.message,
+                "nothing was re-run: every spec of k8s.e2e.sig-network had passed in run run-old; its failure there was not a spec's; run the set again without --rerun-failed"
+            );
+            assert!(o.evidence.properties.contains_key("e2e.carried_over"));
+        }
+    }
 }
