@@ -83,6 +83,8 @@ fn a_conformant_cluster_passes_every_check() {
             "k8s.lb.external",
             "k8s.lb.failover",
             "k8s.ingress.controller",
+            "k8s.pods.user-namespaces",
+            "k8s.network-policy.enforced",
         ];
         // The smoke sample runs at `upstream = "smoke"` only.
         let expected = if probe_pods.contains(&id.as_str()) || id == "k8s.e2e.smoke" {
@@ -302,9 +304,10 @@ fn without_a_kubeconfig_every_check_is_skipped_saying_so() {
         .iter()
         .filter(|c| c["id"].as_str().unwrap().starts_with("k8s."))
         .collect();
-    // 33 API and probe checks (with the acceleration checks, accel.rs, and the Ingress
-    // probe), 15 e2e focus sets and the smoke sample, 2 kube-bench Jobs.
-    assert_eq!(k8s.len(), 51);
+    // 35 API and probe checks (with the acceleration checks, accel.rs, the Ingress, the
+    // user-namespace and the NetworkPolicy probes), 15 e2e focus sets and the smoke sample,
+    // 2 kube-bench Jobs.
+    assert_eq!(k8s.len(), 53);
     for c in k8s {
         assert_eq!(c["decision"], "skip", "{}", c["id"]);
         assert!(
@@ -393,6 +396,8 @@ fn unreachable_silent_and_refusing_servers_are_errors_that_say_why_within_bounde
         "k8s.lb.failover",
         "k8s.multus.secondary-network",
         "k8s.ingress.controller",
+        "k8s.pods.user-namespaces",
+        "k8s.network-policy.enforced",
     ];
     let o = outcomes(&r);
     for id in needs_probe_image {

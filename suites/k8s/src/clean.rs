@@ -2,7 +2,8 @@
 //! finds it: every namespace the area creates (the probes' `nfvi-verify-probe-*`, the e2e
 //! sets' `nfvi-verify-e2e-*`, kube-bench's privileged `nfvi-verify-bench-*`, the
 //! LoadBalancer check's `nfvi-verify-net-lb-*`, the Multus check's `nfvi-verify-net-multus-*`, the Ingress check's
-//! `nfvi-verify-net-ingress-*`;
+//! `nfvi-verify-net-ingress-*`, the user-namespace check's `nfvi-verify-userns-*`, the NetworkPolicy
+//! check's `nfvi-verify-net-policy-*`;
 //! what is in them goes with them), the e2e sets' ClusterRoleBindings to cluster-admin
 //! (`nfvi-verify-e2e-*`), and the node agent's DaemonSet and ConfigMap carry the owner labels
 //! ([`nfvi_harness::leftover::owner_labels`]) next to `app.kubernetes.io/managed-by`; only
@@ -196,6 +197,8 @@ const NAMESPACE_PREFIXES: &[&str] = &[
     "nfvi-verify-net-lb-",
     "nfvi-verify-net-multus-",
     "nfvi-verify-net-ingress-",
+    crate::netpol::NS_PREFIX,
+    crate::userns::NAMESPACE_PREFIX,
 ];
 const BINDING_PREFIXES: &[&str] = &["nfvi-verify-e2e-"];
 

@@ -23,9 +23,11 @@ pub mod fuzzing;
 mod ingress;
 mod lb;
 mod multus;
+mod netpol;
 mod network;
 mod probes;
 pub mod upstream;
+mod userns;
 
 pub use area::{DEFAULT_AGENT_IMAGE, K8sArea, KubernetesConfig, kubeconfig_need};
 pub use daemonset::DaemonSetTransport;
@@ -42,6 +44,8 @@ pub fn checks() -> Vec<std::sync::Arc<dyn nfvi_harness::Check>> {
     all.extend(multus::checks());
     all.extend(lb::checks());
     all.extend(ingress::checks());
+    all.extend(netpol::checks());
+    all.extend(userns::checks());
     all.extend(upstream::checks());
     all
 }

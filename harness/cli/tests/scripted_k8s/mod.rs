@@ -14,9 +14,11 @@
 mod accel;
 mod agents;
 mod leftovers;
+mod netpol;
 mod own;
 mod rbac;
 mod upstream;
+mod userns;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -29,9 +31,13 @@ use serde_json::{Value, json};
 #[allow(unused_imports)]
 pub use agents::{AgentPod, AgentState};
 #[allow(unused_imports)]
+pub use netpol::NetPol;
+#[allow(unused_imports)]
 pub use rbac::{Access, Grants, access};
 #[allow(unused_imports)]
 pub use upstream::{BENCH_FAILING, BENCH_PASSING, Fate, Script};
+#[allow(unused_imports)]
+pub use userns::UserNs;
 
 /// The token the scripted server accepts.
 pub const TOKEN: &str = "scripted-token";
@@ -109,6 +115,10 @@ pub struct Spec {
     /// controller publishes for Ingresses (`None`: it never admits them); own.rs.
     pub ingress_classes: Vec<(String, bool)>,
     pub ingress_ip: Option<String>,
+    /// How the cluster treats pods with `hostUsers: false` (userns.rs).
+    pub user_namespaces: UserNs,
+    /// Whether the pod network enforces NetworkPolicies (netpol.rs).
+    pub network_policy: NetPol,
 }
 
 impl Spec {
@@ -160,6 +170,8 @@ impl Spec {
             sriov: true,
             ingress_classes: vec![("nginx".into(), true), ("internal".into(), false)],
             ingress_ip: Some("127.0.0.1".into()),
+            user_namespaces: UserNs::Supported,
+            network_policy: NetPol::Enforced,
         }
     }
 }
@@ -731,7 +743,11 @@ fn serve_conn(
         let answer = leftovers::respond(&req, spec)
             .or_else(|| {
                 (auth == format!("Bearer {TOKEN}"))
-                    .then(|| own::respond(&req, spec, stores.pods, stores.services, stores.lb))
+                    .then(|| {
+                        own::respond(&req, spec, stores.pods, stores.services, stores.lb)
+                            .or_else(|| userns::respond(&req, spec, stores.pods))
+                            .or_else(|| netpol::respond(&req, spec, stores.pods))
+                    })
                     .flatten()
             })
             .or_else(|| upstream::respond(&req, spec, stores.upstream))
@@ -932,6 +948,7 @@ fn pod_view(p: &mut Value, name: &str, spec: &Spec) {
         (true, false, true) => "Succeeded",
         (true, false, false) => "Failed",
     };
+    let phase = netpol::phase(p, spec).unwrap_or(phase);
     p["metadata"]["resourceVersion"] = json!("2000");
     p["status"] =
         json!({"phase": phase, "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": "192.0.2.4"});
