@@ -20,6 +20,7 @@ pub mod leftovers;
 mod proc;
 pub mod run;
 pub mod services;
+mod stream;
 mod venv;
 
 pub use area::{CACHE_DIR, TempestArea, TempestConfig};
