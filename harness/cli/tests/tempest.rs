@@ -36,6 +36,23 @@ fn password() -> String {
     line.trim_matches('\'').to_owned()
 }
 
+/// The check's message and every test that did not pass, with Tempest's detail: what a
+/// failed assertion prints (a real Tempest test failing under CI load must say why).
+fn why(check: &serde_json::Value) -> String {
+    let mut s = text(check, "message").to_owned();
+    for (k, v) in check["evidence"]["properties"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        let v = v.as_str().unwrap_or("");
+        if k.starts_with("test ") && !v.starts_with("passed") && !v.starts_with("skipped") {
+            s.push_str(&format!("\n{k}: {v}"));
+        }
+    }
+    s
+}
+
 /// `run --suite rc1` narrowed to the Tempest checks (`filter`), with `openrc` and no `OS_*`
 /// from the environment: the exit code, results.json and every artifact's text.
 fn run_rc1(dir: &Path, openrc: &Path, filter: &str) -> (i32, serde_json::Value, String) {
@@ -78,12 +95,7 @@ fn rc1_runs_tempest_identity_tests_against_the_lab_keystone() {
         started.elapsed().as_secs_f64()
     );
     let identity = check(&r, "tempest.identity");
-    assert_eq!(
-        identity["outcome"],
-        "passed",
-        "{}",
-        text(identity, "message")
-    );
+    assert_eq!(identity["outcome"], "passed", "{}", why(identity));
     assert_eq!(identity["requirements"][0], "int.api.01@ra1");
     let m = text(identity, "message");
     assert!(m.contains("Tempest test(s) of identity passed"), "{m}");
@@ -317,13 +329,8 @@ fn a_killed_tempest_run_takes_tempest_with_it_and_resumes_with_only_the_tests_le
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     let identity = check(&r, "tempest.identity");
-    assert_eq!(code, 0, "{}", text(identity, "message"));
-    assert_eq!(
-        identity["outcome"],
-        "passed",
-        "{}",
-        text(identity, "message")
-    );
+    assert_eq!(code, 0, "{}", why(identity));
+    assert_eq!(identity["outcome"], "passed", "{}", why(identity));
     let props = identity["evidence"]["properties"].as_object().unwrap();
     let carried = props["tempest.carried_over"].as_str().unwrap();
     let n: usize = carried.split(' ').next().unwrap().parse().unwrap();

@@ -230,12 +230,33 @@ fn without_an_address_the_probe_is_an_error_and_no_negative_check_passes() {
 fn a_silent_control_makes_the_negative_judge_an_error() {
     with_pair("silent", |engine, _, a, b, _| async move {
         let own = a.ip.expect("a has an address");
-        // An address of a's subnet that nobody holds: the control is silent.
-        let nobody = Ipv4Addr::from(u32::from(own) & 0xffff_ff00 | 250);
-        assert_ne!(Some(nobody), b.ip);
-        let control = probe::echo(probe::netns_of(a.pid), nobody, EchoPlan::default()).await;
-        let c = control.clone().unwrap();
-        assert!(!c.answered(), "{engine}: {}", c.summary());
+        // An address of a's subnet that nobody holds, so the control is silent. A fixed
+        // address is not enough: tests run beside each other, and Podman once gave .250 to
+        // another test's container (CI, 2026-11-30). The engines' allocators hand out
+        // addresses in order, so one below a's that is silent now stays free for the
+        // moments this test needs it.
+        let mut silent = None;
+        for k in 2..40u32 {
+            let host = (u32::from(own) & 0xff).wrapping_sub(k) & 0xff;
+            if host < 2 || host == 255 {
+                continue;
+            }
+            let candidate = Ipv4Addr::from(u32::from(own) & 0xffff_ff00 | host);
+            if Some(candidate) == b.ip {
+                continue;
+            }
+            let control = probe::echo(probe::netns_of(a.pid), candidate, EchoPlan::default()).await;
+            let c = control.clone().unwrap_or_else(|e| panic!("{engine}: {e}"));
+            if !c.answered() {
+                silent = Some((candidate, control));
+                break;
+            }
+            eprintln!(
+                "{engine}: {candidate} is held ({}); trying another",
+                c.summary()
+            );
+        }
+        let (nobody, control) = silent.expect("an address of a's subnet nobody holds");
         let p = probe::echo(probe::netns_of(a.pid), nobody, EchoPlan::default()).await;
         let o = judge_unreachable("a -> nobody", &control, "a -> nobody", &p);
         assert_eq!(o.status, Status::Error, "{engine}: {}", o.message);
