@@ -36,6 +36,42 @@ fn password() -> String {
     line.trim_matches('\'').to_owned()
 }
 
+/// The `tempest-*` projects and users in the lab's Keystone, sorted (asked with the admin
+/// credentials through Python's standard library, not through the harness under test).
+fn keystone_tempest_objects() -> Vec<String> {
+    const LIST: &str = r#"
+import json, os, sys, urllib.request
+base = "http://127.0.0.1:5000/v3"
+body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+    "name": "admin", "domain": {"name": "Default"}, "password": os.environ["P"]}}},
+    "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}}
+req = urllib.request.Request(base + "/auth/tokens", json.dumps(body).encode(),
+                             {"Content-Type": "application/json"})
+token = urllib.request.urlopen(req).headers["X-Subject-Token"]
+for kind in ("projects", "users"):
+    req = urllib.request.Request(base + "/" + kind, headers={"X-Auth-Token": token})
+    for x in json.load(urllib.request.urlopen(req))[kind]:
+        if x["name"].startswith("tempest-"):
+            print(kind, x["name"])
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", LIST])
+        .env("P", password())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "listing Keystone: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut found: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    found.sort();
+    found
+}
+
 /// The check's message and every test that did not pass, with Tempest's detail: what a
 /// failed assertion prints (a real Tempest test failing under CI load must say why).
 fn why(check: &serde_json::Value) -> String {
@@ -247,6 +283,9 @@ fn a_killed_tempest_run_takes_tempest_with_it_and_resumes_with_only_the_tests_le
         "t.toml",
         format!("[openstack]\nopenrc = \"{OPENRC}\"\n"),
     );
+    // The Tempest tests run one at a time (the `keystone` test group): whatever appears in
+    // Keystone until the resume ends is this run's.
+    let found_before = keystone_tempest_objects();
     let out = dir.path().join("run");
     let bin = env!("CARGO_BIN_EXE_nfvi-verify");
     let mut child = std::process::Command::new(bin)
@@ -280,10 +319,14 @@ fn a_killed_tempest_run_takes_tempest_with_it_and_resumes_with_only_the_tests_le
     // Killed outright once 20 tests have ended.
     let ledger = out.join("upstream.journal");
     let deadline = Instant::now() + std::time::Duration::from_secs(300);
-    // Test records, not the header line.
+    // Tempest's test records, not the header line or the list of Keystone's objects.
     let ended = || {
         std::fs::read_to_string(&ledger)
-            .map(|t| t.lines().filter(|l| l.contains("\"stream\"")).count())
+            .map(|t| {
+                t.lines()
+                    .filter(|l| l.contains("\"stream\":\"tempest\""))
+                    .count()
+            })
             .unwrap_or(0)
     };
     while ended() < 20 {
@@ -307,6 +350,16 @@ fn a_killed_tempest_run_takes_tempest_with_it_and_resumes_with_only_the_tests_le
     assert!(
         !tempest.iter().any(|&p| alive(p)),
         "Tempest {tempest:?} outlived the killed run"
+    );
+    // The killed run's classes never tore down: their dynamic credentials are still there.
+    let found_killed = keystone_tempest_objects();
+    let left_by_kill: Vec<&String> = found_killed
+        .iter()
+        .filter(|x| !found_before.contains(x))
+        .collect();
+    eprintln!(
+        "the kill left {} tempest-* project(s) and user(s) in Keystone",
+        left_by_kill.len()
     );
     let lines = lines.join().unwrap();
     assert!(
@@ -348,6 +401,12 @@ fn a_killed_tempest_run_takes_tempest_with_it_and_resumes_with_only_the_tests_le
         .as_f64()
         .unwrap();
     assert!(passed > 100.0, "{passed} passed in all");
+    // The resume removed what the kill left (and its own run's sweep what it made).
+    assert_eq!(keystone_tempest_objects(), found_before);
+    if !left_by_kill.is_empty() {
+        let notes = props["keystone leftovers"].as_str().unwrap_or_default();
+        assert!(notes.contains("left by the killed run"), "{notes}");
+    }
     eprintln!(
         "killed after {killed_at} tests; the resumed run carried {n} and took {:.0} s; {passed} passed in all",
         started.elapsed().as_secs_f64()

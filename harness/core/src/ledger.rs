@@ -353,7 +353,7 @@ pub fn read(path: &Path) -> std::io::Result<Parsed> {
 }
 
 /// The header and records of a ledger's text (for [`read`] and the fuzz targets). A line
-/// that is neither (torn, foreign) is skipped, as is a line over [`MAX_LINE`] (never held
+/// that is neither (torn, foreign) is skipped, as is a line over `MAX_LINE` (64 KiB) (never held
 /// whole in memory); reading stops after [`MAX_BYTES`].
 pub fn parse(reader: impl BufRead) -> Parsed {
     let mut reader = reader.take(MAX_BYTES);

@@ -2,9 +2,24 @@
 //! classes tear down (Ctrl-C, the deadline): `tempest-<Class>-<number>` projects and their
 //! users. The names present before the run are noted; after it, those that appeared during
 //! it are deleted, and the evidence says which.
+//!
+//! A run killed outright (SIGKILL, a lost host) never gets to that sweep, so the list taken
+//! before the run is also written to the run's ledger ([`SNAPSHOT`]). `run --resume` reads it
+//! back and first deletes what appeared since the killed run started ([`settle_killed`]).
 
+use nfvi_harness::ledger::{Ledger, LedgerMode, TestRecord, TestStatus};
 use nfvi_suite_kolla::Secret;
 use serde_json::Value;
+
+/// Tempest's projects and users in Keystone, as (kind, id, name).
+pub type Found = Vec<(&'static str, String, String)>;
+
+/// The ledger stream holding the `tempest-*` projects and users Keystone held before the
+/// run: one record per object (`projects <id>`, its name as the detail) and [`LISTED`].
+pub const SNAPSHOT: &str = "tempest:keystone-before";
+
+/// The record saying the list was taken (it may be empty).
+const LISTED: &str = "listed";
 
 /// Whether a Keystone project or user name is one Tempest's dynamic credentials make:
 /// `tempest-<Class>-<digits>`, for a user followed by `-project-<role>` or `-<role>`.
@@ -22,12 +37,100 @@ pub fn tempest_made(name: &str) -> bool {
         && parts.all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
 }
 
-/// The `tempest-*` projects and users of Keystone, as (kind, id, name).
-pub async fn list(
+/// The ledger records of the list taken before the run.
+pub fn snapshot(before: &Found) -> Vec<TestRecord> {
+    let record = |test: String, detail: &str| TestRecord {
+        stream: SNAPSHOT.to_owned(),
+        test,
+        status: TestStatus::Skipped,
+        detail: Some(detail.to_owned()),
+        secs: 0.0,
+        carried_from: None,
+    };
+    std::iter::once(record(
+        LISTED.to_owned(),
+        "the tempest-* projects and users in Keystone before the run",
+    ))
+    .chain(
+        before
+            .iter()
+            .map(|(kind, id, name)| record(format!("{kind} {id}"), name)),
+    )
+    .collect()
+}
+
+/// The list a run wrote to its ledger, if it wrote one (an object of another kind, or a
+/// record without a name, is not one the run could have listed: skipped).
+pub fn from_snapshot(records: &[TestRecord]) -> Option<Found> {
+    if !records.iter().any(|r| r.test == LISTED) {
+        return None;
+    }
+    Some(
+        records
+            .iter()
+            .filter_map(|r| {
+                let (kind, id) = r.test.split_once(' ')?;
+                let kind = ["projects", "users"].into_iter().find(|k| *k == kind)?;
+                Some((kind, id.to_owned(), r.detail.clone()?))
+            })
+            .collect(),
+    )
+}
+
+/// Before a run: on `--resume`, deletes the `tempest-*` projects and users that appeared
+/// since the killed run listed Keystone (its classes never tore down, and its sweep never
+/// ran) and lists `before` again; otherwise writes `before` to the ledger for a resume to
+/// come. What was found and done goes to `notes`.
+pub async fn settle_killed(
     http: &reqwest::Client,
     token: &Secret,
     base: &str,
-) -> Result<Vec<(&'static str, String, String)>, String> {
+    ledger: &Ledger,
+    before: &mut Found,
+    notes: &mut Vec<String>,
+) {
+    if ledger.mode() == Some(LedgerMode::Resume) {
+        let Some(killed) = from_snapshot(ledger.prior(SNAPSHOT)) else {
+            notes.push(
+                "not looked for what the killed run left: it was killed before it listed Keystone"
+                    .to_owned(),
+            );
+            return record(ledger, before, notes);
+        };
+        let (removed, failed) = remove_new(http, token, base, &killed, before).await;
+        if !removed.is_empty() {
+            crate::run::progress(format!(
+                "removed {} project(s) and user(s) the killed run left in Keystone: {}",
+                removed.len(),
+                removed.join(", ")
+            ));
+            notes.push(format!(
+                "removed, left by the killed run: {}",
+                removed.join(", ")
+            ));
+        }
+        for f in failed {
+            notes.push(format!("NOT removed (left by the killed run): {f}"));
+        }
+        match list(http, token, base).await {
+            Ok(now) => *before = now,
+            Err(e) => notes.push(format!("listing Keystone again failed: {e}")),
+        }
+        return;
+    }
+    record(ledger, before, notes);
+}
+
+fn record(ledger: &Ledger, before: &Found, notes: &mut Vec<String>) {
+    if let Err(e) = ledger.append(&snapshot(before)) {
+        notes.push(format!(
+            "the list of Keystone's tempest-* objects was not written to the ledger (a resume could not remove what a kill leaves): {e}"
+        ));
+    }
+}
+
+/// The `tempest-*` projects and users of Keystone, as (kind, id, name).
+pub async fn list(http: &reqwest::Client, token: &Secret, base: &str) -> Result<Found, String> {
     let mut out = Vec::new();
     for kind in ["projects", "users"] {
         let url = format!("{base}/{kind}");
@@ -93,6 +196,31 @@ pub async fn remove_new(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_list_before_the_run_survives_the_ledger_and_nothing_else_reads_as_it() {
+        let before: Found = vec![
+            ("projects", "p1".into(), "tempest-A-1".into()),
+            ("users", "u1".into(), "tempest-A-1-admin".into()),
+        ];
+        let records = snapshot(&before);
+        assert!(records.iter().all(|r| r.stream == SNAPSHOT));
+        assert_eq!(from_snapshot(&records), Some(before));
+        // An empty list is a list (nothing to keep), not a missing one.
+        assert_eq!(from_snapshot(&snapshot(&Vec::new())), Some(Vec::new()));
+        // No "listed" record: the killed run never listed Keystone.
+        assert_eq!(from_snapshot(&records[1..]), None);
+        // Records a hostile or damaged ledger may hold are skipped, not trusted or panicked on.
+        let mut odd = snapshot(&Vec::new());
+        for test in ["domains d1", "projects", "users u2"] {
+            odd.push(TestRecord {
+                test: test.into(),
+                detail: None,
+                ..records[1].clone()
+            });
+        }
+        assert_eq!(from_snapshot(&odd), Some(Vec::new()));
+    }
 
     #[test]
     fn only_the_names_dynamic_credentials_make_are_tempests() {

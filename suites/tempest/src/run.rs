@@ -27,6 +27,7 @@ use tokio::sync::{Mutex, watch};
 use crate::area::TempestConfig;
 use crate::cloud::{self, Offer};
 use crate::conf::{self, ConfInput};
+use crate::leftovers::Found;
 use crate::proc;
 use crate::services::Service;
 use crate::stream::{Sink, carry};
@@ -104,9 +105,6 @@ struct SweepState {
 }
 
 type Sweep = Arc<Mutex<SweepState>>;
-
-/// Tempest's projects and users in Keystone, as (kind, id, name).
-type Found = Vec<(&'static str, String, String)>;
 
 /// How long the check cleanup waits for the stopped Tempest run before sweeping, and how
 /// long the sweep may take: both within the runner's cleanup deadline (60 s).
@@ -379,7 +377,18 @@ async fn drive_unmasked(
     };
     // Tempest's own projects and users before the run: only those that appear during it are
     // ever removed afterwards.
-    let before = crate::leftovers::list(&keystone.http, &keystone.token, &keystone.base).await;
+    let mut before = crate::leftovers::list(&keystone.http, &keystone.token, &keystone.base).await;
+    if let Ok(b) = &mut before {
+        crate::leftovers::settle_killed(
+            &keystone.http,
+            &keystone.token,
+            &keystone.base,
+            &start.ledger,
+            b,
+            &mut ran.leftovers,
+        )
+        .await;
+    }
     let listed_before = before.is_ok();
     if let Ok(b) = &before {
         sweep.lock().await.before = Some((creds.clone(), b.clone()));
