@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use nfvi_harness::{Outcome, Provenance, Status};
 use nfvi_suite_k8s::EvidencePath;
+use nfvi_suite_k8s::upstream::ginkgo;
 
 use crate::ingest::{self, sha256_hex};
 use crate::judge::{bench, e2e};
@@ -154,63 +155,21 @@ pub fn skip_matches(skip: &str, name: &str) -> bool {
 }
 
 /// The names of the `[Conformance]` specs a ginkgo JUnit reports skipped or pending
-/// (`status="skipped"|"pending"` in ginkgo v2, a `<skipped>` child in v1), all of them (the
-/// parsed run keeps only a few names). The JUnit was parsed before; a malformed tail ends the
-/// scan with what was read (the judge then forgives fewer, never more).
+/// (`status="skipped"|"pending"` in ginkgo v2, a `<skipped>` child in v1: whatever else the
+/// case says, [`ginkgo::TestCase::skip_marked`]), all of them (the parsed run keeps only a few
+/// names), read by the k8s area's reader. The JUnit was parsed before; a malformed tail ends
+/// the scan with what was read (the judge then forgives fewer, never more).
 pub fn skipped_conformance(junit: &[u8]) -> Vec<String> {
-    use quick_xml::Reader;
-    use quick_xml::events::{BytesStart, Event};
-    fn attr(e: &BytesStart<'_>, key: &[u8]) -> Option<String> {
-        e.attributes()
-            .flatten()
-            .find(|a| a.key.as_ref() == key)
-            .and_then(|a| {
-                a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                    .ok()
-                    .map(|v| v.into_owned())
-            })
-    }
-    let mut reader = Reader::from_reader(junit);
-    let mut out = Vec::new();
-    // The open test case: its name and whether it was counted.
-    let mut case: Option<(String, bool)> = None;
-    let conformance = |n: &str| n.contains("[Conformance]");
-    loop {
-        let (e, empty) = match reader.read_event() {
-            Ok(Event::Start(e)) => (e, false),
-            Ok(Event::Empty(e)) => (e, true),
-            Ok(Event::End(e)) => {
-                if e.name().as_ref() == b"testcase" {
-                    case = None;
-                }
-                continue;
-            }
-            Ok(Event::Eof) | Err(_) => break,
-            Ok(_) => continue,
-        };
-        match e.name().as_ref() {
-            b"testcase" => {
-                let name = attr(&e, b"name").unwrap_or_default();
-                let name = name.strip_prefix("[It] ").unwrap_or(&name).to_owned();
-                let skipped = matches!(attr(&e, b"status").as_deref(), Some("skipped" | "pending"));
-                if skipped && conformance(&name) {
-                    out.push(name.clone());
-                }
-                case = (!empty).then_some((name, skipped));
-            }
-            b"skipped" => {
-                if let Some((name, counted)) = case.as_mut()
-                    && !*counted
-                    && conformance(name)
-                {
-                    *counted = true;
-                    out.push(name.clone());
-                }
-            }
-            _ => {}
-        }
-    }
-    out
+    let read = ginkgo::read(junit);
+    read.cases
+        .into_iter()
+        .chain(read.unfinished)
+        .filter(|c| c.skip_marked && c.name.contains("[Conformance]"))
+        .map(|c| match c.name.strip_prefix("[It] ") {
+            Some(spec) => spec.to_owned(),
+            None => c.name,
+        })
+        .collect()
 }
 
 /// A focus set: nothing failed, the e2e.log (when there) closes with `SUCCESS!` and agrees

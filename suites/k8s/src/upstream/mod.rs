@@ -16,6 +16,7 @@
 
 mod bench;
 mod e2e;
+pub mod ginkgo;
 mod manifest;
 pub(crate) mod pod;
 mod rerun;

@@ -24,12 +24,15 @@ use std::fmt::Write as _;
 
 use nfvi_harness::ledger::{TestRecord, TestStatus};
 
+use super::ginkgo;
 use super::sets::FocusSet;
 
 /// The longest skip regex handed to the pod; past it the whole set runs again.
 pub(crate) const MAX_SKIP: usize = 16 * 1024;
 /// The longest failure excerpt kept per spec.
 const DETAIL_MAX: usize = 600;
+// The reader keeps enough of a failure's text for [`scrub`] to fill an excerpt.
+const _: () = assert!(ginkgo::TEXT_MAX >= DETAIL_MAX * 4);
 
 /// The ledger stream of a set: `k8s-e2e:conformance`, `k8s-e2e:sig-network`.
 pub(crate) fn stream(set: &FocusSet) -> String {
@@ -60,121 +63,32 @@ impl Case {
     }
 }
 
-/// The test cases of a ginkgo JUnit (v2: `status=`; v1: a `<failure>`/`<skipped>` child).
+/// The test cases of a ginkgo JUnit ([`ginkgo::read`]), each with its failure excerpt or skip
+/// reason scrubbed ([`scrub`]): the last non-blank `message=`, else the failure's text. A
+/// document that is not well-formed is an error; one cut short gives the cases it closes.
 pub(crate) fn cases(junit: &[u8]) -> Result<Vec<Case>, String> {
-    use quick_xml::Reader;
-    use quick_xml::events::{BytesStart, Event};
-    fn attr(e: &BytesStart<'_>, key: &[u8]) -> Option<String> {
-        e.attributes()
-            .flatten()
-            .find(|a| a.key.as_ref() == key)
-            .and_then(|a| {
-                a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                    .ok()
-                    .map(|v| v.into_owned())
-            })
+    let read = ginkgo::read(junit);
+    if let Some(e) = read.malformed {
+        return Err(format!(
+            "junit_01.xml is {}",
+            nfvi_harness::error_with_causes(&e)
+        ));
     }
-    let mut reader = Reader::from_reader(junit);
-    let mut out = Vec::new();
-    // The open case, and whether the text read now is a failure's.
-    let mut open: Option<(Case, Option<String>)> = None;
-    let mut in_failure = false;
-    loop {
-        let event = reader
-            .read_event()
-            .map_err(|e| format!("junit_01.xml is not well-formed XML: {e}"))?;
-        let (e, empty) = match event {
-            Event::Start(e) => (e, false),
-            Event::Empty(e) => (e, true),
-            Event::Text(t) if in_failure => {
-                if let Some((_, text)) = open.as_mut() {
-                    let s = String::from_utf8_lossy(t.as_ref());
-                    let buf = text.get_or_insert_with(String::new);
-                    if buf.len() < DETAIL_MAX * 4 {
-                        buf.push_str(&s);
-                    }
-                }
-                continue;
-            }
-            Event::GeneralRef(r) if in_failure => {
-                if let Some((_, text)) = open.as_mut() {
-                    let raw: &[u8] = &r;
-                    let s = match raw {
-                        b"lt" => "<",
-                        b"gt" => ">",
-                        b"amp" => "&",
-                        b"quot" => "\"",
-                        b"apos" => "'",
-                        _ => "",
-                    };
-                    text.get_or_insert_with(String::new).push_str(s);
-                }
-                continue;
-            }
-            Event::End(e) => {
-                match e.name().as_ref() {
-                    b"testcase" => {
-                        if let Some((mut c, text)) = open.take() {
-                            if c.detail.is_none() {
-                                c.detail = text.map(|t| scrub(t.trim())).filter(|t| !t.is_empty());
-                            }
-                            out.push(c);
-                        }
-                    }
-                    b"failure" | b"error" => in_failure = false,
-                    _ => {}
-                }
-                continue;
-            }
-            Event::Eof => break,
-            _ => continue,
-        };
-        match e.name().as_ref() {
-            b"testcase" => {
-                let status = match attr(&e, b"status").as_deref() {
-                    Some("passed") => Some(TestStatus::Passed),
-                    Some("skipped" | "pending") => Some(TestStatus::Skipped),
-                    Some("failed" | "timedout" | "aborted" | "interrupted" | "panicked") => {
-                        Some(TestStatus::Failed)
-                    }
-                    _ => None,
-                };
-                let c = Case {
-                    name: attr(&e, b"name").unwrap_or_default(),
-                    // v1 without a child: passed; a child below changes it.
-                    status: status.unwrap_or(TestStatus::Passed),
-                    detail: None,
-                    secs: attr(&e, b"time")
-                        .and_then(|t| t.trim().parse::<f64>().ok())
-                        .filter(|t| t.is_finite() && *t >= 0.0)
-                        .unwrap_or(0.0),
-                    carried_from: None,
-                    carried: false,
-                };
-                if empty {
-                    out.push(c);
-                } else {
-                    open = Some((c, None));
-                }
-            }
-            name @ (b"failure" | b"error" | b"skipped") => {
-                if let Some((c, _)) = open.as_mut() {
-                    let failure = name != b"skipped";
-                    if failure {
-                        c.status = TestStatus::Failed;
-                    } else if c.status != TestStatus::Failed {
-                        c.status = TestStatus::Skipped;
-                    }
-                    if let Some(m) = attr(&e, b"message").filter(|m| !m.trim().is_empty()) {
-                        c.detail = Some(scrub(m.trim()));
-                    }
-                    in_failure = failure && !empty;
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(out)
+    Ok(read
+        .cases
+        .into_iter()
+        .map(|c| Case {
+            detail: match c.message {
+                Some(m) => Some(scrub(m.trim())),
+                None => c.text.map(|t| scrub(t.trim())).filter(|t| !t.is_empty()),
+            },
+            name: c.name,
+            status: c.status,
+            secs: c.secs,
+            carried_from: None,
+            carried: false,
+        })
+        .collect())
 }
 
 /// The words whose value (the word after them and a `:` or `=`, quotes and blanks aside) is
