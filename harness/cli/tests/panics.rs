@@ -105,7 +105,7 @@ fn a_panic_after_the_checks_still_writes_their_results_and_names_where() {
     let home = tempfile::tempdir().unwrap();
     let out = home.path().join("run");
     let ran = run_panicking("after-checks", &out);
-    let at = injected_at("harness/cli/src/commands.rs", "after-checks");
+    let at = injected_at("harness/cli/src/commands/run.rs", "after-checks");
     let r = results(&out);
     stopped_by_panic(&ran, &r, &at);
     assert_contains(
@@ -157,7 +157,7 @@ fn a_panic_while_the_checks_run_writes_those_that_finished() {
     let home = tempfile::tempdir().unwrap();
     let out = home.path().join("run");
     let ran = run_panicking("check-finished", &out);
-    let at = injected_at("harness/cli/src/commands.rs", "check-finished");
+    let at = injected_at("harness/cli/src/commands/run.rs", "check-finished");
     let r = results(&out);
     stopped_by_panic(&ran, &r, &at);
     // A reporter's panic stops the run as a signal would: the running checks finish or are
@@ -190,7 +190,7 @@ fn a_run_without_a_journal_still_writes_its_results_after_a_panic() {
     std::fs::write(out.join("results.journal"), "planted\n").unwrap();
     let ran = run_panicking("after-checks", &out);
     assert_contains(&ran.stderr, "no journal for this run");
-    let at = injected_at("harness/cli/src/commands.rs", "after-checks");
+    let at = injected_at("harness/cli/src/commands/run.rs", "after-checks");
     let r = results(&out);
     stopped_by_panic(&ran, &r, &at);
     assert_eq!(r["checks"].as_array().unwrap().len(), CHECKS);
@@ -206,8 +206,8 @@ fn a_panic_while_saving_keeps_the_first_panics_location() {
     let home = tempfile::tempdir().unwrap();
     let out = home.path().join("run");
     let ran = run_panicking("after-checks,save-results", &out);
-    let first = injected_at("harness/cli/src/commands.rs", "after-checks");
-    let second = injected_at("harness/cli/src/commands.rs", "save-results");
+    let first = injected_at("harness/cli/src/commands/run.rs", "after-checks");
+    let second = injected_at("harness/cli/src/commands/panicked.rs", "save-results");
     assert_eq!(ran.code, 3, "{}", ran.stderr);
     assert_contains(
         &ran.stderr,
@@ -224,7 +224,7 @@ fn a_panic_in_the_runner_outside_a_check_is_that_checks_error() {
     let home = tempfile::tempdir().unwrap();
     let out = home.path().join("run");
     let ran = run_panicking("run-one", &out);
-    let at = injected_at("harness/core/src/runner.rs", "run-one");
+    let at = injected_at("harness/core/src/runner/one_check.rs", "run-one");
     assert_eq!(ran.code, 3, "{}", ran.stderr);
     let r = results(&out);
     assert_eq!(r["complete"], true, "the run itself went on");
