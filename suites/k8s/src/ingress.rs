@@ -31,7 +31,8 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::cluster::{self, Cluster};
-use crate::probes::{START_TIMEOUT, pod, wait_pod};
+use crate::probe_ns::ProbeNs;
+use crate::probes::pod;
 
 /// The annotation that marks the cluster's default IngressClass.
 pub const DEFAULT_CLASS: &str = "ingressclass.kubernetes.io/is-default-class";
@@ -213,13 +214,9 @@ async fn exercise(
 ) -> CheckResult {
     let k = cx.target().config::<crate::KubernetesConfig>();
     let lab = cx.target().network.lab_cidr.clone();
-    crate::upstream::pod::namespace(cx, c, ns, false).await?;
+    let space = ProbeNs::create(cx, c, ns).await?;
     let image = k.probe_image.as_deref().unwrap_or_default();
-    let pods: Api<Pod> = Api::namespaced(c.client().clone(), ns);
-    pods.create(&PostParams::default(), &responder(image, &run.token)?)
-        .await
-        .map_err(|e| c.explain(&format!("create pod {ns}/{NAME}"), &e))?;
-    wait_pod(&pods, c, NAME, false, START_TIMEOUT).await?;
+    space.start(&responder(image, &run.token)?).await?;
     let svc: Service = manifest::<Service>(
         json!({
             "apiVersion": "v1", "kind": "Service",
@@ -232,7 +229,8 @@ async fn exercise(
         }),
         "Service",
     )?;
-    Api::<Service>::namespaced(c.client().clone(), ns)
+    space
+        .api::<Service>()
         .create(&PostParams::default(), &svc)
         .await
         .map_err(|e| c.explain(&format!("create service {ns}/{NAME}"), &e))?;
@@ -250,7 +248,7 @@ async fn exercise(
         }),
         "Ingress",
     )?;
-    let ingresses: Api<Ingress> = Api::namespaced(c.client().clone(), ns);
+    let ingresses: Api<Ingress> = space.api();
     ingresses
         .create(&PostParams::default(), &ing)
         .await

@@ -25,6 +25,7 @@ mod lb;
 mod multus;
 mod netpol;
 mod network;
+mod probe_ns;
 mod probes;
 pub mod upstream;
 mod userns;

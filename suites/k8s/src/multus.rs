@@ -13,8 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, LogParams, PostParams};
 use nfvi_harness::{
     Check, CheckContext, CheckMeta, CheckResult, Outcome, Severity, SkipKind, SkipReason, declare,
 };
@@ -24,7 +22,8 @@ use nfvi_suite_datapath::paired::parse_paired;
 use serde_json::json;
 
 use crate::cluster::{self, Cluster};
-use crate::probes::{PORT, START_TIMEOUT, pick_nodes, pod, secondary_ip, wait_pod};
+use crate::probe_ns::ProbeNs;
+use crate::probes::{PORT, pick_nodes, pod, secondary_ip, serve_args};
 
 /// The CRD a Multus installation serves.
 pub const NAD_CRD: &str = "network-attachment-definitions.k8s.cni.cncf.io";
@@ -181,7 +180,7 @@ async fn exercise(
     network_name: &str,
 ) -> CheckResult {
     let k = cx.target().config::<crate::KubernetesConfig>();
-    crate::upstream::pod::namespace(cx, c, ns, false).await?;
+    let space = ProbeNs::create(cx, c, ns).await?;
     let path = format!("/apis/k8s.cni.cncf.io/v1/namespaces/{ns}/network-attachment-definitions");
     let body = serde_json::to_vec(&nad(range, k.multus_master.as_deref(), network_name))
         .map_err(|e| format!("encode the NetworkAttachmentDefinition: {e}"))?;
@@ -197,24 +196,8 @@ async fn exercise(
     })?;
     let image = k.probe_image.as_deref().unwrap_or_default();
     let nets = [NAD_NAME.to_owned()];
-    let pods: Api<Pod> = Api::namespaced(c.client().clone(), ns);
-    let serve = pod(
-        "responder-other",
-        b,
-        image,
-        vec![
-            "probe".into(),
-            "serve".into(),
-            "--bind".into(),
-            format!("0.0.0.0:{PORT}"),
-        ],
-        "Always",
-        &nets,
-    );
-    pods.create(&PostParams::default(), &serve)
-        .await
-        .map_err(|e| c.explain(&format!("create pod {ns}/responder-other"), &e))?;
-    let responder = wait_pod(&pods, c, "responder-other", false, START_TIMEOUT).await?;
+    let serve = pod("responder-other", b, image, serve_args(), "Always", &nets);
+    let responder = space.start(&serve).await?;
     let default_ip = responder
         .status
         .as_ref()
@@ -248,14 +231,8 @@ async fn exercise(
         "Never",
         &nets,
     );
-    pods.create(&PostParams::default(), &client)
-        .await
-        .map_err(|e| c.explain(&format!("create pod {ns}/client"), &e))?;
-    let done = wait_pod(&pods, c, "client", true, START_TIMEOUT).await?;
-    let logs = pods
-        .logs("client", &LogParams::default())
-        .await
-        .map_err(|e| c.explain(&format!("get the log of pod {ns}/client"), &e))?;
+    space.create_pod(&client).await?;
+    let (done, logs) = space.finished("client").await?;
     let succeeded = done.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded");
     let probe = if succeeded {
         match parse_paired(&logs) {

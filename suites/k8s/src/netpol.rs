@@ -17,13 +17,14 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{Api, LogParams, PostParams};
+use kube::api::{Api, PostParams};
 use nfvi_harness::{Check, CheckContext, CheckMeta, CheckResult, Outcome, Severity, declare};
 use nfvi_reference_model::Area;
 use serde_json::json;
 
 use crate::cluster::{self, Cluster};
-use crate::probes::{PORT, START_TIMEOUT, pick_nodes, pod, wait_pod};
+use crate::probe_ns::ProbeNs;
+use crate::probes::{PORT, pick_nodes, pod, serve_args};
 
 /// How long the network solution gets to program the policy before the second probes.
 pub const SETTLE: Duration = Duration::from_secs(5);
@@ -141,24 +142,15 @@ async fn exercise(
 ) -> CheckResult {
     let k = cx.target().config::<crate::KubernetesConfig>();
     let image = k.probe_image.as_deref().unwrap_or_default();
-    crate::upstream::pod::namespace(cx, c, ns, false).await?;
-    let pods: Api<Pod> = Api::namespaced(c.client().clone(), ns);
+    let space = ProbeNs::create(cx, c, ns).await?;
     let serve = probe_pod(
         RESPONDER,
         RESPONDER,
         nodes.map(|n| n.1),
         image,
-        vec![
-            "probe".into(),
-            "serve".into(),
-            "--bind".into(),
-            format!("0.0.0.0:{PORT}"),
-        ],
+        serve_args(),
     );
-    pods.create(&PostParams::default(), &serve)
-        .await
-        .map_err(|e| c.explain(&format!("create pod {ns}/{RESPONDER}"), &e))?;
-    let responder = wait_pod(&pods, c, RESPONDER, false, START_TIMEOUT).await?;
+    let responder = space.start(&serve).await?;
     let ip = responder
         .status
         .as_ref()
@@ -169,11 +161,11 @@ async fn exercise(
         .map_err(|_| format!("the responder's pod IP {ip:?} is not an IP address"))?;
     let target = SocketAddr::new(ip, PORT);
     let client = nodes.map(|n| n.0);
-    let before = round(c, &pods, ns, "before", target, client, image).await?;
+    let before = round(&space, "before", target, client, image).await?;
     if !before.answered() {
         return Ok(judge(&before, None));
     }
-    let policies: Api<NetworkPolicy> = Api::namespaced(c.client().clone(), ns);
+    let policies: Api<NetworkPolicy> = space.api();
     let p: NetworkPolicy =
         serde_json::from_value(policy()).map_err(|e| format!("the NetworkPolicy manifest: {e}"))?;
     policies
@@ -189,16 +181,14 @@ async fn exercise(
             .into());
         }
     }
-    let after = round(c, &pods, ns, "after", target, client, image).await?;
+    let after = round(&space, "after", target, client, image).await?;
     Ok(judge(&before, Some(&after)).with_property("responder", target.to_string()))
 }
 
 /// Starts a client of each role (`client-<role>-<when>`) probing `target`, waits for both to
 /// finish and reads what they reported.
 async fn round(
-    c: &Cluster,
-    pods: &Api<Pod>,
-    ns: &str,
+    space: &ProbeNs,
     when: &str,
     target: SocketAddr,
     node: Option<&str>,
@@ -217,20 +207,13 @@ async fn round(
     ];
     let names = ["allowed", "denied"].map(|role| (role, format!("client-{role}-{when}")));
     for (role, name) in &names {
-        pods.create(
-            &PostParams::default(),
-            &probe_pod(name, role, node, image, args.clone()),
-        )
-        .await
-        .map_err(|e| c.explain(&format!("create pod {ns}/{name}"), &e))?;
+        space
+            .create_pod(&probe_pod(name, role, node, image, args.clone()))
+            .await?;
     }
     let mut seen = Vec::new();
     for (_, name) in &names {
-        let done = wait_pod(pods, c, name, true, START_TIMEOUT).await?;
-        let log = pods
-            .logs(name, &LogParams::default())
-            .await
-            .map_err(|e| c.explain(&format!("get the log of pod {ns}/{name}"), &e))?;
+        let (done, log) = space.finished(name).await?;
         let succeeded = done.status.and_then(|s| s.phase).as_deref() == Some("Succeeded");
         seen.push(classify(succeeded, &log));
     }

@@ -104,6 +104,16 @@ pub(crate) fn pick_nodes(nodes: &[Node]) -> Option<(String, String)> {
     (chosen.len() >= 2).then(|| (chosen[0].clone(), chosen[1].clone()))
 }
 
+/// The arguments of a responder probe pod: `nfvi-verify probe serve` on UDP [`PORT`].
+pub(crate) fn serve_args() -> Vec<String> {
+    vec![
+        "probe".into(),
+        "serve".into(),
+        "--bind".into(),
+        format!("0.0.0.0:{PORT}"),
+    ]
+}
+
 /// Multus' request and report annotations.
 pub(crate) const NETWORKS: &str = "k8s.v1.cni.cncf.io/networks";
 const NETWORK_STATUS: &str = "k8s.v1.cni.cncf.io/network-status";
@@ -269,12 +279,7 @@ async fn measure(c: &Arc<Cluster>, cx: &CheckContext) -> CheckResult {
             name,
             node,
             k.probe_image.as_deref().unwrap_or_default(),
-            vec![
-                "probe".into(),
-                "serve".into(),
-                "--bind".into(),
-                format!("0.0.0.0:{PORT}"),
-            ],
+            serve_args(),
             "Always",
             &k.probe_networks,
         )

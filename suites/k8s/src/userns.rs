@@ -23,6 +23,7 @@ use nfvi_reference_model::Area;
 
 use crate::checks::{condition, is_control_plane};
 use crate::cluster::{self, Cluster};
+use crate::probe_ns::ProbeNs;
 use crate::probes::{START_TIMEOUT, pod};
 
 /// The start of the names of the namespaces the check creates (`nfvi-verify clean` knows it).
@@ -125,18 +126,15 @@ async fn exercise(
     node: &str,
     image: &str,
 ) -> CheckResult {
-    crate::upstream::pod::namespace(cx, c, ns, false).await?;
-    let pods: Api<Pod> = Api::namespaced(c.client().clone(), ns);
-    let events: Api<Event> = Api::namespaced(c.client().clone(), ns);
+    let space = ProbeNs::create(cx, c, ns).await?;
+    let pods = space.pods();
+    let events: Api<Event> = space.api();
     // The control first: a pod that cannot run with default settings says nothing about
     // user namespaces, and the one that follows finds the image on the node.
-    pods.create(
-        &PostParams::default(),
-        &uid_map_pod(CONTROL, node, image, None),
-    )
-    .await
-    .map_err(|e| c.explain(&format!("create pod {ns}/{CONTROL}"), &e))?;
-    let control = follow(cx, c, &pods, &events, CONTROL, false).await?;
+    space
+        .create_pod(&uid_map_pod(CONTROL, node, image, None))
+        .await?;
+    let control = follow(cx, c, pods, &events, CONTROL, false).await?;
     if !matches!(control, Seen::Printed(_)) {
         return Ok(judge(&control, &Seen::NotRun(Vec::new()), false));
     }
@@ -150,7 +148,7 @@ async fn exercise(
         Ok(created) => {
             // An API server whose UserNamespacesSupport gate is off drops the field.
             let kept = created.spec.as_ref().and_then(|s| s.host_users) == Some(false);
-            (follow(cx, c, &pods, &events, USERNS, true).await?, !kept)
+            (follow(cx, c, pods, &events, USERNS, true).await?, !kept)
         }
         // The same account created the control pod in this namespace a moment ago: a
         // refusal now is about the pod's spec (validation, admission), not permissions.

@@ -34,7 +34,8 @@ use nfvi_reference_model::Area;
 use serde_json::json;
 
 use crate::cluster::{self, Cluster};
-use crate::probes::{PORT, START_TIMEOUT, pick_nodes, pod, wait_pod};
+use crate::probe_ns::ProbeNs;
+use crate::probes::{PORT, pick_nodes, pod, serve_args};
 
 pub(crate) use judge::{external, failover_judge, no_address, not_sent};
 pub(crate) use stream::Probe;
@@ -127,19 +128,7 @@ async fn run(cx: &CheckContext, failover: bool) -> CheckResult {
 }
 
 fn responder(name: &str, node: &str, image: &str) -> Pod {
-    let mut p = pod(
-        name,
-        node,
-        image,
-        vec![
-            "probe".into(),
-            "serve".into(),
-            "--bind".into(),
-            format!("0.0.0.0:{PORT}"),
-        ],
-        "Always",
-        &[],
-    );
+    let mut p = pod(name, node, image, serve_args(), "Always", &[]);
     if let Some(l) = p.metadata.labels.as_mut() {
         l.insert("nfvi-verify/lb-backend".into(), "true".into());
     }
@@ -157,16 +146,13 @@ async fn exercise(
     let lab = cx.target().network.lab_cidr.clone();
     // The positive control of the prober itself, before anything is created.
     control_on_loopback().map_err(|e| format!("positive control: {e}"))?;
-    crate::upstream::pod::namespace(cx, c, ns, false).await?;
+    let space = ProbeNs::create(cx, c, ns).await?;
     let image = k.probe_image.as_deref().unwrap_or_default();
-    let pods: Api<Pod> = Api::namespaced(c.client().clone(), ns);
     for (name, node) in [("responder-same", a), ("responder-other", b)] {
-        pods.create(&PostParams::default(), &responder(name, node, image))
-            .await
-            .map_err(|e| c.explain(&format!("create pod {ns}/{name}"), &e))?;
+        space.create_pod(&responder(name, node, image)).await?;
     }
     for name in ["responder-same", "responder-other"] {
-        wait_pod(&pods, c, name, false, START_TIMEOUT).await?;
+        space.running(name).await?;
     }
     let svc: Service = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Service",
@@ -178,7 +164,7 @@ async fn exercise(
         }
     }))
     .map_err(|e| format!("the Service manifest: {e}"))?;
-    let services: Api<Service> = Api::namespaced(c.client().clone(), ns);
+    let services: Api<Service> = space.api();
     services
         .create(&PostParams::default(), &svc)
         .await
@@ -262,15 +248,17 @@ async fn exercise(
         ("responder-other", None),
     ] {
         let at = stream.now();
-        pods.delete(
-            gone,
-            &DeleteParams {
-                grace_period_seconds: Some(0),
-                ..DeleteParams::default()
-            },
-        )
-        .await
-        .map_err(|e| c.explain(&format!("delete pod {ns}/{gone}"), &e))?;
+        space
+            .pods()
+            .delete(
+                gone,
+                &DeleteParams {
+                    grace_period_seconds: Some(0),
+                    ..DeleteParams::default()
+                },
+            )
+            .await
+            .map_err(|e| c.explain(&format!("delete pod {ns}/{gone}"), &e))?;
         deletions.push((gone, at));
         // Long enough after the deletion to see an outage of the limit's length that starts
         // once the pod is really gone (a second or so after the API call).
@@ -281,10 +269,7 @@ async fn exercise(
             )
             .await;
         if let Some((name, node)) = replacement {
-            pods.create(&PostParams::default(), &responder(name, node, image))
-                .await
-                .map_err(|e| c.explain(&format!("create pod {ns}/{name}"), &e))?;
-            wait_pod(&pods, c, name, false, START_TIMEOUT).await?;
+            space.start(&responder(name, node, image)).await?;
             // Its endpoint is programmed; give the load balancer a moment as well.
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
