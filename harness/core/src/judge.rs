@@ -194,6 +194,26 @@ pub fn certification(r: &RunResults) -> Certification {
             ));
         }
     }
+    // Skipped is not verified: a certification record does not stand on requirements that
+    // nothing observed (no cluster given, a service the cloud lacks).
+    let unobserved: Vec<String> = r
+        .requirements
+        .iter()
+        .filter(|q| q.row.mandatory && q.row.applies && q.status == TraceStatus::Skipped)
+        .map(|q| q.row.id.to_string())
+        .collect();
+    if !unobserved.is_empty() {
+        let shown = unobserved.len().min(8);
+        let more = match unobserved.len() - shown {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        reasons.push(format!(
+            "{} mandatory requirement(s) were not observed: every check covering them was skipped ({}{more}); a certification record needs each one verified, waived or not testable by software",
+            unobserved.len(),
+            unobserved[..shown].join(", ")
+        ));
+    }
     let mut unverified: Vec<&str> = r
         .checks
         .iter()

@@ -357,6 +357,32 @@ fn a_waived_must_failure_leaves_the_run_conformant_with_waivers_and_verify_can_t
 }
 
 #[test]
+fn a_mandatory_requirement_whose_checks_all_skipped_makes_the_run_not_certifiable() {
+    let w = Waivers::parse(Path::new("w.toml"), FILE).unwrap();
+    let passed = check("cni.CNI-ADD-001", "ra2.ntw.001", Status::Passed, None, None);
+    let r = results(vec![passed.clone()], &w);
+    assert!(r.certification.certifiable, "{:?}", r.certification);
+    // The other mandatory requirement's one check skipped (no cluster, a service missing):
+    // still conformant on what was observed, but no certification record.
+    let skipped = check("k8s.x", "ra2.ntw.002", Status::Skipped, None, None);
+    let r = results(vec![passed.clone(), skipped.clone()], &w);
+    assert_eq!(r.requirements[1].status, TraceStatus::Skipped);
+    assert_eq!(r.verdict, Verdict::Conformant);
+    assert!(!r.certification.certifiable);
+    assert_eq!(r.certification.reasons.len(), 1, "{:?}", r.certification);
+    let why = &r.certification.reasons[0];
+    assert!(
+        why.starts_with("1 mandatory requirement(s) were not observed")
+            && why.contains("ra2.ntw.002"),
+        "{why}"
+    );
+    // One check of it observed (partial) is enough.
+    let both = check("k8s.y", "ra2.ntw.002", Status::Passed, None, None);
+    let r = results(vec![passed, skipped, both], &w);
+    assert!(r.certification.certifiable, "{:?}", r.certification);
+}
+
+#[test]
 fn runs_selected_by_hand_or_with_forbidden_waivers_are_not_certifiable() {
     let w = Waivers::parse(Path::new("w.toml"), FILE).unwrap();
     let mut r = results(
