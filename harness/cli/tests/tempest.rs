@@ -36,7 +36,7 @@ fn password() -> String {
     line.trim_matches('\'').to_owned()
 }
 
-/// The `tempest-*` projects and users in the lab's Keystone, sorted (asked with the admin
+/// The `tempest-*` objects in the lab's Keystone, sorted (asked with the admin
 /// credentials through Python's standard library, not through the harness under test).
 fn keystone_tempest_objects() -> Vec<String> {
     const LIST: &str = r#"
@@ -48,7 +48,7 @@ body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
 req = urllib.request.Request(base + "/auth/tokens", json.dumps(body).encode(),
                              {"Content-Type": "application/json"})
 token = urllib.request.urlopen(req).headers["X-Subject-Token"]
-for kind in ("projects", "users"):
+for kind in ("users", "groups", "projects", "roles", "domains"):
     req = urllib.request.Request(base + "/" + kind, headers={"X-Auth-Token": token})
     for x in json.load(urllib.request.urlopen(req))[kind]:
         if x["name"].startswith("tempest-"):

@@ -14,7 +14,7 @@ use crate::services::SERVICES;
 pub const AREA: Area = Area::new("tempest");
 
 const EFFECTS: &str = "Tempest runs against the cloud: its dynamic credentials create a project and a user (named tempest-...) per test class with the admin credentials, and the tests create and delete what they test (users, roles, domains, images, volumes, networks, servers)";
-const CLEANUP: &str = "Tempest deletes what each test class created at its teardown; the tempest-* projects and users that appeared in Keystone during the run are deleted after it, also on Ctrl-C (a cleanup of the check that started the run); a run killed outright (SIGKILL) leaves them until `run --resume` of that run, which deletes those that appeared since the killed run listed Keystone (the list is in its upstream.journal) before it goes on (or `tempest cleanup`). tempest.conf (the one file holding the password) and the workspace are in a private directory (0700) removed after the run";
+const CLEANUP: &str = "Tempest deletes what each test class created at its teardown; the tempest-* users, groups, projects, roles and domains that appeared in Keystone during the run are deleted after it, also on Ctrl-C (a cleanup of the check that started the run); a run killed outright (SIGKILL) leaves them until `run --resume` of that run, which deletes those that appeared since the killed run listed Keystone (the list is in its upstream.journal) before it goes on (or `tempest cleanup`). tempest.conf (the one file holding the password) and the workspace are in a private directory (0700) removed after the run";
 
 /// The whole Tempest run must fit in a check's deadline (its own limit is
 /// `tempest.timeout_minutes`, checked inside the run).

@@ -1,7 +1,8 @@
-//! What Tempest's dynamic credentials leave in Keystone when a run is stopped before its
-//! classes tear down (Ctrl-C, the deadline): `tempest-<Class>-<number>` projects and their
-//! users. The names present before the run are noted; after it, those that appeared during
-//! it are deleted, and the evidence says which.
+//! What Tempest leaves in Keystone when a run is stopped before its classes tear down
+//! (Ctrl-C, the deadline): its dynamic credentials (`tempest-<Class>-<number>` projects and
+//! their users) and what the tests themselves made with `rand_name` (`tempest-user--<n>`,
+//! projects, groups, roles, domains). The names present before the run are noted; after it,
+//! those that appeared during it are deleted, and the evidence says which.
 //!
 //! A run killed outright (SIGKILL, a lost host) never gets to that sweep, so the list taken
 //! before the run is also written to the run's ledger ([`SNAPSHOT`]). `run --resume` reads it
@@ -11,22 +12,39 @@ use nfvi_harness::ledger::{Ledger, LedgerMode, TestRecord, TestStatus};
 use nfvi_suite_kolla::Secret;
 use serde_json::Value;
 
-/// Tempest's projects and users in Keystone, as (kind, id, name).
+/// Tempest's objects in Keystone, as (kind, id, name).
 pub type Found = Vec<(&'static str, String, String)>;
 
-/// The ledger stream holding the `tempest-*` projects and users Keystone held before the
+/// The ledger stream holding the `tempest-*` objects Keystone held before the
 /// run: one record per object (`projects <id>`, its name as the detail) and [`LISTED`].
 pub const SNAPSHOT: &str = "tempest:keystone-before";
 
 /// The record saying the list was taken (it may be empty).
 const LISTED: &str = "listed";
 
-/// Whether a Keystone project or user name is one Tempest's dynamic credentials make:
-/// `tempest-<Class>-<digits>`, for a user followed by `-project-<role>` or `-<role>`.
+/// The kinds of Keystone objects swept, in the order they are deleted (a domain last: it
+/// must be disabled first, and deleting it takes what is left in it).
+const KINDS: [&str; 5] = ["users", "groups", "projects", "roles", "domains"];
+
+/// Whether a Keystone object's name is one Tempest makes: its dynamic credentials'
+/// `tempest-<Class>-<digits>` (a user's followed by `-project-<role>` or `-<role>`), or a
+/// test's `rand_name`, `tempest-<name>-<random number>` (`tempest-user--178632570`): a
+/// segment of at least six digits (random numbers below 100000 are one in 20,000). An operator's
+/// `tempest-ci-project` is neither.
 pub fn tempest_made(name: &str) -> bool {
     let Some(rest) = name.strip_prefix("tempest-") else {
         return false;
     };
+    let random = rest
+        .split('-')
+        .any(|p| p.len() >= 6 && p.chars().all(|c| c.is_ascii_digit()));
+    if random
+        && rest
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return true;
+    }
     let mut parts = rest.split('-');
     let class = parts.next().unwrap_or("");
     let number = parts.next().unwrap_or("");
@@ -49,7 +67,7 @@ pub fn snapshot(before: &Found) -> Vec<TestRecord> {
     };
     std::iter::once(record(
         LISTED.to_owned(),
-        "the tempest-* projects and users in Keystone before the run",
+        "the tempest-* objects in Keystone before the run",
     ))
     .chain(
         before
@@ -70,14 +88,14 @@ pub fn from_snapshot(records: &[TestRecord]) -> Option<Found> {
             .iter()
             .filter_map(|r| {
                 let (kind, id) = r.test.split_once(' ')?;
-                let kind = ["projects", "users"].into_iter().find(|k| *k == kind)?;
+                let kind = KINDS.into_iter().find(|k| *k == kind)?;
                 Some((kind, id.to_owned(), r.detail.clone()?))
             })
             .collect(),
     )
 }
 
-/// Before a run: on `--resume`, deletes the `tempest-*` projects and users that appeared
+/// Before a run: on `--resume`, deletes the `tempest-*` objects that appeared
 /// since the killed run listed Keystone (its classes never tore down, and its sweep never
 /// ran) and lists `before` again; otherwise writes `before` to the ledger for a resume to
 /// come. What was found and done goes to `notes`.
@@ -100,7 +118,7 @@ pub async fn settle_killed(
         let (removed, failed) = remove_new(http, token, base, &killed, before).await;
         if !removed.is_empty() {
             crate::run::progress(format!(
-                "removed {} project(s) and user(s) the killed run left in Keystone: {}",
+                "removed {} object(s) the killed run left in Keystone: {}",
                 removed.len(),
                 removed.join(", ")
             ));
@@ -129,10 +147,10 @@ fn record(ledger: &Ledger, before: &Found, notes: &mut Vec<String>) {
     }
 }
 
-/// The `tempest-*` projects and users of Keystone, as (kind, id, name).
+/// The `tempest-*` objects of Keystone, as (kind, id, name).
 pub async fn list(http: &reqwest::Client, token: &Secret, base: &str) -> Result<Found, String> {
     let mut out = Vec::new();
-    for kind in ["projects", "users"] {
+    for kind in KINDS {
         let url = format!("{base}/{kind}");
         let resp = http
             .get(&url)
@@ -157,8 +175,9 @@ pub async fn list(http: &reqwest::Client, token: &Secret, base: &str) -> Result<
     Ok(out)
 }
 
-/// Deletes those of `now` that `before` did not hold (users first); returns the names
-/// deleted and the deletions that failed.
+/// Deletes those of `now` that `before` did not hold (in [`KINDS`]' order; a domain is
+/// disabled first, as Keystone requires); returns the names deleted and the deletions that
+/// failed.
 pub async fn remove_new(
     http: &reqwest::Client,
     token: &Secret,
@@ -171,9 +190,18 @@ pub async fn remove_new(
         .iter()
         .filter(|x| !before.iter().any(|b| b.1 == x.1))
         .collect();
-    new.sort_by_key(|x| x.0 != "users");
+    new.sort_by_key(|x| KINDS.iter().position(|k| *k == x.0));
     for (kind, id, name) in new {
         let url = format!("{base}/{kind}/{id}");
+        if *kind == "domains" {
+            // A refusal shows in the DELETE's answer below.
+            let _ = http
+                .patch(&url)
+                .header("X-Auth-Token", token.expose())
+                .json(&serde_json::json!({"domain": {"enabled": false}}))
+                .send()
+                .await;
+        }
         match http
             .delete(&url)
             .header("X-Auth-Token", token.expose())
@@ -212,7 +240,7 @@ mod tests {
         assert_eq!(from_snapshot(&records[1..]), None);
         // Records a hostile or damaged ledger may hold are skipped, not trusted or panicked on.
         let mut odd = snapshot(&Vec::new());
-        for test in ["domains d1", "projects", "users u2"] {
+        for test in ["services s1", "projects", "users u2"] {
             odd.push(TestRecord {
                 test: test.into(),
                 detail: None,
@@ -229,6 +257,9 @@ mod tests {
             "tempest-EndPointsTestJSON-941276058-project-admin",
             "tempest-DomainsTestJSON-859768487-project-member",
             "tempest-TestNetworkBasicOps-1",
+            "tempest-user--178632570",
+            "tempest-project--1790709689",
+            "tempest-test_domain-1046573434",
         ] {
             assert!(tempest_made(n), "{n}");
         }
@@ -241,6 +272,7 @@ mod tests {
             "tempest-Class-12a",
             "tempest-Class-1--x",
             "my-tempest-Class-1",
+            "tempest-a b-12345",
         ] {
             assert!(!tempest_made(n), "{n}");
         }

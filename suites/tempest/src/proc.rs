@@ -41,6 +41,29 @@ fn passed_through(key: &str) -> bool {
 
 /// Where `setpriv` may be (root's trusted system directories only).
 const SETPRIV: [&str; 2] = ["/usr/bin/setpriv", "/bin/setpriv"];
+/// Where `unshare` may be (the same).
+const UNSHARE: [&str; 2] = ["/usr/bin/unshare", "/bin/unshare"];
+
+/// `unshare`, when a PID namespace can be made here (root, and a kernel and sandbox that
+/// allow it: tried once, with `true`).
+fn pid_namespace() -> Option<&'static Path> {
+    static FOUND: std::sync::OnceLock<Option<&'static Path>> = std::sync::OnceLock::new();
+    *FOUND.get_or_init(|| {
+        if !nix::unistd::geteuid().is_root() {
+            return None;
+        }
+        let unshare = UNSHARE.iter().map(Path::new).find(|p| p.is_file())?;
+        std::process::Command::new(unshare)
+            .args(["--pid", "--fork", "--kill-child", "--", "/bin/true"])
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+            .then_some(unshare)
+    })
+}
 
 /// A command in a clean environment: PATH with `bin` first, HOME at `home`; killed with
 /// its process group when dropped. For the short commands around the run (pip, `tempest
@@ -53,9 +76,12 @@ pub fn command(program: &Path, bin: &Path, home: &Path) -> tokio::process::Comma
 
 /// The long `tempest run`, tied to the harness's life: a harness killed outright (SIGKILL)
 /// cannot stop its children, so where util-linux's `setpriv` is (on every Debian) the child
-/// runs under `setpriv --pdeathsig KILL` and the kernel kills it when the harness dies (its
-/// workers then die on their closed pipe): no Tempest goes on testing the cloud for a run
-/// that is gone. Start it with [`spawn_tied`].
+/// runs under `setpriv --pdeathsig KILL` and the kernel kills it when the harness dies. The
+/// signal reaches that one process, not Tempest's stestr workers, which would go on with
+/// their current test (a server boot) until they next write to the closed pipe: as root, the
+/// run also gets a PID namespace of its own (`unshare --pid --fork --kill-child`), whose
+/// init dies with it, and the kernel then kills every process in it at once. No Tempest goes
+/// on testing the cloud for a run that is gone. Start it with [`spawn_tied`].
 pub fn tied(program: &Path, bin: &Path, home: &Path) -> std::process::Command {
     base(program, bin, home, true)
 }
@@ -66,7 +92,12 @@ fn base(program: &Path, bin: &Path, home: &Path, tied: bool) -> std::process::Co
     let mut c = match setpriv {
         Some(setpriv) => {
             let mut c = std::process::Command::new(setpriv);
-            c.args(["--pdeathsig", "KILL", "--"]).arg(program);
+            c.args(["--pdeathsig", "KILL", "--"]);
+            if let Some(unshare) = pid_namespace() {
+                c.arg(unshare)
+                    .args(["--pid", "--fork", "--kill-child", "--"]);
+            }
+            c.arg(program);
             c
         }
         None => std::process::Command::new(program),
@@ -295,5 +326,85 @@ mod tests {
             survives_the_thread_that_asked(true),
             "a Tempest run died with a thread of the runtime"
         );
+    }
+
+    /// The processes below `top`, from /proc's parent links.
+    fn descendants(top: u32) -> Vec<u32> {
+        let parent = |pid: u32| -> Option<u32> {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            stat.rsplit(')')
+                .next()?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        };
+        let all: Vec<u32> = std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        let mut found = vec![top];
+        loop {
+            let more: Vec<u32> = all
+                .iter()
+                .copied()
+                .filter(|p| !found.contains(p) && parent(*p).is_some_and(|q| found.contains(&q)))
+                .collect();
+            if more.is_empty() {
+                break;
+            }
+            found.extend(more);
+        }
+        found.retain(|p| *p != top);
+        found
+    }
+
+    #[test]
+    fn as_root_the_workers_of_a_tied_run_die_with_it() {
+        if pid_namespace().is_none() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI runs as root where PID namespaces can be made"
+            );
+            eprintln!("skipped: no PID namespace can be made here (not root?)");
+            return;
+        }
+        // A run whose "workers" are its children, as stestr's are Tempest's.
+        let mut c = tied(
+            Path::new("/bin/sh"),
+            Path::new("/bin"),
+            &std::env::temp_dir(),
+        );
+        c.args(["-c", "sleep 30 & sleep 30 & wait"]);
+        let mut child = spawn_tied(c).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let mut below = descendants(child.id());
+        while below.len() < 3 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            below = descendants(child.id());
+        }
+        // unshare's init (sh) and its two sleeps.
+        assert!(below.len() >= 3, "{below:?}");
+        // The harness's death, as the tied process sees it: SIGKILL.
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let gone = |p: &u32| {
+            std::fs::read_to_string(format!("/proc/{p}/stat")).map_or(true, |s| {
+                s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while !below.iter().all(gone) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let left: Vec<&u32> = below.iter().filter(|p| !gone(p)).collect();
+        for p in &left {
+            let _ = nix::sys::signal::kill(Pid::from_raw(**p as i32), Signal::SIGKILL);
+        }
+        assert!(left.is_empty(), "workers {left:?} outlived the tied run");
     }
 }

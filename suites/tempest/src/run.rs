@@ -146,7 +146,7 @@ impl Shared {
                     // ends however it ends (Ctrl-C included), within its cleanup deadline.
                     let sweep: Sweep = Arc::default();
                     cx.on_cleanup_async(
-                        "remove the tempest-* projects and users the Tempest run created in Keystone",
+                        "remove the tempest-* objects the Tempest run created in Keystone",
                         cleanup_sweep(sweep.clone(), last.clone()),
                     );
                     tokio::spawn(async move {
@@ -214,7 +214,7 @@ async fn cleanup_sweep(sweep: Sweep, mut last: Slot) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "tempest-* projects and users created during the run may be left in Keystone {} (remove them with `openstack project list | grep tempest-`): {}",
+            "tempest-* objects created during the run may be left in Keystone {} (remove them with `openstack project list | grep tempest-`): {}",
             creds.auth_url,
             left.iter()
                 .map(|l| l.as_str())
@@ -411,7 +411,7 @@ async fn drive_unmasked(
                 sweep_new(&creds, &before, &mut ran, Duration::from_secs(120)).await;
             }
             _ if !listed_before => ran.leftovers.push(
-                "not looked for: listing Keystone's projects and users before the run failed"
+                "not looked for: listing Keystone's tempest-* objects before the run failed"
                     .to_owned(),
             ),
             _ => ran
@@ -448,7 +448,7 @@ async fn sweep_new(
         Ok(Ok((removed, failed))) => {
             if !removed.is_empty() {
                 progress(format!(
-                    "removed {} project(s) and user(s) Tempest left in Keystone: {}",
+                    "removed {} object(s) Tempest left in Keystone: {}",
                     removed.len(),
                     removed.join(", ")
                 ));
