@@ -274,6 +274,11 @@ impl State {
         }
         let mut ed = Edits { kinds, src: None };
         let mut from = 0;
+        if self.env.is_some() && find_token(l.as_bytes(), "name", 0).is_some() {
+            // Another entry's name: the one awaiting its value had none (a JUnit testcase
+            // named `kolla.api.token-issue`, then `<property name="requirements" value=…>`).
+            self.env = None;
+        }
         if self.env.is_none()
             && let Some((kind, at)) = env_name(l.as_bytes())
         {
