@@ -244,7 +244,7 @@ pub enum Format {
     Json,
 }
 
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct Selection {
     /// Keep only checks whose ID or a covered requirement ID matches this glob (repeatable).
     #[arg(long, value_name = "PATTERN")]

@@ -90,7 +90,7 @@ pub fn lines(r: &RunResults, a: &Artifacts, log: Option<&Path>) -> Vec<String> {
             .unwrap_or_default()
     )];
     head.push(format!(
-        "  {} checks: {} passed, {} failed ({} warnings), {} waived, {} errors, {} timed out, {} skipped; mandatory requirements: {} of {} verified, {} failed, {} waived, {} not covered by this build{}",
+        "  {} checks: {} passed, {} failed ({} warnings), {} waived, {} errors, {} timed out, {} skipped; mandatory requirements: {} of {} verified, {} failed, {} waived, {} {}{}",
         t.checks,
         t.passed,
         t.failed,
@@ -104,6 +104,12 @@ pub fn lines(r: &RunResults, a: &Artifacts, log: Option<&Path>) -> Vec<String> {
         t.mandatory_failed,
         t.mandatory_waived,
         t.mandatory_untested,
+        // A rerun plans only the old run's failures: the rest are covered, just not run now.
+        if r.conditions.rerun_of.is_some() {
+            "not run in this rerun"
+        } else {
+            "not covered by this build"
+        },
         if t.mandatory_not_testable > 0 {
             format!(", {} not testable by software", t.mandatory_not_testable)
         } else {

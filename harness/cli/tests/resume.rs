@@ -191,3 +191,21 @@ fn a_resume_that_differs_from_the_killed_run_is_refused_naming_what_differs() {
         "neither a results.json nor a results.journal",
     );
 }
+
+#[test]
+fn a_resume_without_target_takes_the_killed_runs_own() {
+    let k = killed_after(2, |_| {});
+    // What a run keeps beside its results: the target as it resolved it.
+    let resolved = stdout_text(nfvi().args(["target", "--check"]).arg(&k.target));
+    std::fs::write(k.dir.join("target.toml"), &resolved).unwrap();
+    let out = nfvi()
+        .args(["run", "--no-progress", "--resume"])
+        .arg(&k.dir)
+        .assert();
+    let code = out.get_output().status.code().unwrap();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!([0, 1, 3].contains(&code), "{code}: {stderr}");
+    assert_contains(&stderr, "resuming with the killed run's target");
+    assert_contains(&stderr, "2 results carried over");
+    assert_eq!(read(&k.dir)["complete"], true);
+}

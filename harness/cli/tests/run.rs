@@ -178,6 +178,17 @@ fn a_host_run_writes_consistent_json_junit_and_html() {
             .collect();
         assert_eq!(ids, bad);
         assert_eq!(rerun_results["suite"]["name"], "host");
+        // The requirements the rerun did not plan are covered, only not run now.
+        let out = assert.get_output();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            said.contains(" not run in this rerun") && !said.contains("not covered by this build"),
+            "{said}"
+        );
     }
 
     // `diff` reports a regression when a passed check fails, and exits 1.

@@ -109,7 +109,26 @@ fn run_journaled(args: &RunArgs, observed: &mut Observed) -> CmdResult {
         ),
         (None, _) => None,
     };
-    let p = prepare(&args.selection)?;
+    // A resume without --target takes the killed run's own, kept as DIR/target.toml (read
+    // only from a directory no other user controls).
+    let kept;
+    let selection = match (&resume, &args.selection.target) {
+        (Some(r), None) if r.dir.join("target.toml").is_file() => {
+            crate::trusted::check_dir(&r.dir).map_err(CliError::bad_input)?;
+            let file = r.dir.join("target.toml");
+            eprintln!(
+                "nfvi-verify: resuming with the killed run's target, {}",
+                file.display()
+            );
+            kept = crate::cli::Selection {
+                target: Some(file),
+                ..args.selection.clone()
+            };
+            &kept
+        }
+        _ => &args.selection,
+    };
+    let p = prepare(selection)?;
     let target_fingerprint = crate::journal::fingerprint(&p.target.resolved_toml());
     if let Some(r) = &resume {
         r.check(&crate::resume::Asked {
