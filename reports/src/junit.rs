@@ -18,6 +18,14 @@
 //! pipeline, and a waived failure does not decide the verdict, so a JUnit gate agrees with
 //! it. Not a pass either: both CI systems list skipped tests apart, with their message, so
 //! the waiver stays in sight. The outcome property stays `failed`.
+//!
+//! A check that judged an upstream suite's tests (Tempest's, listed in its evidence as
+//! `test <id>` properties) brings them along: a `<testsuite>` of their own,
+//! `<suite>.<area>.<check id>`, one `<testcase>` per test (its ID, time, and skip reason or
+//! failure), so that CI shows 134 Tempest tests and which one failed, not one check. They
+//! never say more than their check: a failed test is a `<failure>` only when its check is
+//! one (or an `<error>` when the check is), and is listed as skipped, with why, under a
+//! check that was waived or passed.
 
 use std::time::Duration;
 
@@ -171,6 +179,96 @@ fn status(c: &CheckResult, strict: bool) -> TestCaseStatus {
     }
 }
 
+/// The upstream tests a check judged (`test <id>` evidence properties, as Tempest's check
+/// writes them: `passed in 0.42 s (idempotent id …)`, `skipped: reason`, `failed in 1.00 s
+/// …: detail`, `never finished`, `never run`), as a testsuite of their own; `None` when the
+/// check lists none.
+fn upstream_suite(
+    c: &CheckResult,
+    classname: &str,
+    check: &TestCaseStatus,
+    results: &RunResults,
+) -> Option<TestSuite> {
+    let tests: Vec<(&str, &str)> = c
+        .evidence
+        .properties
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("test ")?, v.as_str())))
+        .collect();
+    if tests.is_empty() {
+        return None;
+    }
+    let name = format!("{classname}.{}", c.id);
+    let mut suite = TestSuite::new(name.clone());
+    suite.set_timestamp(results.started_at.fixed_offset());
+    suite.add_property(Property::new("check", c.id.as_str()));
+    let mut total = Duration::ZERO;
+    for (id, said) in tests {
+        let (word, rest) = split_status(said);
+        let time = rest
+            .strip_prefix(" in ")
+            .and_then(|t| t.split(' ').next())
+            .and_then(|t| t.parse::<f64>().ok())
+            .filter(|t| t.is_finite() && *t >= 0.0)
+            .map_or(Duration::ZERO, Duration::from_secs_f64);
+        total += time;
+        let detail = rest.split_once(": ").map_or("", |(_, d)| d);
+        let st = match word {
+            "passed" => TestCaseStatus::success(),
+            "skipped" => {
+                let mut st = TestCaseStatus::skipped();
+                st.set_message(detail);
+                st
+            }
+            _ => match check {
+                TestCaseStatus::NonSuccess { kind, .. } => {
+                    let mut st = TestCaseStatus::non_success(*kind);
+                    st.set_message(
+                        format!("{word}: {detail}")
+                            .trim_end_matches(": ")
+                            .to_owned(),
+                    )
+                    .set_type(word);
+                    st
+                }
+                _ => {
+                    let mut st = TestCaseStatus::skipped();
+                    st.set_message(format!(
+                        "{word}, but the check {} ({}): {detail}",
+                        c.id,
+                        if c.waiver.is_some() {
+                            "waived"
+                        } else {
+                            c.outcome.as_str()
+                        }
+                    ))
+                    .set_type("not-deciding");
+                    st
+                }
+            },
+        };
+        let mut tc = TestCase::new(id, st);
+        tc.set_classname(name.clone()).set_time(time);
+        suite.add_test_case(tc);
+    }
+    suite.set_time(total);
+    Some(suite)
+}
+
+/// `failed in 1.00 s …: detail` → (`failed`, ` in 1.00 s …: detail`); the two-word states
+/// (`never finished`, `never run`) whole.
+fn split_status(said: &str) -> (&str, &str) {
+    for two in ["never finished", "never run"] {
+        if let Some(rest) = said.strip_prefix(two) {
+            return (two, rest);
+        }
+    }
+    let end = said
+        .find(|c: char| !c.is_ascii_alphabetic())
+        .unwrap_or(said.len());
+    (&said[..end], &said[end..])
+}
+
 /// Renders `junit.xml`.
 pub fn render_junit(results: &RunResults) -> Result<String, ReportError> {
     let mut report = Report::new(format!("nfvi-verify {}", results.suite.name));
@@ -201,6 +299,7 @@ pub fn render_junit(results: &RunResults) -> Result<String, ReportError> {
             ),
         ]);
         let mut total = Duration::ZERO;
+        let mut upstream = Vec::new();
         for c in checks {
             let (name, case_classname) = match &c.node {
                 None => (c.id.clone(), classname.clone()),
@@ -232,11 +331,18 @@ pub fn render_junit(results: &RunResults) -> Result<String, ReportError> {
                     Property::new("waiver-expires", w.expires.to_string()),
                 ]);
             }
+            let check_status = status(c, results.strict);
             tc.set_system_out(system_out(c));
             suite.add_test_case(tc);
+            if c.node.is_none()
+                && let Some(tests) = upstream_suite(c, &classname, &check_status, results)
+            {
+                upstream.push(tests);
+            }
         }
         suite.set_time(total);
         report.add_test_suite(suite);
+        report.add_test_suites(upstream.drain(..));
     }
     report.to_string().map_err(|e| ReportError::Render {
         what: "junit.xml",
