@@ -242,6 +242,33 @@ fn rc1_runs_tempest_identity_tests_against_the_lab_keystone() {
 }
 
 /// The PIDs of `parent`'s children whose command line holds `word`.
+/// The processes below `top` (children, their children, ...) whose command line holds
+/// `word`: Tempest, and the stestr workers it starts (from the same virtual environment).
+fn descendants_with(top: u32, word: &str) -> Vec<u32> {
+    let mut below = vec![top];
+    loop {
+        let more: Vec<u32> = below
+            .iter()
+            .flat_map(|p| children_with(*p, ""))
+            .filter(|p| !below.contains(p))
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        below.extend(more);
+    }
+    below
+        .into_iter()
+        .filter(|p| {
+            *p != top
+                && String::from_utf8_lossy(
+                    &std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default(),
+                )
+                .contains(word)
+        })
+        .collect()
+}
+
 fn children_with(parent: u32, word: &str) -> Vec<u32> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -337,13 +364,19 @@ fn a_killed_tempest_run_takes_tempest_with_it_and_resumes_with_only_the_tests_le
         assert!(child.try_wait().unwrap().is_none(), "the run ended early");
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    let tempest = children_with(child.id(), "tempest");
-    assert!(!tempest.is_empty(), "no Tempest child of the run found");
+    // Tempest and its stestr workers (concurrency 2), all of them below the harness.
+    let tempest = descendants_with(child.id(), "tempest");
+    assert!(
+        tempest.len() >= 3,
+        "Tempest and its workers not found below the run: {tempest:?}"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     let killed_at = ended();
-    // The kernel takes Tempest with the harness: no Tempest tests a cloud for a run gone.
-    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    // The kernel takes Tempest and its workers with the harness, at once: no Tempest tests
+    // a cloud for a run gone (the workers of a run tied by the parent-death signal alone
+    // went on for up to 10 s).
+    let deadline = Instant::now() + std::time::Duration::from_secs(2);
     while tempest.iter().any(|&p| alive(p)) && Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }

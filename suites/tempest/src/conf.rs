@@ -56,7 +56,20 @@ fn value(key: &str, v: &str) -> Result<String, String> {
     Ok(v.replace('$', "$$"))
 }
 
-/// The text of tempest.conf (it holds the password: write it to a private file only).
+/// The password, for Tempest's environment rather than tempest.conf: oslo.config reads
+/// `OS_<GROUP>__<OPTION>` before the file (with the same `$` interpolation, escaped the same
+/// way), so no file of the run holds it, and a run killed outright leaves none behind.
+pub fn secret_env(c: &ConfInput<'_>) -> Result<Vec<(&'static str, String)>, String> {
+    let password = value("the password", c.password)?;
+    let mut env = vec![("OS_AUTH__ADMIN_PASSWORD", password.clone())];
+    if c.heat {
+        env.push(("OS_HEAT_PLUGIN__PASSWORD", password.clone()));
+        env.push(("OS_HEAT_PLUGIN__ADMIN_PASSWORD", password));
+    }
+    Ok(env)
+}
+
+/// The text of tempest.conf (no password: that is [`secret_env`]'s).
 pub fn render(c: &ConfInput<'_>) -> Result<String, String> {
     let uri = if c.auth_url.trim_end_matches('/').ends_with("/v3") {
         c.auth_url.trim_end_matches('/').to_owned()
@@ -76,10 +89,9 @@ pub fn render(c: &ConfInput<'_>) -> Result<String, String> {
     let _ = write!(
         s,
         "[auth]\nuse_dynamic_credentials = true\ncreate_isolated_networks = {network}\n\
-         admin_username = {}\nadmin_password = {}\nadmin_project_name = {}\nadmin_domain_name = {}\n\
+         admin_username = {}\nadmin_project_name = {}\nadmin_domain_name = {}\n\
          default_credentials_domain_name = {}\n\n",
         value("the user name", c.username)?,
-        value("the password", c.password)?,
         value("the project name", c.project)?,
         value("the user domain", c.user_domain)?,
         value("the project domain", c.project_domain)?,
@@ -136,17 +148,15 @@ pub fn render(c: &ConfInput<'_>) -> Result<String, String> {
         // heat-tempest-plugin reads its own credentials and images.
         let _ = write!(
             s,
-            "[heat_plugin]\nauth_url = {}\nauth_version = 3\nusername = {}\npassword = {}\nproject_name = {}\n\
-             user_domain_name = {}\nproject_domain_name = {}\nadmin_username = {}\nadmin_password = {}\n\
+            "[heat_plugin]\nauth_url = {}\nauth_version = 3\nusername = {}\nproject_name = {}\n\
+             user_domain_name = {}\nproject_domain_name = {}\nadmin_username = {}\n\
              endpoint_type = {interface}\ndisable_ssl_certificate_validation = {}\n",
             value("the auth URL", &uri)?,
             value("the user name", c.username)?,
-            value("the password", c.password)?,
             value("the project name", c.project)?,
             value("the user domain", c.user_domain)?,
             value("the project domain", c.project_domain)?,
             value("the user name", c.username)?,
-            value("the password", c.password)?,
             c.insecure,
         );
         if let Some(r) = c.region {
@@ -215,16 +225,18 @@ mod tests {
         ] {
             assert!(s.contains(line), "{line:?} missing from:\n{s}");
         }
-        assert_eq!(s.matches("admin_password = pw\n").count(), 1);
+        assert!(!s.contains("pw"), "the password is in the file:\n{s}");
         assert!(!s.contains("[dashboard]"));
     }
 
     #[test]
     fn values_are_written_as_oslo_config_reads_them_or_refused() {
-        let s = render(&input("a$b")).unwrap();
-        assert!(s.contains("admin_password = a$$b\n"), "{s}");
+        assert_eq!(
+            secret_env(&input("a$b")).unwrap(),
+            [("OS_AUTH__ADMIN_PASSWORD", "a$$b".to_owned())]
+        );
         for bad in ["sec\nret", " secret", "secret\r"] {
-            let e = render(&input(bad)).unwrap_err();
+            let e = secret_env(&input(bad)).unwrap_err();
             assert!(e.contains("the password"), "{e}");
             assert!(!e.contains("sec"), "the value leaked: {e}");
         }
@@ -254,6 +266,15 @@ mod tests {
         i.public_network_id = Some("ext-net-id");
         i.heat = true;
         let s = render(&i).unwrap();
+        assert!(!s.contains("pw"), "the password is in the file:\n{s}");
+        let env = secret_env(&i).unwrap();
+        assert_eq!(
+            env.len(),
+            3,
+            "{:?}",
+            env.iter().map(|e| e.0).collect::<Vec<_>>()
+        );
+        assert!(env.iter().all(|(k, v)| k.starts_with("OS_") && v == "pw"));
         for line in [
             "[compute]\nendpoint_type = internal\nimage_ref = img-1\nimage_ref_alt = img-1\nflavor_ref = 42\nflavor_ref_alt = 42\n",
             "[network]\nendpoint_type = internal\npublic_network_id = ext-net-id\n",

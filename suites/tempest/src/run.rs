@@ -115,7 +115,7 @@ const CLEANUP_SWEEP: Duration = Duration::from_secs(40);
 /// run, known within seconds) and its last (the tests), each published once.
 #[derive(Default)]
 pub struct Shared {
-    started: Mutex<Option<(Slot, Slot, ProgressSlot)>>,
+    started: Mutex<Option<(Slot, Slot, ProgressSlot, Sweep)>>,
 }
 
 impl Shared {
@@ -123,7 +123,7 @@ impl Shared {
     /// (a service not tested, a level without its tests, credentials refused), so that its
     /// check ends at once; the last one otherwise. Started by the first caller.
     pub async fn report(&self, cx: &CheckContext, service: &str) -> Arc<Report> {
-        let (mut early, mut last, mut progress) = {
+        let (mut early, mut last, mut progress, sweep) = {
             let mut started = self.started.lock().await;
             match &*started {
                 Some(slots) => slots.clone(),
@@ -142,15 +142,10 @@ impl Shared {
                     };
                     let target = cx.target().clone();
                     let cancel = cx.cancel().clone();
-                    // Registered before Tempest can start: the runner runs it when this check
-                    // ends however it ends (Ctrl-C included), within its cleanup deadline.
                     let sweep: Sweep = Arc::default();
-                    cx.on_cleanup_async(
-                        "remove the tempest-* objects the Tempest run created in Keystone",
-                        cleanup_sweep(sweep.clone(), last.clone()),
-                    );
+                    let run_sweep = sweep.clone();
                     tokio::spawn(async move {
-                        let report = drive(&target, &cancel, &early_tx, &sweep, start).await;
+                        let report = drive(&target, &cancel, &early_tx, &run_sweep, start).await;
                         let report = Arc::new(report);
                         early_tx.send_if_modified(|r| {
                             r.get_or_insert_with(|| report.clone());
@@ -158,11 +153,18 @@ impl Shared {
                         });
                         let _ = last_tx.send(Some(report));
                     });
-                    *started = Some((early.clone(), last.clone(), progress.clone()));
-                    (early, last, progress)
+                    *started = Some((early.clone(), last.clone(), progress.clone(), sweep.clone()));
+                    (early, last, progress, sweep)
                 }
             }
         };
+        // Every check of the run registers it (before Tempest can start, for the first): the
+        // runner runs it when that check ends however it ends (Ctrl-C included), within its
+        // cleanup deadline, and the sweep is done once.
+        cx.on_cleanup_async(
+            "remove the tempest-* objects the Tempest run created in Keystone",
+            cleanup_sweep(sweep, last.clone(), cx.cancel().clone()),
+        );
         let first = match early.wait_for(Option::is_some).await {
             Ok(r) => r.clone().unwrap_or_else(unreachable_report),
             Err(_) => unreachable_report(),
@@ -192,9 +194,19 @@ impl Shared {
     }
 }
 
-/// The check cleanup: once the run has stopped (or after [`CLEANUP_WAIT`]), the sweep the
-/// run did not do; an error names what may be left.
-async fn cleanup_sweep(sweep: Sweep, mut last: Slot) -> Result<(), String> {
+/// A check's cleanup: the sweep the run did not do, once the run has stopped (or, when the
+/// run was cancelled, after [`CLEANUP_WAIT`]); an error names what may be left.
+///
+/// A check may end long before the run (a service Tempest does not test is judged from the
+/// first report, in seconds): while the run goes on, uncancelled, the sweep is the run's own,
+/// at its end, or that of a check still waiting for it. Sweeping then would delete the
+/// dynamic credentials of the classes still running: it did, and their tests failed with
+/// "Could not find user" (`run --suite rc1`, where `tempest.compute` could start the run and
+/// end first; CI saw UsersV3TestJSON.test_user_update fail so).
+async fn cleanup_sweep(sweep: Sweep, mut last: Slot, cancel: CancelToken) -> Result<(), String> {
+    if last.borrow().is_none() && !cancel.is_cancelled() {
+        return Ok(());
+    }
     let _ = tokio::time::timeout(CLEANUP_WAIT, last.wait_for(Option::is_some)).await;
     let mut st = sweep.lock().await;
     if std::mem::replace(&mut st.done, true) {
@@ -512,7 +524,7 @@ async fn in_workspace(
         _ => None,
     };
     let ws_text = ws.display().to_string();
-    let text = conf::render(&ConfInput {
+    let input = ConfInput {
         auth_url: &creds.auth_url,
         username: &creds.username,
         password: creds.password.expose(),
@@ -531,7 +543,9 @@ async fn in_workspace(
         flavor_ref: cfg.flavor_ref.as_deref(),
         public_network_id: cfg.public_network_id.as_deref(),
         heat: offered("orchestration").is_some_and(Offer::tested),
-    })?;
+    };
+    let text = conf::render(&input)?;
+    let secret = conf::secret_env(&input)?;
     ran.services_line = available
         .iter()
         .map(|(k, on)| format!("{k} = {on}"))
@@ -543,6 +557,7 @@ async fn in_workspace(
     // The total, for progress and for "selected but never reported".
     let mut list = proc::command(&tempest, &bin, home);
     list.current_dir(&ws)
+        .envs(secret.iter().map(|(k, v)| (*k, v)))
         .args(["run", "--list-tests", "--config-file"])
         .arg(&conf_path)
         .args(["--regex", &ran.regex]);
@@ -609,6 +624,7 @@ async fn in_workspace(
     }
     let mut cmd = proc::tied(&tempest, &bin, home);
     cmd.current_dir(&ws)
+        .envs(secret.iter().map(|(k, v)| (*k, v)))
         .args(["run", "--subunit", "--config-file"])
         .arg(&conf_path)
         .args(["--concurrency", &cfg.concurrency.to_string()]);
@@ -660,5 +676,25 @@ mod tests {
         assert!(inc[0].contains("smoke"));
         assert!(exc.is_empty());
         assert!(selection(&cfg, UpstreamLevel::Full, &[]).0.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_check_that_ends_while_the_run_goes_on_leaves_the_sweep_to_the_run() {
+        let sweep: Sweep = Arc::default();
+        let (last_tx, last) = watch::channel(None);
+        // The run goes on, uncancelled: the check's cleanup sweeps nothing (the sweep is
+        // not marked done, so the run's own still happens) and returns at once.
+        let started = std::time::Instant::now();
+        cleanup_sweep(sweep.clone(), last.clone(), CancelToken::never())
+            .await
+            .unwrap();
+        assert!(started.elapsed() < CLEANUP_WAIT / 10);
+        assert!(!sweep.lock().await.done, "swept while the run went on");
+        // Once the run has stopped, the sweep is done (once).
+        let _ = last_tx.send(Some(unreachable_report()));
+        cleanup_sweep(sweep.clone(), last, CancelToken::never())
+            .await
+            .unwrap();
+        assert!(sweep.lock().await.done);
     }
 }
