@@ -274,10 +274,19 @@ impl State {
         }
         let mut ed = Edits { kinds, src: None };
         let mut from = 0;
-        if self.env.is_some() && find_token(l.as_bytes(), "name", 0).is_some() {
-            // Another entry's name: the one awaiting its value had none (a JUnit testcase
-            // named `kolla.api.token-issue`, then `<property name="requirements" value=…>`).
-            self.env = None;
+        if self.env.is_some() {
+            // Another entry's name, before any value on the line: the entry awaiting its
+            // value had none (a JUnit testcase named `kolla.api.token-issue`, then
+            // `<property name="requirements" value=…>`). A value first is the awaited one
+            // (`"value": "…"}, {"name": …`).
+            let b = l.as_bytes();
+            let name = find_token(b, "name", 0)
+                .filter(|&(s, e)| value_span(b, s, e, "name").is_some())
+                .map(|(s, _)| s);
+            let value = find_token(b, "value", 0).map(|(s, _)| s);
+            if name.is_some_and(|n| value.is_none_or(|v| n < v)) {
+                self.env = None;
+            }
         }
         if self.env.is_none()
             && let Some((kind, at)) = env_name(l.as_bytes())

@@ -242,6 +242,21 @@ fn more_forms() -> Vec<(String, Vec<&'static str>, String)> {
             format!("<pre>{{&#34;password&#34;: &#34;{PW}&#34;}}</pre>"),
             vec!["password"],
         ),
+        // An env entry's value on a line that names the next entry, or holds `name` later.
+        row(
+            format!(
+                "[{{\"name\": \"OS_PASSWORD\",\n \"value\": \"{PW}\"}}, {{\"name\": \"OS_REGION_NAME\", \"value\": \"r\"}}]"
+            ),
+            vec!["password"],
+        ),
+        row(
+            format!("- name: OS_PASSWORD\n  value: {PW}  # name above"),
+            vec!["password"],
+        ),
+        row(
+            format!("- name: DB_PASSWORD\n  value: \"svc name {PW}\""),
+            vec!["password"],
+        ),
         row(
             format!("<system-out>&quot;password&quot;: &quot;{PW}&quot;</system-out>"),
             vec!["password"],

@@ -218,12 +218,29 @@ pub fn rejudge(
                 .to_owned(),
         );
     }
-    if j.certification.certifiable != r.certification.certifiable {
+    // The reason for unobserved mandatory requirements is recomputed from the statuses
+    // checked above, and counts below whatever the bundle records: a bundle signed before
+    // the rule is judged by it, not called tampered.
+    let other = |c: &judge::Certification| -> Vec<String> {
+        c.reasons
+            .iter()
+            .filter(|x| !x.contains(judge::UNOBSERVED))
+            .cloned()
+            .collect()
+    };
+    let (recorded, recomputed) = (other(&r.certification), other(&j.certification));
+    if r.certification.certifiable != r.certification.reasons.is_empty() {
+        problems.push(format!(
+            "results.json records certifiable = {} with {} reason(s) it is not",
+            r.certification.certifiable,
+            r.certification.reasons.len()
+        ));
+    } else if recorded.is_empty() != recomputed.is_empty() {
         problems.push(format!(
             "results.json records certifiable = {}, its conditions give {}",
             r.certification.certifiable, j.certification.certifiable
         ));
-    } else if j.certification != r.certification {
+    } else if recorded != recomputed {
         problems.push(format!(
             "results.json records other reasons it is not certifiable ({}) than its conditions give ({})",
             r.certification.reasons.join("; "),

@@ -210,8 +210,8 @@ fn upstream_suite(
             .and_then(|t| t.split(' ').next())
             .and_then(|t| t.parse::<f64>().ok())
             .filter(|t| t.is_finite() && *t >= 0.0)
-            .map_or(Duration::ZERO, Duration::from_secs_f64);
-        total += time;
+            .map_or(Duration::ZERO, seconds);
+        total = total.saturating_add(time).min(LONGEST);
         let detail = rest.split_once(": ").map_or("", |(_, d)| d);
         let st = match word {
             "passed" => TestCaseStatus::success(),
@@ -269,12 +269,24 @@ fn split_status(said: &str) -> (&str, &str) {
     (&said[..end], &said[end..])
 }
 
+/// The longest time written (about 31 years): longer ones come from damaged results, and
+/// JUnit readers cannot parse `Duration::MAX` back.
+const LONGEST: Duration = Duration::from_secs(1_000_000_000);
+
+/// Seconds from results that may be damaged or hostile (negative, NaN, 1e300): never a
+/// panic, at most [`LONGEST`].
+fn seconds(s: f64) -> Duration {
+    Duration::try_from_secs_f64(s.max(0.0))
+        .unwrap_or(LONGEST)
+        .min(LONGEST)
+}
+
 /// Renders `junit.xml`.
 pub fn render_junit(results: &RunResults) -> Result<String, ReportError> {
     let mut report = Report::new(format!("nfvi-verify {}", results.suite.name));
     report
         .set_timestamp(results.started_at.fixed_offset())
-        .set_time(Duration::from_secs_f64(results.duration_secs.max(0.0)));
+        .set_time(seconds(results.duration_secs));
     let mut present: Vec<Area> = results.checks.iter().map(|c| c.area).collect();
     present.sort();
     present.dedup();
@@ -309,8 +321,8 @@ pub fn render_junit(results: &RunResults) -> Result<String, ReportError> {
                 ),
             };
             let mut tc = TestCase::new(name, status(c, results.strict));
-            let time = Duration::from_secs_f64(c.duration_secs.max(0.0));
-            total += time;
+            let time = seconds(c.duration_secs);
+            total = total.saturating_add(time).min(LONGEST);
             tc.set_classname(case_classname).set_time(time);
             if let Some(t) = c.started_at {
                 tc.set_timestamp(t.fixed_offset());

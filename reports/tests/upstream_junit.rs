@@ -116,3 +116,26 @@ fn upstream_tests_are_testcases_that_follow_their_check() {
     let areas: std::collections::BTreeSet<_> = r.checks.iter().map(|c| c.area).collect();
     assert_eq!(report.test_suites.len(), areas.len() + 3);
 }
+
+#[test]
+fn hostile_times_never_panic() {
+    let mut r = synthetic_rc2_failing();
+    r.duration_secs = 1e300;
+    r.checks[0].duration_secs = f64::NAN;
+    r.checks[1].duration_secs = f64::INFINITY;
+    r.checks[2].duration_secs = -5.0;
+    for (k, v) in [
+        ("test a", "passed in 1e20 s"),
+        ("test b", "failed in inf s: x"),
+        ("test c", "passed in -3 s"),
+        ("test d", "weird"),
+        ("test ", ""),
+    ] {
+        r.checks[0]
+            .evidence
+            .properties
+            .insert(k.to_owned(), v.to_owned());
+    }
+    let xml = nfvi_reports::render_junit(&r).unwrap();
+    quick_junit::Report::deserialize_from_str(&xml).unwrap();
+}

@@ -548,6 +548,75 @@ fn a_result_whose_declared_severity_was_lowered_is_named_as_tampering() {
     );
 }
 
+/// A bundle signed before the rule that unobserved mandatory requirements stand in the way
+/// of certification (its results.json records certifiable without that reason): verify
+/// judges it by the rule, not certifiable with the reason, and does not call it tampered.
+#[test]
+fn a_bundle_from_before_the_unobserved_rule_is_judged_by_it_not_called_tampered() {
+    if !have_ssh_keygen() {
+        return;
+    }
+    use nfvi_harness::Status;
+    use nfvi_harness::results::RunResults;
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let _ = nfvi()
+        .args(["run", "--suite", "host", "--no-progress", "--out"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    let path = run.join("results.json");
+    let mut r = RunResults::load(&path).unwrap();
+    // Every check of one mandatory requirement skipped, as when nothing could observe it.
+    let req = r
+        .requirements
+        .iter()
+        .find(|q| q.row.mandatory && q.row.applies && !q.row.checks.is_empty())
+        .unwrap()
+        .row
+        .clone();
+    for c in r.checks.iter_mut().filter(|c| req.checks.contains(&c.id)) {
+        c.outcome = Status::Skipped;
+    }
+    let model = nfvi_reference_model::load_embedded().unwrap();
+    let j = nfvi_harness::judge::rejudge(&r, &model, model.suite("host").unwrap(), None);
+    r.verdict = j.verdict;
+    r.totals = j.totals;
+    for (q, (_, s)) in r.requirements.iter_mut().zip(j.statuses) {
+        q.status = s;
+    }
+    // What the older release recorded: every other reason, and not this one.
+    let reasons: Vec<String> = j
+        .certification
+        .reasons
+        .iter()
+        .filter(|x| !x.contains(nfvi_harness::judge::UNOBSERVED))
+        .cloned()
+        .collect();
+    assert!(
+        reasons.len() < j.certification.reasons.len(),
+        "{:?}",
+        j.certification
+    );
+    r.certification.certifiable = reasons.is_empty();
+    r.certification.reasons = reasons;
+    std::fs::write(&path, r.to_json()).unwrap();
+    let (key, signers) = signing_key(dir.path(), "lab@example.com");
+    let bundle = dir.path().join("B.tar.gz");
+    bundle_run(&run, &key, &bundle);
+    let out = nfvi()
+        .arg("verify")
+        .arg(&bundle)
+        .arg("--allowed-signers")
+        .arg(&signers)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_contains(&text, nfvi_harness::judge::UNOBSERVED);
+    assert_contains(&text, req.id.as_str());
+}
+
 /// A bundle whose reference model was changed, with every hash and the signature made anew
 /// (what a signer could do to loosen the rules it is judged by): valid, judged by its own
 /// model, but not certifiable, since only the model a release embeds certifies.

@@ -366,9 +366,10 @@ fn a_killed_tempest_run_takes_tempest_with_it_and_resumes_with_only_the_tests_le
     }
     // Tempest and its stestr workers (concurrency 2), all of them below the harness.
     let tempest = descendants_with(child.id(), "tempest");
+    let workers = descendants_with(child.id(), "stestr");
     assert!(
-        tempest.len() >= 3,
-        "Tempest and its workers not found below the run: {tempest:?}"
+        workers.len() >= 2 && tempest.len() > workers.len(),
+        "Tempest and its two stestr workers not found below the run: {tempest:?}, workers {workers:?}"
     );
     child.kill().unwrap();
     child.wait().unwrap();
@@ -391,9 +392,12 @@ fn a_killed_tempest_run_takes_tempest_with_it_and_resumes_with_only_the_tests_le
         .filter(|x| !found_before.contains(x))
         .collect();
     eprintln!(
-        "the kill left {} tempest-* project(s) and user(s) in Keystone",
+        "the kill left {} tempest-* object(s) in Keystone",
         left_by_kill.len()
     );
+    // Classes were running: their dynamic credentials are there for the resume to remove
+    // (7 to 11 objects in every kill measured).
+    assert!(!left_by_kill.is_empty(), "the kill left nothing to remove");
     let lines = lines.join().unwrap();
     assert!(
         lines
@@ -436,10 +440,8 @@ fn a_killed_tempest_run_takes_tempest_with_it_and_resumes_with_only_the_tests_le
     assert!(passed > 100.0, "{passed} passed in all");
     // The resume removed what the kill left (and its own run's sweep what it made).
     assert_eq!(keystone_tempest_objects(), found_before);
-    if !left_by_kill.is_empty() {
-        let notes = props["keystone leftovers"].as_str().unwrap_or_default();
-        assert!(notes.contains("left by the killed run"), "{notes}");
-    }
+    let notes = props["keystone leftovers"].as_str().unwrap_or_default();
+    assert!(notes.contains("left by the killed run"), "{notes}");
     eprintln!(
         "killed after {killed_at} tests; the resumed run carried {n} and took {:.0} s; {passed} passed in all",
         started.elapsed().as_secs_f64()

@@ -144,8 +144,14 @@ pub fn verdict_with_totals(
     }
 }
 
+/// The words of the reason a run with unobserved mandatory requirements gives (a rule
+/// added after the first bundles were signed: `verify` recomputes it rather than holding an
+/// older bundle's record against it).
+pub const UNOBSERVED: &str = "mandatory requirement(s) were not observed";
+
 /// Whether the run can stand as a certification record: the whole suite, run as the suite
-/// says, with waivers the suite allows and evidence whose origin was checked.
+/// says, with waivers the suite allows, evidence whose origin was checked, and every
+/// mandatory requirement observed.
 pub fn certification(r: &RunResults) -> Certification {
     let mut reasons = Vec::new();
     let c = &r.conditions;
@@ -209,7 +215,7 @@ pub fn certification(r: &RunResults) -> Certification {
             n => format!(" and {n} more"),
         };
         reasons.push(format!(
-            "{} mandatory requirement(s) were not observed: every check covering them was skipped ({}{more}); a certification record needs each one verified, waived or not testable by software",
+            "{} {UNOBSERVED}: every check covering them was skipped ({}{more}); a certification record needs each one verified, waived or not testable by software",
             unobserved.len(),
             unobserved[..shown].join(", ")
         ));

@@ -230,13 +230,13 @@ fn without_an_address_the_probe_is_an_error_and_no_negative_check_passes() {
 fn a_silent_control_makes_the_negative_judge_an_error() {
     with_pair("silent", |engine, _, a, b, _| async move {
         let own = a.ip.expect("a has an address");
-        // An address of a's subnet that nobody holds, so the control is silent. A fixed
+        // An address of a's subnet that nobody holds, so that the control is silent. A fixed
         // address is not enough: tests run beside each other, and Podman once gave .250 to
-        // another test's container (CI, 2026-11-30). The engines' allocators hand out
-        // addresses in order, so one below a's that is silent now stays free for the
-        // moments this test needs it.
+        // another test's container (CI, 2026-11-30). Candidates below a's (allocators that go
+        // on from the last address leave those alone; one that takes the lowest free goes
+        // there first, hence the second probe): an address silent to both probes is used.
         let mut silent = None;
-        for k in 2..40u32 {
+        for k in 2..60u32 {
             let host = (u32::from(own) & 0xff).wrapping_sub(k) & 0xff;
             if host < 2 || host == 255 {
                 continue;
@@ -247,17 +247,22 @@ fn a_silent_control_makes_the_negative_judge_an_error() {
             }
             let control = probe::echo(probe::netns_of(a.pid), candidate, EchoPlan::default()).await;
             let c = control.clone().unwrap_or_else(|e| panic!("{engine}: {e}"));
-            if !c.answered() {
-                silent = Some((candidate, control));
-                break;
+            if c.answered() {
+                eprintln!(
+                    "{engine}: {candidate} is held ({}); trying another",
+                    c.summary()
+                );
+                continue;
             }
-            eprintln!(
-                "{engine}: {candidate} is held ({}); trying another",
-                c.summary()
-            );
+            let p = probe::echo(probe::netns_of(a.pid), candidate, EchoPlan::default()).await;
+            if p.as_ref().is_ok_and(|e| e.answered()) {
+                eprintln!("{engine}: {candidate} was taken between the probes; trying another");
+                continue;
+            }
+            silent = Some((control, p));
+            break;
         }
-        let (nobody, control) = silent.expect("an address of a's subnet nobody holds");
-        let p = probe::echo(probe::netns_of(a.pid), nobody, EchoPlan::default()).await;
+        let (control, p) = silent.expect("an address of a's subnet nobody holds");
         let o = judge_unreachable("a -> nobody", &control, "a -> nobody", &p);
         assert_eq!(o.status, Status::Error, "{engine}: {}", o.message);
         assert!(o.message.contains("could not observe"), "{}", o.message);

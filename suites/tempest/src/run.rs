@@ -14,7 +14,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nfvi_harness::cancel::CancelToken;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use nfvi_harness::cancel::{CancelLevel, CancelReason, CancelSource, CancelToken};
 use nfvi_harness::ledger::Ledger;
 use nfvi_harness::target::UpstreamLevel;
 use nfvi_harness::{CheckContext, Progress, Target};
@@ -97,12 +99,18 @@ struct Start {
 }
 
 /// Tempest's projects and users before the run, and whether the sweep of those that
-/// appeared during it was done (by the run, or by the cleanup of the check that started it).
+/// appeared during it was done (by the run, or by the cleanup of one of its checks).
 #[derive(Default)]
 struct SweepState {
     before: Option<(Credentials, Found)>,
     done: bool,
+    /// The checks waiting for the run's last report (their services are tested).
+    waiting: usize,
 }
+
+/// What the checks of one run share: its reports, its progress, the sweep, and the run's
+/// own stop (the run-wide cancellation forwarded, or no check left waiting for it).
+type Started = (Slot, Slot, ProgressSlot, Sweep, Arc<CancelSource>);
 
 type Sweep = Arc<Mutex<SweepState>>;
 
@@ -115,7 +123,7 @@ const CLEANUP_SWEEP: Duration = Duration::from_secs(40);
 /// run, known within seconds) and its last (the tests), each published once.
 #[derive(Default)]
 pub struct Shared {
-    started: Mutex<Option<(Slot, Slot, ProgressSlot, Sweep)>>,
+    started: Mutex<Option<Started>>,
 }
 
 impl Shared {
@@ -123,7 +131,7 @@ impl Shared {
     /// (a service not tested, a level without its tests, credentials refused), so that its
     /// check ends at once; the last one otherwise. Started by the first caller.
     pub async fn report(&self, cx: &CheckContext, service: &str) -> Arc<Report> {
-        let (mut early, mut last, mut progress, sweep) = {
+        let (mut early, mut last, mut progress, sweep, stop_run) = {
             let mut started = self.started.lock().await;
             match &*started {
                 Some(slots) => slots.clone(),
@@ -141,11 +149,22 @@ impl Shared {
                         progress: progress_tx,
                     };
                     let target = cx.target().clone();
-                    let cancel = cx.cancel().clone();
+                    // The run stops when the run of checks is cancelled, or when no check
+                    // waits for it any more (see `cleanup_sweep`).
+                    let (stop_run, stop) = CancelSource::new();
+                    let stop_run = Arc::new(stop_run);
+                    let (forward_to, run_cancel) = (stop_run.clone(), cx.cancel().clone());
+                    tokio::spawn(async move {
+                        for level in [CancelLevel::Graceful, CancelLevel::Hard] {
+                            run_cancel.reached(level).await;
+                            forward_to
+                                .escalate(run_cancel.reason().unwrap_or(CancelReason::Interrupt));
+                        }
+                    });
                     let sweep: Sweep = Arc::default();
                     let run_sweep = sweep.clone();
                     tokio::spawn(async move {
-                        let report = drive(&target, &cancel, &early_tx, &run_sweep, start).await;
+                        let report = drive(&target, &stop, &early_tx, &run_sweep, start).await;
                         let report = Arc::new(report);
                         early_tx.send_if_modified(|r| {
                             r.get_or_insert_with(|| report.clone());
@@ -153,17 +172,30 @@ impl Shared {
                         });
                         let _ = last_tx.send(Some(report));
                     });
-                    *started = Some((early.clone(), last.clone(), progress.clone(), sweep.clone()));
-                    (early, last, progress, sweep)
+                    *started = Some((
+                        early.clone(),
+                        last.clone(),
+                        progress.clone(),
+                        sweep.clone(),
+                        stop_run.clone(),
+                    ));
+                    (early, last, progress, sweep, stop_run)
                 }
             }
         };
         // Every check of the run registers it (before Tempest can start, for the first): the
         // runner runs it when that check ends however it ends (Ctrl-C included), within its
         // cleanup deadline, and the sweep is done once.
+        let waiter = Arc::new(AtomicBool::new(false));
         cx.on_cleanup_async(
             "remove the tempest-* objects the Tempest run created in Keystone",
-            cleanup_sweep(sweep, last.clone(), cx.cancel().clone()),
+            cleanup_sweep(
+                sweep.clone(),
+                last.clone(),
+                cx.cancel().clone(),
+                stop_run,
+                waiter.clone(),
+            ),
         );
         let first = match early.wait_for(Option::is_some).await {
             Ok(r) => r.clone().unwrap_or_else(unreachable_report),
@@ -172,6 +204,8 @@ impl Shared {
         if let Report::Ran(r) = &*first
             && r.selected.contains(&service)
         {
+            sweep.lock().await.waiting += 1;
+            waiter.store(true, Ordering::SeqCst);
             // Every check waiting for the run shows its progress.
             let forward = async {
                 while progress.changed().await.is_ok() {
@@ -202,10 +236,26 @@ impl Shared {
 /// at its end, or that of a check still waiting for it. Sweeping then would delete the
 /// dynamic credentials of the classes still running: it did, and their tests failed with
 /// "Could not find user" (`run --suite rc1`, where `tempest.compute` could start the run and
-/// end first; CI saw UsersV3TestJSON.test_user_update fail so).
-async fn cleanup_sweep(sweep: Sweep, mut last: Slot, cancel: CancelToken) -> Result<(), String> {
+/// end first; CI saw UsersV3TestJSON.test_user_update fail so). But when the last check
+/// waiting for the run ends without its report (each timed out), nothing would ever judge
+/// or sweep it: the run is stopped, and swept here.
+async fn cleanup_sweep(
+    sweep: Sweep,
+    mut last: Slot,
+    cancel: CancelToken,
+    stop_run: Arc<CancelSource>,
+    waiter: Arc<AtomicBool>,
+) -> Result<(), String> {
+    let no_one_waits = waiter.load(Ordering::SeqCst) && {
+        let mut st = sweep.lock().await;
+        st.waiting = st.waiting.saturating_sub(1);
+        st.waiting == 0
+    };
     if last.borrow().is_none() && !cancel.is_cancelled() {
-        return Ok(());
+        if !no_one_waits {
+            return Ok(());
+        }
+        stop_run.escalate(CancelReason::Terminate);
     }
     let _ = tokio::time::timeout(CLEANUP_WAIT, last.wait_for(Option::is_some)).await;
     let mut st = sweep.lock().await;
@@ -428,7 +478,7 @@ async fn drive_unmasked(
             ),
             _ => ran
                 .leftovers
-                .push("swept by the cleanup of the check that started the run".to_owned()),
+                .push("swept by the cleanup of one of the run's checks".to_owned()),
         }
     }
     if let Err(e) = scratch.close() {
@@ -681,20 +731,36 @@ mod tests {
     #[tokio::test]
     async fn a_check_that_ends_while_the_run_goes_on_leaves_the_sweep_to_the_run() {
         let sweep: Sweep = Arc::default();
+        sweep.lock().await.waiting = 2;
         let (last_tx, last) = watch::channel(None);
-        // The run goes on, uncancelled: the check's cleanup sweeps nothing (the sweep is
-        // not marked done, so the run's own still happens) and returns at once.
+        let (stop_run, stopped) = CancelSource::new();
+        let stop_run = Arc::new(stop_run);
+        let cleanup = |waits: bool| {
+            cleanup_sweep(
+                sweep.clone(),
+                last.clone(),
+                CancelToken::never(),
+                stop_run.clone(),
+                Arc::new(AtomicBool::new(waits)),
+            )
+        };
+        // The run goes on, uncancelled: the cleanup of a check that did not wait for it (a
+        // service not tested), and of one of two that did, sweeps nothing (the sweep is not
+        // marked done, so the run's own still happens), stops nothing and returns at once.
         let started = std::time::Instant::now();
-        cleanup_sweep(sweep.clone(), last.clone(), CancelToken::never())
-            .await
-            .unwrap();
+        cleanup(false).await.unwrap();
+        cleanup(true).await.unwrap();
         assert!(started.elapsed() < CLEANUP_WAIT / 10);
         assert!(!sweep.lock().await.done, "swept while the run went on");
-        // Once the run has stopped, the sweep is done (once).
-        let _ = last_tx.send(Some(unreachable_report()));
-        cleanup_sweep(sweep.clone(), last, CancelToken::never())
+        assert!(!stopped.is_cancelled(), "a run others wait for was stopped");
+        // The last check waiting ends without the report (it timed out): the run is stopped,
+        // and once it has stopped, swept.
+        let last_one = tokio::spawn(cleanup(true));
+        tokio::time::timeout(Duration::from_secs(5), stopped.cancelled())
             .await
-            .unwrap();
+            .expect("the run no check waits for is stopped");
+        let _ = last_tx.send(Some(unreachable_report()));
+        last_one.await.unwrap().unwrap();
         assert!(sweep.lock().await.done);
     }
 }

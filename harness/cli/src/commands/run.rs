@@ -114,7 +114,7 @@ fn run_journaled(args: &RunArgs, observed: &mut Observed) -> CmdResult {
     let kept;
     let selection = match (&resume, &args.selection.target) {
         (Some(r), None) if r.dir.join("target.toml").is_file() => {
-            crate::trusted::check_dir(&r.dir).map_err(CliError::bad_input)?;
+            crate::trusted::check_source_dir(&r.dir).map_err(CliError::bad_input)?;
             let file = r.dir.join("target.toml");
             eprintln!(
                 "nfvi-verify: resuming with the killed run's target, {}",
