@@ -485,6 +485,61 @@ fn bad_input_is_refused_with_exit_2() {
     );
 }
 
+/// A host run's directory and its results (it exits 1 on this machine, not conformant; its
+/// results are what matters).
+fn host_run() -> (
+    tempfile::TempDir,
+    PathBuf,
+    nfvi_harness::results::RunResults,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let _ = nfvi()
+        .args(["run", "--suite", "host", "--no-progress", "--out"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    let r = nfvi_harness::results::RunResults::load(&run.join("results.json")).unwrap();
+    (dir, run, r)
+}
+
+/// Judges `r` again after an edit, and makes its verdict, totals and requirement statuses
+/// agree with it (the certification is the caller's to record).
+fn rejudge_host(r: &mut nfvi_harness::results::RunResults) -> nfvi_harness::judge::Rejudged {
+    let model = nfvi_reference_model::load_embedded().unwrap();
+    let j = nfvi_harness::judge::rejudge(r, &model, model.suite("host").unwrap(), None);
+    r.verdict = j.verdict;
+    r.totals = j.totals.clone();
+    for (q, (_, s)) in r.requirements.iter_mut().zip(&j.statuses) {
+        q.status = *s;
+    }
+    j
+}
+
+/// Writes `r` as the run's results.json, bundles and signs the run anew, and verifies the
+/// bundle: the exit code and what verify printed.
+fn sign_and_verify(
+    dir: &Path,
+    run: &Path,
+    r: &nfvi_harness::results::RunResults,
+) -> (Option<i32>, String) {
+    std::fs::write(run.join("results.json"), r.to_json()).unwrap();
+    let (key, signers) = signing_key(dir, "lab@example.com");
+    let bundle = dir.join("B.tar.gz");
+    bundle_run(run, &key, &bundle);
+    let out = nfvi()
+        .arg("verify")
+        .arg(&bundle)
+        .arg("--allowed-signers")
+        .arg(&signers)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 /// A results.json edited by hand so that its failures weigh nothing (declared and effective
 /// severity lowered to `may`), and judged again so that verdict, totals, statuses and
 /// certification all agree with the edit: only what this build declares of its checks
@@ -495,17 +550,7 @@ fn a_result_whose_declared_severity_was_lowered_is_named_as_tampering() {
         return;
     }
     use nfvi_harness::check::Severity;
-    use nfvi_harness::results::RunResults;
-    let dir = tempfile::tempdir().unwrap();
-    let run = dir.path().join("run");
-    // Exits 1 on this machine (not conformant); its results are what matters.
-    let _ = nfvi()
-        .args(["run", "--suite", "host", "--no-progress", "--out"])
-        .arg(&run)
-        .output()
-        .unwrap();
-    let path = run.join("results.json");
-    let mut r = RunResults::load(&path).unwrap();
+    let (dir, run, mut r) = host_run();
     let lowered: Vec<String> = r
         .checks
         .iter_mut()
@@ -520,28 +565,11 @@ fn a_result_whose_declared_severity_was_lowered_is_named_as_tampering() {
         !lowered.is_empty(),
         "this machine fails mandatory host checks"
     );
-    let model = nfvi_reference_model::load_embedded().unwrap();
-    let j = nfvi_harness::judge::rejudge(&r, &model, model.suite("host").unwrap(), None);
+    let j = rejudge_host(&mut r);
     assert!(j.problems.is_empty(), "{:?}", j.problems);
-    r.verdict = j.verdict;
-    r.totals = j.totals;
     r.certification = j.certification;
-    for (q, (_, s)) in r.requirements.iter_mut().zip(j.statuses) {
-        q.status = s;
-    }
-    std::fs::write(&path, r.to_json()).unwrap();
-    let (key, signers) = signing_key(dir.path(), "lab@example.com");
-    let bundle = dir.path().join("B.tar.gz");
-    bundle_run(&run, &key, &bundle);
-    let out = nfvi()
-        .arg("verify")
-        .arg(&bundle)
-        .arg("--allowed-signers")
-        .arg(&signers)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(out.status.code(), Some(3), "{text}");
+    let (code, text) = sign_and_verify(dir.path(), &run, &r);
+    assert_eq!(code, Some(3), "{text}");
     assert_contains(
         &text,
         &format!("{}: recorded severity may, nfvi-verify", lowered[0]),
@@ -557,16 +585,7 @@ fn a_bundle_from_before_the_unobserved_rule_is_judged_by_it_not_called_tampered(
         return;
     }
     use nfvi_harness::Status;
-    use nfvi_harness::results::RunResults;
-    let dir = tempfile::tempdir().unwrap();
-    let run = dir.path().join("run");
-    let _ = nfvi()
-        .args(["run", "--suite", "host", "--no-progress", "--out"])
-        .arg(&run)
-        .output()
-        .unwrap();
-    let path = run.join("results.json");
-    let mut r = RunResults::load(&path).unwrap();
+    let (dir, run, mut r) = host_run();
     // Every check of one mandatory requirement skipped, as when nothing could observe it.
     let req = r
         .requirements
@@ -578,13 +597,7 @@ fn a_bundle_from_before_the_unobserved_rule_is_judged_by_it_not_called_tampered(
     for c in r.checks.iter_mut().filter(|c| req.checks.contains(&c.id)) {
         c.outcome = Status::Skipped;
     }
-    let model = nfvi_reference_model::load_embedded().unwrap();
-    let j = nfvi_harness::judge::rejudge(&r, &model, model.suite("host").unwrap(), None);
-    r.verdict = j.verdict;
-    r.totals = j.totals;
-    for (q, (_, s)) in r.requirements.iter_mut().zip(j.statuses) {
-        q.status = s;
-    }
+    let j = rejudge_host(&mut r);
     // What the older release recorded: every other reason, and not this one.
     let reasons: Vec<String> = j
         .certification
@@ -600,19 +613,8 @@ fn a_bundle_from_before_the_unobserved_rule_is_judged_by_it_not_called_tampered(
     );
     r.certification.certifiable = reasons.is_empty();
     r.certification.reasons = reasons;
-    std::fs::write(&path, r.to_json()).unwrap();
-    let (key, signers) = signing_key(dir.path(), "lab@example.com");
-    let bundle = dir.path().join("B.tar.gz");
-    bundle_run(&run, &key, &bundle);
-    let out = nfvi()
-        .arg("verify")
-        .arg(&bundle)
-        .arg("--allowed-signers")
-        .arg(&signers)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    let (code, text) = sign_and_verify(dir.path(), &run, &r);
+    assert_eq!(code, Some(1), "{text}");
     assert_contains(&text, nfvi_harness::judge::UNOBSERVED);
     assert_contains(&text, req.id.as_str());
 }
