@@ -364,6 +364,17 @@ async fn drive(
     let log = result?;
     let (junit, e2e_log) = pod::split_output(&log, r.mark)
         .map_err(|why| Outcome::error(format!("{what}: {why}")).with_property("progress", &last))?;
+    // The whole e2e.log counts last: a suite that ended before the follower read a line
+    // (a busy jump host) still shows its counts.
+    let mut whole = Progress::default();
+    for line in String::from_utf8_lossy(e2e_log.unwrap_or_default()).lines() {
+        whole.line(line);
+    }
+    let last = if whole.will_run.is_some() {
+        whole.summary()
+    } else {
+        last
+    };
     Ok((junit.to_vec(), e2e_log.map(<[u8]>::to_vec), last))
 }
 
